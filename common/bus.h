@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The message bus: an AMQP 0-9-1 client (librabbitmq-c) on a libuv loop.
+ * Publishing is confirmed and never blocks the loop; consuming uses manual
+ * acks with a prefetch window; the connection survives broker restarts by
+ * reconnecting with backoff, re-declaring the topology, re-attaching the
+ * consumers and re-sending every message the broker had not confirmed.
+ *
+ * Everything here runs on the loop's thread, except the TCP connect and the
+ * AMQP handshake, which run on libuv's thread pool so that a broker that
+ * accepts connections but does not answer cannot stall the loop.
+ */
+#ifndef MM_BUS_H
+#define MM_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+struct bus;
+
+struct bus_config {
+	/* amqp://user:password@host:port/vhost (vhost URL-encoded). */
+	const char *url;
+	/* AMQP app_id of published messages and the connection's name. */
+	const char *app_id;
+	/* Heartbeat in seconds; 0 means 10. */
+	unsigned heartbeat_s;
+	/* Unacknowledged deliveries per consumer; 0 means 64. */
+	unsigned prefetch;
+	/* Larger message bodies are dead-lettered unread; 0 means 4 MiB. */
+	size_t max_body;
+	/* Messages queued or unconfirmed before bus_publish() fails with
+	 * -ENOBUFS; 0 means 10000. */
+	size_t outbox_max;
+	/* Bytes published but not yet confirmed; 0 means 64 KiB. Kept below
+	 * the socket buffers, so a publish never blocks a stalled broker. */
+	size_t window_bytes;
+	/* Reconnect backoff bounds in ms; 0 means 100 and 10000. */
+	unsigned reconnect_min_ms;
+	unsigned reconnect_max_ms;
+	/* Connect and handshake timeout in ms; 0 means 5000. */
+	unsigned connect_timeout_ms;
+	/* Called on the loop each time the connection comes up or goes
+	 * down; reason is NULL when up. May be NULL. */
+	void (*state_cb)(struct bus *bus, bool up, const char *reason,
+	    void *arg);
+	void *state_arg;
+};
+
+/* Flags of bus_declare_exchange(). */
+#define BUS_DURABLE	0x1u
+#define BUS_INTERNAL	0x2u
+
+struct bus_queue_opts {
+	bool durable;
+	bool exclusive;
+	bool auto_delete;
+	/* x-max-length; 0 for unbounded. */
+	uint32_t max_length;
+	/* x-overflow drop-head (drop oldest) instead of reject-publish. */
+	bool drop_head;
+	/* x-message-ttl in ms; 0 for none. */
+	uint32_t message_ttl_ms;
+	/* x-dead-letter-exchange; NULL for none. */
+	const char *dead_letter_exchange;
+	/* x-expires in ms (queue deleted when unused); 0 for never. */
+	uint32_t expires_ms;
+};
+
+/* A message to publish. Strings may be NULL; the bus copies everything. */
+struct bus_msg {
+	const char *exchange;
+	const char *routing_key;
+	const void *body;
+	size_t len;
+	const char *content_type;
+	/* AMQP type: the full protobuf message name, e.g. "mm.v1.HostReport". */
+	const char *type;
+	/* NULL: the bus generates a unique id. */
+	const char *message_id;
+	const char *correlation_id;
+	const char *reply_to;
+	/* Seconds since the epoch; 0 means now. */
+	uint64_t timestamp;
+	/* Delivery mode 2: survives a broker restart in a durable queue. */
+	bool persistent;
+	/* Per-message TTL in ms; 0 for none. */
+	uint32_t expiration_ms;
+};
+
+/* A message received; valid only during the handler call. */
+struct bus_delivery {
+	const char *queue;
+	const char *exchange;
+	const char *routing_key;
+	const void *body;
+	size_t len;
+	/* Properties; empty strings when the publisher did not set them. */
+	const char *content_type;
+	const char *type;
+	const char *message_id;
+	const char *correlation_id;
+	const char *reply_to;
+	const char *app_id;
+	uint64_t timestamp;
+	bool redelivered;
+};
+
+enum bus_disposition {
+	BUS_ACK,	/* done with it */
+	BUS_REJECT,	/* malformed: dead-letter it, never redeliver */
+	BUS_REQUEUE,	/* could not handle it now: deliver again later */
+};
+
+typedef enum bus_disposition (*bus_handler_cb)(struct bus *bus,
+    const struct bus_delivery *d, void *arg);
+
+/* Called once per published message: status 0 when the broker confirmed
+ * it, -EIO when it refused it (basic.nack), -ECANCELED when the bus was
+ * closed before a confirm. */
+typedef void (*bus_confirm_cb)(struct bus *bus, int status, void *arg);
+
+typedef void (*bus_close_cb)(void *arg);
+
+struct bus_stats {
+	uint64_t published;	/* accepted by bus_publish() */
+	uint64_t confirmed;	/* acked by the broker */
+	uint64_t nacked;	/* refused by the broker */
+	uint64_t resent;	/* re-sent after a reconnect */
+	uint64_t dropped;	/* refused by bus_publish(): outbox full */
+	uint64_t delivered;	/* handed to a handler */
+	uint64_t acked;
+	uint64_t rejected;	/* dead-lettered, including oversized */
+	uint64_t oversized;	/* bodies over max_body */
+	uint64_t requeued;
+	uint64_t connects;	/* successful connections */
+	uint64_t connect_failures;
+	uint64_t disconnects;
+	size_t outbox;		/* waiting to be sent */
+	size_t unconfirmed;	/* sent, not confirmed yet */
+	bool up;
+};
+
+/*
+ * Create a bus on loop. The config is copied (strings too). Nothing
+ * connects before bus_start(). Returns NULL with errno set: EINVAL for a
+ * bad URL or config, ENOMEM. Free with bus_close().
+ */
+struct bus *bus_new(uv_loop_t *loop, const struct bus_config *config);
+
+/*
+ * Declare topology. Declarations are kept and replayed on every connection;
+ * made while connected they are also sent at once. Names are copied. They
+ * return 0, or -EINVAL for bad arguments, -ENOMEM.
+ */
+int bus_declare_exchange(struct bus *bus, const char *name, const char *type,
+    unsigned flags);
+int bus_declare_queue(struct bus *bus, const char *name,
+    const struct bus_queue_opts *opts);
+int bus_bind(struct bus *bus, const char *queue, const char *exchange,
+    const char *routing_key);
+/* Remove a binding made with bus_bind(); it is no longer replayed. */
+int bus_unbind(struct bus *bus, const char *queue, const char *exchange,
+    const char *routing_key);
+
+/*
+ * Consume queue with manual acks; handler (with arg) gets every delivery and
+ * its return value settles it. no_ack consumes without acks (for
+ * amq.rabbitmq.reply-to). Returns 0, -EINVAL, -ENOMEM.
+ */
+int bus_consume(struct bus *bus, const char *queue, bool no_ack,
+    bus_handler_cb handler, void *arg);
+
+/* Begin connecting; returns 0 or -EALREADY. */
+int bus_start(struct bus *bus);
+
+/*
+ * Queue msg for publishing with confirms. cb (may be NULL) reports the
+ * outcome. Returns 0, -EINVAL for a message without exchange or body,
+ * -ENOBUFS when outbox_max messages are already waiting (counted as
+ * dropped), -ESHUTDOWN after bus_close().
+ */
+int bus_publish(struct bus *bus, const struct bus_msg *msg, bus_confirm_cb cb,
+    void *arg);
+
+/* Snapshot of the counters. */
+void bus_get_stats(const struct bus *bus, struct bus_stats *ret_stats);
+
+/* True while connected, topology declared and consumers attached. */
+bool bus_is_up(const struct bus *bus);
+
+/*
+ * Close the bus: wait up to flush_ms for unconfirmed messages (0: do not
+ * wait), close the connection, close every handle, report -ECANCELED to
+ * the confirm callbacks still pending, free the bus and then call cb (may
+ * be NULL). bus may be NULL (cb is then called at once).
+ */
+void bus_close(struct bus *bus, unsigned flush_ms, bus_close_cb cb, void *arg);
+
+#endif

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Logging for mm programs: lines on stderr with sd-daemon "<N>" priority
+ * prefixes, which journald turns into priorities. Library code in common/
+ * logs at debug only; programs log once, where they decide.
+ */
+#ifndef MM_LOG_H
+#define MM_LOG_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+
+/*
+ * Set the program name shown in each line and the verbosity: 0 logs info
+ * and above, 1 or more also debug. prefix_priority adds "<N>" prefixes
+ * (set it when stderr goes to journald). Callable again at any time.
+ */
+void log_init(const char *progname, int verbose, bool prefix_priority);
+
+/* True when debug messages are printed. */
+bool log_debug_enabled(void);
+
+/* log_warn and fatal append ": strerror(errno)"; the *x variants do not. */
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Log at critical priority and exit(1): before the loop runs only. */
+void fatal(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2), noreturn));
+void fatalx(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2), noreturn));
+
+#endif

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Helpers shared by the tests: temporary files and directories, the real
+ * broker's address, and running a libuv loop until a condition holds.
+ */
+#ifndef MM_TESTUTIL_H
+#define MM_TESTUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <uv.h>
+
+/* Exit status that ctest counts as skipped. */
+#define TU_SKIP 77
+
+/*
+ * The real broker's URL from $MM_TEST_AMQP_URL. When it is unset, print why
+ * the test is skipped and exit(TU_SKIP): scripts/test.sh always sets it.
+ */
+const char *tu_broker_url(void);
+
+/* A URL for the same broker with the given user and password. Static
+ * buffer, overwritten by the next call. */
+const char *tu_broker_url_as(const char *user, const char *password);
+
+/* Create a fresh temporary directory; returns a malloc'd path. */
+char *tu_tmpdir(void);
+
+/* Remove dir and everything below it. */
+void tu_rmtree(const char *dir);
+
+/* Write text to dir/name (creating subdirectories); returns the malloc'd
+ * path. */
+char *tu_write_file(const char *dir, const char *name, const char *text);
+
+/* $MM_SOURCE_DIR/rel, malloc'd. */
+char *tu_source_path(const char *rel);
+
+/*
+ * Run loop until *done is true or timeout_ms passes; returns *done. The
+ * loop runs in UV_RUN_ONCE steps with a wake-up timer, so a condition set
+ * by any callback ends it promptly.
+ */
+bool tu_run_until(uv_loop_t *loop, const bool *done, unsigned timeout_ms);
+
+/* Run loop for ms milliseconds. */
+void tu_run_for(uv_loop_t *loop, unsigned ms);
+
+/* Run loop until uv_loop_close() succeeds (every handle closed); returns
+ * the result of uv_loop_close(), 0 on success. */
+int tu_loop_finish(uv_loop_t *loop);
+
+/* A unique name for test resources: "<prefix>.<pid>.<counter>". Static
+ * buffer per call site is not kept: returns a malloc'd string. */
+char *tu_unique(const char *prefix);
+
+#endif
