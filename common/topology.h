@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * mm's AMQP topology: the names of its exchanges and queues and the
+ * functions that declare each program's part of it on a bus. Everything is
+ * declared idempotently by whoever uses it; docs/protocol.md describes it and
+ * deploy/rabbitmq/definitions.json grants each role exactly these names.
+ */
+#ifndef MM_TOPOLOGY_H
+#define MM_TOPOLOGY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct bus;
+
+/* Exchanges. */
+#define TOPO_EX_STATS		"mm.stats"	/* topic, key host.<host-id> */
+#define TOPO_EX_COMMANDS	"mm.commands"	/* direct, key <host-id> */
+#define TOPO_EX_POLICY		"mm.policy"	/* fanout */
+#define TOPO_EX_EVENTS		"mm.events"	/* topic, <kind>.<host-id> */
+#define TOPO_EX_CONTROL		"mm.control"	/* direct, requests to schedulers */
+#define TOPO_EX_DLX		"mm.dlx"	/* headers, dead letters */
+
+/* Queues. */
+#define TOPO_Q_SCHED_STATS	"mm.scheduler.stats"
+#define TOPO_Q_DEAD		"mm.dead"
+#define TOPO_Q_ACTUATOR_PREFIX	"mm.actuator."	/* + host id */
+#define TOPO_Q_SCHED_PREFIX	"mm.scheduler."	/* + scheduler id + .role */
+#define TOPO_Q_MMCTL_PREFIX	"mm.mmctl."	/* + unique id */
+
+/* Routing-key prefixes on mm.events. */
+#define TOPO_EV_DECISION	"decision"
+#define TOPO_EV_RESULT		"result"
+#define TOPO_EV_ALERT		"alert"
+
+/* Defaults of the stats queue: stale stats are worthless. */
+#define TOPO_STATS_MAX_LENGTH	100000u
+#define TOPO_STATS_TTL_MS	10000u
+#define TOPO_DEAD_MAX_LENGTH	100000u
+
+/* Longest host or scheduler id accepted in a name or routing key. */
+#define TOPO_ID_MAX		64
+
+/* True when id is usable in a queue name and routing key: 1..TOPO_ID_MAX
+ * characters of [A-Za-z0-9_-] (no '.', which separates topic words). */
+bool topo_id_valid(const char *id);
+
+/* The dead-letter exchange and mm.dead, bound to receive only rejected
+ * messages (x-first-death-reason = rejected). Every consumer declares it. */
+int topo_declare_dead(struct bus *bus);
+
+/* mm.stats only: what a collector needs to publish. */
+int topo_declare_stats_exchange(struct bus *bus);
+
+/* mm.events only: what a publisher of events needs. */
+int topo_declare_events_exchange(struct bus *bus);
+
+/* mm.stats, and mm.scheduler.stats bound to it with key pattern
+ * (e.g. "host.#"): bounded, dropping the oldest, with a message TTL and
+ * dead-lettering of rejected messages. */
+int topo_declare_stats_queue(struct bus *bus, const char *pattern);
+
+/* mm.commands and the durable queue mm.actuator.<host_id> bound to it with
+ * key host_id. -EINVAL for a bad host id. */
+int topo_declare_actuator_queue(struct bus *bus, const char *host_id);
+
+/* mm.commands only: what a scheduler needs to publish commands. */
+int topo_declare_commands_exchange(struct bus *bus);
+
+/* mm.policy, and a durable queue mm.scheduler.<sched_id>.policy bound to it.
+ * Writes the queue's name (at most 128 bytes with NUL) to ret_queue. */
+int topo_declare_policy_queue(struct bus *bus, const char *sched_id,
+    char *ret_queue, size_t queue_size);
+
+/* mm.policy only: what mmctl needs to publish a policy. */
+int topo_declare_policy_exchange(struct bus *bus);
+
+/* Fill buf with the routing key "<kind>.<host_id>" of an event. */
+int topo_event_key(char *buf, size_t size, const char *kind,
+    const char *host_id);
+
+/* Fill buf with the queue name mm.actuator.<host_id>. */
+int topo_actuator_queue(char *buf, size_t size, const char *host_id);
+
+#endif
