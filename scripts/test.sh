@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Build mm with sanitizers and run every test against a throwaway RabbitMQ,
+# from a fresh Debian 12 machine (as root, it installs what is missing) or a
+# developer's one. Extra arguments go to ctest, e.g. "scripts/test.sh -L unit".
+set -euo pipefail
+
+packages=(
+	cmake gcc make pkg-config
+	librabbitmq-dev libprotobuf-c-dev protobuf-c-compiler libuv1-dev
+	libcmocka-dev libinih-dev libjansson-dev libsystemd-dev libnuma-dev
+	libxen-dev
+	rabbitmq-server curl iproute2 procps
+)
+
+repo_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build_dir=${MM_BUILD_DIR:-$repo_dir/build}
+broker=$repo_dir/scripts/rabbitmq.sh
+started=$SECONDS
+
+say() { printf 'test.sh: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+install_missing() {
+	local p missing=()
+	for p in "${packages[@]}"; do
+		if [[ $(dpkg-query -W -f='${db:Status-Status}' "$p" \
+		    2>/dev/null) != installed ]]; then
+			missing+=("$p")
+		fi
+	done
+	((${#missing[@]} > 0)) || return 0
+	if ((EUID != 0)); then
+		die "missing packages: ${missing[*]} (run as root, or" \
+		    "apt-get install them)"
+	fi
+	say "installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+port_free() {
+	[[ -z $(ss -Hltn "sport = :$1" 2>/dev/null) ]]
+}
+
+# The test broker's ports: the defaults unless something (a system
+# rabbitmq-server that apt started, another test run) holds them, then the
+# first free set above them. Explicit MM_RABBITMQ_* settings are kept.
+pick_ports() {
+	local amqp mgmt
+	if [[ -n ${MM_RABBITMQ_PORT:-} ]]; then
+		return 0
+	fi
+	for ((amqp = 5672; amqp < 5700; amqp++)); do
+		mgmt=$((amqp + 10000))
+		if port_free "$amqp" && port_free "$mgmt" &&
+		    port_free $((amqp + 20000)); then
+			if ((amqp != 5672)); then
+				say "port 5672 or its companions are in use;" \
+				    "the test broker uses $amqp"
+			fi
+			export MM_RABBITMQ_PORT=$amqp
+			export MM_RABBITMQ_MGMT_PORT=${MM_RABBITMQ_MGMT_PORT:-$mgmt}
+			return 0
+		fi
+	done
+	die "no free ports for the test broker in 5672..5699"
+}
+
+# shellcheck disable=SC2317 # called by the EXIT trap
+stop_broker() {
+	"$broker" stop >/dev/null 2>&1 || say "could not stop the test broker"
+}
+
+install_missing
+
+say "building in $build_dir (ASan, UBSan)"
+cmake -S "$repo_dir" -B "$build_dir" -DMM_SANITIZE=ON
+cmake --build "$build_dir" -j"$(nproc)"
+
+# Its own state directory, so a broker a developer started by hand with
+# scripts/rabbitmq.sh is left alone; a previous run's leftovers are removed.
+export MM_RABBITMQ_DIR=${MM_RABBITMQ_DIR:-/tmp/mm-test-rabbitmq}
+"$broker" stop >/dev/null 2>&1 || true
+pick_ports
+trap stop_broker EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+"$broker" start
+eval "$("$broker" env)"
+export MM_TEST_AMQP_URL MM_TEST_BROKER_CTL
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+status=0
+ctest --test-dir "$build_dir" --output-on-failure "$@" || status=$?
+
+if ((status == 0)); then
+	say "PASS in $((SECONDS - started)) s (broker $MM_TEST_AMQP_URL)"
+else
+	say "FAIL: ctest exited with $status after $((SECONDS - started)) s"
+fi
+exit "$status"
