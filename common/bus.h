@@ -162,7 +162,12 @@ int bus_declare_queue(struct bus *bus, const char *name,
     const struct bus_queue_opts *opts);
 int bus_bind(struct bus *bus, const char *queue, const char *exchange,
     const char *routing_key);
-/* Remove a binding made with bus_bind(); it is no longer replayed. */
+/* bus_bind() with string arguments (for a headers exchange): args is a
+ * NULL-terminated list of key, value pairs, at most 8 pairs, or NULL. */
+int bus_bind_args(struct bus *bus, const char *queue, const char *exchange,
+    const char *routing_key, const char *const *args);
+/* Remove a binding made with bus_bind(); it is no longer replayed.
+ * Returns 0 or -ENOENT. */
 int bus_unbind(struct bus *bus, const char *queue, const char *exchange,
     const char *routing_key);
 

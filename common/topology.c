@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Declares mm's exchanges and queues on a bus: each program declares the
+ * part it uses, with the same arguments everywhere, so that declarations
+ * are idempotent whichever program comes first.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bus.h"
+#include "topology.h"
+
+bool
+topo_id_valid(const char *id)
+{
+	size_t n;
+
+	if (id == NULL)
+		return false;
+	n = strlen(id);
+	if (n == 0 || n > TOPO_ID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = id[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+int
+topo_declare_dead(struct bus *bus)
+{
+	static const char *const rejected[] = {
+		"x-match", "all", "x-first-death-reason", "rejected", NULL
+	};
+	const struct bus_queue_opts dead = {
+		.durable = true,
+		.max_length = TOPO_DEAD_MAX_LENGTH,
+		.drop_head = true,
+	};
+	int r;
+
+	/* A headers exchange, so that only rejected messages are kept:
+	 * stats that expire or overflow are stale, not evidence. */
+	r = bus_declare_exchange(bus, TOPO_EX_DLX, "headers", BUS_DURABLE);
+	if (r == 0)
+		r = bus_declare_queue(bus, TOPO_Q_DEAD, &dead);
+	if (r == 0)
+		r = bus_bind_args(bus, TOPO_Q_DEAD, TOPO_EX_DLX, "", rejected);
+	return r;
+}
+
+int
+topo_declare_stats_exchange(struct bus *bus)
+{
+	return bus_declare_exchange(bus, TOPO_EX_STATS, "topic", BUS_DURABLE);
+}
+
+int
+topo_declare_events_exchange(struct bus *bus)
+{
+	return bus_declare_exchange(bus, TOPO_EX_EVENTS, "topic", BUS_DURABLE);
+}
+
+int
+topo_declare_commands_exchange(struct bus *bus)
+{
+	return bus_declare_exchange(bus, TOPO_EX_COMMANDS, "direct",
+	    BUS_DURABLE);
+}
+
+int
+topo_declare_policy_exchange(struct bus *bus)
+{
+	return bus_declare_exchange(bus, TOPO_EX_POLICY, "fanout",
+	    BUS_DURABLE);
+}
+
+int
+topo_declare_stats_queue(struct bus *bus, const char *pattern)
+{
+	const struct bus_queue_opts opts = {
+		.durable = true,
+		.max_length = TOPO_STATS_MAX_LENGTH,
+		.drop_head = true,
+		.message_ttl_ms = TOPO_STATS_TTL_MS,
+		.dead_letter_exchange = TOPO_EX_DLX,
+	};
+	int r;
+
+	r = topo_declare_dead(bus);
+	if (r == 0)
+		r = topo_declare_stats_exchange(bus);
+	if (r == 0)
+		r = bus_declare_queue(bus, TOPO_Q_SCHED_STATS, &opts);
+	if (r == 0)
+		r = bus_bind(bus, TOPO_Q_SCHED_STATS, TOPO_EX_STATS,
+		    pattern != NULL ? pattern : "host.#");
+	return r;
+}
+
+int
+topo_actuator_queue(char *buf, size_t size, const char *host_id)
+{
+	int n;
+
+	if (!topo_id_valid(host_id))
+		return -EINVAL;
+	n = snprintf(buf, size, "%s%s", TOPO_Q_ACTUATOR_PREFIX, host_id);
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+int
+topo_declare_actuator_queue(struct bus *bus, const char *host_id)
+{
+	const struct bus_queue_opts opts = {
+		.durable = true,
+		.dead_letter_exchange = TOPO_EX_DLX,
+	};
+	char queue[128];
+	int r;
+
+	r = topo_actuator_queue(queue, sizeof(queue), host_id);
+	if (r == 0)
+		r = topo_declare_dead(bus);
+	if (r == 0)
+		r = topo_declare_commands_exchange(bus);
+	if (r == 0)
+		r = bus_declare_queue(bus, queue, &opts);
+	if (r == 0)
+		r = bus_bind(bus, queue, TOPO_EX_COMMANDS, host_id);
+	return r;
+}
+
+int
+topo_declare_policy_queue(struct bus *bus, const char *sched_id,
+    char *ret_queue, size_t queue_size)
+{
+	const struct bus_queue_opts opts = {
+		.durable = true,
+		.dead_letter_exchange = TOPO_EX_DLX,
+	};
+	char queue[128];
+	int n, r;
+
+	if (!topo_id_valid(sched_id))
+		return -EINVAL;
+	n = snprintf(queue, sizeof(queue), "%s%s.policy", TOPO_Q_SCHED_PREFIX,
+	    sched_id);
+	if (n < 0 || (size_t)n >= sizeof(queue) || (size_t)n >= queue_size)
+		return -ENAMETOOLONG;
+	r = topo_declare_dead(bus);
+	if (r == 0)
+		r = topo_declare_policy_exchange(bus);
+	if (r == 0)
+		r = bus_declare_queue(bus, queue, &opts);
+	if (r == 0)
+		r = bus_bind(bus, queue, TOPO_EX_POLICY, "");
+	if (r == 0)
+		memcpy(ret_queue, queue, (size_t)n + 1);
+	return r;
+}
+
+int
+topo_event_key(char *buf, size_t size, const char *kind, const char *host_id)
+{
+	int n;
+
+	if (kind == NULL || !topo_id_valid(host_id))
+		return -EINVAL;
+	n = snprintf(buf, size, "%s.%s", kind, host_id);
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}

@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * mm's topology on a real broker provisioned from
+ * deploy/rabbitmq/definitions.json: each role's user can declare and use
+ * exactly its part (and is refused outside it), and the management API then
+ * lists the exchanges and queues that docs/protocol.md describes.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "bus.h"
+#include "testutil.h"
+#include "topology.h"
+
+struct role {
+	uv_loop_t loop;
+	struct bus *bus;
+	bool up;
+	bool failed;
+	char reason[512];
+	unsigned confirmed;
+	unsigned nacked;
+	bool done;
+	unsigned want;
+};
+
+static void
+state_cb(struct bus *bus, bool up, const char *reason, void *arg)
+{
+	struct role *r = arg;
+
+	if (up) {
+		r->up = true;
+	} else {
+		r->failed = true;
+		snprintf(r->reason, sizeof(r->reason), "%s", reason);
+	}
+}
+
+static void
+confirm_cb(struct bus *bus, int status, void *arg)
+{
+	struct role *r = arg;
+
+	if (status == 0)
+		r->confirmed++;
+	else
+		r->nacked++;
+	r->done = r->confirmed + r->nacked >= r->want;
+}
+
+static enum bus_disposition
+ignore_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
+{
+	return BUS_ACK;
+}
+
+static void
+role_open(struct role *r, const char *user)
+{
+	struct bus_config cfg = {
+		.url = tu_broker_url_as(user, user),
+		.app_id = user,
+		.state_cb = state_cb,
+		.state_arg = r,
+		.reconnect_min_ms = 200,
+		.reconnect_max_ms = 200,
+	};
+
+	memset(r, 0, sizeof(*r));
+	uv_loop_init(&r->loop);
+	r->bus = bus_new(&r->loop, &cfg);
+	assert_non_null(r->bus);
+}
+
+/* Connect; fail the test with the broker's reason if it refuses. */
+static void
+role_up(struct role *r)
+{
+	assert_int_equal(bus_start(r->bus), 0);
+	tu_run_until(&r->loop, &r->up, 10000);
+	if (!r->up)
+		fail_msg("not connected: %s", r->reason);
+	/* Runtime declarations fail asynchronously: give them a moment. */
+	tu_run_for(&r->loop, 300);
+	if (r->failed)
+		fail_msg("refused: %s", r->reason);
+}
+
+static void
+role_publish(struct role *r, const char *exchange, const char *key)
+{
+	uint8_t b = 1;
+	struct bus_msg m = {
+		.exchange = exchange,
+		.routing_key = key,
+		.body = &b,
+		.len = 1,
+		.type = "mm.test.Probe",
+	};
+
+	r->want++;
+	assert_int_equal(bus_publish(r->bus, &m, confirm_cb, r), 0);
+	assert_true(tu_run_until(&r->loop, &r->done, 10000));
+	r->done = false;
+	if (r->failed)
+		fail_msg("publishing to \"%s\" refused: %s", exchange,
+		    r->reason);
+}
+
+static void
+role_close(struct role *r)
+{
+	bus_close(r->bus, 1000, NULL, NULL);
+	assert_int_equal(tu_loop_finish(&r->loop), 0);
+}
+
+static void
+test_topology_scheduler_role(void **state)
+{
+	struct role r;
+	char queue[128];
+
+	role_open(&r, "scheduler");
+	assert_int_equal(topo_declare_stats_queue(r.bus, "host.#"), 0);
+	assert_int_equal(topo_declare_actuator_queue(r.bus, "topo-h1"), 0);
+	assert_int_equal(topo_declare_policy_queue(r.bus, "topo-s1", queue,
+	    sizeof(queue)), 0);
+	assert_string_equal(queue, "mm.scheduler.topo-s1.policy");
+	assert_int_equal(topo_declare_events_exchange(r.bus), 0);
+	assert_int_equal(bus_consume(r.bus, TOPO_Q_SCHED_STATS, false,
+	    ignore_cb, NULL), 0);
+	assert_int_equal(bus_consume(r.bus, queue, false, ignore_cb, NULL), 0);
+	role_up(&r);
+	role_publish(&r, TOPO_EX_COMMANDS, "topo-h1");
+	role_publish(&r, TOPO_EX_EVENTS, "decision.topo-h1");
+	/* Declared while connected: sent at once. */
+	assert_int_equal(topo_declare_actuator_queue(r.bus, "topo-h2"), 0);
+	tu_run_for(&r.loop, 300);
+	assert_false(r.failed);
+	assert_int_equal(r.nacked, 0);
+	role_close(&r);
+}
+
+static void
+test_topology_collector_role(void **state)
+{
+	struct role r;
+
+	role_open(&r, "collector");
+	assert_int_equal(topo_declare_stats_exchange(r.bus), 0);
+	role_up(&r);
+	role_publish(&r, TOPO_EX_STATS, "host.topo-h1");
+	assert_int_equal(r.nacked, 0);
+	role_close(&r);
+}
+
+static void
+test_topology_actuator_role(void **state)
+{
+	struct role r;
+
+	role_open(&r, "actuator");
+	assert_int_equal(topo_declare_actuator_queue(r.bus, "topo-h1"), 0);
+	assert_int_equal(topo_declare_events_exchange(r.bus), 0);
+	assert_int_equal(bus_consume(r.bus, "mm.actuator.topo-h1", false,
+	    ignore_cb, NULL), 0);
+	role_up(&r);
+	role_publish(&r, TOPO_EX_EVENTS, "result.topo-h1");
+	role_close(&r);
+}
+
+static void
+test_topology_operator_role(void **state)
+{
+	struct role r;
+	char *queue = tu_unique(TOPO_Q_MMCTL_PREFIX "topo");
+	const struct bus_queue_opts q = {
+		.exclusive = true,
+		.auto_delete = true,
+	};
+
+	role_open(&r, "operator");
+	assert_int_equal(topo_declare_policy_exchange(r.bus), 0);
+	assert_int_equal(topo_declare_events_exchange(r.bus), 0);
+	assert_int_equal(bus_declare_queue(r.bus, queue, &q), 0);
+	assert_int_equal(bus_bind(r.bus, queue, TOPO_EX_EVENTS, "#"), 0);
+	assert_int_equal(bus_consume(r.bus, queue, false, ignore_cb, NULL),
+	    0);
+	role_up(&r);
+	role_publish(&r, TOPO_EX_POLICY, "");
+	role_close(&r);
+	free(queue);
+}
+
+/* Least privilege: a collector may not touch the command path. */
+static void
+test_topology_collector_cannot_command(void **state)
+{
+	struct role r;
+
+	role_open(&r, "collector");
+	assert_int_equal(topo_declare_commands_exchange(r.bus), 0);
+	assert_int_equal(bus_start(r.bus), 0);
+	assert_true(tu_run_until(&r.loop, &r.failed, 10000));
+	assert_false(r.up);
+	assert_non_null(strstr(r.reason, "ACCESS_REFUSED"));
+	assert_non_null(strstr(r.reason, "mm.commands"));
+	role_close(&r);
+}
+
+static char *
+http_get(const char *path)
+{
+	const char *mgmt = getenv("MM_TEST_MGMT_URL");
+	char cmd[1024];
+	static char buf[1 << 20];
+	size_t n;
+	FILE *p;
+
+	if (mgmt == NULL || *mgmt == '\0')
+		mgmt = "http://127.0.0.1:15672";
+	snprintf(cmd, sizeof(cmd), "curl -sf -u guest:guest '%s%s'", mgmt,
+	    path);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	n = fread(buf, 1, sizeof(buf) - 1, p);
+	buf[n] = '\0';
+	if (pclose(p) != 0)
+		fail_msg("management API: %s failed", cmd);
+	return buf;
+}
+
+static void
+assert_listed(const char *json, const char *name)
+{
+	char needle[256];
+
+	snprintf(needle, sizeof(needle), "\"name\":\"%s\"", name);
+	if (strstr(json, needle) == NULL)
+		fail_msg("management API does not list %s", name);
+}
+
+static void
+test_topology_listed_by_management_api(void **state)
+{
+	static const char *const exchanges[] = {
+		TOPO_EX_STATS, TOPO_EX_COMMANDS, TOPO_EX_POLICY,
+		TOPO_EX_EVENTS, TOPO_EX_CONTROL, TOPO_EX_DLX,
+	};
+	static const char *const queues[] = {
+		TOPO_Q_SCHED_STATS, TOPO_Q_DEAD, "mm.actuator.topo-h1",
+		"mm.actuator.topo-h2", "mm.scheduler.topo-s1.policy",
+	};
+	char *json;
+
+	json = http_get("/api/exchanges/mm?columns=name,type");
+	for (size_t i = 0; i < sizeof(exchanges) / sizeof(*exchanges); i++)
+		assert_listed(json, exchanges[i]);
+	assert_non_null(strstr(json, "\"name\":\"mm.dlx\",\"type\":"
+	    "\"headers\""));
+	json = http_get("/api/queues/mm?columns=name,arguments");
+	for (size_t i = 0; i < sizeof(queues) / sizeof(*queues); i++)
+		assert_listed(json, queues[i]);
+	/* The stats queue is bounded, drops the oldest and expires them. */
+	json = http_get("/api/queues/mm/mm.scheduler.stats");
+	assert_non_null(strstr(json, "\"x-overflow\":\"drop-head\""));
+	assert_non_null(strstr(json, "\"x-max-length\":"));
+	assert_non_null(strstr(json, "\"x-message-ttl\":"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_topology_scheduler_role),
+		cmocka_unit_test(test_topology_collector_role),
+		cmocka_unit_test(test_topology_actuator_role),
+		cmocka_unit_test(test_topology_operator_role),
+		cmocka_unit_test(test_topology_collector_cannot_command),
+		cmocka_unit_test(test_topology_listed_by_management_api),
+	};
+
+	tu_broker_url();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
