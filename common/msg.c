@@ -1,0 +1,851 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Packing, unpacking and structural validation of the mm.v1 messages, and
+ * their AMQP glue. Validation walks protobuf-c's descriptors, so a field
+ * added to a .proto is checked without touching this file: its unit suffix
+ * selects the range rule, and the tables below name the exceptions.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "msg.h"
+
+struct msg_type_info {
+	const ProtobufCMessageDescriptor *desc;
+	size_t max_size;
+};
+
+/*
+ * Size limits leave room for the worst structurally valid message: 4096
+ * guests with their NUMA placement make a HostReport of about 3.5 MiB, and
+ * 4 MiB is also the bus's default max_body.
+ */
+static const struct msg_type_info msg_types[MSG_TYPE_COUNT] = {
+	[MSG_GUEST_STATS] = { &mm__v1__guest_stats__descriptor, 64 << 10 },
+	[MSG_HOST_REPORT] = { &mm__v1__host_report__descriptor, 4 << 20 },
+	[MSG_COMMAND_BATCH] = { &mm__v1__command_batch__descriptor, 1 << 20 },
+	[MSG_ACTION_RESULT] = { &mm__v1__action_result__descriptor, 1 << 20 },
+	[MSG_POLICY] = { &mm__v1__policy__descriptor, 1 << 20 },
+	[MSG_EVENT] = { &mm__v1__event__descriptor, 256 << 10 },
+	[MSG_STATUS_REQUEST] = { &mm__v1__status_request__descriptor,
+	    512 << 10 },
+	[MSG_STATUS_REPLY] = { &mm__v1__status_reply__descriptor, 4 << 20 },
+};
+
+enum rule_kind {
+	RULE_NONE,
+	RULE_UINT,	/* integer 0..max */
+	RULE_PCT,	/* finite double 0..100 */
+	RULE_ID,	/* 1..MSG_ID_MAX of [A-Za-z0-9_.-] */
+	RULE_NAME,	/* 1..MSG_NAME_MAX printable bytes */
+	RULE_UUID,	/* 8-4-4-4-12 hex digits */
+};
+
+/*
+ * A field's rule is found by "Message.field" first, then by the last word
+ * of its name, which is its unit: total_kib is a "kib", vm_id an "id".
+ * Strings without a rule are texts (printable, up to MSG_TEXT_MAX), doubles
+ * must be finite, repeated fields hold at most MSG_REPEATED_MAX unless
+ * max_count says otherwise.
+ */
+struct field_rule {
+	const char *key;
+	enum rule_kind kind;
+	uint64_t max;
+	size_t max_count;
+};
+
+static const struct field_rule field_rules[] = {
+	{ "Param.name", RULE_ID, 0, 0 },
+	{ "Metric.name", RULE_ID, 0, 0 },
+	{ "kib", RULE_UINT, MSG_KIB_MAX, 0 },
+	{ "pages", RULE_UINT, MSG_PAGES_MAX, 0 },
+	{ "ms", RULE_UINT, MSG_MS_MAX, 0 },
+	{ "pct", RULE_PCT, 0, 0 },
+	{ "node", RULE_UINT, MSG_NODES_MAX - 1, 0 },
+	{ "nodes", RULE_UINT, MSG_NODES_MAX - 1, MSG_NODES_MAX },
+	{ "weight", RULE_UINT, 10000, 0 },
+	{ "id", RULE_ID, 0, 0 },
+	{ "ids", RULE_ID, 0, 0 },
+	{ "algorithm", RULE_ID, 0, 0 },
+	{ "name", RULE_NAME, 0, 0 },
+	{ "pattern", RULE_NAME, 0, 0 },
+	{ "author", RULE_NAME, 0, 0 },
+	{ "uuid", RULE_UUID, 0, 0 },
+	{ "flags", RULE_NONE, 0, 16 },
+	{ "rules", RULE_NONE, 0, 1024 },
+	{ "params", RULE_NONE, 0, 256 },
+	{ "metrics", RULE_NONE, 0, 256 },
+};
+
+/* Fields mm needs; nonzero also refuses 0 (a version starts at 1). */
+struct required_field {
+	const ProtobufCMessageDescriptor *desc;
+	const char *field;
+	bool nonzero;
+};
+
+static const struct required_field required_fields[] = {
+	{ &mm__v1__guest_stats__descriptor, "vm_id", false },
+	{ &mm__v1__numa_node__descriptor, "node", false },
+	{ &mm__v1__node_pages__descriptor, "node", false },
+	{ &mm__v1__vm_numa__descriptor, "vm_id", false },
+	{ &mm__v1__host_report__descriptor, "host_id", false },
+	{ &mm__v1__host_report__descriptor, "seq", false },
+	{ &mm__v1__host_report__descriptor, "time_ms", false },
+	{ &mm__v1__set_balloon_target__descriptor, "vm_id", false },
+	{ &mm__v1__set_balloon_target__descriptor, "target_kib", false },
+	{ &mm__v1__set_ksm__descriptor, "settings", false },
+	{ &mm__v1__migrate_numa__descriptor, "vm_id", false },
+	{ &mm__v1__migrate_numa__descriptor, "to_node", false },
+	{ &mm__v1__command_batch__descriptor, "host_id", false },
+	{ &mm__v1__command_batch__descriptor, "scheduler_id", false },
+	{ &mm__v1__command_batch__descriptor, "seq", false },
+	{ &mm__v1__command_batch__descriptor, "issued_ms", false },
+	{ &mm__v1__command_batch__descriptor, "expires_ms", false },
+	{ &mm__v1__command_result__descriptor, "index", false },
+	{ &mm__v1__command_result__descriptor, "status", false },
+	{ &mm__v1__action_result__descriptor, "host_id", false },
+	{ &mm__v1__action_result__descriptor, "batch_seq", false },
+	{ &mm__v1__action_result__descriptor, "time_ms", false },
+	{ &mm__v1__vm_rule__descriptor, "pattern", false },
+	{ &mm__v1__param__descriptor, "name", false },
+	{ &mm__v1__policy__descriptor, "version", true },
+	{ &mm__v1__policy__descriptor, "mode", false },
+	{ &mm__v1__metric__descriptor, "name", false },
+	{ &mm__v1__event__descriptor, "kind", false },
+	{ &mm__v1__event__descriptor, "time_ms", false },
+	{ &mm__v1__guest_status__descriptor, "vm_id", false },
+	{ &mm__v1__host_status__descriptor, "host_id", false },
+	{ &mm__v1__status_reply__descriptor, "scheduler_id", false },
+	{ &mm__v1__status_reply__descriptor, "time_ms", false },
+};
+
+/* Pairs of fields where lo <= hi when a message sets both. */
+static const struct {
+	const char *lo;
+	const char *hi;
+} ordered_fields[] = {
+	{ "min_kib", "max_kib" },
+	{ "min_pages_to_scan", "max_pages_to_scan" },
+	{ "issued_ms", "expires_ms" },
+	{ "start_available_pct", "stop_available_pct" },
+};
+
+/* Where validation is: the dotted path of the current message. */
+struct vctx {
+	char *why;
+	size_t whylen;
+	char path[256];
+	size_t pathlen;
+};
+
+/* A scalar read from a message, whatever its protobuf type. */
+struct scalar {
+	bool is_double;
+	bool negative;
+	uint64_t u;
+	double d;
+};
+
+static void
+set_why(char *why, size_t whylen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (why == NULL || whylen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
+}
+
+/* Report a bad field as "<path>.<field>[<idx>]: <what>"; idx < 0: none. */
+static int __attribute__((format(printf, 4, 5)))
+fail(struct vctx *c, const char *field, long idx, const char *fmt, ...)
+{
+	char what[160];
+	char sub[24] = "";
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	if (idx >= 0)
+		snprintf(sub, sizeof(sub), "[%ld]", idx);
+	set_why(c->why, c->whylen, "%s%s%s%s: %s", c->path,
+	    c->pathlen > 0 && field[0] != '\0' ? "." : "", field, sub, what);
+	return -EINVAL;
+}
+
+static size_t
+path_push(struct vctx *c, const char *field, long idx)
+{
+	size_t old = c->pathlen;
+	int n;
+
+	if (idx >= 0)
+		n = snprintf(c->path + old, sizeof(c->path) - old, "%s%s[%ld]",
+		    old > 0 ? "." : "", field, idx);
+	else
+		n = snprintf(c->path + old, sizeof(c->path) - old, "%s%s",
+		    old > 0 ? "." : "", field);
+	if (n > 0)
+		c->pathlen += (size_t)n;
+	if (c->pathlen >= sizeof(c->path))
+		c->pathlen = sizeof(c->path) - 1;
+	return old;
+}
+
+static void
+path_pop(struct vctx *c, size_t old)
+{
+	c->pathlen = old;
+	c->path[old] = '\0';
+}
+
+static const struct field_rule *
+find_rule(const ProtobufCMessageDescriptor *desc, const char *field)
+{
+	const char *word = strrchr(field, '_');
+	size_t mlen = strlen(desc->short_name);
+	size_t i;
+
+	word = word != NULL ? word + 1 : field;
+	for (i = 0; i < sizeof(field_rules) / sizeof(field_rules[0]); i++) {
+		const char *key = field_rules[i].key;
+
+		if (strncmp(key, desc->short_name, mlen) == 0 &&
+		    key[mlen] == '.' && strcmp(key + mlen + 1, field) == 0)
+			return &field_rules[i];
+	}
+	for (i = 0; i < sizeof(field_rules) / sizeof(field_rules[0]); i++)
+		if (strcmp(field_rules[i].key, word) == 0)
+			return &field_rules[i];
+	return NULL;
+}
+
+static bool
+field_present(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd)
+{
+	const char *base = (const char *)m;
+
+	if (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+		return *(const uint32_t *)(base + fd->quantifier_offset) ==
+		    fd->id;
+	if (fd->label == PROTOBUF_C_LABEL_REQUIRED)
+		return true;
+	if (fd->label == PROTOBUF_C_LABEL_REPEATED)
+		return *(const size_t *)(base + fd->quantifier_offset) > 0;
+	if (fd->type == PROTOBUF_C_TYPE_STRING ||
+	    fd->type == PROTOBUF_C_TYPE_MESSAGE)
+		return *(void *const *)(base + fd->offset) != NULL;
+	return *(const protobuf_c_boolean *)(base + fd->quantifier_offset);
+}
+
+/* Size of one element of a repeated field, as protobuf-c lays it out. */
+static size_t
+element_size(ProtobufCType type)
+{
+	switch (type) {
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return 8;
+	case PROTOBUF_C_TYPE_STRING:
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return sizeof(void *);
+	case PROTOBUF_C_TYPE_BYTES:
+		return sizeof(ProtobufCBinaryData);
+	case PROTOBUF_C_TYPE_BOOL:
+		return sizeof(protobuf_c_boolean);
+	default:
+		return 4;
+	}
+}
+
+static void
+read_scalar(ProtobufCType type, const void *p, struct scalar *ret)
+{
+	int64_t s = 0;
+
+	memset(ret, 0, sizeof(*ret));
+	switch (type) {
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+		ret->u = *(const uint32_t *)p;
+		return;
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		ret->u = *(const uint64_t *)p;
+		return;
+	case PROTOBUF_C_TYPE_FLOAT:
+		ret->is_double = true;
+		ret->d = *(const float *)p;
+		return;
+	case PROTOBUF_C_TYPE_DOUBLE:
+		ret->is_double = true;
+		ret->d = *(const double *)p;
+		return;
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+		s = *(const int64_t *)p;
+		break;
+	default:
+		/* int32, sint32, sfixed32, enum and bool are 4 bytes. */
+		s = *(const int32_t *)p;
+		break;
+	}
+	ret->negative = s < 0;
+	ret->u = s < 0 ? 0 : (uint64_t)s;
+}
+
+static bool
+id_char(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	    (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == '-';
+}
+
+/*
+ * Printable: no control characters and well-formed UTF-8, so a text can
+ * be logged and shown without escaping surprises. Returns the offset of
+ * the first bad byte, or -1.
+ */
+static long
+text_bad_offset(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	const unsigned char *start = p;
+
+	while (*p != '\0') {
+		unsigned char lo = 0x80, hi = 0xbf;
+		int n, i;
+
+		if (*p < 0x20 || *p == 0x7f)
+			return p - start;
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		if (*p >= 0xc2 && *p <= 0xdf)
+			n = 1;
+		else if (*p >= 0xe0 && *p <= 0xef)
+			n = 2;
+		else if (*p >= 0xf0 && *p <= 0xf4)
+			n = 3;
+		else
+			return p - start;
+		/* No overlong forms, surrogates or code points above
+		 * U+10FFFF. */
+		if (*p == 0xe0)
+			lo = 0xa0;
+		else if (*p == 0xed)
+			hi = 0x9f;
+		else if (*p == 0xf0)
+			lo = 0x90;
+		else if (*p == 0xf4)
+			hi = 0x8f;
+		for (i = 1; i <= n; i++) {
+			if (p[i] < lo || p[i] > hi)
+				return p - start;
+			lo = 0x80;
+			hi = 0xbf;
+		}
+		p += n + 1;
+	}
+	return -1;
+}
+
+static int
+check_string(struct vctx *c, const char *field, long idx, const char *s,
+    enum rule_kind kind)
+{
+	size_t max = kind == RULE_ID ? MSG_ID_MAX :
+	    kind == RULE_NAME ? MSG_NAME_MAX : MSG_TEXT_MAX;
+	size_t len, i;
+	long bad;
+
+	if (s == NULL)
+		return fail(c, field, idx, "missing");
+	len = strnlen(s, max + 1);
+	if (len > max)
+		return fail(c, field, idx, "longer than %zu bytes", max);
+	if (len == 0 && kind != RULE_NONE)
+		return fail(c, field, idx, "empty");
+	switch (kind) {
+	case RULE_ID:
+		for (i = 0; i < len; i++)
+			if (!id_char(s[i]))
+				return fail(c, field, idx, "byte %zu is not "
+				    "one of [A-Za-z0-9_.-]", i);
+		return 0;
+	case RULE_UUID:
+		if (len != 36)
+			return fail(c, field, idx, "not a UUID (length %zu)",
+			    len);
+		for (i = 0; i < len; i++) {
+			bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+			if (dash ? s[i] != '-' :
+			    strchr("0123456789abcdefABCDEF", s[i]) == NULL)
+				return fail(c, field, idx, "not a UUID "
+				    "(byte %zu)", i);
+		}
+		return 0;
+	default:
+		bad = text_bad_offset(s);
+		if (bad >= 0)
+			return fail(c, field, idx, "byte %ld is not printable "
+			    "UTF-8", bad);
+		return 0;
+	}
+}
+
+static int
+check_number(struct vctx *c, const char *field, long idx,
+    const struct scalar *v, const struct field_rule *rule)
+{
+	if (v->is_double) {
+		if (!isfinite(v->d))
+			return fail(c, field, idx, "not a finite number");
+		if (rule != NULL && rule->kind == RULE_PCT &&
+		    (v->d < 0 || v->d > 100))
+			return fail(c, field, idx, "%g outside 0..100", v->d);
+		return 0;
+	}
+	if (rule == NULL || rule->kind != RULE_UINT)
+		return 0;
+	if (v->negative)
+		return fail(c, field, idx, "negative");
+	if (v->u > rule->max)
+		return fail(c, field, idx, "%llu above %llu",
+		    (unsigned long long)v->u, (unsigned long long)rule->max);
+	return 0;
+}
+
+static int validate_message(struct vctx *c, const ProtobufCMessage *m,
+    const ProtobufCMessageDescriptor *desc);
+
+/* Check one value (an element, for repeated fields) at p. */
+static int
+check_value(struct vctx *c, const ProtobufCFieldDescriptor *fd, long idx,
+    const void *p, const struct field_rule *rule)
+{
+	const ProtobufCMessage *sub;
+	struct scalar v;
+	size_t old;
+	int r;
+
+	switch (fd->type) {
+	case PROTOBUF_C_TYPE_STRING:
+		return check_string(c, fd->name, idx, *(char *const *)p,
+		    rule != NULL ? rule->kind : RULE_NONE);
+	case PROTOBUF_C_TYPE_MESSAGE:
+		sub = *(ProtobufCMessage *const *)p;
+		if (sub == NULL)
+			return fail(c, fd->name, idx, "missing");
+		old = path_push(c, fd->name, idx);
+		r = validate_message(c, sub, fd->descriptor);
+		path_pop(c, old);
+		return r;
+	case PROTOBUF_C_TYPE_ENUM:
+		/* Value 0 of every mm enum is UNSPECIFIED: never sent. */
+		if (*(const int *)p == 0)
+			return fail(c, fd->name, idx, "unspecified");
+		if (protobuf_c_enum_descriptor_get_value(fd->descriptor,
+		    *(const int *)p) == NULL)
+			return fail(c, fd->name, idx, "unknown value %d",
+			    *(const int *)p);
+		return 0;
+	case PROTOBUF_C_TYPE_BOOL:
+	case PROTOBUF_C_TYPE_BYTES:
+		return 0;
+	default:
+		read_scalar(fd->type, p, &v);
+		return check_number(c, fd->name, idx, &v, rule);
+	}
+}
+
+static int
+check_field(struct vctx *c, const ProtobufCMessage *m,
+    const ProtobufCFieldDescriptor *fd)
+{
+	const struct field_rule *rule = find_rule(m->descriptor, fd->name);
+	const char *base = (const char *)m;
+	size_t max, n, i, size;
+	const char *elems;
+	int r;
+
+	if (fd->label != PROTOBUF_C_LABEL_REPEATED)
+		return check_value(c, fd, -1, base + fd->offset, rule);
+	n = *(const size_t *)(base + fd->quantifier_offset);
+	max = rule != NULL && rule->max_count > 0 ? rule->max_count :
+	    MSG_REPEATED_MAX;
+	if (n > max)
+		return fail(c, fd->name, -1, "%zu elements, at most %zu", n,
+		    max);
+	elems = *(const char *const *)(base + fd->offset);
+	size = element_size(fd->type);
+	for (i = 0; i < n; i++) {
+		r = check_value(c, fd, (long)i, elems + i * size, rule);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int
+check_required(struct vctx *c, const ProtobufCMessage *m)
+{
+	const ProtobufCFieldDescriptor *fd;
+	struct scalar v;
+	size_t i;
+
+	for (i = 0; i < sizeof(required_fields) / sizeof(required_fields[0]);
+	    i++) {
+		if (required_fields[i].desc != m->descriptor)
+			continue;
+		fd = protobuf_c_message_descriptor_get_field_by_name(
+		    m->descriptor, required_fields[i].field);
+		if (fd == NULL || !field_present(m, fd))
+			return fail(c, required_fields[i].field, -1,
+			    "missing");
+		if (!required_fields[i].nonzero)
+			continue;
+		read_scalar(fd->type, (const char *)m + fd->offset, &v);
+		if (v.u == 0 && !v.is_double)
+			return fail(c, fd->name, -1, "zero");
+	}
+	return 0;
+}
+
+static int
+check_ordered(struct vctx *c, const ProtobufCMessage *m)
+{
+	const ProtobufCFieldDescriptor *lo, *hi;
+	struct scalar a, b;
+	size_t i;
+
+	for (i = 0; i < sizeof(ordered_fields) / sizeof(ordered_fields[0]);
+	    i++) {
+		lo = protobuf_c_message_descriptor_get_field_by_name(
+		    m->descriptor, ordered_fields[i].lo);
+		hi = protobuf_c_message_descriptor_get_field_by_name(
+		    m->descriptor, ordered_fields[i].hi);
+		if (lo == NULL || hi == NULL || !field_present(m, lo) ||
+		    !field_present(m, hi))
+			continue;
+		read_scalar(lo->type, (const char *)m + lo->offset, &a);
+		read_scalar(hi->type, (const char *)m + hi->offset, &b);
+		if (a.is_double ? a.d > b.d : a.u > b.u)
+			return fail(c, lo->name, -1, "above %s", hi->name);
+	}
+	return 0;
+}
+
+static int
+validate_message(struct vctx *c, const ProtobufCMessage *m,
+    const ProtobufCMessageDescriptor *desc)
+{
+	const ProtobufCFieldDescriptor *fd;
+	bool has_oneof = false, oneof_set = false;
+	unsigned i;
+	int r;
+
+	if (m->descriptor != desc)
+		return fail(c, c->pathlen > 0 ? "" : "message", -1,
+		    "a %s where a %s belongs",
+		    m->descriptor != NULL ? m->descriptor->name : "(null)",
+		    desc->name);
+	for (i = 0; i < desc->n_fields; i++) {
+		fd = &desc->fields[i];
+		if (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+			has_oneof = true;
+		if (!field_present(m, fd))
+			continue;
+		if (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+			oneof_set = true;
+		r = check_field(c, m, fd);
+		if (r < 0)
+			return r;
+	}
+	/* mm's oneofs (Command.kind) say what a message is: one must be set. */
+	if (has_oneof && !oneof_set)
+		return fail(c, "kind", -1, "none set");
+	r = check_required(c, m);
+	if (r < 0)
+		return r;
+	return check_ordered(c, m);
+}
+
+const char *
+msg_type_name(enum msg_type t)
+{
+	const ProtobufCMessageDescriptor *desc = msg_descriptor(t);
+
+	return desc != NULL ? desc->name : NULL;
+}
+
+int
+msg_type_from_name(const char *name, enum msg_type *ret_type)
+{
+	int t;
+
+	if (name == NULL)
+		return -ENOENT;
+	for (t = 0; t < MSG_TYPE_COUNT; t++)
+		if (strcmp(msg_types[t].desc->name, name) == 0) {
+			*ret_type = (enum msg_type)t;
+			return 0;
+		}
+	return -ENOENT;
+}
+
+const ProtobufCMessageDescriptor *
+msg_descriptor(enum msg_type t)
+{
+	if ((unsigned)t >= MSG_TYPE_COUNT)
+		return NULL;
+	return msg_types[t].desc;
+}
+
+size_t
+msg_max_size(enum msg_type t)
+{
+	if ((unsigned)t >= MSG_TYPE_COUNT)
+		return 0;
+	return msg_types[t].max_size;
+}
+
+int
+msg_validate(enum msg_type t, const ProtobufCMessage *m, char *why,
+    size_t whylen)
+{
+	const ProtobufCMessageDescriptor *desc = msg_descriptor(t);
+	struct vctx c = { .why = why, .whylen = whylen };
+
+	if (desc == NULL) {
+		set_why(why, whylen, "unknown message type %d", (int)t);
+		return -EINVAL;
+	}
+	if (m == NULL) {
+		set_why(why, whylen, "no message");
+		return -EINVAL;
+	}
+	return validate_message(&c, m, desc);
+}
+
+int
+msg_pack(enum msg_type t, const ProtobufCMessage *m, uint8_t **ret_buf,
+    size_t *ret_len)
+{
+	char why[256];
+	uint8_t *buf;
+	size_t len;
+	int r;
+
+	r = msg_validate(t, m, why, sizeof(why));
+	if (r < 0) {
+		log_debug("msg: not packing an invalid %s: %s",
+		    msg_type_name(t) != NULL ? msg_type_name(t) : "message",
+		    why);
+		return r;
+	}
+	len = protobuf_c_message_get_packed_size(m);
+	if (len > msg_max_size(t)) {
+		log_debug("msg: not packing %s: %zu bytes, at most %zu",
+		    msg_type_name(t), len, msg_max_size(t));
+		return -EMSGSIZE;
+	}
+	/* An empty message packs to 0 bytes; malloc(0) may return NULL. */
+	buf = malloc(len > 0 ? len : 1);
+	if (buf == NULL)
+		return -ENOMEM;
+	if (protobuf_c_message_pack(m, buf) != len) {
+		free(buf);
+		return -EINVAL;
+	}
+	*ret_buf = buf;
+	*ret_len = len;
+	return 0;
+}
+
+int
+msg_unpack(enum msg_type t, const void *data, size_t len,
+    ProtobufCMessage **ret, char *why, size_t whylen)
+{
+	const ProtobufCMessageDescriptor *desc = msg_descriptor(t);
+	ProtobufCMessage *m;
+	int r;
+
+	if (desc == NULL) {
+		set_why(why, whylen, "unknown message type %d", (int)t);
+		return -EINVAL;
+	}
+	if (len > msg_types[t].max_size) {
+		set_why(why, whylen, "%s of %zu bytes, at most %zu",
+		    desc->name, len, msg_types[t].max_size);
+		return -EMSGSIZE;
+	}
+	if (data == NULL && len > 0) {
+		set_why(why, whylen, "no data");
+		return -EINVAL;
+	}
+	m = protobuf_c_message_unpack(desc, NULL, len, data);
+	if (m == NULL) {
+		set_why(why, whylen, "not a decodable %s", desc->name);
+		return -EBADMSG;
+	}
+	r = msg_validate(t, m, why, whylen);
+	if (r < 0) {
+		msg_free(m);
+		return r;
+	}
+	*ret = m;
+	return 0;
+}
+
+void
+msg_free(ProtobufCMessage *m)
+{
+	if (m != NULL)
+		protobuf_c_message_free_unpacked(m, NULL);
+}
+
+int
+msg_to_bus(enum msg_type t, const ProtobufCMessage *m,
+    const char *exchange, const char *key, bool persistent,
+    struct bus_msg *ret_msg, uint8_t **ret_buf)
+{
+	uint8_t *buf;
+	size_t len;
+	int r;
+
+	r = msg_pack(t, m, &buf, &len);
+	if (r < 0)
+		return r;
+	memset(ret_msg, 0, sizeof(*ret_msg));
+	ret_msg->exchange = exchange;
+	ret_msg->routing_key = key;
+	ret_msg->body = buf;
+	ret_msg->len = len;
+	ret_msg->content_type = MSG_CONTENT_TYPE;
+	ret_msg->type = msg_type_name(t);
+	ret_msg->persistent = persistent;
+	*ret_buf = buf;
+	return 0;
+}
+
+int
+msg_publish(struct bus *bus, enum msg_type t, const ProtobufCMessage *m,
+    const char *exchange, const char *key, bool persistent,
+    bus_confirm_cb cb, void *arg)
+{
+	struct bus_msg bm;
+	uint8_t *buf;
+	int r;
+
+	r = msg_to_bus(t, m, exchange, key, persistent, &bm, &buf);
+	if (r < 0)
+		return r;
+	r = bus_publish(bus, &bm, cb, arg);
+	free(buf);
+	return r;
+}
+
+/* A property for a log line: at most 64 bytes, non-printables as '?'. */
+static const char *
+quote_prop(char *dst, size_t size, const char *s)
+{
+	size_t i;
+
+	if (s == NULL)
+		s = "";
+	for (i = 0; i + 1 < size && i < 64 && s[i] != '\0'; i++)
+		dst[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+	dst[i] = '\0';
+	return dst;
+}
+
+static const struct msg_handler *
+find_handler(const struct msg_handler *table, size_t n, enum msg_type t)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (table[i].type == t && table[i].fn != NULL)
+			return &table[i];
+	return NULL;
+}
+
+enum bus_disposition
+msg_dispatch(const struct msg_handler *table, size_t n,
+    const struct bus_delivery *d, void *arg,
+    struct msg_dispatch_stats *stats, char *why, size_t whylen)
+{
+	struct msg_dispatch_stats scratch;
+	const struct msg_handler *h;
+	enum bus_disposition disp;
+	char local_why[256], q[72];
+	ProtobufCMessage *m;
+	enum msg_type t;
+	int r;
+
+	if (stats == NULL)
+		stats = &scratch;
+	if (why == NULL || whylen == 0) {
+		why = local_why;
+		whylen = sizeof(local_why);
+	}
+	if (d->content_type == NULL ||
+	    strcmp(d->content_type, MSG_CONTENT_TYPE) != 0) {
+		stats->bad_content_type++;
+		set_why(why, whylen, "content_type \"%s\" is not %s",
+		    quote_prop(q, sizeof(q), d->content_type),
+		    MSG_CONTENT_TYPE);
+		goto reject;
+	}
+	if (msg_type_from_name(d->type, &t) < 0) {
+		stats->unknown_type++;
+		set_why(why, whylen, "type \"%s\" is not an mm message",
+		    quote_prop(q, sizeof(q), d->type));
+		goto reject;
+	}
+	h = find_handler(table, n, t);
+	if (h == NULL) {
+		stats->unexpected_type++;
+		set_why(why, whylen, "no handler for %s here",
+		    msg_type_name(t));
+		goto reject;
+	}
+	r = msg_unpack(t, d->body, d->len, &m, why, whylen);
+	if (r == -EMSGSIZE) {
+		stats->too_big++;
+		goto reject;
+	} else if (r == -EBADMSG) {
+		stats->undecodable++;
+		goto reject;
+	} else if (r < 0) {
+		stats->invalid++;
+		goto reject;
+	}
+	stats->ok++;
+	disp = h->fn(m, d, arg);
+	msg_free(m);
+	return disp;
+
+reject:
+	log_debug("msg: rejecting a message from queue \"%s\": %s",
+	    quote_prop(q, sizeof(q), d->queue), why);
+	return BUS_REJECT;
+}
