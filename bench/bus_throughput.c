@@ -7,7 +7,7 @@
  * measures latency from the publish call to the handler. Prints figures;
  * never passes or fails on them.
  *
- *   bus_throughput [-u URL] [-s SECONDS] [-r RATE] [-g GUESTS]
+ *   bus_throughput [-u URL] [-s SECONDS] [-r RATE] [-g GUESTS] [-w BYTES]
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -33,6 +33,7 @@ struct bench {
 	bool sub_up;
 	char queue[128];
 	unsigned guests;
+	size_t window;
 
 	/* Reports indexed by seq: when each was handed to bus_publish(). */
 	uint64_t *sent_ns;
@@ -269,7 +270,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: bus_throughput [-u amqp-url] [-s seconds] "
-	    "[-r rate] [-g guests]\n");
+	    "[-r rate] [-g guests] [-w window-bytes]\n");
 	exit(2);
 }
 
@@ -287,7 +288,7 @@ main(int argc, char **argv)
 
 	b.guests = 20;
 	b.rate = 5000;
-	while ((c = getopt(argc, argv, "u:s:r:g:")) != -1) {
+	while ((c = getopt(argc, argv, "u:s:r:g:w:")) != -1) {
 		switch (c) {
 		case 'u':
 			url = optarg;
@@ -300,6 +301,9 @@ main(int argc, char **argv)
 			break;
 		case 'g':
 			b.guests = (unsigned)atoi(optarg);
+			break;
+		case 'w':
+			b.window = strtoull(optarg, NULL, 10);
 			break;
 		default:
 			usage();
@@ -318,7 +322,8 @@ main(int argc, char **argv)
 
 	{
 		struct bus_config pc = { .url = url, .app_id = "bench-collector",
-		    .state_cb = state_cb, .state_arg = &b };
+		    .state_cb = state_cb, .state_arg = &b,
+		    .window_bytes = b.window };
 		struct bus_config sc = { .url = url, .app_id = "bench-scheduler",
 		    .state_cb = state_cb, .state_arg = &b, .prefetch = 500 };
 

@@ -171,6 +171,7 @@ struct bus {
 	uint64_t last_rx_ms;
 	size_t window;
 	uint64_t next_tag;
+	uint64_t ack_upto;	/* deliveries up to here await one ack */
 	struct inbound in;
 	uint8_t *body;
 	size_t body_cap;
@@ -656,7 +657,7 @@ bus_new(uv_loop_t *loop, const struct bus_config *config)
 	bus->max_body = config->max_body ? config->max_body : 4u << 20;
 	bus->outbox_max = config->outbox_max ? config->outbox_max : 10000;
 	bus->window_cfg = config->window_bytes ? config->window_bytes :
-	    64u << 10;
+	    256u << 10;
 	bus->backoff_min_ms = config->reconnect_min_ms ?
 	    config->reconnect_min_ms : 100;
 	bus->backoff_max_ms = config->reconnect_max_ms ?
@@ -1312,6 +1313,22 @@ consumer_by_tag(struct bus *bus, amqp_bytes_t tag)
 	return NULL;
 }
 
+/*
+ * Acks are sent once per drain with "multiple", covering every delivery
+ * since the last one: deliveries are settled in order, and anything that
+ * is not an ack flushes the acks before it.
+ */
+static int
+ack_flush(struct bus *bus)
+{
+	int r = AMQP_STATUS_OK;
+
+	if (bus->ack_upto != 0 && bus->conn != NULL)
+		r = amqp_basic_ack(bus->conn->amqp, CH_SUB, bus->ack_upto, 1);
+	bus->ack_upto = 0;
+	return r;
+}
+
 static void
 settle(struct bus *bus, struct inbound *in, enum bus_disposition disp)
 {
@@ -1320,15 +1337,22 @@ settle(struct bus *bus, struct inbound *in, enum bus_disposition disp)
 
 	if (in->consumer != NULL && in->consumer->no_ack)
 		return;
-	switch (disp) {
-	case BUS_ACK:
-		r = amqp_basic_ack(c, CH_SUB, in->tag, 0);
+	if (disp == BUS_ACK) {
+		bus->ack_upto = in->tag;
 		bus->stats.acked++;
-		break;
+		return;
+	}
+	r = ack_flush(bus);
+	if (r != AMQP_STATUS_OK) {
+		bus_fail(bus, "acking: %s", amqp_error_string2(r));
+		return;
+	}
+	switch (disp) {
 	case BUS_REQUEUE:
 		r = amqp_basic_reject(c, CH_SUB, in->tag, 1);
 		bus->stats.requeued++;
 		break;
+	case BUS_ACK:
 	case BUS_REJECT:
 	default:
 		r = amqp_basic_reject(c, CH_SUB, in->tag, 0);
@@ -1551,8 +1575,14 @@ bus_drain(struct bus *bus)
 		bus->last_rx_ms = mono_ms(bus->loop);
 		handle_frame(bus, &f);
 	}
-	if (bus->conn == conn && bus->state == ST_UP)
-		amqp_maybe_release_buffers(conn->amqp);
+	if (bus->conn == conn && bus->state == ST_UP) {
+		int r = ack_flush(bus);
+
+		if (r != AMQP_STATUS_OK)
+			bus_fail(bus, "acking: %s", amqp_error_string2(r));
+		else
+			amqp_maybe_release_buffers(conn->amqp);
+	}
 	bus->in_drain = false;
 	if (bus->closing && bus->state == ST_UP)
 		bus_flush(bus);
@@ -1648,6 +1678,10 @@ conn_teardown(struct bus *bus, bool graceful)
 	if (conn->polling)
 		uv_poll_stop(&conn->poll);
 	if (graceful) {
+		/* A handler may close the bus: its ack still counts. */
+		bus->conn = conn;
+		ack_flush(bus);
+		bus->conn = NULL;
 		/* At shutdown only: bounded by the RPC timeout. */
 		struct timeval tv = { 1, 0 };
 
@@ -1663,6 +1697,7 @@ conn_teardown(struct bus *bus, bool graceful)
 		bus->open_handles--;
 	}
 	bus->in.active = false;
+	bus->ack_upto = 0;
 	bus->stats.resent += bus->unconfirmed.count;
 	msgq_prepend(&bus->outbox, &bus->unconfirmed);
 }

@@ -35,8 +35,9 @@ struct bus_config {
 	/* Messages queued or unconfirmed before bus_publish() fails with
 	 * -ENOBUFS; 0 means 10000. */
 	size_t outbox_max;
-	/* Bytes published but not yet confirmed; 0 means 64 KiB. Kept below
-	 * the socket buffers, so a publish never blocks a stalled broker. */
+	/* Bytes published but not yet confirmed; 0 means 256 KiB. Clamped
+	 * to a quarter of the socket's send buffer, so a publish never
+	 * blocks on a stalled broker. */
 	size_t window_bytes;
 	/* Reconnect backoff bounds in ms; 0 means 100 and 10000. */
 	unsigned reconnect_min_ms;

@@ -21,11 +21,16 @@ topo_id_valid(const char *id)
 	n = strlen(id);
 	if (n == 0 || n > TOPO_ID_MAX)
 		return false;
+	/* Dots separate topic words: no empty word, so "*.<id>" and
+	 * "#.<id>" bindings match the id literally. */
+	if (id[0] == '.' || id[n - 1] == '.' || strstr(id, "..") != NULL)
+		return false;
 	for (size_t i = 0; i < n; i++) {
 		char c = id[i];
 
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '_' || c == '-'))
+		    (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+		    c == '.'))
 			return false;
 	}
 	return true;

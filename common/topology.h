@@ -43,7 +43,8 @@ struct bus;
 #define TOPO_ID_MAX		64
 
 /* True when id is usable in a queue name and routing key: 1..TOPO_ID_MAX
- * characters of [A-Za-z0-9_-] (no '.', which separates topic words). */
+ * characters of [A-Za-z0-9_.-] (as msg.h's ids), not starting or ending
+ * with '.' and without "..", so an FQDN works and no topic word is empty. */
 bool topo_id_valid(const char *id);
 
 /* The dead-letter exchange and mm.dead, bound to receive only rejected
