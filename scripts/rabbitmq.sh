@@ -8,15 +8,18 @@ set -euo pipefail
 
 usage() {
 	cat <<EOF
-usage: ${0##*/} start|stop|kill|restart|status|env
+usage: ${0##*/} start|stop|kill|restart|pause|resume|status|env
 
   start    start the node unless it runs, wait until it is ready (at most
            MM_RABBITMQ_TIMEOUT seconds), provision vhost, users, exchanges
   stop     stop the node gracefully and delete its state directory
   kill     SIGKILL the node's beam.smp only; its data stays for "start"
   restart  stop gracefully keeping the data, then start
+  pause    SIGSTOP the node: connections stay open but nothing is answered
+  resume   SIGCONT the node after pause
   status   say whether the node runs and is ready (exit 0) or not (exit 3)
-  env      print "export ..." lines for the tests (MM_TEST_AMQP_URL, ...)
+  env      print "export ..." lines for the tests (MM_TEST_AMQP_URL,
+           MM_TEST_MGMT_URL, MM_TEST_BROKER_CTL, MM_RABBITMQ_*)
 
 environment (defaults in brackets):
   MM_RABBITMQ_DIR        state directory [/tmp/mm-rabbitmq]
@@ -224,6 +227,7 @@ shutdown_node() {
 	local pid deadline
 	pid=$(node_pid)
 	if [[ -n $pid ]]; then
+		kill -CONT "$pid" 2>/dev/null || true
 		ctl shutdown >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null || true
 		deadline=$((SECONDS + 30))
 		while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
@@ -271,6 +275,15 @@ cmd_kill() {
 	say "killed beam.smp (pid $pid)"
 }
 
+# SIGSTOP or SIGCONT the node, to test clients against a stalled broker.
+cmd_signal() {
+	local pid
+	pid=$(node_pid)
+	[[ -n $pid ]] || die "node $node is not running"
+	kill "-$1" "$pid"
+	say "sent SIG$1 to beam.smp (pid $pid)"
+}
+
 cmd_restart() {
 	shutdown_node
 	cmd_start
@@ -295,6 +308,7 @@ cmd_status() {
 cmd_env() {
 	cat <<EOF
 export MM_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:$port/$vhost
+export MM_TEST_MGMT_URL=http://127.0.0.1:$mgmt_port
 export MM_TEST_BROKER_CTL=$script_dir/rabbitmq.sh
 export MM_RABBITMQ_DIR=$dir
 export MM_RABBITMQ_PORT=$port
@@ -309,6 +323,8 @@ start) cmd_start ;;
 stop) cmd_stop ;;
 kill) cmd_kill ;;
 restart) cmd_restart ;;
+pause) cmd_signal STOP ;;
+resume) cmd_signal CONT ;;
 status) cmd_status ;;
 env) cmd_env ;;
 -h | --help | help) usage ;;

@@ -89,7 +89,6 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 "$broker" start
 eval "$("$broker" env)"
-export MM_TEST_AMQP_URL MM_TEST_BROKER_CTL
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
