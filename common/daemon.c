@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The shared daemon scaffolding; see daemon.h. Options follow OpenBSD's
+ * daemons: -n checks the configuration, -nv also prints it, -d stays in
+ * the foreground with plain logs.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "daemon.h"
+#include "log.h"
+
+static void
+usage(const char *prog, const char *default_conf, FILE *f)
+{
+	fprintf(f, "usage: %s [-dnv] [-c file]\n"
+	    "  -c file  configuration file (default %s)\n"
+	    "  -d       stay in the foreground, plain log lines on stderr\n"
+	    "  -n       check the configuration and exit (-nv: also print it)\n"
+	    "  -v       verbose: debug logging\n", prog, default_conf);
+}
+
+void
+daemon_parse_args(int argc, char **argv, const char *prog,
+    const char *default_conf, struct daemon_opts *ret_opts)
+{
+	struct daemon_opts o = { .conf_path = default_conf };
+	int c;
+
+	while ((c = getopt(argc, argv, "c:dhnv")) != -1) {
+		switch (c) {
+		case 'c':
+			o.conf_path = optarg;
+			o.conf_explicit = true;
+			break;
+		case 'd':
+			o.foreground = true;
+			break;
+		case 'n':
+			o.check_only = true;
+			break;
+		case 'v':
+			o.verbose++;
+			break;
+		case 'h':
+			usage(prog, default_conf, stdout);
+			exit(0);
+		default:
+			usage(prog, default_conf, stderr);
+			exit(2);
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "%s: unexpected argument \"%s\"\n", prog,
+		    argv[optind]);
+		usage(prog, default_conf, stderr);
+		exit(2);
+	}
+	/* journald sets JOURNAL_STREAM for the services it logs. */
+	log_init(prog, o.verbose, !o.foreground &&
+	    getenv("JOURNAL_STREAM") != NULL);
+	*ret_opts = o;
+}
+
+int
+daemon_load_conf(const struct conf_key *table, size_t n, void *out,
+    const struct daemon_opts *opts)
+{
+	char err[512];
+	int r;
+
+	r = conf_defaults(table, n, out);
+	if (r < 0) {
+		snprintf(err, sizeof(err), "built-in defaults are invalid");
+		goto fail;
+	}
+	if (!opts->conf_explicit && access(opts->conf_path, F_OK) < 0 &&
+	    errno == ENOENT) {
+		log_info("no \"%s\", using defaults", opts->conf_path);
+	} else {
+		r = conf_load(table, n, out, opts->conf_path, err,
+		    sizeof(err));
+		if (r < 0)
+			goto fail;
+	}
+	if (opts->check_only) {
+		printf("configuration OK\n");
+		if (opts->verbose > 0)
+			conf_print(table, n, out, stdout);
+		exit(0);
+	}
+	return 0;
+fail:
+	if (opts->check_only) {
+		fprintf(stderr, "%s\n", err);
+		exit(1);
+	}
+	log_warnx("%s", err);
+	return r;
+}
+
+static void
+signal_cb(uv_signal_t *h, int signum)
+{
+	struct daemon_signals *s = h->data;
+
+	if (signum == SIGHUP) {
+		if (s->reload_cb != NULL)
+			s->reload_cb(s->arg);
+	} else if (s->stop_cb != NULL) {
+		s->stop_cb(s->arg);
+	}
+}
+
+int
+daemon_signals_init(struct daemon_signals *s, uv_loop_t *loop,
+    void (*stop_cb)(void *), void (*reload_cb)(void *), void *arg)
+{
+	uv_signal_t *hs[] = { &s->term, &s->intr, &s->hup };
+	const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+
+	s->stop_cb = stop_cb;
+	s->reload_cb = reload_cb;
+	s->arg = arg;
+	for (int i = 0; i < 3; i++) {
+		int r = uv_signal_init(loop, hs[i]);
+
+		if (r == 0)
+			r = uv_signal_start(hs[i], signal_cb, sigs[i]);
+		if (r < 0)
+			return r;
+		hs[i]->data = s;
+		uv_unref((uv_handle_t *)hs[i]);
+	}
+	return 0;
+}
+
+void
+daemon_signals_close(struct daemon_signals *s)
+{
+	uv_close((uv_handle_t *)&s->term, NULL);
+	uv_close((uv_handle_t *)&s->intr, NULL);
+	uv_close((uv_handle_t *)&s->hup, NULL);
+}
+
+void
+daemon_bus_config(const struct daemon_bus_conf *c, const char *app_id,
+    struct bus_config *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	ret->url = c->url;
+	ret->app_id = app_id;
+	ret->heartbeat_s = (unsigned)((c->heartbeat_ms + 999) / 1000);
+	ret->prefetch = (unsigned)c->prefetch;
+	ret->outbox_max = (size_t)c->outbox;
+}
+
+void
+daemon_notify_ready(const char *status)
+{
+	sd_notifyf(0, "READY=1\nSTATUS=%s", status != NULL ? status : "");
+}
+
+void
+daemon_notify_reloading(void)
+{
+	sd_notify(0, "RELOADING=1");
+}
+
+void
+daemon_notify_stopping(void)
+{
+	sd_notify(0, "STOPPING=1");
+}
+
+void
+daemon_notify_status(const char *status)
+{
+	sd_notifyf(0, "STATUS=%s", status);
+}
