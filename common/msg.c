@@ -230,6 +230,83 @@ find_rule(const ProtobufCMessageDescriptor *desc, const char *field)
 	return NULL;
 }
 
+/*
+ * What to check in one message type, worked out once from the tables above
+ * (by field name) so that validating a message compares no strings.
+ */
+#define PLAN_MAX	64		/* message types in mm.v1 */
+#define PLAN_FIELDS	1024		/* fields of all of them */
+#define PLAN_REQUIRED	8
+#define PLAN_ORDERED	4
+
+struct plan {
+	const ProtobufCMessageDescriptor *desc;
+	const struct field_rule **rules;	/* per field index, or NULL */
+	const ProtobufCFieldDescriptor *required[PLAN_REQUIRED];
+	bool nonzero[PLAN_REQUIRED];
+	unsigned n_required;
+	const ProtobufCFieldDescriptor *lo[PLAN_ORDERED];
+	const ProtobufCFieldDescriptor *hi[PLAN_ORDERED];
+	unsigned n_ordered;
+};
+
+static struct plan plans[PLAN_MAX];
+static unsigned n_plans;
+static const struct field_rule *plan_rules[PLAN_FIELDS];
+static unsigned n_plan_rules;
+
+/* The plan of desc, built on first use; NULL only if the static tables
+ * are too small for the protocol (a build-time mistake). */
+static const struct plan *
+plan_for(const ProtobufCMessageDescriptor *desc)
+{
+	struct plan *p;
+	size_t i;
+
+	for (i = 0; i < n_plans; i++)
+		if (plans[i].desc == desc)
+			return &plans[i];
+	if (n_plans == PLAN_MAX || n_plan_rules + desc->n_fields > PLAN_FIELDS)
+		return NULL;
+	p = &plans[n_plans];
+	memset(p, 0, sizeof(*p));
+	p->rules = &plan_rules[n_plan_rules];
+	for (i = 0; i < desc->n_fields; i++)
+		p->rules[i] = find_rule(desc, desc->fields[i].name);
+	for (i = 0; i < sizeof(required_fields) / sizeof(required_fields[0]);
+	    i++) {
+		if (required_fields[i].desc != desc)
+			continue;
+		if (p->n_required == PLAN_REQUIRED)
+			return NULL;
+		p->required[p->n_required] =
+		    protobuf_c_message_descriptor_get_field_by_name(desc,
+		    required_fields[i].field);
+		if (p->required[p->n_required] == NULL)
+			return NULL;
+		p->nonzero[p->n_required++] = required_fields[i].nonzero;
+	}
+	for (i = 0; i < sizeof(ordered_fields) / sizeof(ordered_fields[0]);
+	    i++) {
+		const ProtobufCFieldDescriptor *lo, *hi;
+
+		lo = protobuf_c_message_descriptor_get_field_by_name(desc,
+		    ordered_fields[i].lo);
+		hi = protobuf_c_message_descriptor_get_field_by_name(desc,
+		    ordered_fields[i].hi);
+		if (lo == NULL || hi == NULL)
+			continue;
+		if (p->n_ordered == PLAN_ORDERED)
+			return NULL;
+		p->lo[p->n_ordered] = lo;
+		p->hi[p->n_ordered++] = hi;
+	}
+	p->desc = desc;
+	n_plan_rules += desc->n_fields;
+	n_plans++;
+	return p;
+}
+
 static bool
 field_present(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd)
 {
@@ -478,9 +555,8 @@ check_value(struct vctx *c, const ProtobufCFieldDescriptor *fd, long idx,
 
 static int
 check_field(struct vctx *c, const ProtobufCMessage *m,
-    const ProtobufCFieldDescriptor *fd)
+    const ProtobufCFieldDescriptor *fd, const struct field_rule *rule)
 {
-	const struct field_rule *rule = find_rule(m->descriptor, fd->name);
 	const char *base = (const char *)m;
 	size_t max, n, i, size;
 	const char *elems;
@@ -505,22 +581,18 @@ check_field(struct vctx *c, const ProtobufCMessage *m,
 }
 
 static int
-check_required(struct vctx *c, const ProtobufCMessage *m)
+check_required(struct vctx *c, const ProtobufCMessage *m,
+    const struct plan *p)
 {
 	const ProtobufCFieldDescriptor *fd;
 	struct scalar v;
 	size_t i;
 
-	for (i = 0; i < sizeof(required_fields) / sizeof(required_fields[0]);
-	    i++) {
-		if (required_fields[i].desc != m->descriptor)
-			continue;
-		fd = protobuf_c_message_descriptor_get_field_by_name(
-		    m->descriptor, required_fields[i].field);
-		if (fd == NULL || !field_present(m, fd))
-			return fail(c, required_fields[i].field, -1,
-			    "missing");
-		if (!required_fields[i].nonzero)
+	for (i = 0; i < p->n_required; i++) {
+		fd = p->required[i];
+		if (!field_present(m, fd))
+			return fail(c, fd->name, -1, "missing");
+		if (!p->nonzero[i])
 			continue;
 		read_scalar(fd->type, (const char *)m + fd->offset, &v);
 		if (v.u == 0 && !v.is_double)
@@ -530,20 +602,17 @@ check_required(struct vctx *c, const ProtobufCMessage *m)
 }
 
 static int
-check_ordered(struct vctx *c, const ProtobufCMessage *m)
+check_ordered(struct vctx *c, const ProtobufCMessage *m,
+    const struct plan *p)
 {
 	const ProtobufCFieldDescriptor *lo, *hi;
 	struct scalar a, b;
 	size_t i;
 
-	for (i = 0; i < sizeof(ordered_fields) / sizeof(ordered_fields[0]);
-	    i++) {
-		lo = protobuf_c_message_descriptor_get_field_by_name(
-		    m->descriptor, ordered_fields[i].lo);
-		hi = protobuf_c_message_descriptor_get_field_by_name(
-		    m->descriptor, ordered_fields[i].hi);
-		if (lo == NULL || hi == NULL || !field_present(m, lo) ||
-		    !field_present(m, hi))
+	for (i = 0; i < p->n_ordered; i++) {
+		lo = p->lo[i];
+		hi = p->hi[i];
+		if (!field_present(m, lo) || !field_present(m, hi))
 			continue;
 		read_scalar(lo->type, (const char *)m + lo->offset, &a);
 		read_scalar(hi->type, (const char *)m + hi->offset, &b);
@@ -559,6 +628,7 @@ validate_message(struct vctx *c, const ProtobufCMessage *m,
 {
 	const ProtobufCFieldDescriptor *fd;
 	bool has_oneof = false, oneof_set = false;
+	const struct plan *p;
 	unsigned i;
 	int r;
 
@@ -566,6 +636,10 @@ validate_message(struct vctx *c, const ProtobufCMessage *m,
 		return fail(c, c->pathlen > 0 ? "" : "message", -1,
 		    "a %s where a %s belongs",
 		    m->descriptor != NULL ? m->descriptor->name : "(null)",
+		    desc->name);
+	p = plan_for(desc);
+	if (p == NULL)
+		return fail(c, "message", -1, "no validation plan for %s",
 		    desc->name);
 	for (i = 0; i < desc->n_fields; i++) {
 		fd = &desc->fields[i];
@@ -575,17 +649,17 @@ validate_message(struct vctx *c, const ProtobufCMessage *m,
 			continue;
 		if (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
 			oneof_set = true;
-		r = check_field(c, m, fd);
+		r = check_field(c, m, fd, p->rules[i]);
 		if (r < 0)
 			return r;
 	}
 	/* mm's oneofs (Command.kind) say what a message is: one must be set. */
 	if (has_oneof && !oneof_set)
 		return fail(c, "kind", -1, "none set");
-	r = check_required(c, m);
+	r = check_required(c, m, p);
 	if (r < 0)
 		return r;
-	return check_ordered(c, m);
+	return check_ordered(c, m, p);
 }
 
 const char *

@@ -5,6 +5,9 @@
  * (properties on publish, one dispatch table on consume). This is the only
  * code that calls protobuf-c to pack or unpack; docs/protocol.md describes
  * the messages and the limits enforced here.
+ *
+ * Call these from one thread (the loop's): validation keeps what it works
+ * out per message type in static tables, built on first use.
  */
 #ifndef MM_MSG_H
 #define MM_MSG_H
