@@ -3,7 +3,8 @@
  * The bus when the broker fails: killed (SIGKILL) and restarted mid-stream,
  * the flow resumes by itself and no confirmed message is lost; stalled
  * (SIGSTOP), the loop keeps running while publishes wait, and everything is
- * confirmed once the broker continues. Uses $MM_TEST_BROKER_CTL (the
+ * confirmed once the broker continues; silent for two heartbeats, it is
+ * dropped and reconnected to. Uses $MM_TEST_BROKER_CTL (the
  * throwaway broker's scripts/rabbitmq.sh) to kill, start, pause and resume.
  */
 #include <errno.h>
@@ -346,11 +347,82 @@ test_bus_stalled_broker_does_not_block_loop(void **state)
 	free(queue);
 }
 
+struct hb {
+	unsigned ups;
+	unsigned downs;
+	char reason[512];
+	bool up;
+};
+
+static void
+hb_state_cb(struct bus *bus, bool up, const char *reason, void *arg)
+{
+	struct hb *h = arg;
+
+	h->up = up;
+	if (up) {
+		h->ups++;
+	} else {
+		h->downs++;
+		snprintf(h->reason, sizeof(h->reason), "%s", reason);
+	}
+}
+
+/*
+ * With a 1 s heartbeat an idle connection stays up (the bus sends
+ * heartbeats from its timer, or the broker would close it), and a broker
+ * that goes silent is noticed after two heartbeats and reconnected to.
+ */
+static void
+test_bus_heartbeats_keep_and_detect(void **state)
+{
+	uv_loop_t loop;
+	struct hb h = { 0 };
+	struct bus_config cfg = {
+		.url = tu_broker_url(),
+		.app_id = "test-heartbeat",
+		.heartbeat_s = 1,
+		.reconnect_min_ms = 100,
+		.reconnect_max_ms = 500,
+		.connect_timeout_ms = 2000,
+		.state_cb = hb_state_cb,
+		.state_arg = &h,
+	};
+	struct bus *bus;
+	bool down = false;
+	int closed = 0;
+
+	uv_loop_init(&loop);
+	bus = bus_new(&loop, &cfg);
+	assert_non_null(bus);
+	assert_int_equal(bus_start(bus), 0);
+	assert_true(tu_run_until(&loop, &h.up, 10000));
+	tu_run_for(&loop, 5000);
+	assert_int_equal(h.downs, 0);
+	assert_true(bus_is_up(bus));
+
+	ctl_sync("pause");
+	for (int i = 0; i < 60 && h.downs == 0; i++)
+		tu_run_for(&loop, 100);
+	down = h.downs > 0;
+	ctl_sync("resume");
+	assert_true(down);
+	assert_non_null(strstr(h.reason, "heartbeat"));
+	h.up = false;
+	assert_true(tu_run_until(&loop, &h.up, 20000));
+	assert_int_equal(h.ups, 2);
+
+	bus_close(bus, 0, closed_cb, &closed);
+	assert_int_equal(tu_loop_finish(&loop), 0);
+	assert_int_equal(closed, 1);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bus_stalled_broker_does_not_block_loop),
+		cmocka_unit_test(test_bus_heartbeats_keep_and_detect),
 		cmocka_unit_test(test_bus_restart_loses_no_confirmed_message),
 	};
 
