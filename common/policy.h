@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The policy engine: from a host's latest observations, the history kept
+ * for it and the policy in force, decide each VM's balloon target with a
+ * reason. No I/O and no allocation per decision, so the scheduler daemon
+ * and mmctl's offline replay run the same code, and it is fast enough to
+ * decide for a whole fleet on one core.
+ *
+ * Algorithms, selected by name: "pressure" (mm's own, the default), and the
+ * baselines "static", "xenmm" and "mom", each reproducing its source for
+ * side-by-side comparison (docs/design.md says where each comes from).
+ */
+#ifndef MM_POLICY_H
+#define MM_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PE_ID_MAX	64	/* as msg.h's ids */
+#define PE_RULES_MAX	64
+#define PE_WHY_MAX	160
+
+enum pe_algo {
+	PE_ALGO_PRESSURE,
+	PE_ALGO_STATIC,
+	PE_ALGO_XENMM,
+	PE_ALGO_MOM,
+	PE_ALGO_COUNT
+};
+
+/* "pressure", "static", "xenmm", "mom"; NULL for an unknown value. */
+const char *pe_algo_name(enum pe_algo a);
+/* Returns 0 and writes *ret, or -ENOENT for an unknown name. */
+int pe_algo_from_name(const char *name, enum pe_algo *ret);
+
+/* Limits of the VMs whose id matches a rule's glob (fnmatch). */
+struct pe_limits {
+	uint64_t min_kib;	/* guaranteed; 0: the host's floor */
+	uint64_t max_kib;	/* ceiling; 0: the host's maximum */
+	uint32_t weight;	/* share of contended memory, 1..10000 */
+	uint64_t headroom_kib;	/* spare above used memory ... */
+	double headroom_pct;	/* ... or this percent of it, the larger */
+	bool unmanaged;		/* leave its balloon alone */
+};
+
+struct pe_rule {
+	char pattern[PE_ID_MAX * 2 + 1];
+	struct pe_limits limits;
+};
+
+/*
+ * The policy's balloon part, as the engine uses it (the scheduler converts
+ * the Policy message; pe_policy_defaults() gives every knob its default).
+ */
+struct pe_policy {
+	enum pe_algo algo;
+	uint64_t host_reserve_kib;	/* never handed to guests */
+	uint64_t vm_overhead_kib;	/* per VM, the hypervisor's own */
+	struct pe_limits defaults;
+	struct pe_rule rules[PE_RULES_MAX];	/* first match wins */
+	size_t n_rules;
+
+	/* pressure */
+	double psi_low_pct;		/* some avg10 that starts to count */
+	double psi_high_pct;		/* some avg10 that counts fully */
+	double faults_high_s;		/* major faults/s that count fully */
+	double avail_low_pct;		/* MemAvailable below this % of total */
+	double grow_pct;		/* step up under full pressure, % */
+	uint64_t grow_min_kib;		/* smallest step up under pressure */
+	double shrink_pct;		/* step down per decision, % of target */
+	uint64_t shrink_max_kib;	/* largest step down per decision */
+	uint64_t hold_ms;		/* calm this long before shrinking */
+	double deadband_pct;		/* no change within this % ... */
+	uint64_t deadband_kib;		/* ... or this many KiB, the larger */
+	double ewma_alpha;		/* smoothing of used memory, 0..1 */
+
+	/* guests that do not balloon (squeezed's thresholds) */
+	uint64_t inactive_ms;		/* no progress this long: inactive */
+	uint64_t uncooperative_ms;	/* ... this long: uncooperative */
+};
+
+/* Fill p with the defaults of every knob (algorithm "pressure"). */
+void pe_policy_defaults(struct pe_policy *p);
+
+/*
+ * Check p: ranges, min <= max, known algorithm. Returns 0, or -EINVAL
+ * with the reason in why (may be NULL).
+ */
+int pe_policy_validate(const struct pe_policy *p, char *why, size_t whylen);
+
+/* One guest in one report, already sanitized by the collector. */
+struct pe_guest {
+	const char *vm_id;	/* borrowed for the call */
+	bool has_meminfo;
+	uint64_t total_kib;	/* guest MemTotal */
+	uint64_t available_kib;	/* guest MemAvailable */
+	uint64_t free_kib;	/* guest MemFree */
+	bool has_balloon;
+	uint64_t target_kib;	/* balloon target in force */
+	uint64_t actual_kib;	/* balloon actual: the guest's size now */
+	uint64_t min_kib;	/* host's floor, 0 when unknown */
+	uint64_t max_kib;	/* host's maximum (maxmem), 0 when unknown */
+	bool has_psi;
+	double psi_some_avg10;	/* percent */
+	bool has_vmstat;
+	uint64_t major_faults;	/* counters since boot */
+	uint64_t swap_in_pages;
+	uint64_t oom_kills;
+	bool stale;		/* no fresh sample: keep its target */
+};
+
+struct pe_host {
+	const char *host_id;
+	uint64_t time_ms;	/* report time, ms since the epoch */
+	uint64_t total_kib;	/* host MemTotal */
+	uint64_t available_kib;	/* host MemAvailable */
+	size_t n_guests;
+	const struct pe_guest *guests;
+};
+
+enum pe_reason {
+	PE_KEEP,		/* nothing to change */
+	PE_GROW_PRESSURE,	/* guest under pressure */
+	PE_GROW_NEED,		/* used + headroom above target */
+	PE_SHRINK_IDLE,		/* calm for hold_ms, target above need */
+	PE_HOLD,		/* would shrink, but pressure was recent */
+	PE_CAPACITY,		/* cut to its weighted share of the host */
+	PE_BUDGET,		/* growth limited to memory free now */
+	PE_STATIC,		/* baseline: at maximum */
+	PE_XENMM,		/* baseline: xenmm's formula */
+	PE_MOM_SHRINK,		/* baseline: MOM under host pressure */
+	PE_MOM_GROW,		/* baseline: MOM, guest short of free */
+	PE_UNMANAGED,		/* policy leaves it alone */
+	PE_STALE,		/* no fresh data: target kept */
+	PE_UNCOOPERATIVE,	/* does not balloon: its memory is not given away */
+};
+
+const char *pe_reason_name(enum pe_reason r);
+
+enum pe_coop { PE_COOP_OK, PE_COOP_INACTIVE, PE_COOP_UNCOOPERATIVE };
+
+struct pe_decision {
+	char vm_id[PE_ID_MAX + 1];
+	uint64_t target_kib;	/* the new absolute target */
+	uint64_t prev_kib;	/* the target it replaces */
+	bool changed;		/* target_kib != prev_kib: send a command */
+	enum pe_reason reason;
+	enum pe_coop coop;
+	bool alert;		/* coop got worse this round: raise an alert */
+	/* The numbers behind it. */
+	uint64_t used_kib;
+	uint64_t need_kib;
+	uint64_t min_kib;
+	uint64_t max_kib;
+	double pressure;	/* 0..1 */
+	uint64_t step_kib;	/* what the algorithm's rule asked before
+				 * capacity and budget cut it */
+};
+
+/* A line for people: what was decided and the numbers behind it. Always
+ * NUL-terminates buf; returns what snprintf() returns. */
+int pe_format_why(const struct pe_decision *d, char *buf, size_t size);
+
+/* Per-host history: smoothed usage, peaks, pressure, cooperation. */
+struct pe_state;
+
+/* A new, empty history, or NULL with errno ENOMEM. Free with
+ * pe_state_free() (NULL is a no-op). */
+struct pe_state *pe_state_new(void);
+void pe_state_free(struct pe_state *st);
+
+/*
+ * Decide the targets of host's guests under policy p, updating st. out has
+ * room for cap decisions (host->n_guests is enough: one per guest, in the
+ * guests' order). VMs missing from host are forgotten. Returns the number
+ * of decisions, or -EINVAL (bad arguments), -ENOBUFS (cap too small),
+ * -ENOMEM (history could not grow). Everything is borrowed.
+ */
+int pe_decide(struct pe_state *st, const struct pe_host *host,
+    const struct pe_policy *p, struct pe_decision *out, size_t cap);
+
+/*
+ * Capacity for guests under p: host total minus reserve minus per-VM
+ * overhead, in KiB (0 when that is negative).
+ */
+uint64_t pe_capacity_kib(const struct pe_host *host, const struct pe_policy *p);
+
+/* The guest's used memory as the engine sees it (balloon excluded). */
+uint64_t pe_guest_used_kib(const struct pe_guest *g);
+
+#endif

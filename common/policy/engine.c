@@ -1,0 +1,495 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The policy engine's frame: per-host history, limits from the policy's
+ * rules, cooperation tracking, and the steps every algorithm shares. The
+ * algorithms themselves are in pressure.c and baselines.c.
+ */
+#include <errno.h>
+#include <fnmatch.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy.h"
+#include "policy_int.h"
+
+static const char *const algo_names[PE_ALGO_COUNT] = {
+	[PE_ALGO_PRESSURE] = "pressure",
+	[PE_ALGO_STATIC] = "static",
+	[PE_ALGO_XENMM] = "xenmm",
+	[PE_ALGO_MOM] = "mom",
+};
+
+const char *
+pe_algo_name(enum pe_algo a)
+{
+	return (unsigned)a < PE_ALGO_COUNT ? algo_names[a] : NULL;
+}
+
+int
+pe_algo_from_name(const char *name, enum pe_algo *ret)
+{
+	for (int i = 0; name != NULL && i < PE_ALGO_COUNT; i++) {
+		if (strcmp(name, algo_names[i]) == 0) {
+			*ret = (enum pe_algo)i;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+static const char *const reason_names[] = {
+	[PE_KEEP] = "keep",
+	[PE_GROW_PRESSURE] = "grow-pressure",
+	[PE_GROW_NEED] = "grow-need",
+	[PE_SHRINK_IDLE] = "shrink-idle",
+	[PE_HOLD] = "hold",
+	[PE_CAPACITY] = "capacity",
+	[PE_BUDGET] = "budget",
+	[PE_STATIC] = "static",
+	[PE_XENMM] = "xenmm",
+	[PE_MOM_SHRINK] = "mom-shrink",
+	[PE_MOM_GROW] = "mom-grow",
+	[PE_UNMANAGED] = "unmanaged",
+	[PE_STALE] = "stale",
+	[PE_UNCOOPERATIVE] = "uncooperative",
+};
+
+const char *
+pe_reason_name(enum pe_reason r)
+{
+	return (unsigned)r < sizeof(reason_names) / sizeof(*reason_names) ?
+	    reason_names[r] : "unknown";
+}
+
+void
+pe_policy_defaults(struct pe_policy *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->algo = PE_ALGO_PRESSURE;
+	p->host_reserve_kib = 512 * 1024;
+	p->vm_overhead_kib = 0;
+	p->defaults.weight = 100;
+	p->defaults.headroom_kib = 128 * 1024;
+	p->defaults.headroom_pct = 10;
+	p->psi_low_pct = 1;
+	p->psi_high_pct = 20;
+	p->faults_high_s = 1000;
+	p->avail_low_pct = 5;
+	p->grow_pct = 25;
+	p->grow_min_kib = 64 * 1024;
+	p->shrink_pct = 5;
+	p->shrink_max_kib = 256 * 1024;
+	p->hold_ms = 30000;
+	p->deadband_pct = 5;
+	p->deadband_kib = 32 * 1024;
+	p->ewma_alpha = 0.3;
+	p->inactive_ms = 5000;
+	p->uncooperative_ms = 20000;
+}
+
+static int
+bad(char *why, size_t whylen, const char *what)
+{
+	if (why != NULL && whylen > 0)
+		snprintf(why, whylen, "%s", what);
+	return -EINVAL;
+}
+
+static int
+limits_validate(const struct pe_limits *l, const char *where, char *why,
+    size_t whylen)
+{
+	char msg[256];
+
+	if (l->max_kib != 0 && l->min_kib > l->max_kib) {
+		snprintf(msg, sizeof(msg), "%s: min %llu KiB above max %llu "
+		    "KiB", where, (unsigned long long)l->min_kib,
+		    (unsigned long long)l->max_kib);
+		return bad(why, whylen, msg);
+	}
+	if (l->weight < 1 || l->weight > 10000) {
+		snprintf(msg, sizeof(msg), "%s: weight %u outside 1..10000",
+		    where, l->weight);
+		return bad(why, whylen, msg);
+	}
+	if (!(l->headroom_pct >= 0 && l->headroom_pct <= 100)) {
+		snprintf(msg, sizeof(msg), "%s: headroom %.1f %% outside "
+		    "0..100", where, l->headroom_pct);
+		return bad(why, whylen, msg);
+	}
+	return 0;
+}
+
+static bool
+pct_ok(double v, double lo, double hi)
+{
+	return v >= lo && v <= hi;	/* false for NaN */
+}
+
+int
+pe_policy_validate(const struct pe_policy *p, char *why, size_t whylen)
+{
+	char where[PE_ID_MAX * 2 + 16];
+	int r;
+
+	if (pe_algo_name(p->algo) == NULL)
+		return bad(why, whylen, "unknown algorithm");
+	r = limits_validate(&p->defaults, "defaults", why, whylen);
+	if (r < 0)
+		return r;
+	if (p->n_rules > PE_RULES_MAX)
+		return bad(why, whylen, "too many rules");
+	for (size_t i = 0; i < p->n_rules; i++) {
+		if (p->rules[i].pattern[0] == '\0')
+			return bad(why, whylen, "rule without a pattern");
+		snprintf(where, sizeof(where), "rule \"%s\"",
+		    p->rules[i].pattern);
+		r = limits_validate(&p->rules[i].limits, where, why, whylen);
+		if (r < 0)
+			return r;
+	}
+	if (!pct_ok(p->psi_low_pct, 0, 100) ||
+	    !pct_ok(p->psi_high_pct, 0, 100) ||
+	    p->psi_low_pct >= p->psi_high_pct)
+		return bad(why, whylen, "psi thresholds: need 0 <= low < "
+		    "high <= 100");
+	if (!pct_ok(p->avail_low_pct, 0, 100) ||
+	    !pct_ok(p->grow_pct, 0, 1000) || !pct_ok(p->shrink_pct, 0, 100) ||
+	    !pct_ok(p->deadband_pct, 0, 100) ||
+	    !pct_ok(p->faults_high_s, 1, 1e9))
+		return bad(why, whylen, "a percentage or rate is out of "
+		    "range");
+	if (!(p->ewma_alpha > 0 && p->ewma_alpha <= 1))
+		return bad(why, whylen, "ewma alpha outside (0, 1]");
+	if (p->inactive_ms == 0 || p->uncooperative_ms < p->inactive_ms)
+		return bad(why, whylen, "need 0 < inactive <= uncooperative");
+	return 0;
+}
+
+struct pe_state *
+pe_state_new(void)
+{
+	return calloc(1, sizeof(struct pe_state));
+}
+
+void
+pe_state_free(struct pe_state *st)
+{
+	if (st == NULL)
+		return;
+	free(st->vms);
+	free(st->scratch);
+	free(st);
+}
+
+uint64_t
+pe_guest_used_kib(const struct pe_guest *g)
+{
+	uint64_t used, inflated = 0;
+
+	if (!g->has_meminfo || g->total_kib == 0)
+		return g->has_balloon ? g->actual_kib : 0;
+	used = g->available_kib < g->total_kib ?
+	    g->total_kib - g->available_kib : 0;
+	/*
+	 * A balloon with deflate-on-oom leaves MemTotal alone and holds its
+	 * pages as used memory: take them out. A shrinking balloon lowers
+	 * MemTotal itself, and then total is close to actual.
+	 */
+	if (g->has_balloon && g->actual_kib > 0 && g->total_kib > g->actual_kib)
+		inflated = g->total_kib - g->actual_kib;
+	return used > inflated ? used - inflated : 0;
+}
+
+uint64_t
+pe_capacity_kib(const struct pe_host *host, const struct pe_policy *p)
+{
+	uint64_t taken = p->host_reserve_kib +
+	    p->vm_overhead_kib * (uint64_t)host->n_guests;
+
+	return host->total_kib > taken ? host->total_kib - taken : 0;
+}
+
+/* The VM's history, found where it was last time or by a search. */
+/* Make room for n more VMs, so that vm_find() never moves the array. */
+static int
+vm_reserve(struct pe_state *st, size_t n)
+{
+	size_t cap = st->cap ? st->cap : 16;
+	struct pe_vm *vms;
+
+	while (cap < st->n + n)
+		cap *= 2;
+	if (cap == st->cap)
+		return 0;
+	vms = realloc(st->vms, cap * sizeof(*vms));
+	if (vms == NULL)
+		return -ENOMEM;
+	st->vms = vms;
+	st->cap = cap;
+	return 0;
+}
+
+static struct pe_vm *
+vm_find(struct pe_state *st, size_t hint, const char *id, uint64_t now_ms)
+{
+	struct pe_vm *v;
+
+	if (hint < st->n && strcmp(st->vms[hint].id, id) == 0)
+		return &st->vms[hint];
+	for (size_t i = 0; i < st->n; i++)
+		if (strcmp(st->vms[i].id, id) == 0)
+			return &st->vms[i];
+	/* Room was reserved: pointers taken earlier in the call stay. */
+	v = &st->vms[st->n++];
+	memset(v, 0, sizeof(*v));
+	snprintf(v->id, sizeof(v->id), "%s", id);
+	v->calm_since_ms = now_ms;	/* no history: calm from now on */
+	return v;
+}
+
+/* Drop the VMs this report did not mention, keeping the order. */
+static void
+vm_forget_unseen(struct pe_state *st)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < st->n; i++) {
+		if (!st->vms[i].seen)
+			continue;
+		if (i != j)
+			st->vms[j] = st->vms[i];
+		st->vms[j++].seen = false;
+	}
+	st->n = j;
+}
+
+static const struct pe_limits *
+limits_for(const struct pe_policy *p, const char *id)
+{
+	for (size_t i = 0; i < p->n_rules; i++)
+		if (fnmatch(p->rules[i].pattern, id, 0) == 0)
+			return &p->rules[i].limits;
+	return &p->defaults;
+}
+
+static double
+ramp(double x, double lo, double hi)
+{
+	if (!(x > lo))
+		return 0;
+	if (x >= hi)
+		return 1;
+	return (x - lo) / (hi - lo);
+}
+
+/* 0..1: how strongly the guest shows it lacks memory right now. */
+static double
+pressure_score(const struct pe_policy *p, const struct pe_guest *g,
+    struct pe_vm *v, uint64_t now_ms)
+{
+	double s = 0;
+
+	if (g->has_psi)
+		s = ramp(g->psi_some_avg10, p->psi_low_pct, p->psi_high_pct);
+	if (g->has_vmstat && v->have_prev && now_ms > v->prev_ms &&
+	    g->major_faults >= v->prev_faults &&
+	    g->swap_in_pages >= v->prev_swapin) {
+		double dt = (double)(now_ms - v->prev_ms) / 1000.0;
+		double faults = (double)(g->major_faults - v->prev_faults) / dt;
+		double swapin = (double)(g->swap_in_pages - v->prev_swapin) /
+		    dt;
+
+		s = fmax(s, ramp(faults, p->faults_high_s / 20,
+		    p->faults_high_s));
+		s = fmax(s, ramp(swapin, 1, 256));
+		if (g->oom_kills > v->prev_oom)
+			s = 1;
+	}
+	if (g->has_meminfo && g->total_kib > 0) {
+		double avail = 100.0 * (double)g->available_kib /
+		    (double)g->total_kib;
+
+		if (avail < p->avail_low_pct)
+			s = fmax(s, 0.5 + 0.5 * (p->avail_low_pct - avail) /
+			    p->avail_low_pct);
+	}
+	if (g->has_vmstat) {
+		v->have_prev = true;
+		v->prev_ms = now_ms;
+		v->prev_faults = g->major_faults;
+		v->prev_swapin = g->swap_in_pages;
+		v->prev_oom = g->oom_kills;
+	}
+	return s;
+}
+
+/*
+ * squeezed's rule: a guest asked to shrink that makes no progress for
+ * inactive_ms is inactive, for uncooperative_ms uncooperative.
+ */
+static enum pe_coop
+track_coop(const struct pe_policy *p, const struct pe_guest *g,
+    struct pe_vm *v, uint64_t now_ms)
+{
+	uint64_t tolerance;
+
+	if (!g->has_balloon)
+		return v->coop = PE_COOP_OK;
+	tolerance = g->target_kib / 100;
+	if (tolerance < 8192)
+		tolerance = 8192;
+	if (g->actual_kib <= g->target_kib + tolerance) {
+		v->shrink_since_ms = 0;
+		return v->coop = PE_COOP_OK;
+	}
+	if (v->shrink_since_ms == 0 || g->actual_kib + 1024 < v->best_actual) {
+		if (v->shrink_since_ms == 0)
+			v->shrink_since_ms = now_ms;
+		v->best_actual = g->actual_kib;
+		v->progress_ms = now_ms;
+	}
+	if (now_ms - v->progress_ms >= p->uncooperative_ms)
+		v->coop = PE_COOP_UNCOOPERATIVE;
+	else if (now_ms - v->progress_ms >= p->inactive_ms)
+		v->coop = PE_COOP_INACTIVE;
+	else
+		v->coop = PE_COOP_OK;
+	return v->coop;
+}
+
+int
+pe_decide(struct pe_state *st, const struct pe_host *host,
+    const struct pe_policy *p, struct pe_decision *out, size_t cap)
+{
+	struct pe_ctx c;
+	size_t n;
+	int r;
+
+	if (st == NULL || host == NULL || p == NULL ||
+	    (host->n_guests > 0 && (host->guests == NULL || out == NULL)))
+		return -EINVAL;
+	n = host->n_guests;
+	if (cap < n)
+		return -ENOBUFS;
+	c.p = p;
+	c.host = host;
+	c.out = out;
+	c.n = n;
+	c.now_ms = host->time_ms;
+	c.vms = st->scratch;
+	if (st->scratch_cap < n) {
+		struct pe_vm **vms = realloc(st->scratch, n * sizeof(*vms));
+
+		if (vms == NULL)
+			return -ENOMEM;
+		st->scratch = vms;
+		st->scratch_cap = n;
+		c.vms = vms;
+	}
+	if (vm_reserve(st, n) < 0)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const struct pe_guest *g = &host->guests[i];
+		struct pe_decision *d = &out[i];
+		const struct pe_limits *l;
+		enum pe_coop before;
+		struct pe_vm *v;
+
+		if (g->vm_id == NULL)
+			return -EINVAL;
+		v = vm_find(st, i, g->vm_id, c.now_ms);
+		c.vms[i] = v;
+		v->seen = true;
+		l = limits_for(p, g->vm_id);
+		memset(d, 0, sizeof(*d));
+		snprintf(d->vm_id, sizeof(d->vm_id), "%s", g->vm_id);
+		d->max_kib = g->max_kib;
+		if (l->max_kib != 0 && (d->max_kib == 0 ||
+		    l->max_kib < d->max_kib))
+			d->max_kib = l->max_kib;
+		if (d->max_kib == 0)	/* unknown: never above what it has */
+			d->max_kib = g->has_balloon ? (g->actual_kib >
+			    g->target_kib ? g->actual_kib : g->target_kib) :
+			    g->total_kib;
+		d->min_kib = l->min_kib > g->min_kib ? l->min_kib : g->min_kib;
+		if (d->min_kib > d->max_kib)
+			d->min_kib = d->max_kib;
+		d->prev_kib = g->has_balloon && g->target_kib > 0 ?
+		    g->target_kib : v->target_kib ? v->target_kib :
+		    g->total_kib;
+		d->used_kib = pe_guest_used_kib(g);
+		d->pressure = g->stale ? 0 : pressure_score(p, g, v, c.now_ms);
+		if (g->has_meminfo && !g->stale) {
+			v->used_ewma = v->used_ewma == 0 ?
+			    (double)d->used_kib : p->ewma_alpha *
+			    (double)d->used_kib + (1 - p->ewma_alpha) *
+			    v->used_ewma;
+		}
+		if (d->pressure > 0)
+			v->calm_since_ms = c.now_ms;
+		before = v->coop;
+		d->coop = track_coop(p, g, v, c.now_ms);
+		d->alert = d->coop > before;
+		d->target_kib = d->prev_kib;
+		d->reason = PE_KEEP;
+		v->limits = l;
+	}
+	switch (p->algo) {
+	case PE_ALGO_PRESSURE:
+		r = pe_algo_pressure(&c);
+		break;
+	case PE_ALGO_STATIC:
+		r = pe_algo_static(&c);
+		break;
+	case PE_ALGO_XENMM:
+		r = pe_algo_xenmm(&c);
+		break;
+	case PE_ALGO_MOM:
+		r = pe_algo_mom(&c);
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		struct pe_decision *d = &out[i];
+
+		/* Whatever an algorithm asked, the limits hold. */
+		if (d->target_kib > d->max_kib)
+			d->target_kib = d->max_kib;
+		if (d->target_kib < d->min_kib)
+			d->target_kib = d->min_kib;
+		d->changed = d->target_kib != d->prev_kib;
+		c.vms[i]->target_kib = d->target_kib;
+	}
+	vm_forget_unseen(st);
+	return (int)n;
+}
+
+static void
+mib(char *buf, size_t size, uint64_t kib)
+{
+	snprintf(buf, size, "%llu MiB", (unsigned long long)(kib / 1024));
+}
+
+int
+pe_format_why(const struct pe_decision *d, char *buf, size_t size)
+{
+	char t[32], prev[32], used[32], need[32];
+
+	mib(t, sizeof(t), d->target_kib);
+	mib(prev, sizeof(prev), d->prev_kib);
+	mib(used, sizeof(used), d->used_kib);
+	mib(need, sizeof(need), d->need_kib);
+	return snprintf(buf, size, "%s: %s -> %s (used %s, need %s, "
+	    "pressure %.2f%s%s)", pe_reason_name(d->reason), prev, t, used,
+	    need, d->pressure,
+	    d->coop == PE_COOP_UNCOOPERATIVE ? ", uncooperative" :
+	    d->coop == PE_COOP_INACTIVE ? ", inactive" : "",
+	    d->target_kib == d->min_kib ? ", at min" :
+	    d->target_kib == d->max_kib ? ", at max" : "");
+}

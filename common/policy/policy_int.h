@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Inside the policy engine: the history kept per VM and what engine.c
+ * hands each algorithm. Not for use outside common/policy/.
+ */
+#ifndef MM_POLICY_INT_H
+#define MM_POLICY_INT_H
+
+#include "policy.h"
+
+struct pe_vm {
+	char id[PE_ID_MAX + 1];
+	bool seen;
+	const struct pe_limits *limits;	/* this call's */
+	uint64_t target_kib;	/* last decided */
+	double used_ewma;	/* KiB */
+	uint64_t calm_since_ms;	/* last pressure, or first sight */
+	bool have_prev;
+	uint64_t prev_ms;
+	uint64_t prev_faults;
+	uint64_t prev_swapin;
+	uint64_t prev_oom;
+	/* shrinking progress */
+	uint64_t shrink_since_ms;
+	uint64_t best_actual;
+	uint64_t progress_ms;
+	enum pe_coop coop;
+	/* scratch of one call */
+	bool flexible;		/* the engine may move its target */
+	bool active;		/* still wants more in a water-fill */
+};
+
+struct pe_state {
+	struct pe_vm *vms;
+	size_t n;
+	size_t cap;
+	struct pe_vm **scratch;	/* guest i's history, per call */
+	size_t scratch_cap;
+};
+
+/*
+ * One decision in progress: out[i] is guest i's decision, already filled
+ * with limits, used memory, pressure and cooperation, its target set to the
+ * one in force (prev_kib); vms[i] its history. Algorithms set target_kib,
+ * need_kib and reason; engine.c clamps to min..max afterwards.
+ */
+struct pe_ctx {
+	const struct pe_policy *p;
+	const struct pe_host *host;
+	struct pe_decision *out;
+	struct pe_vm **vms;
+	size_t n;
+	uint64_t now_ms;
+};
+
+int pe_algo_pressure(struct pe_ctx *c);
+int pe_algo_static(struct pe_ctx *c);
+int pe_algo_xenmm(struct pe_ctx *c);
+int pe_algo_mom(struct pe_ctx *c);
+
+#endif

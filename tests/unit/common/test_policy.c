@@ -1,0 +1,550 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The policy engine: worked examples of each behaviour of the pressure
+ * policy, the baselines against their sources' formulas computed by hand,
+ * policy validation, and invariants over random inputs (limits, capacity,
+ * monotonic in pressure, no oscillation on steady input).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "policy.h"
+
+#define MiB	1024ull
+#define GiB	(1024ull * 1024ull)
+#define T0	1700000000000ull
+
+/* A guest using used_kib of a balloon at cur_kib (actual == target). */
+static struct pe_guest
+guest(const char *id, uint64_t used_kib, uint64_t cur_kib, uint64_t max_kib)
+{
+	struct pe_guest g = {
+		.vm_id = id,
+		.has_meminfo = true,
+		.total_kib = cur_kib,
+		.available_kib = cur_kib > used_kib ? cur_kib - used_kib : 0,
+		.free_kib = cur_kib > used_kib ? cur_kib - used_kib : 0,
+		.has_balloon = true,
+		.target_kib = cur_kib,
+		.actual_kib = cur_kib,
+		.max_kib = max_kib,
+		.has_psi = true,
+		.has_vmstat = true,
+	};
+
+	return g;
+}
+
+static struct pe_host
+host(struct pe_guest *g, size_t n, uint64_t total, uint64_t avail,
+    uint64_t t)
+{
+	struct pe_host h = {
+		.host_id = "h1",
+		.time_ms = t,
+		.total_kib = total,
+		.available_kib = avail,
+		.n_guests = n,
+		.guests = g,
+	};
+
+	return h;
+}
+
+static struct pe_decision *
+decide(struct pe_state *st, const struct pe_host *h, const struct pe_policy *p)
+{
+	static struct pe_decision out[64];
+
+	assert_int_equal(pe_decide(st, h, p, out, 64), (int)h->n_guests);
+	return out;
+}
+
+static void
+test_policy_pressure_grows_at_once(void **state)
+{
+	struct pe_policy p;
+	struct pe_state *st = pe_state_new();
+	struct pe_guest g = guest("web-1", 1 * GiB, 2 * GiB, 8 * GiB);
+	struct pe_host h = host(&g, 1, 32 * GiB, 20 * GiB, T0);
+	struct pe_decision *d;
+
+	pe_policy_defaults(&p);
+	d = decide(st, &h, &p);
+	/* First sight: calm, but not for a hold time yet. */
+	assert_int_equal(d[0].reason, PE_HOLD);
+	assert_false(d[0].changed);
+	g.psi_some_avg10 = 25;		/* above psi_high: full pressure */
+	h.time_ms += 1000;
+	d = decide(st, &h, &p);
+	assert_true(d[0].changed);
+	assert_int_equal(d[0].reason, PE_GROW_PRESSURE);
+	assert_true(d[0].pressure >= 1.0);
+	/* One step: 25 % of 2 GiB. */
+	assert_int_equal(d[0].target_kib, 2 * GiB + 512 * MiB);
+	pe_state_free(st);
+}
+
+static void
+test_policy_idle_shrinks_slowly_after_hold(void **state)
+{
+	struct pe_policy p;
+	struct pe_state *st = pe_state_new();
+	struct pe_guest g = guest("idle", 512 * MiB, 4 * GiB, 4 * GiB);
+	struct pe_host h = host(&g, 1, 32 * GiB, 20 * GiB, T0);
+	struct pe_decision *d;
+	uint64_t prev = 4 * GiB;
+	int rounds = 0;
+
+	pe_policy_defaults(&p);
+	g.psi_some_avg10 = 5;
+	d = decide(st, &h, &p);
+	assert_true(d[0].target_kib >= 4 * GiB);
+	/* Calm now, but pressure was recent: hold. */
+	g.psi_some_avg10 = 0;
+	h.time_ms += 10000;
+	d = decide(st, &h, &p);
+	assert_int_equal(d[0].reason, PE_HOLD);
+	assert_false(d[0].changed);
+	/* After the hold, bounded steps down to used + headroom. */
+	for (h.time_ms += 30000; rounds < 100; rounds++, h.time_ms += 1000) {
+		d = decide(st, &h, &p);
+		if (!d[0].changed)
+			break;
+		assert_int_equal(d[0].reason, PE_SHRINK_IDLE);
+		assert_true(prev - d[0].target_kib <= p.shrink_max_kib);
+		prev = d[0].target_kib;
+		g.target_kib = g.actual_kib = g.total_kib = prev;
+		g.available_kib = prev - 512 * MiB;
+	}
+	assert_true(rounds > 5);
+	/* need = 512 MiB + max(128 MiB, 10 %) = 640 MiB; it stops inside
+	 * the dead band above that. */
+	assert_true(prev >= 640 * MiB);
+	assert_true(prev <= 640 * MiB + 64 * MiB);
+	pe_state_free(st);
+}
+
+static void
+test_policy_limits_from_rules_and_host(void **state)
+{
+	struct pe_policy p;
+	struct pe_state *st = pe_state_new();
+	struct pe_guest g[2] = {
+		guest("db-1", 100 * MiB, 4 * GiB, 8 * GiB),
+		guest("web-1", 7 * GiB, 7 * GiB, 16 * GiB),
+	};
+	struct pe_host h = host(g, 2, 64 * GiB, 40 * GiB, T0);
+	struct pe_decision *d;
+
+	pe_policy_defaults(&p);
+	p.n_rules = 2;
+	snprintf(p.rules[0].pattern, sizeof(p.rules[0].pattern), "db-*");
+	p.rules[0].limits = p.defaults;
+	p.rules[0].limits.min_kib = 3 * GiB;	/* guaranteed */
+	snprintf(p.rules[1].pattern, sizeof(p.rules[1].pattern), "web-*");
+	p.rules[1].limits = p.defaults;
+	p.rules[1].limits.max_kib = 6 * GiB;	/* below host's 16 GiB */
+	g[1].psi_some_avg10 = 50;
+	for (int i = 0; i < 50; i++, h.time_ms += 60000) {
+		d = decide(st, &h, &p);
+		assert_true(d[0].target_kib >= 3 * GiB);
+		assert_true(d[1].target_kib <= 6 * GiB);
+		g[0].target_kib = g[0].actual_kib = d[0].target_kib;
+	}
+	assert_int_equal(d[0].target_kib, 3 * GiB);
+	assert_int_equal(d[0].min_kib, 3 * GiB);
+	assert_int_equal(d[1].target_kib, 6 * GiB);
+	assert_int_equal(d[1].max_kib, 6 * GiB);
+	pe_state_free(st);
+}
+
+static void
+test_policy_contention_shared_by_weight(void **state)
+{
+	struct pe_policy p;
+	struct pe_state *st = pe_state_new();
+	struct pe_guest g[3] = {
+		guest("a", 6 * GiB, 6 * GiB, 8 * GiB),
+		guest("b", 6 * GiB, 6 * GiB, 8 * GiB),
+		guest("c", 6 * GiB, 6 * GiB, 8 * GiB),
+	};
+	/* 12.5 GiB host, 0.5 GiB reserve: 12 GiB for guests. */
+	struct pe_host h = host(g, 3, 12 * GiB + 512 * MiB, 20 * GiB, T0);
+	struct pe_decision *d;
+	uint64_t sum = 0;
+
+	pe_policy_defaults(&p);
+	p.n_rules = 2;
+	snprintf(p.rules[0].pattern, sizeof(p.rules[0].pattern), "a");
+	p.rules[0].limits = p.defaults;
+	p.rules[0].limits.weight = 200;
+	p.rules[0].limits.min_kib = 1 * GiB;
+	snprintf(p.rules[1].pattern, sizeof(p.rules[1].pattern), "[bc]");
+	p.rules[1].limits = p.defaults;
+	p.rules[1].limits.min_kib = 1 * GiB;
+	d = decide(st, &h, &p);
+	for (int i = 0; i < 3; i++) {
+		sum += d[i].target_kib;
+		assert_int_equal(d[i].reason, PE_CAPACITY);
+	}
+	assert_true(sum <= 12 * GiB);
+	assert_true(sum >= 12 * GiB - 3);
+	/* 9 GiB above the minimums, shared 2:1:1. */
+	assert_int_equal(d[0].target_kib, 1 * GiB + 9 * GiB / 2);
+	assert_int_equal(d[1].target_kib, 1 * GiB + 9 * GiB / 4);
+	assert_int_equal(d[1].target_kib, d[2].target_kib);
+	pe_state_free(st);
+}
+
+static void
+test_policy_take_before_give(void **state)
+{
+	struct pe_policy p;
+	struct pe_state *st = pe_state_new();
+	struct pe_guest g[2] = {
+		guest("busy", 3 * GiB, 3 * GiB, 8 * GiB),
+		guest("idle", 256 * MiB, 4 * GiB, 8 * GiB),
+	};
+	/* Plenty of capacity, but only 0.5 GiB above the reserve is free. */
+	struct pe_host h = host(g, 2, 32 * GiB, 1 * GiB, T0);
+	struct pe_decision *d;
+
+	pe_policy_defaults(&p);
+	g[0].psi_some_avg10 = 40;
+	g[0].available_kib = 0;
+	d = decide(st, &h, &p);
+	/* Growth limited to what is free now. */
+	assert_int_equal(d[0].reason, PE_BUDGET);
+	assert_int_equal(d[0].target_kib, 3 * GiB + 512 * MiB);
+	/* The idle guest, though still in its hold time, gives back what
+	 * was short in the same round (768 MiB wanted, 512 MiB free). */
+	assert_int_equal(d[1].reason, PE_SHRINK_IDLE);
+	assert_int_equal(d[1].target_kib, 4 * GiB - 256 * MiB);
+	pe_state_free(st);
+}
+
+static void
+test_policy_uncooperative_guest(void **state)
+{
+	struct pe_policy p;
+	struct pe_state *st = pe_state_new();
+	struct pe_guest g = guest("stuck", 512 * MiB, 4 * GiB, 4 * GiB);
+	struct pe_host h = host(&g, 1, 32 * GiB, 20 * GiB, T0);
+	struct pe_decision *d;
+	int alerts = 0;
+
+	pe_policy_defaults(&p);
+	p.hold_ms = 0;
+	d = decide(st, &h, &p);
+	assert_int_equal(d[0].reason, PE_SHRINK_IDLE);
+	/* The guest accepts the target but never moves. */
+	g.target_kib = d[0].target_kib;
+	for (int s = 1; s <= 25; s++) {
+		h.time_ms = T0 + (uint64_t)s * 1000;
+		d = decide(st, &h, &p);
+		alerts += d[0].alert;
+		if (s == 4)
+			assert_int_equal(d[0].coop, PE_COOP_OK);
+		if (s == 6)
+			assert_int_equal(d[0].coop, PE_COOP_INACTIVE);
+		if (s >= 21) {
+			assert_int_equal(d[0].coop, PE_COOP_UNCOOPERATIVE);
+			assert_int_equal(d[0].reason, PE_UNCOOPERATIVE);
+			assert_false(d[0].changed);
+		}
+		g.target_kib = d[0].target_kib;
+	}
+	/* Once when inactive, once when uncooperative. */
+	assert_int_equal(alerts, 2);
+	pe_state_free(st);
+}
+
+static void
+test_policy_static_is_max(void **state)
+{
+	struct pe_policy p;
+	struct pe_state *st = pe_state_new();
+	struct pe_guest g = guest("a", 1 * GiB, 2 * GiB, 6 * GiB);
+	struct pe_host h = host(&g, 1, 32 * GiB, 20 * GiB, T0);
+	struct pe_decision *d;
+
+	pe_policy_defaults(&p);
+	p.algo = PE_ALGO_STATIC;
+	d = decide(st, &h, &p);
+	assert_int_equal(d[0].target_kib, 6 * GiB);
+	assert_int_equal(d[0].reason, PE_STATIC);
+	pe_state_free(st);
+}
+
+/* xenmm with 4 GiB for two guests using 1 and 3 GiB, headroom 128 MiB:
+ * mean 2 GiB, base 2 GiB, tau = (3 GiB + 128 MiB - 2 GiB) / 1 GiB = 1.125,
+ * wants 0.875 GiB and 3.125 GiB. */
+static void
+test_policy_xenmm_worked_example(void **state)
+{
+	struct pe_policy p;
+	struct pe_state *st = pe_state_new();
+	struct pe_guest g[2] = {
+		guest("a", 1 * GiB, 2 * GiB, 8 * GiB),
+		guest("b", 3 * GiB, 2 * GiB, 8 * GiB),
+	};
+	struct pe_host h = host(g, 2, 4 * GiB + 512 * MiB, 1 * GiB, T0);
+	struct pe_decision *d;
+
+	/* b holds 5 GiB with a deflate-on-oom balloon whose target is
+	 * 2 GiB: meminfo shows 3 GiB used of 5, and MemTotal includes the
+	 * balloon. */
+	g[1].total_kib = 5 * GiB;
+	g[1].available_kib = 2 * GiB;
+	g[1].actual_kib = 5 * GiB;
+	assert_int_equal(pe_guest_used_kib(&g[1]), 3 * GiB);
+	pe_policy_defaults(&p);
+	p.algo = PE_ALGO_XENMM;
+	d = decide(st, &h, &p);
+	/* a falls by a tenth of the gap: 2 - (2 - 0.875) / 10 GiB. */
+	assert_int_equal(d[0].need_kib, 896 * MiB);
+	assert_int_equal(d[0].target_kib, (uint64_t)(2.0 * GiB -
+	    (2.0 * GiB - 896.0 * MiB) / 10));
+	/* b rises at once. */
+	assert_int_equal(d[1].target_kib, 3 * GiB + 128 * MiB);
+	assert_int_equal(d[1].reason, PE_XENMM);
+	pe_state_free(st);
+}
+
+/* MOM: host 10 % free is under pressure: a 4 GiB guest using 2 GiB
+ * shrinks to max(0.95 * 4, 2 + 0.2 * 4) = 3.8 GiB; one using 3.5 GiB would
+ * need 4.3 GiB and is left alone. Host 50 % free: a 4 GiB
+ * guest using 3.5 GiB (0.5 < 0.8 free) grows to max(4.2, 3.5 + 0.8) =
+ * 4.3 GiB; one with enough free stays. */
+static void
+test_policy_mom_worked_example(void **state)
+{
+	struct pe_policy p;
+	struct pe_state *st = pe_state_new();
+	struct pe_guest g[2] = {
+		guest("a", 2 * GiB, 4 * GiB, 8 * GiB),
+		guest("b", 3584 * MiB, 4 * GiB, 8 * GiB),
+	};
+	struct pe_host h = host(g, 2, 40 * GiB, 4 * GiB, T0);
+	struct pe_decision *d;
+
+	pe_policy_defaults(&p);
+	p.algo = PE_ALGO_MOM;
+	d = decide(st, &h, &p);
+	assert_int_equal(d[0].reason, PE_MOM_SHRINK);
+	assert_int_equal(d[0].target_kib, (uint64_t)(0.95 * 4 * GiB));
+	/* b: max(3.8, 3.5 + 0.8) = 4.3 GiB is not below 4: left alone. */
+	assert_int_equal(d[1].reason, PE_KEEP);
+	assert_false(d[1].changed);
+	h.available_kib = 20 * GiB;
+	h.time_ms += 10000;
+	d = decide(st, &h, &p);
+	assert_int_equal(d[0].reason, PE_KEEP);
+	assert_false(d[0].changed);
+	assert_int_equal(d[1].reason, PE_MOM_GROW);
+	assert_int_equal(d[1].target_kib, (uint64_t)(3584.0 * MiB +
+	    0.2 * 4 * GiB));
+	pe_state_free(st);
+}
+
+static void
+test_policy_validation(void **state)
+{
+	struct pe_policy p;
+	char why[256];
+
+	pe_policy_defaults(&p);
+	assert_int_equal(pe_policy_validate(&p, why, sizeof(why)), 0);
+	p.defaults.min_kib = 2 * GiB;
+	p.defaults.max_kib = 1 * GiB;
+	assert_int_equal(pe_policy_validate(&p, why, sizeof(why)), -EINVAL);
+	assert_string_equal(why, "defaults: min 2097152 KiB above max "
+	    "1048576 KiB");
+	pe_policy_defaults(&p);
+	p.n_rules = 1;
+	snprintf(p.rules[0].pattern, sizeof(p.rules[0].pattern), "web-*");
+	p.rules[0].limits = p.defaults;
+	p.rules[0].limits.weight = 0;
+	assert_int_equal(pe_policy_validate(&p, why, sizeof(why)), -EINVAL);
+	assert_string_equal(why, "rule \"web-*\": weight 0 outside 1..10000");
+	pe_policy_defaults(&p);
+	p.algo = PE_ALGO_COUNT;
+	assert_int_equal(pe_policy_validate(&p, why, sizeof(why)), -EINVAL);
+	pe_policy_defaults(&p);
+	p.psi_high_pct = p.psi_low_pct;
+	assert_int_equal(pe_policy_validate(&p, why, sizeof(why)), -EINVAL);
+	{
+		enum pe_algo a;
+
+		assert_int_equal(pe_algo_from_name("mom", &a), 0);
+		assert_int_equal(a, PE_ALGO_MOM);
+		assert_int_equal(pe_algo_from_name("squeezed", &a), -ENOENT);
+	}
+}
+
+/* ---- invariants over random inputs ---- */
+
+static uint64_t rng = 88172645463325252ull;
+
+static uint64_t
+rnd(uint64_t n)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return n ? rng % n : 0;
+}
+
+static void
+random_guests(struct pe_guest *g, char (*ids)[16], size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint64_t max = (1 + rnd(16)) * GiB;
+		uint64_t cur = 256 * MiB + rnd(max - 256 * MiB);
+		uint64_t used = rnd(cur);
+
+		snprintf(ids[i], 16, "vm-%zu", i);
+		g[i] = guest(ids[i], used, cur, max);
+		g[i].psi_some_avg10 = rnd(4) == 0 ? (double)rnd(60) : 0;
+		g[i].major_faults = rnd(1000);
+	}
+}
+
+static void
+test_policy_invariants_random(void **state)
+{
+	struct pe_guest g[32];
+	char ids[32][16];
+	struct pe_policy p;
+
+	for (int iter = 0; iter < 2000; iter++) {
+		struct pe_state *st = pe_state_new();
+		size_t n = 1 + rnd(32);
+		uint64_t total = (4 + rnd(128)) * GiB;
+		struct pe_host h;
+		struct pe_decision *d;
+		uint64_t sum = 0, mins = 0;
+
+		pe_policy_defaults(&p);
+		p.defaults.min_kib = rnd(2) ? 256 * MiB : 0;
+		p.defaults.weight = 1 + (uint32_t)rnd(500);
+		random_guests(g, ids, n);
+		h = host(g, n, total, rnd(total), T0);
+		d = decide(st, &h, &p);
+		for (size_t i = 0; i < n; i++) {
+			assert_true(d[i].target_kib >= d[i].min_kib);
+			assert_true(d[i].target_kib <= d[i].max_kib);
+			assert_true(d[i].min_kib <= d[i].max_kib);
+			sum += d[i].target_kib;
+			mins += d[i].min_kib;
+		}
+		/* When the minimums fit, the targets fit too. */
+		if (mins <= pe_capacity_kib(&h, &p))
+			assert_true(sum <= pe_capacity_kib(&h, &p));
+		pe_state_free(st);
+	}
+}
+
+static void
+test_policy_more_pressure_never_lowers(void **state)
+{
+	struct pe_guest g[16];
+	char ids[16][16];
+	struct pe_policy p;
+
+	pe_policy_defaults(&p);
+	for (int iter = 0; iter < 2000; iter++) {
+		size_t n = 1 + rnd(16), k = rnd(n);
+		uint64_t total = (4 + rnd(64)) * GiB;
+		struct pe_host h;
+		struct pe_state *a = pe_state_new(), *b = pe_state_new();
+		struct pe_decision da[16], db[16];
+		double psi;
+
+		random_guests(g, ids, n);
+		h = host(g, n, total, rnd(total), T0);
+		psi = g[k].psi_some_avg10;
+		assert_int_equal(pe_decide(a, &h, &p, da, 16), (int)n);
+		g[k].psi_some_avg10 = psi + 1 + (double)rnd(50);
+		assert_int_equal(pe_decide(b, &h, &p, db, 16), (int)n);
+		if (db[k].target_kib < da[k].target_kib)
+			fail_msg("iteration %d: vm %zu at psi %.1f got %llu, "
+			    "at %.1f got %llu", iter, k, psi,
+			    (unsigned long long)da[k].target_kib,
+			    g[k].psi_some_avg10,
+			    (unsigned long long)db[k].target_kib);
+		pe_state_free(a);
+		pe_state_free(b);
+	}
+}
+
+/* Steady input, balloons that follow their targets: the targets settle
+ * and then stay put, never alternating. */
+static void
+test_policy_steady_input_settles(void **state)
+{
+	struct pe_guest g[16];
+	char ids[16][16];
+	struct pe_policy p;
+
+	pe_policy_defaults(&p);
+	for (int iter = 0; iter < 200; iter++) {
+		size_t n = 1 + rnd(16);
+		struct pe_state *st = pe_state_new();
+		struct pe_decision d[16];
+		uint64_t used[16];
+		struct pe_host h;
+		int changes_late = 0;
+
+		random_guests(g, ids, n);
+		for (size_t i = 0; i < n; i++) {
+			g[i].psi_some_avg10 = 0;
+			used[i] = g[i].total_kib - g[i].available_kib;
+		}
+		h = host(g, n, 512 * GiB, 256 * GiB, T0);
+		for (int round = 0; round < 400; round++) {
+			assert_int_equal(pe_decide(st, &h, &p, d, 16), (int)n);
+			for (size_t i = 0; i < n; i++) {
+				if (round >= 300 && d[i].changed)
+					changes_late++;
+				g[i].target_kib = g[i].actual_kib =
+				    g[i].total_kib = d[i].target_kib;
+				g[i].available_kib = d[i].target_kib >
+				    used[i] ? d[i].target_kib - used[i] : 0;
+			}
+			h.time_ms += 1000;
+		}
+		assert_int_equal(changes_late, 0);
+		pe_state_free(st);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_policy_pressure_grows_at_once),
+		cmocka_unit_test(test_policy_idle_shrinks_slowly_after_hold),
+		cmocka_unit_test(test_policy_limits_from_rules_and_host),
+		cmocka_unit_test(test_policy_contention_shared_by_weight),
+		cmocka_unit_test(test_policy_take_before_give),
+		cmocka_unit_test(test_policy_uncooperative_guest),
+		cmocka_unit_test(test_policy_static_is_max),
+		cmocka_unit_test(test_policy_xenmm_worked_example),
+		cmocka_unit_test(test_policy_mom_worked_example),
+		cmocka_unit_test(test_policy_validation),
+		cmocka_unit_test(test_policy_invariants_random),
+		cmocka_unit_test(test_policy_more_pressure_never_lowers),
+		cmocka_unit_test(test_policy_steady_input_settles),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
