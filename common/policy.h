@@ -189,4 +189,140 @@ uint64_t pe_capacity_kib(const struct pe_host *host, const struct pe_policy *p);
 /* The guest's used memory as the engine sees it (balloon excluded). */
 uint64_t pe_guest_used_kib(const struct pe_guest *g);
 
+/* ---- KSM ---- */
+
+enum pe_ksm_algo {
+	PE_KSM_PROFIT,		/* mm's: merged pages per ksmd CPU-second */
+	PE_KSM_KSMTUNED,	/* the anchor: ksmtuned's / MOM's rule */
+};
+
+struct pe_ksm_policy {
+	bool enable;
+	enum pe_ksm_algo algo;
+	double start_free_pct;	/* merge below this % of host memory free */
+	double ample_free_pct;	/* unmerge above this, after hold */
+	uint64_t ample_hold_ms;
+	double cpu_budget_pct;	/* ksmd's CPU, % of one core */
+	double min_profit;	/* pages merged per ksmd CPU-second */
+	uint32_t min_scan;	/* pages_to_scan bounds */
+	uint32_t max_scan;
+	uint32_t step_up;
+	uint32_t step_down;
+	uint32_t sleep_ms;
+	uint64_t retry_ms;	/* after stopping for lack of profit */
+};
+
+/* The defaults: profit algorithm, 20 % / 40 % free, 10 % of a core,
+ * 64..1250 pages, +300 / -50. */
+void pe_ksm_policy_defaults(struct pe_ksm_policy *k);
+
+/* The host's KSM as read from sysfs (and ksmd's CPU time). */
+struct pe_ksm_obs {
+	bool present;		/* /sys/kernel/mm/ksm exists */
+	uint64_t time_ms;
+	uint64_t host_total_kib;
+	uint64_t host_available_kib;
+	int run;		/* 0 stop, 1 merge, 2 unmerge */
+	uint32_t pages_to_scan;
+	uint32_t sleep_ms;
+	uint64_t pages_sharing;
+	uint64_t full_scans;
+	bool has_cpu;
+	uint64_t ksmd_cpu_ms;
+};
+
+enum pe_ksm_reason {
+	PE_KSM_KEEP,
+	PE_KSM_START,		/* host short of memory: merge */
+	PE_KSM_MORE,		/* it pays within the CPU budget: scan more */
+	PE_KSM_LESS,		/* over the CPU budget, or ksmtuned's decay */
+	PE_KSM_NO_PROFIT,	/* a full scan found too little: stop */
+	PE_KSM_AMPLE,		/* ample memory: unmerge */
+	PE_KSM_DISABLED,	/* policy says off: stop */
+};
+
+const char *pe_ksm_reason_name(enum pe_ksm_reason r);
+
+struct pe_ksm_decision {
+	bool changed;
+	int run;
+	uint32_t pages_to_scan;
+	uint32_t sleep_ms;
+	enum pe_ksm_reason reason;
+	double free_pct;
+	double cpu_pct;		/* ksmd, % of a core, since the last obs */
+	double profit;		/* pages merged per ksmd CPU-second */
+};
+
+struct pe_ksm_state {
+	bool have_prev;
+	struct pe_ksm_obs prev;
+	uint64_t ample_since_ms;
+	uint64_t retry_at_ms;
+	uint64_t scans_at_start;	/* full_scans when merging started */
+	uint64_t sharing_at_start;
+	uint64_t cpu_at_start;
+};
+
+/*
+ * Decide the host's KSM settings. st is zeroed by the caller at first
+ * and kept between calls. Returns 0, or -EINVAL.
+ */
+int pe_ksm_decide(struct pe_ksm_state *st, const struct pe_ksm_obs *o,
+    const struct pe_ksm_policy *k, struct pe_ksm_decision *out);
+
+/* ---- NUMA ---- */
+
+#define PE_NODES_MAX	64
+
+struct pe_numa_policy {
+	bool enable;
+	uint64_t node_reserve_kib;	/* keep free on the destination */
+	uint64_t quota_pages;		/* per round, all VMs together */
+	uint64_t min_interval_ms;	/* between two moves of one VM */
+	double min_remote_pct;		/* move only above this % remote */
+	uint64_t min_pages;		/* and at least this many pages */
+};
+
+/* Defaults: 256 MiB node reserve, 1 GiB per round (etmem's cap), 300 s
+ * between moves of one VM (numad), at least 10 % remote. */
+void pe_numa_policy_defaults(struct pe_numa_policy *n);
+
+struct pe_numa_vm {
+	const char *vm_id;
+	uint64_t pages[PE_NODES_MAX];	/* resident 4 KiB pages per node */
+	uint64_t vcpu_nodes;		/* bit n: its vCPUs ran on node n */
+};
+
+struct pe_numa_host {
+	uint64_t time_ms;
+	unsigned n_nodes;
+	uint64_t node_free_kib[PE_NODES_MAX];
+	size_t n_vms;
+	const struct pe_numa_vm *vms;
+};
+
+struct pe_numa_move {
+	char vm_id[PE_ID_MAX + 1];
+	uint64_t from_nodes;		/* bit mask */
+	unsigned to_node;
+	uint64_t pages;			/* quota for this move */
+	uint64_t remote_pages;		/* how many were remote */
+};
+
+struct pe_numa_state;
+
+struct pe_numa_state *pe_numa_state_new(void);
+void pe_numa_state_free(struct pe_numa_state *st);
+
+/*
+ * Plan this round's page migrations: VMs whose vCPUs ran on one node while
+ * their pages are spread are moved toward that node, most remote first,
+ * within the node's room above its reserve and the round's quota, and not
+ * sooner than min_interval_ms after the VM's last move. Returns the
+ * number of moves written to out (at most cap), or -EINVAL, -ENOMEM.
+ */
+int pe_numa_decide(struct pe_numa_state *st, const struct pe_numa_host *h,
+    const struct pe_numa_policy *n, struct pe_numa_move *out, size_t cap);
+
 #endif
