@@ -34,11 +34,13 @@ const char *pe_algo_name(enum pe_algo a);
 /* Returns 0 and writes *ret, or -ENOENT for an unknown name. */
 int pe_algo_from_name(const char *name, enum pe_algo *ret);
 
-/* Limits of the VMs whose id matches a rule's glob (fnmatch). */
+/* Limits of the VMs whose name (or id, without a name) matches a rule's
+ * glob (fnmatch). */
 struct pe_limits {
 	uint64_t min_kib;	/* guaranteed; 0: the host's floor */
 	uint64_t max_kib;	/* ceiling; 0: the host's maximum */
-	uint32_t weight;	/* share of contended memory, 1..10000 */
+	uint32_t weight;	/* share of contended memory, 0..10000;
+				 * 0 gives first (a hundredth of 1) */
 	uint64_t headroom_kib;	/* spare above used memory ... */
 	double headroom_pct;	/* ... or this percent of it, the larger */
 	bool unmanaged;		/* leave its balloon alone */
@@ -92,6 +94,7 @@ int pe_policy_validate(const struct pe_policy *p, char *why, size_t whylen);
 /* One guest in one report, already sanitized by the collector. */
 struct pe_guest {
 	const char *vm_id;	/* borrowed for the call */
+	const char *vm_name;	/* matched by rules; NULL: vm_id */
 	bool has_meminfo;
 	uint64_t total_kib;	/* guest MemTotal */
 	uint64_t available_kib;	/* guest MemAvailable */

@@ -109,8 +109,8 @@ limits_validate(const struct pe_limits *l, const char *where, char *why,
 		    (unsigned long long)l->max_kib);
 		return bad(why, whylen, msg);
 	}
-	if (l->weight < 1 || l->weight > 10000) {
-		snprintf(msg, sizeof(msg), "%s: weight %u outside 1..10000",
+	if (l->weight > 10000) {
+		snprintf(msg, sizeof(msg), "%s: weight %u outside 0..10000",
 		    where, l->weight);
 		return bad(why, whylen, msg);
 	}
@@ -403,7 +403,7 @@ pe_decide(struct pe_state *st, const struct pe_host *host,
 		v = vm_find(st, i, g->vm_id, c.now_ms);
 		c.vms[i] = v;
 		v->seen = true;
-		l = limits_for(p, g->vm_id);
+		l = limits_for(p, g->vm_name != NULL ? g->vm_name : g->vm_id);
 		memset(d, 0, sizeof(*d));
 		snprintf(d->vm_id, sizeof(d->vm_id), "%s", g->vm_id);
 		d->max_kib = g->max_kib;

@@ -32,6 +32,13 @@ deadband(const struct pe_policy *p, uint64_t cur)
 	    p->deadband_pct / 100));
 }
 
+/* A guest's share of contended memory: weight 0 counts as a hundredth. */
+static uint64_t
+weight(const struct pe_vm *v)
+{
+	return v->limits->weight > 0 ? 100ull * v->limits->weight : 1;
+}
+
 /* Stage one: what each guest wants on its own. */
 static void
 wish(struct pe_ctx *c, size_t i)
@@ -132,7 +139,7 @@ share_capacity(struct pe_ctx *c)
 		again = false;
 		for (size_t i = 0; i < c->n; i++)
 			if (c->vms[i]->active)
-				weights += c->vms[i]->limits->weight;
+				weights += weight(c->vms[i]);
 		if (weights == 0)
 			break;
 		for (size_t i = 0; i < c->n; i++) {
@@ -141,8 +148,7 @@ share_capacity(struct pe_ctx *c)
 
 			if (!c->vms[i]->active)
 				continue;
-			if (extra <= rest * c->vms[i]->limits->weight /
-			    weights) {
+			if (extra <= rest * weight(c->vms[i]) / weights) {
 				c->vms[i]->active = false;
 				rest -= extra;
 				again = true;
@@ -156,7 +162,7 @@ share_capacity(struct pe_ctx *c)
 			if (!c->vms[i]->active)
 				continue;
 			d->target_kib = d->min_kib + rest *
-			    c->vms[i]->limits->weight / weights;
+			    weight(c->vms[i]) / weights;
 			d->reason = PE_CAPACITY;
 		}
 	}

@@ -372,9 +372,10 @@ test_policy_validation(void **state)
 	p.n_rules = 1;
 	snprintf(p.rules[0].pattern, sizeof(p.rules[0].pattern), "web-*");
 	p.rules[0].limits = p.defaults;
-	p.rules[0].limits.weight = 0;
+	p.rules[0].limits.weight = 10001;
 	assert_int_equal(pe_policy_validate(&p, why, sizeof(why)), -EINVAL);
-	assert_string_equal(why, "rule \"web-*\": weight 0 outside 1..10000");
+	assert_string_equal(why, "rule \"web-*\": weight 10001 outside "
+	    "0..10000");
 	pe_policy_defaults(&p);
 	p.algo = PE_ALGO_COUNT;
 	assert_int_equal(pe_policy_validate(&p, why, sizeof(why)), -EINVAL);
@@ -435,7 +436,7 @@ test_policy_invariants_random(void **state)
 
 		pe_policy_defaults(&p);
 		p.defaults.min_kib = rnd(2) ? 256 * MiB : 0;
-		p.defaults.weight = 1 + (uint32_t)rnd(500);
+		p.defaults.weight = (uint32_t)rnd(500);	/* 0 too */
 		random_guests(g, ids, n);
 		h = host(g, n, total, rnd(total), T0);
 		d = decide(st, &h, &p);
