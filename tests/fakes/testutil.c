@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -163,4 +165,49 @@ tu_unique(const char *prefix)
 	if (asprintf(&s, "%s.%d.%u", prefix, (int)getpid(), counter++) < 0)
 		abort();
 	return s;
+}
+
+int
+tu_spawn(char *const argv[])
+{
+	pid_t pid = fork();
+
+	if (pid < 0) {
+		perror("fork");
+		abort();
+	}
+	if (pid == 0) {
+		execv(argv[0], argv);
+		perror(argv[0]);
+		_exit(127);
+	}
+	return (int)pid;
+}
+
+int
+tu_stop(int pid, unsigned timeout_ms)
+{
+	int status;
+
+	kill(pid, SIGTERM);
+	for (unsigned waited = 0; waited < timeout_ms; waited += 10) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			goto done;
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+done:
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+char *
+tu_bin_path(const char *name)
+{
+	const char *dir = getenv("MM_BINARY_DIR");
+	char *path;
+
+	if (asprintf(&path, "%s/bin/%s", dir != NULL ? dir : ".", name) < 0)
+		abort();
+	return path;
 }

@@ -55,4 +55,15 @@ int tu_loop_finish(uv_loop_t *loop);
  * buffer per call site is not kept: returns a malloc'd string. */
 char *tu_unique(const char *prefix);
 
+/* Start a program (argv[0] is a path) with the test's stdout and stderr;
+ * returns its pid or aborts. */
+int tu_spawn(char *const argv[]);
+
+/* SIGTERM pid and wait up to timeout_ms (then SIGKILL). Returns its exit
+ * status, or -signal when a signal ended it. */
+int tu_stop(int pid, unsigned timeout_ms);
+
+/* $MM_BINARY_DIR/bin/<name>, malloc'd. */
+char *tu_bin_path(const char *name);
+
 #endif

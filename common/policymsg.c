@@ -1,0 +1,252 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Policy message to policy engine: every optional field that is set
+ * overrides the engine's default, rules apply over the policy's defaults
+ * field by field, and parameters are looked up in one table.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "policymsg.h"
+
+enum ptype { P_PCT, P_DOUBLE, P_KIB, P_MS, P_U64, P_U32 };
+
+struct param {
+	const char *name;
+	enum ptype type;
+	size_t offset;		/* into struct pm_policy */
+	double min;
+	double max;
+};
+
+#define B(f)	offsetof(struct pm_policy, balloon.f)
+#define K(f)	offsetof(struct pm_policy, ksm.f)
+#define N(f)	offsetof(struct pm_policy, numa.f)
+
+static const struct param params[] = {
+	{ "psi_low_pct", P_PCT, B(psi_low_pct), 0, 100 },
+	{ "psi_high_pct", P_PCT, B(psi_high_pct), 0, 100 },
+	{ "faults_high_s", P_DOUBLE, B(faults_high_s), 1, 1e9 },
+	{ "avail_low_pct", P_PCT, B(avail_low_pct), 0, 100 },
+	{ "grow_pct", P_PCT, B(grow_pct), 0, 1000 },
+	{ "grow_min_kib", P_KIB, B(grow_min_kib), 0, 1ull << 42 },
+	{ "shrink_pct", P_PCT, B(shrink_pct), 0, 100 },
+	{ "shrink_max_kib", P_KIB, B(shrink_max_kib), 0, 1ull << 42 },
+	{ "hold_ms", P_MS, B(hold_ms), 0, 86400000 },
+	{ "deadband_pct", P_PCT, B(deadband_pct), 0, 100 },
+	{ "deadband_kib", P_KIB, B(deadband_kib), 0, 1ull << 42 },
+	{ "ewma_alpha", P_DOUBLE, B(ewma_alpha), 0.001, 1 },
+	{ "inactive_ms", P_MS, B(inactive_ms), 1, 86400000 },
+	{ "uncooperative_ms", P_MS, B(uncooperative_ms), 1, 86400000 },
+	{ "vm_overhead_kib", P_KIB, B(vm_overhead_kib), 0, 1ull << 42 },
+	{ "ksm_min_profit", P_DOUBLE, K(min_profit), 0, 1e12 },
+	{ "ksm_ample_pct", P_PCT, K(ample_free_pct), 0, 100 },
+	{ "ksm_ample_hold_ms", P_MS, K(ample_hold_ms), 0, 86400000 },
+	{ "ksm_retry_ms", P_MS, K(retry_ms), 0, 86400000 },
+	{ "ksm_step_up", P_U32, K(step_up), 0, 100000 },
+	{ "ksm_step_down", P_U32, K(step_down), 0, 100000 },
+	{ "numa_min_remote_pct", P_PCT, N(min_remote_pct), 0, 100 },
+	{ "numa_min_pages", P_U64, N(min_pages), 0, 1ull << 40 },
+};
+
+const char *
+pm_param_name(size_t i)
+{
+	return i < sizeof(params) / sizeof(*params) ? params[i].name : NULL;
+}
+
+const char *
+pm_mode_name(enum pm_mode m)
+{
+	switch (m) {
+	case PM_ENFORCE:
+		return "enforce";
+	case PM_SHADOW:
+		return "shadow";
+	case PM_OFF:
+		return "off";
+	}
+	return NULL;
+}
+
+void
+pm_defaults(struct pm_policy *p, enum pm_mode mode)
+{
+	memset(p, 0, sizeof(*p));
+	p->mode = mode;
+	pe_policy_defaults(&p->balloon);
+	pe_ksm_policy_defaults(&p->ksm);
+	pe_numa_policy_defaults(&p->numa);
+	snprintf(p->name, sizeof(p->name), "built-in");
+}
+
+static int
+fail(char *why, size_t whylen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int
+fail(char *why, size_t whylen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (why != NULL && whylen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(why, whylen, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+/* Fields set in m override l. */
+static void
+limits_apply(struct pe_limits *l, const Mm__V1__VmLimits *m)
+{
+	if (m == NULL)
+		return;
+	if (m->has_min_kib)
+		l->min_kib = m->min_kib;
+	if (m->has_max_kib)
+		l->max_kib = m->max_kib;
+	if (m->has_weight)
+		l->weight = m->weight;
+	if (m->has_headroom_kib)
+		l->headroom_kib = m->headroom_kib;
+	if (m->has_headroom_pct)
+		l->headroom_pct = m->headroom_pct;
+	if (m->has_unmanaged)
+		l->unmanaged = m->unmanaged;
+}
+
+static int
+param_apply(struct pm_policy *p, const Mm__V1__Param *m, char *why,
+    size_t whylen)
+{
+	for (size_t i = 0; i < sizeof(params) / sizeof(*params); i++) {
+		const struct param *q = &params[i];
+		char *field = (char *)p + q->offset;
+		double v = m->value;
+
+		if (strcmp(q->name, m->name) != 0)
+			continue;
+		if (!m->has_value || !isfinite(v) || v < q->min || v > q->max)
+			return fail(why, whylen, "parameter \"%s\": %g outside "
+			    "%g..%g", q->name, v, q->min, q->max);
+		switch (q->type) {
+		case P_PCT:
+		case P_DOUBLE:
+			memcpy(field, &v, sizeof(v));
+			break;
+		case P_KIB:
+		case P_MS:
+		case P_U64: {
+			uint64_t u = (uint64_t)v;
+
+			memcpy(field, &u, sizeof(u));
+			break;
+		}
+		case P_U32: {
+			uint32_t u = (uint32_t)v;
+
+			memcpy(field, &u, sizeof(u));
+			break;
+		}
+		}
+		return 0;
+	}
+	return fail(why, whylen, "unknown parameter \"%s\"", m->name);
+}
+
+int
+pm_from_msg(const Mm__V1__Policy *m, struct pm_policy *ret, char *why,
+    size_t whylen)
+{
+	struct pm_policy p;
+	int r;
+
+	if (m == NULL)
+		return fail(why, whylen, "no policy");
+	if (!m->has_version || m->version == 0)
+		return fail(why, whylen, "version missing or 0");
+	if (!m->has_mode || pm_mode_name((enum pm_mode)m->mode) == NULL)
+		return fail(why, whylen, "mode missing or unknown");
+	pm_defaults(&p, (enum pm_mode)m->mode);
+	p.version = m->version;
+	snprintf(p.name, sizeof(p.name), "%s", m->name != NULL ? m->name : "");
+	if (m->algorithm != NULL &&
+	    pe_algo_from_name(m->algorithm, &p.balloon.algo) < 0)
+		return fail(why, whylen, "unknown algorithm \"%s\" (known: "
+		    "pressure, static, xenmm, mom)", m->algorithm);
+	if (m->has_host_reserve_kib)
+		p.balloon.host_reserve_kib = m->host_reserve_kib;
+	limits_apply(&p.balloon.defaults, m->defaults);
+	if (m->n_rules > PE_RULES_MAX)
+		return fail(why, whylen, "%zu rules, at most %d", m->n_rules,
+		    PE_RULES_MAX);
+	for (size_t i = 0; i < m->n_rules; i++) {
+		struct pe_rule *rule = &p.balloon.rules[i];
+		const char *pat = m->rules[i]->pattern;
+
+		if (pat == NULL || strlen(pat) >= sizeof(rule->pattern))
+			return fail(why, whylen, "rule %zu: pattern missing "
+			    "or longer than %zu", i + 1,
+			    sizeof(rule->pattern) - 1);
+		snprintf(rule->pattern, sizeof(rule->pattern), "%s", pat);
+		rule->limits = p.balloon.defaults;
+		limits_apply(&rule->limits, m->rules[i]->limits);
+	}
+	p.balloon.n_rules = m->n_rules;
+	if (m->ksm != NULL) {
+		const Mm__V1__KsmPolicy *k = m->ksm;
+
+		p.ksm_managed = true;
+		if (k->has_enable)
+			p.ksm.enable = k->enable;
+		if (k->has_cpu_budget_pct)
+			p.ksm.cpu_budget_pct = k->cpu_budget_pct;
+		if (k->has_start_available_pct)
+			p.ksm.start_free_pct = k->start_available_pct;
+		if (k->has_stop_available_pct)
+			p.ksm.ample_free_pct = k->stop_available_pct;
+		if (k->has_min_pages_to_scan)
+			p.ksm.min_scan = k->min_pages_to_scan;
+		if (k->has_max_pages_to_scan)
+			p.ksm.max_scan = k->max_pages_to_scan;
+		if (k->has_sleep_ms)
+			p.ksm.sleep_ms = k->sleep_ms;
+		p.merge_across_nodes_set = k->has_merge_across_nodes;
+		p.merge_across_nodes = k->merge_across_nodes;
+	}
+	if (m->numa != NULL) {
+		const Mm__V1__NumaPolicy *n = m->numa;
+
+		p.numa_managed = true;
+		if (n->has_enable)
+			p.numa.enable = n->enable;
+		if (n->has_min_interval_s)
+			p.numa.min_interval_ms = (uint64_t)n->min_interval_s *
+			    1000;
+		if (n->has_round_pages)
+			p.numa.quota_pages = n->round_pages;
+		if (n->has_node_reserve_kib)
+			p.numa.node_reserve_kib = n->node_reserve_kib;
+	}
+	for (size_t i = 0; i < m->n_params; i++) {
+		r = param_apply(&p, m->params[i], why, whylen);
+		if (r < 0)
+			return r;
+	}
+	r = pe_policy_validate(&p.balloon, why, whylen);
+	if (r < 0)
+		return r;
+	if (p.ksm_managed && (!(p.ksm.cpu_budget_pct > 0 &&
+	    p.ksm.cpu_budget_pct <= 100) || p.ksm.min_scan > p.ksm.max_scan ||
+	    p.ksm.start_free_pct > p.ksm.ample_free_pct))
+		return fail(why, whylen, "ksm: need 0 < cpu budget <= 100, "
+		    "min <= max pages to scan, start <= stop available");
+	*ret = p;
+	return 0;
+}

@@ -1,0 +1,621 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * From a host's report to its commands: the host table, the conversion of
+ * a HostReport into the policy engine's view, and the output of each
+ * decision as one CommandBatch (shrinks first: take before give) and one
+ * decision event per changed target, with its reason and numbers.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "scheduler.h"
+#include "topology.h"
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- hosts ---- */
+
+static size_t
+hash_id(const char *id)
+{
+	size_t h = 1469598103934665603ull;
+
+	for (; *id != '\0'; id++)
+		h = (h ^ (unsigned char)*id) * 1099511628211ull;
+	return h;
+}
+
+static int
+hosts_grow(struct scheduler *s)
+{
+	size_t cap = s->cap ? s->cap * 2 : 64;
+	struct host **t = calloc(cap, sizeof(*t));
+
+	if (t == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->cap; i++) {
+		size_t j;
+
+		if (s->hosts[i] == NULL)
+			continue;
+		for (j = hash_id(s->hosts[i]->id) & (cap - 1); t[j] != NULL;
+		    j = (j + 1) & (cap - 1))
+			;
+		t[j] = s->hosts[i];
+	}
+	free(s->hosts);
+	s->hosts = t;
+	s->cap = cap;
+	return 0;
+}
+
+struct host *
+host_get(struct scheduler *s, const char *id)
+{
+	struct host *h;
+	size_t j;
+
+	if (s->cap > 0) {
+		for (j = hash_id(id) & (s->cap - 1); s->hosts[j] != NULL;
+		    j = (j + 1) & (s->cap - 1))
+			if (strcmp(s->hosts[j]->id, id) == 0)
+				return s->hosts[j];
+	}
+	if ((s->nhosts + 1) * 2 > s->cap && hosts_grow(s) < 0)
+		return NULL;
+	h = calloc(1, sizeof(*h));
+	if (h == NULL)
+		return NULL;
+	h->pe = pe_state_new();
+	h->numa = pe_numa_state_new();
+	if (h->pe == NULL || h->numa == NULL) {
+		pe_state_free(h->pe);
+		pe_numa_state_free(h->numa);
+		free(h);
+		return NULL;
+	}
+	snprintf(h->id, sizeof(h->id), "%s", id);
+	for (j = hash_id(id) & (s->cap - 1); s->hosts[j] != NULL;
+	    j = (j + 1) & (s->cap - 1))
+		;
+	s->hosts[j] = h;
+	s->nhosts++;
+	/* Commands for it wait in its queue until its actuator connects. */
+	if (topo_declare_actuator_queue(s->bus, id) < 0)
+		log_warnx("host \"%s\": cannot declare its command queue", id);
+	log_info("host \"%s\": first report", id);
+	return h;
+}
+
+void
+hosts_free(struct scheduler *s)
+{
+	for (size_t i = 0; i < s->cap; i++) {
+		struct host *h = s->hosts[i];
+
+		if (h == NULL)
+			continue;
+		pe_state_free(h->pe);
+		pe_numa_state_free(h->numa);
+		free(h->report);
+		free(h);
+	}
+	free(s->hosts);
+	free(s->guests);
+	free(s->decisions);
+	s->hosts = NULL;
+	s->cap = s->nhosts = 0;
+}
+
+/* ---- report to engine ---- */
+
+static int
+scratch_reserve(struct scheduler *s, size_t n)
+{
+	struct pe_guest *g;
+	struct pe_decision *d;
+
+	if (n <= s->scratch_cap)
+		return 0;
+	g = realloc(s->guests, n * sizeof(*g));
+	if (g == NULL)
+		return -ENOMEM;
+	s->guests = g;
+	d = realloc(s->decisions, n * sizeof(*d));
+	if (d == NULL)
+		return -ENOMEM;
+	s->decisions = d;
+	s->scratch_cap = n;
+	return 0;
+}
+
+/* Numbers the collector distrusted are not acted on. */
+static bool
+distrusted(const Mm__V1__GuestStats *gs)
+{
+	for (size_t i = 0; i < gs->n_flags; i++)
+		if (gs->flags[i] != MM__V1__SANITIZER_FLAG__SANITIZER_FLAG_CLAMPED)
+			return true;
+	return false;
+}
+
+static void
+guest_from_msg(struct pe_guest *g, const Mm__V1__GuestStats *gs)
+{
+	memset(g, 0, sizeof(*g));
+	g->vm_id = gs->vm_id;
+	g->vm_name = gs->vm_name;
+	if (gs->meminfo != NULL && gs->meminfo->has_total_kib &&
+	    gs->meminfo->has_available_kib) {
+		g->has_meminfo = true;
+		g->total_kib = gs->meminfo->total_kib;
+		g->available_kib = gs->meminfo->available_kib;
+		g->free_kib = gs->meminfo->free_kib;
+	}
+	if (gs->has_balloon_actual_kib) {
+		g->has_balloon = true;
+		g->actual_kib = gs->balloon_actual_kib;
+		g->target_kib = gs->has_balloon_target_kib ?
+		    gs->balloon_target_kib : gs->balloon_actual_kib;
+	}
+	g->min_kib = gs->has_min_kib ? gs->min_kib : 0;
+	g->max_kib = gs->has_max_kib ? gs->max_kib : 0;
+	if (gs->psi != NULL && gs->psi->has_some_avg10_pct) {
+		g->has_psi = true;
+		g->psi_some_avg10 = gs->psi->some_avg10_pct;
+	}
+	if (gs->vmstat != NULL) {
+		g->has_vmstat = true;
+		g->major_faults = gs->vmstat->major_faults;
+		g->swap_in_pages = gs->vmstat->swap_in_pages;
+		g->oom_kills = gs->vmstat->oom_kills;
+	}
+	g->stale = (gs->has_stale && gs->stale) || distrusted(gs);
+}
+
+static void
+ksm_from_msg(struct pe_ksm_obs *o, const Mm__V1__HostReport *r)
+{
+	const Mm__V1__KsmStats *k = r->host->ksm;
+	const Mm__V1__KsmSettings *st = k->settings;
+
+	memset(o, 0, sizeof(*o));
+	o->present = true;
+	o->time_ms = r->time_ms;
+	if (r->host->meminfo != NULL) {
+		o->host_total_kib = r->host->meminfo->total_kib;
+		o->host_available_kib = r->host->meminfo->available_kib;
+	}
+	o->pages_sharing = k->sharing_pages;
+	o->full_scans = k->full_scans;
+	o->has_cpu = k->has_ksmd_cpu_ms;
+	o->ksmd_cpu_ms = k->ksmd_cpu_ms;
+	if (st != NULL) {
+		o->run = st->run == MM__V1__KSM_RUN__KSM_RUN_MERGE ? 1 :
+		    st->run == MM__V1__KSM_RUN__KSM_RUN_UNMERGE ? 2 : 0;
+		o->pages_to_scan = st->pages_to_scan;
+		o->sleep_ms = st->sleep_ms;
+	}
+}
+
+/* ---- output ---- */
+
+static void
+publish_event(struct scheduler *s, const char *kind, const char *host_id,
+    Mm__V1__Event *ev)
+{
+	char key[160];
+	int r;
+
+	ev->source_id = s->id;
+	ev->has_time_ms = true;
+	ev->time_ms = now_ms();
+	if (!ev->has_policy_version) {
+		ev->has_policy_version = true;
+		ev->policy_version = s->policy.version;
+	}
+	if (topo_event_key(key, sizeof(key), kind, host_id) < 0)
+		return;
+	r = msg_publish(s->bus, MSG_EVENT, (const ProtobufCMessage *)ev,
+	    TOPO_EX_EVENTS, key, false, NULL, NULL);
+	if (r < 0) {
+		s->n.publish_failed++;
+		log_debug("event %s: %s", key, strerror(-r));
+		return;
+	}
+	s->n.events++;
+}
+
+void
+publish_alert(struct scheduler *s, const char *host_id, const char *vm_id,
+    int severity, uint64_t policy_version, const char *fmt, ...)
+{
+	Mm__V1__Event ev = MM__V1__EVENT__INIT;
+	char reason[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	ev.has_kind = true;
+	ev.kind = MM__V1__EVENT_KIND__EVENT_KIND_ALERT;
+	ev.host_id = (char *)(host_id != NULL ? host_id : s->id);
+	ev.vm_id = (char *)vm_id;
+	ev.has_severity = true;
+	ev.severity = (Mm__V1__Severity)severity;
+	ev.reason = reason;
+	/* The version the alert is about, not always the one in force. */
+	ev.has_policy_version = true;
+	ev.policy_version = policy_version;
+	publish_event(s, TOPO_EV_ALERT, ev.host_id, &ev);
+}
+
+static void
+decision_event(struct scheduler *s, const struct host *h,
+    const struct pe_decision *d, const struct pe_guest *g)
+{
+	Mm__V1__Event ev = MM__V1__EVENT__INIT;
+	Mm__V1__Metric m[5], *mp[5];
+	static const char *const names[5] = {
+		"used_kib", "need_kib", "min_kib", "max_kib", "pressure",
+	};
+	const double vals[5] = {
+		(double)d->used_kib, (double)d->need_kib, (double)d->min_kib,
+		(double)d->max_kib, d->pressure,
+	};
+	char reason[256];
+
+	for (int i = 0; i < 5; i++) {
+		mm__v1__metric__init(&m[i]);
+		m[i].name = (char *)names[i];
+		m[i].has_value = true;
+		m[i].value = vals[i];
+		m[i].unit = i < 4 ? "KiB" : "ratio";
+		mp[i] = &m[i];
+	}
+	pe_format_why(d, reason, sizeof(reason));
+	ev.has_kind = true;
+	ev.kind = MM__V1__EVENT_KIND__EVENT_KIND_DECISION;
+	ev.host_id = (char *)h->id;
+	ev.vm_id = (char *)d->vm_id;
+	ev.has_shadow = true;
+	ev.shadow = s->policy.mode == PM_SHADOW;
+	ev.reason = reason;
+	ev.n_metrics = 5;
+	ev.metrics = mp;
+	ev.has_balloon_target_kib = true;
+	ev.balloon_target_kib = d->target_kib;
+	if (g->has_balloon) {
+		ev.has_balloon_actual_kib = true;
+		ev.balloon_actual_kib = g->actual_kib;
+	}
+	if (s->policy.mode == PM_ENFORCE) {
+		ev.has_batch_seq = true;
+		ev.batch_seq = h->batch_seq + 1;
+	}
+	publish_event(s, TOPO_EV_DECISION, h->id, &ev);
+}
+
+/* Room for one host's commands: balloons, KSM, NUMA moves. */
+struct batch {
+	Mm__V1__Command *cmds;
+	Mm__V1__Command **ptrs;
+	Mm__V1__SetBalloonTarget *balloons;
+	Mm__V1__MigrateNuma *moves;
+	uint32_t *from;		/* PE_NODES_MAX per move */
+	char (*reasons)[PE_WHY_MAX];
+	size_t n;
+	size_t nb;
+	size_t nm;
+	Mm__V1__SetKsm ksm;
+	Mm__V1__KsmSettings ksm_settings;
+};
+
+static int
+batch_init(struct batch *b, size_t guests, size_t moves)
+{
+	size_t n = guests + moves + 1;
+
+	memset(b, 0, sizeof(*b));
+	b->cmds = calloc(n, sizeof(*b->cmds));
+	b->ptrs = calloc(n, sizeof(*b->ptrs));
+	b->balloons = calloc(guests + 1, sizeof(*b->balloons));
+	b->moves = calloc(moves + 1, sizeof(*b->moves));
+	b->from = calloc((moves + 1) * PE_NODES_MAX, sizeof(*b->from));
+	b->reasons = calloc(n, sizeof(*b->reasons));
+	if (!b->cmds || !b->ptrs || !b->balloons || !b->moves || !b->from ||
+	    !b->reasons)
+		return -ENOMEM;
+	return 0;
+}
+
+static void
+batch_free(struct batch *b)
+{
+	free(b->cmds);
+	free(b->ptrs);
+	free(b->balloons);
+	free(b->moves);
+	free(b->from);
+	free(b->reasons);
+}
+
+static Mm__V1__Command *
+batch_add(struct batch *b)
+{
+	Mm__V1__Command *c = &b->cmds[b->n];
+
+	mm__v1__command__init(c);
+	c->reason = b->reasons[b->n];
+	b->ptrs[b->n++] = c;
+	return c;
+}
+
+static void
+batch_balloon(struct batch *b, const struct pe_decision *d)
+{
+	Mm__V1__Command *c = batch_add(b);
+	Mm__V1__SetBalloonTarget *t = &b->balloons[b->nb++];
+
+	mm__v1__set_balloon_target__init(t);
+	t->vm_id = (char *)d->vm_id;
+	t->has_target_kib = true;
+	t->target_kib = d->target_kib;
+	c->kind_case = MM__V1__COMMAND__KIND_BALLOON;
+	c->balloon = t;
+	pe_format_why(d, c->reason, PE_WHY_MAX);
+}
+
+static void
+batch_ksm(struct batch *b, const struct scheduler *s,
+    const struct pe_ksm_decision *k)
+{
+	Mm__V1__Command *c = batch_add(b);
+
+	mm__v1__set_ksm__init(&b->ksm);
+	mm__v1__ksm_settings__init(&b->ksm_settings);
+	b->ksm_settings.has_run = true;
+	b->ksm_settings.run = k->run == 1 ? MM__V1__KSM_RUN__KSM_RUN_MERGE :
+	    k->run == 2 ? MM__V1__KSM_RUN__KSM_RUN_UNMERGE :
+	    MM__V1__KSM_RUN__KSM_RUN_STOP;
+	b->ksm_settings.has_pages_to_scan = true;
+	b->ksm_settings.pages_to_scan = k->pages_to_scan;
+	if (k->sleep_ms > 0) {
+		b->ksm_settings.has_sleep_ms = true;
+		b->ksm_settings.sleep_ms = k->sleep_ms;
+	}
+	if (s->policy.merge_across_nodes_set) {
+		b->ksm_settings.has_merge_across_nodes = true;
+		b->ksm_settings.merge_across_nodes =
+		    s->policy.merge_across_nodes;
+	}
+	b->ksm.settings = &b->ksm_settings;
+	c->kind_case = MM__V1__COMMAND__KIND_KSM;
+	c->ksm = &b->ksm;
+	snprintf(c->reason, PE_WHY_MAX, "ksm %s: %.1f %% free, ksmd %.1f %% "
+	    "of a core, %.0f pages per CPU-second",
+	    pe_ksm_reason_name(k->reason), k->free_pct, k->cpu_pct, k->profit);
+}
+
+static void
+batch_numa(struct batch *b, const struct pe_numa_move *mv)
+{
+	Mm__V1__Command *c = batch_add(b);
+	Mm__V1__MigrateNuma *m = &b->moves[b->nm];
+	uint32_t *from = &b->from[b->nm * PE_NODES_MAX];
+
+	b->nm++;
+	mm__v1__migrate_numa__init(m);
+	m->vm_id = (char *)mv->vm_id;
+	for (unsigned n = 0; n < PE_NODES_MAX; n++)
+		if (mv->from_nodes & (1ull << n))
+			from[m->n_from_nodes++] = n;
+	m->from_nodes = from;
+	m->has_to_node = true;
+	m->to_node = mv->to_node;
+	m->has_max_pages = true;
+	m->max_pages = mv->pages;
+	c->kind_case = MM__V1__COMMAND__KIND_NUMA;
+	c->numa = m;
+	snprintf(c->reason, PE_WHY_MAX, "numa: %llu of its pages away from "
+	    "node %u, where its vCPUs ran", (unsigned long long)
+	    mv->remote_pages, mv->to_node);
+}
+
+static size_t
+numa_moves(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r,
+    struct pe_numa_move *out, size_t cap)
+{
+	const Mm__V1__HostStats *hs = r->host;
+	struct pe_numa_host nh = { .time_ms = r->time_ms };
+	struct pe_numa_vm *vms;
+	int n;
+
+	if (!s->policy.numa_managed || hs == NULL || hs->n_numa_nodes < 2 ||
+	    hs->n_vm_numa == 0)
+		return 0;
+	vms = calloc(hs->n_vm_numa, sizeof(*vms));
+	if (vms == NULL)
+		return 0;
+	for (size_t i = 0; i < hs->n_numa_nodes; i++) {
+		unsigned node = hs->numa_nodes[i]->node;
+
+		if (node < PE_NODES_MAX) {
+			nh.node_free_kib[node] = hs->numa_nodes[i]->free_kib;
+			if (node + 1 > nh.n_nodes)
+				nh.n_nodes = node + 1;
+		}
+	}
+	for (size_t i = 0; i < hs->n_vm_numa; i++) {
+		const Mm__V1__VmNuma *v = hs->vm_numa[i];
+
+		vms[i].vm_id = v->vm_id;
+		for (size_t j = 0; j < v->n_nodes; j++)
+			if (v->nodes[j]->node < PE_NODES_MAX)
+				vms[i].pages[v->nodes[j]->node] =
+				    v->nodes[j]->pages;
+		for (size_t j = 0; j < v->n_vcpu_nodes; j++)
+			if (v->vcpu_nodes[j] < PE_NODES_MAX)
+				vms[i].vcpu_nodes |= 1ull << v->vcpu_nodes[j];
+	}
+	nh.n_vms = hs->n_vm_numa;
+	nh.vms = vms;
+	n = pe_numa_decide(h->numa, &nh, &s->policy.numa, out, cap);
+	free(vms);
+	return n > 0 ? (size_t)n : 0;
+}
+
+static void
+publish_batch(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r,
+    struct batch *b)
+{
+	Mm__V1__CommandBatch cb = MM__V1__COMMAND_BATCH__INIT;
+	uint64_t now = now_ms();
+	int rc;
+
+	cb.host_id = h->id;
+	cb.scheduler_id = s->id;
+	cb.has_seq = true;
+	cb.seq = ++h->batch_seq;
+	cb.has_issued_ms = true;
+	cb.issued_ms = now;
+	cb.has_expires_ms = true;
+	cb.expires_ms = now + (uint64_t)s->conf.command_ttl_ms;
+	cb.has_policy_version = true;
+	cb.policy_version = s->policy.version;
+	cb.has_report_seq = true;
+	cb.report_seq = r->seq;
+	cb.n_commands = b->n;
+	cb.commands = b->ptrs;
+	{
+		struct bus_msg m;
+		uint8_t *buf;
+
+		rc = msg_to_bus(MSG_COMMAND_BATCH, (const ProtobufCMessage *)&cb,
+		    TOPO_EX_COMMANDS, h->id, true, &m, &buf);
+		if (rc == 0) {
+			/* Commands are absolute and expire: an old one
+			 * left in the queue is worth nothing. */
+			m.expiration_ms = (uint32_t)s->conf.command_ttl_ms;
+			rc = bus_publish(s->bus, &m, NULL, NULL);
+			free(buf);
+		}
+	}
+	if (rc < 0) {
+		s->n.publish_failed++;
+		log_warnx("host \"%s\": batch %llu not sent: %s", h->id,
+		    (unsigned long long)cb.seq, strerror(-rc));
+		return;
+	}
+	s->n.batches++;
+	s->n.commands += b->n;
+}
+
+int
+decide_host(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r)
+{
+	struct pe_host ph = {
+		.host_id = h->id,
+		.time_ms = r->time_ms,
+		.n_guests = r->n_guests,
+	};
+	struct pe_numa_move moves[16];
+	struct pe_ksm_decision kd = { 0 };
+	size_t nmoves;
+	struct batch b;
+	int n, rc;
+
+	if (scratch_reserve(s, r->n_guests + 1) < 0)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->n_guests; i++)
+		guest_from_msg(&s->guests[i], r->guests[i]);
+	ph.guests = s->guests;
+	if (r->host != NULL && r->host->meminfo != NULL) {
+		ph.total_kib = r->host->meminfo->total_kib;
+		ph.available_kib = r->host->meminfo->available_kib;
+	}
+	n = pe_decide(h->pe, &ph, &s->policy.balloon, s->decisions,
+	    s->scratch_cap);
+	if (n < 0)
+		return n;
+	if (s->policy.ksm_managed && r->host != NULL && r->host->ksm != NULL) {
+		struct pe_ksm_obs o;
+
+		ksm_from_msg(&o, r);
+		pe_ksm_decide(&h->ksm, &o, &s->policy.ksm, &kd);
+	}
+	nmoves = numa_moves(s, h, r, moves, 16);
+	for (int i = 0; i < n; i++) {
+		const struct pe_decision *d = &s->decisions[i];
+
+		if (d->alert)
+			publish_alert(s, h->id, d->vm_id, 2, s->policy.version,
+			    "vm \"%s\" is %s: its balloon does not follow "
+			    "its target (%llu MiB asked, %llu MiB held)",
+			    d->vm_id, d->coop == PE_COOP_UNCOOPERATIVE ?
+			    "uncooperative" : "inactive",
+			    (unsigned long long)d->target_kib / 1024,
+			    (unsigned long long)s->guests[i].actual_kib /
+			    1024);
+	}
+	if (s->policy.mode == PM_OFF)
+		return 0;
+	for (int i = 0; i < n; i++)
+		if (s->decisions[i].changed)
+			decision_event(s, h, &s->decisions[i], &s->guests[i]);
+	if (s->policy.mode != PM_ENFORCE)
+		return 0;
+	rc = batch_init(&b, (size_t)n, nmoves);
+	if (rc < 0) {
+		batch_free(&b);
+		return rc;
+	}
+	/* Take before give: what shrinks goes first. */
+	for (int i = 0; i < n; i++)
+		if (s->decisions[i].changed &&
+		    s->decisions[i].target_kib < s->decisions[i].prev_kib)
+			batch_balloon(&b, &s->decisions[i]);
+	if (kd.changed)
+		batch_ksm(&b, s, &kd);
+	for (size_t i = 0; i < nmoves; i++)
+		batch_numa(&b, &moves[i]);
+	for (int i = 0; i < n; i++)
+		if (s->decisions[i].changed &&
+		    s->decisions[i].target_kib > s->decisions[i].prev_kib)
+			batch_balloon(&b, &s->decisions[i]);
+	if (b.n > 0)
+		publish_batch(s, h, r, &b);
+	batch_free(&b);
+	return 0;
+}
+
+void
+decide_all(struct scheduler *s)
+{
+	for (size_t i = 0; i < s->cap; i++) {
+		struct host *h = s->hosts[i];
+		ProtobufCMessage *m;
+		char why[256];
+
+		if (h == NULL || h->report == NULL)
+			continue;
+		if (msg_unpack(MSG_HOST_REPORT, h->report, h->report_len, &m,
+		    why, sizeof(why)) < 0)
+			continue;
+		decide_host(s, h, (const Mm__V1__HostReport *)m);
+		msg_free(m);
+	}
+}

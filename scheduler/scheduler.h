@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * mm-scheduler's private header: the daemon's state, its hosts, and the
+ * functions its files share.
+ */
+#ifndef MM_SCHEDULER_H
+#define MM_SCHEDULER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "bus.h"
+#include "daemon.h"
+#include "msg.h"
+#include "policy.h"
+#include "policymsg.h"
+
+struct sched_conf {
+	char *id;		/* NULL: "sched-<hostname>" */
+	char *state_file;
+	int64_t command_ttl_ms;
+	int mode;		/* index into the mode names, until a policy */
+	char *stats_pattern;
+	struct daemon_bus_conf bus;
+};
+
+/* What the scheduler keeps per host. */
+struct host {
+	char id[65];
+	uint64_t last_seq;
+	uint64_t last_time_ms;
+	uint64_t batch_seq;
+	struct pe_state *pe;
+	struct pe_ksm_state ksm;
+	struct pe_numa_state *numa;
+	uint8_t *report;	/* the last report, packed: decided again
+				 * when the policy changes */
+	size_t report_len;
+};
+
+struct sched_counters {
+	uint64_t reports;
+	uint64_t reports_old;	/* seq not newer: ignored */
+	uint64_t reports_bad;	/* bad host id */
+	uint64_t batches;
+	uint64_t commands;
+	uint64_t events;
+	uint64_t publish_failed;
+	uint64_t policies_accepted;
+	uint64_t policies_rejected;
+	uint64_t policies_old;
+};
+
+struct scheduler {
+	uv_loop_t *loop;
+	struct bus *bus;
+	struct daemon_signals sig;
+	struct sched_conf conf;
+	char id[65];
+	char policy_queue[128];
+	struct pm_policy policy;
+	bool ready;
+	bool stopping;
+
+	/* hosts: open addressing on the id, capacity a power of two */
+	struct host **hosts;
+	size_t nhosts;
+	size_t cap;
+
+	/* scratch of one decision, grown as needed */
+	struct pe_guest *guests;
+	struct pe_decision *decisions;
+	size_t scratch_cap;
+
+	struct msg_dispatch_stats stats_dispatch;
+	struct msg_dispatch_stats policy_dispatch;
+	struct sched_counters n;
+};
+
+/* decide.c */
+struct host *host_get(struct scheduler *s, const char *id);
+void hosts_free(struct scheduler *s);
+/* Decide for host h from report r and publish commands and events as the
+ * policy's mode says. Returns 0 or a negative errno. */
+int decide_host(struct scheduler *s, struct host *h,
+    const Mm__V1__HostReport *r);
+/* Decide again for every host from its last report (policy changed). */
+void decide_all(struct scheduler *s);
+/* Publish an alert event about host_id (or the scheduler, when NULL). */
+void publish_alert(struct scheduler *s, const char *host_id,
+    const char *vm_id, int severity, uint64_t policy_version,
+    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+#endif
