@@ -101,15 +101,22 @@ tu_write_file(const char *dir, const char *name, const char *text)
 	return path;
 }
 
+/* $env/rel (or ./rel without $env), malloc'd. */
+static char *
+path_under(const char *env, const char *rel)
+{
+	const char *dir = getenv(env);
+	char *path;
+
+	if (asprintf(&path, "%s/%s", dir != NULL ? dir : ".", rel) < 0)
+		abort();
+	return path;
+}
+
 char *
 tu_source_path(const char *rel)
 {
-	const char *src = getenv("MM_SOURCE_DIR");
-	char *path;
-
-	if (asprintf(&path, "%s/%s", src != NULL ? src : ".", rel) < 0)
-		abort();
-	return path;
+	return path_under("MM_SOURCE_DIR", rel);
 }
 
 static void
@@ -204,10 +211,11 @@ done:
 char *
 tu_bin_path(const char *name)
 {
-	const char *dir = getenv("MM_BINARY_DIR");
-	char *path;
+	char *rel, *path;
 
-	if (asprintf(&path, "%s/bin/%s", dir != NULL ? dir : ".", name) < 0)
+	if (asprintf(&rel, "bin/%s", name) < 0)
 		abort();
+	path = path_under("MM_BINARY_DIR", rel);
+	free(rel);
 	return path;
 }
