@@ -36,11 +36,11 @@
 #define TICK_MS		200
 #define REASON_MAX	512
 
-enum decl_kind { DECL_EXCHANGE, DECL_QUEUE, DECL_BIND };
+enum decl_kind { DECL_EXCHANGE, DECL_QUEUE, DECL_BIND, DECL_XBIND };
 
 struct decl {
 	enum decl_kind kind;
-	char *name;		/* exchange or queue */
+	char *name;		/* exchange or queue (xbind: destination) */
 	char *type;		/* exchange type */
 	char *exchange;		/* bind: source */
 	char *key;		/* bind: routing key */
@@ -512,6 +512,27 @@ decl_send(amqp_connection_state_t c, const struct decl *d, bool wait,
 			goto sent;
 		}
 		break;
+	case DECL_XBIND:
+		snprintf(what, sizeof(what), "binding exchange \"%s\" to "
+		    "\"%s\"", d->name, d->exchange);
+		if (wait) {
+			amqp_exchange_bind(c, CH_PUB,
+			    amqp_cstring_bytes(d->name),
+			    amqp_cstring_bytes(d->exchange),
+			    amqp_cstring_bytes(d->key), amqp_empty_table);
+		} else {
+			amqp_exchange_bind_t m = {
+				.destination = amqp_cstring_bytes(d->name),
+				.source = amqp_cstring_bytes(d->exchange),
+				.routing_key = amqp_cstring_bytes(d->key),
+				.nowait = 1,
+				.arguments = amqp_empty_table,
+			};
+			r = amqp_send_method(c, CH_PUB,
+			    AMQP_EXCHANGE_BIND_METHOD, &m);
+			goto sent;
+		}
+		break;
 	}
 	{
 		amqp_rpc_reply_t reply = amqp_get_rpc_reply(c);
@@ -782,6 +803,35 @@ bus_bind_args(struct bus *bus, const char *queue, const char *exchange,
 	    (args != NULL && d->args == NULL)) {
 		decl_free(d);
 		return errno == EINVAL ? -EINVAL : -ENOMEM;
+	}
+	return decl_add(bus, d);
+}
+
+int
+bus_bind_exchange(struct bus *bus, const char *destination,
+    const char *source, const char *routing_key)
+{
+	struct decl *d;
+
+	if (bus == NULL || destination == NULL || source == NULL ||
+	    routing_key == NULL || *destination == '\0' || bus->closing ||
+	    strlen(routing_key) >= PROP_MAX)
+		return -EINVAL;
+	for (d = bus->decls; d != NULL; d = d->next)
+		if (d->kind == DECL_XBIND && strcmp(d->name, destination) == 0 &&
+		    strcmp(d->exchange, source) == 0 &&
+		    strcmp(d->key, routing_key) == 0)
+			return 0;
+	d = calloc(1, sizeof(*d));
+	if (d == NULL)
+		return -ENOMEM;
+	d->kind = DECL_XBIND;
+	d->name = strdup(destination);
+	d->exchange = strdup(source);
+	d->key = strdup(routing_key);
+	if (d->name == NULL || d->exchange == NULL || d->key == NULL) {
+		decl_free(d);
+		return -ENOMEM;
 	}
 	return decl_add(bus, d);
 }

@@ -167,6 +167,10 @@ int bus_bind(struct bus *bus, const char *queue, const char *exchange,
  * NULL-terminated list of key, value pairs, at most 8 pairs, or NULL. */
 int bus_bind_args(struct bus *bus, const char *queue, const char *exchange,
     const char *routing_key, const char *const *args);
+/* Bind exchange destination to exchange source: what source routes with
+ * a matching key also goes through destination. */
+int bus_bind_exchange(struct bus *bus, const char *destination,
+    const char *source, const char *routing_key);
 /* Remove a binding made with bus_bind(); it is no longer replayed.
  * Returns 0 or -ENOENT. */
 int bus_unbind(struct bus *bus, const char *queue, const char *exchange,

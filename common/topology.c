@@ -109,6 +109,46 @@ topo_declare_stats_queue(struct bus *bus, const char *pattern)
 }
 
 int
+topo_declare_shard_queue(struct bus *bus, const char *sched_id,
+    const char *pattern, unsigned weight, char *ret_queue, size_t queue_size)
+{
+	const struct bus_queue_opts opts = {
+		.exclusive = true,
+		.auto_delete = true,
+		.max_length = TOPO_STATS_MAX_LENGTH,
+		.drop_head = true,
+		.message_ttl_ms = TOPO_STATS_TTL_MS,
+		.dead_letter_exchange = TOPO_EX_DLX,
+	};
+	char queue[128], points[16];
+	int n, r;
+
+	if (!topo_id_valid(sched_id) || weight == 0)
+		return -EINVAL;
+	n = snprintf(queue, sizeof(queue), "%s%s.stats", TOPO_Q_SCHED_PREFIX,
+	    sched_id);
+	if (n < 0 || (size_t)n >= sizeof(queue) || (size_t)n >= queue_size)
+		return -ENAMETOOLONG;
+	snprintf(points, sizeof(points), "%u", weight);
+	r = topo_declare_dead(bus);
+	if (r == 0)
+		r = topo_declare_stats_exchange(bus);
+	if (r == 0)
+		r = bus_declare_exchange(bus, TOPO_EX_STATS_SHARD,
+		    "x-consistent-hash", BUS_DURABLE);
+	if (r == 0)
+		r = bus_bind_exchange(bus, TOPO_EX_STATS_SHARD, TOPO_EX_STATS,
+		    pattern != NULL ? pattern : "host.#");
+	if (r == 0)
+		r = bus_declare_queue(bus, queue, &opts);
+	if (r == 0)
+		r = bus_bind(bus, queue, TOPO_EX_STATS_SHARD, points);
+	if (r == 0)
+		memcpy(ret_queue, queue, (size_t)n + 1);
+	return r;
+}
+
+int
 topo_actuator_queue(char *buf, size_t size, const char *host_id)
 {
 	int n;

@@ -21,6 +21,7 @@ struct bus;
 #define TOPO_EX_EVENTS		"mm.events"	/* topic, <kind>.<host-id> */
 #define TOPO_EX_CONTROL		"mm.control"	/* direct, requests to schedulers */
 #define TOPO_EX_DLX		"mm.dlx"	/* headers, dead letters */
+#define TOPO_EX_STATS_SHARD	"mm.stats.shard"	/* x-consistent-hash */
 
 /* Queues. */
 #define TOPO_Q_SCHED_STATS	"mm.scheduler.stats"
@@ -61,6 +62,17 @@ int topo_declare_events_exchange(struct bus *bus);
  * (e.g. "host.#"): bounded, dropping the oldest, with a message TTL and
  * dead-lettering of rejected messages. */
 int topo_declare_stats_queue(struct bus *bus, const char *pattern);
+
+/*
+ * Sharded stats: mm.stats bound (pattern) to the consistent-hash exchange
+ * mm.stats.shard, and this scheduler's exclusive queue
+ * mm.scheduler.<sched_id>.stats bound to it with weight points on the
+ * ring. Each host's reports reach exactly one such queue; when a scheduler
+ * leaves, its queue goes with its connection and its hosts move to the
+ * others. Writes the queue's name to ret_queue.
+ */
+int topo_declare_shard_queue(struct bus *bus, const char *sched_id,
+    const char *pattern, unsigned weight, char *ret_queue, size_t queue_size);
 
 /* mm.commands and the durable queue mm.actuator.<host_id> bound to it with
  * key host_id. -EINVAL for a bad host id. */

@@ -35,6 +35,10 @@ static const struct conf_key conf_table[] = {
 	  mode_names, "mode until a policy is published: enforce, shadow, off" },
 	{ "scheduler", "stats_pattern", CONF_STRING, 1, 255, "host.#",
 	  C(stats_pattern), NULL, "which hosts' reports to read (mm.stats key)" },
+	{ "scheduler", "shard", CONF_BOOL, 0, 0, "no", C(shard), NULL,
+	  "share the hosts with other schedulers (consistent hashing)" },
+	{ "scheduler", "shard_weight", CONF_INT, 1, 1000, "20",
+	  C(shard_weight), NULL, "this scheduler's share of the hosts" },
 	DAEMON_BUS_KEYS(struct sched_conf, bus),
 };
 #define CONF_N	(sizeof(conf_table) / sizeof(conf_table[0]))
@@ -256,7 +260,15 @@ setup_bus(struct scheduler *s)
 	s->bus = bus_new(s->loop, &bc);
 	if (s->bus == NULL)
 		return -errno;
-	r = topo_declare_stats_queue(s->bus, s->conf.stats_pattern);
+	if (s->conf.shard) {
+		r = topo_declare_shard_queue(s->bus, s->id,
+		    s->conf.stats_pattern, (unsigned)s->conf.shard_weight,
+		    s->stats_queue, sizeof(s->stats_queue));
+	} else {
+		r = topo_declare_stats_queue(s->bus, s->conf.stats_pattern);
+		snprintf(s->stats_queue, sizeof(s->stats_queue), "%s",
+		    TOPO_Q_SCHED_STATS);
+	}
 	if (r == 0)
 		r = topo_declare_commands_exchange(s->bus);
 	if (r == 0)
@@ -267,7 +279,7 @@ setup_bus(struct scheduler *s)
 	if (r == 0)
 		r = bus_consume(s->bus, s->policy_queue, false, policy_cb, s);
 	if (r == 0)
-		r = bus_consume(s->bus, TOPO_Q_SCHED_STATS, false, stats_cb, s);
+		r = bus_consume(s->bus, s->stats_queue, false, stats_cb, s);
 	if (r == 0)
 		r = bus_start(s->bus);
 	return r;

@@ -24,6 +24,8 @@ struct sched_conf {
 	int64_t command_ttl_ms;
 	int mode;		/* index into the mode names, until a policy */
 	char *stats_pattern;
+	bool shard;		/* share the fleet with other schedulers */
+	int64_t shard_weight;	/* points on the consistent-hash ring */
 	struct daemon_bus_conf bus;
 };
 
@@ -61,6 +63,7 @@ struct scheduler {
 	struct sched_conf conf;
 	char id[65];
 	char policy_queue[128];
+	char stats_queue[128];
 	struct pm_policy policy;
 	bool ready;
 	bool stopping;

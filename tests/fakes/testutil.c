@@ -11,7 +11,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "msg.h"
 #include "testutil.h"
+#include "topology.h"
 
 const char *
 tu_broker_url(void)
@@ -218,4 +220,44 @@ tu_bin_path(const char *name)
 	path = path_under("MM_BINARY_DIR", rel);
 	free(rel);
 	return path;
+}
+
+int
+tu_publish_report(struct bus *bus, const char *host_id, uint64_t seq,
+    uint64_t time_ms, double psi)
+{
+	const uint64_t gib = 1024ull * 1024ull;
+	Mm__V1__HostReport r = MM__V1__HOST_REPORT__INIT;
+	Mm__V1__HostStats hs = MM__V1__HOST_STATS__INIT;
+	Mm__V1__Meminfo hm = MM__V1__MEMINFO__INIT, gm = MM__V1__MEMINFO__INIT;
+	Mm__V1__GuestStats g = MM__V1__GUEST_STATS__INIT, *gp = &g;
+	Mm__V1__Psi p = MM__V1__PSI__INIT;
+	char key[128];
+
+	hm.has_total_kib = hm.has_available_kib = true;
+	hm.total_kib = 64 * gib;
+	hm.available_kib = 32 * gib;
+	hs.meminfo = &hm;
+	gm.has_total_kib = gm.has_available_kib = true;
+	gm.total_kib = 2 * gib;
+	gm.available_kib = 512 * 1024;
+	p.has_some_avg10_pct = true;
+	p.some_avg10_pct = psi;
+	g.vm_id = "vm-a";
+	g.meminfo = &gm;
+	g.psi = &p;
+	g.has_balloon_target_kib = g.has_balloon_actual_kib = true;
+	g.balloon_target_kib = g.balloon_actual_kib = 2 * gib;
+	g.has_max_kib = true;
+	g.max_kib = 8 * gib;
+	r.host_id = (char *)host_id;
+	r.has_seq = r.has_time_ms = true;
+	r.seq = seq;
+	r.time_ms = time_ms;
+	r.host = &hs;
+	r.n_guests = 1;
+	r.guests = &gp;
+	snprintf(key, sizeof(key), "host.%s", host_id);
+	return msg_publish(bus, MSG_HOST_REPORT, (const ProtobufCMessage *)&r,
+	    TOPO_EX_STATS, key, false, NULL, NULL);
 }

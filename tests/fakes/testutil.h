@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <uv.h>
 
@@ -65,5 +66,16 @@ int tu_stop(int pid, unsigned timeout_ms);
 
 /* $MM_BINARY_DIR/bin/<name>, malloc'd. */
 char *tu_bin_path(const char *name);
+
+struct bus;
+
+/*
+ * Publish a HostReport of host_id to mm.stats (declare its exchange first)
+ * as a collector would: a 64 GiB host with 32 GiB available and one guest
+ * "vm-a" using 1.5 GiB of a 2 GiB balloon (maximum 8 GiB) with memory
+ * pressure psi (some avg10, percent). Returns what msg_publish() returns.
+ */
+int tu_publish_report(struct bus *bus, const char *host_id, uint64_t seq,
+    uint64_t time_ms, double psi);
 
 #endif

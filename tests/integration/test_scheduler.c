@@ -190,48 +190,12 @@ teardown(void **state)
 	return 0;
 }
 
-/* One guest using 1.5 GiB of a 2 GiB balloon, with memory pressure psi. */
 static void
 publish_report(double psi)
 {
-	Mm__V1__HostReport r = MM__V1__HOST_REPORT__INIT;
-	Mm__V1__HostStats hs = MM__V1__HOST_STATS__INIT;
-	Mm__V1__Meminfo hm = MM__V1__MEMINFO__INIT, gm = MM__V1__MEMINFO__INIT;
-	Mm__V1__GuestStats g = MM__V1__GUEST_STATS__INIT, *gp = &g;
-	Mm__V1__Psi p = MM__V1__PSI__INIT;
-
-	hm.has_total_kib = hm.has_available_kib = true;
-	hm.total_kib = 64 * GiB;
-	hm.available_kib = 32 * GiB;
-	hs.meminfo = &hm;
-	gm.has_total_kib = gm.has_available_kib = true;
-	gm.total_kib = 2 * GiB;
-	gm.available_kib = 512 * 1024;
-	p.has_some_avg10_pct = true;
-	p.some_avg10_pct = psi;
-	g.vm_id = "vm-a";
-	g.meminfo = &gm;
-	g.psi = &p;
-	g.has_balloon_target_kib = g.has_balloon_actual_kib = true;
-	g.balloon_target_kib = g.balloon_actual_kib = 2 * GiB;
-	g.has_max_kib = true;
-	g.max_kib = 8 * GiB;
-	r.host_id = w.host;
-	r.has_seq = r.has_time_ms = true;
-	r.seq = ++w.seq;
 	w.time_ms += 1000;
-	r.time_ms = w.time_ms;
-	r.host = &hs;
-	r.n_guests = 1;
-	r.guests = &gp;
-	{
-		char key[128];
-
-		snprintf(key, sizeof(key), "host.%s", w.host);
-		assert_int_equal(msg_publish(w.bus, MSG_HOST_REPORT,
-		    (const ProtobufCMessage *)&r, TOPO_EX_STATS, key, false,
-		    NULL, NULL), 0);
-	}
+	assert_int_equal(tu_publish_report(w.bus, w.host, ++w.seq, w.time_ms,
+	    psi), 0);
 }
 
 static void

@@ -134,6 +134,9 @@ test_topology_scheduler_role(void **state)
 	assert_int_equal(topo_declare_policy_queue(r.bus, "topo-s1", queue,
 	    sizeof(queue)), 0);
 	assert_string_equal(queue, "mm.scheduler.topo-s1.policy");
+	assert_int_equal(topo_declare_shard_queue(r.bus, "topo-s1", "host.#",
+	    20, queue, sizeof(queue)), 0);
+	assert_string_equal(queue, "mm.scheduler.topo-s1.stats");
 	assert_int_equal(topo_declare_events_exchange(r.bus), 0);
 	assert_int_equal(bus_consume(r.bus, TOPO_Q_SCHED_STATS, false,
 	    ignore_cb, NULL), 0);
