@@ -405,6 +405,7 @@ new_status_reply(void)
 	s->policy_name = str("default fleet policy");
 	SET(s, policy_mode, MM__V1__POLICY_MODE__POLICY_MODE_ENFORCE);
 	s->error = str("");
+	s->policy = new_policy();
 	ARRAY(s, hosts, 1);
 	h = s->hosts[0] = NEW(Mm__V1__HostStatus, MM__V1__HOST_STATUS__INIT);
 	h->host_id = str("host-a");
@@ -416,6 +417,8 @@ new_status_reply(void)
 	SET(h, total_kib, 268435456);
 	SET(h, available_kib, 67108864);
 	SET(h, stale, 1);
+	SET(h, reserve_kib, 2097152);
+	SET(h, ksm_sharing_pages, 123456);
 	ARRAY(h, guests, 1);
 	g = h->guests[0] = NEW(Mm__V1__GuestStatus,
 	    MM__V1__GUEST_STATUS__INIT);
@@ -427,6 +430,10 @@ new_status_reply(void)
 	SET(g, max_kib, 8388608);
 	SET(g, psi_some_avg10_pct, 12.5);
 	g->reason = str("holding");
+	SET(g, used_kib, 3000000);
+	SET(g, need_kib, 3300000);
+	SET(g, pressure_pct, 42.5);
+	SET(g, decision_ms, 1764000002000ull);
 	return s;
 }
 
@@ -704,6 +711,9 @@ test_msg_roundtrip_status(void **state)
 	assert_string_equal(q->host_ids[1], "host-b");
 	assert_int_equal(s->hosts[0]->guests[0]->min_kib, 524288);
 	assert_string_equal(s->error, "");
+	assert_int_equal(s->hosts[0]->ksm_sharing_pages, 123456);
+	assert_int_equal(s->hosts[0]->guests[0]->need_kib, 3300000);
+	assert_int_equal(s->policy->numa->round_pages, 262144);
 	msg_free(&q->base);
 	msg_free(&s->base);
 }
