@@ -211,6 +211,41 @@ topo_declare_policy_queue(struct bus *bus, const char *sched_id,
 }
 
 int
+topo_declare_control_exchange(struct bus *bus)
+{
+	return bus_declare_exchange(bus, TOPO_EX_CONTROL, "direct",
+	    BUS_DURABLE);
+}
+
+int
+topo_declare_control_queue(struct bus *bus, const char *sched_id,
+    char *ret_queue, size_t queue_size)
+{
+	const struct bus_queue_opts opts = {
+		.exclusive = true,
+		.auto_delete = true,
+		.message_ttl_ms = 10000,
+	};
+	char queue[128];
+	int n, r;
+
+	if (!topo_id_valid(sched_id))
+		return -EINVAL;
+	n = snprintf(queue, sizeof(queue), "%s%s.control",
+	    TOPO_Q_SCHED_PREFIX, sched_id);
+	if (n < 0 || (size_t)n >= sizeof(queue) || (size_t)n >= queue_size)
+		return -ENAMETOOLONG;
+	r = topo_declare_control_exchange(bus);
+	if (r == 0)
+		r = bus_declare_queue(bus, queue, &opts);
+	if (r == 0)
+		r = bus_bind(bus, queue, TOPO_EX_CONTROL, TOPO_CONTROL_STATUS);
+	if (r == 0)
+		memcpy(ret_queue, queue, (size_t)n + 1);
+	return r;
+}
+
+int
 topo_event_key(char *buf, size_t size, const char *kind, const char *host_id)
 {
 	int n;

@@ -86,6 +86,16 @@ int topo_declare_commands_exchange(struct bus *bus);
 int topo_declare_policy_queue(struct bus *bus, const char *sched_id,
     char *ret_queue, size_t queue_size);
 
+/* mm.control, and this scheduler's exclusive queue
+ * mm.scheduler.<sched_id>.control bound to it with TOPO_CONTROL_STATUS:
+ * every scheduler gets every status request. */
+#define TOPO_CONTROL_STATUS	"status"
+int topo_declare_control_queue(struct bus *bus, const char *sched_id,
+    char *ret_queue, size_t queue_size);
+
+/* mm.control only: what mmctl needs to send requests. */
+int topo_declare_control_exchange(struct bus *bus);
+
 /* mm.policy only: what mmctl needs to publish a policy. */
 int topo_declare_policy_exchange(struct bus *bus);
 

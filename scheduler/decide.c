@@ -111,6 +111,7 @@ hosts_free(struct scheduler *s)
 		pe_state_free(h->pe);
 		pe_numa_state_free(h->numa);
 		free(h->report);
+		free(h->vms);
 		free(h);
 	}
 	free(s->hosts);
@@ -524,6 +525,44 @@ publish_batch(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r,
 	s->n.commands += b->n;
 }
 
+/* Remember what status requests show of this decision. */
+static void
+keep_status(struct host *h, const Mm__V1__HostReport *r,
+    const struct pe_decision *d, size_t n)
+{
+	struct vm_status *vms = h->vms;
+
+	if (n > h->nvms) {
+		vms = realloc(h->vms, n * sizeof(*vms));
+		if (vms == NULL)
+			return;
+		memset(vms + h->nvms, 0, (n - h->nvms) * sizeof(*vms));
+		h->vms = vms;
+	}
+	h->nvms = n;
+	if (r->host != NULL && r->host->meminfo != NULL) {
+		h->total_kib = r->host->meminfo->total_kib;
+		h->available_kib = r->host->meminfo->available_kib;
+	}
+	if (r->host != NULL && r->host->ksm != NULL)
+		h->ksm_sharing_pages = r->host->ksm->sharing_pages;
+	for (size_t i = 0; i < n; i++) {
+		const Mm__V1__GuestStats *g = r->guests[i];
+		struct vm_status *v = &vms[i];
+
+		/* A VM keeps its index while the report's order holds. */
+		if (strcmp(v->d.vm_id, d[i].vm_id) != 0)
+			v->decision_ms = 0;
+		if (d[i].changed || v->decision_ms == 0)
+			v->decision_ms = r->time_ms;
+		v->d = d[i];
+		snprintf(v->name, sizeof(v->name), "%s",
+		    g->vm_name != NULL ? g->vm_name : "");
+		v->actual_kib = g->balloon_actual_kib;
+		v->psi = g->psi != NULL ? g->psi->some_avg10_pct : 0;
+	}
+}
+
 int
 decide_host(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r)
 {
@@ -558,6 +597,7 @@ decide_host(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r)
 		pe_ksm_decide(&h->ksm, &o, &s->policy.ksm, &kd);
 	}
 	nmoves = numa_moves(s, h, r, moves, 16);
+	keep_status(h, r, s->decisions, (size_t)n);
 	for (int i = 0; i < n; i++) {
 		const struct pe_decision *d = &s->decisions[i];
 

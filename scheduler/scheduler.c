@@ -66,6 +66,21 @@ state_save(struct scheduler *s, const void *data, size_t len)
 	return r;
 }
 
+/* Keep the packed policy in force, for status replies. */
+static int
+keep_policy_msg(struct scheduler *s, const void *data, size_t len)
+{
+	uint8_t *copy = malloc(len > 0 ? len : 1);
+
+	if (copy == NULL)
+		return -ENOMEM;
+	memcpy(copy, data, len);
+	free(s->policy_msg);
+	s->policy_msg = copy;
+	s->policy_len = len;
+	return 0;
+}
+
 static void
 state_load(struct scheduler *s)
 {
@@ -92,7 +107,7 @@ state_load(struct scheduler *s)
 	if (pm_from_msg((const Mm__V1__Policy *)m, &p, why, sizeof(why)) < 0)
 		log_warnx("\"%s\": policy refused: %s", s->conf.state_file,
 		    why);
-	else
+	else if (keep_policy_msg(s, buf, (size_t)n) == 0)
 		s->policy = p;
 	msg_free(m);
 }
@@ -163,6 +178,8 @@ on_policy(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 		    (unsigned long long)s->policy.version);
 		return BUS_REJECT;
 	}
+	if (keep_policy_msg(s, d->body, d->len) < 0)
+		return BUS_REQUEUE;
 	r = state_save(s, d->body, d->len);
 	if (r < 0)
 		log_warnx("policy %llu: cannot save \"%s\": %s",
@@ -189,6 +206,17 @@ stats_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
 	struct scheduler *s = arg;
 
 	return msg_dispatch(table, 1, d, s, &s->stats_dispatch, NULL, 0);
+}
+
+static enum bus_disposition
+control_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
+{
+	static const struct msg_handler table[] = {
+		{ MSG_STATUS_REQUEST, on_status_request },
+	};
+	struct scheduler *s = arg;
+
+	return msg_dispatch(table, 1, d, s, &s->control_dispatch, NULL, 0);
 }
 
 static enum bus_disposition
@@ -277,6 +305,11 @@ setup_bus(struct scheduler *s)
 		r = topo_declare_policy_queue(s->bus, s->id, s->policy_queue,
 		    sizeof(s->policy_queue));
 	if (r == 0)
+		r = topo_declare_control_queue(s->bus, s->id, s->control_queue,
+		    sizeof(s->control_queue));
+	if (r == 0)
+		r = bus_consume(s->bus, s->control_queue, false, control_cb, s);
+	if (r == 0)
 		r = bus_consume(s->bus, s->policy_queue, false, policy_cb, s);
 	if (r == 0)
 		r = bus_consume(s->bus, s->stats_queue, false, stats_cb, s);
@@ -336,6 +369,7 @@ main(int argc, char **argv)
 		fatalx("signals: %s", uv_strerror(r));
 	uv_run(&loop, UV_RUN_DEFAULT);
 	hosts_free(&s);
+	free(s.policy_msg);
 	conf_free(conf_table, CONF_N, &s.conf);
 	r = uv_loop_close(&loop);
 	if (r != 0)

@@ -29,6 +29,15 @@ struct sched_conf {
 	struct daemon_bus_conf bus;
 };
 
+/* A VM as its last decision left it, for status requests. */
+struct vm_status {
+	struct pe_decision d;
+	char name[129];
+	uint64_t actual_kib;
+	double psi;
+	uint64_t decision_ms;	/* when its target last changed */
+};
+
 /* What the scheduler keeps per host. */
 struct host {
 	char id[65];
@@ -41,6 +50,12 @@ struct host {
 	uint8_t *report;	/* the last report, packed: decided again
 				 * when the policy changes */
 	size_t report_len;
+	/* for status requests */
+	struct vm_status *vms;
+	size_t nvms;
+	uint64_t total_kib;
+	uint64_t available_kib;
+	uint64_t ksm_sharing_pages;
 };
 
 struct sched_counters {
@@ -64,6 +79,9 @@ struct scheduler {
 	char id[65];
 	char policy_queue[128];
 	char stats_queue[128];
+	char control_queue[128];
+	uint8_t *policy_msg;	/* the policy in force, packed */
+	size_t policy_len;
 	struct pm_policy policy;
 	bool ready;
 	bool stopping;
@@ -80,6 +98,7 @@ struct scheduler {
 
 	struct msg_dispatch_stats stats_dispatch;
 	struct msg_dispatch_stats policy_dispatch;
+	struct msg_dispatch_stats control_dispatch;
 	struct sched_counters n;
 };
 
@@ -92,6 +111,9 @@ int decide_host(struct scheduler *s, struct host *h,
     const Mm__V1__HostReport *r);
 /* Decide again for every host from its last report (policy changed). */
 void decide_all(struct scheduler *s);
+/* Answer a status request (status.c). */
+enum bus_disposition on_status_request(const ProtobufCMessage *m,
+    const struct bus_delivery *d, void *arg);
 /* Publish an alert event about host_id (or the scheduler, when NULL). */
 void publish_alert(struct scheduler *s, const char *host_id,
     const char *vm_id, int severity, uint64_t policy_version,
