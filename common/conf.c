@@ -47,6 +47,8 @@ struct conf_parse {
 	int err;
 	int err_line;
 	char msg[512];
+	conf_raw_cb raw;	/* conf_read_ini(): every key goes here */
+	void *raw_arg;
 };
 
 struct conf_unit {
@@ -430,6 +432,8 @@ parse_fail(struct conf_parse *p, int line, int err, const char *fmt, ...)
 static bool
 section_known(const struct conf_parse *p, const char *name, size_t len)
 {
+	if (p->raw != NULL)
+		return true;
 	for (size_t i = 0; i < p->n; i++)
 		if (strlen(p->table[i].section) == len &&
 		    strncmp(p->table[i].section, name, len) == 0)
@@ -485,6 +489,18 @@ conf_reader(char *buf, int size, void *stream)
 		    (int)(end - s - 1), s + 1);
 		return NULL;
 	}
+	if (s[0] == '[' && end != NULL && p->raw != NULL) {
+		char name[256], why[512] = "";
+		int r;
+
+		snprintf(name, sizeof(name), "%.*s", (int)(end - s - 1), s + 1);
+		r = p->raw(name, NULL, NULL, p->lineno, p->raw_arg, why,
+		    sizeof(why));
+		if (r < 0) {
+			parse_fail(p, p->lineno, r, "%s", why);
+			return NULL;
+		}
+	}
 	memcpy(buf, s, strlen(s) + 1);
 	return buf;
 }
@@ -503,6 +519,14 @@ conf_handler(void *user, const char *section, const char *key,
 		parse_fail(p, p->lineno, -EINVAL,
 		    "key \"%s\" is outside any [section]", key);
 		return 0;
+	}
+	if (p->raw != NULL) {
+		why[0] = '\0';
+		r = p->raw(section, key, value, p->lineno, p->raw_arg, why,
+		    sizeof(why));
+		if (r < 0)
+			parse_fail(p, p->lineno, r, "%s", why);
+		return r == 0;
 	}
 	for (i = 0; i < p->n; i++)
 		if (strcmp(p->table[i].section, section) == 0 &&
@@ -530,6 +554,47 @@ conf_handler(void *user, const char *section, const char *key,
 	return 1;
 }
 
+/* The end of every parse: inih's own verdict, then the first error. */
+static int
+parse_finish(struct conf_parse *p, int r)
+{
+	/* inih reports the first line it could not parse, which may come
+	 * before the first line we rejected. */
+	if (r > 0 && (p->err == 0 || (p->err_line > 0 && r < p->err_line))) {
+		p->err = 0;
+		parse_fail(p, r, -EINVAL, "syntax error, expected "
+		    "\"[section]\" or \"key = value\"");
+	} else if (r == -2) {
+		parse_fail(p, 0, -ENOMEM, "out of memory");
+	}
+	return p->err;
+}
+
+int
+conf_read_ini(const char *path, conf_raw_cb cb, void *arg, char *err,
+    size_t errlen)
+{
+	struct conf_parse p = { .path = path, .raw = cb, .raw_arg = arg };
+	int r;
+
+	if (errlen > 0)
+		err[0] = '\0';
+	p.f = fopen(path, "re");
+	if (p.f == NULL) {
+		r = -errno;
+		snprintf(err, errlen, "cannot open \"%s\": %s", path,
+		    strerror(errno));
+		return r;
+	}
+	r = parse_finish(&p, ini_parse_stream(conf_reader, &p, conf_handler,
+	    &p));
+	if (r < 0)
+		snprintf(err, errlen, "%s", p.msg);
+	free(p.line);
+	fclose(p.f);
+	return r;
+}
+
 int
 conf_load(const struct conf_key *table, size_t n, void *out,
     const char *path, char *err, size_t errlen)
@@ -555,18 +620,8 @@ conf_load(const struct conf_key *table, size_t n, void *out,
 		return -ENOMEM;
 	}
 
-	r = ini_parse_stream(conf_reader, &p, conf_handler, &p);
-	/* inih reports the first line it could not parse, which may come
-	 * before the first line we rejected. */
-	if (r > 0 && (p.err == 0 || (p.err_line > 0 && r < p.err_line))) {
-		p.err = 0;
-		parse_fail(&p, r, -EINVAL, "syntax error, expected "
-		    "\"[section]\" or \"key = value\"");
-	} else if (r == -2) {
-		parse_fail(&p, 0, -ENOMEM, "out of memory");
-	}
-
-	r = p.err;
+	r = parse_finish(&p, ini_parse_stream(conf_reader, &p, conf_handler,
+	    &p));
 	if (r == 0) {
 		for (size_t i = 0; i < n; i++)
 			if (p.vals[i].set)

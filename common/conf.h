@@ -99,6 +99,25 @@ int conf_load(const struct conf_key *table, size_t n, void *out,
 int conf_print(const struct conf_key *table, size_t n, const void *out,
     FILE *f);
 
+/*
+ * For files whose sections are not known in advance (mmctl's policy
+ * files): each section header goes to cb with key and value NULL, and each
+ * "key = value" with its section, both with their line number, in file
+ * order. cb returns 0, or a negative errno with a message in why (whylen
+ * bytes), which stops the read.
+ */
+typedef int (*conf_raw_cb)(const char *section, const char *key,
+    const char *value, int line, void *arg, char *why, size_t whylen);
+
+/*
+ * Read the INI file at path through cb (with arg), with conf_load()'s
+ * syntax: comments, blank lines, indentation, no continuation lines.
+ * Returns 0, or the first error (cb's, or -ENOENT and the like, -EINVAL
+ * for a syntax error) with "path:line: message" in err.
+ */
+int conf_read_ini(const char *path, conf_raw_cb cb, void *arg, char *err,
+    size_t errlen);
+
 /* Free the string fields of out named by the table and set them to NULL.
  * Other fields are left alone. out may be NULL. */
 void conf_free(const struct conf_key *table, size_t n, void *out);

@@ -616,8 +616,13 @@ check_ordered(struct vctx *c, const ProtobufCMessage *m,
 			continue;
 		read_scalar(lo->type, (const char *)m + lo->offset, &a);
 		read_scalar(hi->type, (const char *)m + hi->offset, &b);
-		if (a.is_double ? a.d > b.d : a.u > b.u)
-			return fail(c, lo->name, -1, "above %s", hi->name);
+		if (a.is_double && a.d > b.d)
+			return fail(c, lo->name, -1, "%g above %s %g", a.d,
+			    hi->name, b.d);
+		if (!a.is_double && a.u > b.u)
+			return fail(c, lo->name, -1, "%llu above %s %llu",
+			    (unsigned long long)a.u, hi->name,
+			    (unsigned long long)b.u);
 	}
 	return 0;
 }

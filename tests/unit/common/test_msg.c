@@ -1097,7 +1097,7 @@ test_msg_validate_checks_order(void **state)
 	r = new_host_report();
 	r->guests[0]->min_kib = r->guests[0]->max_kib + 1;
 	expect_invalid(MSG_HOST_REPORT, &r->base,
-	    "guests[0].min_kib: above max_kib");
+	    "guests[0].min_kib: 8388609 above max_kib 8388608");
 
 	/* Equal bounds are fine; one bound alone is never compared. */
 	r = new_host_report();
@@ -1111,17 +1111,17 @@ test_msg_validate_checks_order(void **state)
 	b = new_command_batch();
 	b->expires_ms = b->issued_ms - 1;
 	expect_invalid(MSG_COMMAND_BATCH, &b->base,
-	    "issued_ms: above expires_ms");
+	    "issued_ms: 1764000002000 above expires_ms 1764000001999");
 
 	p = new_policy();
 	p->ksm->start_available_pct = 50.0;
 	expect_invalid(MSG_POLICY, &p->base,
-	    "ksm.start_available_pct: above stop_available_pct");
+	    "ksm.start_available_pct: 50 above stop_available_pct 40");
 
 	p = new_policy();
 	p->ksm->min_pages_to_scan = 5000;
 	expect_invalid(MSG_POLICY, &p->base,
-	    "ksm.min_pages_to_scan: above max_pages_to_scan");
+	    "ksm.min_pages_to_scan: 5000 above max_pages_to_scan 4000");
 }
 
 static void
