@@ -570,6 +570,23 @@ parse_finish(struct conf_parse *p, int r)
 	return p->err;
 }
 
+/* Open p->path for a parse; on failure say why in err. */
+static int
+parse_open(struct conf_parse *p, char *err, size_t errlen)
+{
+	int r;
+
+	if (errlen > 0)
+		err[0] = '\0';
+	p->f = fopen(p->path, "re");
+	if (p->f != NULL)
+		return 0;
+	r = -errno;
+	snprintf(err, errlen, "cannot open \"%s\": %s", p->path,
+	    strerror(errno));
+	return r;
+}
+
 int
 conf_read_ini(const char *path, conf_raw_cb cb, void *arg, char *err,
     size_t errlen)
@@ -577,15 +594,9 @@ conf_read_ini(const char *path, conf_raw_cb cb, void *arg, char *err,
 	struct conf_parse p = { .path = path, .raw = cb, .raw_arg = arg };
 	int r;
 
-	if (errlen > 0)
-		err[0] = '\0';
-	p.f = fopen(path, "re");
-	if (p.f == NULL) {
-		r = -errno;
-		snprintf(err, errlen, "cannot open \"%s\": %s", path,
-		    strerror(errno));
+	r = parse_open(&p, err, errlen);
+	if (r < 0)
 		return r;
-	}
 	r = parse_finish(&p, ini_parse_stream(conf_reader, &p, conf_handler,
 	    &p));
 	if (r < 0)
@@ -604,15 +615,9 @@ conf_load(const struct conf_key *table, size_t n, void *out,
 	};
 	int r;
 
-	if (errlen > 0)
-		err[0] = '\0';
-	p.f = fopen(path, "re");
-	if (p.f == NULL) {
-		r = -errno;
-		snprintf(err, errlen, "cannot open \"%s\": %s", path,
-		    strerror(errno));
+	r = parse_open(&p, err, errlen);
+	if (r < 0)
 		return r;
-	}
 	p.vals = calloc(n > 0 ? n : 1, sizeof(*p.vals));
 	if (p.vals == NULL) {
 		fclose(p.f);

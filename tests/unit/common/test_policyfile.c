@@ -98,6 +98,7 @@ test_policyfile_errors_name_the_line(void **state)
 		free(path);
 	}
 	tu_rmtree(dir);
+	free(dir);
 }
 
 static void
