@@ -76,6 +76,8 @@ struct pe_policy {
 	double deadband_pct;		/* no change within this % ... */
 	uint64_t deadband_kib;		/* ... or this many KiB, the larger */
 	double ewma_alpha;		/* smoothing of used memory, 0..1 */
+	uint64_t peak_halflife_ms;	/* a calm guest keeps memory up to
+					 * its recent peak, decaying so */
 
 	/* guests that do not balloon (squeezed's thresholds) */
 	uint64_t inactive_ms;		/* no progress this long: inactive */
@@ -109,6 +111,7 @@ struct pe_guest {
 	bool has_vmstat;
 	uint64_t major_faults;	/* counters since boot */
 	uint64_t swap_in_pages;
+	uint64_t swap_out_pages;	/* what it lacked went out to swap */
 	uint64_t oom_kills;
 	bool stale;		/* no fresh sample: keep its target */
 };
@@ -157,6 +160,7 @@ struct pe_decision {
 	uint64_t min_kib;
 	uint64_t max_kib;
 	double pressure;	/* 0..1 */
+	uint64_t swapped_kib;	/* swapped out since the last report */
 	uint64_t step_kib;	/* what the algorithm's rule asked before
 				 * capacity and budget cut it */
 };

@@ -77,7 +77,7 @@ pe_policy_defaults(struct pe_policy *p)
 	p->psi_high_pct = 20;
 	p->faults_high_s = 1000;
 	p->avail_low_pct = 5;
-	p->grow_pct = 25;
+	p->grow_pct = 50;
 	p->grow_min_kib = 64 * 1024;
 	p->shrink_pct = 5;
 	p->shrink_max_kib = 256 * 1024;
@@ -85,6 +85,7 @@ pe_policy_defaults(struct pe_policy *p)
 	p->deadband_pct = 5;
 	p->deadband_kib = 32 * 1024;
 	p->ewma_alpha = 0.3;
+	p->peak_halflife_ms = 600000;
 	p->inactive_ms = 5000;
 	p->uncooperative_ms = 20000;
 }
@@ -285,13 +286,33 @@ ramp(double x, double lo, double hi)
 	return (x - lo) / (hi - lo);
 }
 
-/* 0..1: how strongly the guest shows it lacks memory right now. */
+/* The recent peak of used memory, decaying toward the present. */
+static void
+track_peak(const struct pe_policy *p, struct pe_vm *v, double used,
+    uint64_t now_ms)
+{
+	if (v->peak_ms != 0 && now_ms > v->peak_ms && v->peak > used &&
+	    p->peak_halflife_ms > 0)
+		v->peak = used + (v->peak - used) * exp2(-(double)(now_ms -
+		    v->peak_ms) / (double)p->peak_halflife_ms);
+	if (used > v->peak || p->peak_halflife_ms == 0)
+		v->peak = used;
+	v->peak_ms = now_ms;
+}
+
+/*
+ * 0..1: how strongly the guest shows it lacks memory right now; and in
+ * *swapped_kib how much it pushed out to swap since the last report, the
+ * best measure of what it lacks, since a full guest shows no more used
+ * memory than it has.
+ */
 static double
 pressure_score(const struct pe_policy *p, const struct pe_guest *g,
-    struct pe_vm *v, uint64_t now_ms)
+    struct pe_vm *v, uint64_t now_ms, uint64_t *swapped_kib)
 {
 	double s = 0;
 
+	*swapped_kib = 0;
 	if (g->has_psi)
 		s = ramp(g->psi_some_avg10, p->psi_low_pct, p->psi_high_pct);
 	if (g->has_vmstat && v->have_prev && now_ms > v->prev_ms &&
@@ -307,6 +328,12 @@ pressure_score(const struct pe_policy *p, const struct pe_guest *g,
 		s = fmax(s, ramp(swapin, 1, 256));
 		if (g->oom_kills > v->prev_oom)
 			s = 1;
+		if (g->swap_out_pages > v->prev_swapout) {
+			*swapped_kib = (g->swap_out_pages - v->prev_swapout) *
+			    4;
+			s = fmax(s, ramp((double)*swapped_kib, 0,
+			    (double)p->grow_min_kib));
+		}
 	}
 	if (g->has_meminfo && g->total_kib > 0) {
 		double avail = 100.0 * (double)g->available_kib /
@@ -321,6 +348,7 @@ pressure_score(const struct pe_policy *p, const struct pe_guest *g,
 		v->prev_ms = now_ms;
 		v->prev_faults = g->major_faults;
 		v->prev_swapin = g->swap_in_pages;
+		v->prev_swapout = g->swap_out_pages;
 		v->prev_oom = g->oom_kills;
 	}
 	return s;
@@ -421,12 +449,14 @@ pe_decide(struct pe_state *st, const struct pe_host *host,
 		    g->target_kib : v->target_kib ? v->target_kib :
 		    g->total_kib;
 		d->used_kib = pe_guest_used_kib(g);
-		d->pressure = g->stale ? 0 : pressure_score(p, g, v, c.now_ms);
+		d->pressure = g->stale ? 0 : pressure_score(p, g, v, c.now_ms,
+		    &d->swapped_kib);
 		if (g->has_meminfo && !g->stale) {
 			v->used_ewma = v->used_ewma == 0 ?
 			    (double)d->used_kib : p->ewma_alpha *
 			    (double)d->used_kib + (1 - p->ewma_alpha) *
 			    v->used_ewma;
+			track_peak(p, v, (double)d->used_kib, c.now_ms);
 		}
 		if (d->pressure > 0)
 			v->calm_since_ms = c.now_ms;

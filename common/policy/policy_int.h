@@ -14,11 +14,14 @@ struct pe_vm {
 	const struct pe_limits *limits;	/* this call's */
 	uint64_t target_kib;	/* last decided */
 	double used_ewma;	/* KiB */
+	double peak;		/* recent peak of used, decaying; KiB */
+	uint64_t peak_ms;	/* when peak was last updated */
 	uint64_t calm_since_ms;	/* last pressure, or first sight */
 	bool have_prev;
 	uint64_t prev_ms;
 	uint64_t prev_faults;
 	uint64_t prev_swapin;
+	uint64_t prev_swapout;
 	uint64_t prev_oom;
 	/* shrinking progress */
 	uint64_t shrink_since_ms;

@@ -39,6 +39,13 @@ weight(const struct pe_vm *v)
 	return v->limits->weight > 0 ? 100ull * v->limits->weight : 1;
 }
 
+static uint64_t
+headroom(const struct pe_limits *l, uint64_t used)
+{
+	return max64(l->headroom_kib, (uint64_t)((double)used *
+	    l->headroom_pct / 100));
+}
+
 /* Stage one: what each guest wants on its own. */
 static void
 wish(struct pe_ctx *c, size_t i)
@@ -48,7 +55,7 @@ wish(struct pe_ctx *c, size_t i)
 	struct pe_decision *d = &c->out[i];
 	struct pe_vm *v = c->vms[i];
 	const struct pe_limits *l = v->limits;
-	uint64_t cur = d->prev_kib, base, need, dead, want = cur;
+	uint64_t cur = d->prev_kib, base, need, keep, dead, want = cur;
 
 	v->flexible = false;
 	if (l->unmanaged) {
@@ -60,14 +67,20 @@ wish(struct pe_ctx *c, size_t i)
 		return;
 	}
 	base = max64(d->used_kib, (uint64_t)v->used_ewma);
-	need = base + max64(l->headroom_kib, (uint64_t)((double)base *
-	    l->headroom_pct / 100));
+	need = base + headroom(l, base);
+	/* A calm guest gives back only what it has not used lately; the
+	 * rest, down to need, only when another guest is short. */
+	keep = (uint64_t)v->peak + headroom(l, (uint64_t)v->peak);
 	d->need_kib = need;
 	dead = deadband(p, cur);
 	if (d->pressure > 0) {
 		uint64_t step = (uint64_t)((double)max64(p->grow_min_kib,
 		    (uint64_t)((double)cur * p->grow_pct / 100)) * d->pressure);
 
+		/* What went to swap is what it lacks: give it back at once. */
+		if (d->swapped_kib > 0)
+			step = max64(step, d->swapped_kib +
+			    headroom(l, cur + d->swapped_kib));
 		want = max64(need, cur + step);
 		d->reason = PE_GROW_PRESSURE;
 	} else if (need > cur) {
@@ -76,12 +89,12 @@ wish(struct pe_ctx *c, size_t i)
 	} else if (d->coop != PE_COOP_OK) {
 		/* Asking it for less again would not free anything. */
 		d->reason = PE_UNCOOPERATIVE;
-	} else if (cur > need + dead) {
+	} else if (cur > max64(need, keep) + dead) {
 		if (c->now_ms - v->calm_since_ms >= p->hold_ms) {
 			uint64_t step = min64((uint64_t)((double)cur *
 			    p->shrink_pct / 100), p->shrink_max_kib);
 
-			want = max64(need + dead / 2, cur > step ?
+			want = max64(max64(need, keep) + dead / 2, cur > step ?
 			    cur - step : 0);
 			d->reason = PE_SHRINK_IDLE;
 		} else {

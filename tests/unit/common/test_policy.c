@@ -87,8 +87,33 @@ test_policy_pressure_grows_at_once(void **state)
 	assert_true(d[0].changed);
 	assert_int_equal(d[0].reason, PE_GROW_PRESSURE);
 	assert_true(d[0].pressure >= 1.0);
-	/* One step: 25 % of 2 GiB. */
-	assert_int_equal(d[0].target_kib, 2 * GiB + 512 * MiB);
+	/* One step: 50 % of 2 GiB. */
+	assert_int_equal(d[0].target_kib, 3 * GiB);
+	pe_state_free(st);
+}
+
+/* A full guest shows no more used memory than it has; what it swapped
+ * out says what it lacks, and is given back in one round. */
+static void
+test_policy_swapped_out_given_back_at_once(void **state)
+{
+	struct pe_policy p;
+	struct pe_state *st = pe_state_new();
+	struct pe_guest g = guest("burst", 1 * GiB, 1 * GiB, 8 * GiB);
+	struct pe_host h = host(&g, 1, 32 * GiB, 20 * GiB, T0);
+	struct pe_decision *d;
+
+	pe_policy_defaults(&p);
+	decide(st, &h, &p);
+	/* 2 GiB went to swap within a second. */
+	g.swap_out_pages = 2 * GiB / 4;
+	h.time_ms += 1000;
+	d = decide(st, &h, &p);
+	assert_int_equal(d[0].reason, PE_GROW_PRESSURE);
+	assert_int_equal(d[0].swapped_kib, 2 * GiB);
+	/* 1 + 2 GiB, and headroom on top (10 %: 307 MiB). */
+	assert_true(d[0].target_kib >= 3 * GiB + 300 * MiB);
+	assert_true(d[0].target_kib <= 3 * GiB + 320 * MiB);
 	pe_state_free(st);
 }
 
@@ -225,9 +250,9 @@ test_policy_take_before_give(void **state)
 	assert_int_equal(d[0].reason, PE_BUDGET);
 	assert_int_equal(d[0].target_kib, 3 * GiB + 512 * MiB);
 	/* The idle guest, though still in its hold time, gives back what
-	 * was short in the same round (768 MiB wanted, 512 MiB free). */
+	 * was short in the same round (1.5 GiB wanted, 512 MiB free). */
 	assert_int_equal(d[1].reason, PE_SHRINK_IDLE);
-	assert_int_equal(d[1].target_kib, 4 * GiB - 256 * MiB);
+	assert_int_equal(d[1].target_kib, 3 * GiB);
 	pe_state_free(st);
 }
 
@@ -533,6 +558,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_policy_pressure_grows_at_once),
+		cmocka_unit_test(test_policy_swapped_out_given_back_at_once),
 		cmocka_unit_test(test_policy_idle_shrinks_slowly_after_hold),
 		cmocka_unit_test(test_policy_limits_from_rules_and_host),
 		cmocka_unit_test(test_policy_contention_shared_by_weight),

@@ -1,0 +1,348 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The replay: a trace of used memory per VM and step drives simulated
+ * guests whose size is the target the policy set the step before, on a
+ * host of a given capacity; the result counts the VM-steps that went short.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "replay.h"
+
+void
+rp_trace_free(struct rp_trace *t)
+{
+	free(t->samples);
+	free(t->names);
+	memset(t, 0, sizeof(*t));
+}
+
+static bool
+name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > PE_ID_MAX)
+		return false;
+	for (; *s != '\0'; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		    (*s >= '0' && *s <= '9') || *s == '_' || *s == '-' ||
+		    *s == '.'))
+			return false;
+	return true;
+}
+
+static int
+vm_index(struct rp_trace *t, const char *vm, uint32_t *ret)
+{
+	for (size_t i = 0; i < t->nvms; i++)
+		if (strcmp(t->names[i], vm) == 0) {
+			*ret = (uint32_t)i;
+			return 0;
+		}
+	if (t->nvms == t->names_cap) {
+		size_t cap = t->names_cap ? t->names_cap * 2 : 64;
+		char (*names)[PE_ID_MAX + 1] = realloc(t->names,
+		    cap * sizeof(*names));
+
+		if (names == NULL)
+			return -ENOMEM;
+		t->names = names;
+		t->names_cap = cap;
+	}
+	snprintf(t->names[t->nvms], sizeof(t->names[0]), "%s", vm);
+	*ret = (uint32_t)t->nvms++;
+	return 0;
+}
+
+int
+rp_trace_add(struct rp_trace *t, uint64_t time_s, const char *vm,
+    uint64_t used_kib, uint64_t max_kib)
+{
+	struct rp_sample *s;
+	uint32_t idx;
+	int r;
+
+	if (t->n > 0 && time_s < t->samples[t->n - 1].time_s)
+		return -EINVAL;
+	r = vm_index(t, vm, &idx);
+	if (r < 0)
+		return r;
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 1024;
+		struct rp_sample *ss = realloc(t->samples, cap * sizeof(*ss));
+
+		if (ss == NULL)
+			return -ENOMEM;
+		t->samples = ss;
+		t->cap = cap;
+	}
+	if (t->n == 0 || t->samples[t->n - 1].time_s != time_s)
+		t->steps++;
+	s = &t->samples[t->n++];
+	s->time_s = time_s;
+	s->vm = idx;
+	s->used_kib = used_kib;
+	s->max_kib = max_kib;
+	return 0;
+}
+
+int
+rp_trace_read(struct rp_trace *t, FILE *f, const char *path, char *err,
+    size_t errlen)
+{
+	char line[512], vm[256];
+	unsigned long long ts, used, max;
+	int lineno = 0, r;
+
+	memset(t, 0, sizeof(*t));
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char extra;
+
+		lineno++;
+		if (line[0] == '\n' || line[0] == '#' ||
+		    (lineno == 1 && strncmp(line, "time_s", 6) == 0))
+			continue;
+		if (sscanf(line, "%llu,%255[^,],%llu,%llu %c", &ts, vm, &used,
+		    &max, &extra) != 4) {
+			snprintf(err, errlen, "%s:%d: expected "
+			    "time_s,vm,used_kib,max_kib", path, lineno);
+			goto fail;
+		}
+		if (!name_ok(vm)) {
+			snprintf(err, errlen, "%s:%d: vm \"%s\" is not 1 to 64 "
+			    "of [A-Za-z0-9_.-]", path, lineno, vm);
+			goto fail;
+		}
+		if (max == 0 || used > max || max > (1ull << 42)) {
+			snprintf(err, errlen, "%s:%d: need 0 <= used_kib <= "
+			    "max_kib <= 4 PiB, max_kib > 0", path, lineno);
+			goto fail;
+		}
+		r = rp_trace_add(t, ts, vm, used, max);
+		if (r == -EINVAL) {
+			snprintf(err, errlen, "%s:%d: time %llu goes back", path,
+			    lineno, ts);
+			goto fail;
+		}
+		if (r < 0) {
+			snprintf(err, errlen, "out of memory");
+			rp_trace_free(t);
+			return r;
+		}
+	}
+	if (t->n == 0) {
+		snprintf(err, errlen, "%s: no samples", path);
+		rp_trace_free(t);
+		return -EINVAL;
+	}
+	return 0;
+fail:
+	rp_trace_free(t);
+	return -EINVAL;
+}
+
+/* A guest fills the memory it has but does not use with page cache: its
+ * untouched memory becomes resident with this time constant. */
+#define CACHE_FILL_S	1800.0
+
+/* What a simulated VM is at the current step. */
+struct rp_vm {
+	uint64_t size_kib;	/* the target in force: its memory now */
+	uint64_t max_kib;
+	uint64_t used_kib;
+	uint64_t resident_kib;	/* touched and not given back */
+	uint64_t seen_step;
+	uint64_t oom;		/* counter */
+	uint64_t swap_out;	/* counter, pages */
+	uint64_t last_s;
+};
+
+static uint64_t
+provisioned(const struct rp_trace *t)
+{
+	uint64_t *max = calloc(t->nvms ? t->nvms : 1, sizeof(*max)), sum = 0;
+
+	if (max == NULL)
+		return 0;
+	for (size_t i = 0; i < t->n; i++)
+		if (t->samples[i].max_kib > max[t->samples[i].vm])
+			max[t->samples[i].vm] = t->samples[i].max_kib;
+	for (size_t i = 0; i < t->nvms; i++)
+		sum += max[i];
+	free(max);
+	return sum;
+}
+
+int
+rp_run(const struct rp_trace *t, const struct pe_policy *p,
+    uint64_t capacity_kib, struct rp_result *ret)
+{
+	struct rp_vm *vms = calloc(t->nvms ? t->nvms : 1, sizeof(*vms));
+	struct pe_guest *g = calloc(t->nvms ? t->nvms : 1, sizeof(*g));
+	struct pe_decision *d = calloc(t->nvms ? t->nvms : 1, sizeof(*d));
+	uint32_t *idx = calloc(t->nvms ? t->nvms : 1, sizeof(*idx));
+	struct pe_state *st = pe_state_new();
+	double short_sum = 0;
+	uint64_t short_steps = 0, step = 0;
+	size_t i = 0;
+	int r = 0;
+
+	memset(ret, 0, sizeof(*ret));
+	if (vms == NULL || g == NULL || d == NULL || idx == NULL ||
+	    st == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	while (i < t->n) {
+		uint64_t now = t->samples[i].time_s, resident = 0, sizes = 0;
+		size_t n = 0;
+		struct pe_host h;
+
+		for (; i < t->n && t->samples[i].time_s == now; i++) {
+			const struct rp_sample *s = &t->samples[i];
+			struct rp_vm *v = &vms[s->vm];
+
+			if (v->seen_step == 0)	/* boots at its maximum */
+				v->size_kib = s->max_kib;
+			v->seen_step = step + 1;
+			v->used_kib = s->used_kib;
+			v->max_kib = s->max_kib;
+			idx[n++] = s->vm;
+		}
+		/*
+		 * What this step costs with the targets of the last one. A
+		 * guest's touched pages stay on the host (page cache, freed
+		 * heap) until its balloon takes them back: resident memory
+		 * is the high-water mark of use within its size.
+		 */
+		for (size_t k = 0; k < n; k++) {
+			struct rp_vm *v = &vms[idx[k]];
+
+			if (v->seen_step > 1 && now > v->last_s)
+				v->resident_kib += (uint64_t)((double)
+				    (v->size_kib - v->resident_kib) * (1 -
+				    exp(-(double)(now - v->last_s) / CACHE_FILL_S)));
+			v->last_s = now;
+			if (v->used_kib > v->resident_kib)
+				v->resident_kib = v->used_kib;
+			if (v->resident_kib > v->size_kib)
+				v->resident_kib = v->size_kib;
+			resident += v->resident_kib;
+			sizes += v->size_kib;
+		}
+		for (size_t k = 0; k < n && step > 0; k++) {
+			struct rp_vm *v = &vms[idx[k]];
+			double lack = v->used_kib > v->size_kib ?
+			    (double)(v->used_kib - v->size_kib) : 0;
+
+			if (resident > capacity_kib && resident > 0)
+				lack += (double)(resident - capacity_kib) *
+				    (double)v->resident_kib / (double)resident;
+			ret->vm_steps++;
+			if (lack > 0) {
+				short_steps++;
+				short_sum += lack;
+			}
+		}
+		/* The report of this step, as a collector would send it. */
+		for (size_t k = 0; k < n; k++) {
+			struct rp_vm *v = &vms[idx[k]];
+			struct pe_guest *x = &g[k];
+			double over = v->used_kib > v->size_kib ?
+			    (double)(v->used_kib - v->size_kib) /
+			    (double)v->size_kib : 0;
+
+			memset(x, 0, sizeof(*x));
+			x->vm_id = t->names[idx[k]];
+			x->has_meminfo = x->has_balloon = x->has_psi = true;
+			x->total_kib = v->size_kib;
+			x->available_kib = v->size_kib > v->used_kib ?
+			    v->size_kib - v->used_kib : 0;
+			x->free_kib = x->available_kib;
+			x->target_kib = x->actual_kib = v->size_kib;
+			x->max_kib = v->max_kib;
+			/* Short guests stall in proportion to the gap. */
+			x->psi_some_avg10 = over > 0 ? (10 + 400 * over > 100 ?
+			    100 : 10 + 400 * over) : 0;
+			x->has_vmstat = true;
+			/* What does not fit goes out to swap. */
+			if (v->used_kib > v->size_kib)
+				v->swap_out += (v->used_kib - v->size_kib) / 4;
+			x->swap_out_pages = v->swap_out;
+			if (over > 0.5)
+				v->oom++;
+			x->oom_kills = v->oom;
+		}
+		h.host_id = "sim";
+		h.time_ms = now * 1000;
+		h.total_kib = capacity_kib + p->host_reserve_kib +
+		    p->vm_overhead_kib * n;
+		h.available_kib = capacity_kib + p->host_reserve_kib > sizes ?
+		    capacity_kib + p->host_reserve_kib - sizes : 0;
+		h.n_guests = n;
+		h.guests = g;
+		r = pe_decide(st, &h, p, d, t->nvms);
+		if (r < 0)
+			goto out;
+		r = 0;
+		for (size_t k = 0; k < n; k++) {
+			struct rp_vm *v = &vms[idx[k]];
+
+			if (d[k].changed)
+				ret->commands++;
+			v->size_kib = d[k].target_kib;
+			if (v->resident_kib > v->size_kib)
+				v->resident_kib = v->size_kib;
+		}
+		step++;
+	}
+	ret->policy = pe_algo_name(p->algo);
+	ret->capacity_kib = capacity_kib;
+	ret->provisioned_kib = provisioned(t);
+	ret->saved_pct = ret->provisioned_kib > 0 ? 100.0 * (1.0 -
+	    (double)capacity_kib / (double)ret->provisioned_kib) : 0;
+	ret->shortfall_pct = ret->vm_steps > 0 ? 100.0 *
+	    (double)short_steps / (double)ret->vm_steps : 0;
+	ret->mean_shortfall_kib = short_steps > 0 ?
+	    short_sum / (double)short_steps : 0;
+out:
+	free(vms);
+	free(g);
+	free(d);
+	free(idx);
+	pe_state_free(st);
+	return r;
+}
+
+int
+rp_find_capacity(const struct rp_trace *t, const struct pe_policy *p,
+    double max_shortfall_pct, struct rp_result *ret)
+{
+	uint64_t lo = 0, hi = provisioned(t);
+	struct rp_result best, r;
+	int e;
+
+	/* Above the provisioned memory nothing is gained; start there. */
+	e = rp_run(t, p, hi, &best);
+	if (e < 0)
+		return e;
+	while (hi - lo > 1024) {
+		uint64_t mid = lo + (hi - lo) / 2;
+
+		e = rp_run(t, p, mid, &r);
+		if (e < 0)
+			return e;
+		if (r.shortfall_pct <= max_shortfall_pct) {
+			hi = mid;
+			best = r;
+		} else {
+			lo = mid;
+		}
+	}
+	*ret = best;
+	return 0;
+}

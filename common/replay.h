@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Offline replay of the policy engine over a memory trace (mmctl sim, the
+ * policy-quality benchmark): how much host memory a policy needs for a
+ * workload, and how often guests go short with it.
+ */
+#ifndef MM_REPLAY_H
+#define MM_REPLAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "policy.h"
+
+/* One sample: a VM's used memory at a time (CSV time_s,vm,used_kib,max_kib). */
+struct rp_sample {
+	uint64_t time_s;
+	uint32_t vm;		/* index into the trace's names */
+	uint64_t used_kib;
+	uint64_t max_kib;
+};
+
+struct rp_trace {
+	struct rp_sample *samples;	/* ordered by time */
+	size_t n;
+	size_t cap;
+	char (*names)[PE_ID_MAX + 1];
+	size_t nvms;
+	size_t names_cap;
+	size_t steps;		/* distinct times */
+	uint64_t provisioned_kib;	/* sum of each VM's largest max */
+};
+
+/*
+ * Read a trace from f (named path in errors): CSV lines "time_s,vm,
+ * used_kib,max_kib", an optional header line, times never going back, VM
+ * names as host ids, used_kib <= max_kib. Returns 0, or -EINVAL /-ENOMEM
+ * with "path:line: ..." in err. Free with rp_trace_free().
+ */
+int rp_trace_read(struct rp_trace *t, FILE *f, const char *path, char *err,
+    size_t errlen);
+
+/* Append one sample (VM named vm); for traces built in memory. */
+int rp_trace_add(struct rp_trace *t, uint64_t time_s, const char *vm,
+    uint64_t used_kib, uint64_t max_kib);
+
+void rp_trace_free(struct rp_trace *t);
+
+struct rp_result {
+	const char *policy;
+	uint64_t capacity_kib;
+	uint64_t provisioned_kib;
+	double saved_pct;	/* 1 - capacity / provisioned, percent */
+	double shortfall_pct;	/* VM-steps short of memory, percent */
+	double mean_shortfall_kib;	/* over those VM-steps */
+	uint64_t commands;	/* targets changed */
+	uint64_t vm_steps;
+};
+
+/*
+ * Replay t under policy p (its algorithm and knobs) on a host whose guests
+ * may use capacity_kib. The policy decides from the report of step t and
+ * its targets hold during step t+1. A VM-step is short when its target is
+ * below its used memory, or when the guests' resident memory exceeds the
+ * capacity (the host swaps: every VM loses its share). A guest's resident
+ * memory is the high-water mark of its use within its size, and what it
+ * has but does not use fills with page cache (time constant 30 min): all
+ * of it stays on the host until a balloon takes it back. A guest short of
+ * memory swaps the difference out (pswpout) and shows pressure (PSI) in
+ * proportion.
+ * Returns 0 or -ENOMEM.
+ */
+int rp_run(const struct rp_trace *t, const struct pe_policy *p,
+    uint64_t capacity_kib, struct rp_result *ret);
+
+/* The smallest capacity (to 1 MiB) with shortfall_pct <= max_shortfall_pct,
+ * and its result. */
+int rp_find_capacity(const struct rp_trace *t, const struct pe_policy *p,
+    double max_shortfall_pct, struct rp_result *ret);
+
+#endif

@@ -1,0 +1,255 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * mmctl: the operator's tool. Fleet status, a live view, policy updates,
+ * events, and an offline replay of the policy engine over a trace. The
+ * broker comes from --broker, $MM_AMQP_URL or /etc/mm/mmctl.conf, in that
+ * order.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "daemon.h"
+#include "log.h"
+#include "mmctl.h"
+#include "topology.h"
+
+struct mmctl_conf {
+	struct daemon_bus_conf bus;
+};
+
+static const struct conf_key conf_table[] = {
+	DAEMON_BUS_KEYS(struct mmctl_conf, bus),
+};
+#define CONF_N	(sizeof(conf_table) / sizeof(conf_table[0]))
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: mmctl [--broker URL] [-c FILE] COMMAND [ARGS]\n"
+	    "\n"
+	    "  status [--json] [--host H]    the fleet: hosts and VMs\n"
+	    "  top [--interval 1s]           the same, refreshed live\n"
+	    "  policy apply FILE             check, publish, and wait for "
+	    "the schedulers\n"
+	    "  policy show [--json]          the policy in force\n"
+	    "  events [--follow] [--host H] [--kind decision|result|alert]\n"
+	    "  sim --trace FILE --policy NAME|all [--capacity-kib N | "
+	    "--find-capacity]\n"
+	    "      [--max-shortfall PCT] [--json]   replay a trace offline\n"
+	    "\n"
+	    "The broker: --broker, else $MM_AMQP_URL, else [bus] url in "
+	    "/etc/mm/mmctl.conf.\n");
+}
+
+const char *
+fmt_kib(char *buf, size_t size, uint64_t kib)
+{
+	if (kib >= 1024ull * 1024 * 10)
+		snprintf(buf, size, "%.1f GiB", (double)kib / 1048576.0);
+	else
+		snprintf(buf, size, "%llu MiB", (unsigned long long)(kib /
+		    1024));
+	return buf;
+}
+
+static void
+state_cb(struct bus *bus, bool up, const char *reason, void *arg)
+{
+	struct session *s = arg;
+
+	s->up = up;
+	if (!up) {
+		s->failed = true;
+		snprintf(s->reason, sizeof(s->reason), "%s", reason);
+	}
+}
+
+static void
+sigint_cb(uv_signal_t *h, int sig)
+{
+	struct session *s = h->data;
+
+	s->status = 130;
+	s->done = true;
+}
+
+static void
+deadline_cb(uv_timer_t *t)
+{
+	struct session *s = t->data;
+
+	s->status = 3;
+	s->done = true;
+}
+
+int
+session_open(struct session *s, const char *url,
+    const char *const *bind_events, bus_handler_cb handler, void *arg)
+{
+	const struct bus_queue_opts q = {
+		.exclusive = true,
+		.auto_delete = true,
+		.max_length = 100000,
+	};
+	struct bus_config bc = {
+		.url = url,
+		.app_id = "mmctl",
+		.state_cb = state_cb,
+		.state_arg = s,
+		.reconnect_min_ms = 500,
+		.reconnect_max_ms = 2000,
+		.connect_timeout_ms = 5000,
+	};
+	char host[64] = "local";
+	uint64_t deadline;
+
+	memset(s, 0, sizeof(*s));
+	s->arg = arg;
+	uv_loop_init(&s->loop);
+	bc.state_arg = s;
+	s->bus = bus_new(&s->loop, &bc);
+	if (s->bus == NULL) {
+		fprintf(stderr, "mmctl: broker URL \"%s\": %s\n", url,
+		    errno == EINVAL ? "not an amqp:// URL" : strerror(errno));
+		exit(1);
+	}
+	gethostname(host, sizeof(host) - 1);
+	for (char *c = host; *c != '\0'; c++)
+		if (*c == '.')
+			*c = '-';
+	snprintf(s->reply_queue, sizeof(s->reply_queue), "%s%.40s.%d",
+	    TOPO_Q_MMCTL_PREFIX, host, (int)getpid());
+	topo_declare_events_exchange(s->bus);
+	topo_declare_control_exchange(s->bus);
+	topo_declare_policy_exchange(s->bus);
+	bus_declare_queue(s->bus, s->reply_queue, &q);
+	for (size_t i = 0; bind_events != NULL && bind_events[i] != NULL; i++)
+		bus_bind(s->bus, s->reply_queue, TOPO_EX_EVENTS, bind_events[i]);
+	bus_consume(s->bus, s->reply_queue, false, handler, arg);
+	uv_signal_init(&s->loop, &s->sigint);
+	s->sigint.data = s;
+	uv_signal_start(&s->sigint, sigint_cb, SIGINT);
+	uv_timer_init(&s->loop, &s->deadline);
+	s->deadline.data = s;
+	bus_start(s->bus);
+	uv_update_time(&s->loop);
+	deadline = uv_now(&s->loop) + 10000;
+	while (!s->up && !s->done && uv_now(&s->loop) < deadline) {
+		uv_run(&s->loop, UV_RUN_ONCE);
+		uv_update_time(&s->loop);
+		if (s->failed && !s->up && strstr(s->reason, "ACCESS") != NULL)
+			break;
+	}
+	if (!s->up) {
+		fprintf(stderr, "mmctl: cannot reach the broker: %s\n",
+		    s->reason[0] ? s->reason : "no answer within 10 s");
+		exit(1);
+	}
+	return 0;
+}
+
+int
+session_run(struct session *s, unsigned timeout_ms)
+{
+	if (timeout_ms > 0)
+		uv_timer_start(&s->deadline, deadline_cb, timeout_ms, 0);
+	while (!s->done)
+		uv_run(&s->loop, UV_RUN_ONCE);
+	uv_timer_stop(&s->deadline);
+	return s->status;
+}
+
+void
+session_close(struct session *s)
+{
+	uv_close((uv_handle_t *)&s->sigint, NULL);
+	uv_close((uv_handle_t *)&s->deadline, NULL);
+	bus_close(s->bus, 2000, NULL, NULL);
+	uv_run(&s->loop, UV_RUN_DEFAULT);
+	uv_loop_close(&s->loop);
+}
+
+/* --broker, then $MM_AMQP_URL, then the configuration file. */
+static char *
+broker_url(const char *flag, const char *conf_path, bool conf_explicit)
+{
+	struct mmctl_conf c = { 0 };
+	char err[512];
+	char *url;
+
+	if (flag != NULL)
+		return strdup(flag);
+	if (getenv("MM_AMQP_URL") != NULL && *getenv("MM_AMQP_URL") != '\0')
+		return strdup(getenv("MM_AMQP_URL"));
+	if (conf_defaults(conf_table, CONF_N, &c) < 0)
+		return NULL;
+	if ((conf_explicit || access(conf_path, F_OK) == 0) &&
+	    conf_load(conf_table, CONF_N, &c, conf_path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mmctl: %s\n", err);
+		exit(1);
+	}
+	url = strdup(c.bus.url);
+	conf_free(conf_table, CONF_N, &c);
+	return url;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *flag_url = NULL, *conf_path = "/etc/mm/mmctl.conf";
+	bool conf_explicit = false;
+	char *url;
+	int i, r;
+
+	log_init("mmctl", 0, false);
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--broker") == 0 && i + 1 < argc) {
+			flag_url = argv[++i];
+		} else if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+			conf_path = argv[++i];
+			conf_explicit = true;
+		} else if (strcmp(argv[i], "-h") == 0 ||
+		    strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return 0;
+		} else {
+			fprintf(stderr, "mmctl: unknown option \"%s\"\n",
+			    argv[i]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (i == argc) {
+		usage(stderr);
+		return 2;
+	}
+	/* The replay needs no broker. */
+	if (strcmp(argv[i], "sim") == 0)
+		return cmd_sim(argc - i, argv + i);
+	url = broker_url(flag_url, conf_path, conf_explicit);
+	if (url == NULL) {
+		fprintf(stderr, "mmctl: out of memory\n");
+		return 1;
+	}
+	if (strcmp(argv[i], "status") == 0)
+		r = cmd_status(url, argc - i, argv + i);
+	else if (strcmp(argv[i], "top") == 0)
+		r = cmd_top(url, argc - i, argv + i);
+	else if (strcmp(argv[i], "policy") == 0)
+		r = cmd_policy(url, argc - i, argv + i);
+	else if (strcmp(argv[i], "events") == 0)
+		r = cmd_events(url, argc - i, argv + i);
+	else {
+		fprintf(stderr, "mmctl: unknown command \"%s\"\n", argv[i]);
+		usage(stderr);
+		r = 2;
+	}
+	free(url);
+	return r;
+}

@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * mmctl policy apply: read and check a policy file with the schedulers'
+ * own rules (nothing leaves when it is wrong), publish it on mm.policy, and
+ * report what each scheduler answered: accepted, or rejected and why.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "conf.h"
+#include "mmctl.h"
+#include "policyfile.h"
+#include "topology.h"
+
+struct apply {
+	struct session s;
+	uint64_t version;
+	unsigned accepted;
+	unsigned rejected;
+	uv_timer_t quiet;
+	uint64_t last_ms;
+};
+
+static enum bus_disposition
+on_event(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
+{
+	const Mm__V1__Event *e = (const Mm__V1__Event *)m;
+	struct apply *a = arg;
+
+	if (e->kind != MM__V1__EVENT_KIND__EVENT_KIND_ALERT ||
+	    e->policy_version != a->version || e->reason == NULL ||
+	    strncmp(e->reason, "policy ", 7) != 0)
+		return BUS_ACK;
+	if (e->severity == MM__V1__SEVERITY__SEVERITY_INFO) {
+		a->accepted++;
+		printf("%s: %s\n", e->source_id, e->reason);
+	} else {
+		a->rejected++;
+		printf("%s: %s\n", e->source_id, e->reason);
+	}
+	uv_update_time(&a->s.loop);
+	a->last_ms = uv_now(&a->s.loop);
+	return BUS_ACK;
+}
+
+static enum bus_disposition
+event_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
+{
+	static const struct msg_handler table[] = {
+		{ MSG_EVENT, on_event },
+	};
+
+	return msg_dispatch(table, 1, d, arg, NULL, NULL, 0);
+}
+
+/* Wait for more answers until 1 s after the last one. */
+static void
+quiet_cb(uv_timer_t *t)
+{
+	struct apply *a = t->data;
+
+	if (a->accepted + a->rejected > 0 &&
+	    uv_now(&a->s.loop) - a->last_ms >= 1000)
+		a->s.done = true;
+}
+
+static void
+confirm_cb(struct bus *bus, int status, void *arg)
+{
+	struct apply *a = arg;
+
+	if (status != 0) {
+		fprintf(stderr, "mmctl: the broker refused the policy\n");
+		a->s.status = 1;
+		a->s.done = true;
+	}
+}
+
+static int
+apply(const char *url, const char *path, unsigned wait_ms)
+{
+	static const char *const keys[] = { "alert.#", NULL };
+	struct pf_policy p;
+	struct apply a;
+	char err[600];
+	int r;
+
+	/* Seconds since the epoch: a later apply is a newer version. */
+	if (pf_load(path, (uint64_t)time(NULL), &p, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mmctl: %s\n", err);
+		fprintf(stderr, "mmctl: nothing was published\n");
+		return 1;
+	}
+	memset(&a, 0, sizeof(a));
+	a.version = p.msg.version;
+	/* Listen before publishing, so that no answer is missed. */
+	session_open(&a.s, url, keys, event_cb, &a);
+	uv_timer_init(&a.s.loop, &a.quiet);
+	a.quiet.data = &a;
+	r = msg_publish(a.s.bus, MSG_POLICY, (const ProtobufCMessage *)&p.msg,
+	    TOPO_EX_POLICY, "", true, confirm_cb, &a);
+	if (r < 0) {
+		fprintf(stderr, "mmctl: cannot publish: %s\n", strerror(-r));
+		uv_close((uv_handle_t *)&a.quiet, NULL);
+		session_close(&a.s);
+		return 1;
+	}
+	printf("policy %llu \"%s\" published; waiting for the schedulers\n",
+	    (unsigned long long)a.version, p.msg.name != NULL ?
+	    p.msg.name : "");
+	fflush(stdout);
+	uv_timer_start(&a.quiet, quiet_cb, 100, 100);
+	r = session_run(&a.s, wait_ms);
+	uv_timer_stop(&a.quiet);
+	if (r == 3 || (r == 0 && a.accepted + a.rejected == 0)) {
+		fprintf(stderr, "mmctl: no scheduler answered within %u ms; "
+		    "the policy waits in their queues\n", wait_ms);
+		r = 3;
+	} else if (r == 0 || a.s.done) {
+		r = a.rejected > 0 ? 1 : 0;
+	}
+	uv_close((uv_handle_t *)&a.quiet, NULL);
+	session_close(&a.s);
+	return r;
+}
+
+int
+cmd_policy(const char *url, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "wait", required_argument, NULL, 'w' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int64_t wait_ms = 5000;
+	bool json = false;
+	int c;
+
+	if (argc < 2) {
+		fprintf(stderr, "usage: mmctl policy apply FILE [--wait 5s] | "
+		    "mmctl policy show [--json]\n");
+		return 2;
+	}
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'j') {
+			json = true;
+		} else if (c == 'w') {
+			if (conf_parse_duration_ms(optarg, &wait_ms) < 0 ||
+			    wait_ms <= 0) {
+				fprintf(stderr, "mmctl: --wait \"%s\" is not a "
+				    "duration\n", optarg);
+				return 2;
+			}
+		} else {
+			return 2;
+		}
+	}
+	if (strcmp(argv[1], "show") == 0 && optind == argc)
+		return cmd_policy_show(url, json);
+	if (strcmp(argv[1], "apply") == 0 && optind == argc - 1)
+		return apply(url, argv[optind], (unsigned)wait_ms);
+	fprintf(stderr, "usage: mmctl policy apply FILE [--wait 5s] | "
+	    "mmctl policy show [--json]\n");
+	return 2;
+}

@@ -1,0 +1,499 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * mmctl status, top and policy show: a status request to every scheduler
+ * on mm.control, their replies merged into one view of the fleet, printed
+ * as a table, as JSON, or (the policy) as a policy file.
+ */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "conf.h"
+#include "mmctl.h"
+#include "policy.h"
+#include "topology.h"
+
+#define REPLIES_MAX	64
+
+struct gather {
+	struct session s;
+	char correlation[64];
+	Mm__V1__StatusReply *replies[REPLIES_MAX];
+	size_t n;
+	uint64_t last_ms;
+	uv_timer_t quiet;
+};
+
+static enum bus_disposition
+reply_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
+{
+	struct gather *g = arg;
+	ProtobufCMessage *m;
+	char why[256];
+
+	if (strcmp(d->correlation_id, g->correlation) != 0 ||
+	    g->n == REPLIES_MAX)
+		return BUS_ACK;	/* an older request's answer */
+	if (msg_unpack(MSG_STATUS_REPLY, d->body, d->len, &m, why,
+	    sizeof(why)) < 0) {
+		fprintf(stderr, "mmctl: a malformed reply ignored: %s\n", why);
+		return BUS_ACK;
+	}
+	g->replies[g->n++] = (Mm__V1__StatusReply *)m;
+	uv_update_time(&g->s.loop);
+	g->last_ms = uv_now(&g->s.loop);
+	return BUS_ACK;
+}
+
+/* Done 500 ms after the last reply, or after 3 s without any. */
+static void
+quiet_cb(uv_timer_t *t)
+{
+	struct gather *g = t->data;
+	uint64_t now = uv_now(&g->s.loop);
+
+	if (g->n > 0 && now - g->last_ms >= 500)
+		g->s.done = true;
+}
+
+static void
+gather_free(struct gather *g)
+{
+	for (size_t i = 0; i < g->n; i++)
+		msg_free(&g->replies[i]->base);
+	g->n = 0;
+}
+
+/* Ask every scheduler; returns 0 with g->replies filled, or 3. */
+static int
+gather(struct gather *g, const char *host, bool guests)
+{
+	Mm__V1__StatusRequest q = MM__V1__STATUS_REQUEST__INIT;
+	char *hosts[1] = { (char *)host };
+	struct bus_msg m;
+	uint8_t *buf;
+	int r;
+
+	gather_free(g);
+	g->s.done = false;
+	g->s.status = 0;
+	snprintf(g->correlation, sizeof(g->correlation), "%d-%ld",
+	    (int)getpid(), (long)time(NULL) ^ (long)random());
+	q.has_guests = true;
+	q.guests = guests;
+	if (host != NULL) {
+		q.n_host_ids = 1;
+		q.host_ids = hosts;
+	}
+	r = msg_to_bus(MSG_STATUS_REQUEST, (const ProtobufCMessage *)&q,
+	    TOPO_EX_CONTROL, TOPO_CONTROL_STATUS, false, &m, &buf);
+	if (r < 0) {
+		fprintf(stderr, "mmctl: bad request: host \"%s\"?\n", host);
+		return 2;
+	}
+	m.reply_to = g->s.reply_queue;
+	m.correlation_id = g->correlation;
+	m.expiration_ms = 5000;
+	r = bus_publish(g->s.bus, &m, NULL, NULL);
+	free(buf);
+	if (r < 0)
+		return 1;
+	uv_timer_start(&g->quiet, quiet_cb, 100, 100);
+	r = session_run(&g->s, 3000);
+	uv_timer_stop(&g->quiet);
+	if (g->n == 0 && r == 3)
+		fprintf(stderr, "mmctl: no scheduler answered within 3 s\n");
+	return g->n > 0 ? 0 : r;
+}
+
+static void
+gather_open(struct gather *g, const char *url)
+{
+	memset(g, 0, sizeof(*g));
+	session_open(&g->s, url, NULL, reply_cb, g);
+	uv_timer_init(&g->s.loop, &g->quiet);
+	g->quiet.data = g;
+}
+
+static void
+gather_close(struct gather *g)
+{
+	gather_free(g);
+	uv_close((uv_handle_t *)&g->quiet, NULL);
+	session_close(&g->s);
+}
+
+static const char *
+mode_name(Mm__V1__PolicyMode m)
+{
+	switch (m) {
+	case MM__V1__POLICY_MODE__POLICY_MODE_ENFORCE:
+		return "enforce";
+	case MM__V1__POLICY_MODE__POLICY_MODE_SHADOW:
+		return "shadow";
+	case MM__V1__POLICY_MODE__POLICY_MODE_OFF:
+		return "off";
+	default:
+		return "?";
+	}
+}
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+print_table(const struct gather *g, FILE *f)
+{
+	char a[32], b[32], c[32], d[32], e[32];
+	uint64_t now = now_ms();
+
+	for (size_t i = 0; i < g->n; i++) {
+		const Mm__V1__StatusReply *r = g->replies[i];
+
+		fprintf(f, "scheduler %s: policy %llu \"%s\" (%s)\n",
+		    r->scheduler_id, (unsigned long long)r->policy_version,
+		    r->policy_name != NULL ? r->policy_name : "",
+		    mode_name(r->policy_mode));
+	}
+	for (size_t i = 0; i < g->n; i++) {
+		const Mm__V1__StatusReply *r = g->replies[i];
+
+		for (size_t j = 0; j < r->n_hosts; j++) {
+			const Mm__V1__HostStatus *x = r->hosts[j];
+
+			fprintf(f, "\nhost %s: free %s of %s, reserve %s, KSM "
+			    "saves %s, %u VMs, report %.1f s ago\n",
+			    x->host_id, fmt_kib(a, sizeof(a),
+			    x->available_kib), fmt_kib(b, sizeof(b),
+			    x->total_kib), fmt_kib(c, sizeof(c),
+			    x->reserve_kib), fmt_kib(d, sizeof(d),
+			    x->ksm_sharing_pages * 4), x->guest_count,
+			    x->report_ms != 0 && now > x->report_ms ?
+			    (double)(now - x->report_ms) / 1000 : 0);
+			if (x->n_guests == 0)
+				continue;
+			fprintf(f, "  %-16s %10s %10s %10s %10s %10s %6s  %s\n",
+			    "VM", "USED", "TARGET", "ACTUAL", "MIN", "MAX",
+			    "PSI", "LAST DECISION");
+			for (size_t k = 0; k < x->n_guests; k++) {
+				const Mm__V1__GuestStatus *v = x->guests[k];
+
+				fprintf(f, "  %-16.16s %10s %10s %10s %10s "
+				    "%10s %6.1f  %s\n", v->vm_name != NULL ?
+				    v->vm_name : v->vm_id,
+				    fmt_kib(a, sizeof(a), v->used_kib),
+				    fmt_kib(b, sizeof(b),
+				    v->balloon_target_kib),
+				    fmt_kib(c, sizeof(c),
+				    v->balloon_actual_kib),
+				    fmt_kib(d, sizeof(d), v->min_kib),
+				    fmt_kib(e, sizeof(e), v->max_kib),
+				    v->psi_some_avg10_pct,
+				    v->reason != NULL ? v->reason : "");
+			}
+		}
+	}
+}
+
+static json_t *
+guest_json(const Mm__V1__GuestStatus *v)
+{
+	return json_pack("{s:s, s:s?, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f,"
+	    " s:s?, s:I}", "vm", v->vm_id, "name", v->vm_name,
+	    "used_kib", (json_int_t)v->used_kib,
+	    "need_kib", (json_int_t)v->need_kib,
+	    "target_kib", (json_int_t)v->balloon_target_kib,
+	    "actual_kib", (json_int_t)v->balloon_actual_kib,
+	    "min_kib", (json_int_t)v->min_kib,
+	    "max_kib", (json_int_t)v->max_kib,
+	    "psi_some_avg10_pct", v->psi_some_avg10_pct,
+	    "pressure_pct", v->pressure_pct,
+	    "last_decision", v->reason,
+	    "decision_ms", (json_int_t)v->decision_ms);
+}
+
+static void
+print_json(const struct gather *g, FILE *f)
+{
+	json_t *root = json_object(), *scheds = json_array();
+	json_t *hosts = json_array();
+
+	for (size_t i = 0; i < g->n; i++) {
+		const Mm__V1__StatusReply *r = g->replies[i];
+
+		json_array_append_new(scheds, json_pack("{s:s, s:I, s:s?, "
+		    "s:s}", "id", r->scheduler_id, "policy_version",
+		    (json_int_t)r->policy_version, "policy_name",
+		    r->policy_name, "mode", mode_name(r->policy_mode)));
+		for (size_t j = 0; j < r->n_hosts; j++) {
+			const Mm__V1__HostStatus *x = r->hosts[j];
+			json_t *vms = json_array();
+
+			for (size_t k = 0; k < x->n_guests; k++)
+				json_array_append_new(vms,
+				    guest_json(x->guests[k]));
+			json_array_append_new(hosts, json_pack("{s:s, s:s, "
+			    "s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "host",
+			    x->host_id, "scheduler", r->scheduler_id,
+			    "report_ms", (json_int_t)x->report_ms,
+			    "total_kib", (json_int_t)x->total_kib,
+			    "free_kib", (json_int_t)x->available_kib,
+			    "reserve_kib", (json_int_t)x->reserve_kib,
+			    "ksm_saved_kib",
+			    (json_int_t)(x->ksm_sharing_pages * 4),
+			    "vm_count", (json_int_t)x->guest_count,
+			    "vms", vms));
+		}
+	}
+	json_object_set_new(root, "schedulers", scheds);
+	json_object_set_new(root, "hosts", hosts);
+	json_dumpf(root, f, JSON_INDENT(2) | JSON_SORT_KEYS);
+	fputc('\n', f);
+	json_decref(root);
+}
+
+static const struct option opts[] = {
+	{ "json", no_argument, NULL, 'j' },
+	{ "host", required_argument, NULL, 'H' },
+	{ "interval", required_argument, NULL, 'i' },
+	{ NULL, 0, NULL, 0 },
+};
+
+int
+cmd_status(const char *url, int argc, char **argv)
+{
+	struct gather g;
+	const char *host = NULL;
+	bool json = false;
+	int c, r;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'j')
+			json = true;
+		else if (c == 'H')
+			host = optarg;
+		else
+			return 2;
+	}
+	if (host != NULL && !topo_id_valid(host)) {
+		fprintf(stderr, "mmctl: \"%s\" is not a host id\n", host);
+		return 2;
+	}
+	gather_open(&g, url);
+	r = gather(&g, host, true);
+	if (r == 0) {
+		if (json)
+			print_json(&g, stdout);
+		else
+			print_table(&g, stdout);
+	}
+	gather_close(&g);
+	return r;
+}
+
+static void
+tick_cb(uv_timer_t *t)
+{
+	(void)t;
+}
+
+int
+cmd_top(const char *url, int argc, char **argv)
+{
+	struct gather g;
+	int64_t interval_ms = 1000;
+	const char *host = NULL;
+	int c, r = 0;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'i') {
+			if (conf_parse_duration_ms(optarg, &interval_ms) < 0 ||
+			    interval_ms < 200) {
+				fprintf(stderr, "mmctl: interval \"%s\": at "
+				    "least 200ms\n", optarg);
+				return 2;
+			}
+		} else if (c == 'H') {
+			host = optarg;
+		} else {
+			return 2;
+		}
+	}
+	gather_open(&g, url);
+	for (;;) {
+		uv_timer_t pause;
+
+		r = gather(&g, host, true);
+		if (g.s.status == 130)
+			break;
+		printf("\033[H\033[2J");
+		printf("mmctl top: every %.1f s, Ctrl-C to quit\n\n",
+		    (double)interval_ms / 1000);
+		if (r == 0)
+			print_table(&g, stdout);
+		else
+			printf("no scheduler answered\n");
+		fflush(stdout);
+		uv_timer_init(&g.s.loop, &pause);
+		uv_timer_start(&pause, tick_cb, (uint64_t)interval_ms, 0);
+		while (uv_is_active((uv_handle_t *)&pause) && !g.s.done)
+			uv_run(&g.s.loop, UV_RUN_ONCE);
+		uv_close((uv_handle_t *)&pause, NULL);
+		uv_run(&g.s.loop, UV_RUN_NOWAIT);
+		if (g.s.status == 130)
+			break;
+		g.s.done = false;
+	}
+	gather_close(&g);
+	return 0;
+}
+
+static void
+print_limits(FILE *f, const Mm__V1__VmLimits *l)
+{
+	char b[32];
+
+	if (l == NULL)
+		return;
+	if (l->has_min_kib)
+		fprintf(f, "min = %s\n", (conf_format_size_kib(b, sizeof(b),
+		    (int64_t)l->min_kib), b));
+	if (l->has_max_kib)
+		fprintf(f, "max = %s\n", (conf_format_size_kib(b, sizeof(b),
+		    (int64_t)l->max_kib), b));
+	if (l->has_weight)
+		fprintf(f, "weight = %u\n", l->weight);
+	if (l->has_headroom_kib)
+		fprintf(f, "headroom = %s\n", (conf_format_size_kib(b,
+		    sizeof(b), (int64_t)l->headroom_kib), b));
+	if (l->has_headroom_pct)
+		fprintf(f, "headroom_pct = %g\n", l->headroom_pct);
+	if (l->has_unmanaged)
+		fprintf(f, "unmanaged = %s\n", l->unmanaged ? "yes" : "no");
+}
+
+/* The policy as a policy file that mmctl policy apply reads back. */
+static void
+print_policy(FILE *f, const Mm__V1__StatusReply *r)
+{
+	const Mm__V1__Policy *p = r->policy;
+	char b[32];
+
+	fprintf(f, "; in force at %s\n", r->scheduler_id);
+	if (p == NULL) {
+		fprintf(f, "; built-in defaults (no policy published): %s\n",
+		    mode_name(r->policy_mode));
+		return;
+	}
+	fprintf(f, "[policy]\nversion = %llu\n", (unsigned long long)p->version);
+	if (p->name != NULL)
+		fprintf(f, "name = %s\n", p->name);
+	fprintf(f, "mode = %s\n", mode_name(p->mode));
+	if (p->algorithm != NULL)
+		fprintf(f, "algorithm = %s\n", p->algorithm);
+	if (p->has_host_reserve_kib)
+		fprintf(f, "host_reserve = %s\n", (conf_format_size_kib(b,
+		    sizeof(b), (int64_t)p->host_reserve_kib), b));
+	if (p->defaults != NULL) {
+		fprintf(f, "\n[defaults]\n");
+		print_limits(f, p->defaults);
+	}
+	for (size_t i = 0; i < p->n_rules; i++) {
+		fprintf(f, "\n[vm %s]\n", p->rules[i]->pattern);
+		print_limits(f, p->rules[i]->limits);
+	}
+	if (p->ksm != NULL) {
+		const Mm__V1__KsmPolicy *k = p->ksm;
+
+		fprintf(f, "\n[ksm]\n");
+		if (k->has_enable)
+			fprintf(f, "enable = %s\n", k->enable ? "yes" : "no");
+		if (k->has_cpu_budget_pct)
+			fprintf(f, "cpu_budget_pct = %g\n", k->cpu_budget_pct);
+		if (k->has_start_available_pct)
+			fprintf(f, "start_available_pct = %g\n",
+			    k->start_available_pct);
+		if (k->has_stop_available_pct)
+			fprintf(f, "stop_available_pct = %g\n",
+			    k->stop_available_pct);
+		if (k->has_min_pages_to_scan)
+			fprintf(f, "min_pages_to_scan = %u\n",
+			    k->min_pages_to_scan);
+		if (k->has_max_pages_to_scan)
+			fprintf(f, "max_pages_to_scan = %u\n",
+			    k->max_pages_to_scan);
+		if (k->has_sleep_ms)
+			fprintf(f, "sleep = %ums\n", k->sleep_ms);
+		if (k->has_merge_across_nodes)
+			fprintf(f, "merge_across_nodes = %s\n",
+			    k->merge_across_nodes ? "yes" : "no");
+	}
+	if (p->numa != NULL) {
+		const Mm__V1__NumaPolicy *n = p->numa;
+
+		fprintf(f, "\n[numa]\n");
+		if (n->has_enable)
+			fprintf(f, "enable = %s\n", n->enable ? "yes" : "no");
+		if (n->has_min_interval_s)
+			fprintf(f, "min_interval = %us\n", n->min_interval_s);
+		if (n->has_round_pages)
+			fprintf(f, "round_quota = %s\n", (conf_format_size_kib(
+			    b, sizeof(b), (int64_t)n->round_pages * 4), b));
+		if (n->has_node_reserve_kib)
+			fprintf(f, "node_reserve = %s\n", (conf_format_size_kib(
+			    b, sizeof(b), (int64_t)n->node_reserve_kib), b));
+	}
+	if (p->n_params > 0) {
+		fprintf(f, "\n[params]\n");
+		for (size_t i = 0; i < p->n_params; i++)
+			fprintf(f, "%s = %g\n", p->params[i]->name,
+			    p->params[i]->value);
+	}
+}
+
+int
+cmd_policy_show(const char *url, bool json)
+{
+	struct gather g;
+	int r;
+
+	gather_open(&g, url);
+	/* No host is called this: the replies carry only the policy. */
+	r = gather(&g, "-", false);
+	if (r == 0) {
+		for (size_t i = 0; i < g.n; i++) {
+			if (json) {
+				json_t *o = json_pack("{s:s, s:I, s:s?, s:s}",
+				    "scheduler", g.replies[i]->scheduler_id,
+				    "version", (json_int_t)
+				    g.replies[i]->policy_version, "name",
+				    g.replies[i]->policy_name, "mode",
+				    mode_name(g.replies[i]->policy_mode));
+
+				json_dumpf(o, stdout, JSON_SORT_KEYS);
+				fputc('\n', stdout);
+				json_decref(o);
+			} else {
+				print_policy(stdout, g.replies[i]);
+				if (i + 1 < g.n)
+					fputc('\n', stdout);
+			}
+		}
+	}
+	gather_close(&g);
+	return r;
+}
