@@ -7,12 +7,14 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
-
-#include <systemd/sd-daemon.h>
 
 #include "daemon.h"
 #include "log.h"
@@ -162,26 +164,67 @@ daemon_bus_config(const struct daemon_bus_conf *c, const char *app_id,
 	ret->outbox_max = (size_t)c->outbox;
 }
 
+/*
+ * systemd's notification protocol, without libsystemd (and the compression
+ * and crypto libraries it loads, a megabyte of RSS in mm-guest-agent): one
+ * datagram of "KEY=value" lines to the socket named by $NOTIFY_SOCKET, a
+ * path or "@" for the abstract namespace. Best effort, as sd_notify().
+ */
+static void
+notify(const char *fmt, ...)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *path = getenv("NOTIFY_SOCKET");
+	char msg[512];
+	socklen_t salen;
+	va_list ap;
+	size_t n;
+	int fd, len;
+
+	if (path == NULL || (path[0] != '/' && path[0] != '@'))
+		return;
+	n = strlen(path);
+	if (n >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, path, n);
+	if (path[0] == '@')
+		sa.sun_path[0] = '\0';
+	salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n +
+	    (path[0] == '/' ? 1 : 0));
+	va_start(ap, fmt);
+	len = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (len < 0 || (size_t)len >= sizeof(msg))
+		return;
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, msg, (size_t)len, MSG_NOSIGNAL, (struct sockaddr *)&sa,
+	    salen) < 0)
+		log_debug("sd_notify to \"%s\": %s", path, strerror(errno));
+	close(fd);
+}
+
 void
 daemon_notify_ready(const char *status)
 {
-	sd_notifyf(0, "READY=1\nSTATUS=%s", status != NULL ? status : "");
+	notify("READY=1\nSTATUS=%s", status != NULL ? status : "");
 }
 
 void
 daemon_notify_reloading(void)
 {
-	sd_notify(0, "RELOADING=1");
+	notify("RELOADING=1");
 }
 
 void
 daemon_notify_stopping(void)
 {
-	sd_notify(0, "STOPPING=1");
+	notify("STOPPING=1");
 }
 
 void
 daemon_notify_status(const char *status)
 {
-	sd_notifyf(0, "STATUS=%s", status);
+	notify("STATUS=%s", status);
 }

@@ -3,8 +3,8 @@
  * What every mm daemon does the same way: its command line (-c FILE, -n,
  * -v, -d), loading its configuration with a check mode, logging set up for
  * a terminal or journald, signals on the loop (TERM and INT stop, HUP
- * reloads), and readiness notification to systemd. This is the only file
- * that includes libsystemd.
+ * reloads), and readiness notification to systemd (its protocol, spoken
+ * directly: mm does not link libsystemd).
  */
 #ifndef MM_DAEMON_H
 #define MM_DAEMON_H
