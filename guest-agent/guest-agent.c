@@ -71,6 +71,7 @@ struct agent {
 	uv_timer_t tick;		/* periodic sampling */
 	uv_timer_t deferred;		/* a report held back by min_gap */
 	uv_timer_t check;		/* fallback MemAvailable check */
+	uv_timer_t trim;		/* agent_trim_rss() once settled */
 	uv_poll_t psi_poll;
 	int psi_fd;			/* PSI trigger, or -1 */
 	bool urgent_pending;		/* the deferred report is urgent */
@@ -139,6 +140,15 @@ static void
 tick_cb(uv_timer_t *t)
 {
 	sample_and_report(t->data, false);
+}
+
+/* After the first reports every code path of the loop has run once. */
+#define TRIM_DELAY_MS	3000
+
+static void
+trim_cb(uv_timer_t *t)
+{
+	agent_trim_rss();
 }
 
 static void
@@ -369,6 +379,7 @@ main(int argc, char **argv)
 	uv_timer_init(&loop, &a.tick);
 	uv_timer_init(&loop, &a.deferred);
 	uv_timer_init(&loop, &a.check);
+	uv_timer_init(&loop, &a.trim);
 	a.tick.data = a.deferred.data = a.check.data = &a;
 	r = daemon_signals_init(&a.sig, &loop, stop_cb, NULL, &a);
 	if (r < 0)
@@ -384,6 +395,7 @@ main(int argc, char **argv)
 		    (uint64_t)a.conf.check_ms);
 	}
 	uv_timer_start(&a.tick, tick_cb, 0, (uint64_t)a.conf.interval_ms);
+	uv_timer_start(&a.trim, trim_cb, TRIM_DELAY_MS, 0);
 	daemon_notify_ready("reporting");
 	uv_run(&loop, UV_RUN_DEFAULT);
 
@@ -391,6 +403,7 @@ main(int argc, char **argv)
 	uv_close((uv_handle_t *)&a.tick, NULL);
 	uv_close((uv_handle_t *)&a.deferred, NULL);
 	uv_close((uv_handle_t *)&a.check, NULL);
+	uv_close((uv_handle_t *)&a.trim, NULL);
 	if (a.psi_fd >= 0)
 		uv_close((uv_handle_t *)&a.psi_poll, NULL);
 out:

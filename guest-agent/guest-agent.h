@@ -95,6 +95,11 @@ int agent_sample_foreach(const struct agent_sample *s,
  * name (may be NULL) or the host name, other bytes become '-'. */
 void agent_vm_id(const char *name, char buf[65]);
 
+/* footprint.c: drop the pages of read-only file mappings that fault-around
+ * brought in, and stop fault-around on them, so RSS is what the agent uses.
+ * Call once the loop runs; safe at any time on one thread. */
+void agent_trim_rss(void);
+
 /*
  * report.c: when to report. The loop calls report_decide() for each
  * sample; urgent means memory pressure rose.
