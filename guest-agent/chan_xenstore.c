@@ -74,7 +74,11 @@ put(struct chan_xenstore *c, xs_transaction_t t, const char *key,
 {
 	char path[256];
 
-	snprintf(path, sizeof(path), "%s/%s", c->prefix, key);
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", c->prefix, key) >=
+	    sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return false;
+	}
 	if (val == NULL)
 		return xs_rm(c->xs, t, path) || errno == ENOENT;
 	return xs_write(c->xs, t, path, val, strlen(val));
