@@ -8,10 +8,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -194,6 +196,7 @@ static int
 psi_start(struct agent *a)
 {
 	const char *trig = a->conf.psi_trigger;
+	struct statfs fs;
 	char path[1100];
 	int r;
 
@@ -204,6 +207,12 @@ psi_start(struct agent *a)
 	a->psi_fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (a->psi_fd < 0)
 		return -errno;
+	/* A proc_root of plain files (tests) must not get a trigger
+	 * written into it. */
+	if (fstatfs(a->psi_fd, &fs) < 0 || fs.f_type != PROC_SUPER_MAGIC) {
+		r = -ENOTSUP;
+		goto fail;
+	}
 	if (write(a->psi_fd, trig, strlen(trig) + 1) < 0) {
 		r = -errno;
 		goto fail;
