@@ -21,6 +21,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "fixture.h"
 #include "guest-agent.h"
 #include "log.h"
 #include "msg.h"
@@ -33,28 +34,14 @@ static const struct agent_conf conf = {
 };
 
 static void
-read_fixture(const char *name, struct agent_sample *s)
-{
-	struct agent_sources src = { 0 };
-	char rel[256], *root;
-
-	snprintf(rel, sizeof(rel), "tests/fixtures/proc/%s", name);
-	root = tu_source_path(rel);
-	memset(s, 0, sizeof(*s));
-	agent_sample_read(root, &src, s);
-	strcpy(s->vm_id, "guest-1");
-	free(root);
-}
-
-static void
 test_agent_report_decisions(void **state)
 {
 	struct report_state st = { 0 };
 	struct agent_sample a, b;
 	uint64_t at = 0;
 
-	read_fixture("normal", &a);
-	read_fixture("balloon", &b);
+	fixture_sample("normal", &a, 0);
+	fixture_sample("balloon", &b, 0);
 	/* The first report always goes. */
 	assert_int_equal(report_decide(&conf, &st, &a, 5000, false, &at),
 	    REPORT_SEND);
@@ -93,8 +80,8 @@ test_agent_available_dropped(void **state)
 {
 	struct agent_sample normal, low, none;
 
-	read_fixture("normal", &normal);	/* 82 % available */
-	read_fixture("deflate-on-oom", &low);	/* 4.7 % available */
+	fixture_sample("normal", &normal, 0);	/* 82 % available */
+	fixture_sample("deflate-on-oom", &low, 0);	/* 4.7 % available */
 	memset(&none, 0, sizeof(none));
 	assert_true(report_available_dropped(&normal.mem, &low.mem, 10));
 	assert_true(report_available_dropped(&none.mem, &low.mem, 10));
@@ -172,13 +159,13 @@ test_agent_stdout_json(void **state)
 	FILE *f = tmpfile();
 	char line[4096];
 
-	read_fixture("normal", &s);
+	fixture_sample("normal", &s, 0);
 	s.seq = 7;
 	s.time_ms = 1700000000123ull;
 	ch = chan_stdout_new(f);
 	assert_non_null(ch);
 	assert_int_equal(ch->send(ch, &s), 0);
-	read_fixture("no-psi", &s);
+	fixture_sample("no-psi", &s, 0);
 	assert_int_equal(ch->send(ch, &s), 0);
 	agent_chan_free(ch);
 	rewind(f);
@@ -239,7 +226,7 @@ test_agent_virtio_frame(void **state)
 	uint8_t *buf;
 	size_t len;
 
-	read_fixture("hostile", &s);
+	fixture_sample("hostile", &s, 0);
 	s.seq = 3;
 	s.time_ms = 1700000000000ull;
 	assert_int_equal(chan_virtio_frame(&s, &buf, &len), 0);
@@ -298,7 +285,7 @@ test_agent_virtio_slow_host(void **state)
 		junk += (int)n;
 	assert_int_equal(uv_loop_init(&loop), 0);
 	ch = chan_virtio_new_fd(&loop, sv[0]);
-	read_fixture("normal", &s);
+	fixture_sample("normal", &s, 0);
 	for (s.seq = 1; s.seq <= 5; s.seq++)
 		assert_int_equal(ch->send(ch, &s), 0);	/* never blocks */
 	tu_run_for(&loop, 20);
@@ -333,7 +320,7 @@ test_agent_virtio_host_absent_and_back(void **state)
 	snprintf(path, sizeof(path), "%s/port", dir);
 	assert_int_equal(mkfifo(path, 0600), 0);
 	assert_int_equal(uv_loop_init(&loop), 0);
-	read_fixture("normal", &s);
+	fixture_sample("normal", &s, 0);
 
 	ch = chan_virtio_new(&loop, path);	/* nobody reads: ENXIO */
 	assert_non_null(ch);

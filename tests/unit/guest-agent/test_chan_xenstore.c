@@ -17,6 +17,7 @@
 #include <cmocka.h>
 #include <xenstore.h>
 
+#include "fixture.h"
 #include "guest-agent.h"
 #include "log.h"
 #include "testutil.h"
@@ -29,22 +30,6 @@ struct fx {
 	struct xsd_fake *xsd;
 	struct agent_chan *ch;
 };
-
-static void
-read_fixture(const char *name, struct agent_sample *s, uint64_t seq)
-{
-	struct agent_sources src = { 0 };
-	char rel[256], *root;
-
-	snprintf(rel, sizeof(rel), "tests/fixtures/proc/%s", name);
-	root = tu_source_path(rel);
-	memset(s, 0, sizeof(*s));
-	agent_sample_read(root, &src, s);
-	strcpy(s->vm_id, "guest-1");
-	s->seq = seq;
-	s->time_ms = 1700000000000ull + seq;
-	free(root);
-}
 
 static int
 setup(void **state)
@@ -95,7 +80,7 @@ test_xenstore_layout(void **state)
 	assert_int_equal(xsd_fake_write(f->xsd, "data/mm/old_key", "x"), 0);
 	f->ch = chan_xenstore_new("data/mm");
 	assert_non_null(f->ch);
-	read_fixture("normal", &s, 0);
+	fixture_sample("normal", &s, 0);
 	tx0 = xsd_fake_requests(f->xsd, XS_TRANSACTION_START);
 	assert_int_equal(f->ch->send(f->ch, &s), 0);
 	assert_int_equal(xsd_fake_requests(f->xsd, XS_TRANSACTION_START),
@@ -121,7 +106,7 @@ test_xenstore_layout(void **state)
 	/* Same meminfo and vmstat, PSI gone: only what changed moves. */
 	w0 = xsd_fake_requests(f->xsd, XS_WRITE);
 	rm0 = xsd_fake_requests(f->xsd, XS_RM);
-	read_fixture("no-psi", &s, 1);
+	fixture_sample("no-psi", &s, 1);
 	assert_int_equal(f->ch->send(f->ch, &s), 0);
 	assert_int_equal(xsd_fake_requests(f->xsd, XS_WRITE), w0 + 2);
 	assert_int_equal(xsd_fake_requests(f->xsd, XS_RM), rm0 + 8);
@@ -130,7 +115,7 @@ test_xenstore_layout(void **state)
 	assert_key(f->xsd, "data/mm/meminfo/total_kib", "4028464");
 
 	/* The balloon shrinks MemTotal: the new value is written. */
-	read_fixture("balloon", &s, 2);
+	fixture_sample("balloon", &s, 2);
 	assert_int_equal(f->ch->send(f->ch, &s), 0);
 	assert_key(f->xsd, "data/mm/meminfo/total_kib", "1015808");
 	assert_key(f->xsd, "data/mm/psi/some_avg10_pct", "12.50");
@@ -145,12 +130,12 @@ test_xenstore_retries_conflicts(void **state)
 
 	f->ch = chan_xenstore_new("data/mm");
 	assert_non_null(f->ch);
-	read_fixture("normal", &s, 0);
+	fixture_sample("normal", &s, 0);
 	assert_int_equal(f->ch->send(f->ch, &s), 0);
 
 	xsd_fake_fail_commits(f->xsd, 2);
 	tx0 = xsd_fake_requests(f->xsd, XS_TRANSACTION_START);
-	read_fixture("balloon", &s, 1);
+	fixture_sample("balloon", &s, 1);
 	assert_int_equal(f->ch->send(f->ch, &s), 0);
 	assert_int_equal(xsd_fake_requests(f->xsd, XS_TRANSACTION_START),
 	    tx0 + 3);
@@ -159,12 +144,12 @@ test_xenstore_retries_conflicts(void **state)
 
 	/* Conflicts without end: the report is dropped, nothing torn. */
 	xsd_fake_fail_commits(f->xsd, 1000);
-	read_fixture("normal", &s, 2);
+	fixture_sample("normal", &s, 2);
 	assert_int_equal(f->ch->send(f->ch, &s), -EAGAIN);
 	assert_key(f->xsd, "data/mm/agent_seq", "1");
 	assert_key(f->xsd, "data/mm/meminfo/total_kib", "1015808");
 	xsd_fake_fail_commits(f->xsd, 0);
-	read_fixture("normal", &s, 3);
+	fixture_sample("normal", &s, 3);
 	assert_int_equal(f->ch->send(f->ch, &s), 0);
 	assert_key(f->xsd, "data/mm/agent_seq", "3");
 	assert_key(f->xsd, "data/mm/meminfo/total_kib", "4028464");
@@ -193,7 +178,7 @@ test_xenstore_host_watch(void **state)
 	assert_non_null(ev);
 	free(ev);
 
-	read_fixture("normal", &s, 41);
+	fixture_sample("normal", &s, 41);
 	assert_int_equal(f->ch->send(f->ch, &s), 0);
 	p = (struct pollfd){ .fd = xs_fileno(h), .events = POLLIN };
 	assert_int_equal(poll(&p, 1, 2000), 1);
@@ -222,17 +207,17 @@ test_xenstore_daemon_restart(void **state)
 
 	f->ch = chan_xenstore_new("data/mm");
 	assert_non_null(f->ch);
-	read_fixture("normal", &s, 0);
+	fixture_sample("normal", &s, 0);
 	assert_int_equal(f->ch->send(f->ch, &s), 0);
 
 	xsd_fake_stop(f->xsd);		/* xenstored goes away */
-	read_fixture("balloon", &s, 1);
+	fixture_sample("balloon", &s, 1);
 	assert_true(f->ch->send(f->ch, &s) < 0);
 	assert_true(f->ch->send(f->ch, &s) < 0);	/* logged once */
 
 	f->xsd = xsd_fake_start(f->dir, DOMID);	/* empty, as after a crash */
 	assert_non_null(f->xsd);
-	read_fixture("balloon", &s, 2);
+	fixture_sample("balloon", &s, 2);
 	assert_int_equal(f->ch->send(f->ch, &s), 0);
 	assert_key(f->xsd, "data/mm/agent_seq", "2");
 	assert_key(f->xsd, "data/mm/version", "1");
