@@ -7,12 +7,12 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include <systemd/sd-daemon.h>
 
 #include "daemon.h"
 #include "log.h"
@@ -160,28 +160,4 @@ daemon_bus_config(const struct daemon_bus_conf *c, const char *app_id,
 	ret->heartbeat_s = (unsigned)((c->heartbeat_ms + 999) / 1000);
 	ret->prefetch = (unsigned)c->prefetch;
 	ret->outbox_max = (size_t)c->outbox;
-}
-
-void
-daemon_notify_ready(const char *status)
-{
-	sd_notifyf(0, "READY=1\nSTATUS=%s", status != NULL ? status : "");
-}
-
-void
-daemon_notify_reloading(void)
-{
-	sd_notify(0, "RELOADING=1");
-}
-
-void
-daemon_notify_stopping(void)
-{
-	sd_notify(0, "STOPPING=1");
-}
-
-void
-daemon_notify_status(const char *status)
-{
-	sd_notifyf(0, "STATUS=%s", status);
 }

@@ -3,8 +3,8 @@
  * What every mm daemon does the same way: its command line (-c FILE, -n,
  * -v, -d), loading its configuration with a check mode, logging set up for
  * a terminal or journald, signals on the loop (TERM and INT stop, HUP
- * reloads), and readiness notification to systemd. This is the only file
- * that includes libsystemd.
+ * reloads), and readiness notification to systemd (its protocol, spoken
+ * directly: mm does not link libsystemd).
  */
 #ifndef MM_DAEMON_H
 #define MM_DAEMON_H
@@ -95,7 +95,9 @@ int daemon_signals_init(struct daemon_signals *s, uv_loop_t *loop,
 void daemon_signals_close(struct daemon_signals *s);
 
 /* Tell systemd (Type=notify) we are ready, reloading, or stopping, and set
- * the status line; no-ops without $NOTIFY_SOCKET. */
+ * the status line; no-ops without $NOTIFY_SOCKET. A program links one of
+ * the libraries mm_notify_systemd (libsystemd, the daemons) or
+ * mm_notify_raw (mm-guest-agent) for them. */
 void daemon_notify_ready(const char *status);
 void daemon_notify_reloading(void);
 void daemon_notify_stopping(void);

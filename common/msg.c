@@ -825,23 +825,6 @@ msg_to_bus(enum msg_type t, const ProtobufCMessage *m,
 	return 0;
 }
 
-int
-msg_publish(struct bus *bus, enum msg_type t, const ProtobufCMessage *m,
-    const char *exchange, const char *key, bool persistent,
-    bus_confirm_cb cb, void *arg)
-{
-	struct bus_msg bm;
-	uint8_t *buf;
-	int r;
-
-	r = msg_to_bus(t, m, exchange, key, persistent, &bm, &buf);
-	if (r < 0)
-		return r;
-	r = bus_publish(bus, &bm, cb, arg);
-	free(buf);
-	return r;
-}
-
 /* A property for a log line: at most 64 bytes, non-printables as '?'. */
 static const char *
 quote_prop(char *dst, size_t size, const char *s)

@@ -159,7 +159,7 @@ key_policy(struct pf_read *r, const char *k, const char *v, char *why,
 		return 0;
 	}
 	if (strcmp(k, "host_reserve") == 0) {
-		uint64_t kib;
+		uint64_t kib = 0;
 
 		e = get_size(k, v, &kib, why, whylen);
 		if (e == 0)
@@ -174,7 +174,7 @@ static int
 key_limits(Mm__V1__VmLimits *l, const char *k, const char *v, char *why,
     size_t whylen)
 {
-	uint64_t kib;
+	uint64_t kib = 0;
 	double d;
 	int e;
 
@@ -215,7 +215,7 @@ static int
 key_ksm(Mm__V1__KsmPolicy *m, const char *k, const char *v, char *why,
     size_t whylen)
 {
-	uint64_t ms;
+	uint64_t ms = 0;
 	double d;
 	int e;
 
@@ -270,7 +270,7 @@ static int
 key_numa(Mm__V1__NumaPolicy *m, const char *k, const char *v, char *why,
     size_t whylen)
 {
-	uint64_t x;
+	uint64_t x = 0;
 	int e;
 
 	if (strcmp(k, "enable") == 0) {

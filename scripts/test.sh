@@ -9,7 +9,7 @@ packages=(
 	cmake gcc make pkg-config
 	librabbitmq-dev libprotobuf-c-dev protobuf-c-compiler libuv1-dev
 	libcmocka-dev libinih-dev libjansson-dev libsystemd-dev libnuma-dev
-	libxen-dev
+	libxen-dev rpm dpkg-dev qemu-guest-agent
 	rabbitmq-server curl iproute2 procps
 )
 

@@ -1,0 +1,427 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * mm-guest-agent: reports the guest's memory (/proc/meminfo, vmstat and
+ * pressure) to the host through xenstore or a virtio-serial port, or as
+ * JSON on stdout. One libuv loop: a periodic timer, a PSI trigger (or a
+ * MemAvailable check where the kernel has none) for immediate reports,
+ * and a timer that holds reports apart so bursts coalesce.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "guest-agent.h"
+#include "log.h"
+
+/* Exit status when no channel fits this machine: configuration, not a
+ * crash, so systemd does not restart it (RestartPreventExitStatus). */
+#define EXIT_NO_CHANNEL	78
+
+const char *const agent_channel_names[] = {
+	"auto", "xenstore", "virtio", "stdout", NULL
+};
+
+#define F(x) offsetof(struct agent_conf, x)
+
+const struct conf_key agent_conf_keys[] = {
+	{ "agent", "interval", CONF_DURATION_MS, 100, 3600000, "1s",
+	  F(interval_ms), NULL, "how often the guest's memory is sampled" },
+	{ "agent", "resend_interval", CONF_DURATION_MS, 100, 86400000, "10s",
+	  F(resend_ms), NULL,
+	  "unchanged stats are sent again no more often than this" },
+	{ "agent", "min_gap", CONF_DURATION_MS, 0, 60000, "100ms",
+	  F(min_gap_ms), NULL,
+	  "shortest time between two reports; events within it coalesce" },
+	{ "agent", "vm_id", CONF_STRING, 0, 64, NULL, F(vm_id), NULL,
+	  "name in reports (default: the host name); the host may override" },
+	{ "agent", "channel", CONF_ENUM, 0, 0, "auto", F(channel),
+	  agent_channel_names, "auto, xenstore, virtio or stdout" },
+	{ "agent", "proc_root", CONF_STRING, 1, 1024, "/proc", F(proc_root),
+	  NULL, "where /proc is mounted" },
+	{ "pressure", "psi_trigger", CONF_STRING, 0, 128,
+	  "some 150000 2000000", F(psi_trigger), NULL,
+	  "PSI trigger for an immediate report: some|full <stall us> "
+	  "<window us> (a multiple of 2 s without CAP_SYS_RESOURCE); "
+	  "empty disables it" },
+	{ "pressure", "available_low_pct", CONF_INT, 0, 100, "10",
+	  F(available_low_pct), NULL,
+	  "without PSI: report at once when MemAvailable drops below this "
+	  "percent of MemTotal (0: never)" },
+	{ "pressure", "check_interval", CONF_DURATION_MS, 50, 60000, "250ms",
+	  F(check_ms), NULL, "without PSI: how often MemAvailable is checked" },
+	{ "virtio", "port", CONF_STRING, 1, 1024, AGENT_VIRTIO_PORT,
+	  F(virtio_port), NULL, "the virtio-serial port" },
+	{ "xenstore", "prefix", CONF_STRING, 1, 128, "data/mm",
+	  F(xenstore_prefix), NULL,
+	  "keys go below this path, relative to the domain's home" },
+};
+
+const size_t agent_conf_nkeys =
+    sizeof(agent_conf_keys) / sizeof(agent_conf_keys[0]);
+
+struct agent {
+	struct agent_conf conf;
+	uv_loop_t *loop;
+	uv_timer_t tick;		/* periodic sampling */
+	uv_timer_t deferred;		/* a report held back by min_gap */
+	uv_timer_t check;		/* fallback MemAvailable check */
+	uv_timer_t trim;		/* agent_trim_rss() once settled */
+	uv_poll_t psi_poll;
+	int psi_fd;			/* PSI trigger, or -1 */
+	bool urgent_pending;		/* the deferred report is urgent */
+	struct daemon_signals sig;
+	struct agent_chan *chan;
+	struct agent_sources src;
+	struct report_state st;
+	struct procfs_meminfo last_check;
+	uint64_t seq;
+	char vm_id[65];
+};
+
+static uint64_t
+now_ms(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void deferred_cb(uv_timer_t *t);
+
+/* Sample now and report it, hold it back or skip it. */
+static void
+sample_and_report(struct agent *a, bool urgent)
+{
+	struct agent_sample s;
+	uint64_t now = uv_now(a->loop), at = 0;
+
+	memset(&s, 0, sizeof(s));
+	agent_sample_read(a->conf.proc_root, &a->src, &s);
+	memcpy(s.vm_id, a->vm_id, sizeof(s.vm_id));
+	switch (report_decide(&a->conf, &a->st, &s, now, urgent, &at)) {
+	case REPORT_SKIP:
+		log_debug("stats unchanged, not sent");
+		return;
+	case REPORT_DEFER:
+		a->urgent_pending |= urgent;
+		if (!uv_is_active((uv_handle_t *)&a->deferred))
+			uv_timer_start(&a->deferred, deferred_cb,
+			    at > now ? at - now : 0, 0);
+		return;
+	case REPORT_SEND:
+		break;
+	}
+	uv_timer_stop(&a->deferred);
+	a->urgent_pending = false;
+	s.seq = a->seq++;
+	s.time_ms = now_ms(CLOCK_REALTIME);
+	log_debug("report %llu%s", (unsigned long long)s.seq,
+	    urgent ? " (pressure)" : "");
+	a->chan->send(a->chan, &s);
+	report_sent(&a->st, &s, now);
+}
+
+static void
+deferred_cb(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+
+	sample_and_report(a, a->urgent_pending);
+}
+
+static void
+tick_cb(uv_timer_t *t)
+{
+	sample_and_report(t->data, false);
+}
+
+/* After the first reports every code path of the loop has run once. */
+#define TRIM_DELAY_MS	3000
+
+static void
+trim_cb(uv_timer_t *t)
+{
+	agent_trim_rss();
+}
+
+static void
+psi_cb(uv_poll_t *p, int status, int events)
+{
+	struct agent *a = p->data;
+
+	if (status < 0) {
+		log_warnx("PSI trigger failed (%s); checking MemAvailable "
+		    "instead", uv_strerror(status));
+		uv_poll_stop(p);
+		return;
+	}
+	if (events & UV_PRIORITIZED) {
+		log_debug("memory pressure rose (PSI trigger)");
+		sample_and_report(a, true);
+	}
+}
+
+static void
+check_cb(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	struct procfs_meminfo m;
+
+	if (procfs_read_meminfo(a->conf.proc_root, &m) < 0)
+		return;
+	if (report_available_dropped(&a->last_check, &m,
+	    a->conf.available_low_pct)) {
+		log_debug("MemAvailable dropped below %lld%% of MemTotal",
+		    (long long)a->conf.available_low_pct);
+		sample_and_report(a, true);
+	}
+	a->last_check = m;
+}
+
+/*
+ * Arm the kernel's PSI trigger: the file descriptor gets POLLPRI when
+ * the stall time in the window exceeds the threshold. Returns 0 or a
+ * negative errno (no PSI, or not allowed).
+ */
+static int
+psi_start(struct agent *a)
+{
+	const char *trig = a->conf.psi_trigger;
+	struct statfs fs;
+	char path[1100];
+	int r;
+
+	if (trig == NULL || *trig == '\0')
+		return -ENOTSUP;
+	snprintf(path, sizeof(path), "%s/pressure/memory",
+	    a->conf.proc_root);
+	a->psi_fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (a->psi_fd < 0)
+		return -errno;
+	/* A proc_root of plain files (tests) must not get a trigger
+	 * written into it. */
+	if (fstatfs(a->psi_fd, &fs) < 0 || fs.f_type != PROC_SUPER_MAGIC) {
+		r = -ENOTSUP;
+		goto fail;
+	}
+	if (write(a->psi_fd, trig, strlen(trig) + 1) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = uv_poll_init(a->loop, &a->psi_poll, a->psi_fd);
+	if (r < 0)
+		goto fail;
+	a->psi_poll.data = a;
+	r = uv_poll_start(&a->psi_poll, UV_PRIORITIZED, psi_cb);
+	if (r < 0) {
+		uv_close((uv_handle_t *)&a->psi_poll, NULL);
+		goto fail;
+	}
+	return 0;
+fail:
+	close(a->psi_fd);
+	a->psi_fd = -1;
+	return r;
+}
+
+static void
+stop_cb(void *arg)
+{
+	struct agent *a = arg;
+
+	log_info("stopping");
+	daemon_notify_stopping();
+	uv_stop(a->loop);
+}
+
+static struct agent_chan *
+open_channel(struct agent *a)
+{
+	const struct agent_conf *c = &a->conf;
+	int kind = c->channel;
+	struct agent_chan *ch;
+
+	if (kind == AGENT_CHAN_AUTO) {
+		if (chan_xenstore_detect()) {
+			kind = AGENT_CHAN_XENSTORE;
+		} else if (access(c->virtio_port, F_OK) == 0) {
+			kind = AGENT_CHAN_VIRTIO;
+		} else {
+			log_warnx("no channel: not a Xen guest (no /proc/xen, "
+			    "/sys/hypervisor/type is not xen) and no virtio "
+			    "port \"%s\"; give the VM that port or set "
+			    "channel (--channel stdout to print)",
+			    c->virtio_port);
+			return NULL;
+		}
+	}
+	switch (kind) {
+	case AGENT_CHAN_XENSTORE:
+		ch = chan_xenstore_new(c->xenstore_prefix);
+		if (ch == NULL)
+			log_warn("cannot open xenstore");
+		break;
+	case AGENT_CHAN_VIRTIO:
+		ch = chan_virtio_new(a->loop, c->virtio_port);
+		break;
+	default:
+		ch = chan_stdout_new(stdout);
+		break;
+	}
+	if (ch != NULL)
+		log_info("reporting every %lld ms on %s",
+		    (long long)c->interval_ms, ch->name);
+	return ch;
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: mm-guest-agent [-dnv] [-c file] "
+	    "[--channel auto|xenstore|virtio|stdout] [--once]\n"
+	    "  -c file    configuration file (default %s)\n"
+	    "  -d         stay in the foreground, plain log lines on stderr\n"
+	    "  -n         check the configuration and exit (-nv: print it)\n"
+	    "  -v         verbose: debug logging\n"
+	    "  --channel  where reports go, overriding the configuration\n"
+	    "  --once     send one report and exit\n", AGENT_CONF_PATH);
+}
+
+/*
+ * Take the agent's own long options out of argv, leaving the standard
+ * ones for daemon_parse_args(). Returns the new argc.
+ */
+static int
+take_own_args(int argc, char **argv, int *ret_channel, bool *ret_once)
+{
+	int i, j = 1, k;
+
+	for (i = 1; i < argc; i++) {
+		const char *arg = argv[i], *val = NULL;
+
+		if (strcmp(arg, "--") == 0) {
+			while (i < argc)
+				argv[j++] = argv[i++];
+			break;
+		}
+		if (strcmp(arg, "--once") == 0) {
+			*ret_once = true;
+			continue;
+		}
+		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+			usage(stdout);
+			exit(0);
+		}
+		if (strncmp(arg, "--channel=", 10) == 0)
+			val = arg + 10;
+		else if (strcmp(arg, "--channel") == 0 && i + 1 < argc)
+			val = argv[++i];
+		else if (strcmp(arg, "--channel") == 0)
+			val = "";
+		if (val == NULL) {
+			argv[j++] = argv[i];
+			continue;
+		}
+		for (k = 0; agent_channel_names[k] != NULL; k++)
+			if (strcmp(val, agent_channel_names[k]) == 0)
+				break;
+		if (agent_channel_names[k] == NULL) {
+			fprintf(stderr, "mm-guest-agent: unknown channel "
+			    "\"%s\"\n", val);
+			usage(stderr);
+			exit(2);
+		}
+		*ret_channel = k;
+	}
+	argv[j] = NULL;
+	return j;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct daemon_opts opts;
+	struct agent a;
+	uv_loop_t loop;
+	int channel = -1, r, status = 0;
+	bool once = false;
+
+	memset(&a, 0, sizeof(a));
+	a.psi_fd = -1;
+	argc = take_own_args(argc, argv, &channel, &once);
+	daemon_parse_args(argc, argv, "mm-guest-agent", AGENT_CONF_PATH,
+	    &opts);
+	if (daemon_load_conf(agent_conf_keys, agent_conf_nkeys, &a.conf,
+	    &opts) < 0)
+		exit(1);
+	if (channel >= 0)
+		a.conf.channel = channel;
+	/* A port whose host side vanished must not kill us. */
+	signal(SIGPIPE, SIG_IGN);
+	agent_vm_id(a.conf.vm_id, a.vm_id);
+
+	if (uv_loop_init(&loop) < 0)
+		fatalx("cannot start the event loop");
+	a.loop = &loop;
+	a.chan = open_channel(&a);
+	if (a.chan == NULL) {
+		status = EXIT_NO_CHANNEL;
+		goto out;
+	}
+	if (once) {
+		a.conf.min_gap_ms = 0;
+		sample_and_report(&a, false);
+		/* Give a waiting virtio frame its chance to go out. */
+		uv_run(&loop, UV_RUN_NOWAIT);
+		goto out;
+	}
+
+	uv_timer_init(&loop, &a.tick);
+	uv_timer_init(&loop, &a.deferred);
+	uv_timer_init(&loop, &a.check);
+	uv_timer_init(&loop, &a.trim);
+	a.tick.data = a.deferred.data = a.check.data = &a;
+	r = daemon_signals_init(&a.sig, &loop, stop_cb, NULL, &a);
+	if (r < 0)
+		fatalx("cannot watch signals: %s", uv_strerror(r));
+	r = psi_start(&a);
+	if (r < 0 && a.conf.available_low_pct > 0) {
+		if (r != -ENOTSUP)
+			log_info("no PSI trigger on \"%s/pressure/memory\" "
+			    "(%s); checking MemAvailable every %lld ms",
+			    a.conf.proc_root, strerror(-r),
+			    (long long)a.conf.check_ms);
+		uv_timer_start(&a.check, check_cb, (uint64_t)a.conf.check_ms,
+		    (uint64_t)a.conf.check_ms);
+	}
+	uv_timer_start(&a.tick, tick_cb, 0, (uint64_t)a.conf.interval_ms);
+	uv_timer_start(&a.trim, trim_cb, TRIM_DELAY_MS, 0);
+	daemon_notify_ready("reporting");
+	uv_run(&loop, UV_RUN_DEFAULT);
+
+	daemon_signals_close(&a.sig);
+	uv_close((uv_handle_t *)&a.tick, NULL);
+	uv_close((uv_handle_t *)&a.deferred, NULL);
+	uv_close((uv_handle_t *)&a.check, NULL);
+	uv_close((uv_handle_t *)&a.trim, NULL);
+	if (a.psi_fd >= 0)
+		uv_close((uv_handle_t *)&a.psi_poll, NULL);
+out:
+	agent_chan_free(a.chan);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	if (uv_loop_close(&loop) != 0)
+		log_debug("event loop: handles left open");
+	if (a.psi_fd >= 0)
+		close(a.psi_fd);
+	conf_free(agent_conf_keys, agent_conf_nkeys, &a.conf);
+	return status;
+}

@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * mm-guest-agent's private interfaces: its configuration, one sample of the
+ * guest's memory, the decision when to report, and the channels a report
+ * goes out on (xenstore, virtio-serial, stdout). The agent never talks to
+ * the message bus; the host's collector reads what it writes.
+ */
+#ifndef MM_GUEST_AGENT_H
+#define MM_GUEST_AGENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <uv.h>
+
+#include "conf.h"
+#include "procfs.h"
+
+#define AGENT_CONF_PATH		"/etc/mm/guest-agent.conf"
+#define AGENT_VIRTIO_PORT	"/dev/virtio-ports/org.mm.agent.0"
+
+enum agent_channel {
+	AGENT_CHAN_AUTO,
+	AGENT_CHAN_XENSTORE,
+	AGENT_CHAN_VIRTIO,
+	AGENT_CHAN_STDOUT,
+};
+
+/* /etc/mm/guest-agent.conf; see agent_conf_keys in guest-agent.c. */
+struct agent_conf {
+	int64_t interval_ms;	/* periodic sampling */
+	int64_t resend_ms;	/* unchanged stats are resent this often */
+	int64_t min_gap_ms;	/* reports are at least this far apart */
+	char *psi_trigger;	/* "some 150000 2000000"; NULL: no trigger */
+	int64_t available_low_pct;	/* fallback: MemAvailable below this
+					 * percent of MemTotal is pressure */
+	int64_t check_ms;	/* fallback: MemAvailable checked this often */
+	char *proc_root;	/* "/proc" */
+	int channel;		/* enum agent_channel */
+	char *virtio_port;
+	char *xenstore_prefix;	/* relative to the domain's home: "data/mm" */
+	char *vm_id;		/* NULL: the host name */
+};
+
+extern const struct conf_key agent_conf_keys[];
+extern const size_t agent_conf_nkeys;
+extern const char *const agent_channel_names[];
+
+/* One report's content. */
+struct agent_sample {
+	char vm_id[65];
+	uint64_t seq;
+	uint64_t time_ms;
+	struct procfs_meminfo mem;	/* have == 0: file unusable */
+	struct procfs_vmstat vm;
+	struct procfs_psi psi;
+};
+
+/* What went wrong reading each file last time, to warn once per change. */
+struct agent_sources {
+	int mem_err, vm_err, psi_err;	/* 0 or negative errno */
+	bool mem_bad, vm_bad, psi_bad;	/* malformed content seen */
+};
+
+/*
+ * sample.c: read the three files under proc_root (borrowed) into *ret
+ * (time_ms, seq and vm_id are left for the caller). A missing or malformed
+ * file is logged once when its state changes, tracked in *src, and leaves
+ * its fields absent. Never fails.
+ */
+void agent_sample_read(const char *proc_root, struct agent_sources *src,
+    struct agent_sample *ret);
+
+/* True when a and b hold the same values (time, seq and counts of bad
+ * lines aside). */
+bool agent_sample_equal(const struct agent_sample *a,
+    const struct agent_sample *b);
+
+/* A value of a sample, as channels print it: an integer or a percent. */
+struct agent_value {
+	const char *group;	/* "meminfo", "vmstat", "psi" */
+	const char *name;	/* the mm.v1 field name, e.g. "total_kib" */
+	bool is_pct;
+	uint64_t u;
+	double pct;
+};
+
+/* Call cb for each field s has, in a fixed order; stops early and returns
+ * cb's value when it is nonzero, else returns 0. */
+int agent_sample_foreach(const struct agent_sample *s,
+    int (*cb)(const struct agent_value *v, void *arg), void *arg);
+
+/* Write vm_id sanitized to [A-Za-z0-9_.-]{1,64} into buf (65 bytes):
+ * name (may be NULL) or the host name, other bytes become '-'. */
+void agent_vm_id(const char *name, char buf[65]);
+
+/* footprint.c: drop the pages of read-only file mappings that fault-around
+ * brought in, and stop fault-around on them, so RSS is what the agent uses.
+ * Call once the loop runs; safe at any time on one thread. */
+void agent_trim_rss(void);
+
+/*
+ * report.c: when to report. The loop calls report_decide() for each
+ * sample; urgent means memory pressure rose.
+ */
+struct report_state {
+	bool sent_once;
+	uint64_t last_sent_ms;		/* monotonic ms of the last report */
+	struct agent_sample last;	/* what it held */
+};
+
+enum report_action {
+	REPORT_SKIP,		/* unchanged and resent recently */
+	REPORT_SEND,		/* send now */
+	REPORT_DEFER,		/* send at *ret_at_ms (min_gap) */
+};
+
+/*
+ * Decide what to do with sample s taken at monotonic now_ms. Changed
+ * stats, urgent ones and unchanged ones last sent resend_ms ago or more
+ * are sent, but never within min_gap_ms of the previous report: those are
+ * deferred to *ret_at_ms, where the caller takes a new sample (so bursts
+ * coalesce into one report). Does not change st; call report_sent().
+ */
+enum report_action report_decide(const struct agent_conf *c,
+    const struct report_state *st, const struct agent_sample *s,
+    uint64_t now_ms, bool urgent, uint64_t *ret_at_ms);
+
+/* Record that s was sent at now_ms. */
+void report_sent(struct report_state *st, const struct agent_sample *s,
+    uint64_t now_ms);
+
+/* True when MemAvailable crossed below pct percent of MemTotal between
+ * prev (may lack the fields) and cur. */
+bool report_available_dropped(const struct procfs_meminfo *prev,
+    const struct procfs_meminfo *cur, int64_t pct);
+
+/*
+ * A channel. send() delivers one report or keeps it to deliver later
+ * (coalescing: a newer report replaces an undelivered one); it returns 0
+ * (sent or kept) or a negative errno, already logged, when the report is
+ * dropped. free() closes it; NULL is a no-op.
+ */
+struct agent_chan {
+	const char *name;
+	int (*send)(struct agent_chan *ch, const struct agent_sample *s);
+	void (*free)(struct agent_chan *ch);
+};
+
+static inline void
+agent_chan_free(struct agent_chan *ch)
+{
+	if (ch != NULL)
+		ch->free(ch);
+}
+
+/* chan_stdout.c: one JSON object per line on f (borrowed, stays open). */
+struct agent_chan *chan_stdout_new(FILE *f);
+
+/*
+ * chan_virtio.c: 4-byte big-endian length then a packed mm.v1.GuestStats,
+ * written without blocking to the port at path (borrowed), which is opened
+ * (O_WRONLY | O_NONBLOCK) when the channel is created and reopened when it
+ * fails; a report that cannot be written now waits for the port on loop
+ * (borrowed), replaced by any newer one. Returns NULL with errno set only
+ * on allocation failure: an absent port is retried at each report.
+ */
+struct agent_chan *chan_virtio_new(uv_loop_t *loop, const char *path);
+
+/* As chan_virtio_new() on an open fd (taken over, closed by free()), for
+ * tests; a failed fd is not reopened. */
+struct agent_chan *chan_virtio_new_fd(uv_loop_t *loop, int fd);
+
+/* Encode s as one frame into a malloc'd *ret_buf of *ret_len bytes.
+ * Returns 0 or the errors of msg_pack(). */
+int chan_virtio_frame(const struct agent_sample *s, uint8_t **ret_buf,
+    size_t *ret_len);
+
+/*
+ * chan_xenstore.c: the sample's values under prefix (borrowed, relative to
+ * the domain's home, e.g. "data/mm") through libxenstore, one transaction
+ * per report. Returns NULL with errno set when xenstore cannot be opened.
+ */
+struct agent_chan *chan_xenstore_new(const char *prefix);
+
+/* True when running under Xen: /proc/xen exists or
+ * /sys/hypervisor/type says xen. */
+bool chan_xenstore_detect(void);
+
+#endif

@@ -1,0 +1,376 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Tests of mm-guest-agent's logic: when it reports (changes, resends,
+ * pressure, coalescing), samples from fixture trees with warnings logged
+ * once, the JSON of the stdout channel and the frames of the virtio
+ * channel, including a host side that is slow, absent and back.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "fixture.h"
+#include "guest-agent.h"
+#include "log.h"
+#include "msg.h"
+#include "testutil.h"
+
+static const struct agent_conf conf = {
+	.interval_ms = 1000,
+	.resend_ms = 10000,
+	.min_gap_ms = 100,
+};
+
+static void
+test_agent_report_decisions(void **state)
+{
+	struct report_state st = { 0 };
+	struct agent_sample a, b;
+	uint64_t at = 0;
+
+	fixture_sample("normal", &a, 0);
+	fixture_sample("balloon", &b, 0);
+	/* The first report always goes. */
+	assert_int_equal(report_decide(&conf, &st, &a, 5000, false, &at),
+	    REPORT_SEND);
+	report_sent(&st, &a, 5000);
+	/* Unchanged: not again before resend_ms... */
+	assert_int_equal(report_decide(&conf, &st, &a, 6000, false, &at),
+	    REPORT_SKIP);
+	assert_int_equal(report_decide(&conf, &st, &a, 14999, false, &at),
+	    REPORT_SKIP);
+	/* ...but then, as a sign of life. */
+	assert_int_equal(report_decide(&conf, &st, &a, 15000, false, &at),
+	    REPORT_SEND);
+	/* Changed: at once. */
+	assert_int_equal(report_decide(&conf, &st, &b, 6000, false, &at),
+	    REPORT_SEND);
+	/* Pressure: at once even when unchanged. */
+	assert_int_equal(report_decide(&conf, &st, &a, 6000, true, &at),
+	    REPORT_SEND);
+	/* Within min_gap of the last report: held back to its end. */
+	assert_int_equal(report_decide(&conf, &st, &b, 5030, true, &at),
+	    REPORT_DEFER);
+	assert_int_equal(at, 5100);
+	assert_int_equal(report_decide(&conf, &st, &b, 5099, false, &at),
+	    REPORT_DEFER);
+	assert_int_equal(report_decide(&conf, &st, &b, 5100, false, &at),
+	    REPORT_SEND);
+	/* The vm_id is part of what changed. */
+	b = a;
+	strcpy(b.vm_id, "guest-2");
+	assert_int_equal(report_decide(&conf, &st, &b, 6000, false, &at),
+	    REPORT_SEND);
+}
+
+static void
+test_agent_available_dropped(void **state)
+{
+	struct agent_sample normal, low, none;
+
+	fixture_sample("normal", &normal, 0);	/* 82 % available */
+	fixture_sample("deflate-on-oom", &low, 0);	/* 4.7 % available */
+	memset(&none, 0, sizeof(none));
+	assert_true(report_available_dropped(&normal.mem, &low.mem, 10));
+	assert_true(report_available_dropped(&none.mem, &low.mem, 10));
+	/* Only the crossing counts, not staying low. */
+	assert_false(report_available_dropped(&low.mem, &low.mem, 10));
+	assert_false(report_available_dropped(&low.mem, &normal.mem, 10));
+	assert_false(report_available_dropped(&normal.mem, &low.mem, 4));
+	assert_false(report_available_dropped(&normal.mem, &low.mem, 0));
+}
+
+/* stderr goes to a file while fn runs; returns how many lines it got. */
+static int
+count_log_lines(const char *dir, const char *root, int rounds)
+{
+	struct agent_sources src = { 0 };
+	struct agent_sample s;
+	char *path, buf[4096];
+	int saved, fd, lines = 0;
+	ssize_t n;
+
+	path = tu_write_file(dir, "stderr", "");
+	fflush(stderr);
+	saved = dup(2);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	dup2(fd, 2);
+	close(fd);
+	for (int i = 0; i < rounds; i++)
+		agent_sample_read(root, &src, &s);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	fd = open(path, O_RDONLY);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		for (ssize_t i = 0; i < n; i++)
+			lines += buf[i] == '\n';
+	close(fd);
+	free(path);
+	return lines;
+}
+
+static void
+test_agent_sample_warns_once(void **state)
+{
+	char *dir = tu_tmpdir(), *root;
+	struct agent_sources src = { 0 };
+	struct agent_sample s;
+
+	/* No PSI: one warning however often it is sampled. */
+	root = tu_source_path("tests/fixtures/proc/no-psi");
+	assert_int_equal(count_log_lines(dir, root, 5), 1);
+	agent_sample_read(root, &src, &s);
+	assert_int_equal(src.psi_err, -ENOENT);
+	assert_int_equal(s.psi.have, 0);
+	assert_int_equal(s.mem.kib[PROCFS_MEM_TOTAL], 4028464);
+	free(root);
+	/* Hostile: one warning per malformed file (3). */
+	root = tu_source_path("tests/fixtures/proc/hostile");
+	assert_int_equal(count_log_lines(dir, root, 5), 3);
+	free(root);
+	/* Nothing there at all: a warning per file, an empty sample. */
+	assert_int_equal(count_log_lines(dir, "/nonexistent/proc", 5), 3);
+	agent_sample_read("/nonexistent/proc", &src, &s);
+	assert_int_equal(s.mem.have | s.vm.have | s.psi.have, 0);
+	tu_rmtree(dir);
+	free(dir);
+}
+
+static void
+test_agent_stdout_json(void **state)
+{
+	struct agent_chan *ch;
+	struct agent_sample s;
+	json_error_t err;
+	json_t *j;
+	FILE *f = tmpfile();
+	char line[4096];
+
+	fixture_sample("normal", &s, 0);
+	s.seq = 7;
+	s.time_ms = 1700000000123ull;
+	ch = chan_stdout_new(f);
+	assert_non_null(ch);
+	assert_int_equal(ch->send(ch, &s), 0);
+	fixture_sample("no-psi", &s, 0);
+	assert_int_equal(ch->send(ch, &s), 0);
+	agent_chan_free(ch);
+	rewind(f);
+
+	assert_non_null(fgets(line, sizeof(line), f));
+	j = json_loads(line, 0, &err);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "vm_id")),
+	    "guest-1");
+	assert_int_equal(json_integer_value(json_object_get(j, "agent_seq")),
+	    7);
+	assert_int_equal(json_integer_value(json_object_get(j, "time_ms")),
+	    1700000000123ll);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j,
+	    "meminfo"), "total_kib")), 4028464);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j,
+	    "vmstat"), "refault_pages")), 4220);
+	assert_true(json_real_value(json_object_get(json_object_get(j,
+	    "psi"), "some_avg10_pct")) == 1.52);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j,
+	    "psi"), "full_total_us")), 402117);
+	json_decref(j);
+
+	/* One object per line; without PSI there is no psi object. */
+	assert_non_null(fgets(line, sizeof(line), f));
+	j = json_loads(line, 0, &err);
+	assert_non_null(j);
+	assert_null(json_object_get(j, "psi"));
+	assert_non_null(json_object_get(j, "meminfo"));
+	json_decref(j);
+	assert_null(fgets(line, sizeof(line), f));
+	fclose(f);
+}
+
+/* Decode one frame at p (n bytes available); returns its length. */
+static size_t
+decode_frame(const uint8_t *p, size_t n, Mm__V1__GuestStats **ret)
+{
+	ProtobufCMessage *m;
+	size_t len;
+	char why[256];
+
+	assert_true(n >= 4);
+	len = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 |
+	    p[3];
+	assert_true(n >= 4 + len);
+	assert_int_equal(msg_unpack(MSG_GUEST_STATS, p + 4, len, &m, why,
+	    sizeof(why)), 0);
+	*ret = (Mm__V1__GuestStats *)m;
+	return 4 + len;
+}
+
+static void
+test_agent_virtio_frame(void **state)
+{
+	struct agent_sample s;
+	Mm__V1__GuestStats *g;
+	uint8_t *buf;
+	size_t len;
+
+	fixture_sample("hostile", &s, 0);
+	s.seq = 3;
+	s.time_ms = 1700000000000ull;
+	assert_int_equal(chan_virtio_frame(&s, &buf, &len), 0);
+	assert_int_equal(decode_frame(buf, len, &g), len);
+	assert_string_equal(g->vm_id, "guest-1");
+	assert_int_equal(g->source, MM__V1__STATS_SOURCE__STATS_SOURCE_AGENT);
+	assert_int_equal(g->agent_seq, 3);
+	assert_int_equal(g->time_ms, 1700000000000ull);
+	assert_non_null(g->meminfo);
+	assert_true(g->meminfo->has_total_kib);
+	assert_int_equal(g->meminfo->total_kib, 2097152);
+	assert_false(g->meminfo->has_free_kib);
+	assert_false(g->meminfo->has_anon_kib);
+	assert_true(g->vmstat->has_oom_kills);
+	assert_false(g->vmstat->has_major_faults);
+	assert_false(g->psi->has_some_avg10_pct);
+	assert_true(g->psi->full_avg60_pct == 0.20);
+	msg_free(&g->base);
+	free(buf);
+}
+
+/* Read everything the host side has; returns the bytes. */
+static size_t
+drain(int fd, uint8_t *buf, size_t size)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < size && (n = read(fd, buf + got, size - got)) > 0)
+		got += (size_t)n;
+	return got;
+}
+
+/*
+ * A host side that does not read: frames wait, only the newest of those
+ * not begun goes out, and a frame begun is finished first.
+ */
+static void
+test_agent_virtio_slow_host(void **state)
+{
+	static uint8_t buf[1 << 20];
+	struct agent_sample s;
+	Mm__V1__GuestStats *g;
+	struct agent_chan *ch;
+	uv_loop_t loop;
+	int sv[2], junk = 0, sz = 4096;
+	size_t got, off;
+	ssize_t n;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	fcntl(sv[0], F_SETFL, O_NONBLOCK);
+	fcntl(sv[1], F_SETFL, O_NONBLOCK);
+	/* Fill the pipe so the agent's first write is refused. */
+	while ((n = write(sv[0], buf, 512)) > 0)
+		junk += (int)n;
+	assert_int_equal(uv_loop_init(&loop), 0);
+	ch = chan_virtio_new_fd(&loop, sv[0]);
+	fixture_sample("normal", &s, 0);
+	for (s.seq = 1; s.seq <= 5; s.seq++)
+		assert_int_equal(ch->send(ch, &s), 0);	/* never blocks */
+	tu_run_for(&loop, 20);
+	got = drain(sv[1], buf, sizeof(buf));
+	assert_int_equal(got, (size_t)junk);	/* nothing else yet */
+	tu_run_for(&loop, 50);
+	got = drain(sv[1], buf, sizeof(buf));
+	off = decode_frame(buf, got, &g);
+	assert_int_equal(g->agent_seq, 5);	/* 1..4 coalesced away */
+	msg_free(&g->base);
+	assert_int_equal(off, got);
+
+	agent_chan_free(ch);
+	assert_int_equal(tu_loop_finish(&loop), 0);
+	close(sv[1]);
+}
+
+/* The port's host side is absent, comes, goes and comes back. */
+static void
+test_agent_virtio_host_absent_and_back(void **state)
+{
+	static uint8_t buf[65536];
+	char *dir = tu_tmpdir(), path[512];
+	struct agent_sample s;
+	Mm__V1__GuestStats *g;
+	struct agent_chan *ch;
+	uv_loop_t loop;
+	size_t got;
+	int host;
+
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(path, sizeof(path), "%s/port", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(uv_loop_init(&loop), 0);
+	fixture_sample("normal", &s, 0);
+
+	ch = chan_virtio_new(&loop, path);	/* nobody reads: ENXIO */
+	assert_non_null(ch);
+	s.seq = 1;
+	assert_int_equal(ch->send(ch, &s), 0);
+
+	host = open(path, O_RDONLY | O_NONBLOCK);
+	s.seq = 2;
+	assert_int_equal(ch->send(ch, &s), 0);
+	tu_run_for(&loop, 10);
+	got = drain(host, buf, sizeof(buf));
+	assert_int_equal(decode_frame(buf, got, &g), got);
+	assert_int_equal(g->agent_seq, 2);
+	msg_free(&g->base);
+
+	close(host);			/* the host goes away */
+	s.seq = 3;
+	assert_int_equal(ch->send(ch, &s), 0);	/* EPIPE: closed */
+	s.seq = 4;
+	assert_int_equal(ch->send(ch, &s), 0);	/* ENXIO on reopen */
+
+	host = open(path, O_RDONLY | O_NONBLOCK);	/* and is back */
+	s.seq = 5;
+	assert_int_equal(ch->send(ch, &s), 0);
+	tu_run_for(&loop, 10);
+	got = drain(host, buf, sizeof(buf));
+	assert_int_equal(decode_frame(buf, got, &g), got);
+	assert_int_equal(g->agent_seq, 5);
+	msg_free(&g->base);
+
+	agent_chan_free(ch);
+	assert_int_equal(tu_loop_finish(&loop), 0);
+	close(host);
+	tu_rmtree(dir);
+	free(dir);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_agent_report_decisions),
+		cmocka_unit_test(test_agent_available_dropped),
+		cmocka_unit_test(test_agent_sample_warns_once),
+		cmocka_unit_test(test_agent_stdout_json),
+		cmocka_unit_test(test_agent_virtio_frame),
+		cmocka_unit_test(test_agent_virtio_slow_host),
+		cmocka_unit_test(test_agent_virtio_host_absent_and_back),
+	};
+
+	log_init("test_agent", 0, false);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
