@@ -193,6 +193,7 @@ struct bus {
 };
 
 static void bus_connect(struct bus *bus);
+static bool flush_done(struct bus *bus);
 static void bus_fail(struct bus *bus, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static void bus_flush(struct bus *bus);
@@ -1661,8 +1662,8 @@ tick_cb(uv_timer_t *t)
 
 	if (bus->state == ST_UP)
 		bus_drain(bus);
-	if (bus->closing && bus->state != ST_CLOSING &&
-	    mono_ms(bus->loop) >= bus->flush_deadline_ms)
+	if (bus->closing && bus->state != ST_CLOSING && bus->job == NULL &&
+	    flush_done(bus))
 		bus_finish_close(bus);
 }
 
@@ -1808,7 +1809,8 @@ connect_after_cb(uv_work_t *work, int status)
 
 	bus->job = NULL;
 	bus->open_handles--;	/* the job counted as one */
-	if (bus->closing) {
+	/* Closing: connect only to deliver what is waiting, in time. */
+	if (bus->closing && (job->amqp == NULL || flush_done(bus))) {
 		job_free(job);
 		bus_finish_close(bus);
 		return;
@@ -1890,13 +1892,21 @@ replay_late(struct bus *bus, uint64_t snap_seq)
 	return bus->conn == conn ? 0 : -EIO;
 }
 
+/* Closing, and nothing left to wait for: no message or no time. */
+static bool
+flush_done(struct bus *bus)
+{
+	return (bus->outbox.head == NULL && bus->unconfirmed.head == NULL) ||
+	    mono_ms(bus->loop) >= bus->flush_deadline_ms;
+}
+
 static void
 bus_connect(struct bus *bus)
 {
 	struct connect_job *job;
 	int r;
 
-	if (bus->closing)
+	if (bus->closing && flush_done(bus))
 		return;
 	job = job_new(bus);
 	if (job == NULL) {
@@ -1986,9 +1996,14 @@ bus_close(struct bus *bus, unsigned flush_ms, bus_close_cb cb, void *arg)
 	bus->close_cb = cb;
 	bus->close_arg = arg;
 	bus->flush_deadline_ms = mono_ms(bus->loop) + flush_ms;
-	if (flush_ms == 0 || bus->state != ST_UP ||
-	    (bus->outbox.head == NULL && bus->unconfirmed.head == NULL))
+	if (bus->state == ST_IDLE || flush_done(bus)) {
 		bus_finish_close(bus);
-	/* Otherwise bus_flush() and tick_cb() finish when the outbox is
-	 * empty or the deadline passes. */
+		return;
+	}
+	/* bus_flush() and tick_cb() finish when the outbox is empty or the
+	 * deadline passes; a connection being made may still deliver. */
+	uv_timer_stop(&bus->retry);
+	if (bus->state == ST_BACKOFF)
+		bus_connect(bus);
+	uv_timer_start(&bus->tick, tick_cb, TICK_MS, TICK_MS);
 }

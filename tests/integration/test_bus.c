@@ -422,6 +422,40 @@ test_bus_refuses_what_cannot_be_sent(void **state)
 	assert_int_equal(tu_loop_finish(&loop), 0);
 }
 
+/* A program that publishes and closes at once (mmctl, a test) still
+ * delivers: closing waits for the connection and the confirm. */
+static void
+test_bus_close_right_after_publish_delivers(void **state)
+{
+	uv_loop_t loop;
+	struct bus *bus;
+	struct tx tx = { 0 };
+	struct rx rx = { .want = 1, .in_order = true };
+	char *queue = tu_unique("mm.test.quick");
+	const struct bus_queue_opts q = { .expires_ms = 60000 };
+	unsigned seq = 0;
+	struct bus_msg m = { .exchange = "", .body = &seq, .len = sizeof(seq) };
+
+	uv_loop_init(&loop);
+	bus = open_bus(&loop, tu_broker_url(), "test-quick");
+	assert_int_equal(bus_declare_queue(bus, queue, &q), 0);
+	assert_int_equal(bus_start(bus), 0);
+	m.routing_key = queue;
+	assert_int_equal(bus_publish(bus, &m, confirm_cb, &tx), 0);
+	close_bus(&loop, bus);
+	assert_int_equal(tx.confirmed, 1);
+	assert_int_equal(tx.cancelled, 0);
+
+	bus = open_bus(&loop, tu_broker_url(), "test-quick-rx");
+	assert_int_equal(bus_declare_queue(bus, queue, &q), 0);
+	assert_int_equal(bus_consume(bus, queue, false, rx_cb, &rx), 0);
+	assert_int_equal(bus_start(bus), 0);
+	assert_true(tu_run_until(&loop, &rx.done, 10000));
+	close_bus(&loop, bus);
+	assert_int_equal(tu_loop_finish(&loop), 0);
+	free(queue);
+}
+
 struct states {
 	char reason[512];
 	bool failed;
@@ -477,6 +511,7 @@ main(void)
 		cmocka_unit_test(test_bus_malformed_dead_lettered),
 		cmocka_unit_test(test_bus_oversized_dead_lettered),
 		cmocka_unit_test(test_bus_refuses_what_cannot_be_sent),
+		cmocka_unit_test(test_bus_close_right_after_publish_delivers),
 		cmocka_unit_test(test_bus_bad_credentials_reported),
 	};
 
