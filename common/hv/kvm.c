@@ -497,8 +497,9 @@ vm_poll(struct kvm_vm *v)
 	if (v->dead || v->qstate != QMP_READY)
 		return;
 	qmp_exec(v, "query-balloon", NULL, query_balloon_cb, NULL);
-	if (v->pub.agent_up &&
-	    now - v->agent_seen_ms < hv->cfg.agent_timeout_ms)
+	/* The agent had its chance since the VM was found or since its
+	 * last frame; a reconnecting agent keeps it. */
+	if (now - v->agent_seen_ms < hv->cfg.agent_timeout_ms)
 		return;
 	if (!v->stats_polling) {
 		secs = (hv->cfg.poll_ms + 999) / 1000;
@@ -656,6 +657,7 @@ qmp_connect_cb(uv_connect_t *req, int status)
 		return;
 	}
 	v->qstate = QMP_GREETING;
+	v->agent_seen_ms = uv_now(v->hv->loop);
 	v->pub.pid = vm_pid(v);
 	if (uv_read_start((uv_stream_t *)&v->qmp, qmp_alloc_cb,
 	    qmp_read_cb) < 0) {
