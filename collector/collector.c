@@ -75,6 +75,8 @@ struct cvm {
 	struct san_vm san;
 	Mm__V1__GuestStats *clean;	/* sanitized copy, owned */
 	uint64_t clean_rx_ms;		/* loop time it arrived */
+	bool rising_unreported;		/* a rising sample since the last
+					 * report, maybe replaced since */
 };
 
 static struct collector {
@@ -195,8 +197,12 @@ add_guest_cb(struct hv_vm *vm, void *arg)
 	}
 	g->has_stale = 1;
 	g->stale = stale;
-	if (stale)
-		g->pressure_rising = 0;
+	/* A rise seen since the last report is reported even if a later
+	 * sample no longer shows it. */
+	g->has_pressure_rising = 1;
+	g->pressure_rising = !stale && (g->pressure_rising ||
+	    c->rising_unreported);
+	c->rising_unreported = false;
 	g->has_balloon_actual_kib = vm->balloon_known;
 	g->balloon_actual_kib = vm->balloon_actual_kib;
 	g->has_balloon_target_kib = vm->target_known;
@@ -343,7 +349,10 @@ on_guest(struct hv_vm *vm, struct cvm *c)
 	};
 	Mm__V1__GuestStats *g;
 
-	if (vm->guest == NULL || !san_admit(&c->san, &C.lim, &h))
+	/* Until the host knows the VM's size it cannot check the guest's:
+	 * the first samples wait for query-balloon (milliseconds). */
+	if (vm->guest == NULL || (!vm->balloon_known && !vm->max_known) ||
+	    !san_admit(&c->san, &C.lim, &h))
 		return;
 	g = guest_dup(vm->guest);
 	if (g == NULL || san_check(&c->san, &C.lim, &h, g) < 0) {
@@ -353,8 +362,10 @@ on_guest(struct hv_vm *vm, struct cvm *c)
 	msg_free(c->clean ? &c->clean->base : NULL);
 	c->clean = g;
 	c->clean_rx_ms = h.mono_ms;
-	if (g->pressure_rising)
+	if (g->pressure_rising) {
+		c->rising_unreported = true;
 		report_soon();
+	}
 }
 
 static void

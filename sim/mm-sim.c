@@ -6,7 +6,8 @@
  * procfs/sysfs tree (<root>/proc, <root>/sys) with the host's meminfo,
  * pressure, vmstat, KSM and two NUMA nodes, so the collector's kvm driver and
  * parsers run unchanged against it. Guests run simple workloads; balloons
- * move toward their target at about 100 MiB/s. SIGUSR1 makes every guest
+ * move toward their target at about 100 MiB/s; a "hostile" guest reports
+ * impossible numbers. SIGUSR1 makes every guest
  * report a pressure spike at once (for the collector's fast path).
  */
 #define _GNU_SOURCE
@@ -35,7 +36,7 @@
 #define LINE_MAX_BYTES	(64 * 1024)
 #define PID_BASE	100000
 
-enum workload { WL_IDLE, WL_STATIC, WL_MONO };
+enum workload { WL_IDLE, WL_STATIC, WL_MONO, WL_HOSTILE };
 
 struct client {
 	uv_pipe_t pipe;
@@ -93,6 +94,7 @@ vm_step(struct sim_vm *v, double dt_s)
 	double want10, ratio;
 
 	switch (v->wl) {
+	case WL_HOSTILE:
 	case WL_IDLE:
 		v->need_kib = 256 * 1024 < v->max_kib ? 256 * 1024 :
 		    v->max_kib / 2;
@@ -188,6 +190,17 @@ vm_frame(struct sim_vm *v, uint8_t **ret, size_t *ret_len)
 	SET(psi, some_avg60_pct, round(v->avg60 * 100.0) / 100.0);
 	SET(psi, some_avg300_pct, round(v->avg300 * 100.0) / 100.0);
 	SET(psi, some_total_us, v->some_total_us);
+	if (v->wl == WL_HOSTILE) {
+		/* Lies a broken or malicious guest tells: more memory than
+		 * it has, parts above the total, time going back, host
+		 * fields it does not own. */
+		mi.total_kib = v->actual_kib * 16;
+		mi.free_kib = v->actual_kib * 20;
+		g.agent_seq = v->seq % 3;
+		vs.major_faults = v->seq % 2 ? 1000 : 10;
+		SET(g, balloon_actual_kib, v->max_kib * 8);
+		SET(g, stale, 0);
+	}
 #undef SET
 	r = msg_pack(MSG_GUEST_STATS, &g.base, &body, &len);
 	if (r < 0)
@@ -323,6 +336,9 @@ qmp_command(struct client *c, const char *line, size_t len)
 		ret = NULL;
 	} else if (strcmp(cmd, "qmp_capabilities") == 0) {
 		ret = json_object();
+	} else if (strcmp(cmd, "query-memory-size-summary") == 0) {
+		ret = json_pack("{s:I}", "base-memory",
+		    (json_int_t)(v->max_kib * 1024));
 	} else if (strcmp(cmd, "query-balloon") == 0) {
 		ret = json_pack("{s:I}", "actual",
 		    (json_int_t)(v->actual_kib * 1024));
@@ -685,6 +701,8 @@ parse_vm(const char *arg, struct sim_vm *v)
 		    (uint64_t)kib < v->low_kib)
 			goto out;
 		v->high_kib = (uint64_t)kib;
+	} else if (strcmp(a, "hostile") == 0) {
+		v->wl = WL_HOSTILE;
 	} else {
 		goto out;
 	}
@@ -699,7 +717,7 @@ usage(FILE *f)
 {
 	fprintf(f, "usage: mm-sim -s DIR -r ROOT [-H HOST_MEM] [-i AGENT_MS] "
 	    "[-v] -m NAME,MAX,WORKLOAD ...\n"
-	    "  WORKLOAD: idle | static:SIZE | mono:LOW:HIGH\n"
+	    "  WORKLOAD: idle | static:SIZE | mono:LOW:HIGH | hostile\n"
 	    "  serves DIR/NAME.qmp and DIR/NAME.agent, writes ROOT/proc and "
 	    "ROOT/sys;\n  SIGUSR1: pressure spike in every guest\n");
 }
@@ -769,13 +787,15 @@ main(int argc, char **argv)
 	uv_loop_init(&loop);
 	sim.loop = &loop;
 	sim.start_ms = uv_now(&loop);
-	for (i = 0; i < sim.nvms; i++) {
+	/* The tree and the pid files exist before anyone can connect. */
+	for (i = 0; i < sim.nvms; i++)
 		vm_step(&sim.vms[i], 0.0);
+	write_host();
+	for (i = 0; i < sim.nvms; i++) {
 		if (listen_on(&sim.vms[i], &sim.vms[i].qmp_srv, "qmp") < 0 ||
 		    listen_on(&sim.vms[i], &sim.vms[i].agent_srv, "agent") < 0)
 			fatalx("cannot serve vm \"%s\"", sim.vms[i].name);
 	}
-	write_host();
 	uv_timer_init(&loop, &sim.tick);
 	uv_timer_init(&loop, &sim.agent_tick);
 	uv_timer_init(&loop, &sim.host_tick);

@@ -518,6 +518,19 @@ vm_poll(struct kvm_vm *v)
 		v->stats_inflight = true;
 }
 
+/* The boot memory is the most the balloon can give the guest. */
+static void
+memory_size_cb(struct kvm_vm *v, json_t *ret, json_t *err, void *arg)
+{
+	json_t *base = json_object_get(ret, "base-memory");
+
+	if (!json_is_integer(base) || json_integer_value(base) <= 0)
+		return;
+	v->pub.max_known = true;
+	v->pub.max_kib = (uint64_t)json_integer_value(base) / 1024;
+	hv_emit(v->hv, HV_EV_BALLOON, &v->pub);
+}
+
 static void
 qmp_reply(struct kvm_vm *v, json_t *j)
 {
@@ -541,6 +554,8 @@ qmp_reply(struct kvm_vm *v, json_t *j)
 	*pp = c->next;
 	if (v->qstate == QMP_CAPS && ret != NULL) {
 		v->qstate = QMP_READY;
+		qmp_exec(v, "query-memory-size-summary", NULL, memory_size_cb,
+		    NULL);
 		vm_poll(v);
 	}
 	if (c->fn != NULL)
