@@ -342,6 +342,8 @@ on_guest(struct hv_vm *vm, struct cvm *c)
 		.vm_id = vm->id,
 		.balloon_known = vm->balloon_known,
 		.balloon_actual_kib = vm->balloon_actual_kib,
+		.target_known = vm->target_known,
+		.target_kib = vm->balloon_target_kib,
 		.max_known = vm->max_known,
 		.max_kib = vm->max_kib,
 		.now_ms = wall_ms(),

@@ -74,6 +74,8 @@ struct san_host {
 	const char *vm_id;
 	bool balloon_known;
 	uint64_t balloon_actual_kib;
+	bool target_known;		/* used where actual is unknown (Xen) */
+	uint64_t target_kib;
 	bool max_known;
 	uint64_t max_kib;
 	uint64_t now_ms;		/* wall clock, ms since the epoch */

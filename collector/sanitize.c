@@ -193,6 +193,10 @@ san_check(struct san_vm *s, const struct san_limits *lim,
 	const char *limname;
 	bool restart = false;
 	int i, n;
+	/* The host's idea of the guest's size: the balloon's actual size,
+	 * else (Xen) the target the toolstack set, as xenmm used. */
+	uint64_t host_kib = h->balloon_known ? h->balloon_actual_kib :
+	    h->target_known ? h->target_kib : 0;
 
 	if (strip_owned(g)) {
 		hit[SAN_OWNED_FIELD] = true;
@@ -260,15 +264,15 @@ san_check(struct san_vm *s, const struct san_limits *lim,
 		}
 		/* The xenmm seed's check: the host gave memory (its view
 		 * of the total grew) but the guest's total did not move. */
-		if (s->have_prev && h->balloon_known && s->prev_host_kib &&
-		    h->balloon_actual_kib > s->prev_host_kib + tol &&
+		if (s->have_prev && host_kib && s->prev_host_kib &&
+		    host_kib > s->prev_host_kib + tol &&
 		    mi->total_kib <= s->prev_total_kib + 1024 &&
-		    mi->total_kib + tol < h->balloon_actual_kib) {
+		    mi->total_kib + tol < host_kib) {
 			hit[SAN_HOST_GREW] = true;
 			reject(s, h, SAN_HOST_GREW, "host-side total grew "
 			    "%" PRIu64 " -> %" PRIu64 " KiB but the guest's "
 			    "stayed %" PRIu64 " KiB", s->prev_host_kib,
-			    h->balloon_actual_kib, mi->total_kib);
+			    host_kib, mi->total_kib);
 		}
 	}
 
@@ -332,7 +336,7 @@ san_check(struct san_vm *s, const struct san_limits *lim,
 		s->prev_seq = g->agent_seq;
 	if (mi != NULL && mi->has_total_kib)
 		s->prev_total_kib = mi->total_kib;
-	s->prev_host_kib = h->balloon_known ? h->balloon_actual_kib : 0;
+	s->prev_host_kib = host_kib;
 	for (i = 0; i < n; i++) {
 		s->prev_has_counter[i] = ctr[i] != NULL && *has[i];
 		if (s->prev_has_counter[i])

@@ -202,6 +202,22 @@ hv_vm_unregister(struct hv *hv, struct hv_vm *vm)
 	vm->guest = NULL;
 }
 
+bool
+hv_id_valid(const char *s, size_t len)
+{
+	size_t i;
+
+	if (s == NULL || len == 0 || len > MSG_ID_MAX)
+		return false;
+	for (i = 0; i < len; i++)
+		if (!(s[i] == '_' || s[i] == '.' || s[i] == '-' ||
+		    (s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= 'A' && s[i] <= 'Z')))
+			return false;
+	return true;
+}
+
 struct hv_vm *
 hv_vm_find(struct hv *hv, const char *id)
 {

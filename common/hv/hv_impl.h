@@ -45,6 +45,9 @@ int hv_vm_register(struct hv *hv, struct hv_vm *vm);
 /* Forget vm; the driver frees it afterwards. */
 void hv_vm_unregister(struct hv *hv, struct hv_vm *vm);
 
+/* True for a usable VM id: [A-Za-z0-9_.-]{1,MSG_ID_MAX}, len bytes of s. */
+bool hv_id_valid(const char *s, size_t len);
+
 /* The VM called id, or NULL. */
 struct hv_vm *hv_vm_find(struct hv *hv, const char *id);
 

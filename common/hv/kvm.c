@@ -702,22 +702,6 @@ vm_kill(struct kvm_vm *v)
 	uv_close((uv_handle_t *)&v->qmp, vm_handle_closed_cb);
 }
 
-static bool
-id_ok(const char *s, size_t len)
-{
-	size_t i;
-
-	if (len == 0 || len > MSG_ID_MAX)
-		return false;
-	for (i = 0; i < len; i++)
-		if (!(s[i] == '_' || s[i] == '.' || s[i] == '-' ||
-		    (s[i] >= '0' && s[i] <= '9') ||
-		    (s[i] >= 'a' && s[i] <= 'z') ||
-		    (s[i] >= 'A' && s[i] <= 'Z')))
-			return false;
-	return true;
-}
-
 static void
 vm_add(struct hv *hv, const char *id, size_t len)
 {
@@ -770,7 +754,7 @@ rescan(struct hv *hv)
 
 		len = strlen(de->d_name);
 		if (len < 5 || strcmp(de->d_name + len - 4, ".qmp") != 0 ||
-		    !id_ok(de->d_name, len - 4))
+		    !hv_id_valid(de->d_name, len - 4))
 			continue;
 		memcpy(id, de->d_name, len - 4);
 		id[len - 4] = '\0';

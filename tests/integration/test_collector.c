@@ -23,6 +23,7 @@
 
 #include "msg.h"
 #include "testutil.h"
+#include "tu_hv.h"
 #include "topology.h"
 
 #define MIB	1024ull
@@ -187,16 +188,7 @@ settled(void)
 static bool
 run_until_cond(bool (*cond)(void), unsigned ms)
 {
-	uint64_t end;
-
-	uv_update_time(&T.loop);
-	end = uv_now(&T.loop) + ms;
-	while (!cond() && uv_now(&T.loop) < end) {
-		bool no = false;
-
-		tu_run_until(&T.loop, &no, 10);
-	}
-	return cond();
+	return tu_run_until_fn(&T.loop, cond, ms);
 }
 
 static size_t want_nrep;

@@ -32,6 +32,7 @@ struct sample {
 	uint64_t time_ms;
 	bool set_owned;		/* guest sets balloon/flags/stale itself */
 	uint64_t balloon;	/* host: balloon actual (0 unknown) */
+	uint64_t target;	/* host: target (Xen; 0 unknown) */
 	uint64_t max;		/* host: max (0 unknown) */
 };
 
@@ -110,6 +111,8 @@ feed(struct san_vm *s, const struct sample *smp, uint64_t mono)
 		.vm_id = "vm1",
 		.balloon_known = smp->balloon != 0,
 		.balloon_actual_kib = smp->balloon,
+		.target_known = smp->target != 0,
+		.target_kib = smp->target,
 		.max_known = smp->max != 0,
 		.max_kib = smp->max,
 		.now_ms = NOW,
@@ -162,6 +165,12 @@ static const struct sancase cases[] = {
 	{ "host grew, guest did not (xenmm)",
 	  { .seq = 1, .total = 2 * GIB, .free = 1 * GIB, .balloon = 2 * GIB },
 	  { .seq = 2, .total = 2 * GIB, .free = 1 * GIB, .balloon = 3 * GIB },
+	  F_INCONS, 2 * GIB, 1 * GIB, 0, -1 },
+	{ "xen: target grew, guest did not",
+	  { .seq = 1, .total = 2 * GIB, .free = 1 * GIB, .target = 2 * GIB,
+	    .max = 4 * GIB },
+	  { .seq = 2, .total = 2 * GIB, .free = 1 * GIB, .target = 3 * GIB,
+	    .max = 4 * GIB },
 	  F_INCONS, 2 * GIB, 1 * GIB, 0, -1 },
 	{ "host grew, guest too",
 	  { .seq = 1, .total = 2 * GIB, .free = 1 * GIB, .balloon = 2 * GIB },

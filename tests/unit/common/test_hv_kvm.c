@@ -21,6 +21,7 @@
 
 #include "hv.h"
 #include "testutil.h"
+#include "tu_hv.h"
 
 #define GIB	(1024ll * 1024 * 1024)
 
@@ -236,43 +237,16 @@ event_cb(struct hv *hv, enum hv_event ev, struct hv_vm *vm, void *arg)
 	}
 }
 
-struct finder {
-	const char *id;
-	struct hv_vm *vm;
-};
-
-static void
-find_cb(struct hv_vm *vm, void *arg)
-{
-	struct finder *w = arg;
-
-	if (strcmp(vm->id, w->id) == 0)
-		w->vm = vm;
-}
-
 static struct hv_vm *
 find(const char *id)
 {
-	struct finder w = { id, NULL };
-
-	hv_foreach(T.hv, find_cb, &w);
-	return w.vm;
+	return tu_hv_find(T.hv, id);
 }
 
-/* Run until cond() or 5 s. */
 static bool
 run_until(bool (*cond)(void))
 {
-	uint64_t end;
-
-	uv_update_time(&T.loop);
-	end = uv_now(&T.loop) + 5000;
-	while (!cond() && uv_now(&T.loop) < end) {
-		bool dummy = false;
-
-		tu_run_until(&T.loop, &dummy, 10);
-	}
-	return cond();
+	return tu_run_until_fn(&T.loop, cond, 5000);
 }
 
 static bool c_added(void) { return T.added == 2; }
