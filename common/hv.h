@@ -89,6 +89,7 @@ struct hv_stats {
 	uint64_t agent_resets;		/* agent connections dropped by us */
 	uint64_t qmp_bad_lines;		/* too long or not JSON */
 	uint64_t qmp_errors;		/* QMP error replies */
+	uint64_t qmp_hangs;		/* no greeting or answers: dropped */
 	uint64_t qmp_fallbacks;		/* guest samples from guest-stats */
 };
 

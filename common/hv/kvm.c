@@ -26,6 +26,11 @@
 #include "log.h"
 
 enum qmp_state { QMP_CONNECTING, QMP_GREETING, QMP_CAPS, QMP_READY };
+
+/* A QMP server that does not greet or answer is forgotten (and found
+ * again by the next rescan): QEMU's monitor hangs for a second client. */
+#define QMP_HANDSHAKE_MS	10000
+#define QMP_PENDING_MAX		32
 enum agent_state { AGENT_NONE, AGENT_CONNECTING, AGENT_UP, AGENT_CLOSING };
 
 struct kvm_vm;
@@ -53,6 +58,8 @@ struct kvm_vm {
 	char *qbuf;
 	size_t qlen;
 	struct qmp_cmd *pending;
+	unsigned npending;
+	uint64_t qmp_since_ms;	/* connected at */
 	uint64_t next_id;
 	bool stats_polling;	/* guest-stats-polling-interval set */
 	bool stats_inflight;
@@ -345,6 +352,7 @@ qmp_exec(struct kvm_vm *v, const char *cmd, json_t *args, qmp_reply_cb fn,
 	for (tail = &v->pending; *tail != NULL; tail = &(*tail)->next)
 		;
 	*tail = c;
+	v->npending++;
 	return 0;
 }
 
@@ -494,7 +502,18 @@ vm_poll(struct kvm_vm *v)
 	uint64_t now = uv_now(hv->loop);
 	unsigned secs;
 
-	if (v->dead || v->qstate != QMP_READY)
+	if (v->dead || v->qstate == QMP_CONNECTING)
+		return;
+	if ((v->qstate != QMP_READY &&
+	    now - v->qmp_since_ms > QMP_HANDSHAKE_MS) ||
+	    v->npending > QMP_PENDING_MAX) {
+		hv->stats.qmp_hangs++;
+		log_debug("kvm: vm \"%s\": qmp not answering, reconnecting",
+		    v->pub.id);
+		vm_kill(v);
+		return;
+	}
+	if (v->qstate != QMP_READY)
 		return;
 	qmp_exec(v, "query-balloon", NULL, query_balloon_cb, NULL);
 	/* The agent had its chance since the VM was found or since its
@@ -552,6 +571,7 @@ qmp_reply(struct kvm_vm *v, json_t *j)
 	if (c == NULL)
 		return;
 	*pp = c->next;
+	v->npending--;
 	if (v->qstate == QMP_CAPS && ret != NULL) {
 		v->qstate = QMP_READY;
 		qmp_exec(v, "query-memory-size-summary", NULL, memory_size_cb,
@@ -672,6 +692,7 @@ qmp_connect_cb(uv_connect_t *req, int status)
 		return;
 	}
 	v->qstate = QMP_GREETING;
+	v->qmp_since_ms = uv_now(v->hv->loop);
 	v->agent_seen_ms = uv_now(v->hv->loop);
 	v->pub.pid = vm_pid(v);
 	if (uv_read_start((uv_stream_t *)&v->qmp, qmp_alloc_cb,

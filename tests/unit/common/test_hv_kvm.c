@@ -89,7 +89,9 @@ qmp_line(struct fake *f, const char *line, size_t len)
 	args = json_object_get(j, "arguments");
 	strncat(f->cmds, cmd, sizeof(f->cmds) - strlen(f->cmds) - 2);
 	strcat(f->cmds, " ");
-	if (strcmp(cmd, "query-balloon") == 0) {
+	if (strcmp(cmd, "query-memory-size-summary") == 0) {
+		ret = json_pack("{s:I}", "base-memory", (json_int_t)(4 * GIB));
+	} else if (strcmp(cmd, "query-balloon") == 0) {
 		ret = json_pack("{s:I}", "actual", (json_int_t)f->actual);
 	} else if (strcmp(cmd, "qom-get") == 0) {
 		ret = json_pack("{s:{s:I, s:I, s:I, s:I}, s:I}", "stats",
@@ -261,6 +263,8 @@ static bool c_agent_dropped(void) { return T.agent1.eofs > 0 &&
 static bool c_set(void) { return T.set_done && find("vm1")->
     balloon_actual_kib == 768 * 1024; }
 static bool c_removed(void) { return T.removed == 1; }
+static bool c_removed2(void) { return T.removed == 2; }
+static bool c_vm2_back(void) { return T.added == 3 && T.qmp2.connected; }
 
 static void
 set_cb(struct hv *hv, int status, void *arg)
@@ -331,6 +335,8 @@ test_hv_kvm_driver(void **state)
 	/* The balloon, from query-balloon. */
 	assert_true(run_until(c_balloon));
 	assert_int_equal(find("vm1")->balloon_actual_kib, 1024 * 1024);
+	assert_true(find("vm1")->max_known);
+	assert_int_equal(find("vm1")->max_kib, 4 * 1024 * 1024);
 
 	/* A good frame; the guest's claimed name is replaced. */
 	send_frame(&T.agent1, good_stats("someone-else", 1));
@@ -402,10 +408,25 @@ test_hv_kvm_driver(void **state)
 	assert_int_equal(T.set_status, 0);
 	assert_int_equal(T.qmp1.balloon_value, 768 * 1024 * 1024);
 
+	/* A QMP line without end drops the connection; the VM is found
+	 * again by the rescan. */
+	{
+		size_t n = 70 * 1024;
+		char *line = malloc(n);
+
+		memset(line, 'x', n);
+		fake_write(&T.qmp2, line, n);
+		free(line);
+	}
+	assert_true(run_until(c_removed));
+	hv_get_stats(T.hv, &st);
+	assert_int_equal(st.qmp_bad_lines, 1);
+	assert_true(run_until(c_vm2_back));
+
 	/* vm2 goes away. */
 	snprintf(path, sizeof(path), "%s/vm2.qmp", T.dir);
 	unlink(path);
-	assert_true(run_until(c_removed));
+	assert_true(run_until(c_removed2));
 	assert_null(find("vm2"));
 
 	hv_close(T.hv, NULL, NULL);
