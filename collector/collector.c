@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -489,6 +490,8 @@ main(int argc, char **argv)
 	C.lim.rate_per_s = (unsigned)C.conf.guest_rate;
 	C.lim.psi_jump_pct = (double)C.conf.psi_jump_pct;
 
+	/* A VM or broker gone mid-write is an EPIPE error, not a death. */
+	signal(SIGPIPE, SIG_IGN);
 	if (uv_loop_init(&C.loop) < 0)
 		fatalx("uv_loop_init");
 	daemon_bus_config(&C.conf.bus, "mm-collector", &bc);

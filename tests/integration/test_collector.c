@@ -334,6 +334,29 @@ test_collector_end_to_end(void **state)
 	assert_true(latency < 700);
 	assert_int_equal(T.nrep, first + 1);
 
+	/* A burst of spikes: early reports, but never two within
+	 * fast_min_interval (100 ms; 90 for the timers' granularity). */
+	first = T.nrep;
+	for (i = 0; i < 6; i++) {
+		kill(sim, SIGUSR1);
+		tu_run_for(&T.loop, 40);
+	}
+	want_nrep = T.nrep + 2;
+	assert_true(run_until_cond(have_nrep, 3000));
+	{
+		unsigned early = 0;
+
+		for (i = first; i < T.nrep; i++) {
+			uint64_t gap = T.rep[i].rx_ms - T.rep[i - 1].rx_ms;
+
+			print_message("report %zu: +%llu ms\n", i,
+			    (unsigned long long)gap);
+			assert_true(gap >= 90);
+			early += gap < 800;
+		}
+		assert_true(early >= 2);
+	}
+
 	assert_int_equal(stop(col), 0);
 	assert_int_equal(stop(sim), 0);
 	bus_close(T.bus, 0, NULL, NULL);
