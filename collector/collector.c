@@ -198,11 +198,10 @@ add_guest_cb(struct hv_vm *vm, void *arg)
 	}
 	g->has_stale = 1;
 	g->stale = stale;
-	/* A rise seen since the last report is reported even if a later
-	 * sample no longer shows it. */
+	/* A rise seen in any sample since the last report, even if a later
+	 * one no longer shows it; an old sample's rise is not news. */
 	g->has_pressure_rising = 1;
-	g->pressure_rising = !stale && (g->pressure_rising ||
-	    c->rising_unreported);
+	g->pressure_rising = !stale && c->rising_unreported;
 	c->rising_unreported = false;
 	g->has_balloon_actual_kib = vm->balloon_known;
 	g->balloon_actual_kib = vm->balloon_actual_kib;

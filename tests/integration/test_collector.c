@@ -356,6 +356,12 @@ test_collector_end_to_end(void **state)
 		}
 		assert_true(early >= 2);
 	}
+	/* Falling pressure is not news: two timer reports later no guest
+	 * is rising. */
+	want_nrep = T.nrep + 2;
+	assert_true(run_until_cond(have_nrep, 3000));
+	for (i = 0; i < T.rep[T.nrep - 1].n; i++)
+		assert_false(T.rep[T.nrep - 1].g[i].rising);
 
 	assert_int_equal(stop(col), 0);
 	assert_int_equal(stop(sim), 0);
