@@ -66,6 +66,9 @@ static const struct conf_key conf_table[] = {
 	    "rise of a guest's PSI some avg10, in points, that reports early"),
 	K("numa", CONF_BOOL, 0, 0, "yes", numa, NULL,
 	    "report each VM's memory per node and its vCPUs' nodes"),
+	K("numa_interval", CONF_DURATION_MS, 1000, 3600000, "10s",
+	    numa_interval_ms, NULL,
+	    "how often each VM's numa_maps is read (it walks page tables)"),
 	DAEMON_BUS_KEYS(struct collector_conf, bus),
 };
 
@@ -78,6 +81,10 @@ struct cvm {
 	uint64_t clean_rx_ms;		/* loop time it arrived */
 	bool rising_unreported;		/* a rising sample since the last
 					 * report, maybe replaced since */
+	uint64_t numa_at_ms;		/* last numa_maps reading, loop ms */
+	bool have_pages, have_vcpus;
+	uint64_t pages[MSG_NODES_MAX];	/* resident 4 KiB pages per node */
+	uint64_t vcpu_mask;		/* nodes its threads last ran on */
 };
 
 static struct collector {
@@ -138,43 +145,51 @@ struct build {
 	uint64_t now_mono;
 };
 
+/* numa_maps makes the kernel walk the VM's page tables: read it every
+ * numa_interval, not every report, and report the last reading. */
 static void
-add_numa(struct build *b, struct hv_vm *vm)
+refresh_numa(struct cvm *c, struct hv_vm *vm, uint64_t now)
 {
-	uint64_t pages[MSG_NODES_MAX], mask;
+	if (c->numa_at_ms != 0 &&
+	    now - c->numa_at_ms < (uint64_t)C.conf.numa_interval_ms)
+		return;
+	c->numa_at_ms = now;
+	c->have_pages = hs_read_numa_maps(C.conf.proc_root, vm->pid,
+	    c->pages) == 0;
+	c->have_vcpus = hs_read_vcpu_nodes(C.conf.proc_root, C.conf.sys_root,
+	    vm->pid, &c->vcpu_mask) == 0;
+}
+
+static void
+add_numa(struct build *b, struct hv_vm *vm, struct cvm *c)
+{
 	Mm__V1__VmNuma *vn = &b->vm_numa[b->nnuma];
 	size_t base = b->nnuma * MSG_NODES_MAX;
-	bool any = false;
 	unsigned node;
 
+	refresh_numa(c, vm, b->now_mono);
+	if (!c->have_pages && !c->have_vcpus)
+		return;
 	mm__v1__vm_numa__init(vn);
 	vn->vm_id = vm->id;
 	vn->nodes = &b->pages_p[base];
 	vn->vcpu_nodes = &b->vcpu_nodes[base];
-	if (hs_read_numa_maps(C.conf.proc_root, vm->pid, pages) == 0) {
-		for (node = 0; node < MSG_NODES_MAX; node++) {
-			Mm__V1__NodePages *np;
+	for (node = 0; c->have_pages && node < MSG_NODES_MAX; node++) {
+		Mm__V1__NodePages *np;
 
-			if (pages[node] == 0)
-				continue;
-			np = &b->pages[base + vn->n_nodes];
-			mm__v1__node_pages__init(np);
-			np->has_node = np->has_pages = 1;
-			np->node = node;
-			np->pages = pages[node];
-			b->pages_p[base + vn->n_nodes++] = np;
-		}
-		any = true;
+		if (c->pages[node] == 0)
+			continue;
+		np = &b->pages[base + vn->n_nodes];
+		mm__v1__node_pages__init(np);
+		np->has_node = np->has_pages = 1;
+		np->node = node;
+		np->pages = c->pages[node];
+		b->pages_p[base + vn->n_nodes++] = np;
 	}
-	if (hs_read_vcpu_nodes(C.conf.proc_root, C.conf.sys_root, vm->pid,
-	    &mask) == 0) {
-		for (node = 0; node < MSG_NODES_MAX; node++)
-			if (mask & (1ull << node))
-				vn->vcpu_nodes[vn->n_vcpu_nodes++] = node;
-		any = true;
-	}
-	if (any)
-		b->vm_numa_p[b->nnuma++] = vn;
+	for (node = 0; c->have_vcpus && node < MSG_NODES_MAX; node++)
+		if (c->vcpu_mask & (1ull << node))
+			vn->vcpu_nodes[vn->n_vcpu_nodes++] = node;
+	b->vm_numa_p[b->nnuma++] = vn;
 }
 
 static void
@@ -211,7 +226,7 @@ add_guest_cb(struct hv_vm *vm, void *arg)
 	g->max_kib = vm->max_kib;
 	b->guests[b->n++] = g;
 	if (C.conf.numa && vm->pid > 0)
-		add_numa(b, vm);
+		add_numa(b, vm, c);
 }
 
 static int

@@ -29,6 +29,7 @@ struct collector_conf {
 	int64_t tolerance_kib;		/* slack of consistency checks */
 	int64_t psi_jump_pct;		/* avg10 rise, percent points */
 	bool numa;			/* numa_maps and vCPU nodes per VM */
+	int64_t numa_interval_ms;
 	struct daemon_bus_conf bus;
 };
 

@@ -169,7 +169,13 @@ strip_owned(Mm__V1__GuestStats *g)
 {
 	bool any = g->has_balloon_target_kib || g->has_balloon_actual_kib ||
 	    g->has_deflate_on_oom || g->has_min_kib || g->has_max_kib ||
-	    g->has_stale || g->n_flags > 0 || g->has_pressure_rising;
+	    g->has_stale || g->n_flags > 0 || g->has_pressure_rising ||
+	    g->vm_name != NULL || g->vm_uuid != NULL;
+
+	/* A guest naming itself could pass for another VM on a dashboard. */
+	free(g->vm_name);
+	free(g->vm_uuid);
+	g->vm_name = g->vm_uuid = NULL;
 
 	g->has_balloon_target_kib = g->has_balloon_actual_kib = 0;
 	g->has_deflate_on_oom = g->has_min_kib = g->has_max_kib = 0;

@@ -83,6 +83,7 @@ make(const struct sample *s)
 		g->n_flags = 1;
 		g->flags = malloc(sizeof(*g->flags));
 		g->flags[0] = MM__V1__SANITIZER_FLAG__SANITIZER_FLAG_CLAMPED;
+		g->vm_uuid = strdup("00000000-0000-0000-0000-000000000001");
 	}
 	return g;
 }
@@ -223,6 +224,7 @@ test_sanitize_table(void **state)
 		if (c->want_rising >= 0)
 			assert_int_equal(g->pressure_rising, c->want_rising);
 		assert_false(g->has_balloon_actual_kib);
+		assert_null(g->vm_uuid);
 		assert_false(g->stale);
 		assert_true(g->time_ms <= NOW + 1000);
 		/* Whatever came in, what goes out is a valid message. */
