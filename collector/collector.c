@@ -81,6 +81,7 @@ struct cvm {
 	uint64_t clean_rx_ms;		/* loop time it arrived */
 	bool rising_unreported;		/* a rising sample since the last
 					 * report, maybe replaced since */
+	unsigned rejects_logged;	/* enum hv_reject bits */
 	uint64_t numa_at_ms;		/* last numa_maps reading, loop ms */
 	bool have_pages, have_vcpus;
 	uint64_t pages[MSG_NODES_MAX];	/* resident 4 KiB pages per node */
@@ -385,6 +386,12 @@ on_guest(struct hv_vm *vm, struct cvm *c)
 	}
 }
 
+static const char *const reject_names[] = {
+	[HV_REJECT_TOO_BIG] = "agent frame above the size limit",
+	[HV_REJECT_UNDECODABLE] = "guest data that does not decode",
+	[HV_REJECT_INVALID] = "guest data that fails validation",
+};
+
 static void
 on_hv_event(struct hv *hv, enum hv_event ev, struct hv_vm *vm, void *arg)
 {
@@ -408,6 +415,13 @@ on_hv_event(struct hv *hv, enum hv_event ev, struct hv_vm *vm, void *arg)
 			on_guest(vm, c);
 		break;
 	case HV_EV_BALLOON:
+		break;
+	case HV_EV_REJECTED:
+		if (c == NULL || (c->rejects_logged & (1u << vm->reject)))
+			break;
+		c->rejects_logged |= 1u << vm->reject;
+		log_warnx("vm \"%s\": %s, dropped (reported once per vm; "
+		    "counted)", vm->id, reject_names[vm->reject]);
 		break;
 	}
 }

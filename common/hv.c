@@ -236,6 +236,24 @@ hv_emit(struct hv *hv, enum hv_event ev, struct hv_vm *vm)
 		hv->cfg.event_cb(hv, ev, vm, hv->cfg.event_arg);
 }
 
+void
+hv_reject(struct hv *hv, struct hv_vm *vm, enum hv_reject why)
+{
+	switch (why) {
+	case HV_REJECT_TOO_BIG:
+		hv->stats.frames_too_big++;
+		break;
+	case HV_REJECT_UNDECODABLE:
+		hv->stats.frames_undecodable++;
+		break;
+	case HV_REJECT_INVALID:
+		hv->stats.frames_invalid++;
+		break;
+	}
+	vm->reject = why;
+	hv_emit(hv, HV_EV_REJECTED, vm);
+}
+
 int
 hv_vm_set_guest(struct hv *hv, struct hv_vm *vm, Mm__V1__GuestStats *g)
 {

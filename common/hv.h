@@ -44,6 +44,12 @@ struct hv_vm {
 	const Mm__V1__GuestStats *guest;
 	uint64_t guest_rx_ms;		/* uv_now() when it arrived */
 	bool agent_up;			/* the agent channel is connected */
+	/* With HV_EV_REJECTED: why the guest's latest data was refused. */
+	enum hv_reject {
+		HV_REJECT_TOO_BIG,	/* frame above frame_max */
+		HV_REJECT_UNDECODABLE,	/* not a GuestStats, not numbers */
+		HV_REJECT_INVALID,	/* failed msg_validate() */
+	} reject;
 	void *user;
 };
 
@@ -52,6 +58,8 @@ enum hv_event {
 	HV_EV_REMOVED,	/* vm is gone; it is freed after the callback */
 	HV_EV_GUEST,	/* vm->guest is a new sample */
 	HV_EV_BALLOON,	/* balloon_actual_kib (or target/max) changed */
+	HV_EV_REJECTED,	/* guest data refused (vm->reject says why); the
+			 * agent's connection was dropped where it had one */
 };
 
 typedef void (*hv_event_cb)(struct hv *hv, enum hv_event ev, struct hv_vm *vm,

@@ -7,7 +7,7 @@
  * pressure, vmstat, KSM and two NUMA nodes, so the collector's kvm driver and
  * parsers run unchanged against it. Guests run simple workloads; balloons
  * move toward their target at about 100 MiB/s; a "hostile" guest reports
- * impossible numbers. SIGUSR1 makes every guest
+ * impossible numbers and now and then garbage. SIGUSR1 makes every guest
  * report a pressure spike at once (for the collector's fast path).
  */
 #define _GNU_SOURCE
@@ -263,7 +263,22 @@ vm_send_frames(struct sim_vm *v)
 	size_t len;
 
 	for (c = v->clients; c != NULL; c = c->next) {
-		if (c->qmp || vm_frame(v, &frame, &len) < 0)
+		if (c->qmp)
+			continue;
+		if (v->wl == WL_HOSTILE && v->seq % 5 == 4) {
+			/* Now and then bytes that are no GuestStats. */
+			static const uint8_t junk[] = { 0, 0, 0, 3, 0xff, 0xff,
+			    0xff };
+
+			v->seq++;
+			frame = malloc(sizeof(junk));
+			if (frame == NULL)
+				continue;
+			memcpy(frame, junk, sizeof(junk));
+			client_send(c, frame, sizeof(junk));
+			continue;
+		}
+		if (vm_frame(v, &frame, &len) < 0)
 			continue;
 		client_send(c, frame, len);
 	}

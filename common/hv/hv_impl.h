@@ -54,6 +54,10 @@ struct hv_vm *hv_vm_find(struct hv *hv, const char *id);
 /* Call the user's event callback (not while closing). */
 void hv_emit(struct hv *hv, enum hv_event ev, struct hv_vm *vm);
 
+/* Count a refusal of vm's guest data in hv's stats and emit
+ * HV_EV_REJECTED. */
+void hv_reject(struct hv *hv, struct hv_vm *vm, enum hv_reject why);
+
 /* The driver has closed everything: free hv and call the user back. */
 void hv_closed(struct hv *hv);
 

@@ -158,13 +158,13 @@ agent_frame(struct kvm_vm *v, const uint8_t *data, size_t len)
 
 	r = msg_unpack(MSG_GUEST_STATS, data, len, &m, why, sizeof(why));
 	if (r == -EBADMSG || r == -EMSGSIZE) {
-		hv->stats.frames_undecodable++;
+		hv_reject(hv, &v->pub, HV_REJECT_UNDECODABLE);
 		log_debug("kvm: vm \"%s\": undecodable agent frame: %s",
 		    v->pub.id, why);
 		return false;
 	}
 	if (r < 0) {
-		hv->stats.frames_invalid++;
+		hv_reject(hv, &v->pub, HV_REJECT_INVALID);
 		log_debug("kvm: vm \"%s\": invalid agent frame: %s",
 		    v->pub.id, why);
 		return false;
@@ -199,7 +199,7 @@ agent_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		len = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
 		    (uint32_t)p[2] << 8 | p[3];
 		if (len > v->hv->cfg.frame_max) {
-			v->hv->stats.frames_too_big++;
+			hv_reject(v->hv, &v->pub, HV_REJECT_TOO_BIG);
 			log_debug("kvm: vm \"%s\": agent frame of %" PRIu32
 			    " bytes, dropping the connection", v->pub.id, len);
 			agent_reset(v, true);

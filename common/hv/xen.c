@@ -292,14 +292,14 @@ read_guest(struct xen *x, struct xen_dom *d)
 		return;
 	}
 	if (bad) {
-		hv->stats.frames_undecodable++;
+		hv_reject(hv, &d->pub, HV_REJECT_UNDECODABLE);
 		log_debug("xen: domain \"%s\": data/mm/%s is not a number",
 		    d->pub.id, base);
 		msg_free(&g->base);
 		return;
 	}
 	if (msg_validate(MSG_GUEST_STATS, &g->base, why, sizeof(why)) < 0) {
-		hv->stats.frames_invalid++;
+		hv_reject(hv, &d->pub, HV_REJECT_INVALID);
 		log_debug("xen: domain \"%s\": invalid data/mm: %s", d->pub.id,
 		    why);
 		msg_free(&g->base);

@@ -45,7 +45,7 @@ struct ctx {
 	char *dir;
 	struct hv *hv;
 	struct fake qmp1, agent1, qmp2;
-	unsigned added, removed, guests, balloons;	/* guests: vm1's */
+	unsigned added, removed, guests, balloons, rejected;	/* guests: vm1's */
 	char last_guest_vm[80];
 	bool done;
 	int set_status;
@@ -236,6 +236,9 @@ event_cb(struct hv *hv, enum hv_event ev, struct hv_vm *vm, void *arg)
 	case HV_EV_BALLOON:
 		T.balloons++;
 		break;
+	case HV_EV_REJECTED:
+		T.rejected++;
+		break;
 	}
 }
 
@@ -379,6 +382,7 @@ test_hv_kvm_driver(void **state)
 	assert_int_equal(st.frames_undecodable, 1);
 	assert_int_equal(st.frames_invalid, 1);
 	assert_int_equal(st.agent_resets, 3);
+	assert_int_equal(T.rejected, 3);
 	assert_int_equal(st.frames, 2);
 	assert_int_equal(T.guests, g0 + 1);
 	assert_int_equal(find("vm1")->guest->meminfo->total_kib, 1000000);

@@ -28,7 +28,7 @@ static struct {
 	uv_loop_t loop;
 	struct hv *hv;
 	struct xsd_mini *xsd;
-	unsigned added, removed, guests, balloons;
+	unsigned added, removed, guests, balloons, rejected;
 	char last_added[80];
 } T;
 
@@ -48,6 +48,9 @@ event_cb(struct hv *hv, enum hv_event ev, struct hv_vm *vm, void *arg)
 		break;
 	case HV_EV_BALLOON:
 		T.balloons++;
+		break;
+	case HV_EV_REJECTED:
+		T.rejected++;
 		break;
 	}
 }
@@ -164,6 +167,7 @@ test_hv_xen_driver(void **state)
 	hv_get_stats(T.hv, &st);
 	assert_int_equal(st.frames_undecodable, 1);
 	assert_int_equal(st.frames_invalid, 1);
+	assert_int_equal(T.rejected, 2);
 	assert_int_equal(T.guests, g);
 	assert_int_equal(find("web")->guest->meminfo->total_kib, 900000);
 
