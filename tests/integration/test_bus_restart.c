@@ -57,6 +57,8 @@ struct flow {
 	uint8_t confirmed_seq[N_MSGS];
 	uint8_t received_seq[N_MSGS];
 	unsigned received_distinct;
+	bool paused;
+	uint64_t paused_at;
 	bool killed;
 	bool restarted;
 	int64_t start_status;
@@ -161,15 +163,19 @@ pace_cb(uv_timer_t *t)
 		    (void *)(uintptr_t)seq), 0);
 		f->published++;
 	}
-	if (f->published == N_MSGS)
+	if (f->published == N_MSGS && f->killed)
 		uv_timer_stop(t);
-	/* Kill while messages are in flight, so some must be re-sent. */
-	if (!f->killed && f->confirmed >= KILL_AT) {
-		struct bus_stats st;
-
-		bus_get_stats(f->producer, &st);
-		if (st.unconfirmed > 0)
-			kill_and_restart(f);
+	/*
+	 * Freeze the broker, go on publishing for 300 ms (those messages
+	 * cannot be confirmed), then kill it: some must be re-sent.
+	 */
+	if (!f->paused && f->confirmed >= KILL_AT) {
+		ctl_sync("pause");
+		f->paused = true;
+		f->paused_at = uv_now(t->loop);
+	} else if (f->paused && !f->killed &&
+	    uv_now(t->loop) - f->paused_at >= 300) {
+		kill_and_restart(f);
 	}
 }
 

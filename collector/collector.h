@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * mm-collector's private header: its configuration and the sanitizer of
+ * untrusted guest numbers. The collector turns what the hypervisor driver
+ * and the host's procfs/sysfs say into HostReport messages on mm.stats.
+ */
+#ifndef MM_COLLECTOR_H
+#define MM_COLLECTOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "daemon.h"
+#include "msg.h"
+
+struct collector_conf {
+	char *host_id;			/* NULL: the hostname */
+	int64_t interval_ms;		/* periodic report */
+	int64_t fast_min_interval_ms;	/* coalescing of pressure reports */
+	int driver;			/* enum hv_type */
+	char *vm_dir;
+	char *balloon_path;
+	char *proc_root;
+	char *sys_root;
+	int64_t rescan_ms;
+	int64_t agent_timeout_ms;
+	int64_t stale_ms;		/* older guest samples are stale */
+	int64_t guest_rate;		/* samples per second per VM */
+	int64_t tolerance_kib;		/* slack of consistency checks */
+	int64_t psi_jump_pct;		/* avg10 rise, percent points */
+	bool numa;			/* numa_maps and vCPU nodes per VM */
+	int64_t numa_interval_ms;
+	struct daemon_bus_conf bus;
+};
+
+/* Why a guest value was distrusted; each maps to one SanitizerFlag. */
+enum san_reason {
+	SAN_MISSING,		/* no meminfo or no total */
+	SAN_TOTAL_ABOVE_MAX,	/* total above the VM's max or balloon */
+	SAN_PART_ABOVE_TOTAL,	/* free/available/cached/anon above total */
+	SAN_PARTS_EXCEED,	/* free + anon + cached above total */
+	SAN_HOST_GREW,		/* host gave memory, guest total unchanged */
+	SAN_SEQ_BACK,		/* agent_seq went back: agent restarted */
+	SAN_COUNTER_BACK,	/* a counter went back without a restart */
+	SAN_FUTURE_TIME,	/* time_ms ahead of the host's clock */
+	SAN_RATE,		/* samples faster than allowed */
+	SAN_OWNED_FIELD,	/* guest set a field the host owns */
+	SAN_REASON_COUNT
+};
+
+struct san_limits {
+	uint64_t tolerance_kib;		/* slack of the consistency checks */
+	unsigned rate_per_s;		/* samples accepted per second */
+	double psi_jump_pct;		/* avg10 rise that is "rising" */
+};
+
+/* Per-VM sanitizer memory; zero it to start. */
+struct san_vm {
+	bool have_prev;
+	uint64_t prev_seq;
+	uint64_t prev_total_kib;
+	uint64_t prev_host_kib;		/* balloon actual at prev sample */
+	uint64_t prev_counter[7];
+	bool prev_has_counter[7];
+	double prev_avg10;
+	double tokens;
+	uint64_t tokens_ms;
+	bool rate_flag_pending;		/* flag the next accepted sample */
+	uint32_t logged;		/* reasons already logged, by bit */
+	uint64_t count[SAN_REASON_COUNT];
+};
+
+/* What the host knows of the VM, to check the guest against. */
+struct san_host {
+	const char *vm_id;
+	bool balloon_known;
+	uint64_t balloon_actual_kib;
+	bool target_known;		/* used where actual is unknown (Xen) */
+	uint64_t target_kib;
+	bool max_known;
+	uint64_t max_kib;
+	uint64_t now_ms;		/* wall clock, ms since the epoch */
+	uint64_t mono_ms;		/* loop time, for the rate limit */
+};
+
+/* Process-wide rejection counters by reason. */
+extern uint64_t san_total[SAN_REASON_COUNT];
+
+/* The reason's name ("total_above_max"), static. */
+const char *san_reason_name(enum san_reason r);
+
+/*
+ * Rate limit: true when a sample arriving now may be used; false counts a
+ * SAN_RATE rejection (logged once per VM) and flags the next accepted one.
+ */
+bool san_admit(struct san_vm *s, const struct san_limits *lim,
+    const struct san_host *h);
+
+/*
+ * Check and fix g in place: g is the collector's own copy (every part
+ * malloc'd, as from msg_unpack()), which sanitizing may extend (flags,
+ * meminfo). Host-owned fields set by the guest are cleared; values are
+ * clamped into range; counters are kept monotonic (an agent restart resets
+ * the baseline); g->flags lists a SanitizerFlag per distrusted value and
+ * g->pressure_rising is set by the collector's rule. Every rejection is
+ * counted in s and san_total and logged once per VM. Returns 0 or -ENOMEM.
+ */
+int san_check(struct san_vm *s, const struct san_limits *lim,
+    const struct san_host *h, Mm__V1__GuestStats *g);
+
+#endif

@@ -1,0 +1,352 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The sanitizer of guest numbers: a guest is not trusted, so before its
+ * stats leave the host every value is checked against what the host knows
+ * and against the guest's own previous sample. Nothing is silently dropped
+ * or silently fixed: each distrusted value adds a SanitizerFlag, and each
+ * reason is counted and logged the first time a VM shows it.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "collector.h"
+#include "log.h"
+
+uint64_t san_total[SAN_REASON_COUNT];
+
+static const struct {
+	const char *name;
+	Mm__V1__SanitizerFlag flag;
+} reasons[SAN_REASON_COUNT] = {
+	[SAN_MISSING] = { "missing_fields",
+	    MM__V1__SANITIZER_FLAG__SANITIZER_FLAG_MISSING_FIELDS },
+	[SAN_TOTAL_ABOVE_MAX] = { "total_above_max",
+	    MM__V1__SANITIZER_FLAG__SANITIZER_FLAG_CLAMPED },
+	[SAN_PART_ABOVE_TOTAL] = { "part_above_total",
+	    MM__V1__SANITIZER_FLAG__SANITIZER_FLAG_CLAMPED },
+	[SAN_PARTS_EXCEED] = { "parts_exceed_total",
+	    MM__V1__SANITIZER_FLAG__SANITIZER_FLAG_INCONSISTENT_TOTAL },
+	[SAN_HOST_GREW] = { "host_grew_guest_did_not",
+	    MM__V1__SANITIZER_FLAG__SANITIZER_FLAG_INCONSISTENT_TOTAL },
+	[SAN_SEQ_BACK] = { "seq_back",
+	    MM__V1__SANITIZER_FLAG__SANITIZER_FLAG_NON_MONOTONIC },
+	[SAN_COUNTER_BACK] = { "counter_back",
+	    MM__V1__SANITIZER_FLAG__SANITIZER_FLAG_NON_MONOTONIC },
+	[SAN_FUTURE_TIME] = { "future_time",
+	    MM__V1__SANITIZER_FLAG__SANITIZER_FLAG_CLAMPED },
+	[SAN_RATE] = { "rate_limited",
+	    MM__V1__SANITIZER_FLAG__SANITIZER_FLAG_RATE_LIMITED },
+	[SAN_OWNED_FIELD] = { "host_owned_field",
+	    MM__V1__SANITIZER_FLAG__SANITIZER_FLAG_CLAMPED },
+};
+
+const char *
+san_reason_name(enum san_reason r)
+{
+	return (unsigned)r < SAN_REASON_COUNT ? reasons[r].name : NULL;
+}
+
+/* Count r, and log it the first time this VM shows it. */
+static void
+reject(struct san_vm *s, const struct san_host *h, enum san_reason r,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+reject(struct san_vm *s, const struct san_host *h, enum san_reason r,
+    const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+
+	s->count[r]++;
+	san_total[r]++;
+	if (s->logged & (1u << r))
+		return;
+	s->logged |= 1u << r;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	log_warnx("vm \"%s\": %s (%s; reported once per vm)", h->vm_id, buf,
+	    reasons[r].name);
+}
+
+bool
+san_admit(struct san_vm *s, const struct san_limits *lim,
+    const struct san_host *h)
+{
+	double rate = lim->rate_per_s ? lim->rate_per_s : 1;
+
+	if (s->tokens_ms == 0)
+		s->tokens = rate;
+	else if (h->mono_ms > s->tokens_ms)
+		s->tokens += rate * (double)(h->mono_ms - s->tokens_ms) / 1000.0;
+	if (s->tokens > rate)
+		s->tokens = rate;
+	s->tokens_ms = h->mono_ms;
+	if (s->tokens >= 1.0) {
+		s->tokens -= 1.0;
+		return true;
+	}
+	s->rate_flag_pending = true;
+	reject(s, h, SAN_RATE, "more than %u samples per second, dropping",
+	    (unsigned)rate);
+	return false;
+}
+
+static int
+add_flag(Mm__V1__GuestStats *g, Mm__V1__SanitizerFlag f)
+{
+	Mm__V1__SanitizerFlag *n;
+	size_t i;
+
+	for (i = 0; i < g->n_flags; i++)
+		if (g->flags[i] == f)
+			return 0;
+	n = realloc(g->flags, (g->n_flags + 1) * sizeof(*n));
+	if (n == NULL)
+		return -ENOMEM;
+	g->flags = n;
+	g->flags[g->n_flags++] = f;
+	return 0;
+}
+
+/* Clamp *v (if present) to at most max, rejecting with r. */
+static bool
+clamp(struct san_vm *s, const struct san_host *h, enum san_reason r,
+    const char *name, protobuf_c_boolean has, uint64_t *v, uint64_t max,
+    const char *maxname)
+{
+	if (!has || *v <= max)
+		return false;
+	reject(s, h, r, "%s %" PRIu64 " KiB above %s %" PRIu64
+	    " KiB, clamping", name, *v, maxname, max);
+	*v = max;
+	return true;
+}
+
+static bool
+clamp_pct(double *v, protobuf_c_boolean has)
+{
+	if (!has || (*v >= 0.0 && *v <= 100.0))
+		return false;
+	*v = isnan(*v) || *v < 0.0 ? 0.0 : 100.0;
+	return true;
+}
+
+/* The monotonic counters of a sample, in prev_counter order. */
+static int
+counters(Mm__V1__GuestStats *g, uint64_t **ret, protobuf_c_boolean **has)
+{
+	Mm__V1__Vmstat *vs = g->vmstat;
+	Mm__V1__Psi *p = g->psi;
+	int n = 0;
+
+#define C(msg, f)							\
+	do {								\
+		ret[n] = msg != NULL ? &msg->f : NULL;			\
+		has[n] = msg != NULL ? &msg->has_##f : NULL;		\
+		n++;							\
+	} while (0)
+	C(vs, major_faults);
+	C(vs, swap_in_pages);
+	C(vs, swap_out_pages);
+	C(vs, refault_pages);
+	C(vs, oom_kills);
+	C(p, some_total_us);
+	C(p, full_total_us);
+#undef C
+	return n;
+}
+
+/* Fields only the collector may set. */
+static bool
+strip_owned(Mm__V1__GuestStats *g)
+{
+	bool any = g->has_balloon_target_kib || g->has_balloon_actual_kib ||
+	    g->has_deflate_on_oom || g->has_min_kib || g->has_max_kib ||
+	    g->has_stale || g->n_flags > 0 || g->has_pressure_rising ||
+	    g->vm_name != NULL || g->vm_uuid != NULL;
+
+	/* A guest naming itself could pass for another VM on a dashboard. */
+	free(g->vm_name);
+	free(g->vm_uuid);
+	g->vm_name = g->vm_uuid = NULL;
+
+	g->has_balloon_target_kib = g->has_balloon_actual_kib = 0;
+	g->has_deflate_on_oom = g->has_min_kib = g->has_max_kib = 0;
+	g->has_stale = g->has_pressure_rising = 0;
+	g->stale = g->pressure_rising = 0;
+	free(g->flags);
+	g->flags = NULL;
+	g->n_flags = 0;
+	return any;
+}
+
+int
+san_check(struct san_vm *s, const struct san_limits *lim,
+    const struct san_host *h, Mm__V1__GuestStats *g)
+{
+	bool hit[SAN_REASON_COUNT] = { false };
+	uint64_t *ctr[7], limit, parts, tol = lim->tolerance_kib;
+	protobuf_c_boolean *has[7];
+	Mm__V1__Meminfo *mi;
+	Mm__V1__Psi *p = g->psi;
+	const char *limname;
+	bool restart = false;
+	int i, n;
+	/* The host's idea of the guest's size: the balloon's actual size,
+	 * else (Xen) the target the toolstack set, as xenmm used. */
+	uint64_t host_kib = h->balloon_known ? h->balloon_actual_kib :
+	    h->target_known ? h->target_kib : 0;
+
+	if (strip_owned(g)) {
+		hit[SAN_OWNED_FIELD] = true;
+		reject(s, h, SAN_OWNED_FIELD, "guest set host-owned fields, "
+		    "ignoring them");
+	}
+	if (s->rate_flag_pending) {
+		hit[SAN_RATE] = true;
+		s->rate_flag_pending = false;
+	}
+	if (g->has_time_ms && g->time_ms > h->now_ms + 1000) {
+		hit[SAN_FUTURE_TIME] = true;
+		reject(s, h, SAN_FUTURE_TIME, "time_ms %" PRIu64 " ahead of "
+		    "the host's %" PRIu64 ", using the host's", g->time_ms,
+		    h->now_ms);
+	}
+	if (!g->has_time_ms || hit[SAN_FUTURE_TIME]) {
+		g->has_time_ms = 1;
+		g->time_ms = h->now_ms;
+	}
+
+	/* Memory: used <= total <= max. */
+	mi = g->meminfo;
+	if (mi == NULL || !mi->has_total_kib || mi->total_kib == 0 ||
+	    !mi->has_free_kib) {
+		hit[SAN_MISSING] = true;
+		reject(s, h, SAN_MISSING, "no meminfo total or free");
+	}
+	if (mi != NULL && mi->has_total_kib) {
+		limit = UINT64_MAX;
+		limname = "max";
+		if (h->max_known)
+			limit = h->max_kib;
+		if (h->balloon_known && h->balloon_actual_kib + tol < limit) {
+			limit = h->balloon_actual_kib + tol;
+			limname = "balloon actual + tolerance";
+		}
+		if (clamp(s, h, SAN_TOTAL_ABOVE_MAX, "total", 1,
+		    &mi->total_kib, limit, limname))
+			hit[SAN_TOTAL_ABOVE_MAX] = true;
+#define PART(f)								\
+		if (clamp(s, h, SAN_PART_ABOVE_TOTAL, #f,		\
+		    mi->has_##f, &mi->f, mi->total_kib, "total"))	\
+			hit[SAN_PART_ABOVE_TOTAL] = true;
+		PART(free_kib);
+		PART(available_kib);
+		PART(cached_kib);
+		PART(anon_kib);
+		PART(active_file_kib);
+		PART(inactive_file_kib);
+		PART(shmem_kib);
+#undef PART
+		if (clamp(s, h, SAN_PART_ABOVE_TOTAL, "swap_free",
+		    mi->has_swap_free_kib && mi->has_swap_total_kib,
+		    &mi->swap_free_kib, mi->swap_total_kib, "swap_total"))
+			hit[SAN_PART_ABOVE_TOTAL] = true;
+		parts = (mi->has_free_kib ? mi->free_kib : 0) +
+		    (mi->has_anon_kib ? mi->anon_kib : 0) +
+		    (mi->has_cached_kib ? mi->cached_kib : 0);
+		if (parts > mi->total_kib + tol) {
+			hit[SAN_PARTS_EXCEED] = true;
+			reject(s, h, SAN_PARTS_EXCEED, "free + anon + cached "
+			    "%" PRIu64 " KiB above total %" PRIu64 " KiB",
+			    parts, mi->total_kib);
+		}
+		/* The xenmm seed's check: the host gave memory (its view
+		 * of the total grew) but the guest's total did not move. */
+		if (s->have_prev && host_kib && s->prev_host_kib &&
+		    host_kib > s->prev_host_kib + tol &&
+		    mi->total_kib <= s->prev_total_kib + 1024 &&
+		    mi->total_kib + tol < host_kib) {
+			hit[SAN_HOST_GREW] = true;
+			reject(s, h, SAN_HOST_GREW, "host-side total grew "
+			    "%" PRIu64 " -> %" PRIu64 " KiB but the guest's "
+			    "stayed %" PRIu64 " KiB", s->prev_host_kib,
+			    host_kib, mi->total_kib);
+		}
+	}
+
+	/* Counters: monotonic within one agent run. */
+	if (s->have_prev && g->has_agent_seq && g->agent_seq <= s->prev_seq) {
+		restart = true;
+		hit[SAN_SEQ_BACK] = true;
+		reject(s, h, SAN_SEQ_BACK, "agent_seq went back %" PRIu64
+		    " -> %" PRIu64 ", taking it as an agent restart",
+		    s->prev_seq, g->agent_seq);
+	}
+	n = counters(g, ctr, has);
+	for (i = 0; i < n; i++) {
+		if (ctr[i] == NULL || !*has[i])
+			continue;
+		if (!restart && s->prev_has_counter[i] &&
+		    *ctr[i] < s->prev_counter[i]) {
+			hit[SAN_COUNTER_BACK] = true;
+			reject(s, h, SAN_COUNTER_BACK, "counter %d went back "
+			    "%" PRIu64 " -> %" PRIu64 ", holding it", i,
+			    s->prev_counter[i], *ctr[i]);
+			*ctr[i] = s->prev_counter[i];
+		}
+	}
+	if (p != NULL) {
+		bool c = clamp_pct(&p->some_avg10_pct, p->has_some_avg10_pct);
+
+		c |= clamp_pct(&p->some_avg60_pct, p->has_some_avg60_pct);
+		c |= clamp_pct(&p->some_avg300_pct, p->has_some_avg300_pct);
+		c |= clamp_pct(&p->full_avg10_pct, p->has_full_avg10_pct);
+		c |= clamp_pct(&p->full_avg60_pct, p->has_full_avg60_pct);
+		c |= clamp_pct(&p->full_avg300_pct, p->has_full_avg300_pct);
+		if (c) {
+			hit[SAN_PART_ABOVE_TOTAL] = true;
+			reject(s, h, SAN_PART_ABOVE_TOTAL,
+			    "pressure outside 0..100%%, clamping");
+		}
+	}
+
+	/* Pressure rising: avg10 above avg60 and up since the last sample,
+	 * or a jump of psi_jump_pct points. */
+	g->has_pressure_rising = 1;
+	g->pressure_rising = 0;
+	if (p != NULL && p->has_some_avg10_pct) {
+		double prev = s->have_prev ? s->prev_avg10 : 0.0;
+
+		if ((p->has_some_avg60_pct &&
+		    p->some_avg10_pct > p->some_avg60_pct &&
+		    p->some_avg10_pct > prev && s->have_prev) ||
+		    p->some_avg10_pct >= prev + lim->psi_jump_pct)
+			g->pressure_rising = 1;
+		s->prev_avg10 = p->some_avg10_pct;
+	}
+
+	for (i = 0; i < SAN_REASON_COUNT; i++)
+		if (hit[i] && add_flag(g, reasons[i].flag) < 0)
+			return -ENOMEM;
+
+	s->have_prev = true;
+	if (g->has_agent_seq)
+		s->prev_seq = g->agent_seq;
+	if (mi != NULL && mi->has_total_kib)
+		s->prev_total_kib = mi->total_kib;
+	s->prev_host_kib = host_kib;
+	for (i = 0; i < n; i++) {
+		s->prev_has_counter[i] = ctr[i] != NULL && *has[i];
+		if (s->prev_has_counter[i])
+			s->prev_counter[i] = *ctr[i];
+	}
+	return 0;
+}

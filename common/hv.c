@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The driver-independent half of hv.h: choosing a driver, the registry of
+ * VMs every driver keeps through it, and the events. Drivers are in hv/.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hv.h"
+#include "hv/hv_impl.h"
+#include "log.h"
+
+static const char *const type_names[] = {
+	[HV_TYPE_KVM] = "kvm",
+	[HV_TYPE_XEN] = "xen",
+	[HV_TYPE_SIM] = "sim",
+};
+
+const char *
+hv_type_name(enum hv_type type)
+{
+	if ((unsigned)type >= sizeof(type_names) / sizeof(type_names[0]))
+		return NULL;
+	return type_names[type];
+}
+
+int
+hv_type_from_name(const char *name, enum hv_type *ret_type)
+{
+	unsigned i;
+
+	for (i = 0; name != NULL &&
+	    i < sizeof(type_names) / sizeof(type_names[0]); i++) {
+		if (strcmp(name, type_names[i]) == 0) {
+			*ret_type = (enum hv_type)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static char *
+dup_or(const char *s, const char *def)
+{
+	return strdup(s != NULL ? s : def);
+}
+
+struct hv *
+hv_new(uv_loop_t *loop, const struct hv_config *config)
+{
+	struct hv *hv;
+
+	if (loop == NULL || config == NULL ||
+	    hv_type_name(config->type) == NULL) {
+		errno = EINVAL;
+		return NULL;
+	}
+	hv = calloc(1, sizeof(*hv));
+	if (hv == NULL)
+		return NULL;
+	hv->loop = loop;
+	hv->cfg = *config;
+	switch (config->type) {
+	case HV_TYPE_KVM:
+	case HV_TYPE_SIM:
+		hv->ops = &hv_kvm_ops;
+		break;
+	case HV_TYPE_XEN:
+		hv->ops = &hv_xen_ops;
+		break;
+	}
+	hv->cfg.vm_dir = dup_or(config->vm_dir, "/run/mm/vm");
+	hv->cfg.balloon_path = dup_or(config->balloon_path,
+	    "/machine/peripheral/balloon0");
+	if (hv->cfg.vm_dir == NULL || hv->cfg.balloon_path == NULL)
+		goto fail;
+	if (hv->cfg.rescan_ms == 0)
+		hv->cfg.rescan_ms = 1000;
+	if (hv->cfg.poll_ms == 0)
+		hv->cfg.poll_ms = 1000;
+	if (hv->cfg.agent_timeout_ms == 0)
+		hv->cfg.agent_timeout_ms = 3000;
+	if (hv->cfg.qmp_line_max == 0)
+		hv->cfg.qmp_line_max = 64 * 1024;
+	if (hv->cfg.frame_max == 0)
+		hv->cfg.frame_max = msg_max_size(MSG_GUEST_STATS);
+	return hv;
+fail:
+	free((char *)hv->cfg.vm_dir);
+	free((char *)hv->cfg.balloon_path);
+	free(hv);
+	errno = ENOMEM;
+	return NULL;
+}
+
+int
+hv_start(struct hv *hv)
+{
+	return hv->ops->start(hv);
+}
+
+void
+hv_foreach(struct hv *hv, void (*fn)(struct hv_vm *vm, void *arg), void *arg)
+{
+	size_t i;
+
+	for (i = 0; i < hv->nvms; i++)
+		fn(hv->vms[i], arg);
+}
+
+size_t
+hv_vm_count(const struct hv *hv)
+{
+	return hv->nvms;
+}
+
+enum hv_type
+hv_get_type(const struct hv *hv)
+{
+	return hv->cfg.type;
+}
+
+void
+hv_get_stats(const struct hv *hv, struct hv_stats *ret_stats)
+{
+	*ret_stats = hv->stats;
+}
+
+int
+hv_set_target(struct hv *hv, const char *vm_id, uint64_t target_kib,
+    hv_done_cb cb, void *arg)
+{
+	struct hv_vm *vm;
+
+	if (hv->ops->set_target == NULL)
+		return -ENOTSUP;
+	vm = hv_vm_find(hv, vm_id);
+	if (vm == NULL)
+		return -ENOENT;
+	return hv->ops->set_target(hv, vm, target_kib, cb, arg);
+}
+
+void
+hv_close(struct hv *hv, void (*cb)(void *arg), void *arg)
+{
+	if (hv == NULL) {
+		if (cb != NULL)
+			cb(arg);
+		return;
+	}
+	hv->closing = true;
+	hv->close_cb = cb;
+	hv->close_arg = arg;
+	hv->ops->close(hv);
+}
+
+void
+hv_closed(struct hv *hv)
+{
+	void (*cb)(void *) = hv->close_cb;
+	void *arg = hv->close_arg;
+
+	free(hv->vms);
+	free((char *)hv->cfg.vm_dir);
+	free((char *)hv->cfg.balloon_path);
+	free(hv);
+	if (cb != NULL)
+		cb(arg);
+}
+
+int
+hv_vm_register(struct hv *hv, struct hv_vm *vm)
+{
+	struct hv_vm **n;
+	size_t cap;
+
+	if (hv->nvms == hv->vms_cap) {
+		cap = hv->vms_cap ? hv->vms_cap * 2 : 16;
+		n = realloc(hv->vms, cap * sizeof(*n));
+		if (n == NULL)
+			return -ENOMEM;
+		hv->vms = n;
+		hv->vms_cap = cap;
+	}
+	hv->vms[hv->nvms++] = vm;
+	return 0;
+}
+
+void
+hv_vm_unregister(struct hv *hv, struct hv_vm *vm)
+{
+	size_t i;
+
+	for (i = 0; i < hv->nvms; i++) {
+		if (hv->vms[i] == vm) {
+			hv->vms[i] = hv->vms[--hv->nvms];
+			break;
+		}
+	}
+	msg_free((ProtobufCMessage *)vm->guest);
+	vm->guest = NULL;
+}
+
+bool
+hv_id_valid(const char *s, size_t len)
+{
+	size_t i;
+
+	if (s == NULL || len == 0 || len > MSG_ID_MAX)
+		return false;
+	for (i = 0; i < len; i++)
+		if (!(s[i] == '_' || s[i] == '.' || s[i] == '-' ||
+		    (s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= 'A' && s[i] <= 'Z')))
+			return false;
+	return true;
+}
+
+struct hv_vm *
+hv_vm_find(struct hv *hv, const char *id)
+{
+	size_t i;
+
+	for (i = 0; id != NULL && i < hv->nvms; i++)
+		if (strcmp(hv->vms[i]->id, id) == 0)
+			return hv->vms[i];
+	return NULL;
+}
+
+void
+hv_emit(struct hv *hv, enum hv_event ev, struct hv_vm *vm)
+{
+	if (!hv->closing && hv->cfg.event_cb != NULL)
+		hv->cfg.event_cb(hv, ev, vm, hv->cfg.event_arg);
+}
+
+void
+hv_reject(struct hv *hv, struct hv_vm *vm, enum hv_reject why)
+{
+	switch (why) {
+	case HV_REJECT_TOO_BIG:
+		hv->stats.frames_too_big++;
+		break;
+	case HV_REJECT_UNDECODABLE:
+		hv->stats.frames_undecodable++;
+		break;
+	case HV_REJECT_INVALID:
+		hv->stats.frames_invalid++;
+		break;
+	}
+	vm->reject = why;
+	hv_emit(hv, HV_EV_REJECTED, vm);
+}
+
+int
+hv_vm_set_guest(struct hv *hv, struct hv_vm *vm, Mm__V1__GuestStats *g)
+{
+	char *id;
+
+	if (g != NULL) {
+		/* The guest's own idea of its name is not trusted. */
+		id = strdup(vm->id);
+		if (id == NULL) {
+			msg_free(&g->base);
+			return -ENOMEM;
+		}
+		free(g->vm_id);
+		g->vm_id = id;
+	}
+	msg_free((ProtobufCMessage *)vm->guest);
+	vm->guest = g;
+	vm->guest_rx_ms = uv_now(hv->loop);
+	return 0;
+}

@@ -1,0 +1,894 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The kvm driver (and the sim driver, which is the same code against
+ * mm-sim's sockets): one QMP connection and one agent channel per VM found
+ * in a directory of <id>.qmp and <id>.agent Unix sockets. QMP gives the
+ * balloon (query-balloon, BALLOON_CHANGE) and, when the agent is silent, the
+ * virtio balloon's guest-stats; the agent channel carries length-prefixed
+ * GuestStats frames. Everything is asynchronous on the loop, and every line
+ * and frame is bounded: a hostile agent is cut off and reconnected later.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "hv/hv_impl.h"
+#include "log.h"
+
+enum qmp_state { QMP_CONNECTING, QMP_GREETING, QMP_CAPS, QMP_READY };
+
+/* A QMP server that does not greet or answer is forgotten (and found
+ * again by the next rescan): QEMU's monitor hangs for a second client. */
+#define QMP_HANDSHAKE_MS	10000
+#define QMP_PENDING_MAX		32
+enum agent_state { AGENT_NONE, AGENT_CONNECTING, AGENT_UP, AGENT_CLOSING };
+
+struct kvm_vm;
+
+typedef void (*qmp_reply_cb)(struct kvm_vm *v, json_t *ret, json_t *err,
+    void *arg);
+
+struct qmp_cmd {
+	struct qmp_cmd *next;
+	uint64_t id;
+	qmp_reply_cb fn;
+	void *arg;
+};
+
+struct kvm_vm {
+	struct hv_vm pub;	/* first: hv's registry holds &pub */
+	struct hv *hv;
+	int handles;		/* open uv handles; freed at 0 once dead */
+	bool dead;
+	bool seen;		/* in the current rescan */
+
+	uv_pipe_t qmp;
+	uv_connect_t qmp_conn;
+	enum qmp_state qstate;
+	char *qbuf;
+	size_t qlen;
+	struct qmp_cmd *pending;
+	unsigned npending;
+	uint64_t qmp_since_ms;	/* connected at */
+	uint64_t next_id;
+	bool stats_polling;	/* guest-stats-polling-interval set */
+	bool stats_inflight;
+	int64_t stats_last_update;
+
+	uv_pipe_t agent;
+	uv_connect_t agent_conn;
+	enum agent_state astate;
+	uint8_t *abuf;
+	size_t alen;
+	uint64_t agent_seen_ms;
+};
+
+struct kvm {
+	struct hv *hv;
+	uv_timer_t rescan;
+	uv_timer_t poll;
+	uv_fs_event_t watch;
+	bool watch_init;
+	int refs;		/* own handles and live VMs: freed at 0 */
+};
+
+static void vm_kill(struct kvm_vm *v);
+static void kvm_unref(struct kvm *k);
+
+static void
+path_of(const struct kvm_vm *v, const char *suffix, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s/%s.%s", v->hv->cfg.vm_dir, v->pub.id, suffix);
+}
+
+static void
+vm_free_maybe(struct kvm_vm *v)
+{
+	struct kvm *k = v->hv->priv;
+	struct qmp_cmd *c;
+
+	if (!v->dead || v->handles > 0)
+		return;
+	while ((c = v->pending) != NULL) {
+		v->pending = c->next;
+		if (c->fn != NULL)
+			c->fn(v, NULL, NULL, c->arg);
+		free(c);
+	}
+	free(v->qbuf);
+	free(v->abuf);
+	free(v);
+	kvm_unref(k);
+}
+
+static void
+vm_handle_closed_cb(uv_handle_t *h)
+{
+	struct kvm_vm *v = h->data;
+
+	v->handles--;
+	if (h == (uv_handle_t *)&v->agent)
+		v->astate = AGENT_NONE;
+	vm_free_maybe(v);
+}
+
+/* ---- agent channel ---- */
+
+static void
+agent_reset(struct kvm_vm *v, bool ours)
+{
+	if (v->astate == AGENT_NONE || v->astate == AGENT_CLOSING)
+		return;
+	if (ours)
+		v->hv->stats.agent_resets++;
+	v->astate = AGENT_CLOSING;
+	v->pub.agent_up = false;
+	v->alen = 0;
+	uv_close((uv_handle_t *)&v->agent, vm_handle_closed_cb);
+}
+
+static void
+agent_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct kvm_vm *v = h->data;
+	size_t cap = 4 + v->hv->cfg.frame_max;
+
+	buf->base = (char *)v->abuf + v->alen;
+	buf->len = cap - v->alen;
+}
+
+/* One complete frame: unpack, validate, hand over. */
+static bool
+agent_frame(struct kvm_vm *v, const uint8_t *data, size_t len)
+{
+	struct hv *hv = v->hv;
+	ProtobufCMessage *m;
+	char why[256];
+	int r;
+
+	r = msg_unpack(MSG_GUEST_STATS, data, len, &m, why, sizeof(why));
+	if (r == -EBADMSG || r == -EMSGSIZE) {
+		hv_reject(hv, &v->pub, HV_REJECT_UNDECODABLE);
+		log_debug("kvm: vm \"%s\": undecodable agent frame: %s",
+		    v->pub.id, why);
+		return false;
+	}
+	if (r < 0) {
+		hv_reject(hv, &v->pub, HV_REJECT_INVALID);
+		log_debug("kvm: vm \"%s\": invalid agent frame: %s",
+		    v->pub.id, why);
+		return false;
+	}
+	hv->stats.frames++;
+	v->agent_seen_ms = uv_now(hv->loop);
+	/* Where it came from is ours to say, not the guest's. */
+	((Mm__V1__GuestStats *)m)->has_source = 1;
+	((Mm__V1__GuestStats *)m)->source = hv->cfg.type == HV_TYPE_SIM ?
+	    MM__V1__STATS_SOURCE__STATS_SOURCE_SIM :
+	    MM__V1__STATS_SOURCE__STATS_SOURCE_AGENT;
+	if (hv_vm_set_guest(hv, &v->pub, (Mm__V1__GuestStats *)m) == 0)
+		hv_emit(hv, HV_EV_GUEST, &v->pub);
+	return true;
+}
+
+static void
+agent_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct kvm_vm *v = s->data;
+	size_t off = 0;
+	uint32_t len;
+
+	if (n < 0) {
+		agent_reset(v, false);
+		return;
+	}
+	v->alen += (size_t)n;
+	while (v->alen - off >= 4) {
+		const uint8_t *p = v->abuf + off;
+
+		len = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+		    (uint32_t)p[2] << 8 | p[3];
+		if (len > v->hv->cfg.frame_max) {
+			hv_reject(v->hv, &v->pub, HV_REJECT_TOO_BIG);
+			log_debug("kvm: vm \"%s\": agent frame of %" PRIu32
+			    " bytes, dropping the connection", v->pub.id, len);
+			agent_reset(v, true);
+			return;
+		}
+		if (v->alen - off - 4 < len)
+			break;
+		if (!agent_frame(v, p + 4, len)) {
+			agent_reset(v, true);
+			return;
+		}
+		if (v->dead || v->astate != AGENT_UP)
+			return;
+		off += 4 + len;
+	}
+	memmove(v->abuf, v->abuf + off, v->alen - off);
+	v->alen -= off;
+}
+
+static void
+agent_connect_cb(uv_connect_t *req, int status)
+{
+	struct kvm_vm *v = req->data;
+
+	if (v->astate != AGENT_CONNECTING)
+		return;
+	if (status < 0) {
+		log_debug("kvm: vm \"%s\": agent: %s", v->pub.id,
+		    uv_strerror(status));
+		agent_reset(v, false);
+		return;
+	}
+	v->astate = AGENT_UP;
+	v->pub.agent_up = true;
+	v->alen = 0;
+	v->agent_seen_ms = uv_now(v->hv->loop);
+	if (uv_read_start((uv_stream_t *)&v->agent, agent_alloc_cb,
+	    agent_read_cb) < 0)
+		agent_reset(v, false);
+}
+
+static void
+agent_connect(struct kvm_vm *v)
+{
+	char path[4096];
+	struct stat st;
+
+	if (v->astate != AGENT_NONE || v->dead)
+		return;
+	path_of(v, "agent", path, sizeof(path));
+	if (stat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return;
+	if (v->abuf == NULL) {
+		v->abuf = malloc(4 + v->hv->cfg.frame_max);
+		if (v->abuf == NULL)
+			return;
+	}
+	if (uv_pipe_init(v->hv->loop, &v->agent, 0) < 0)
+		return;
+	v->agent.data = v;
+	v->handles++;
+	v->astate = AGENT_CONNECTING;
+	v->agent_conn.data = v;
+	uv_pipe_connect(&v->agent_conn, &v->agent, path, agent_connect_cb);
+}
+
+/* ---- QMP ---- */
+
+struct write_req {
+	uv_write_t req;
+	char *buf;
+};
+
+static void
+write_cb(uv_write_t *req, int status)
+{
+	struct write_req *w = (struct write_req *)req;
+
+	free(w->buf);
+	free(w);
+}
+
+static int
+qmp_write(struct kvm_vm *v, json_t *j)
+{
+	struct write_req *w;
+	uv_buf_t b;
+	char *s;
+	int r;
+
+	s = json_dumps(j, JSON_COMPACT);
+	if (s == NULL)
+		return -ENOMEM;
+	w = malloc(sizeof(*w));
+	if (w == NULL) {
+		free(s);
+		return -ENOMEM;
+	}
+	w->buf = malloc(strlen(s) + 2);
+	if (w->buf == NULL) {
+		free(s);
+		free(w);
+		return -ENOMEM;
+	}
+	b.len = (size_t)sprintf(w->buf, "%s\n", s);
+	b.base = w->buf;
+	free(s);
+	r = uv_write(&w->req, (uv_stream_t *)&v->qmp, &b, 1, write_cb);
+	if (r < 0) {
+		free(w->buf);
+		free(w);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Send {"execute": cmd, "arguments": args (stolen, may be NULL)}. */
+static int
+qmp_exec(struct kvm_vm *v, const char *cmd, json_t *args, qmp_reply_cb fn,
+    void *arg)
+{
+	struct qmp_cmd *c, **tail;
+	json_t *j;
+	int r;
+
+	if (v->dead || v->qstate < QMP_CAPS) {
+		json_decref(args);
+		return -ENOTCONN;
+	}
+	c = calloc(1, sizeof(*c));
+	j = json_pack("{s:s, s:I}", "execute", cmd, "id",
+	    (json_int_t)v->next_id);
+	if (c == NULL || j == NULL) {
+		free(c);
+		json_decref(j);
+		json_decref(args);
+		return -ENOMEM;
+	}
+	if (args != NULL)
+		json_object_set_new(j, "arguments", args);
+	c->id = v->next_id++;
+	c->fn = fn;
+	c->arg = arg;
+	r = qmp_write(v, j);
+	json_decref(j);
+	if (r < 0) {
+		free(c);
+		return r;
+	}
+	for (tail = &v->pending; *tail != NULL; tail = &(*tail)->next)
+		;
+	*tail = c;
+	v->npending++;
+	return 0;
+}
+
+static void
+balloon_actual(struct kvm_vm *v, json_t *actual)
+{
+	json_int_t bytes;
+
+	if (!json_is_integer(actual))
+		return;
+	bytes = json_integer_value(actual);
+	if (bytes < 0)
+		return;
+	if (v->pub.balloon_known &&
+	    v->pub.balloon_actual_kib == (uint64_t)bytes / 1024)
+		return;
+	v->pub.balloon_known = true;
+	v->pub.balloon_actual_kib = (uint64_t)bytes / 1024;
+	hv_emit(v->hv, HV_EV_BALLOON, &v->pub);
+}
+
+static void
+query_balloon_cb(struct kvm_vm *v, json_t *ret, json_t *err, void *arg)
+{
+	if (ret != NULL)
+		balloon_actual(v, json_object_get(ret, "actual"));
+}
+
+/* The virtio balloon's stat-* (bytes or counts; -1 when unknown). */
+static bool
+qstat(json_t *stats, const char *name, uint64_t div, uint64_t *ret)
+{
+	json_t *j = json_object_get(stats, name);
+
+	if (!json_is_integer(j) || json_integer_value(j) < 0)
+		return false;
+	*ret = (uint64_t)json_integer_value(j) / div;
+	return true;
+}
+
+static Mm__V1__GuestStats *
+guest_from_qmp(json_t *stats, int64_t last_update)
+{
+	Mm__V1__GuestStats *g;
+	Mm__V1__Meminfo *mi;
+	Mm__V1__Vmstat *vs;
+	uint64_t tot = 0;
+
+	g = malloc(sizeof(*g));
+	mi = malloc(sizeof(*mi));
+	vs = malloc(sizeof(*vs));
+	if (g == NULL || mi == NULL || vs == NULL) {
+		free(g);
+		free(mi);
+		free(vs);
+		return NULL;
+	}
+	mm__v1__guest_stats__init(g);
+	mm__v1__meminfo__init(mi);
+	mm__v1__vmstat__init(vs);
+	g->meminfo = mi;
+	g->vmstat = vs;
+	g->has_source = 1;
+	g->source = MM__V1__STATS_SOURCE__STATS_SOURCE_QMP;
+	g->has_time_ms = 1;
+	g->time_ms = (uint64_t)last_update * 1000;
+#define QS(name, div, msg, member)					\
+	msg->has_##member = qstat(stats, name, div, &msg->member)
+	QS("stat-total-memory", 1024, mi, total_kib);
+	QS("stat-free-memory", 1024, mi, free_kib);
+	QS("stat-available-memory", 1024, mi, available_kib);
+	QS("stat-disk-caches", 1024, mi, cached_kib);
+	QS("stat-major-faults", 1, vs, major_faults);
+	QS("stat-swap-in", 4096, vs, swap_in_pages);
+	QS("stat-swap-out", 4096, vs, swap_out_pages);
+#undef QS
+	(void)tot;
+	return g;
+}
+
+static void
+guest_stats_cb(struct kvm_vm *v, json_t *ret, json_t *err, void *arg)
+{
+	Mm__V1__GuestStats *g;
+	json_t *stats, *lu;
+
+	v->stats_inflight = false;
+	if (ret == NULL)
+		return;
+	stats = json_object_get(ret, "stats");
+	lu = json_object_get(ret, "last-update");
+	if (!json_is_object(stats) || !json_is_integer(lu) ||
+	    json_integer_value(lu) <= 0)
+		return;	/* stale until the guest's first update */
+	if (json_integer_value(lu) == v->stats_last_update)
+		return;
+	v->stats_last_update = json_integer_value(lu);
+	g = guest_from_qmp(stats, v->stats_last_update);
+	if (g == NULL)
+		return;
+	v->hv->stats.qmp_fallbacks++;
+	if (hv_vm_set_guest(v->hv, &v->pub, g) == 0)
+		hv_emit(v->hv, HV_EV_GUEST, &v->pub);
+}
+
+static void
+set_target_cb(struct kvm_vm *v, json_t *ret, json_t *err, void *arg)
+{
+	struct { hv_done_cb cb; void *arg; } *d = arg;
+	int status = ret != NULL ? 0 : err != NULL ? -EIO : -ECANCELED;
+
+	if (d->cb != NULL)
+		d->cb(v->hv, status, d->arg);
+	free(d);
+}
+
+static int
+kvm_set_target(struct hv *hv, struct hv_vm *vm, uint64_t target_kib,
+    hv_done_cb cb, void *arg)
+{
+	struct kvm_vm *v = (struct kvm_vm *)vm;
+	struct { hv_done_cb cb; void *arg; } *d;
+	int r;
+
+	d = malloc(sizeof(*d));
+	if (d == NULL)
+		return -ENOMEM;
+	d->cb = cb;
+	d->arg = arg;
+	r = qmp_exec(v, "balloon", json_pack("{s:I}", "value",
+	    (json_int_t)(target_kib * 1024)), set_target_cb, d);
+	if (r < 0) {
+		free(d);
+		return r;
+	}
+	v->pub.target_known = true;
+	v->pub.balloon_target_kib = target_kib;
+	return 0;
+}
+
+/* One poll of a ready VM: the balloon, and guest-stats if the agent is
+ * silent. */
+static void
+vm_poll(struct kvm_vm *v)
+{
+	struct hv *hv = v->hv;
+	uint64_t now = uv_now(hv->loop);
+	unsigned secs;
+
+	if (v->dead || v->qstate == QMP_CONNECTING)
+		return;
+	if ((v->qstate != QMP_READY &&
+	    now - v->qmp_since_ms > QMP_HANDSHAKE_MS) ||
+	    v->npending > QMP_PENDING_MAX) {
+		hv->stats.qmp_hangs++;
+		log_debug("kvm: vm \"%s\": qmp not answering, reconnecting",
+		    v->pub.id);
+		vm_kill(v);
+		return;
+	}
+	if (v->qstate != QMP_READY)
+		return;
+	qmp_exec(v, "query-balloon", NULL, query_balloon_cb, NULL);
+	/* The agent had its chance since the VM was found or since its
+	 * last frame; a reconnecting agent keeps it. */
+	if (now - v->agent_seen_ms < hv->cfg.agent_timeout_ms)
+		return;
+	if (!v->stats_polling) {
+		secs = (hv->cfg.poll_ms + 999) / 1000;
+		if (qmp_exec(v, "qom-set", json_pack("{s:s, s:s, s:i}",
+		    "path", hv->cfg.balloon_path, "property",
+		    "guest-stats-polling-interval", "value", (int)secs),
+		    NULL, NULL) == 0)
+			v->stats_polling = true;
+		return;
+	}
+	if (v->stats_inflight)
+		return;
+	if (qmp_exec(v, "qom-get", json_pack("{s:s, s:s}", "path",
+	    hv->cfg.balloon_path, "property", "guest-stats"),
+	    guest_stats_cb, NULL) == 0)
+		v->stats_inflight = true;
+}
+
+/* The boot memory is the most the balloon can give the guest. */
+static void
+memory_size_cb(struct kvm_vm *v, json_t *ret, json_t *err, void *arg)
+{
+	json_t *base = json_object_get(ret, "base-memory");
+
+	if (!json_is_integer(base) || json_integer_value(base) <= 0)
+		return;
+	v->pub.max_known = true;
+	v->pub.max_kib = (uint64_t)json_integer_value(base) / 1024;
+	hv_emit(v->hv, HV_EV_BALLOON, &v->pub);
+}
+
+static void
+qmp_reply(struct kvm_vm *v, json_t *j)
+{
+	struct qmp_cmd *c, **pp;
+	json_t *ret = json_object_get(j, "return");
+	json_t *err = json_object_get(j, "error");
+	json_t *id = json_object_get(j, "id");
+
+	if (err != NULL) {
+		v->hv->stats.qmp_errors++;
+		log_debug("kvm: vm \"%s\": qmp error: %s", v->pub.id,
+		    json_string_value(json_object_get(err, "desc")));
+	}
+	for (pp = &v->pending; (c = *pp) != NULL; pp = &c->next) {
+		if (json_is_integer(id) &&
+		    (uint64_t)json_integer_value(id) == c->id)
+			break;
+	}
+	if (c == NULL)
+		return;
+	*pp = c->next;
+	v->npending--;
+	if (v->qstate == QMP_CAPS && ret != NULL) {
+		v->qstate = QMP_READY;
+		qmp_exec(v, "query-memory-size-summary", NULL, memory_size_cb,
+		    NULL);
+		vm_poll(v);
+	}
+	if (c->fn != NULL)
+		c->fn(v, ret, err == NULL && ret == NULL ? j : err, c->arg);
+	free(c);
+}
+
+static void
+qmp_line(struct kvm_vm *v, const char *line, size_t len)
+{
+	json_error_t jerr;
+	json_t *j, *ev;
+
+	j = json_loadb(line, len, 0, &jerr);
+	if (!json_is_object(j)) {
+		v->hv->stats.qmp_bad_lines++;
+		json_decref(j);
+		return;
+	}
+	if (v->qstate == QMP_GREETING && json_object_get(j, "QMP") != NULL) {
+		v->qstate = QMP_CAPS;
+		if (qmp_exec(v, "qmp_capabilities", NULL, NULL, NULL) < 0)
+			vm_kill(v);
+	} else if ((ev = json_object_get(j, "event")) != NULL) {
+		if (json_is_string(ev) &&
+		    strcmp(json_string_value(ev), "BALLOON_CHANGE") == 0)
+			balloon_actual(v, json_object_get(
+			    json_object_get(j, "data"), "actual"));
+	} else {
+		qmp_reply(v, j);
+	}
+	json_decref(j);
+}
+
+static void
+qmp_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct kvm_vm *v = h->data;
+
+	buf->base = v->qbuf + v->qlen;
+	buf->len = v->hv->cfg.qmp_line_max - v->qlen;
+}
+
+static void
+qmp_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct kvm_vm *v = s->data;
+	char *start, *nl;
+
+	if (n < 0) {
+		log_debug("kvm: vm \"%s\": qmp: %s", v->pub.id,
+		    uv_strerror((int)n));
+		vm_kill(v);
+		return;
+	}
+	v->qlen += (size_t)n;
+	start = v->qbuf;
+	while (!v->dead &&
+	    (nl = memchr(start, '\n', v->qlen - (size_t)(start - v->qbuf)))) {
+		qmp_line(v, start, (size_t)(nl - start));
+		start = nl + 1;
+	}
+	if (v->dead)
+		return;
+	v->qlen -= (size_t)(start - v->qbuf);
+	memmove(v->qbuf, start, v->qlen);
+	if (v->qlen == v->hv->cfg.qmp_line_max) {
+		v->hv->stats.qmp_bad_lines++;
+		log_debug("kvm: vm \"%s\": qmp line too long", v->pub.id);
+		vm_kill(v);
+	}
+}
+
+static pid_t
+vm_pid(struct kvm_vm *v)
+{
+	char path[4096], buf[32];
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	uv_os_fd_t fd;
+	ssize_t n;
+	long pid;
+	int f;
+
+	path_of(v, "pid", path, sizeof(path));
+	f = open(path, O_RDONLY | O_CLOEXEC);
+	if (f >= 0) {
+		n = read(f, buf, sizeof(buf) - 1);
+		close(f);
+		if (n > 0) {
+			buf[n] = '\0';
+			pid = strtol(buf, NULL, 10);
+			if (pid > 0 && pid < (1l << 22))
+				return (pid_t)pid;
+		}
+	}
+	if (uv_fileno((uv_handle_t *)&v->qmp, &fd) == 0 &&
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+		return cred.pid;
+	return 0;
+}
+
+static void
+qmp_connect_cb(uv_connect_t *req, int status)
+{
+	struct kvm_vm *v = req->data;
+
+	if (v->dead)
+		return;
+	if (status < 0) {
+		log_debug("kvm: vm \"%s\": qmp: %s", v->pub.id,
+		    uv_strerror(status));
+		vm_kill(v);
+		return;
+	}
+	v->qstate = QMP_GREETING;
+	v->qmp_since_ms = uv_now(v->hv->loop);
+	v->agent_seen_ms = uv_now(v->hv->loop);
+	v->pub.pid = vm_pid(v);
+	if (uv_read_start((uv_stream_t *)&v->qmp, qmp_alloc_cb,
+	    qmp_read_cb) < 0) {
+		vm_kill(v);
+		return;
+	}
+	hv_emit(v->hv, HV_EV_ADDED, &v->pub);
+	agent_connect(v);
+}
+
+/* Forget v: REMOVED event if it was announced, close its handles. */
+static void
+vm_kill(struct kvm_vm *v)
+{
+	bool announced = v->qstate != QMP_CONNECTING;
+
+	if (v->dead)
+		return;
+	v->dead = true;
+	if (announced)
+		hv_emit(v->hv, HV_EV_REMOVED, &v->pub);
+	hv_vm_unregister(v->hv, &v->pub);
+	if (v->astate == AGENT_CONNECTING || v->astate == AGENT_UP) {
+		v->astate = AGENT_CLOSING;
+		uv_close((uv_handle_t *)&v->agent, vm_handle_closed_cb);
+	}
+	uv_close((uv_handle_t *)&v->qmp, vm_handle_closed_cb);
+}
+
+static void
+vm_add(struct hv *hv, const char *id, size_t len)
+{
+	struct kvm_vm *v;
+	char path[4096];
+
+	v = calloc(1, sizeof(*v));
+	if (v == NULL)
+		return;
+	v->hv = hv;
+	memcpy(v->pub.id, id, len);
+	v->qbuf = malloc(hv->cfg.qmp_line_max);
+	v->next_id = 1;
+	v->seen = true;
+	if (v->qbuf == NULL || uv_pipe_init(hv->loop, &v->qmp, 0) < 0) {
+		free(v->qbuf);
+		free(v);
+		return;
+	}
+	v->qmp.data = v;
+	v->handles = 1;
+	((struct kvm *)hv->priv)->refs++;
+	if (hv_vm_register(hv, &v->pub) < 0) {
+		v->dead = true;
+		uv_close((uv_handle_t *)&v->qmp, vm_handle_closed_cb);
+		return;
+	}
+	v->qmp_conn.data = v;
+	path_of(v, "qmp", path, sizeof(path));
+	uv_pipe_connect(&v->qmp_conn, &v->qmp, path, qmp_connect_cb);
+}
+
+static void
+rescan(struct hv *hv)
+{
+	struct kvm_vm *v;
+	struct dirent *de;
+	size_t i, len;
+	DIR *d;
+
+	d = opendir(hv->cfg.vm_dir);
+	if (d == NULL) {
+		log_debug("kvm: %s: %s", hv->cfg.vm_dir, strerror(errno));
+		return;
+	}
+	for (i = 0; i < hv->nvms; i++)
+		((struct kvm_vm *)hv->vms[i])->seen = false;
+	while ((de = readdir(d)) != NULL) {
+		char id[MSG_ID_MAX + 1];
+
+		len = strlen(de->d_name);
+		if (len < 5 || strcmp(de->d_name + len - 4, ".qmp") != 0 ||
+		    !hv_id_valid(de->d_name, len - 4))
+			continue;
+		memcpy(id, de->d_name, len - 4);
+		id[len - 4] = '\0';
+		v = (struct kvm_vm *)hv_vm_find(hv, id);
+		if (v != NULL)
+			v->seen = true;
+		else
+			vm_add(hv, id, len - 4);
+	}
+	closedir(d);
+	for (i = hv->nvms; i-- > 0;) {
+		v = (struct kvm_vm *)hv->vms[i];
+		if (!v->seen)
+			vm_kill(v);
+		else if (v->qstate != QMP_CONNECTING)
+			agent_connect(v);
+	}
+}
+
+static void
+rescan_cb(uv_timer_t *t)
+{
+	struct kvm *k = t->data;
+
+	rescan(k->hv);
+}
+
+static void
+watch_cb(uv_fs_event_t *h, const char *name, int events, int status)
+{
+	struct kvm *k = h->data;
+
+	/* Sockets appear before QEMU listens: rescan a little later. */
+	if (uv_timer_get_due_in(&k->rescan) > 50)
+		uv_timer_start(&k->rescan, rescan_cb, 50, k->hv->cfg.rescan_ms);
+}
+
+static void
+poll_cb(uv_timer_t *t)
+{
+	struct kvm *k = t->data;
+	struct hv *hv = k->hv;
+	size_t i;
+
+	for (i = hv->nvms; i-- > 0;)
+		if (i < hv->nvms)
+			vm_poll((struct kvm_vm *)hv->vms[i]);
+}
+
+static int
+kvm_start(struct hv *hv)
+{
+	struct kvm *k;
+
+	k = calloc(1, sizeof(*k));
+	if (k == NULL)
+		return -ENOMEM;
+	k->hv = hv;
+	hv->priv = k;
+	uv_timer_init(hv->loop, &k->rescan);
+	uv_timer_init(hv->loop, &k->poll);
+	k->rescan.data = k;
+	k->poll.data = k;
+	k->refs = 2;
+	if (uv_fs_event_init(hv->loop, &k->watch) == 0) {
+		k->watch.data = k;
+		k->refs++;
+		k->watch_init = true;
+		/* Without it (no such directory yet) the timer rescans. */
+		uv_fs_event_start(&k->watch, watch_cb, hv->cfg.vm_dir, 0);
+	}
+	uv_timer_start(&k->rescan, rescan_cb, 0, hv->cfg.rescan_ms);
+	uv_timer_start(&k->poll, poll_cb, hv->cfg.poll_ms, hv->cfg.poll_ms);
+	return 0;
+}
+
+static void
+kvm_unref(struct kvm *k)
+{
+	struct hv *hv = k->hv;
+
+	if (--k->refs > 0)
+		return;
+	free(k);
+	hv_closed(hv);
+}
+
+static void
+kvm_handle_closed_cb(uv_handle_t *h)
+{
+	kvm_unref(h->data);
+}
+
+static void
+kvm_close(struct hv *hv)
+{
+	struct kvm *k = hv->priv;
+
+	while (hv->nvms > 0)
+		vm_kill((struct kvm_vm *)hv->vms[hv->nvms - 1]);
+	if (k == NULL) {
+		hv_closed(hv);
+		return;
+	}
+	uv_close((uv_handle_t *)&k->rescan, kvm_handle_closed_cb);
+	uv_close((uv_handle_t *)&k->poll, kvm_handle_closed_cb);
+	if (k->watch_init)
+		uv_close((uv_handle_t *)&k->watch, kvm_handle_closed_cb);
+}
+
+const struct hv_ops hv_kvm_ops = {
+	.name = "kvm",
+	.start = kvm_start,
+	.set_target = kvm_set_target,
+	.close = kvm_close,
+};

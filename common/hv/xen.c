@@ -1,0 +1,493 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The xen driver: domains under /local/domain through libxenstore, driven by
+ * watches rather than polling. @introduceDomain and @releaseDomain rescan
+ * the domain list; per domain a watch on data/mm/agent_seq (written last by
+ * the guest agent) reads the agent's keys, and one on memory/ reads the
+ * target and static-max. This is the only file that includes xenstore.h.
+ * libxenstore's calls are synchronous round trips to the local xenstored;
+ * they are short, and the watches arrive through a pipe polled on the loop.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hv/hv_impl.h"
+#include "log.h"
+
+#ifndef MM_HAVE_XENSTORE
+
+static int
+xen_start(struct hv *hv)
+{
+	return -ENOTSUP;
+}
+
+static void
+xen_close(struct hv *hv)
+{
+	hv_closed(hv);
+}
+
+#else
+
+#include <xenstore.h>
+
+#define DOM_ROOT	"/local/domain"
+
+struct xen_dom {
+	struct hv_vm pub;	/* first: hv's registry holds &pub */
+	unsigned domid;
+	bool seen;
+	char tok_seq[32];
+	char tok_mem[32];
+};
+
+struct xen {
+	struct hv *hv;
+	struct xs_handle *xs;
+	uv_poll_t poll;
+	bool poll_init;
+};
+
+/* A field of the agent's data/mm/ layout and where it goes. */
+struct xfield {
+	const char *key;	/* below data/mm/ */
+	int msg;		/* 0 meminfo, 1 vmstat, 2 psi */
+	size_t off;
+	size_t has_off;
+	bool pct;
+};
+
+#define XF(key, msg, type, f, pct)					\
+	{ key, msg, offsetof(type, f), offsetof(type, has_##f), pct }
+
+static const struct xfield xfields[] = {
+	XF("meminfo/total_kib", 0, Mm__V1__Meminfo, total_kib, false),
+	XF("meminfo/free_kib", 0, Mm__V1__Meminfo, free_kib, false),
+	XF("meminfo/available_kib", 0, Mm__V1__Meminfo, available_kib, false),
+	XF("meminfo/cached_kib", 0, Mm__V1__Meminfo, cached_kib, false),
+	XF("meminfo/swap_total_kib", 0, Mm__V1__Meminfo, swap_total_kib,
+	    false),
+	XF("meminfo/swap_free_kib", 0, Mm__V1__Meminfo, swap_free_kib, false),
+	XF("meminfo/anon_kib", 0, Mm__V1__Meminfo, anon_kib, false),
+	XF("meminfo/active_file_kib", 0, Mm__V1__Meminfo, active_file_kib,
+	    false),
+	XF("meminfo/inactive_file_kib", 0, Mm__V1__Meminfo,
+	    inactive_file_kib, false),
+	XF("meminfo/shmem_kib", 0, Mm__V1__Meminfo, shmem_kib, false),
+	XF("vmstat/major_faults", 1, Mm__V1__Vmstat, major_faults, false),
+	XF("vmstat/swap_in_pages", 1, Mm__V1__Vmstat, swap_in_pages, false),
+	XF("vmstat/swap_out_pages", 1, Mm__V1__Vmstat, swap_out_pages, false),
+	XF("vmstat/refault_pages", 1, Mm__V1__Vmstat, refault_pages, false),
+	XF("vmstat/oom_kills", 1, Mm__V1__Vmstat, oom_kills, false),
+	XF("psi/some_avg10_pct", 2, Mm__V1__Psi, some_avg10_pct, true),
+	XF("psi/some_avg60_pct", 2, Mm__V1__Psi, some_avg60_pct, true),
+	XF("psi/some_avg300_pct", 2, Mm__V1__Psi, some_avg300_pct, true),
+	XF("psi/full_avg10_pct", 2, Mm__V1__Psi, full_avg10_pct, true),
+	XF("psi/full_avg60_pct", 2, Mm__V1__Psi, full_avg60_pct, true),
+	XF("psi/full_avg300_pct", 2, Mm__V1__Psi, full_avg300_pct, true),
+	XF("psi/some_total_us", 2, Mm__V1__Psi, some_total_us, false),
+	XF("psi/full_total_us", 2, Mm__V1__Psi, full_total_us, false),
+};
+
+/* Read a key; NULL when absent. The result is malloc'd. */
+static char *
+xread(struct xen *x, xs_transaction_t t, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static char *
+xread(struct xen *x, xs_transaction_t t, const char *fmt, ...)
+{
+	char path[512];
+	unsigned len;
+	va_list ap;
+	char *v;
+
+	va_start(ap, fmt);
+	vsnprintf(path, sizeof(path), fmt, ap);
+	va_end(ap);
+	v = xs_read(x->xs, t, path, &len);
+	return v;
+}
+
+/* Strict decimal: the whole string, no sign, no spaces. */
+static bool
+parse_u64(const char *s, uint64_t *ret)
+{
+	unsigned long long v;
+	char *end;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return false;
+	*ret = v;
+	return true;
+}
+
+static bool
+parse_pct(const char *s, double *ret)
+{
+	char *end;
+	double v;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || *end != '\0' || !(v >= 0.0 && v <= 1e6))
+		return false;
+	*ret = v;
+	return true;
+}
+
+static struct xen_dom *
+dom_find(struct hv *hv, unsigned domid)
+{
+	size_t i;
+
+	for (i = 0; i < hv->nvms; i++)
+		if (((struct xen_dom *)hv->vms[i])->domid == domid)
+			return (struct xen_dom *)hv->vms[i];
+	return NULL;
+}
+
+static void
+read_memory(struct xen *x, struct xen_dom *d)
+{
+	uint64_t target, max;
+	char *s;
+	bool changed = false;
+
+	s = xread(x, XBT_NULL, DOM_ROOT "/%u/memory/target", d->domid);
+	if (parse_u64(s, &target) && (!d->pub.target_known ||
+	    d->pub.balloon_target_kib != target)) {
+		d->pub.target_known = true;
+		d->pub.balloon_target_kib = target;
+		changed = true;
+	}
+	free(s);
+	s = xread(x, XBT_NULL, DOM_ROOT "/%u/memory/static-max", d->domid);
+	if (parse_u64(s, &max) && (!d->pub.max_known ||
+	    d->pub.max_kib != max)) {
+		d->pub.max_known = true;
+		d->pub.max_kib = max;
+		changed = true;
+	}
+	free(s);
+	if (changed)
+		hv_emit(x->hv, HV_EV_BALLOON, &d->pub);
+}
+
+static Mm__V1__GuestStats *
+guest_new(void)
+{
+	Mm__V1__GuestStats *g = calloc(1, sizeof(*g));
+	Mm__V1__Meminfo *mi = calloc(1, sizeof(*mi));
+	Mm__V1__Vmstat *vs = calloc(1, sizeof(*vs));
+	Mm__V1__Psi *p = calloc(1, sizeof(*p));
+
+	if (g == NULL || mi == NULL || vs == NULL || p == NULL) {
+		free(g);
+		free(mi);
+		free(vs);
+		free(p);
+		return NULL;
+	}
+	mm__v1__guest_stats__init(g);
+	mm__v1__meminfo__init(mi);
+	mm__v1__vmstat__init(vs);
+	mm__v1__psi__init(p);
+	g->meminfo = mi;
+	g->vmstat = vs;
+	g->psi = p;
+	return g;
+}
+
+/* Drop submessages the guest wrote nothing into. */
+static void
+guest_trim(Mm__V1__GuestStats *g, const bool *any)
+{
+	if (!any[0]) {
+		free(g->meminfo);
+		g->meminfo = NULL;
+	}
+	if (!any[1]) {
+		free(g->vmstat);
+		g->vmstat = NULL;
+	}
+	if (!any[2]) {
+		free(g->psi);
+		g->psi = NULL;
+	}
+}
+
+static void
+read_guest(struct xen *x, struct xen_dom *d)
+{
+	struct hv *hv = x->hv;
+	Mm__V1__GuestStats *g;
+	bool any[3] = { false }, bad = false;
+	const char *base = "";
+	xs_transaction_t t;
+	char why[256], *s;
+	uint64_t u;
+	double f;
+	size_t i;
+
+	g = guest_new();
+	if (g == NULL)
+		return;
+	t = xs_transaction_start(x->xs);
+	s = xread(x, t, DOM_ROOT "/%u/data/mm/agent_seq", d->domid);
+	if (s == NULL) {
+		xs_transaction_end(x->xs, t, true);
+		msg_free(&g->base);
+		return;	/* no agent (yet) */
+	}
+	bad |= !parse_u64(s, &g->agent_seq);
+	g->has_agent_seq = 1;
+	free(s);
+	s = xread(x, t, DOM_ROOT "/%u/data/mm/time_ms", d->domid);
+	if (s != NULL) {
+		bad |= !parse_u64(s, &g->time_ms);
+		g->has_time_ms = 1;
+		free(s);
+	}
+	for (i = 0; i < sizeof(xfields) / sizeof(xfields[0]); i++) {
+		const struct xfield *xf = &xfields[i];
+		void *m = xf->msg == 0 ? (void *)g->meminfo :
+		    xf->msg == 1 ? (void *)g->vmstat : (void *)g->psi;
+
+		s = xread(x, t, DOM_ROOT "/%u/data/mm/%s", d->domid, xf->key);
+		if (s == NULL)
+			continue;
+		if (xf->pct ? parse_pct(s, &f) : parse_u64(s, &u)) {
+			if (xf->pct)
+				*(double *)((char *)m + xf->off) = f;
+			else
+				*(uint64_t *)((char *)m + xf->off) = u;
+			*(protobuf_c_boolean *)((char *)m + xf->has_off) = 1;
+			any[xf->msg] = true;
+		} else {
+			bad = true;
+			base = xf->key;
+		}
+		free(s);
+	}
+	xs_transaction_end(x->xs, t, true);
+	guest_trim(g, any);
+	g->vm_id = strdup(d->pub.id);
+	g->has_source = 1;
+	g->source = MM__V1__STATS_SOURCE__STATS_SOURCE_AGENT;
+	if (g->vm_id == NULL) {
+		msg_free(&g->base);
+		return;
+	}
+	if (bad) {
+		hv_reject(hv, &d->pub, HV_REJECT_UNDECODABLE);
+		log_debug("xen: domain \"%s\": data/mm/%s is not a number",
+		    d->pub.id, base);
+		msg_free(&g->base);
+		return;
+	}
+	if (msg_validate(MSG_GUEST_STATS, &g->base, why, sizeof(why)) < 0) {
+		hv_reject(hv, &d->pub, HV_REJECT_INVALID);
+		log_debug("xen: domain \"%s\": invalid data/mm: %s", d->pub.id,
+		    why);
+		msg_free(&g->base);
+		return;
+	}
+	hv->stats.frames++;
+	if (hv_vm_set_guest(hv, &d->pub, g) == 0)
+		hv_emit(hv, HV_EV_GUEST, &d->pub);
+}
+
+static void
+dom_add(struct xen *x, unsigned domid)
+{
+	struct xen_dom *d;
+	char path[128], *name;
+
+	d = calloc(1, sizeof(*d));
+	if (d == NULL)
+		return;
+	d->domid = domid;
+	d->seen = true;
+	name = xread(x, XBT_NULL, DOM_ROOT "/%u/name", domid);
+	if (name != NULL && hv_id_valid(name, strlen(name)))
+		snprintf(d->pub.id, sizeof(d->pub.id), "%s", name);
+	else
+		snprintf(d->pub.id, sizeof(d->pub.id), "domain-%u", domid);
+	free(name);
+	if (hv_vm_register(x->hv, &d->pub) < 0) {
+		free(d);
+		return;
+	}
+	hv_emit(x->hv, HV_EV_ADDED, &d->pub);
+	read_memory(x, d);
+	snprintf(d->tok_seq, sizeof(d->tok_seq), "seq/%u", domid);
+	snprintf(d->tok_mem, sizeof(d->tok_mem), "mem/%u", domid);
+	/* Each watch fires once at once, which reads what is there. */
+	snprintf(path, sizeof(path), DOM_ROOT "/%u/data/mm/agent_seq", domid);
+	if (!xs_watch(x->xs, path, d->tok_seq))
+		log_debug("xen: watch %s: %s", path, strerror(errno));
+	snprintf(path, sizeof(path), DOM_ROOT "/%u/memory", domid);
+	if (!xs_watch(x->xs, path, d->tok_mem))
+		log_debug("xen: watch %s: %s", path, strerror(errno));
+}
+
+static void
+dom_remove(struct xen *x, struct xen_dom *d, bool announce)
+{
+	char path[128];
+
+	if (announce)
+		hv_emit(x->hv, HV_EV_REMOVED, &d->pub);
+	snprintf(path, sizeof(path), DOM_ROOT "/%u/data/mm/agent_seq",
+	    d->domid);
+	xs_unwatch(x->xs, path, d->tok_seq);
+	snprintf(path, sizeof(path), DOM_ROOT "/%u/memory", d->domid);
+	xs_unwatch(x->xs, path, d->tok_mem);
+	hv_vm_unregister(x->hv, &d->pub);
+	free(d);
+}
+
+static void
+rescan(struct xen *x)
+{
+	struct hv *hv = x->hv;
+	struct xen_dom *d;
+	unsigned n = 0, i;
+	char **ents;
+	uint64_t id;
+	size_t k;
+
+	ents = xs_directory(x->xs, XBT_NULL, DOM_ROOT, &n);
+	for (k = 0; k < hv->nvms; k++)
+		((struct xen_dom *)hv->vms[k])->seen = false;
+	for (i = 0; ents != NULL && i < n; i++) {
+		if (!parse_u64(ents[i], &id) || id == 0 || id >= 0x7ff0)
+			continue;	/* dom0 and the special ids */
+		d = dom_find(hv, (unsigned)id);
+		if (d != NULL)
+			d->seen = true;
+		else
+			dom_add(x, (unsigned)id);
+	}
+	free(ents);
+	for (k = hv->nvms; k-- > 0;) {
+		d = (struct xen_dom *)hv->vms[k];
+		if (!d->seen)
+			dom_remove(x, d, true);
+	}
+}
+
+static void
+watch_event(struct xen *x, const char *path, const char *token)
+{
+	struct xen_dom *d;
+	uint64_t id;
+
+	if (strcmp(token, "domains") == 0) {
+		rescan(x);
+		return;
+	}
+	if (strlen(token) < 5 || !parse_u64(token + 4, &id))
+		return;
+	d = dom_find(x->hv, (unsigned)id);
+	if (d == NULL)
+		return;
+	if (strncmp(token, "seq/", 4) == 0)
+		read_guest(x, d);
+	else if (strncmp(token, "mem/", 4) == 0)
+		read_memory(x, d);
+}
+
+static void
+poll_cb(uv_poll_t *p, int status, int events)
+{
+	struct xen *x = p->data;
+	char **vec;
+
+	while ((vec = xs_check_watch(x->xs)) != NULL) {
+		watch_event(x, vec[XS_WATCH_PATH], vec[XS_WATCH_TOKEN]);
+		free(vec);
+	}
+}
+
+static int
+xen_start(struct hv *hv)
+{
+	struct xen *x;
+	int r, fd;
+
+	x = calloc(1, sizeof(*x));
+	if (x == NULL)
+		return -ENOMEM;
+	x->hv = hv;
+	x->xs = xs_open(0);
+	if (x->xs == NULL) {
+		r = errno ? -errno : -ENOENT;
+		log_debug("xen: xs_open: %s", strerror(-r));
+		free(x);
+		return r;
+	}
+	hv->priv = x;
+	fd = xs_fileno(x->xs);
+	if (fd < 0 || uv_poll_init(hv->loop, &x->poll, fd) < 0)
+		return -EIO;
+	x->poll.data = x;
+	x->poll_init = true;
+	if (!xs_watch(x->xs, "@introduceDomain", "domains") ||
+	    !xs_watch(x->xs, "@releaseDomain", "domains"))
+		return errno ? -errno : -EIO;
+	rescan(x);
+	return uv_poll_start(&x->poll, UV_READABLE, poll_cb) < 0 ? -EIO : 0;
+}
+
+static void
+xen_poll_closed_cb(uv_handle_t *h)
+{
+	struct xen *x = h->data;
+	struct hv *hv = x->hv;
+
+	xs_close(x->xs);
+	free(x);
+	hv_closed(hv);
+}
+
+static void
+xen_close(struct hv *hv)
+{
+	struct xen *x = hv->priv;
+
+	if (x == NULL) {
+		hv_closed(hv);
+		return;
+	}
+	while (hv->nvms > 0)
+		dom_remove(x, (struct xen_dom *)hv->vms[hv->nvms - 1], false);
+	if (x->poll_init) {
+		uv_close((uv_handle_t *)&x->poll, xen_poll_closed_cb);
+		return;
+	}
+	xs_close(x->xs);
+	free(x);
+	hv_closed(hv);
+}
+
+#endif
+
+const struct hv_ops hv_xen_ops = {
+	.name = "xen",
+	.start = xen_start,
+	.close = xen_close,
+};

@@ -1,0 +1,838 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * mm-sim: a simulated virtualization host that looks to mm exactly like a
+ * KVM host. Per VM it serves a QMP socket (<dir>/<vm>.qmp) and an agent
+ * chardev socket (<dir>/<vm>.agent) sending GuestStats frames, and it keeps a
+ * procfs/sysfs tree (<root>/proc, <root>/sys) with the host's meminfo,
+ * pressure, vmstat, KSM and two NUMA nodes, so the collector's kvm driver and
+ * parsers run unchanged against it. Guests run simple workloads; balloons
+ * move toward their target at about 100 MiB/s; a "hostile" guest reports
+ * impossible numbers and now and then garbage. SIGUSR1 makes every guest
+ * report a pressure spike at once (for the collector's fast path).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "conf.h"
+#include "log.h"
+#include "msg.h"
+
+#define TICK_MS		100
+#define INFLATE_KIB_S	(100 * 1024)	/* balloon grows: guest shrinks */
+#define DEFLATE_KIB_S	(400 * 1024)
+#define LINE_MAX_BYTES	(64 * 1024)
+#define PID_BASE	100000
+
+enum workload { WL_IDLE, WL_STATIC, WL_MONO, WL_HOSTILE };
+
+struct client {
+	uv_pipe_t pipe;
+	struct sim_vm *vm;
+	bool qmp;
+	char *buf;
+	size_t len;
+	struct client *next;
+};
+
+struct sim_vm {
+	char name[MSG_ID_MAX + 1];
+	int index;
+	enum workload wl;
+	uint64_t max_kib, actual_kib, target_kib;
+	uint64_t low_kib, high_kib, need_kib;
+	double avg10, avg60, avg300;
+	uint64_t some_total_us, major_faults, seq;
+	bool spike;
+	uint64_t last_event_kib;
+	uv_pipe_t qmp_srv, agent_srv;
+	struct client *clients;
+};
+
+static struct sim {
+	uv_loop_t *loop;
+	const char *dir;
+	const char *root;
+	uint64_t host_kib;
+	unsigned agent_ms;
+	struct sim_vm *vms;
+	int nvms;
+	uv_timer_t tick, agent_tick, host_tick;
+	uv_signal_t sigterm, sigint, sigusr1;
+	uint64_t start_ms;
+	uint64_t ticks;
+} sim;
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- the guest model ---- */
+
+static void
+vm_step(struct sim_vm *v, double dt_s)
+{
+	double t = (double)(uv_now(sim.loop) - sim.start_ms) / 1000.0;
+	uint64_t step, floor_kib;
+	double want10, ratio;
+
+	switch (v->wl) {
+	case WL_HOSTILE:
+	case WL_IDLE:
+		v->need_kib = 256 * 1024 < v->max_kib ? 256 * 1024 :
+		    v->max_kib / 2;
+		break;
+	case WL_STATIC:
+		v->need_kib = v->low_kib;
+		break;
+	case WL_MONO:
+		/* Ramp low -> high -> low over 120 s. */
+		ratio = fmod(t, 120.0) / 60.0;
+		if (ratio > 1.0)
+			ratio = 2.0 - ratio;
+		v->need_kib = v->low_kib +
+		    (uint64_t)((double)(v->high_kib - v->low_kib) * ratio);
+		break;
+	}
+	if (v->actual_kib > v->target_kib) {
+		step = (uint64_t)(INFLATE_KIB_S * dt_s);
+		/* The guest cannot give what it uses. */
+		floor_kib = v->need_kib * 9 / 10;
+		if (v->target_kib > floor_kib)
+			floor_kib = v->target_kib;
+		if (v->actual_kib > floor_kib)
+			v->actual_kib = v->actual_kib - floor_kib > step ?
+			    v->actual_kib - step : floor_kib;
+	} else if (v->actual_kib < v->target_kib) {
+		step = (uint64_t)(DEFLATE_KIB_S * dt_s);
+		v->actual_kib = v->target_kib - v->actual_kib > step ?
+		    v->actual_kib + step : v->target_kib;
+	}
+	/* Pressure in proportion to how far below its need the guest is. */
+	want10 = 0.0;
+	if (v->need_kib > v->actual_kib * 9 / 10)
+		want10 = 100.0 * (double)(v->need_kib - v->actual_kib * 9 / 10) /
+		    (double)v->actual_kib * 4.0;
+	if (want10 > 100.0)
+		want10 = 100.0;
+	if (v->spike) {
+		/* Each spike adds 20 points: repeated spikes keep rising. */
+		v->avg10 = v->avg10 + 20.0 > 100.0 ? 100.0 : v->avg10 + 20.0;
+		want10 = v->avg10;
+	}
+	v->avg10 += (want10 - v->avg10) * (dt_s / 2.0);
+	v->avg60 += (v->avg10 - v->avg60) * (dt_s / 60.0);
+	v->avg300 += (v->avg10 - v->avg300) * (dt_s / 300.0);
+	v->some_total_us += (uint64_t)(v->avg10 / 100.0 * dt_s * 1e6);
+	v->major_faults += (uint64_t)(v->avg10 * dt_s * 10.0);
+}
+
+static uint64_t
+vm_used_kib(const struct sim_vm *v)
+{
+	uint64_t cap = v->actual_kib - v->actual_kib / 20;
+
+	return v->need_kib < cap ? v->need_kib : cap;
+}
+
+/* ---- agent frames ---- */
+
+static int
+vm_frame(struct sim_vm *v, uint8_t **ret, size_t *ret_len)
+{
+	Mm__V1__GuestStats g = MM__V1__GUEST_STATS__INIT;
+	Mm__V1__Meminfo mi = MM__V1__MEMINFO__INIT;
+	Mm__V1__Vmstat vs = MM__V1__VMSTAT__INIT;
+	Mm__V1__Psi psi = MM__V1__PSI__INIT;
+	uint64_t used = vm_used_kib(v), cached;
+	uint8_t *body, *frame;
+	size_t len;
+	int r;
+
+	cached = (v->actual_kib - used) / 4;
+	g.vm_id = v->name;
+	g.has_time_ms = 1;
+	g.time_ms = now_ms();
+	g.has_source = 1;
+	g.source = MM__V1__STATS_SOURCE__STATS_SOURCE_SIM;
+	g.has_agent_seq = 1;
+	g.agent_seq = v->seq++;
+	g.meminfo = &mi;
+	g.vmstat = &vs;
+	g.psi = &psi;
+#define SET(m, f, val) do { (m).f = (val); (m).has_##f = 1; } while (0)
+	SET(mi, total_kib, v->actual_kib);
+	SET(mi, free_kib, v->actual_kib - used - cached);
+	SET(mi, available_kib, v->actual_kib - used);
+	SET(mi, cached_kib, cached);
+	SET(mi, anon_kib, used);
+	SET(vs, major_faults, v->major_faults);
+	SET(vs, swap_in_pages, 0);
+	SET(vs, swap_out_pages, 0);
+	SET(vs, oom_kills, 0);
+	SET(psi, some_avg10_pct, round(v->avg10 * 100.0) / 100.0);
+	SET(psi, some_avg60_pct, round(v->avg60 * 100.0) / 100.0);
+	SET(psi, some_avg300_pct, round(v->avg300 * 100.0) / 100.0);
+	SET(psi, some_total_us, v->some_total_us);
+	if (v->wl == WL_HOSTILE) {
+		/* Lies a broken or malicious guest tells: more memory than
+		 * it has, parts above the total, time going back, host
+		 * fields it does not own. */
+		mi.total_kib = v->actual_kib * 16;
+		mi.free_kib = v->actual_kib * 20;
+		g.agent_seq = v->seq % 3;
+		vs.major_faults = v->seq % 2 ? 1000 : 10;
+		SET(g, balloon_actual_kib, v->max_kib * 8);
+		SET(g, stale, 0);
+	}
+#undef SET
+	r = msg_pack(MSG_GUEST_STATS, &g.base, &body, &len);
+	if (r < 0)
+		return r;
+	frame = malloc(len + 4);
+	if (frame == NULL) {
+		free(body);
+		return -ENOMEM;
+	}
+	frame[0] = (uint8_t)(len >> 24);
+	frame[1] = (uint8_t)(len >> 16);
+	frame[2] = (uint8_t)(len >> 8);
+	frame[3] = (uint8_t)len;
+	memcpy(frame + 4, body, len);
+	free(body);
+	*ret = frame;
+	*ret_len = len + 4;
+	return 0;
+}
+
+struct wreq {
+	uv_write_t req;
+	void *buf;
+};
+
+static void
+wreq_cb(uv_write_t *req, int status)
+{
+	struct wreq *w = (struct wreq *)req;
+
+	free(w->buf);
+	free(w);
+}
+
+/* Send buf (taken) to c. */
+static void
+client_send(struct client *c, void *buf, size_t len)
+{
+	struct wreq *w = malloc(sizeof(*w));
+	uv_buf_t b = uv_buf_init(buf, (unsigned)len);
+
+	if (w == NULL) {
+		free(buf);
+		return;
+	}
+	w->buf = buf;
+	if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, wreq_cb) < 0) {
+		free(buf);
+		free(w);
+	}
+}
+
+static void
+vm_send_frames(struct sim_vm *v)
+{
+	struct client *c;
+	uint8_t *frame;
+	size_t len;
+
+	for (c = v->clients; c != NULL; c = c->next) {
+		if (c->qmp)
+			continue;
+		if (v->wl == WL_HOSTILE && v->seq % 5 == 4) {
+			/* Now and then bytes that are no GuestStats. */
+			static const uint8_t junk[] = { 0, 0, 0, 3, 0xff, 0xff,
+			    0xff };
+
+			v->seq++;
+			frame = malloc(sizeof(junk));
+			if (frame == NULL)
+				continue;
+			memcpy(frame, junk, sizeof(junk));
+			client_send(c, frame, sizeof(junk));
+			continue;
+		}
+		if (vm_frame(v, &frame, &len) < 0)
+			continue;
+		client_send(c, frame, len);
+	}
+}
+
+/* ---- QMP ---- */
+
+static void
+qmp_send(struct client *c, json_t *j)
+{
+	char *s = json_dumps(j, JSON_COMPACT);
+	char *line;
+
+	json_decref(j);
+	if (s == NULL)
+		return;
+	if (asprintf(&line, "%s\r\n", s) < 0) {
+		free(s);
+		return;
+	}
+	free(s);
+	client_send(c, line, strlen(line));
+}
+
+static void
+vm_event_balloon(struct sim_vm *v)
+{
+	struct client *c;
+
+	for (c = v->clients; c != NULL; c = c->next)
+		if (c->qmp)
+			qmp_send(c, json_pack("{s:s, s:{s:I}, s:{s:I, s:I}}",
+			    "event", "BALLOON_CHANGE", "data", "actual",
+			    (json_int_t)(v->actual_kib * 1024), "timestamp",
+			    "seconds", (json_int_t)(now_ms() / 1000),
+			    "microseconds", (json_int_t)0));
+}
+
+static json_t *
+qmp_guest_stats(struct sim_vm *v)
+{
+	uint64_t used = vm_used_kib(v), cached = (v->actual_kib - used) / 4;
+
+	return json_pack("{s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:I}",
+	    "stats",
+	    "stat-total-memory", (json_int_t)(v->actual_kib * 1024),
+	    "stat-free-memory", (json_int_t)((v->actual_kib - used - cached)
+	    * 1024),
+	    "stat-available-memory", (json_int_t)((v->actual_kib - used)
+	    * 1024),
+	    "stat-disk-caches", (json_int_t)(cached * 1024),
+	    "stat-major-faults", (json_int_t)v->major_faults,
+	    "stat-swap-in", (json_int_t)0,
+	    "stat-swap-out", (json_int_t)0,
+	    "last-update", (json_int_t)(now_ms() / 1000));
+}
+
+static void
+qmp_command(struct client *c, const char *line, size_t len)
+{
+	struct sim_vm *v = c->vm;
+	json_t *j, *id, *args, *ret = NULL, *reply;
+	const char *cmd, *prop;
+	json_int_t value;
+
+	j = json_loadb(line, len, 0, NULL);
+	cmd = json_string_value(json_object_get(j, "execute"));
+	id = json_object_get(j, "id");
+	args = json_object_get(j, "arguments");
+	prop = json_string_value(json_object_get(args, "property"));
+	if (cmd == NULL) {
+		ret = NULL;
+	} else if (strcmp(cmd, "qmp_capabilities") == 0) {
+		ret = json_object();
+	} else if (strcmp(cmd, "query-memory-size-summary") == 0) {
+		ret = json_pack("{s:I}", "base-memory",
+		    (json_int_t)(v->max_kib * 1024));
+	} else if (strcmp(cmd, "query-balloon") == 0) {
+		ret = json_pack("{s:I}", "actual",
+		    (json_int_t)(v->actual_kib * 1024));
+	} else if (strcmp(cmd, "balloon") == 0 &&
+	    json_is_integer(json_object_get(args, "value"))) {
+		value = json_integer_value(json_object_get(args, "value"));
+		if (value > 0) {
+			v->target_kib = (uint64_t)value / 1024;
+			if (v->target_kib > v->max_kib)
+				v->target_kib = v->max_kib;
+			ret = json_object();
+		}
+	} else if (strcmp(cmd, "qom-set") == 0) {
+		ret = json_object();
+	} else if (strcmp(cmd, "qom-get") == 0 && prop != NULL &&
+	    strcmp(prop, "guest-stats") == 0) {
+		ret = qmp_guest_stats(v);
+	}
+	if (ret != NULL)
+		reply = json_pack("{s:o}", "return", ret);
+	else
+		reply = json_pack("{s:{s:s, s:s}}", "error", "class",
+		    "GenericError", "desc", "not supported by mm-sim");
+	if (id != NULL)
+		json_object_set(reply, "id", id);
+	qmp_send(c, reply);
+	json_decref(j);
+}
+
+/* ---- connections ---- */
+
+static void
+client_closed_cb(uv_handle_t *h)
+{
+	struct client *c = h->data, **pp;
+
+	for (pp = &c->vm->clients; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	free(c->buf);
+	free(c);
+}
+
+static void
+client_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct client *c = h->data;
+
+	buf->base = c->buf + c->len;
+	buf->len = LINE_MAX_BYTES - c->len;
+}
+
+static void
+client_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct client *c = s->data;
+	char *start, *nl;
+
+	if (n < 0) {
+		uv_close((uv_handle_t *)s, client_closed_cb);
+		return;
+	}
+	if (!c->qmp) {
+		c->len = 0;	/* the agent channel is one-way */
+		return;
+	}
+	c->len += (size_t)n;
+	start = c->buf;
+	while ((nl = memchr(start, '\n', c->len - (size_t)(start - c->buf)))) {
+		qmp_command(c, start, (size_t)(nl - start));
+		start = nl + 1;
+	}
+	c->len -= (size_t)(start - c->buf);
+	memmove(c->buf, start, c->len);
+	if (c->len == LINE_MAX_BYTES)
+		uv_close((uv_handle_t *)s, client_closed_cb);
+}
+
+static void
+connection_cb(uv_stream_t *srv, int status)
+{
+	struct sim_vm *v = srv->data;
+	struct client *c;
+
+	if (status < 0)
+		return;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL || (c->buf = malloc(LINE_MAX_BYTES)) == NULL) {
+		free(c);
+		return;
+	}
+	c->vm = v;
+	c->qmp = srv == (uv_stream_t *)&v->qmp_srv;
+	uv_pipe_init(sim.loop, &c->pipe, 0);
+	c->pipe.data = c;
+	if (uv_accept(srv, (uv_stream_t *)&c->pipe) < 0) {
+		uv_close((uv_handle_t *)&c->pipe, client_closed_cb);
+		c->next = v->clients;
+		v->clients = c;
+		return;
+	}
+	c->next = v->clients;
+	v->clients = c;
+	uv_read_start((uv_stream_t *)&c->pipe, client_alloc_cb,
+	    client_read_cb);
+	if (c->qmp)
+		qmp_send(c, json_pack("{s:{s:{s:{s:i, s:i, s:i}, s:s}, s:[]}}",
+		    "QMP", "version", "qemu", "major", 8, "minor", 0, "micro",
+		    0, "package", "mm-sim", "capabilities"));
+}
+
+static int
+listen_on(struct sim_vm *v, uv_pipe_t *p, const char *suffix)
+{
+	char path[4096];
+	int r;
+
+	snprintf(path, sizeof(path), "%s/%s.%s", sim.dir, v->name, suffix);
+	unlink(path);
+	uv_pipe_init(sim.loop, p, 0);
+	p->data = v;
+	r = uv_pipe_bind(p, path);
+	if (r == 0)
+		r = uv_listen((uv_stream_t *)p, 16, connection_cb);
+	if (r < 0)
+		log_warnx("%s: %s", path, uv_strerror(r));
+	return r;
+}
+
+/* ---- the host's procfs/sysfs tree ---- */
+
+static void
+write_file(const char *rel, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+write_file(const char *rel, const char *fmt, ...)
+{
+	char path[4096], tmp[4200], *p;
+	va_list ap;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", sim.root, rel);
+	for (p = path + strlen(sim.root) + 1; (p = strchr(p, '/')); p++) {
+		*p = '\0';
+		mkdir(path, 0755);
+		*p = '/';
+	}
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (f == NULL)
+		return;
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	if (fclose(f) == 0)
+		rename(tmp, path);
+}
+
+/* <dir>/<vm>.pid, as libvirt keeps one: the process the collector reads
+ * numa_maps and task stats of (under the simulated /proc). */
+static void
+write_pid(const struct sim_vm *v, int pid)
+{
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s.pid", sim.dir, v->name);
+	f = fopen(path, "w");
+	if (f != NULL) {
+		fprintf(f, "%d\n", pid);
+		fclose(f);
+	}
+}
+
+static void
+write_host(void)
+{
+	uint64_t used = 512 * 1024, shared = 0, free_kib, node;
+	char rel[256];
+	int i;
+
+	for (i = 0; i < sim.nvms; i++) {
+		used += sim.vms[i].actual_kib;
+		shared += sim.vms[i].actual_kib / 64;
+	}
+	free_kib = used < sim.host_kib ? sim.host_kib - used : 0;
+	write_file("proc/meminfo",
+	    "MemTotal:       %" PRIu64 " kB\nMemFree:        %" PRIu64
+	    " kB\nMemAvailable:   %" PRIu64 " kB\nCached:         %" PRIu64
+	    " kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\n"
+	    "AnonPages:      %" PRIu64 " kB\nShmem:              0 kB\n",
+	    sim.host_kib, free_kib, free_kib, (uint64_t)65536, used);
+	write_file("proc/pressure/memory",
+	    "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+	    "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n");
+	write_file("proc/vmstat", "pgmajfault %" PRIu64 "\npswpin 0\n"
+	    "pswpout 0\nworkingset_refault_anon 0\nworkingset_refault_file 0\n"
+	    "oom_kill 0\n", sim.ticks);
+	write_file("sys/kernel/mm/ksm/run", "1\n");
+	write_file("sys/kernel/mm/ksm/pages_to_scan", "100\n");
+	write_file("sys/kernel/mm/ksm/sleep_millisecs", "20\n");
+	write_file("sys/kernel/mm/ksm/merge_across_nodes", "1\n");
+	write_file("sys/kernel/mm/ksm/full_scans", "%" PRIu64 "\n",
+	    sim.ticks / 10);
+	write_file("sys/kernel/mm/ksm/pages_shared", "%" PRIu64 "\n",
+	    shared / 4 / 8);
+	write_file("sys/kernel/mm/ksm/pages_sharing", "%" PRIu64 "\n",
+	    shared / 4);
+	write_file("sys/kernel/mm/ksm/pages_unshared", "0\n");
+	write_file("sys/kernel/mm/ksm/pages_volatile", "0\n");
+	for (node = 0; node < 2; node++) {
+		snprintf(rel, sizeof(rel),
+		    "sys/devices/system/node/node%" PRIu64 "/meminfo", node);
+		write_file(rel, "Node %" PRIu64 " MemTotal: %" PRIu64 " kB\n"
+		    "Node %" PRIu64 " MemFree: %" PRIu64 " kB\n", node,
+		    sim.host_kib / 2, node, free_kib / 2);
+		snprintf(rel, sizeof(rel),
+		    "sys/devices/system/node/node%" PRIu64 "/cpulist", node);
+		write_file(rel, "%s\n", node == 0 ? "0-3" : "4-7");
+	}
+	for (i = 0; i < sim.nvms; i++) {
+		struct sim_vm *v = &sim.vms[i];
+		int pid = PID_BASE + i;
+
+		snprintf(rel, sizeof(rel), "proc/%d/numa_maps", pid);
+		write_file(rel, "7f0000000000 bind:%d anon=%" PRIu64
+		    " dirty=%" PRIu64 " N%d=%" PRIu64
+		    " kernelpagesize_kB=4\n", i % 2, v->actual_kib / 4,
+		    v->actual_kib / 4, i % 2, v->actual_kib / 4);
+		snprintf(rel, sizeof(rel), "proc/%d/task/%d/stat", pid, pid);
+		write_file(rel, "%d (qemu-vcpu) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 "
+		    "20 0 1 0 100 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 17 %d 0 0"
+		    " 0 0 0\n", pid, (i % 2) * 4);
+		write_pid(v, pid);
+	}
+}
+
+/* ---- timers and signals ---- */
+
+static void
+tick_cb(uv_timer_t *t)
+{
+	int i;
+
+	sim.ticks++;
+	for (i = 0; i < sim.nvms; i++) {
+		struct sim_vm *v = &sim.vms[i];
+		uint64_t diff;
+
+		vm_step(v, TICK_MS / 1000.0);
+		diff = v->actual_kib > v->last_event_kib ?
+		    v->actual_kib - v->last_event_kib :
+		    v->last_event_kib - v->actual_kib;
+		if (diff >= 1024 || (diff > 0 && v->actual_kib ==
+		    v->target_kib)) {
+			v->last_event_kib = v->actual_kib;
+			vm_event_balloon(v);
+		}
+		if (v->spike) {
+			vm_send_frames(v);
+			v->spike = false;
+		}
+	}
+}
+
+static void
+agent_tick_cb(uv_timer_t *t)
+{
+	int i;
+
+	for (i = 0; i < sim.nvms; i++)
+		vm_send_frames(&sim.vms[i]);
+}
+
+static void
+host_tick_cb(uv_timer_t *t)
+{
+	write_host();
+}
+
+static void
+close_walk_cb(uv_handle_t *h, void *arg)
+{
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+static void
+signal_cb(uv_signal_t *h, int signum)
+{
+	struct client *c;
+	char path[4096];
+	int i;
+
+	if (signum == SIGUSR1) {
+		for (i = 0; i < sim.nvms; i++)
+			sim.vms[i].spike = true;
+		log_info("pressure spike");
+		return;
+	}
+	for (i = 0; i < sim.nvms; i++) {
+		static const char *const sfx[] = { "qmp", "agent", "pid" };
+		int j;
+
+		for (j = 0; j < 3; j++) {
+			snprintf(path, sizeof(path), "%s/%s.%s", sim.dir,
+			    sim.vms[i].name, sfx[j]);
+			unlink(path);
+		}
+		for (c = sim.vms[i].clients; c != NULL; c = c->next)
+			if (!uv_is_closing((uv_handle_t *)&c->pipe))
+				uv_close((uv_handle_t *)&c->pipe,
+				    client_closed_cb);
+	}
+	uv_walk(sim.loop, close_walk_cb, NULL);
+}
+
+/* NAME,MAX,WORKLOAD[:A[:B]]: "web,2G,static:1G", "db,4G,mono:512M:3G". */
+static int
+parse_vm(const char *arg, struct sim_vm *v)
+{
+	char *s = strdup(arg), *name, *max, *wl, *a, *b, *save = NULL;
+	int64_t kib;
+	int r = -EINVAL;
+
+	if (s == NULL)
+		return -ENOMEM;
+	name = strtok_r(s, ",", &save);
+	max = strtok_r(NULL, ",", &save);
+	wl = strtok_r(NULL, ",", &save);
+	if (name == NULL || max == NULL || wl == NULL ||
+	    strlen(name) > MSG_ID_MAX ||
+	    conf_parse_size_kib(max, &kib) < 0 || kib < 65536)
+		goto out;
+	memset(v, 0, sizeof(*v));
+	snprintf(v->name, sizeof(v->name), "%s", name);
+	v->max_kib = v->actual_kib = v->target_kib = (uint64_t)kib;
+	v->last_event_kib = v->actual_kib;
+	a = strtok_r(wl, ":", &save);
+	if (strcmp(a, "idle") == 0) {
+		v->wl = WL_IDLE;
+	} else if (strcmp(a, "static") == 0) {
+		v->wl = WL_STATIC;
+		a = strtok_r(NULL, ":", &save);
+		if (a == NULL || conf_parse_size_kib(a, &kib) < 0)
+			goto out;
+		v->low_kib = (uint64_t)kib;
+	} else if (strcmp(a, "mono") == 0) {
+		v->wl = WL_MONO;
+		a = strtok_r(NULL, ":", &save);
+		b = strtok_r(NULL, ":", &save);
+		if (a == NULL || conf_parse_size_kib(a, &kib) < 0)
+			goto out;
+		v->low_kib = (uint64_t)kib;
+		if (b == NULL || conf_parse_size_kib(b, &kib) < 0 ||
+		    (uint64_t)kib < v->low_kib)
+			goto out;
+		v->high_kib = (uint64_t)kib;
+	} else if (strcmp(a, "hostile") == 0) {
+		v->wl = WL_HOSTILE;
+	} else {
+		goto out;
+	}
+	r = 0;
+out:
+	free(s);
+	return r;
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: mm-sim -s DIR -r ROOT [-H HOST_MEM] [-i AGENT_MS] "
+	    "[-v] -m NAME,MAX,WORKLOAD ...\n"
+	    "  WORKLOAD: idle | static:SIZE | mono:LOW:HIGH | hostile\n"
+	    "  serves DIR/NAME.qmp and DIR/NAME.agent, writes ROOT/proc and "
+	    "ROOT/sys;\n  SIGUSR1: pressure spike (+20 points) in every "
+	    "guest\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	uv_loop_t loop;
+	int64_t v64;
+	int c, i, verbose = 0;
+
+	sim.host_kib = 16 * 1024 * 1024;
+	sim.agent_ms = 1000;
+	sim.vms = calloc((size_t)argc, sizeof(*sim.vms));
+	if (sim.vms == NULL)
+		return 1;
+	while ((c = getopt(argc, argv, "s:r:H:i:m:vh")) != -1) {
+		switch (c) {
+		case 's':
+			sim.dir = optarg;
+			break;
+		case 'r':
+			sim.root = optarg;
+			break;
+		case 'H':
+			if (conf_parse_size_kib(optarg, &v64) < 0 || v64 <= 0) {
+				usage(stderr);
+				return 2;
+			}
+			sim.host_kib = (uint64_t)v64;
+			break;
+		case 'i':
+			if (conf_parse_duration_ms(optarg, &v64) < 0 ||
+			    v64 < 10 || v64 > 60000) {
+				usage(stderr);
+				return 2;
+			}
+			sim.agent_ms = (unsigned)v64;
+			break;
+		case 'm':
+			if (parse_vm(optarg, &sim.vms[sim.nvms]) < 0) {
+				fprintf(stderr, "mm-sim: bad VM \"%s\"\n",
+				    optarg);
+				return 2;
+			}
+			sim.vms[sim.nvms].index = sim.nvms;
+			sim.nvms++;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (sim.dir == NULL || sim.root == NULL || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	log_init("mm-sim", verbose, false);
+	mkdir(sim.dir, 0755);
+	mkdir(sim.root, 0755);
+	uv_loop_init(&loop);
+	sim.loop = &loop;
+	sim.start_ms = uv_now(&loop);
+	/* The tree and the pid files exist before anyone can connect. */
+	for (i = 0; i < sim.nvms; i++)
+		vm_step(&sim.vms[i], 0.0);
+	write_host();
+	for (i = 0; i < sim.nvms; i++) {
+		if (listen_on(&sim.vms[i], &sim.vms[i].qmp_srv, "qmp") < 0 ||
+		    listen_on(&sim.vms[i], &sim.vms[i].agent_srv, "agent") < 0)
+			fatalx("cannot serve vm \"%s\"", sim.vms[i].name);
+	}
+	uv_timer_init(&loop, &sim.tick);
+	uv_timer_init(&loop, &sim.agent_tick);
+	uv_timer_init(&loop, &sim.host_tick);
+	uv_timer_start(&sim.tick, tick_cb, TICK_MS, TICK_MS);
+	uv_timer_start(&sim.agent_tick, agent_tick_cb, sim.agent_ms,
+	    sim.agent_ms);
+	uv_timer_start(&sim.host_tick, host_tick_cb, 1000, 1000);
+	uv_signal_init(&loop, &sim.sigterm);
+	uv_signal_init(&loop, &sim.sigint);
+	uv_signal_init(&loop, &sim.sigusr1);
+	uv_signal_start(&sim.sigterm, signal_cb, SIGTERM);
+	uv_signal_start(&sim.sigint, signal_cb, SIGINT);
+	uv_signal_start(&sim.sigusr1, signal_cb, SIGUSR1);
+	/* A client gone mid-write is an EPIPE error, not a death. */
+	signal(SIGPIPE, SIG_IGN);
+	log_info("serving %d vms in %s, host tree in %s", sim.nvms, sim.dir,
+	    sim.root);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	free(sim.vms);
+	return 0;
+}

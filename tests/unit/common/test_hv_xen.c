@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The xen driver with the real libxenstore against xsd_mini, a xenstored
+ * test double ($XENSTORED_PATH): domains appear and go with
+ * @introduceDomain / @releaseDomain, the agent's data/mm keys are read when
+ * agent_seq changes, memory/target and static-max follow their watch, and
+ * keys that are not numbers or not valid drop the whole sample.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "hv.h"
+#include "testutil.h"
+#include "tu_hv.h"
+#include "xsd_mini.h"
+
+#define DOM3	"/local/domain/3"
+
+static struct {
+	uv_loop_t loop;
+	struct hv *hv;
+	struct xsd_mini *xsd;
+	unsigned added, removed, guests, balloons, rejected;
+	char last_added[80];
+} T;
+
+static void
+event_cb(struct hv *hv, enum hv_event ev, struct hv_vm *vm, void *arg)
+{
+	switch (ev) {
+	case HV_EV_ADDED:
+		T.added++;
+		snprintf(T.last_added, sizeof(T.last_added), "%s", vm->id);
+		break;
+	case HV_EV_REMOVED:
+		T.removed++;
+		break;
+	case HV_EV_GUEST:
+		T.guests++;
+		break;
+	case HV_EV_BALLOON:
+		T.balloons++;
+		break;
+	case HV_EV_REJECTED:
+		T.rejected++;
+		break;
+	}
+}
+
+static struct hv_vm *
+find(const char *id)
+{
+	return tu_hv_find(T.hv, id);
+}
+
+static bool
+run_until(bool (*cond)(void))
+{
+	return tu_run_until_fn(&T.loop, cond, 5000);
+}
+
+static uint64_t want_total;
+static bool
+c_total(void)
+{
+	struct hv_vm *vm = find("web");
+
+	return vm != NULL && vm->guest != NULL && vm->guest->meminfo &&
+	    vm->guest->meminfo->total_kib == want_total;
+}
+
+static uint64_t want_target;
+static bool
+c_target(void)
+{
+	struct hv_vm *vm = find("web");
+
+	return vm != NULL && vm->target_known &&
+	    vm->balloon_target_kib == want_target;
+}
+
+static bool c_dom7(void) { return find("domain-7") != NULL; }
+static bool c_web_gone(void) { return find("web") == NULL; }
+
+static unsigned want_bad;
+static bool
+c_bad(void)
+{
+	struct hv_stats st;
+
+	hv_get_stats(T.hv, &st);
+	return st.frames_undecodable + st.frames_invalid >= want_bad;
+}
+
+static void
+test_hv_xen_driver(void **state)
+{
+	struct hv_config cfg = { .type = HV_TYPE_XEN, .event_cb = event_cb };
+	char *dir, sock[4096];
+	struct hv_stats st;
+	struct hv_vm *vm;
+	unsigned g;
+
+	memset(&T, 0, sizeof(T));
+	dir = tu_tmpdir();
+	snprintf(sock, sizeof(sock), "%s/xenstored.sock", dir);
+	T.xsd = xsd_mini_start(sock);
+	assert_non_null(T.xsd);
+	setenv("XENSTORED_PATH", sock, 1);
+
+	xsd_mini_write(T.xsd, "/local/domain/0/name", "Domain-0");
+	xsd_mini_write(T.xsd, DOM3 "/name", "web");
+	xsd_mini_write(T.xsd, DOM3 "/memory/target", "1048576");
+	xsd_mini_write(T.xsd, DOM3 "/memory/static-max", "2097152");
+	xsd_mini_write(T.xsd, DOM3 "/data/mm/meminfo/total_kib", "1000000");
+	xsd_mini_write(T.xsd, DOM3 "/data/mm/meminfo/free_kib", "400000");
+	xsd_mini_write(T.xsd, DOM3 "/data/mm/psi/some_avg10_pct", "1.50");
+	xsd_mini_write(T.xsd, DOM3 "/data/mm/time_ms", "1700000000000");
+	xsd_mini_write(T.xsd, DOM3 "/data/mm/agent_seq", "1");
+
+	uv_loop_init(&T.loop);
+	T.hv = hv_new(&T.loop, &cfg);
+	assert_non_null(T.hv);
+	assert_int_equal(hv_start(T.hv), 0);
+
+	/* Domain 3 is a VM, dom0 is not; what the agent wrote is read. */
+	want_total = 1000000;
+	assert_true(run_until(c_total));
+	assert_int_equal(hv_vm_count(T.hv), 1);
+	vm = find("web");
+	assert_true(vm->max_known);
+	assert_int_equal(vm->max_kib, 2097152);
+	assert_int_equal(vm->balloon_target_kib, 1048576);
+	assert_int_equal(vm->guest->meminfo->free_kib, 400000);
+	assert_true(vm->guest->psi->some_avg10_pct == 1.5);
+	assert_int_equal(vm->guest->agent_seq, 1);
+	assert_int_equal(vm->guest->time_ms, 1700000000000ull);
+	assert_null(vm->guest->vmstat);
+	assert_string_equal(vm->guest->vm_id, "web");
+
+	/* A new report: fields first, agent_seq last. */
+	xsd_mini_write(T.xsd, DOM3 "/data/mm/meminfo/total_kib", "900000");
+	xsd_mini_write(T.xsd, DOM3 "/data/mm/agent_seq", "2");
+	want_total = 900000;
+	assert_true(run_until(c_total));
+
+	/* Hostile keys drop the whole sample, counted. */
+	g = T.guests;
+	xsd_mini_write(T.xsd, DOM3 "/data/mm/meminfo/free_kib", "12abc");
+	xsd_mini_write(T.xsd, DOM3 "/data/mm/agent_seq", "3");
+	want_bad = 1;
+	assert_true(run_until(c_bad));
+	xsd_mini_write(T.xsd, DOM3 "/data/mm/meminfo/free_kib", "1");
+	xsd_mini_write(T.xsd, DOM3 "/data/mm/meminfo/total_kib",
+	    "9999999999999999999");
+	xsd_mini_write(T.xsd, DOM3 "/data/mm/agent_seq", "4");
+	want_bad = 2;
+	assert_true(run_until(c_bad));
+	hv_get_stats(T.hv, &st);
+	assert_int_equal(st.frames_undecodable, 1);
+	assert_int_equal(st.frames_invalid, 1);
+	assert_int_equal(T.rejected, 2);
+	assert_int_equal(T.guests, g);
+	assert_int_equal(find("web")->guest->meminfo->total_kib, 900000);
+
+	/* The toolstack moves the target. */
+	xsd_mini_write(T.xsd, DOM3 "/memory/target", "524288");
+	want_target = 524288;
+	assert_true(run_until(c_target));
+
+	/* A domain with a name that is not an id. */
+	xsd_mini_write(T.xsd, "/local/domain/7/name", "bad name!");
+	xsd_mini_fire(T.xsd, "@introduceDomain");
+	assert_true(run_until(c_dom7));
+	assert_string_equal(T.last_added, "domain-7");
+
+	/* Domain 3 is destroyed. */
+	xsd_mini_rm(T.xsd, DOM3);
+	xsd_mini_fire(T.xsd, "@releaseDomain");
+	assert_true(run_until(c_web_gone));
+	assert_int_equal(T.removed, 1);
+	assert_int_equal(hv_vm_count(T.hv), 1);
+
+	hv_close(T.hv, NULL, NULL);
+	assert_int_equal(tu_loop_finish(&T.loop), 0);
+	xsd_mini_stop(T.xsd);
+	unsetenv("XENSTORED_PATH");
+	tu_rmtree(dir);
+	free(dir);
+}
+
+/* Without a xenstored the driver says so instead of hanging. */
+static void
+test_hv_xen_no_xenstored(void **state)
+{
+	struct hv_config cfg = { .type = HV_TYPE_XEN };
+	uv_loop_t loop;
+	struct hv *hv;
+
+	setenv("XENSTORED_PATH", "/nonexistent/socket", 1);
+	uv_loop_init(&loop);
+	hv = hv_new(&loop, &cfg);
+	assert_non_null(hv);
+	assert_true(hv_start(hv) < 0);
+	hv_close(hv, NULL, NULL);
+	assert_int_equal(tu_loop_finish(&loop), 0);
+	unsetenv("XENSTORED_PATH");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_hv_xen_driver),
+		cmocka_unit_test(test_hv_xen_no_xenstored),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * mm-sim seen through the unchanged kvm driver code (driver "sim"): its VMs
+ * are found with their simulated pids, their agents report what the
+ * workloads hold, and a balloon target set over QMP is reached at about
+ * 100 MiB/s when shrinking the guest and faster when growing it back.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "hv.h"
+#include "testutil.h"
+#include "tu_hv.h"
+
+#define MIB	1024ull
+
+static struct {
+	uv_loop_t loop;
+	struct hv *hv;
+	pid_t sim;
+	bool set_done;
+	int set_status;
+} T;
+
+static struct hv_vm *
+find(const char *id)
+{
+	return tu_hv_find(T.hv, id);
+}
+
+static bool
+c_all_reporting(void)
+{
+	static const char *const ids[] = { "web", "db", "idle1" };
+	unsigned i;
+
+	for (i = 0; i < 3; i++) {
+		struct hv_vm *vm = find(ids[i]);
+
+		if (vm == NULL || vm->guest == NULL || !vm->balloon_known)
+			return false;
+	}
+	return true;
+}
+
+static uint64_t want_kib;
+static bool
+c_actual(void)
+{
+	struct hv_vm *vm = find("web");
+
+	return vm != NULL && vm->balloon_actual_kib == want_kib &&
+	    vm->guest != NULL && vm->guest->meminfo->total_kib == want_kib;
+}
+
+static void
+set_cb(struct hv *hv, int status, void *arg)
+{
+	T.set_status = status;
+	T.set_done = true;
+}
+
+static int
+teardown(void **state)
+{
+	if (T.sim > 0) {
+		kill(T.sim, SIGKILL);
+		waitpid(T.sim, NULL, 0);
+	}
+	return 0;
+}
+
+static void
+test_sim_through_kvm_driver(void **state)
+{
+	struct hv_config cfg = {
+		.type = HV_TYPE_SIM,
+		.rescan_ms = 100,
+		.poll_ms = 100,
+	};
+	char *dir, *bin, vmdir[1024], root[1024];
+	struct hv_vm *vm;
+	uint64_t t0, ms;
+	int status;
+
+	memset(&T, 0, sizeof(T));
+	dir = tu_tmpdir();
+	snprintf(vmdir, sizeof(vmdir), "%s/vm", dir);
+	snprintf(root, sizeof(root), "%s/root", dir);
+	assert_true(asprintf(&bin, "%s/bin/mm-sim",
+	    getenv("MM_BINARY_DIR")) > 0);
+	T.sim = fork();
+	assert_true(T.sim >= 0);
+	if (T.sim == 0) {
+		execl(bin, bin, "-s", vmdir, "-r", root, "-i", "100ms",
+		    "-m", "web,2G,static:1G", "-m", "db,4G,mono:512M:3G",
+		    "-m", "idle1,1G,idle", (char *)NULL);
+		_exit(127);
+	}
+
+	uv_loop_init(&T.loop);
+	cfg.vm_dir = vmdir;
+	T.hv = hv_new(&T.loop, &cfg);
+	assert_non_null(T.hv);
+	assert_int_equal(hv_start(T.hv), 0);
+	assert_true(tu_run_until_fn(&T.loop, c_all_reporting, 10000));
+
+	vm = find("web");
+	assert_int_equal(vm->pid, 100000);	/* from web.pid */
+	assert_int_equal(vm->balloon_actual_kib, 2048 * MIB);
+	assert_int_equal(vm->max_kib, 2048 * MIB);
+	assert_int_equal(vm->guest->source,
+	    MM__V1__STATS_SOURCE__STATS_SOURCE_SIM);
+	assert_int_equal(vm->guest->meminfo->anon_kib, 1024 * MIB);
+	assert_int_equal(find("idle1")->guest->meminfo->anon_kib, 256 * MIB);
+
+	/* Shrink web by 512 MiB: about 5 s at 100 MiB/s. */
+	uv_update_time(&T.loop);
+	t0 = uv_now(&T.loop);
+	assert_int_equal(hv_set_target(T.hv, "web", 1536 * MIB, set_cb, NULL),
+	    0);
+	want_kib = 1536 * MIB;
+	assert_true(tu_run_until_fn(&T.loop, c_actual, 15000));
+	assert_true(T.set_done);
+	assert_int_equal(T.set_status, 0);
+	ms = uv_now(&T.loop) - t0;
+	print_message("inflated 512 MiB in %llu ms\n", (unsigned long long)ms);
+	assert_in_range(ms, 3500, 9000);
+
+	/* Grow it back: faster. */
+	t0 = uv_now(&T.loop);
+	assert_int_equal(hv_set_target(T.hv, "web", 2048 * MIB, NULL, NULL),
+	    0);
+	want_kib = 2048 * MIB;
+	assert_true(tu_run_until_fn(&T.loop, c_actual, 15000));
+	ms = uv_now(&T.loop) - t0;
+	print_message("deflated 512 MiB in %llu ms\n", (unsigned long long)ms);
+	assert_true(ms < 3500);
+
+	/* The target is capped at the VM's maximum. */
+	assert_int_equal(hv_set_target(T.hv, "web", 8192 * MIB, NULL, NULL),
+	    0);
+	tu_run_for(&T.loop, 500);
+	assert_int_equal(find("web")->balloon_actual_kib, 2048 * MIB);
+
+	hv_close(T.hv, NULL, NULL);
+	assert_int_equal(tu_loop_finish(&T.loop), 0);
+	kill(T.sim, SIGTERM);
+	assert_int_equal(waitpid(T.sim, &status, 0), T.sim);
+	T.sim = 0;
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* It cleans up its sockets. */
+	{
+		char path[2048];
+
+		snprintf(path, sizeof(path), "%s/web.qmp", vmdir);
+		assert_int_equal(access(path, F_OK), -1);
+	}
+	tu_rmtree(dir);
+	free(dir);
+	free(bin);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_sim_through_kvm_driver,
+		    teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
