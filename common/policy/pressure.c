@@ -286,7 +286,8 @@ place(struct pe_ctx *c)
 			continue;
 		}
 		if (cur < v->floor) {
-			d->target_kib = v->floor;
+			/* Changing anyway: take the buffer too. */
+			d->target_kib = v->allowance;
 		} else if (cur > v->allowance && (cur > v->allowance + dead ||
 		    cur > d->need_kib + dead || d->reason == PE_CAPACITY)) {
 			/* Above its band, or calm and above its need. */

@@ -423,9 +423,10 @@ test_policy_spare_goes_where_it_surges(void **state)
 		d = decide(st, &h, &p);
 	}
 	assert_true(d[1].target_kib > d[0].target_kib + 1 * GiB);
-	/* All of it is handed out, but no more than the host has. */
+	/* Never above its weighted share of the host (half of 8 GiB, equal
+	 * weights), so that pressure never gets a guest less than calm. */
+	assert_true(d[1].target_kib <= 4 * GiB);
 	assert_true(d[0].target_kib + d[1].target_kib <= 8 * GiB);
-	assert_true(d[0].target_kib + d[1].target_kib > 7 * GiB);
 	pe_state_free(st);
 }
 
