@@ -78,6 +78,9 @@ struct pe_policy {
 	double ewma_alpha;		/* smoothing of used memory, 0..1 */
 	uint64_t peak_halflife_ms;	/* a calm guest keeps memory up to
 					 * its recent peak, decaying so */
+	double spare_pct;		/* of the capacity nobody needs, this
+					 * much is handed out as buffer... */
+	uint64_t surge_halflife_ms;	/* ...by recent surges (decaying) */
 
 	/* guests that do not balloon (squeezed's thresholds) */
 	uint64_t inactive_ms;		/* no progress this long: inactive */
@@ -140,6 +143,7 @@ enum pe_reason {
 	PE_UNMANAGED,		/* policy leaves it alone */
 	PE_STALE,		/* no fresh data: target kept */
 	PE_UNCOOPERATIVE,	/* does not balloon: its memory is not given away */
+	PE_GROW_SPARE,		/* host memory nobody needs, as buffer */
 };
 
 const char *pe_reason_name(enum pe_reason r);

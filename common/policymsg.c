@@ -41,6 +41,8 @@ static const struct param params[] = {
 	{ "deadband_kib", P_KIB, B(deadband_kib), 0, 1ull << 42 },
 	{ "ewma_alpha", P_DOUBLE, B(ewma_alpha), 0.001, 1 },
 	{ "peak_halflife_ms", P_MS, B(peak_halflife_ms), 0, 86400000 },
+	{ "spare_pct", P_PCT, B(spare_pct), 0, 100 },
+	{ "surge_halflife_ms", P_MS, B(surge_halflife_ms), 0, 86400000 },
 	{ "inactive_ms", P_MS, B(inactive_ms), 1, 86400000 },
 	{ "uncooperative_ms", P_MS, B(uncooperative_ms), 1, 86400000 },
 	{ "vm_overhead_kib", P_KIB, B(vm_overhead_kib), 0, 1ull << 42 },

@@ -54,6 +54,7 @@ static const char *const reason_names[] = {
 	[PE_UNMANAGED] = "unmanaged",
 	[PE_STALE] = "stale",
 	[PE_UNCOOPERATIVE] = "uncooperative",
+	[PE_GROW_SPARE] = "grow-spare",
 };
 
 const char *
@@ -86,6 +87,8 @@ pe_policy_defaults(struct pe_policy *p)
 	p->deadband_kib = 32 * 1024;
 	p->ewma_alpha = 0.3;
 	p->peak_halflife_ms = 600000;
+	p->spare_pct = 90;
+	p->surge_halflife_ms = 3600000;
 	p->inactive_ms = 5000;
 	p->uncooperative_ms = 20000;
 }
@@ -156,6 +159,8 @@ pe_policy_validate(const struct pe_policy *p, char *why, size_t whylen)
 	    p->psi_low_pct >= p->psi_high_pct)
 		return bad(why, whylen, "psi thresholds: need 0 <= low < "
 		    "high <= 100");
+	if (!pct_ok(p->spare_pct, 0, 100))
+		return bad(why, whylen, "spare outside 0..100 %");
 	if (!pct_ok(p->avail_low_pct, 0, 100) ||
 	    !pct_ok(p->grow_pct, 0, 1000) || !pct_ok(p->shrink_pct, 0, 100) ||
 	    !pct_ok(p->deadband_pct, 0, 100) ||
@@ -182,6 +187,7 @@ pe_state_free(struct pe_state *st)
 		return;
 	free(st->vms);
 	free(st->scratch);
+	free(st->share);
 	free(st);
 }
 
@@ -297,6 +303,22 @@ track_peak(const struct pe_policy *p, struct pe_vm *v, double used,
 		    v->peak_ms) / (double)p->peak_halflife_ms);
 	if (used > v->peak || p->peak_halflife_ms == 0)
 		v->peak = used;
+	/* How fast it can grow: its rise since the last report, and the
+	 * largest of the recent ones. */
+	{
+		double rise = v->peak_ms != 0 && used > v->prev_used ?
+		    used - v->prev_used : 0;
+
+		v->trend = rise < v->rise ? rise : v->rise;
+		v->rise = rise;
+	}
+	if (v->peak_ms != 0 && now_ms > v->peak_ms &&
+	    p->surge_halflife_ms > 0)
+		v->surge *= exp2(-(double)(now_ms - v->peak_ms) /
+		    (double)p->surge_halflife_ms);
+	if (v->rise > v->surge)
+		v->surge = v->rise;
+	v->prev_used = used;
 	v->peak_ms = now_ms;
 }
 
@@ -407,16 +429,21 @@ pe_decide(struct pe_state *st, const struct pe_host *host,
 	c.out = out;
 	c.n = n;
 	c.now_ms = host->time_ms;
-	c.vms = st->scratch;
 	if (st->scratch_cap < n) {
 		struct pe_vm **vms = realloc(st->scratch, n * sizeof(*vms));
+		uint64_t *share;
 
 		if (vms == NULL)
 			return -ENOMEM;
 		st->scratch = vms;
+		share = realloc(st->share, n * sizeof(*share));
+		if (share == NULL)
+			return -ENOMEM;
+		st->share = share;
 		st->scratch_cap = n;
-		c.vms = vms;
 	}
+	c.vms = st->scratch;
+	c.share = st->share;
 	if (vm_reserve(st, n) < 0)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {

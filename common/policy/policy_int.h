@@ -16,6 +16,11 @@ struct pe_vm {
 	double used_ewma;	/* KiB */
 	double peak;		/* recent peak of used, decaying; KiB */
 	uint64_t peak_ms;	/* when peak was last updated */
+	double prev_used;	/* KiB, at the last report */
+	double rise;		/* growth of used since then, KiB */
+	double trend;		/* the smaller of the last two rises: a
+				 * climb, not noise; KiB */
+	double surge;		/* largest recent rise, decaying; KiB */
 	uint64_t calm_since_ms;	/* last pressure, or first sight */
 	bool have_prev;
 	uint64_t prev_ms;
@@ -31,6 +36,10 @@ struct pe_vm {
 	/* scratch of one call */
 	bool flexible;		/* the engine may move its target */
 	bool active;		/* still wants more in a water-fill */
+	uint64_t floor;		/* what it must have now */
+	uint64_t need_floor;	/* the same without holding what it has:
+				 * what counts when the host is short */
+	uint64_t allowance;	/* floor plus its share of the spare */
 };
 
 struct pe_state {
@@ -38,6 +47,7 @@ struct pe_state {
 	size_t n;
 	size_t cap;
 	struct pe_vm **scratch;	/* guest i's history, per call */
+	uint64_t *share;	/* guest i's share, per call */
 	size_t scratch_cap;
 };
 
@@ -52,6 +62,7 @@ struct pe_ctx {
 	const struct pe_host *host;
 	struct pe_decision *out;
 	struct pe_vm **vms;
+	uint64_t *share;	/* n entries of scratch */
 	size_t n;
 	uint64_t now_ms;
 };

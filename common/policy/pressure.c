@@ -1,12 +1,22 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * mm's own balloon policy. Each VM needs its used memory plus headroom; a
- * guest showing pressure grows at once by a step that scales with the
- * pressure, a calm one shrinks in bounded steps after a hold time, and a
- * dead band keeps a steady guest still. When the wishes exceed the host,
- * memory above the guaranteed minimums is shared by weight; growth only
- * takes memory that is free now, and when that is short the idle guests
- * give back their excess first (take before give).
+ * mm's own balloon policy, in five stages:
+ *
+ * 1. Each guest's floor, what it must have this round: its used memory
+ *    plus headroom (or twice its last rise, when it is climbing fast);
+ *    under pressure at once a step more, or what it swapped out. A guest
+ *    that showed pressure within the hold time keeps what it has; a calm
+ *    one gives back at most a bounded step per round.
+ * 2. When the floors exceed the host, every guest keeps its minimum and
+ *    the rest is shared by weight.
+ * 3. What no floor needs is handed out as buffer (spare_pct of it), by
+ *    weight times how much the guest has surged lately, so memory sits
+ *    where the next burst is likely rather than where it is not.
+ * 4. Targets move only when they leave [floor, floor + buffer] by more
+ *    than a dead band, so a steady host stands still.
+ * 5. Take before give: growth only takes memory that is free now; when
+ *    that is short for guests under pressure, calm guests give back down
+ *    to their need at once, and the growth follows once it is free.
  */
 #include <stdint.h>
 
@@ -32,13 +42,6 @@ deadband(const struct pe_policy *p, uint64_t cur)
 	    p->deadband_pct / 100));
 }
 
-/* A guest's share of contended memory: weight 0 counts as a hundredth. */
-static uint64_t
-weight(const struct pe_vm *v)
-{
-	return v->limits->weight > 0 ? 100ull * v->limits->weight : 1;
-}
-
 static uint64_t
 headroom(const struct pe_limits *l, uint64_t used)
 {
@@ -46,18 +49,27 @@ headroom(const struct pe_limits *l, uint64_t used)
 	    l->headroom_pct / 100));
 }
 
-/* Stage one: what each guest wants on its own. */
+/* A guest's share of contended memory: weight 0 counts as a hundredth. */
+static uint64_t
+weight(const struct pe_vm *v)
+{
+	return v->limits->weight > 0 ? 100ull * v->limits->weight : 1;
+}
+
+/* Stage one. */
 static void
-wish(struct pe_ctx *c, size_t i)
+floor_of(struct pe_ctx *c, size_t i)
 {
 	const struct pe_policy *p = c->p;
 	const struct pe_guest *g = &c->host->guests[i];
 	struct pe_decision *d = &c->out[i];
 	struct pe_vm *v = c->vms[i];
 	const struct pe_limits *l = v->limits;
-	uint64_t cur = d->prev_kib, base, need, keep, dead, want = cur;
+	uint64_t cur = d->prev_kib, base, need, fl;
+	bool calm;
 
 	v->flexible = false;
+	v->floor = v->need_floor = v->allowance = cur;
 	if (l->unmanaged) {
 		d->reason = PE_UNMANAGED;
 		return;
@@ -67,12 +79,9 @@ wish(struct pe_ctx *c, size_t i)
 		return;
 	}
 	base = max64(d->used_kib, (uint64_t)v->used_ewma);
-	need = base + headroom(l, base);
-	/* A calm guest gives back only what it has not used lately; the
-	 * rest, down to need, only when another guest is short. */
-	keep = (uint64_t)v->peak + headroom(l, (uint64_t)v->peak);
+	need = base + max64(headroom(l, base), (uint64_t)(2 * v->trend));
 	d->need_kib = need;
-	dead = deadband(p, cur);
+	calm = c->now_ms - v->calm_since_ms >= p->hold_ms;
 	if (d->pressure > 0) {
 		uint64_t step = (uint64_t)((double)max64(p->grow_min_kib,
 		    (uint64_t)((double)cur * p->grow_pct / 100)) * d->pressure);
@@ -81,31 +90,34 @@ wish(struct pe_ctx *c, size_t i)
 		if (d->swapped_kib > 0)
 			step = max64(step, d->swapped_kib +
 			    headroom(l, cur + d->swapped_kib));
-		want = max64(need, cur + step);
+		fl = max64(need, cur + step);
+		v->need_floor = fl;
 		d->reason = PE_GROW_PRESSURE;
-	} else if (need > cur) {
-		want = need;
+	} else if (need > cur + deadband(p, cur) / 2) {
+		/* Within half the dead band, the headroom is the buffer. */
+		fl = need;
+		v->need_floor = fl;
 		d->reason = PE_GROW_NEED;
 	} else if (d->coop != PE_COOP_OK) {
 		/* Asking it for less again would not free anything. */
+		fl = cur;
+		v->need_floor = fl;
 		d->reason = PE_UNCOOPERATIVE;
-	} else if (cur > max64(need, keep) + dead) {
-		if (c->now_ms - v->calm_since_ms >= p->hold_ms) {
-			uint64_t step = min64((uint64_t)((double)cur *
-			    p->shrink_pct / 100), p->shrink_max_kib);
+	} else if (!calm) {
+		fl = cur;
+		v->need_floor = min64(cur, need);
+		d->reason = cur > need + deadband(p, cur) ? PE_HOLD : PE_KEEP;
+	} else {
+		uint64_t step = min64((uint64_t)((double)cur *
+		    p->shrink_pct / 100), p->shrink_max_kib);
 
-			want = max64(max64(need, keep) + dead / 2, cur > step ?
-			    cur - step : 0);
-			d->reason = PE_SHRINK_IDLE;
-		} else {
-			d->reason = PE_HOLD;
-		}
+		fl = max64(need, cur > step ? cur - step : 0);
+		v->need_floor = min64(fl, need);
 	}
-	want = min64(max64(want, d->min_kib), d->max_kib);
-	d->target_kib = want;
-	d->step_kib = want;
+	v->floor = min64(max64(fl, d->min_kib), d->max_kib);
+	v->need_floor = min64(max64(v->need_floor, d->min_kib), v->floor);
 	/* A guest that does not shrink keeps what it holds. */
-	v->flexible = d->coop == PE_COOP_OK || want > cur;
+	v->flexible = d->coop == PE_COOP_OK || v->floor > cur;
 }
 
 /* What a guest the engine cannot move holds of the host. */
@@ -113,112 +125,258 @@ static uint64_t
 held_kib(const struct pe_ctx *c, size_t i)
 {
 	const struct pe_guest *g = &c->host->guests[i];
-	uint64_t t = c->out[i].target_kib;
+	uint64_t t = c->out[i].prev_kib;
 
 	return g->has_balloon ? max64(t, g->actual_kib) : t;
 }
 
 /*
- * Stage two: when the wishes exceed the capacity, every flexible guest
- * keeps its minimum and the rest is shared by weight, no guest getting
- * more than it wants (water-filling).
+ * Share amount among the flexible guests by wgt(i), none getting more
+ * than room(i) (water-filling). Adds each share to *out(i); returns what
+ * was left over.
  */
-static void
-share_capacity(struct pe_ctx *c)
+static uint64_t
+water_fill(struct pe_ctx *c, uint64_t amount,
+    uint64_t (*room)(const struct pe_ctx *, size_t),
+    uint64_t (*wgt)(const struct pe_ctx *, size_t), uint64_t *share)
 {
-	uint64_t cap = pe_capacity_kib(c->host, c->p);
-	uint64_t fixed = 0, mins = 0, wants = 0, rest;
 	bool again = true;
 
 	for (size_t i = 0; i < c->n; i++) {
-		if (c->vms[i]->flexible) {
-			mins += c->out[i].min_kib;
-			wants += c->out[i].target_kib;
-		} else {
-			fixed += held_kib(c, i);
-		}
+		share[i] = 0;
+		c->vms[i]->active = c->vms[i]->flexible && room(c, i) > 0;
 	}
-	if (fixed + wants <= cap)
-		return;
-	rest = cap > fixed + mins ? cap - fixed - mins : 0;
-	for (size_t i = 0; i < c->n; i++)
-		c->vms[i]->active = c->vms[i]->flexible &&
-		    c->out[i].target_kib > c->out[i].min_kib;
-	/* Guests that want less than their share get what they want; the
-	 * rest is shared again among the others, until none is left over. */
-	while (again) {
+	while (again && amount > 0) {
 		uint64_t weights = 0;
 
 		again = false;
 		for (size_t i = 0; i < c->n; i++)
 			if (c->vms[i]->active)
-				weights += weight(c->vms[i]);
+				weights += wgt(c, i);
 		if (weights == 0)
 			break;
+		/* Guests that want less than their share get what they
+		 * want; the rest is shared again among the others. */
 		for (size_t i = 0; i < c->n; i++) {
-			struct pe_decision *d = &c->out[i];
-			uint64_t extra = d->target_kib - d->min_kib;
+			uint64_t r = room(c, i);
 
-			if (!c->vms[i]->active)
-				continue;
-			if (extra <= rest * weight(c->vms[i]) / weights) {
+			if (c->vms[i]->active &&
+			    r <= (uint64_t)((double)amount *
+			    (double)wgt(c, i) / (double)weights)) {
 				c->vms[i]->active = false;
-				rest -= extra;
+				share[i] = r;
+				amount -= r;
 				again = true;
 			}
 		}
 		if (again)
 			continue;
 		for (size_t i = 0; i < c->n; i++) {
-			struct pe_decision *d = &c->out[i];
-
 			if (!c->vms[i]->active)
 				continue;
-			d->target_kib = d->min_kib + rest *
-			    weight(c->vms[i]) / weights;
-			d->reason = PE_CAPACITY;
+			share[i] = (uint64_t)((double)amount *
+			    (double)wgt(c, i) / (double)weights);
+		}
+		amount = 0;
+	}
+	return amount;
+}
+
+static uint64_t
+room_above_min(const struct pe_ctx *c, size_t i)
+{
+	return c->vms[i]->need_floor - c->out[i].min_kib;
+}
+
+static uint64_t
+room_below_max(const struct pe_ctx *c, size_t i)
+{
+	return c->out[i].max_kib - c->vms[i]->floor;
+}
+
+static uint64_t
+by_weight(const struct pe_ctx *c, size_t i)
+{
+	return weight(c->vms[i]);
+}
+
+/* Weight times what the guest may need at short notice: its largest
+ * recent rise (slow to change, so buffers do not churn). */
+static uint64_t
+by_surge(const struct pe_ctx *c, size_t i)
+{
+	const struct pe_vm *v = c->vms[i];
+
+	return weight(v) * (uint64_t)(v->surge / 1024 + 16);
+}
+
+/* Stages two and three: cut the floors to the capacity, or hand out the
+ * spare as buffer. Sets each flexible guest's allowance. */
+static void
+share_capacity(struct pe_ctx *c, uint64_t *share)
+{
+	uint64_t cap = pe_capacity_kib(c->host, c->p);
+	uint64_t fixed = 0, mins = 0, floors = 0;
+
+	for (size_t i = 0; i < c->n; i++) {
+		if (c->vms[i]->flexible) {
+			mins += c->out[i].min_kib;
+			floors += c->vms[i]->floor;
+		} else {
+			fixed += held_kib(c, i);
+		}
+	}
+	if (fixed + floors > cap) {
+		uint64_t rest = cap > fixed + mins ? cap - fixed - mins : 0;
+
+		water_fill(c, rest, room_above_min, by_weight, share);
+		for (size_t i = 0; i < c->n; i++) {
+			struct pe_vm *v = c->vms[i];
+
+			if (!v->flexible)
+				continue;
+			if (c->out[i].min_kib + share[i] < v->floor) {
+				v->floor = c->out[i].min_kib + share[i];
+				c->out[i].reason = PE_CAPACITY;
+			}
+			v->allowance = v->floor;
+		}
+		return;
+	}
+	water_fill(c, (uint64_t)((double)(cap - fixed - floors) *
+	    c->p->spare_pct / 100), room_below_max, by_surge, share);
+	{
+		/* No buffer above a guest's weighted share of the host: a
+		 * guest must never get more calm than under pressure, when
+		 * the floors fill the host and weights decide. */
+		uint64_t weights = 0, rest = cap > fixed + mins ?
+		    cap - fixed - mins : 0;
+
+		for (size_t i = 0; i < c->n; i++)
+			if (c->vms[i]->flexible)
+				weights += weight(c->vms[i]);
+		for (size_t i = 0; i < c->n; i++) {
+			struct pe_vm *v = c->vms[i];
+			uint64_t fair;
+
+			if (!v->flexible)
+				continue;
+			fair = c->out[i].min_kib + (uint64_t)((double)rest *
+			    (double)weight(v) / (double)weights);
+			v->allowance = max64(v->floor, min64(v->floor +
+			    share[i], fair));
 		}
 	}
 }
 
-/* Grant up to budget to the growing guests (pressured == true: those under
- * pressure), in proportion to their growth; returns what was granted. */
-static uint64_t
-grant(struct pe_ctx *c, uint64_t budget, bool pressured)
+/* Stage four: move only when out of the band by more than the dead band;
+ * never leave the sum above the capacity for the sake of the band. */
+static void
+place(struct pe_ctx *c)
 {
-	uint64_t want = 0, given = 0;
+	uint64_t cap = pe_capacity_kib(c->host, c->p), sum = 0;
 
 	for (size_t i = 0; i < c->n; i++) {
 		struct pe_decision *d = &c->out[i];
+		struct pe_vm *v = c->vms[i];
+		uint64_t cur = d->prev_kib, dead = deadband(c->p, cur);
 
-		if (c->vms[i]->flexible && d->target_kib > d->prev_kib &&
-		    (d->pressure > 0) == pressured)
-			want += d->target_kib - d->prev_kib;
-	}
-	if (want <= budget)
-		return want;
-	for (size_t i = 0; i < c->n; i++) {
-		struct pe_decision *d = &c->out[i];
-		uint64_t g;
-
-		if (!c->vms[i]->flexible || d->target_kib <= d->prev_kib ||
-		    (d->pressure > 0) != pressured)
+		if (!v->flexible) {
+			sum += held_kib(c, i);
 			continue;
-		g = (uint64_t)((double)budget * (double)(d->target_kib -
-		    d->prev_kib) / (double)want);
-		d->target_kib = d->prev_kib + g;
-		d->reason = PE_BUDGET;
-		given += g;
+		}
+		if (cur < v->floor) {
+			/* Changing anyway: take the buffer too. */
+			d->target_kib = v->allowance;
+		} else if (cur > v->allowance && (cur > v->allowance + dead ||
+		    cur > d->need_kib + dead || d->reason == PE_CAPACITY)) {
+			/* Above its band, or calm and above its need. */
+			d->target_kib = v->allowance;
+			if (d->reason != PE_CAPACITY)
+				d->reason = PE_SHRINK_IDLE;
+		} else if (v->allowance > cur + dead) {
+			d->target_kib = v->allowance;
+			d->reason = PE_GROW_SPARE;
+		} else {
+			d->target_kib = cur;
+			if (d->reason == PE_GROW_NEED ||
+			    d->reason == PE_GROW_PRESSURE)
+				d->reason = PE_KEEP;
+		}
+		d->step_kib = d->target_kib;
+		sum += d->target_kib;
 	}
-	return given;
+	/* Over the capacity: trim what the band let stay above its
+	 * allowance, the largest first, only as much as needed. */
+	while (sum > cap) {
+		struct pe_decision *d;
+		uint64_t over = 0, cut;
+		size_t worst = c->n;
+
+		for (size_t i = 0; i < c->n; i++) {
+			uint64_t t = c->out[i].target_kib;
+
+			if (c->vms[i]->flexible && t > c->vms[i]->allowance &&
+			    t - c->vms[i]->allowance > over) {
+				over = t - c->vms[i]->allowance;
+				worst = i;
+			}
+		}
+		if (worst == c->n)
+			break;
+		d = &c->out[worst];
+		cut = min64(over, sum - cap);
+		d->target_kib -= cut;
+		sum -= cut;
+		d->reason = PE_SHRINK_IDLE;
+	}
+}
+
+enum tier { TIER_PRESSURED, TIER_CALM, TIER_BUFFER };
+
+/* The part of guest i's growth in a tier: up to its floor (pressured or
+ * calm guests), or above it (the buffer, everyone). */
+static uint64_t
+growth_in(const struct pe_ctx *c, size_t i, enum tier t)
+{
+	const struct pe_decision *d = &c->out[i];
+	const struct pe_vm *v = c->vms[i];
+	uint64_t cur = d->prev_kib, f = max64(v->floor, cur);
+
+	if (!v->flexible || d->target_kib <= cur)
+		return 0;
+	if (t == TIER_BUFFER)
+		return d->target_kib > f ? d->target_kib - f : 0;
+	if ((d->pressure > 0) != (t == TIER_PRESSURED))
+		return 0;
+	return min64(d->target_kib, f) - cur;
 }
 
 /*
- * Stage three, take before give: growth comes only from memory free now
- * (less the reserve and what earlier growth has not taken yet). When that
- * is short for guests under pressure, calm guests above their need shrink
- * to it at once; their memory is given in a later round, once freed.
+ * Grant budget tier by tier, in proportion to each guest's growth within
+ * the tier, adding to given[]; returns what is left. A guest that gains in
+ * an earlier tier loses at most that much in a later one, so more
+ * pressure never means less memory.
  */
+static uint64_t
+grant(struct pe_ctx *c, uint64_t budget, enum tier t, uint64_t *given)
+{
+	uint64_t want = 0;
+
+	for (size_t i = 0; i < c->n; i++)
+		want += growth_in(c, i, t);
+	if (want <= budget) {
+		for (size_t i = 0; i < c->n; i++)
+			given[i] += growth_in(c, i, t);
+		return budget - want;
+	}
+	for (size_t i = 0; i < c->n; i++)
+		given[i] += (uint64_t)((double)budget *
+		    (double)growth_in(c, i, t) / (double)want);
+	return 0;
+}
+
+/* Stage five. */
 static void
 take_before_give(struct pe_ctx *c)
 {
@@ -246,8 +404,7 @@ take_before_give(struct pe_ctx *c)
 		if (!c->vms[i]->flexible || d->pressure > 0 ||
 		    d->target_kib > d->prev_kib)
 			continue;
-		floor = max64(d->need_kib + deadband(c->p, d->need_kib) / 2,
-		    d->min_kib);
+		floor = max64(d->need_kib, d->min_kib);
 		if (d->target_kib <= floor)
 			continue;
 		take = min64(d->target_kib - floor, short_kib);
@@ -255,16 +412,31 @@ take_before_give(struct pe_ctx *c)
 		d->reason = PE_SHRINK_IDLE;
 		short_kib -= take;
 	}
-	budget -= grant(c, budget, true);
-	grant(c, budget, false);
+	for (size_t i = 0; i < c->n; i++)
+		c->share[i] = 0;
+	budget = grant(c, budget, TIER_PRESSURED, c->share);
+	budget = grant(c, budget, TIER_CALM, c->share);
+	grant(c, budget, TIER_BUFFER, c->share);
+	for (size_t i = 0; i < c->n; i++) {
+		struct pe_decision *d = &c->out[i];
+
+		if (!c->vms[i]->flexible || d->target_kib <= d->prev_kib ||
+		    d->prev_kib + c->share[i] >= d->target_kib)
+			continue;
+		d->target_kib = d->prev_kib + c->share[i];
+		d->reason = PE_BUDGET;
+	}
 }
 
 int
 pe_algo_pressure(struct pe_ctx *c)
 {
+	uint64_t *share = c->share;
+
 	for (size_t i = 0; i < c->n; i++)
-		wish(c, i);
-	share_capacity(c);
+		floor_of(c, i);
+	share_capacity(c, share);
+	place(c);
 	take_before_give(c);
 	return 0;
 }

@@ -77,6 +77,7 @@ test_policy_pressure_grows_at_once(void **state)
 	struct pe_decision *d;
 
 	pe_policy_defaults(&p);
+	p.spare_pct = 0;	/* the mechanism alone */
 	d = decide(st, &h, &p);
 	/* First sight: calm, but not for a hold time yet. */
 	assert_int_equal(d[0].reason, PE_HOLD);
@@ -104,6 +105,7 @@ test_policy_swapped_out_given_back_at_once(void **state)
 	struct pe_decision *d;
 
 	pe_policy_defaults(&p);
+	p.spare_pct = 0;	/* the mechanism alone */
 	decide(st, &h, &p);
 	/* 2 GiB went to swap within a second. */
 	g.swap_out_pages = 2 * GiB / 4;
@@ -129,6 +131,7 @@ test_policy_idle_shrinks_slowly_after_hold(void **state)
 	int rounds = 0;
 
 	pe_policy_defaults(&p);
+	p.spare_pct = 0;	/* the mechanism alone */
 	g.psi_some_avg10 = 5;
 	d = decide(st, &h, &p);
 	assert_true(d[0].target_kib >= 4 * GiB);
@@ -170,6 +173,7 @@ test_policy_limits_from_rules_and_host(void **state)
 	struct pe_decision *d;
 
 	pe_policy_defaults(&p);
+	p.spare_pct = 0;	/* the mechanism alone */
 	p.n_rules = 2;
 	snprintf(p.rules[0].pattern, sizeof(p.rules[0].pattern), "db-*");
 	p.rules[0].limits = p.defaults;
@@ -207,6 +211,7 @@ test_policy_contention_shared_by_weight(void **state)
 	uint64_t sum = 0;
 
 	pe_policy_defaults(&p);
+	p.spare_pct = 0;	/* the mechanism alone */
 	p.n_rules = 2;
 	snprintf(p.rules[0].pattern, sizeof(p.rules[0].pattern), "a");
 	p.rules[0].limits = p.defaults;
@@ -243,6 +248,7 @@ test_policy_take_before_give(void **state)
 	struct pe_decision *d;
 
 	pe_policy_defaults(&p);
+	p.spare_pct = 0;	/* the mechanism alone */
 	g[0].psi_some_avg10 = 40;
 	g[0].available_kib = 0;
 	d = decide(st, &h, &p);
@@ -267,6 +273,7 @@ test_policy_uncooperative_guest(void **state)
 	int alerts = 0;
 
 	pe_policy_defaults(&p);
+	p.spare_pct = 0;	/* the mechanism alone */
 	p.hold_ms = 0;
 	d = decide(st, &h, &p);
 	assert_int_equal(d[0].reason, PE_SHRINK_IDLE);
@@ -302,6 +309,7 @@ test_policy_static_is_max(void **state)
 	struct pe_decision *d;
 
 	pe_policy_defaults(&p);
+	p.spare_pct = 0;	/* the mechanism alone */
 	p.algo = PE_ALGO_STATIC;
 	d = decide(st, &h, &p);
 	assert_int_equal(d[0].target_kib, 6 * GiB);
@@ -332,6 +340,7 @@ test_policy_xenmm_worked_example(void **state)
 	g[1].actual_kib = 5 * GiB;
 	assert_int_equal(pe_guest_used_kib(&g[1]), 3 * GiB);
 	pe_policy_defaults(&p);
+	p.spare_pct = 0;	/* the mechanism alone */
 	p.algo = PE_ALGO_XENMM;
 	d = decide(st, &h, &p);
 	/* a falls by a tenth of the gap: 2 - (2 - 0.875) / 10 GiB. */
@@ -362,6 +371,7 @@ test_policy_mom_worked_example(void **state)
 	struct pe_decision *d;
 
 	pe_policy_defaults(&p);
+	p.spare_pct = 0;	/* the mechanism alone */
 	p.algo = PE_ALGO_MOM;
 	d = decide(st, &h, &p);
 	assert_int_equal(d[0].reason, PE_MOM_SHRINK);
@@ -380,6 +390,46 @@ test_policy_mom_worked_example(void **state)
 	pe_state_free(st);
 }
 
+/* What nobody needs goes out as buffer, more to a guest that surges. */
+static void
+test_policy_spare_goes_where_it_surges(void **state)
+{
+	struct pe_policy p;
+	struct pe_state *st = pe_state_new();
+	struct pe_guest g[2] = {
+		guest("steady", 1 * GiB, 2 * GiB, 8 * GiB),
+		guest("bursty", 1 * GiB, 2 * GiB, 8 * GiB),
+	};
+	struct pe_host h = host(g, 2, 8 * GiB + 512 * MiB, 8 * GiB, T0);
+	struct pe_decision *d;
+
+	pe_policy_defaults(&p);
+	decide(st, &h, &p);
+	/* The bursty one climbs 1 GiB and comes back down. */
+	h.time_ms += 10000;
+	g[1].available_kib -= 1 * GiB;
+	decide(st, &h, &p);
+	h.time_ms += 10000;
+	g[1].available_kib += 1 * GiB;
+	d = decide(st, &h, &p);
+	for (int r = 0; r < 5; r++) {
+		h.time_ms += 10000;
+		g[0].target_kib = g[0].actual_kib = g[0].total_kib =
+		    d[0].target_kib;
+		g[1].target_kib = g[1].actual_kib = g[1].total_kib =
+		    d[1].target_kib;
+		g[0].available_kib = d[0].target_kib - 1 * GiB;
+		g[1].available_kib = d[1].target_kib - 1 * GiB;
+		d = decide(st, &h, &p);
+	}
+	assert_true(d[1].target_kib > d[0].target_kib + 1 * GiB);
+	/* Never above its weighted share of the host (half of 8 GiB, equal
+	 * weights), so that pressure never gets a guest less than calm. */
+	assert_true(d[1].target_kib <= 4 * GiB);
+	assert_true(d[0].target_kib + d[1].target_kib <= 8 * GiB);
+	pe_state_free(st);
+}
+
 static void
 test_policy_validation(void **state)
 {
@@ -387,6 +437,7 @@ test_policy_validation(void **state)
 	char why[256];
 
 	pe_policy_defaults(&p);
+	p.spare_pct = 0;	/* the mechanism alone */
 	assert_int_equal(pe_policy_validate(&p, why, sizeof(why)), 0);
 	p.defaults.min_kib = 2 * GiB;
 	p.defaults.max_kib = 1 * GiB;
@@ -394,6 +445,7 @@ test_policy_validation(void **state)
 	assert_string_equal(why, "defaults: min 2097152 KiB above max "
 	    "1048576 KiB");
 	pe_policy_defaults(&p);
+	p.spare_pct = 0;	/* the mechanism alone */
 	p.n_rules = 1;
 	snprintf(p.rules[0].pattern, sizeof(p.rules[0].pattern), "web-*");
 	p.rules[0].limits = p.defaults;
@@ -402,9 +454,11 @@ test_policy_validation(void **state)
 	assert_string_equal(why, "rule \"web-*\": weight 10001 outside "
 	    "0..10000");
 	pe_policy_defaults(&p);
+	p.spare_pct = 0;	/* the mechanism alone */
 	p.algo = PE_ALGO_COUNT;
 	assert_int_equal(pe_policy_validate(&p, why, sizeof(why)), -EINVAL);
 	pe_policy_defaults(&p);
+	p.spare_pct = 0;	/* the mechanism alone */
 	p.psi_high_pct = p.psi_low_pct;
 	assert_int_equal(pe_policy_validate(&p, why, sizeof(why)), -EINVAL);
 	{
@@ -567,6 +621,7 @@ main(void)
 		cmocka_unit_test(test_policy_static_is_max),
 		cmocka_unit_test(test_policy_xenmm_worked_example),
 		cmocka_unit_test(test_policy_mom_worked_example),
+		cmocka_unit_test(test_policy_spare_goes_where_it_surges),
 		cmocka_unit_test(test_policy_validation),
 		cmocka_unit_test(test_policy_invariants_random),
 		cmocka_unit_test(test_policy_more_pressure_never_lowers),
