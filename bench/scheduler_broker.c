@@ -2,7 +2,8 @@
 /*
  * mm-scheduler through a real RabbitMQ: simulated hosts of 50 VMs report
  * once a second each (spread evenly), one VM of each report under
- * pressure so that every report yields a command batch. Prints the
+ * pressure so that every report yields a command batch, and apply the
+ * balloon targets they are sent, as actuators would. Prints the
  * scheduler's CPU share (from /proc) and the latency from a report's
  * publication to its batch's delivery. Prints figures; never passes or
  * fails on them.
@@ -36,6 +37,7 @@ struct bench {
 	size_t hosts;
 	size_t vms;
 	char (*host_ids)[32];
+	uint64_t *targets;	/* hosts * vms: the balloon targets applied */
 	uint64_t *sent_ns;	/* hosts * SLOTS, by report seq */
 	uint64_t seq;		/* round number */
 	size_t next_host;	/* within the round */
@@ -131,8 +133,14 @@ publish_next(struct bench *b)
 	size_t hot = (size_t)(b->seq + h) % b->vms;
 	char key[64];
 
-	for (size_t i = 0; i < b->vms; i++)
+	for (size_t i = 0; i < b->vms; i++) {
+		uint64_t t = b->targets[h * b->vms + i];
+
 		b->psi[i].some_avg10_pct = i == hot ? 30 : 0;
+		b->g[i].balloon_target_kib = b->g[i].balloon_actual_kib = t;
+		b->gm[i].total_kib = t;
+		b->gm[i].available_kib = t > 1843200 ? t - 1843200 : 0;
+	}
 	b->report.host_id = b->host_ids[h];
 	b->report.seq = b->seq;
 	b->report.time_ms = wall_ms();
@@ -177,10 +185,20 @@ on_batch(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 	size_t h;
 
 	b->batches++;
+	/* Host ids are "bench-<n>", VM ids "vm-<n>". */
+	h = strtoul(cb->host_id + 6, NULL, 10);
+	for (size_t i = 0; h < b->hosts && i < cb->n_commands; i++) {
+		const Mm__V1__Command *c = cb->commands[i];
+		size_t vm;
+
+		if (c->kind_case != MM__V1__COMMAND__KIND_BALLOON)
+			continue;
+		vm = strtoul(c->balloon->vm_id + 3, NULL, 10);
+		if (vm < b->vms)
+			b->targets[h * b->vms + vm] = c->balloon->target_kib;
+	}
 	if (!b->measuring || b->nlat >= MAX_LAT)
 		return BUS_ACK;
-	/* Host ids are "bench-<n>". */
-	h = strtoul(cb->host_id + 6, NULL, 10);
 	if (h < b->hosts && cb->report_seq + SLOTS > b->seq) {
 		uint64_t sent = b->sent_ns[h * SLOTS + cb->report_seq % SLOTS];
 
@@ -293,6 +311,11 @@ main(int argc, char **argv)
 		goto usage;
 	log_init("scheduler_broker", 0, false);
 	b.host_ids = calloc(b.hosts, sizeof(*b.host_ids));
+	b.targets = calloc(b.hosts * b.vms, sizeof(*b.targets));
+	if (b.targets == NULL)
+		fatal("calloc");
+	for (size_t i = 0; i < b.hosts * b.vms; i++)
+		b.targets[i] = 2 * GiB;
 	b.sent_ns = calloc(b.hosts * SLOTS, sizeof(*b.sent_ns));
 	b.lat_us = calloc(MAX_LAT, sizeof(*b.lat_us));
 	if (!b.host_ids || !b.sent_ns || !b.lat_us || !mkdtemp(dir))
