@@ -52,33 +52,4 @@ notify(const char *state)
 	close(fd);
 }
 
-void
-daemon_notify_ready(const char *status)
-{
-	char msg[512];
-
-	snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s",
-	    status != NULL ? status : "");
-	notify(msg);
-}
-
-void
-daemon_notify_reloading(void)
-{
-	notify("RELOADING=1");
-}
-
-void
-daemon_notify_stopping(void)
-{
-	notify("STOPPING=1");
-}
-
-void
-daemon_notify_status(const char *status)
-{
-	char msg[512];
-
-	snprintf(msg, sizeof(msg), "STATUS=%s", status);
-	notify(msg);
-}
+#include "notify_wrappers.h"
