@@ -268,8 +268,55 @@ static const struct option opts[] = {
 	{ "json", no_argument, NULL, 'j' },
 	{ "host", required_argument, NULL, 'H' },
 	{ "interval", required_argument, NULL, 'i' },
+	{ "log", required_argument, NULL, 'l' },
+	{ "duration", required_argument, NULL, 'd' },
 	{ NULL, 0, NULL, 0 },
 };
+
+/*
+ * Append this view to dir, as the xenmm seed's mmserver logged: per VM
+ * "<host>_<vm>.log" lines "time target used free" (seconds since start,
+ * MiB; free is the guest's size less its use), per host "<host>.log"
+ * lines "time free" (MiB).
+ */
+static void
+log_view(const struct gather *g, const char *dir, double t)
+{
+	char path[1024];
+	FILE *f;
+
+	for (size_t i = 0; i < g->n; i++) {
+		const Mm__V1__StatusReply *r = g->replies[i];
+
+		for (size_t j = 0; j < r->n_hosts; j++) {
+			const Mm__V1__HostStatus *x = r->hosts[j];
+
+			snprintf(path, sizeof(path), "%s/%s.log", dir,
+			    x->host_id);
+			if ((f = fopen(path, "a")) != NULL) {
+				fprintf(f, "%.1f %llu\n", t, (unsigned long long)
+				    (x->available_kib / 1024));
+				fclose(f);
+			}
+			for (size_t k = 0; k < x->n_guests; k++) {
+				const Mm__V1__GuestStatus *v = x->guests[k];
+				uint64_t size = v->balloon_actual_kib;
+
+				snprintf(path, sizeof(path), "%s/%s_%s.log",
+				    dir, x->host_id, v->vm_name != NULL ?
+				    v->vm_name : v->vm_id);
+				if ((f = fopen(path, "a")) == NULL)
+					continue;
+				fprintf(f, "%.1f %llu %llu %llu\n", t,
+				    (unsigned long long)(v->balloon_target_kib /
+				    1024), (unsigned long long)(v->used_kib /
+				    1024), (unsigned long long)(size > v->used_kib ?
+				    (size - v->used_kib) / 1024 : 0));
+				fclose(f);
+			}
+		}
+	}
+}
 
 int
 cmd_status(const char *url, int argc, char **argv)
@@ -314,8 +361,9 @@ int
 cmd_top(const char *url, int argc, char **argv)
 {
 	struct gather g;
-	int64_t interval_ms = 1000;
-	const char *host = NULL;
+	int64_t interval_ms = 1000, duration_ms = 0;
+	const char *host = NULL, *logdir = NULL;
+	uint64_t start;
 	int c, r = 0;
 
 	optind = 1;
@@ -329,11 +377,22 @@ cmd_top(const char *url, int argc, char **argv)
 			}
 		} else if (c == 'H') {
 			host = optarg;
+		} else if (c == 'l') {
+			logdir = optarg;
+		} else if (c == 'd') {
+			if (conf_parse_duration_ms(optarg, &duration_ms) < 0 ||
+			    duration_ms <= 0) {
+				fprintf(stderr, "mmctl: --duration \"%s\" is not "
+				    "a duration\n", optarg);
+				return 2;
+			}
 		} else {
 			return 2;
 		}
 	}
 	gather_open(&g, url);
+	uv_update_time(&g.s.loop);
+	start = uv_now(&g.s.loop);
 	for (;;) {
 		uv_timer_t pause;
 
@@ -348,6 +407,13 @@ cmd_top(const char *url, int argc, char **argv)
 		else
 			printf("no scheduler answered\n");
 		fflush(stdout);
+		uv_update_time(&g.s.loop);
+		if (r == 0 && logdir != NULL)
+			log_view(&g, logdir, (double)(uv_now(&g.s.loop) -
+			    start) / 1000);
+		if (duration_ms > 0 &&
+		    uv_now(&g.s.loop) - start >= (uint64_t)duration_ms)
+			break;
 		uv_timer_init(&g.s.loop, &pause);
 		uv_timer_start(&pause, tick_cb, (uint64_t)interval_ms, 0);
 		while (uv_is_active((uv_handle_t *)&pause) && !g.s.done)
