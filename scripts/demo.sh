@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The mm demo: on any Debian 12 machine, a local RabbitMQ, one scheduler and
+# three simulated hosts (each with its collector and actuator) running a mix
+# of ramping, static and idle VMs on less memory than they were promised.
+# Shows "mmctl top" for about two minutes (or until Ctrl-C), stops
+# everything cleanly (actuators give every VM its maximum back), and leaves
+# per-VM logs and plots in demo-out/.
+#
+#   scripts/demo.sh [SECONDS]        default 120
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+seconds=${1:-120}
+out=${MM_DEMO_OUT:-$repo/demo-out}
+build=${MM_DEMO_BUILD:-$repo/build-demo}
+run=$out/run
+pids=()
+
+say() { printf '\033[1mdemo:\033[0m %s\n' "$*" >&2; }
+
+. "$repo/scripts/deps.sh"
+mm_install_missing "${mm_build_packages[@]}" gnuplot-nox
+
+say "building into $build"
+cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DMM_TESTS=OFF -DMM_BENCH=OFF >/dev/null
+cmake --build "$build" -j"$(nproc)" >/dev/null
+bin=$build/bin
+
+rm -rf "$out"
+mkdir -p "$run"
+export MM_RABBITMQ_DIR=${MM_RABBITMQ_DIR:-/tmp/mm-demo-rabbitmq}
+
+stop_all() {
+	local p
+	trap - EXIT INT TERM
+	say "stopping: actuators give every VM its maximum back"
+	for p in "${pids[@]}"; do
+		kill -TERM "$p" 2>/dev/null || true
+	done
+	for p in "${pids[@]}"; do
+		wait "$p" 2>/dev/null || true
+	done
+	"$repo/scripts/rabbitmq.sh" stop >/dev/null 2>&1 || true
+}
+trap stop_all EXIT INT TERM
+
+say "starting RabbitMQ"
+"$repo/scripts/rabbitmq.sh" start
+eval "$("$repo/scripts/rabbitmq.sh" env)"
+url=$MM_TEST_AMQP_URL
+
+start() {	# start NAME COMMAND...: in the background, log to run/NAME.log
+	local name=$1
+	shift
+	"$@" >"$run/$name.log" 2>&1 &
+	pids+=($!)
+}
+
+cat >"$run/scheduler.conf" <<CONF
+[scheduler]
+id = demo
+state_file = $run/scheduler.policy
+[bus]
+url = $url
+CONF
+start scheduler "$bin/mm-scheduler" -d -c "$run/scheduler.conf"
+
+# Three hosts, each promising its VMs more than it has.
+declare -A vms=(
+	[host-a]="-m web,4G,mono:256M:3G -m db,4G,static:2G -m cache,2G,idle"
+	[host-b]="-m build,6G,mono:512M:5G -m api,3G,static:1G -m spare,2G,idle"
+	[host-c]="-m batch,4G,mono:128M:3500M -m dev,3G,idle -m ci,3G,mono:256M:2G"
+)
+declare -A host_mem=([host-a]=8G [host-b]=8G [host-c]=7G)
+for h in host-a host-b host-c; do
+	d=$run/$h
+	mkdir -p "$d"
+	# shellcheck disable=SC2086
+	start "$h-sim" "$bin/mm-sim" -s "$d/vm" -r "$d/root" \
+	    -H "${host_mem[$h]}" ${vms[$h]}
+	for role in collector actuator; do
+		cat >"$d/$role.conf" <<CONF
+[$role]
+host_id = $h
+driver = sim
+vm_dir = $d/vm
+proc_root = $d/root/proc
+sys_root = $d/root/sys
+[bus]
+url = $url
+CONF
+	done
+done
+sleep 1
+for h in host-a host-b host-c; do
+	start "$h-collector" "$bin/mm-collector" -d -c "$run/$h/collector.conf"
+	start "$h-actuator" "$bin/mm-actuator" -d -c "$run/$h/actuator.conf"
+done
+sleep 2
+
+say "RabbitMQ management UI: http://127.0.0.1:${MM_RABBITMQ_MGMT_PORT:-15672} (guest / guest)"
+say "following the fleet for $seconds s (Ctrl-C to stop early)"
+MM_AMQP_URL=$url "$bin/mmctl" top --log "$out" --duration "${seconds}s" || true
+MM_AMQP_URL=$url "$bin/mmctl" events --kind decision --wait 2s \
+    >"$out/decisions-tail.txt" 2>&1 || true
+
+stop_all
+say "plotting"
+"$repo/scripts/plot-demo.sh" "$out" >/dev/null
+say "done: per-VM logs (time target used free) and plots in $out/"
+ls "$out"/*.png
