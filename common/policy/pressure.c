@@ -428,6 +428,45 @@ take_before_give(struct pe_ctx *c)
 	}
 }
 
+/*
+ * Drop optional changes too small to matter (under max(8 MiB, 1 %) of the
+ * target): each is a command, and a balloon does not move for a few MiB.
+ * Growth a guest needs is never dropped, and a small shrink stays when the
+ * host needs it to fit.
+ */
+static void
+skip_small(struct pe_ctx *c)
+{
+	uint64_t cap = pe_capacity_kib(c->host, c->p), sum = 0;
+
+	for (size_t i = 0; i < c->n; i++)
+		sum += c->vms[i]->flexible ? c->out[i].target_kib :
+		    held_kib(c, i);
+	for (size_t i = 0; i < c->n; i++) {
+		struct pe_decision *d = &c->out[i];
+		uint64_t small = max64(8 * 1024, d->prev_kib / 100);
+
+		if (!c->vms[i]->flexible || d->reason == PE_CAPACITY ||
+		    d->prev_kib < d->min_kib || d->prev_kib > d->max_kib)
+			continue;
+		/* Only what is optional: buffer growth and calm shrinking. */
+		if (d->reason != PE_GROW_SPARE && d->reason != PE_SHRINK_IDLE)
+			continue;
+		if (d->target_kib > d->prev_kib &&
+		    d->target_kib - d->prev_kib < small) {
+			sum -= d->target_kib - d->prev_kib;
+			d->target_kib = d->prev_kib;
+			d->reason = PE_KEEP;
+		} else if (d->target_kib < d->prev_kib &&
+		    d->prev_kib - d->target_kib < small &&
+		    sum + (d->prev_kib - d->target_kib) <= cap) {
+			sum += d->prev_kib - d->target_kib;
+			d->target_kib = d->prev_kib;
+			d->reason = PE_KEEP;
+		}
+	}
+}
+
 int
 pe_algo_pressure(struct pe_ctx *c)
 {
@@ -438,5 +477,6 @@ pe_algo_pressure(struct pe_ctx *c)
 	share_capacity(c, share);
 	place(c);
 	take_before_give(c);
+	skip_small(c);
 	return 0;
 }
