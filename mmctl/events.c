@@ -91,16 +91,6 @@ on_event(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 	return BUS_ACK;
 }
 
-static enum bus_disposition
-event_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
-{
-	static const struct msg_handler table[] = {
-		{ MSG_EVENT, on_event },
-	};
-
-	return msg_dispatch(table, 1, d, arg, NULL, NULL, 0);
-}
-
 int
 cmd_events(const char *url, int argc, char **argv)
 {
@@ -157,7 +147,7 @@ cmd_events(const char *url, int argc, char **argv)
 	snprintf(key, sizeof(key), "%s.%s", kind != NULL ? kind : "*",
 	    host != NULL ? host : "#");
 	keys[0] = key;
-	session_open(&s, url, keys, event_cb, NULL);
+	session_open(&s, url, keys, MSG_EVENT, on_event, NULL);
 	r = session_run(&s, follow ? 0 : (unsigned)wait_ms);
 	session_close(&s);
 	return r == 3 || r == 130 ? 0 : r;

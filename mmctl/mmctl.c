@@ -88,9 +88,18 @@ deadline_cb(uv_timer_t *t)
 	s->done = true;
 }
 
+static enum bus_disposition
+dispatch_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
+{
+	struct session *s = arg;
+
+	return msg_dispatch(&s->handler, 1, d, s->arg, NULL, NULL, 0);
+}
+
 int
 session_open(struct session *s, const char *url,
-    const char *const *bind_events, bus_handler_cb handler, void *arg)
+    const char *const *bind_events, enum msg_type t, msg_handler_cb fn,
+    void *arg)
 {
 	const struct bus_queue_opts q = {
 		.exclusive = true,
@@ -111,6 +120,8 @@ session_open(struct session *s, const char *url,
 
 	memset(s, 0, sizeof(*s));
 	s->arg = arg;
+	s->handler.type = t;
+	s->handler.fn = fn;
 	uv_loop_init(&s->loop);
 	bc.state_arg = s;
 	s->bus = bus_new(&s->loop, &bc);
@@ -131,7 +142,7 @@ session_open(struct session *s, const char *url,
 	bus_declare_queue(s->bus, s->reply_queue, &q);
 	for (size_t i = 0; bind_events != NULL && bind_events[i] != NULL; i++)
 		bus_bind(s->bus, s->reply_queue, TOPO_EX_EVENTS, bind_events[i]);
-	bus_consume(s->bus, s->reply_queue, false, handler, arg);
+	bus_consume(s->bus, s->reply_queue, false, dispatch_cb, s);
 	uv_signal_init(&s->loop, &s->sigint);
 	s->sigint.data = s;
 	uv_signal_start(&s->sigint, sigint_cb, SIGINT);

@@ -26,17 +26,20 @@ struct session {
 	int status;		/* the subcommand's exit status */
 	uv_signal_t sigint;
 	uv_timer_t deadline;
+	struct msg_handler handler;	/* the one message type expected */
 	void *arg;
 };
 
 /*
  * Connect to url as app "mmctl", with an exclusive reply queue bound (when
  * bind_events is not NULL) to mm.events with those routing keys
- * (NULL-terminated), and consume it with handler. Returns 0, or exits(1)
- * with a clear message when the broker cannot be reached within 10 s.
+ * (NULL-terminated); messages of type t on it go to fn with arg, anything
+ * else is dead-lettered. Returns 0, or exits(1) with a clear message when
+ * the broker cannot be reached within 10 s.
  */
 int session_open(struct session *s, const char *url,
-    const char *const *bind_events, bus_handler_cb handler, void *arg);
+    const char *const *bind_events, enum msg_type t, msg_handler_cb fn,
+    void *arg);
 
 /* Run the loop until s->done, Ctrl-C, or timeout_ms (0: none); returns
  * s->status (or 130 after Ctrl-C, 3 after the timeout). */

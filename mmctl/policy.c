@@ -46,16 +46,6 @@ on_event(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 	return BUS_ACK;
 }
 
-static enum bus_disposition
-event_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
-{
-	static const struct msg_handler table[] = {
-		{ MSG_EVENT, on_event },
-	};
-
-	return msg_dispatch(table, 1, d, arg, NULL, NULL, 0);
-}
-
 /* Wait for more answers until 1 s after the last one. */
 static void
 quiet_cb(uv_timer_t *t)
@@ -97,7 +87,7 @@ apply(const char *url, const char *path, unsigned wait_ms)
 	memset(&a, 0, sizeof(a));
 	a.version = p.msg.version;
 	/* Listen before publishing, so that no answer is missed. */
-	session_open(&a.s, url, keys, event_cb, &a);
+	session_open(&a.s, url, keys, MSG_EVENT, on_event, &a);
 	uv_timer_init(&a.s.loop, &a.quiet);
 	a.quiet.data = &a;
 	r = msg_publish(a.s.bus, MSG_POLICY, (const ProtobufCMessage *)&p.msg,

@@ -30,8 +30,10 @@ struct gather {
 	uv_timer_t quiet;
 };
 
+/* The reply is kept: unpacked again, since the one handed here is freed
+ * when this returns. */
 static enum bus_disposition
-reply_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
+reply_cb(const ProtobufCMessage *msg, const struct bus_delivery *d, void *arg)
 {
 	struct gather *g = arg;
 	ProtobufCMessage *m;
@@ -116,7 +118,7 @@ static void
 gather_open(struct gather *g, const char *url)
 {
 	memset(g, 0, sizeof(*g));
-	session_open(&g->s, url, NULL, reply_cb, g);
+	session_open(&g->s, url, NULL, MSG_STATUS_REPLY, reply_cb, g);
 	uv_timer_init(&g->s.loop, &g->quiet);
 	g->quiet.data = g;
 }
