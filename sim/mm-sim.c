@@ -37,7 +37,18 @@
 #define LINE_MAX_BYTES	(64 * 1024)
 #define PID_BASE	100000
 
-enum workload { WL_IDLE, WL_STATIC, WL_MONO, WL_HOSTILE };
+enum workload { WL_IDLE, WL_STATIC, WL_MONO, WL_HOSTILE, WL_TRACE };
+
+/* A guest this far below its need (need > size * OOM_RATIO) kills. */
+#define OOM_RATIO	1.3
+#define OOM_REST_S	30.0
+/* Share of the guests' memory KSM finds identical (same images). */
+#define KSM_IDENTICAL	0.15
+
+struct trace_pt {
+	double t;
+	uint64_t used_kib;
+};
 
 struct client {
 	uv_pipe_t pipe;
@@ -57,6 +68,12 @@ struct sim_vm {
 	double avg10, avg60, avg300;
 	uint64_t some_total_us, major_faults, seq;
 	bool spike;
+	bool doo;		/* deflate-on-oom balloon */
+	uint64_t oom_kills, swap_in, swap_out, swapped_kib;
+	double rest_until;	/* killed: at rest until then */
+	struct trace_pt *trace;
+	size_t ntrace;
+	double trace_len;
 	uint64_t last_event_kib;
 	uv_pipe_t qmp_srv, agent_srv;
 	struct client *clients;
@@ -74,6 +91,9 @@ static struct sim {
 	uv_signal_t sigterm, sigint, sigusr1;
 	uint64_t start_ms;
 	uint64_t ticks;
+	double ksm_sharing;	/* pages */
+	double ksm_scanned;	/* pages since the last full scan */
+	uint64_t ksm_full_scans;
 } sim;
 
 static uint64_t
@@ -111,6 +131,43 @@ vm_step(struct sim_vm *v, double dt_s)
 		v->need_kib = v->low_kib +
 		    (uint64_t)((double)(v->high_kib - v->low_kib) * ratio);
 		break;
+	case WL_TRACE: {
+		/* The trace's used memory at this time, looped. */
+		double at = v->trace_len > 0 ? fmod(t, v->trace_len) : 0;
+		size_t i = 0;
+
+		while (i + 1 < v->ntrace && v->trace[i + 1].t <= at)
+			i++;
+		v->need_kib = v->trace[i].used_kib;
+		break;
+	}
+	}
+	/* Killed by the OOM killer: it comes back small, and rests. */
+	if (t < v->rest_until && v->need_kib > 256 * 1024)
+		v->need_kib = 256 * 1024;
+	if ((double)v->need_kib > (double)v->actual_kib * OOM_RATIO) {
+		if (v->doo) {
+			/* deflate-on-oom: the balloon gives pages back by
+			 * itself, whatever the target. */
+			step = (uint64_t)(DEFLATE_KIB_S * dt_s);
+			v->actual_kib = v->actual_kib + step < v->max_kib ?
+			    v->actual_kib + step : v->max_kib;
+		} else {
+			v->oom_kills++;
+			v->rest_until = t + OOM_REST_S;
+			v->need_kib = 256 * 1024;
+		}
+	}
+	/* What does not fit goes out to swap, and comes back. */
+	{
+		uint64_t cap = v->actual_kib - v->actual_kib / 20;
+		uint64_t deficit = v->need_kib > cap ? v->need_kib - cap : 0;
+
+		if (deficit > v->swapped_kib)
+			v->swap_out += (deficit - v->swapped_kib) / 4;
+		else
+			v->swap_in += (v->swapped_kib - deficit) / 4;
+		v->swapped_kib = deficit;
 	}
 	if (v->actual_kib > v->target_kib) {
 		step = (uint64_t)(INFLATE_KIB_S * dt_s);
@@ -185,9 +242,9 @@ vm_frame(struct sim_vm *v, uint8_t **ret, size_t *ret_len)
 	SET(mi, cached_kib, cached);
 	SET(mi, anon_kib, used);
 	SET(vs, major_faults, v->major_faults);
-	SET(vs, swap_in_pages, 0);
-	SET(vs, swap_out_pages, 0);
-	SET(vs, oom_kills, 0);
+	SET(vs, swap_in_pages, v->swap_in);
+	SET(vs, swap_out_pages, v->swap_out);
+	SET(vs, oom_kills, v->oom_kills);
 	SET(psi, some_avg10_pct, round(v->avg10 * 100.0) / 100.0);
 	SET(psi, some_avg60_pct, round(v->avg60 * 100.0) / 100.0);
 	SET(psi, some_avg300_pct, round(v->avg300 * 100.0) / 100.0);
@@ -534,17 +591,68 @@ write_pid(const struct sim_vm *v, int pid)
 	}
 }
 
+/* A number from ROOT/rel, or def when it cannot be read. */
+static uint64_t
+read_u64(const char *rel, uint64_t def)
+{
+	char path[4096];
+	unsigned long long v;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", sim.root, rel);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return def;
+	if (fscanf(f, "%llu", &v) != 1)
+		v = def;
+	fclose(f);
+	return v;
+}
+
+/*
+ * KSM, as ksmd would do it: the settings are what someone (mm-actuator)
+ * wrote; while running, ksmd scans pages_to_scan pages every
+ * sleep_millisecs and merges the guests' identical pages (a fixed share of
+ * their memory) as it finds them; unmerging (run 2) gives them back.
+ */
+static void
+ksm_step(uint64_t guest_kib, double dt_s)
+{
+	uint64_t run = read_u64("sys/kernel/mm/ksm/run", 0);
+	uint64_t scan = read_u64("sys/kernel/mm/ksm/pages_to_scan", 100);
+	uint64_t sleep_ms = read_u64("sys/kernel/mm/ksm/sleep_millisecs", 20);
+	double pages = (double)guest_kib / 4, pool = pages * KSM_IDENTICAL;
+	double rate, seen;
+
+	if (run == 2) {
+		sim.ksm_sharing = 0;
+		return;
+	}
+	if (run != 1 || pages <= 0)
+		return;
+	rate = (double)scan * 1000.0 / (double)(sleep_ms > 0 ? sleep_ms : 1);
+	sim.ksm_scanned += rate * dt_s;
+	/* A page scanned is merged if it is one of the identical ones. */
+	seen = rate * dt_s / pages;
+	sim.ksm_sharing += (pool - sim.ksm_sharing) * (seen < 1 ? seen : 1);
+	while (sim.ksm_scanned >= pages) {
+		sim.ksm_scanned -= pages;
+		sim.ksm_full_scans++;
+	}
+}
+
 static void
 write_host(void)
 {
-	uint64_t used = 512 * 1024, shared = 0, free_kib, node;
+	uint64_t used = 512 * 1024, guests = 0, free_kib, node, saved;
 	char rel[256];
 	int i;
 
-	for (i = 0; i < sim.nvms; i++) {
-		used += sim.vms[i].actual_kib;
-		shared += sim.vms[i].actual_kib / 64;
-	}
+	for (i = 0; i < sim.nvms; i++)
+		guests += sim.vms[i].actual_kib;
+	ksm_step(guests, 1.0);
+	saved = (uint64_t)sim.ksm_sharing * 4;
+	used += guests > saved ? guests - saved : 0;
 	free_kib = used < sim.host_kib ? sim.host_kib - used : 0;
 	write_file("proc/meminfo",
 	    "MemTotal:       %" PRIu64 " kB\nMemFree:        %" PRIu64
@@ -558,16 +666,12 @@ write_host(void)
 	write_file("proc/vmstat", "pgmajfault %" PRIu64 "\npswpin 0\n"
 	    "pswpout 0\nworkingset_refault_anon 0\nworkingset_refault_file 0\n"
 	    "oom_kill 0\n", sim.ticks);
-	write_file("sys/kernel/mm/ksm/run", "1\n");
-	write_file("sys/kernel/mm/ksm/pages_to_scan", "100\n");
-	write_file("sys/kernel/mm/ksm/sleep_millisecs", "20\n");
-	write_file("sys/kernel/mm/ksm/merge_across_nodes", "1\n");
 	write_file("sys/kernel/mm/ksm/full_scans", "%" PRIu64 "\n",
-	    sim.ticks / 10);
+	    sim.ksm_full_scans);
 	write_file("sys/kernel/mm/ksm/pages_shared", "%" PRIu64 "\n",
-	    shared / 4 / 8);
+	    (uint64_t)sim.ksm_sharing / 8);
 	write_file("sys/kernel/mm/ksm/pages_sharing", "%" PRIu64 "\n",
-	    shared / 4);
+	    (uint64_t)sim.ksm_sharing);
 	write_file("sys/kernel/mm/ksm/pages_unshared", "0\n");
 	write_file("sys/kernel/mm/ksm/pages_volatile", "0\n");
 	for (node = 0; node < 2; node++) {
@@ -678,18 +782,60 @@ signal_cb(uv_signal_t *h, int signum)
 }
 
 /* NAME,MAX,WORKLOAD[:A[:B]]: "web,2G,static:1G", "db,4G,mono:512M:3G". */
+/* The rows of a "time_s,vm,used_kib,max_kib" CSV (mmctl sim's) for VM
+ * v, by name; times relative to the first. */
+static int
+load_trace(struct sim_vm *v, const char *path)
+{
+	char line[512], name[256];
+	unsigned long long ts, used, max;
+	FILE *f = fopen(path, "r");
+	double t0 = -1;
+
+	if (f == NULL) {
+		log_warn("cannot open trace \"%s\"", path);
+		return -errno;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		struct trace_pt *pts;
+
+		if (sscanf(line, "%llu,%255[^,],%llu,%llu", &ts, name, &used,
+		    &max) != 4 || strcmp(name, v->name) != 0)
+			continue;
+		if (t0 < 0)
+			t0 = (double)ts;
+		pts = realloc(v->trace, (v->ntrace + 1) * sizeof(*pts));
+		if (pts == NULL)
+			break;
+		v->trace = pts;
+		v->trace[v->ntrace].t = (double)ts - t0;
+		v->trace[v->ntrace].used_kib = used < v->max_kib ? used :
+		    v->max_kib;
+		v->ntrace++;
+	}
+	fclose(f);
+	if (v->ntrace == 0) {
+		log_warnx("trace \"%s\" has no rows for vm \"%s\"", path,
+		    v->name);
+		return -EINVAL;
+	}
+	v->trace_len = v->trace[v->ntrace - 1].t + 10;
+	return 0;
+}
+
 static int
 parse_vm(const char *arg, struct sim_vm *v)
 {
 	char *s = strdup(arg), *name, *max, *wl, *a, *b, *save = NULL;
+	char *save0 = NULL;
 	int64_t kib;
 	int r = -EINVAL;
 
 	if (s == NULL)
 		return -ENOMEM;
-	name = strtok_r(s, ",", &save);
-	max = strtok_r(NULL, ",", &save);
-	wl = strtok_r(NULL, ",", &save);
+	name = strtok_r(s, ",", &save0);
+	max = strtok_r(NULL, ",", &save0);
+	wl = strtok_r(NULL, ",", &save0);
 	if (name == NULL || max == NULL || wl == NULL ||
 	    strlen(name) > MSG_ID_MAX ||
 	    conf_parse_size_kib(max, &kib) < 0 || kib < 65536)
@@ -720,8 +866,19 @@ parse_vm(const char *arg, struct sim_vm *v)
 		v->high_kib = (uint64_t)kib;
 	} else if (strcmp(a, "hostile") == 0) {
 		v->wl = WL_HOSTILE;
+	} else if (strcmp(a, "trace") == 0) {
+		v->wl = WL_TRACE;
+		a = strtok_r(NULL, "", &save);
+		if (a == NULL || load_trace(v, a) < 0)
+			goto out;
 	} else {
 		goto out;
+	}
+	/* Options after the workload: doo (a deflate-on-oom balloon). */
+	while ((a = strtok_r(NULL, ",", &save0)) != NULL) {
+		if (strcmp(a, "doo") != 0)
+			goto out;
+		v->doo = true;
 	}
 	r = 0;
 out:
@@ -733,8 +890,11 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: mm-sim -s DIR -r ROOT [-H HOST_MEM] [-i AGENT_MS] "
-	    "[-v] -m NAME,MAX,WORKLOAD ...\n"
-	    "  WORKLOAD: idle | static:SIZE | mono:LOW:HIGH | hostile\n"
+	    "[-v] -m NAME,MAX,WORKLOAD[,doo] ...\n"
+	    "  WORKLOAD: idle | static:SIZE | mono:LOW:HIGH | hostile |\n"
+	    "            trace:FILE (mmctl sim's CSV, this VM's rows, looped)\n"
+	    "  doo: a deflate-on-oom balloon (else a guest far below its need"
+	    " OOM-kills)\n"
 	    "  serves DIR/NAME.qmp and DIR/NAME.agent, writes ROOT/proc and "
 	    "ROOT/sys;\n  SIGUSR1: pressure spike (+20 points) in every "
 	    "guest\n");
@@ -808,6 +968,12 @@ main(int argc, char **argv)
 	/* The tree and the pid files exist before anyone can connect. */
 	for (i = 0; i < sim.nvms; i++)
 		vm_step(&sim.vms[i], 0.0);
+	/* KSM's settings as a fresh kernel has them; then they are
+	 * whatever is written to them. */
+	write_file("sys/kernel/mm/ksm/run", "0\n");
+	write_file("sys/kernel/mm/ksm/pages_to_scan", "100\n");
+	write_file("sys/kernel/mm/ksm/sleep_millisecs", "20\n");
+	write_file("sys/kernel/mm/ksm/merge_across_nodes", "1\n");
 	write_host();
 	for (i = 0; i < sim.nvms; i++) {
 		if (listen_on(&sim.vms[i], &sim.vms[i].qmp_srv, "qmp") < 0 ||
@@ -833,6 +999,8 @@ main(int argc, char **argv)
 	    sim.root);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
+	for (i = 0; i < sim.nvms; i++)
+		free(sim.vms[i].trace);
 	free(sim.vms);
 	return 0;
 }

@@ -172,12 +172,145 @@ test_sim_through_kvm_driver(void **state)
 	free(bin);
 }
 
+static bool
+c_guests(void)
+{
+	static const char *const ids[] = { "oom", "tr" };
+
+	for (unsigned i = 0; i < 2; i++) {
+		struct hv_vm *vm = find(ids[i]);
+
+		if (vm == NULL || vm->guest == NULL)
+			return false;
+	}
+	return true;
+}
+
+static bool
+c_oom_killed(void)
+{
+	struct hv_vm *vm = find("oom");
+
+	return vm != NULL && vm->guest != NULL &&
+	    vm->guest->vmstat->oom_kills > 0;
+}
+
+static bool
+c_trace_high(void)
+{
+	struct hv_vm *vm = find("tr");
+
+	return vm != NULL && vm->guest != NULL &&
+	    vm->guest->meminfo->anon_kib == 700 * MIB;
+}
+
+static uint64_t
+read_ksm(const char *root, const char *name)
+{
+	char path[2048];
+	unsigned long long v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/sys/kernel/mm/ksm/%s", root, name);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_int_equal(fscanf(f, "%llu", &v), 1);
+	fclose(f);
+	return v;
+}
+
+static void
+write_ksm(const char *root, const char *name, const char *value)
+{
+	char path[2048];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/sys/kernel/mm/ksm/%s", root, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(value, f);
+	fclose(f);
+}
+
+/* Guests that behave like real ones: far below their need they OOM-kill
+ * (and come back small), a trace drives one, and KSM merges what is
+ * identical once it is told to run, keeping the settings written. */
+static void
+test_sim_guests_and_ksm(void **state)
+{
+	struct hv_config cfg = {
+		.type = HV_TYPE_SIM,
+		.rescan_ms = 100,
+		.poll_ms = 100,
+	};
+	char *dir, *bin, vmdir[1024], root[1024], trace[1024], spec[1200];
+	char *csv;
+	int status;
+
+	memset(&T, 0, sizeof(T));
+	dir = tu_tmpdir();
+	csv = tu_write_file(dir, "t.csv", "time_s,vm,used_kib,max_kib\n"
+	    "0,tr,307200,2097152\n1,tr,716800,2097152\n"
+	    "0,other,1,2\n");
+	snprintf(trace, sizeof(trace), "%s", csv);
+	snprintf(vmdir, sizeof(vmdir), "%s/vm", dir);
+	snprintf(root, sizeof(root), "%s/root", dir);
+	snprintf(spec, sizeof(spec), "tr,2G,trace:%s", trace);
+	assert_true(asprintf(&bin, "%s/bin/mm-sim",
+	    getenv("MM_BINARY_DIR")) > 0);
+	T.sim = fork();
+	assert_true(T.sim >= 0);
+	if (T.sim == 0) {
+		execl(bin, bin, "-s", vmdir, "-r", root, "-i", "100ms",
+		    "-m", "oom,1G,static:2G", "-m", spec, (char *)NULL);
+		_exit(127);
+	}
+	uv_loop_init(&T.loop);
+	cfg.vm_dir = vmdir;
+	T.hv = hv_new(&T.loop, &cfg);
+	assert_non_null(T.hv);
+	assert_int_equal(hv_start(T.hv), 0);
+	assert_true(tu_run_until_fn(&T.loop, c_guests, 10000));
+
+	/* 2 GiB wanted in 1 GiB: killed, and back at 256 MiB. */
+	assert_true(tu_run_until_fn(&T.loop, c_oom_killed, 5000));
+	assert_true(find("oom")->guest->meminfo->anon_kib <= 256 * MIB);
+	/* The trace's second row. */
+	assert_true(tu_run_until_fn(&T.loop, c_trace_high, 15000));
+
+	/* KSM: idle until told, then merging, settings kept. */
+	assert_int_equal(read_ksm(root, "run"), 0);
+	assert_int_equal(read_ksm(root, "pages_sharing"), 0);
+	write_ksm(root, "run", "1\n");
+	write_ksm(root, "pages_to_scan", "20000\n");	/* 1 M pages/s */
+	tu_run_for(&T.loop, 3500);
+	assert_int_equal(read_ksm(root, "run"), 1);
+	assert_int_equal(read_ksm(root, "pages_to_scan"), 20000);
+	assert_true(read_ksm(root, "pages_sharing") > 1000);
+	assert_true(read_ksm(root, "full_scans") > 0);
+	write_ksm(root, "run", "2\n");
+	tu_run_for(&T.loop, 2500);
+	assert_int_equal(read_ksm(root, "pages_sharing"), 0);
+
+	hv_close(T.hv, NULL, NULL);
+	assert_int_equal(tu_loop_finish(&T.loop), 0);
+	kill(T.sim, SIGTERM);
+	assert_int_equal(waitpid(T.sim, &status, 0), T.sim);
+	T.sim = 0;
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	tu_rmtree(dir);
+	free(dir);
+	free(bin);
+	free(csv);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_sim_through_kvm_driver,
 		    teardown),
+		cmocka_unit_test_teardown(test_sim_guests_and_ksm, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
