@@ -90,6 +90,7 @@ struct cvm {
 
 static struct collector {
 	struct collector_conf conf;
+	int ksmd_pid;		/* cached by hs_read_ksmd_cpu() */
 	char host_id[TOPO_ID_MAX + 1];
 	char key[TOPO_ID_MAX + 8];
 	uv_loop_t loop;
@@ -268,8 +269,12 @@ publish_report(bool fast)
 		hs.vmstat = &vs;
 	if (hs_read_psi(C.conf.proc_root, &psi) == 0)
 		hs.psi = &psi;
-	if (hs_read_ksm(C.conf.sys_root, &ksm, &ksm_set) == 0)
+	if (hs_read_ksm(C.conf.sys_root, &ksm, &ksm_set) == 0) {
 		hs.ksm = &ksm;
+		if (hs_read_ksmd_cpu(C.conf.proc_root, &C.ksmd_pid,
+		    &ksm.ksmd_cpu_ms) == 0)
+			ksm.has_ksmd_cpu_ms = 1;
+	}
 	if (hs_read_numa_nodes(C.conf.sys_root, nodes, MSG_NODES_MAX,
 	    &nn) == 0) {
 		for (i = 0; i < nn; i++)

@@ -397,6 +397,63 @@ hs_read_ksm(const char *sys_root, Mm__V1__KsmStats *ret,
 	return 0;
 }
 
+/* True when <proc_root>/<pid>/comm is "ksmd". */
+static bool
+is_ksmd(const char *proc_root, int pid)
+{
+	char path[4096], comm[32] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%d/comm", proc_root, pid);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return false;
+	if (fgets(comm, sizeof(comm), f) == NULL)
+		comm[0] = '\0';
+	fclose(f);
+	return strcmp(comm, "ksmd\n") == 0;
+}
+
+int
+hs_read_ksmd_cpu(const char *proc_root, int *pid, uint64_t *ret_ms)
+{
+	unsigned long long ut, st;
+	char path[4096], buf[1024], *p;
+	long tck = sysconf(_SC_CLK_TCK);
+	FILE *f;
+
+	if (*pid <= 0 || !is_ksmd(proc_root, *pid)) {
+		DIR *d = opendir(proc_root);
+		struct dirent *de;
+
+		*pid = 0;
+		if (d == NULL)
+			return -errno;
+		/* A kernel thread started at boot: low pids first. */
+		while ((de = readdir(d)) != NULL && *pid == 0) {
+			int n = atoi(de->d_name);
+
+			if (n > 0 && is_ksmd(proc_root, n))
+				*pid = n;
+		}
+		closedir(d);
+		if (*pid == 0)
+			return -ENOENT;
+	}
+	snprintf(path, sizeof(path), "%s/%d/stat", proc_root, *pid);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return -errno;
+	p = fgets(buf, sizeof(buf), f);
+	fclose(f);
+	if (p == NULL || (p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu "
+	    "%llu", &ut, &st) != 2 || tck <= 0)
+		return -EINVAL;
+	*ret_ms = (uint64_t)(ut + st) * 1000 / (uint64_t)tck;
+	return 0;
+}
+
 /* The node number of a "node<N>" directory entry, or -1. */
 static int
 node_number(const char *name)

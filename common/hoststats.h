@@ -44,6 +44,14 @@ int hs_read_ksm(const char *sys_root, Mm__V1__KsmStats *ret,
     Mm__V1__KsmSettings *ret_settings);
 
 /*
+ * CPU time ksmd has used since boot, in ms (utime + stime of the kernel
+ * thread named "ksmd" under proc_root), what KSM tuning weighs merged pages
+ * against. *pid caches the thread's pid between calls (start with 0).
+ * Returns 0, or -ENOENT without a ksmd thread.
+ */
+int hs_read_ksmd_cpu(const char *proc_root, int *pid, uint64_t *ret_ms);
+
+/*
  * NUMA nodes from <sys_root>/devices/system/node/node<N>/meminfo, in
  * node order: ret (max entries, caller's array) is initialised and filled;
  * *ret_n is their number. A machine without the directory has none

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -135,6 +136,25 @@ test_hoststats_ksm(void **state)
 }
 
 static void
+test_hoststats_ksmd_cpu(void **state)
+{
+	uint64_t ms = 0;
+	int pid = 0;
+
+	/* utime 150 + stime 250 ticks. */
+	assert_int_equal(hs_read_ksmd_cpu(proc_root, &pid, &ms), 0);
+	assert_int_equal(pid, 37);
+	assert_int_equal(ms, 400 * 1000 / sysconf(_SC_CLK_TCK));
+	/* A stale cached pid is found again. */
+	pid = 4242;
+	assert_int_equal(hs_read_ksmd_cpu(proc_root, &pid, &ms), 0);
+	assert_int_equal(pid, 37);
+	pid = 0;
+	assert_int_equal(hs_read_ksmd_cpu("/nonexistent", &pid, &ms),
+	    -ENOENT);
+}
+
+static void
 test_hoststats_numa_nodes(void **state)
 {
 	Mm__V1__NumaNode nodes[MSG_NODES_MAX];
@@ -201,6 +221,7 @@ main(void)
 		cmocka_unit_test(test_hoststats_vmstat),
 		cmocka_unit_test(test_hoststats_psi),
 		cmocka_unit_test(test_hoststats_ksm),
+		cmocka_unit_test(test_hoststats_ksmd_cpu),
 		cmocka_unit_test(test_hoststats_numa_nodes),
 		cmocka_unit_test(test_hoststats_numa_maps),
 		cmocka_unit_test(test_hoststats_vcpu_nodes),
