@@ -760,6 +760,33 @@ msg_pack(enum msg_type t, const ProtobufCMessage *m, uint8_t **ret_buf,
 }
 
 int
+msg_pack_frame(enum msg_type t, const ProtobufCMessage *m, uint8_t **ret_buf,
+    size_t *ret_len)
+{
+	uint8_t *body, *frame;
+	size_t len;
+	int r;
+
+	r = msg_pack(t, m, &body, &len);
+	if (r < 0)
+		return r;
+	frame = malloc(len + 4);
+	if (frame == NULL) {
+		free(body);
+		return -ENOMEM;
+	}
+	frame[0] = (uint8_t)(len >> 24);
+	frame[1] = (uint8_t)(len >> 16);
+	frame[2] = (uint8_t)(len >> 8);
+	frame[3] = (uint8_t)len;
+	memcpy(frame + 4, body, len);
+	free(body);
+	*ret_buf = frame;
+	*ret_len = len + 4;
+	return 0;
+}
+
+int
 msg_unpack(enum msg_type t, const void *data, size_t len,
     ProtobufCMessage **ret, char *why, size_t whylen)
 {

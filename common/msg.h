@@ -94,6 +94,14 @@ int msg_pack(enum msg_type t, const ProtobufCMessage *m, uint8_t **ret_buf,
     size_t *ret_len);
 
 /*
+ * msg_pack() with the 4-byte big-endian length in front: the frame of the
+ * guest agent's virtio-serial channel (docs/protocol.md). Same returns;
+ * the caller frees *ret_buf.
+ */
+int msg_pack_frame(enum msg_type t, const ProtobufCMessage *m,
+    uint8_t **ret_buf, size_t *ret_len);
+
+/*
  * Unpack len bytes of data (borrowed) as a t and validate the result. On
  * success *ret is a new message the caller frees with msg_free(). Returns
  * 0, -EMSGSIZE (len above msg_max_size(), nothing decoded), -EBADMSG (not a

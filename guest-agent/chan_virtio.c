@@ -74,10 +74,7 @@ chan_virtio_frame(const struct agent_sample *s, uint8_t **ret_buf,
 		&psi.has_some_avg300_pct, &psi.has_full_avg10_pct,
 		&psi.has_full_avg60_pct, &psi.has_full_avg300_pct,
 	};
-	uint8_t *body, *frame;
-	size_t len;
 	unsigned i;
-	int r;
 
 	g.vm_id = (char *)s->vm_id;
 	g.has_time_ms = true;
@@ -109,23 +106,7 @@ chan_virtio_frame(const struct agent_sample *s, uint8_t **ret_buf,
 	if (s->psi.have != 0)
 		g.psi = &psi;
 
-	r = msg_pack(MSG_GUEST_STATS, &g.base, &body, &len);
-	if (r < 0)
-		return r;
-	frame = malloc(len + 4);
-	if (frame == NULL) {
-		free(body);
-		return -ENOMEM;
-	}
-	frame[0] = (uint8_t)(len >> 24);
-	frame[1] = (uint8_t)(len >> 16);
-	frame[2] = (uint8_t)(len >> 8);
-	frame[3] = (uint8_t)len;
-	memcpy(frame + 4, body, len);
-	free(body);
-	*ret_buf = frame;
-	*ret_len = len + 4;
-	return 0;
+	return msg_pack_frame(MSG_GUEST_STATS, &g.base, ret_buf, ret_len);
 }
 
 static void

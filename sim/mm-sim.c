@@ -220,9 +220,6 @@ vm_frame(struct sim_vm *v, uint8_t **ret, size_t *ret_len)
 	Mm__V1__Vmstat vs = MM__V1__VMSTAT__INIT;
 	Mm__V1__Psi psi = MM__V1__PSI__INIT;
 	uint64_t used = vm_used_kib(v), cached;
-	uint8_t *body, *frame;
-	size_t len;
-	int r;
 
 	cached = (v->actual_kib - used) / 4;
 	g.vm_id = v->name;
@@ -261,23 +258,7 @@ vm_frame(struct sim_vm *v, uint8_t **ret, size_t *ret_len)
 		SET(g, stale, 0);
 	}
 #undef SET
-	r = msg_pack(MSG_GUEST_STATS, &g.base, &body, &len);
-	if (r < 0)
-		return r;
-	frame = malloc(len + 4);
-	if (frame == NULL) {
-		free(body);
-		return -ENOMEM;
-	}
-	frame[0] = (uint8_t)(len >> 24);
-	frame[1] = (uint8_t)(len >> 16);
-	frame[2] = (uint8_t)(len >> 8);
-	frame[3] = (uint8_t)len;
-	memcpy(frame + 4, body, len);
-	free(body);
-	*ret = frame;
-	*ret_len = len + 4;
-	return 0;
+	return msg_pack_frame(MSG_GUEST_STATS, &g.base, ret, ret_len);
 }
 
 struct wreq {
