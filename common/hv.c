@@ -141,6 +141,19 @@ hv_set_target(struct hv *hv, const char *vm_id, uint64_t target_kib,
 	return hv->ops->set_target(hv, vm, target_kib, cb, arg);
 }
 
+int
+hv_refresh(struct hv *hv, const char *vm_id, hv_done_cb cb, void *arg)
+{
+	struct hv_vm *vm;
+
+	if (hv->ops->refresh == NULL)
+		return -ENOTSUP;
+	vm = hv_vm_find(hv, vm_id);
+	if (vm == NULL)
+		return -ENOENT;
+	return hv->ops->refresh(hv, vm, cb, arg);
+}
+
 void
 hv_close(struct hv *hv, void (*cb)(void *arg), void *arg)
 {
