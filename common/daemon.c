@@ -16,6 +16,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "topology.h"
 
 static void
 usage(const char *prog, const char *default_conf, FILE *f)
@@ -90,12 +91,7 @@ daemon_load_conf(const struct conf_key *table, size_t n, void *out,
 		if (r < 0)
 			goto fail;
 	}
-	if (opts->check_only) {
-		printf("configuration OK\n");
-		if (opts->verbose > 0)
-			conf_print(table, n, out, stdout);
-		exit(0);
-	}
+	daemon_check_done(opts, table, n, out);
 	return 0;
 fail:
 	if (opts->check_only) {
@@ -160,4 +156,37 @@ daemon_bus_config(const struct daemon_bus_conf *c, const char *app_id,
 	ret->heartbeat_s = (unsigned)((c->heartbeat_ms + 999) / 1000);
 	ret->prefetch = (unsigned)c->prefetch;
 	ret->outbox_max = (size_t)c->outbox;
+}
+
+void
+daemon_check_done(const struct daemon_opts *opts,
+    const struct conf_key *table, size_t n, const void *conf)
+{
+	if (!opts->check_only)
+		return;
+	printf("configuration OK\n");
+	if (opts->verbose > 0)
+		conf_print(table, n, conf, stdout);
+	exit(0);
+}
+
+void
+daemon_host_id(char **id, const char *conf_path, const char *section)
+{
+	char host[256];
+
+	if (*id == NULL) {
+		if (gethostname(host, sizeof(host)) < 0)
+			fatal("gethostname");
+		host[sizeof(host) - 1] = '\0';
+		*id = strdup(host);
+		if (*id == NULL)
+			fatal("strdup");
+	}
+	if (!topo_id_valid(*id)) {
+		fprintf(stderr, "%s: [%s] host_id \"%s\" is not a valid id: "
+		    "1..64 of [A-Za-z0-9_.-], no leading, trailing or double "
+		    "dots\n", conf_path, section, *id);
+		exit(1);
+	}
 }

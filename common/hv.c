@@ -109,6 +109,12 @@ hv_foreach(struct hv *hv, void (*fn)(struct hv_vm *vm, void *arg), void *arg)
 		fn(hv->vms[i], arg);
 }
 
+struct hv_vm *
+hv_find(struct hv *hv, const char *id)
+{
+	return hv_vm_find(hv, id);
+}
+
 size_t
 hv_vm_count(const struct hv *hv)
 {

@@ -116,6 +116,9 @@ int hv_start(struct hv *hv);
 void hv_foreach(struct hv *hv, void (*fn)(struct hv_vm *vm, void *arg),
     void *arg);
 
+/* The VM called id (borrowed, as in callbacks), or NULL. */
+struct hv_vm *hv_find(struct hv *hv, const char *id);
+
 /* Number of known VMs. */
 size_t hv_vm_count(const struct hv *hv);
 
