@@ -1,0 +1,475 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * End to end: mm-sim serves two simulated guests, mm-actuator started as
+ * documented consumes its queue on a real RabbitMQ as the "actuator" user,
+ * and the test publishes CommandBatches on mm.commands as a scheduler
+ * would. It checks that balloons move as commanded and never outside the
+ * limits (clamped and reported), that expired, out-of-order and malformed
+ * messages are refused without harm, that batches sent while the actuator
+ * is dead are applied when it comes back, and that stopping it returns the
+ * guests to their maximum and KSM to the settings it found.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "hv.h"
+#include "msg.h"
+#include "testutil.h"
+#include "tu_hv.h"
+#include "topology.h"
+
+#define MIB	1024ull
+#define GIB	(1024ull * 1024)
+#define MAXRES	64
+#define MAXCMD	8
+
+struct result_seen {
+	uint64_t seq;
+	size_t n;
+	int status[MAXCMD];
+	uint64_t target[MAXCMD], actual[MAXCMD];
+	uint32_t ksm_scan[MAXCMD];
+	char error[MAXCMD][256];
+};
+
+static struct {
+	uv_loop_t loop;
+	struct bus *bus;
+	struct hv *hv;		/* the test's own view of mm-sim */
+	bool up;
+	char *host_id;
+	char *queue;
+	char dir[1024], conf_path[4200], ksm_dir[4200];
+	char *act_bin;
+	struct result_seen res[MAXRES];
+	size_t nres;
+	unsigned alerts, release_alerts;
+	char last_alert[1024];
+	pid_t sim, act;
+} T;
+
+static uint64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static enum bus_disposition
+event_cb(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
+{
+	const Mm__V1__Event *ev = (const Mm__V1__Event *)m;
+	struct result_seen *s;
+	size_t i;
+
+	if (ev->kind == MM__V1__EVENT_KIND__EVENT_KIND_ALERT) {
+		T.alerts++;
+		snprintf(T.last_alert, sizeof(T.last_alert), "%s",
+		    ev->reason ? ev->reason : "");
+		if (ev->reason && strstr(ev->reason, "actuator stopping"))
+			T.release_alerts++;
+		return BUS_ACK;
+	}
+	if (ev->kind != MM__V1__EVENT_KIND__EVENT_KIND_RESULT ||
+	    ev->result == NULL || T.nres == MAXRES)
+		return BUS_ACK;
+	assert_string_equal(ev->host_id, T.host_id);
+	s = &T.res[T.nres++];
+	memset(s, 0, sizeof(*s));
+	s->seq = ev->result->batch_seq;
+	for (i = 0; i < ev->result->n_results && i < MAXCMD; i++) {
+		const Mm__V1__CommandResult *r = ev->result->results[i];
+
+		assert_int_equal(r->index, i);
+		s->status[i] = r->status;
+		s->target[i] = r->balloon_target_kib;
+		s->actual[i] = r->balloon_actual_kib;
+		s->ksm_scan[i] = r->ksm ? r->ksm->pages_to_scan : 0;
+		snprintf(s->error[i], sizeof(s->error[i]), "%s",
+		    r->error ? r->error : "");
+		s->n++;
+	}
+	return BUS_ACK;
+}
+
+static const struct msg_handler handlers[] = {
+	{ MSG_EVENT, event_cb },
+};
+
+static enum bus_disposition
+delivery_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
+{
+	return msg_dispatch(handlers, 1, d, NULL, NULL, NULL, 0);
+}
+
+static void
+state_cb(struct bus *bus, bool up, const char *reason, void *arg)
+{
+	T.up = up;
+}
+
+static const struct result_seen *
+result(uint64_t seq)
+{
+	size_t i;
+
+	for (i = T.nres; i-- > 0;)
+		if (T.res[i].seq == seq)
+			return &T.res[i];
+	return NULL;
+}
+
+static uint64_t want_seq;
+static bool
+have_result(void)
+{
+	return result(want_seq) != NULL;
+}
+
+static const struct result_seen *
+wait_result(uint64_t seq)
+{
+	want_seq = seq;
+	assert_true(tu_run_until_fn(&T.loop, have_result, 10000));
+	return result(seq);
+}
+
+static const char *want_vm;
+static uint64_t want_kib;
+static bool
+balloon_at(void)
+{
+	struct hv_vm *vm = tu_hv_find(T.hv, want_vm);
+
+	return vm != NULL && vm->balloon_known &&
+	    vm->balloon_actual_kib == want_kib;
+}
+
+static void
+wait_balloon(const char *vm, uint64_t kib)
+{
+	want_vm = vm;
+	want_kib = kib;
+	if (!tu_run_until_fn(&T.loop, balloon_at, 20000)) {
+		struct hv_vm *v = tu_hv_find(T.hv, vm);
+
+		fail_msg("vm %s: balloon %llu KiB, want %llu", vm,
+		    v ? (unsigned long long)v->balloon_actual_kib : 0ull,
+		    (unsigned long long)kib);
+	}
+}
+
+static bool
+guests_seen(void)
+{
+	struct hv_vm *a = tu_hv_find(T.hv, "web"), *b = tu_hv_find(T.hv, "db");
+
+	return a && b && a->guest && b->guest && a->balloon_known &&
+	    b->balloon_known;
+}
+
+/* Build and publish a batch of balloon targets (vm, kib pairs; a vm NULL
+ * makes a KSM command setting pages_to_scan to kib). */
+static void
+publish_batch(const char *sched, uint64_t seq, uint64_t issued_ms,
+    uint64_t expires_ms, size_t n, const char *const *vms,
+    const uint64_t *kib)
+{
+	Mm__V1__CommandBatch b = MM__V1__COMMAND_BATCH__INIT;
+	Mm__V1__Command c[MAXCMD], *cp[MAXCMD];
+	Mm__V1__SetBalloonTarget bt[MAXCMD];
+	Mm__V1__SetKsm sk[MAXCMD];
+	Mm__V1__KsmSettings ks[MAXCMD];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		mm__v1__command__init(&c[i]);
+		c[i].reason = "test";
+		if (vms[i] != NULL) {
+			mm__v1__set_balloon_target__init(&bt[i]);
+			bt[i].vm_id = (char *)vms[i];
+			bt[i].has_target_kib = 1;
+			bt[i].target_kib = kib[i];
+			c[i].kind_case = MM__V1__COMMAND__KIND_BALLOON;
+			c[i].balloon = &bt[i];
+		} else {
+			mm__v1__set_ksm__init(&sk[i]);
+			mm__v1__ksm_settings__init(&ks[i]);
+			ks[i].has_pages_to_scan = 1;
+			ks[i].pages_to_scan = (uint32_t)kib[i];
+			sk[i].settings = &ks[i];
+			c[i].kind_case = MM__V1__COMMAND__KIND_KSM;
+			c[i].ksm = &sk[i];
+		}
+		cp[i] = &c[i];
+	}
+	b.host_id = T.host_id;
+	b.scheduler_id = (char *)sched;
+	b.has_seq = b.has_issued_ms = b.has_expires_ms = 1;
+	b.seq = seq;
+	b.issued_ms = issued_ms;
+	b.expires_ms = expires_ms;
+	b.n_commands = n;
+	b.commands = cp;
+	assert_int_equal(msg_publish(T.bus, MSG_COMMAND_BATCH, &b.base,
+	    TOPO_EX_COMMANDS, T.host_id, true, NULL, NULL), 0);
+}
+
+static void
+start_actuator(void)
+{
+	char *argv[] = { T.act_bin, "-c", T.conf_path, "-d", NULL };
+
+	T.act = tu_spawn(argv);
+}
+
+static char *
+ksm_value(const char *name)
+{
+	static char buf[64];
+	char path[4400];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", T.ksm_dir, name);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+	return buf;
+}
+
+static void
+test_actuator_end_to_end(void **state)
+{
+	struct bus_queue_opts qo = { .exclusive = true, .auto_delete = true };
+	struct bus_config bc = { 0 };
+	struct hv_config hc = { 0 };
+	const struct result_seen *r;
+	char vmdir[1100], root[1100], sys[1100], key[160], conf[8192];
+	char *sim_bin, *tmp;
+	uint64_t now;
+
+	memset(&T, 0, sizeof(T));
+	tmp = tu_tmpdir();
+	snprintf(T.dir, sizeof(T.dir), "%s", tmp);
+	free(tmp);
+	snprintf(vmdir, sizeof(vmdir), "%s/vm", T.dir);
+	snprintf(root, sizeof(root), "%s/root", T.dir);
+	snprintf(sys, sizeof(sys), "%s/sys", T.dir);
+	snprintf(T.ksm_dir, sizeof(T.ksm_dir), "%s/kernel/mm/ksm", sys);
+	/* The actuator's KSM is a fixture tree: mm-sim rewrites its own. */
+	free(tu_write_file(sys, "kernel/mm/ksm/run", "1\n"));
+	free(tu_write_file(sys, "kernel/mm/ksm/pages_to_scan", "100\n"));
+	free(tu_write_file(sys, "kernel/mm/ksm/sleep_millisecs", "20\n"));
+	free(tu_write_file(sys, "kernel/mm/ksm/merge_across_nodes", "1\n"));
+	T.host_id = tu_unique("act");
+	sim_bin = tu_bin_path("mm-sim");
+	T.act_bin = tu_bin_path("mm-actuator");
+
+	uv_loop_init(&T.loop);
+	bc.url = tu_broker_url();
+	bc.app_id = "test_actuator";
+	bc.state_cb = state_cb;
+	T.bus = bus_new(&T.loop, &bc);
+	assert_non_null(T.bus);
+	T.queue = tu_unique("mm.test.events");
+	assert_int_equal(topo_declare_events_exchange(T.bus), 0);
+	assert_int_equal(topo_declare_actuator_queue(T.bus, T.host_id), 0);
+	assert_int_equal(bus_declare_queue(T.bus, T.queue, &qo), 0);
+	topo_event_key(key, sizeof(key), TOPO_EV_RESULT, T.host_id);
+	assert_int_equal(bus_bind(T.bus, T.queue, TOPO_EX_EVENTS, key), 0);
+	topo_event_key(key, sizeof(key), TOPO_EV_ALERT, T.host_id);
+	assert_int_equal(bus_bind(T.bus, T.queue, TOPO_EX_EVENTS, key), 0);
+	assert_int_equal(bus_consume(T.bus, T.queue, false, delivery_cb,
+	    NULL), 0);
+	assert_int_equal(bus_start(T.bus), 0);
+	assert_true(tu_run_until(&T.loop, &T.up, 15000));
+
+	{
+		char *argv[] = { sim_bin, "-s", vmdir, "-r", root, "-H", "16G",
+		    "-m", "web,2G,static:1G", "-m", "db,1G,idle", NULL };
+
+		T.sim = tu_spawn(argv);
+	}
+	snprintf(conf, sizeof(conf),
+	    "; written by test_actuator\n"
+	    "[actuator]\nhost_id = %s\ndriver = sim\nvm_dir = %s\n"
+	    "proc_root = %s/proc\nsys_root = %s\nrescan = 200ms\n"
+	    "poll = 200ms\nvm_min = 256M\nused_margin = 256M\n"
+	    "balloon_interval = 1s\nfailsafe_after = 0\n"
+	    "release_on_stop = yes\n"
+	    "[bus]\nurl = %s\n", T.host_id, vmdir, root, sys,
+	    tu_broker_url_as("actuator", "actuator"));
+	free(tu_write_file(T.dir, "actuator.conf", conf));
+	snprintf(T.conf_path, sizeof(T.conf_path), "%s/actuator.conf", T.dir);
+	start_actuator();
+
+	hc.type = HV_TYPE_SIM;
+	hc.vm_dir = vmdir;
+	hc.rescan_ms = 100;
+	hc.poll_ms = 200;
+	T.hv = hv_new(&T.loop, &hc);
+	assert_non_null(T.hv);
+	assert_int_equal(hv_start(T.hv), 0);
+	assert_true(tu_run_until_fn(&T.loop, guests_seen, 15000));
+	tu_run_for(&T.loop, 1500);	/* the actuator has their stats too */
+
+	/* Applied, clamped to the floor (idle uses 256M, +256M margin) and
+	 * to the maximum, a VM that is not there, and KSM. */
+	now = wall_ms();
+	{
+		const char *vms[] = { "web", "db", "ghost", NULL };
+		const uint64_t kib[] = { 1536 * MIB, 100 * MIB, GIB, 500 };
+
+		publish_batch("s1", 1, now, now + 10000, 4, vms, kib);
+	}
+	r = wait_result(1);
+	assert_int_equal(r->n, 4);
+	assert_int_equal(r->status[0], MM__V1__RESULT_STATUS__RESULT_STATUS_OK);
+	assert_int_equal(r->target[0], 1536 * MIB);
+	assert_int_equal(r->status[1],
+	    MM__V1__RESULT_STATUS__RESULT_STATUS_CLAMPED);
+	assert_int_equal(r->target[1], 512 * MIB);
+	print_message("db: %s\n", r->error[1]);
+	assert_int_equal(r->status[2],
+	    MM__V1__RESULT_STATUS__RESULT_STATUS_SKIPPED);
+	assert_int_equal(r->status[3], MM__V1__RESULT_STATUS__RESULT_STATUS_OK);
+	assert_int_equal(r->ksm_scan[3], 500);
+	assert_string_equal(ksm_value("pages_to_scan"), "500");
+	wait_balloon("web", 1536 * MIB);
+	wait_balloon("db", 512 * MIB);
+
+	/* Above the maximum: clamped to it. */
+	now = wall_ms();
+	{
+		const char *vms[] = { "db" };
+		const uint64_t kib[] = { 8 * GIB };
+
+		publish_batch("s1", 2, now, now + 10000, 1, vms, kib);
+	}
+	r = wait_result(2);
+	assert_int_equal(r->status[0],
+	    MM__V1__RESULT_STATUS__RESULT_STATUS_CLAMPED);
+	assert_int_equal(r->target[0], GIB);
+
+	/* Expired, then out of order: nothing happens. */
+	now = wall_ms();
+	{
+		const char *vms[] = { "web" };
+		const uint64_t kib[] = { 1100 * MIB };
+
+		publish_batch("s1", 3, now - 20000, now - 10000, 1, vms, kib);
+		r = wait_result(3);
+		assert_int_equal(r->status[0],
+		    MM__V1__RESULT_STATUS__RESULT_STATUS_EXPIRED);
+		publish_batch("s1", 2, now - 5000, now + 10000, 1, vms, kib);
+		want_seq = 2;
+		T.nres = 0;
+		r = wait_result(2);
+		assert_int_equal(r->status[0],
+		    MM__V1__RESULT_STATUS__RESULT_STATUS_OUT_OF_ORDER);
+	}
+	/* Malformed: dead-lettered, and the actuator goes on. */
+	{
+		struct bus_msg m = { 0 };
+
+		m.exchange = TOPO_EX_COMMANDS;
+		m.routing_key = T.host_id;
+		m.body = "\xff\xff garbage";
+		m.len = 10;
+		m.content_type = MSG_CONTENT_TYPE;
+		m.type = "mm.v1.CommandBatch";
+		assert_int_equal(bus_publish(T.bus, &m, NULL, NULL), 0);
+	}
+	tu_run_for(&T.loop, 300);
+	assert_true(waitpid(T.act, NULL, WNOHANG) == 0);
+
+	/* Killed mid-run: what the scheduler sends meanwhile waits in the
+	 * durable queue, and the actuator converges to the last target. */
+	kill(T.act, SIGKILL);
+	waitpid(T.act, NULL, 0);
+	T.act = 0;
+	now = wall_ms();
+	{
+		const char *vms[] = { "web", NULL };
+		const uint64_t kib[] = { 1800 * MIB, 700 };
+
+		publish_batch("s1", 4, now, now + 30000, 2, vms, kib);
+	}
+	{
+		const char *vms[] = { "web" };
+		const uint64_t kib[] = { 1400 * MIB };
+
+		publish_batch("s1", 5, now + 1, now + 30000, 1, vms, kib);
+	}
+	tu_run_for(&T.loop, 500);
+	start_actuator();
+	r = wait_result(5);
+	print_message("after restart: batch 5 %d (%s)\n", r->status[0],
+	    r->error[0]);
+	assert_non_null(result(4));
+	wait_balloon("web", 1400 * MIB);
+	assert_string_equal(ksm_value("pages_to_scan"), "700");
+
+	/* Stop: every guest back to its maximum, KSM as this actuator
+	 * found it (500, set by the one killed), the release confirmed. */
+	assert_int_equal(tu_stop(T.act, 10000), 0);
+	T.act = 0;
+	wait_balloon("web", 2 * GIB);
+	wait_balloon("db", 1 * GIB);
+	assert_string_equal(ksm_value("pages_to_scan"), "500");
+	assert_string_equal(ksm_value("run"), "1");
+	tu_run_for(&T.loop, 300);
+	assert_int_equal(T.release_alerts, 1);
+
+	assert_int_equal(tu_stop(T.sim, 5000), 0);
+	T.sim = 0;
+	hv_close(T.hv, NULL, NULL);
+	bus_close(T.bus, 0, NULL, NULL);
+	assert_int_equal(tu_loop_finish(&T.loop), 0);
+	tu_rmtree(T.dir);
+	free(sim_bin);
+	free(T.act_bin);
+	free(T.host_id);
+	free(T.queue);
+}
+
+/* After a failed check the programs must not outlive the test. */
+static int
+teardown(void **state)
+{
+	if (T.act > 0) {
+		kill(T.act, SIGKILL);
+		waitpid(T.act, NULL, 0);
+	}
+	if (T.sim > 0) {
+		kill(T.sim, SIGKILL);
+		waitpid(T.sim, NULL, 0);
+	}
+	return 0;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_actuator_end_to_end, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
