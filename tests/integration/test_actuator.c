@@ -52,10 +52,11 @@ static struct {
 	char *host_id;
 	char *queue;
 	char dir[1024], conf_path[4200], ksm_dir[4200];
-	char *act_bin;
+	char *act_bin, *sim_bin;
 	struct result_seen res[MAXRES];
 	size_t nres;
-	unsigned alerts, release_alerts;
+	unsigned alerts, release_alerts, failsafe_alerts;
+	uint64_t failsafe_target;
 	char last_alert[1024];
 	pid_t sim, act;
 } T;
@@ -82,6 +83,13 @@ event_cb(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 		    ev->reason ? ev->reason : "");
 		if (ev->reason && strstr(ev->reason, "actuator stopping"))
 			T.release_alerts++;
+		if (ev->reason && strstr(ev->reason, "fail-safe") &&
+		    ev->vm_id != NULL && strcmp(ev->vm_id, "web") == 0) {
+			T.failsafe_alerts++;
+			T.failsafe_target = ev->balloon_target_kib;
+			assert_int_equal(ev->severity,
+			    MM__V1__SEVERITY__SEVERITY_WARNING);
+		}
 		return BUS_ACK;
 	}
 	if (ev->kind != MM__V1__EVENT_KIND__EVENT_KIND_RESULT ||
@@ -253,16 +261,17 @@ ksm_value(const char *name)
 	return buf;
 }
 
+/* mm-sim with "web" (2G, using 1G) and "db" (1G, idle), the test's
+ * consumer of the host's events, its own view of mm-sim's balloons, and
+ * mm-actuator with extra configuration lines. */
 static void
-test_actuator_end_to_end(void **state)
+env_start(const char *extra)
 {
 	struct bus_queue_opts qo = { .exclusive = true, .auto_delete = true };
 	struct bus_config bc = { 0 };
 	struct hv_config hc = { 0 };
-	const struct result_seen *r;
 	char vmdir[1100], root[1100], sys[1100], key[160], conf[8192];
-	char *sim_bin, *tmp;
-	uint64_t now;
+	char *tmp;
 
 	memset(&T, 0, sizeof(T));
 	tmp = tu_tmpdir();
@@ -278,7 +287,7 @@ test_actuator_end_to_end(void **state)
 	free(tu_write_file(sys, "kernel/mm/ksm/sleep_millisecs", "20\n"));
 	free(tu_write_file(sys, "kernel/mm/ksm/merge_across_nodes", "1\n"));
 	T.host_id = tu_unique("act");
-	sim_bin = tu_bin_path("mm-sim");
+	T.sim_bin = tu_bin_path("mm-sim");
 	T.act_bin = tu_bin_path("mm-actuator");
 
 	uv_loop_init(&T.loop);
@@ -301,8 +310,8 @@ test_actuator_end_to_end(void **state)
 	assert_true(tu_run_until(&T.loop, &T.up, 15000));
 
 	{
-		char *argv[] = { sim_bin, "-s", vmdir, "-r", root, "-H", "16G",
-		    "-m", "web,2G,static:1G", "-m", "db,1G,idle", NULL };
+		char *argv[] = { T.sim_bin, "-s", vmdir, "-r", root, "-H",
+		    "16G", "-m", "web,2G,static:1G", "-m", "db,1G,idle", NULL };
 
 		T.sim = tu_spawn(argv);
 	}
@@ -310,10 +319,8 @@ test_actuator_end_to_end(void **state)
 	    "; written by test_actuator\n"
 	    "[actuator]\nhost_id = %s\ndriver = sim\nvm_dir = %s\n"
 	    "proc_root = %s/proc\nsys_root = %s\nrescan = 200ms\n"
-	    "poll = 200ms\nvm_min = 256M\nused_margin = 256M\n"
-	    "balloon_interval = 1s\nfailsafe_after = 0\n"
-	    "release_on_stop = yes\n"
-	    "[bus]\nurl = %s\n", T.host_id, vmdir, root, sys,
+	    "poll = 200ms\nvm_min = 256M\nused_margin = 256M\n%s"
+	    "[bus]\nurl = %s\n", T.host_id, vmdir, root, sys, extra,
 	    tu_broker_url_as("actuator", "actuator"));
 	free(tu_write_file(T.dir, "actuator.conf", conf));
 	snprintf(T.conf_path, sizeof(T.conf_path), "%s/actuator.conf", T.dir);
@@ -328,6 +335,34 @@ test_actuator_end_to_end(void **state)
 	assert_int_equal(hv_start(T.hv), 0);
 	assert_true(tu_run_until_fn(&T.loop, guests_seen, 15000));
 	tu_run_for(&T.loop, 1500);	/* the actuator has their stats too */
+}
+
+static void
+env_finish(void)
+{
+	if (T.act > 0)
+		assert_int_equal(tu_stop(T.act, 10000), 0);
+	T.act = 0;
+	assert_int_equal(tu_stop(T.sim, 5000), 0);
+	T.sim = 0;
+	hv_close(T.hv, NULL, NULL);
+	bus_close(T.bus, 0, NULL, NULL);
+	assert_int_equal(tu_loop_finish(&T.loop), 0);
+	tu_rmtree(T.dir);
+	free(T.sim_bin);
+	free(T.act_bin);
+	free(T.host_id);
+	free(T.queue);
+}
+
+static void
+test_actuator_end_to_end(void **state)
+{
+	const struct result_seen *r;
+	uint64_t now;
+
+	env_start("balloon_interval = 1s\nfailsafe_after = 0\n"
+	    "release_on_stop = yes\n");
 
 	/* Applied, clamped to the floor (idle uses 256M, +256M margin) and
 	 * to the maximum, a VM that is not there, and KSM. */
@@ -437,16 +472,66 @@ test_actuator_end_to_end(void **state)
 	tu_run_for(&T.loop, 300);
 	assert_int_equal(T.release_alerts, 1);
 
-	assert_int_equal(tu_stop(T.sim, 5000), 0);
-	T.sim = 0;
-	hv_close(T.hv, NULL, NULL);
-	bus_close(T.bus, 0, NULL, NULL);
-	assert_int_equal(tu_loop_finish(&T.loop), 0);
-	tu_rmtree(T.dir);
-	free(sim_bin);
-	free(T.act_bin);
-	free(T.host_id);
-	free(T.queue);
+	env_finish();
+}
+
+static bool
+failsafe_seen(void)
+{
+	return T.failsafe_alerts > 0;
+}
+
+/* Without commands, a guest under pressure grows in steps up to its
+ * maximum, each step an alert; a guest without pressure does not. */
+static void
+test_actuator_failsafe(void **state)
+{
+	const struct result_seen *r;
+	uint64_t now;
+	int i;
+
+	env_start("balloon_interval = 200ms\nfailsafe_after = 3s\n"
+	    "failsafe_interval = 500ms\nfailsafe_step = 128M\n"
+	    "failsafe_psi = 15\nhost_reserve = 1G\n"
+	    "release_on_stop = no\n");
+	now = wall_ms();
+	{
+		const char *vms[] = { "web", "db" };
+		const uint64_t kib[] = { 1536 * MIB, 512 * MIB };
+
+		publish_batch("s1", 1, now, now + 10000, 2, vms, kib);
+	}
+	r = wait_result(1);
+	assert_int_equal(r->status[0], MM__V1__RESULT_STATUS__RESULT_STATUS_OK);
+	wait_balloon("web", 1536 * MIB);
+	/* No pressure yet: the fail-safe, on by now, leaves them alone. */
+	tu_run_for(&T.loop, 3000);
+	assert_int_equal(T.failsafe_alerts, 0);
+	wait_balloon("web", 1536 * MIB);
+
+	/* Pressure in every guest. */
+	for (i = 0; i < 5; i++) {
+		kill(T.sim, SIGUSR1);
+		tu_run_for(&T.loop, 50);
+	}
+	assert_true(tu_run_until_fn(&T.loop, failsafe_seen, 5000));
+	assert_int_equal(T.failsafe_target, 1536 * MIB + 128 * MIB);
+	wait_balloon("web", 1536 * MIB + 128 * MIB);
+	print_message("fail-safe: %u step(s) for web, last to %llu MiB\n",
+	    T.failsafe_alerts, (unsigned long long)T.failsafe_target / MIB);
+	/* Never beyond the maximum, however long the pressure. */
+	for (i = 0; i < 40; i++) {
+		kill(T.sim, SIGUSR1);
+		tu_run_for(&T.loop, 100);
+	}
+	assert_true(T.failsafe_target <= 2 * GIB);
+	/* db is idle and its spike ended: at most what pressure earned it;
+	 * release_on_stop = no leaves the guests where they are. */
+	assert_int_equal(tu_stop(T.act, 10000), 0);
+	T.act = 0;
+	tu_run_for(&T.loop, 1000);
+	assert_true(tu_hv_find(T.hv, "web")->balloon_actual_kib > 1536 * MIB);
+	env_finish();
 }
 
 /* After a failed check the programs must not outlive the test. */
@@ -469,6 +554,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_actuator_end_to_end, teardown),
+		cmocka_unit_test_teardown(test_actuator_failsafe, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
