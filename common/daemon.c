@@ -16,7 +16,6 @@
 
 #include "daemon.h"
 #include "log.h"
-#include "topology.h"
 
 static void
 usage(const char *prog, const char *default_conf, FILE *f)
@@ -168,25 +167,4 @@ daemon_check_done(const struct daemon_opts *opts,
 	if (opts->verbose > 0)
 		conf_print(table, n, conf, stdout);
 	exit(0);
-}
-
-void
-daemon_host_id(char **id, const char *conf_path, const char *section)
-{
-	char host[256];
-
-	if (*id == NULL) {
-		if (gethostname(host, sizeof(host)) < 0)
-			fatal("gethostname");
-		host[sizeof(host) - 1] = '\0';
-		*id = strdup(host);
-		if (*id == NULL)
-			fatal("strdup");
-	}
-	if (!topo_id_valid(*id)) {
-		fprintf(stderr, "%s: [%s] host_id \"%s\" is not a valid id: "
-		    "1..64 of [A-Za-z0-9_.-], no leading, trailing or double "
-		    "dots\n", conf_path, section, *id);
-		exit(1);
-	}
 }
