@@ -191,7 +191,8 @@ guests_seen(void)
 }
 
 /* Build and publish a batch of balloon targets (vm, kib pairs; a vm NULL
- * makes a KSM command setting pages_to_scan to kib). */
+ * makes a KSM command setting pages_to_scan to kib, a vm "numa:<id>" a
+ * move of <id>'s pages to node kib). */
 static void
 publish_batch(const char *sched, uint64_t seq, uint64_t issued_ms,
     uint64_t expires_ms, size_t n, const char *const *vms,
@@ -202,12 +203,22 @@ publish_batch(const char *sched, uint64_t seq, uint64_t issued_ms,
 	Mm__V1__SetBalloonTarget bt[MAXCMD];
 	Mm__V1__SetKsm sk[MAXCMD];
 	Mm__V1__KsmSettings ks[MAXCMD];
+	Mm__V1__MigrateNuma mn[MAXCMD];
 	size_t i;
 
 	for (i = 0; i < n; i++) {
 		mm__v1__command__init(&c[i]);
 		c[i].reason = "test";
-		if (vms[i] != NULL) {
+		if (vms[i] != NULL && strncmp(vms[i], "numa:", 5) == 0) {
+			mm__v1__migrate_numa__init(&mn[i]);
+			mn[i].vm_id = (char *)vms[i] + 5;
+			mn[i].has_to_node = 1;
+			mn[i].to_node = (uint32_t)kib[i];
+			mn[i].has_max_pages = 1;
+			mn[i].max_pages = 1u << 20;
+			c[i].kind_case = MM__V1__COMMAND__KIND_NUMA;
+			c[i].numa = &mn[i];
+		} else if (vms[i] != NULL) {
 			mm__v1__set_balloon_target__init(&bt[i]);
 			bt[i].vm_id = (char *)vms[i];
 			bt[i].has_target_kib = 1;
@@ -286,6 +297,8 @@ env_start(const char *extra)
 	free(tu_write_file(sys, "kernel/mm/ksm/pages_to_scan", "100\n"));
 	free(tu_write_file(sys, "kernel/mm/ksm/sleep_millisecs", "20\n"));
 	free(tu_write_file(sys, "kernel/mm/ksm/merge_across_nodes", "1\n"));
+	free(tu_write_file(sys, "devices/system/node/node0/cpulist", "0-3\n"));
+	free(tu_write_file(sys, "devices/system/node/node1/cpulist", "4-7\n"));
 	T.host_id = tu_unique("act");
 	T.sim_bin = tu_bin_path("mm-sim");
 	T.act_bin = tu_bin_path("mm-actuator");
@@ -368,13 +381,23 @@ test_actuator_end_to_end(void **state)
 	 * to the maximum, a VM that is not there, and KSM. */
 	now = wall_ms();
 	{
-		const char *vms[] = { "web", "db", "ghost", NULL };
-		const uint64_t kib[] = { 1536 * MIB, 100 * MIB, GIB, 500 };
+		const char *vms[] = { "web", "db", "ghost", NULL, "numa:web",
+		    "numa:db" };
+		const uint64_t kib[] = { 1536 * MIB, 100 * MIB, GIB, 500, 1, 7 };
 
-		publish_batch("s1", 1, now, now + 10000, 4, vms, kib);
+		publish_batch("s1", 1, now, now + 10000, 6, vms, kib);
 	}
 	r = wait_result(1);
-	assert_int_equal(r->n, 4);
+	assert_int_equal(r->n, 6);
+	/* NUMA: mm-sim's web is on node 0 of two; its pid is not a
+	 * process, so the plan is reported, not executed. */
+	assert_int_equal(r->status[4],
+	    MM__V1__RESULT_STATUS__RESULT_STATUS_SKIPPED);
+	print_message("numa: %s\n", r->error[4]);
+	assert_non_null(strstr(r->error[4], "from nodes 0x1 to 0x2"));
+	assert_int_equal(r->status[5],
+	    MM__V1__RESULT_STATUS__RESULT_STATUS_FAILED);
+	assert_non_null(strstr(r->error[5], "node 7 is not on this host"));
 	assert_int_equal(r->status[0], MM__V1__RESULT_STATUS__RESULT_STATUS_OK);
 	assert_int_equal(r->target[0], 1536 * MIB);
 	assert_int_equal(r->status[1],
