@@ -484,6 +484,25 @@ test_actuator_end_to_end(void **state)
 	wait_balloon("web", 1400 * MIB);
 	assert_string_equal(ksm_value("pages_to_scan"), "700");
 
+	/* Rate limit: a second change within balloon_interval is reported
+	 * SKIPPED, then set once the interval has passed. */
+	now = wall_ms();
+	{
+		const char *vms[] = { "web" };
+		const uint64_t a[] = { 1600 * MIB }, b[] = { 1500 * MIB };
+
+		publish_batch("s1", 6, now, now + 10000, 1, vms, a);
+		publish_batch("s1", 7, now + 1, now + 10000, 1, vms, b);
+	}
+	r = wait_result(6);
+	assert_int_equal(r->status[0], MM__V1__RESULT_STATUS__RESULT_STATUS_OK);
+	r = wait_result(7);
+	assert_int_equal(r->status[0],
+	    MM__V1__RESULT_STATUS__RESULT_STATUS_SKIPPED);
+	assert_non_null(strstr(r->error[0], "rate limit"));
+	assert_int_equal(r->target[0], 1500 * MIB);
+	wait_balloon("web", 1500 * MIB);
+
 	/* Stop: every guest back to its maximum, KSM as this actuator
 	 * found it (500, set by the one killed), the release confirmed. */
 	assert_int_equal(tu_stop(T.act, 10000), 0);
