@@ -37,6 +37,7 @@
 
 struct result_seen {
 	uint64_t seq;
+	char sched[65];
 	size_t n;
 	int status[MAXCMD];
 	uint64_t target[MAXCMD], actual[MAXCMD];
@@ -51,14 +52,15 @@ static struct {
 	bool up;
 	char *host_id;
 	char *queue;
-	char dir[1024], conf_path[4200], ksm_dir[4200];
+	char dir[1024], conf_path[4200], ksm_dir[4200], vmdir[1100];
+	char root[1100];
 	char *act_bin, *sim_bin;
 	struct result_seen res[MAXRES];
 	size_t nres;
 	unsigned alerts, release_alerts, failsafe_alerts;
 	uint64_t failsafe_target;
 	char last_alert[1024];
-	pid_t sim, act;
+	pid_t sim, act, col, sched;
 } T;
 
 static uint64_t
@@ -99,6 +101,8 @@ event_cb(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 	s = &T.res[T.nres++];
 	memset(s, 0, sizeof(*s));
 	s->seq = ev->result->batch_seq;
+	snprintf(s->sched, sizeof(s->sched), "%s",
+	    ev->result->scheduler_id ? ev->result->scheduler_id : "");
 	for (i = 0; i < ev->result->n_results && i < MAXCMD; i++) {
 		const Mm__V1__CommandResult *r = ev->result->results[i];
 
@@ -290,6 +294,8 @@ env_start(const char *extra)
 	free(tmp);
 	snprintf(vmdir, sizeof(vmdir), "%s/vm", T.dir);
 	snprintf(root, sizeof(root), "%s/root", T.dir);
+	snprintf(T.vmdir, sizeof(T.vmdir), "%s", vmdir);
+	snprintf(T.root, sizeof(T.root), "%s", root);
 	snprintf(sys, sizeof(sys), "%s/sys", T.dir);
 	snprintf(T.ksm_dir, sizeof(T.ksm_dir), "%s/kernel/mm/ksm", sys);
 	/* The actuator's KSM is a fixture tree: mm-sim rewrites its own. */
@@ -576,6 +582,119 @@ test_actuator_failsafe(void **state)
 	env_finish();
 }
 
+static const char *sched_id;
+static bool
+scheduler_shrank(void)
+{
+	struct hv_vm *db = tu_hv_find(T.hv, "db");
+	size_t i;
+
+	for (i = 0; i < T.nres; i++)
+		if (strcmp(T.res[i].sched, sched_id) == 0 && db != NULL &&
+		    db->balloon_actual_kib < GIB)
+			return true;
+	return false;
+}
+
+/* The whole chain: mm-collector reports mm-sim's guests, mm-scheduler
+ * (pressure policy, short hold) decides, mm-actuator applies. The idle
+ * guest is shrunk, every target stays within the limits, nothing fails,
+ * and stopping the actuator gives the guests their maximum back. */
+static void
+test_actuator_with_scheduler(void **state)
+{
+	Mm__V1__Policy p = MM__V1__POLICY__INIT;
+	Mm__V1__Param hold = MM__V1__PARAM__INIT, *params[1] = { &hold };
+	char conf[4096], *col_bin, *sched_bin, *path, *sid;
+	size_t i, j, mine = 0;
+
+	env_start("balloon_interval = 1s\nfailsafe_after = 0\n"
+	    "release_on_stop = yes\n");
+	col_bin = tu_bin_path("mm-collector");
+	sched_bin = tu_bin_path("mm-scheduler");
+	sid = tu_unique("sched");
+	for (char *c = sid; *c; c++)
+		if (*c == '.')
+			*c = '-';
+	sched_id = sid;
+	snprintf(conf, sizeof(conf), "[collector]\nhost_id = %s\n"
+	    "driver = sim\nvm_dir = %s\nproc_root = %s/proc\n"
+	    "sys_root = %s/sys\nrescan = 200ms\n[bus]\nurl = %s\n",
+	    T.host_id, T.vmdir, T.root, T.root,
+	    tu_broker_url_as("collector", "collector"));
+	path = tu_write_file(T.dir, "collector.conf", conf);
+	{
+		char *argv[] = { col_bin, "-c", path, "-d", NULL };
+
+		T.col = tu_spawn(argv);
+	}
+	free(path);
+	snprintf(conf, sizeof(conf), "[scheduler]\nid = %s\n"
+	    "state_file = %s/policy\n[bus]\nurl = %s\n", sid, T.dir,
+	    tu_broker_url_as("scheduler", "scheduler"));
+	path = tu_write_file(T.dir, "scheduler.conf", conf);
+	{
+		char *argv[] = { sched_bin, "-c", path, "-d", NULL };
+
+		T.sched = tu_spawn(argv);
+	}
+	free(path);
+	tu_run_for(&T.loop, 1000);
+	assert_int_equal(topo_declare_policy_exchange(T.bus), 0);
+	p.has_version = p.has_mode = 1;
+	p.version = wall_ms();
+	p.mode = MM__V1__POLICY_MODE__POLICY_MODE_ENFORCE;
+	p.name = "test";
+	p.algorithm = "pressure";
+	hold.name = "hold_ms";
+	hold.has_value = 1;
+	hold.value = 2000;
+	p.n_params = 1;
+	p.params = params;
+	assert_int_equal(msg_publish(T.bus, MSG_POLICY, &p.base,
+	    TOPO_EX_POLICY, "", true, NULL, NULL), 0);
+
+	if (!tu_run_until_fn(&T.loop, scheduler_shrank, 60000))
+		fail_msg("no shrink from the scheduler: %zu results, db at "
+		    "%llu KiB", T.nres, (unsigned long long)
+		    tu_hv_find(T.hv, "db")->balloon_actual_kib);
+	tu_run_for(&T.loop, 3000);
+	for (i = 0; i < T.nres; i++) {
+		if (strcmp(T.res[i].sched, sid) != 0)
+			continue;
+		mine++;
+		for (j = 0; j < T.res[i].n; j++) {
+			assert_int_not_equal(T.res[i].status[j],
+			    MM__V1__RESULT_STATUS__RESULT_STATUS_FAILED);
+			if (T.res[i].target[j] == 0)
+				continue;
+			assert_true(T.res[i].target[j] >= 512 * MIB);
+			assert_true(T.res[i].target[j] <= 2 * GIB);
+		}
+	}
+	print_message("%zu batches from the scheduler applied; db at %llu "
+	    "MiB, web at %llu MiB\n", mine, (unsigned long long)
+	    tu_hv_find(T.hv, "db")->balloon_actual_kib / MIB,
+	    (unsigned long long)tu_hv_find(T.hv, "web")->balloon_actual_kib /
+	    MIB);
+	assert_true(tu_hv_find(T.hv, "web")->balloon_actual_kib >=
+	    GIB + 256 * MIB);
+
+	/* The scheduler first, so nothing shrinks them again. */
+	assert_int_equal(tu_stop(T.sched, 5000), 0);
+	T.sched = 0;
+	assert_int_equal(tu_stop(T.col, 5000), 0);
+	T.col = 0;
+	assert_int_equal(tu_stop(T.act, 10000), 0);
+	T.act = 0;
+	wait_balloon("db", GIB);
+	wait_balloon("web", 2 * GIB);
+	env_finish();
+	free(col_bin);
+	free(sched_bin);
+	free(sid);
+}
+
 /* After a failed check the programs must not outlive the test. */
 static int
 teardown(void **state)
@@ -588,6 +707,14 @@ teardown(void **state)
 		kill(T.sim, SIGKILL);
 		waitpid(T.sim, NULL, 0);
 	}
+	if (T.col > 0) {
+		kill(T.col, SIGKILL);
+		waitpid(T.col, NULL, 0);
+	}
+	if (T.sched > 0) {
+		kill(T.sched, SIGKILL);
+		waitpid(T.sched, NULL, 0);
+	}
 	return 0;
 }
 
@@ -597,6 +724,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_actuator_end_to_end, teardown),
 		cmocka_unit_test_teardown(test_actuator_failsafe, teardown),
+		cmocka_unit_test_teardown(test_actuator_with_scheduler,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
