@@ -488,7 +488,6 @@ main(int argc, char **argv)
 	struct daemon_opts opts, load;
 	struct hv_config hc = { 0 };
 	struct bus_config bc;
-	char host[256];
 	int r;
 
 	daemon_parse_args(argc, argv, "mm-collector", DEFAULT_CONF, &opts);
@@ -499,24 +498,8 @@ main(int argc, char **argv)
 			exit(1);
 		fatalx("cannot load the configuration");
 	}
-	if (C.conf.host_id == NULL) {
-		if (gethostname(host, sizeof(host)) < 0)
-			fatal("gethostname");
-		host[sizeof(host) - 1] = '\0';
-		C.conf.host_id = strdup(host);
-	}
-	if (!topo_id_valid(C.conf.host_id)) {
-		fprintf(stderr, "%s: [collector] host_id \"%s\" is not a valid "
-		    "id: 1..64 of [A-Za-z0-9_.-], no leading, trailing or "
-		    "double dots\n", opts.conf_path, C.conf.host_id);
-		exit(1);
-	}
-	if (opts.check_only) {
-		printf("configuration OK\n");
-		if (opts.verbose > 0)
-			conf_print(conf_table, NKEYS, &C.conf, stdout);
-		exit(0);
-	}
+	daemon_host_id(&C.conf.host_id, opts.conf_path, "collector");
+	daemon_check_done(&opts, conf_table, NKEYS, &C.conf);
 	snprintf(C.host_id, sizeof(C.host_id), "%s", C.conf.host_id);
 	snprintf(C.key, sizeof(C.key), "host.%s", C.host_id);
 	C.lim.tolerance_kib = (uint64_t)C.conf.tolerance_kib;

@@ -90,12 +90,7 @@ daemon_load_conf(const struct conf_key *table, size_t n, void *out,
 		if (r < 0)
 			goto fail;
 	}
-	if (opts->check_only) {
-		printf("configuration OK\n");
-		if (opts->verbose > 0)
-			conf_print(table, n, out, stdout);
-		exit(0);
-	}
+	daemon_check_done(opts, table, n, out);
 	return 0;
 fail:
 	if (opts->check_only) {
@@ -160,4 +155,16 @@ daemon_bus_config(const struct daemon_bus_conf *c, const char *app_id,
 	ret->heartbeat_s = (unsigned)((c->heartbeat_ms + 999) / 1000);
 	ret->prefetch = (unsigned)c->prefetch;
 	ret->outbox_max = (size_t)c->outbox;
+}
+
+void
+daemon_check_done(const struct daemon_opts *opts,
+    const struct conf_key *table, size_t n, const void *conf)
+{
+	if (!opts->check_only)
+		return;
+	printf("configuration OK\n");
+	if (opts->verbose > 0)
+		conf_print(table, n, conf, stdout);
+	exit(0);
 }

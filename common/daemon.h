@@ -74,6 +74,22 @@ void daemon_parse_args(int argc, char **argv, const char *prog,
 int daemon_load_conf(const struct conf_key *table, size_t n, void *out,
     const struct daemon_opts *opts);
 
+/*
+ * With -n (opts->check_only): print "configuration OK", with -v also the
+ * effective configuration conf, and exit(0). Otherwise return. For a
+ * program that checks more than daemon_load_conf() does (loading with
+ * check_only cleared first).
+ */
+void daemon_check_done(const struct daemon_opts *opts,
+    const struct conf_key *table, size_t n, const void *conf);
+
+/*
+ * The host id of section's host_id key: *id (malloc'd or NULL) is set to
+ * the hostname when NULL, then checked with topo_id_valid(). An invalid
+ * id is printed with conf_path and exits(1).
+ */
+void daemon_host_id(char **id, const char *conf_path, const char *section);
+
 struct daemon_signals {
 	uv_signal_t term;
 	uv_signal_t intr;

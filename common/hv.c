@@ -109,6 +109,12 @@ hv_foreach(struct hv *hv, void (*fn)(struct hv_vm *vm, void *arg), void *arg)
 		fn(hv->vms[i], arg);
 }
 
+struct hv_vm *
+hv_find(struct hv *hv, const char *id)
+{
+	return hv_vm_find(hv, id);
+}
+
 size_t
 hv_vm_count(const struct hv *hv)
 {
@@ -139,6 +145,19 @@ hv_set_target(struct hv *hv, const char *vm_id, uint64_t target_kib,
 	if (vm == NULL)
 		return -ENOENT;
 	return hv->ops->set_target(hv, vm, target_kib, cb, arg);
+}
+
+int
+hv_refresh(struct hv *hv, const char *vm_id, hv_done_cb cb, void *arg)
+{
+	struct hv_vm *vm;
+
+	if (hv->ops->refresh == NULL)
+		return -ENOTSUP;
+	vm = hv_vm_find(hv, vm_id);
+	if (vm == NULL)
+		return -ENOENT;
+	return hv->ops->refresh(hv, vm, cb, arg);
 }
 
 void

@@ -116,6 +116,9 @@ int hv_start(struct hv *hv);
 void hv_foreach(struct hv *hv, void (*fn)(struct hv_vm *vm, void *arg),
     void *arg);
 
+/* The VM called id (borrowed, as in callbacks), or NULL. */
+struct hv_vm *hv_find(struct hv *hv, const char *id);
+
 /* Number of known VMs. */
 size_t hv_vm_count(const struct hv *hv);
 
@@ -133,13 +136,23 @@ void hv_get_stats(const struct hv *hv, struct hv_stats *ret_stats);
 typedef void (*hv_done_cb)(struct hv *hv, int status, void *arg);
 
 /*
- * Ask the hypervisor to make vm_id's guest target_kib in size (QMP
- * balloon; the actuator issue adds the safety around it). cb (may be NULL)
- * is called once, on the loop, unless this fails. Returns 0, -ENOENT,
- * -ENOTSUP for a driver without it, -ENOMEM.
+ * Ask the hypervisor to make vm_id's guest target_kib in size (kvm: QMP
+ * balloon; xen: memory/target, refused above memory/static-max). No other
+ * safety here: mm-actuator decides what is safe. cb (may be NULL) is
+ * called once, on the loop, unless this fails. Returns 0, -ENOENT,
+ * -ENOTSUP for a driver without it, -ERANGE (xen: above static-max),
+ * -EIO, -ENOMEM.
  */
 int hv_set_target(struct hv *hv, const char *vm_id, uint64_t target_kib,
     hv_done_cb cb, void *arg);
+
+/*
+ * Read vm_id's balloon from the hypervisor now (kvm: query-balloon; xen:
+ * memory/target and static-max), update its hv_vm, then call cb (may be
+ * NULL) once, on the loop, unless this fails: what was observed is in the
+ * hv_vm by then. Returns 0, -ENOENT, -ENOTSUP, -ENOMEM.
+ */
+int hv_refresh(struct hv *hv, const char *vm_id, hv_done_cb cb, void *arg);
 
 /*
  * Stop: close every connection and handle, free the VMs (no REMOVED

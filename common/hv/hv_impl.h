@@ -2,8 +2,7 @@
 /*
  * What the hypervisor drivers share with the generic part of hv.c: the
  * vtable each driver fills in, and the VM registry and event helpers. Only
- * common/hv.c and the drivers in common/hv/ include it; the actuator's write side adds
- * its operations to struct hv_ops.
+ * common/hv.c and the drivers in common/hv/ include it.
  */
 #ifndef MM_HV_IMPL_H
 #define MM_HV_IMPL_H
@@ -17,6 +16,9 @@ struct hv_ops {
 	/* Write side (NULL where not supported yet). */
 	int (*set_target)(struct hv *hv, struct hv_vm *vm, uint64_t target_kib,
 	    hv_done_cb cb, void *arg);
+	/* Read the balloon now (NULL where not supported). */
+	int (*refresh)(struct hv *hv, struct hv_vm *vm, hv_done_cb cb,
+	    void *arg);
 	/* Close every handle and free every VM (hv_vm_unregister() each),
 	 * then call hv_closed(hv) once, possibly from a close callback. */
 	void (*close)(struct hv *hv);

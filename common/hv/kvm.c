@@ -458,15 +458,45 @@ guest_stats_cb(struct kvm_vm *v, json_t *ret, json_t *err, void *arg)
 		hv_emit(v->hv, HV_EV_GUEST, &v->pub);
 }
 
+/* A write or refresh waiting for its QMP answer. */
+struct kvm_done {
+	hv_done_cb cb;
+	void *arg;
+	bool balloon;	/* the answer is query-balloon's */
+};
+
 static void
-set_target_cb(struct kvm_vm *v, json_t *ret, json_t *err, void *arg)
+done_cb(struct kvm_vm *v, json_t *ret, json_t *err, void *arg)
 {
-	struct { hv_done_cb cb; void *arg; } *d = arg;
+	struct kvm_done *d = arg;
 	int status = ret != NULL ? 0 : err != NULL ? -EIO : -ECANCELED;
 
+	if (ret != NULL && d->balloon)
+		balloon_actual(v, json_object_get(ret, "actual"));
 	if (d->cb != NULL)
 		d->cb(v->hv, status, d->arg);
 	free(d);
+}
+
+static int
+exec_done(struct kvm_vm *v, const char *cmd, json_t *args, hv_done_cb cb,
+    void *arg)
+{
+	struct kvm_done *d;
+	int r;
+
+	d = malloc(sizeof(*d));
+	if (d == NULL) {
+		json_decref(args);
+		return -ENOMEM;
+	}
+	d->cb = cb;
+	d->arg = arg;
+	d->balloon = strcmp(cmd, "query-balloon") == 0;
+	r = qmp_exec(v, cmd, args, done_cb, d);
+	if (r < 0)
+		free(d);
+	return r;
 }
 
 static int
@@ -474,23 +504,22 @@ kvm_set_target(struct hv *hv, struct hv_vm *vm, uint64_t target_kib,
     hv_done_cb cb, void *arg)
 {
 	struct kvm_vm *v = (struct kvm_vm *)vm;
-	struct { hv_done_cb cb; void *arg; } *d;
 	int r;
 
-	d = malloc(sizeof(*d));
-	if (d == NULL)
-		return -ENOMEM;
-	d->cb = cb;
-	d->arg = arg;
-	r = qmp_exec(v, "balloon", json_pack("{s:I}", "value",
-	    (json_int_t)(target_kib * 1024)), set_target_cb, d);
-	if (r < 0) {
-		free(d);
+	/* QMP balloon takes the guest's new size in bytes. */
+	r = exec_done(v, "balloon", json_pack("{s:I}", "value",
+	    (json_int_t)(target_kib * 1024)), cb, arg);
+	if (r < 0)
 		return r;
-	}
 	v->pub.target_known = true;
 	v->pub.balloon_target_kib = target_kib;
 	return 0;
+}
+
+static int
+kvm_refresh(struct hv *hv, struct hv_vm *vm, hv_done_cb cb, void *arg)
+{
+	return exec_done((struct kvm_vm *)vm, "query-balloon", NULL, cb, arg);
 }
 
 /* One poll of a ready VM: the balloon, and guest-stats if the agent is
@@ -890,5 +919,6 @@ const struct hv_ops hv_kvm_ops = {
 	.name = "kvm",
 	.start = kvm_start,
 	.set_target = kvm_set_target,
+	.refresh = kvm_refresh,
 	.close = kvm_close,
 };

@@ -4,7 +4,9 @@
  * watches rather than polling. @introduceDomain and @releaseDomain rescan
  * the domain list; per domain a watch on data/mm/agent_seq (written last by
  * the guest agent) reads the agent's keys, and one on memory/ reads the
- * target and static-max. This is the only file that includes xenstore.h.
+ * target and static-max. The write side sets memory/target (never above
+ * memory/static-max) and reads it back. This is the only file that
+ * includes xenstore.h.
  * libxenstore's calls are synchronous round trips to the local xenstored;
  * they are short, and the watches arrive through a pipe polled on the loop.
  */
@@ -47,11 +49,23 @@ struct xen_dom {
 	char tok_mem[32];
 };
 
+/* A completion deferred to the loop: libxenstore answers synchronously,
+ * but hv_done_cb is never called from inside the request. */
+struct xen_done {
+	uv_timer_t timer;
+	struct xen *x;
+	struct xen_done *next;
+	hv_done_cb cb;
+	void *arg;
+	int status;
+};
+
 struct xen {
 	struct hv *hv;
 	struct xs_handle *xs;
 	uv_poll_t poll;
 	bool poll_init;
+	struct xen_done *done;	/* pending completions */
 };
 
 /* A field of the agent's data/mm/ layout and where it goes. */
@@ -423,6 +437,94 @@ poll_cb(uv_poll_t *p, int status, int events)
 	}
 }
 
+static void
+done_closed_cb(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void
+done_timer_cb(uv_timer_t *t)
+{
+	struct xen_done *d = t->data, **pp;
+
+	for (pp = &d->x->done; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == d) {
+			*pp = d->next;
+			break;
+		}
+	}
+	if (d->cb != NULL)
+		d->cb(d->x->hv, d->status, d->arg);
+	uv_close((uv_handle_t *)t, done_closed_cb);
+}
+
+static int
+defer_done(struct xen *x, int status, hv_done_cb cb, void *arg)
+{
+	struct xen_done *d = calloc(1, sizeof(*d));
+
+	if (d == NULL)
+		return -ENOMEM;
+	d->x = x;
+	d->cb = cb;
+	d->arg = arg;
+	d->status = status;
+	uv_timer_init(x->hv->loop, &d->timer);
+	d->timer.data = d;
+	uv_timer_start(&d->timer, done_timer_cb, 0, 0);
+	d->next = x->done;
+	x->done = d;
+	return 0;
+}
+
+static int
+xen_set_target(struct hv *hv, struct hv_vm *vm, uint64_t target_kib,
+    hv_done_cb cb, void *arg)
+{
+	struct xen *x = hv->priv;
+	struct xen_dom *d = (struct xen_dom *)vm;
+	char path[128], val[32];
+	uint64_t max;
+	char *s;
+	int n;
+
+	if (x == NULL)
+		return -ENOTCONN;
+	/* static-max is read now, not taken from the watch's last value:
+	 * the toolstack may have lowered it since. */
+	s = xread(x, XBT_NULL, DOM_ROOT "/%u/memory/static-max", d->domid);
+	if (!parse_u64(s, &max)) {
+		free(s);
+		log_debug("xen: domain \"%s\": no memory/static-max",
+		    d->pub.id);
+		return -EIO;
+	}
+	free(s);
+	if (target_kib > max || target_kib == 0)
+		return -ERANGE;
+	snprintf(path, sizeof(path), DOM_ROOT "/%u/memory/target", d->domid);
+	n = snprintf(val, sizeof(val), "%" PRIu64, target_kib);
+	if (!xs_write(x->xs, XBT_NULL, path, val, (unsigned)n)) {
+		n = errno ? -errno : -EIO;
+		log_debug("xen: write %s: %s", path, strerror(-n));
+		return n == -EACCES || n == -EPERM ? n : -EIO;
+	}
+	read_memory(x, d);
+	return defer_done(x, 0, cb, arg);
+}
+
+static int
+xen_refresh(struct hv *hv, struct hv_vm *vm, hv_done_cb cb, void *arg)
+{
+	struct xen *x = hv->priv;
+
+	if (x == NULL)
+		return -ENOTCONN;
+	read_memory(x, (struct xen_dom *)vm);
+	return defer_done(x, 0, cb, arg);
+}
+
 static int
 xen_start(struct hv *hv)
 {
@@ -475,6 +577,13 @@ xen_close(struct hv *hv)
 	}
 	while (hv->nvms > 0)
 		dom_remove(x, (struct xen_dom *)hv->vms[hv->nvms - 1], false);
+	/* Closed before the poll handle, so freed before x is. */
+	while (x->done != NULL) {
+		struct xen_done *d = x->done;
+
+		x->done = d->next;
+		uv_close((uv_handle_t *)&d->timer, done_closed_cb);
+	}
 	if (x->poll_init) {
 		uv_close((uv_handle_t *)&x->poll, xen_poll_closed_cb);
 		return;
@@ -489,5 +598,9 @@ xen_close(struct hv *hv)
 const struct hv_ops hv_xen_ops = {
 	.name = "xen",
 	.start = xen_start,
+#ifdef MM_HAVE_XENSTORE
+	.set_target = xen_set_target,
+	.refresh = xen_refresh,
+#endif
 	.close = xen_close,
 };

@@ -5,27 +5,10 @@
 #include "testutil.h"
 #include "tu_hv.h"
 
-struct finder {
-	const char *id;
-	struct hv_vm *vm;
-};
-
-static void
-find_cb(struct hv_vm *vm, void *arg)
-{
-	struct finder *w = arg;
-
-	if (strcmp(vm->id, w->id) == 0)
-		w->vm = vm;
-}
-
 struct hv_vm *
 tu_hv_find(struct hv *hv, const char *id)
 {
-	struct finder w = { id, NULL };
-
-	hv_foreach(hv, find_cb, &w);
-	return w.vm;
+	return hv_find(hv, id);
 }
 
 bool

@@ -450,6 +450,20 @@ xsd_mini_write(struct xsd_mini *x, const char *path, const char *value)
 	return r;
 }
 
+char *
+xsd_mini_read(struct xsd_mini *x, const char *path)
+{
+	char *v = NULL;
+	int i;
+
+	pthread_mutex_lock(&x->lock);
+	i = find(x, path);
+	if (i >= 0)
+		v = strdup(x->n[i].value ? x->n[i].value : "");
+	pthread_mutex_unlock(&x->lock);
+	return v;
+}
+
 void
 xsd_mini_rm(struct xsd_mini *x, const char *path)
 {

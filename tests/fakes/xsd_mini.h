@@ -27,6 +27,10 @@ int xsd_mini_write(struct xsd_mini *x, const char *path, const char *value);
 void xsd_mini_rm(struct xsd_mini *x, const char *path);
 void xsd_mini_fire(struct xsd_mini *x, const char *special);
 
+/* A copy (malloc'd) of the value at path as a client last wrote it, or
+ * NULL when absent. */
+char *xsd_mini_read(struct xsd_mini *x, const char *path);
+
 /* Requests served so far (any thread). */
 unsigned long xsd_mini_requests(struct xsd_mini *x);
 

@@ -265,6 +265,7 @@ static bool c_agent_dropped(void) { return T.agent1.eofs > 0 &&
     !T.agent1.cli_open; }
 static bool c_set(void) { return T.set_done && find("vm1")->
     balloon_actual_kib == 768 * 1024; }
+static bool c_done(void) { return T.set_done; }
 static bool c_removed(void) { return T.removed == 1; }
 static bool c_removed2(void) { return T.removed == 2; }
 static bool c_vm2_back(void) { return T.added == 3 && T.qmp2.connected; }
@@ -410,7 +411,22 @@ test_hv_kvm_driver(void **state)
 	T.qmp1.actual = 768 * 1024 * 1024;
 	assert_true(run_until(c_set));
 	assert_int_equal(T.set_status, 0);
+	/* QMP balloon takes the guest's new size in bytes. */
 	assert_int_equal(T.qmp1.balloon_value, 768 * 1024 * 1024);
+	assert_true(find("vm1")->target_known);
+	assert_int_equal(find("vm1")->balloon_target_kib, 768 * 1024);
+
+	/* hv_refresh: query-balloon now, its answer in the hv_vm before
+	 * the callback. */
+	T.qmp1.actual = 700 * 1024 * 1024;
+	T.set_done = false;
+	T.qmp1.cmds[0] = '\0';
+	assert_int_equal(hv_refresh(T.hv, "vm1", set_cb, NULL), 0);
+	assert_true(run_until(c_done));
+	assert_int_equal(T.set_status, 0);
+	assert_non_null(strstr(T.qmp1.cmds, "query-balloon"));
+	assert_int_equal(find("vm1")->balloon_actual_kib, 700 * 1024);
+	assert_int_equal(hv_refresh(T.hv, "nope", set_cb, NULL), -ENOENT);
 
 	/* A QMP line without end drops the connection; the VM is found
 	 * again by the rescan. */

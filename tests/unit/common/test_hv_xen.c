@@ -30,7 +30,18 @@ static struct {
 	struct xsd_mini *xsd;
 	unsigned added, removed, guests, balloons, rejected;
 	char last_added[80];
+	bool set_done;
+	int set_status;
 } T;
+
+static void
+set_cb(struct hv *hv, int status, void *arg)
+{
+	T.set_done = true;
+	T.set_status = status;
+}
+
+static bool c_set(void) { return T.set_done; }
 
 static void
 event_cb(struct hv *hv, enum hv_event ev, struct hv_vm *vm, void *arg)
@@ -175,6 +186,31 @@ test_hv_xen_driver(void **state)
 	xsd_mini_write(T.xsd, DOM3 "/memory/target", "524288");
 	want_target = 524288;
 	assert_true(run_until(c_target));
+
+	/* The write side: memory/target within static-max, read back, and
+	 * completed on the loop, not inside the call. */
+	T.set_done = false;
+	assert_int_equal(hv_set_target(T.hv, "web", 786432, set_cb, NULL), 0);
+	assert_false(T.set_done);
+	assert_true(run_until(c_set));
+	assert_int_equal(T.set_status, 0);
+	{
+		char *v = xsd_mini_read(T.xsd, DOM3 "/memory/target");
+
+		assert_string_equal(v, "786432");
+		free(v);
+	}
+	assert_int_equal(find("web")->balloon_target_kib, 786432);
+	assert_int_equal(hv_set_target(T.hv, "web", 2097153, set_cb, NULL),
+	    -ERANGE);
+	assert_int_equal(hv_set_target(T.hv, "nope", 1, set_cb, NULL),
+	    -ENOENT);
+	/* hv_refresh reads what the toolstack wrote. */
+	xsd_mini_write(T.xsd, DOM3 "/memory/target", "700000");
+	T.set_done = false;
+	assert_int_equal(hv_refresh(T.hv, "web", set_cb, NULL), 0);
+	assert_true(run_until(c_set));
+	assert_int_equal(find("web")->balloon_target_kib, 700000);
 
 	/* A domain with a name that is not an id. */
 	xsd_mini_write(T.xsd, "/local/domain/7/name", "bad name!");

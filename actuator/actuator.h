@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * mm-actuator's private header: its configuration, the safety rules it
+ * applies whatever the scheduler says (limits, batch order, fail-safe), and
+ * the KSM and NUMA writers. These are small pure or root-parameterised
+ * pieces so that unit tests run them against fixtures and fakes.
+ */
+#ifndef MM_ACTUATOR_H
+#define MM_ACTUATOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "daemon.h"
+#include "msg.h"
+#include "topology.h"
+
+struct actuator_conf {
+	char *host_id;			/* NULL: the hostname */
+	int driver;			/* enum hv_type */
+	char *vm_dir;
+	char *balloon_path;
+	char *proc_root;
+	char *sys_root;
+	int64_t rescan_ms;
+	int64_t poll_ms;
+	int64_t vm_min_kib;		/* no guest below this */
+	int64_t used_margin_kib;	/* floor: guest's used + this */
+	int64_t stale_ms;		/* older guest stats do not count */
+	int64_t balloon_interval_ms;	/* per-VM rate limit of changes */
+	int64_t op_timeout_ms;		/* one hypervisor request */
+	int64_t failsafe_after_ms;	/* no command this long: fail-safe */
+	int64_t failsafe_interval_ms;	/* between fail-safe steps */
+	int64_t failsafe_step_kib;	/* growth per step */
+	int64_t failsafe_psi_pct;	/* some avg10 at or above: pressure */
+	int64_t failsafe_avail_pct;	/* available below this: pressure */
+	int64_t host_reserve_kib;	/* host MemAvailable kept */
+	bool release_on_stop;		/* guests back to max on shutdown */
+	int64_t release_timeout_ms;	/* bound of the shutdown's waits */
+	bool ksm;			/* apply SetKsm */
+	bool numa;			/* apply MigrateNuma */
+	struct daemon_bus_conf bus;
+};
+
+/* ---- limits (safety.c) ---- */
+
+struct act_limits {
+	uint64_t vm_min_kib;
+	uint64_t used_margin_kib;
+};
+
+/* What the actuator knows of one VM when it decides. */
+struct act_vm_view {
+	bool max_known;
+	uint64_t max_kib;
+	bool current_known;	/* the target in force (else the balloon) */
+	uint64_t current_kib;
+	bool used_known;	/* fresh guest stats: total - available */
+	uint64_t used_kib;
+};
+
+enum act_clamp {
+	ACT_CLAMP_NONE,
+	ACT_CLAMP_MAX,		/* above the VM's maximum */
+	ACT_CLAMP_MIN,		/* below vm_min */
+	ACT_CLAMP_USED,		/* below the guest's used + margin */
+	ACT_CLAMP_NO_STATS,	/* a shrink without fresh guest stats */
+};
+
+/*
+ * The target the actuator may set for want_kib: never above the maximum,
+ * never below the floor, which is vm_min, raised to used + margin with
+ * fresh stats, or to the current size without them (no blind shrinking),
+ * and lowered to the maximum. ret_why (may be NULL) says which bound
+ * applied, ret_floor_kib (may be NULL) the floor. The VM's maximum must be
+ * known (max_known).
+ */
+uint64_t act_clamp(const struct act_limits *l, const struct act_vm_view *v,
+    uint64_t want_kib, enum act_clamp *ret_why, uint64_t *ret_floor_kib);
+
+/* Human text of a clamp reason, static. */
+const char *act_clamp_name(enum act_clamp why);
+
+/* ---- batch order (safety.c) ---- */
+
+/* The last batch executed (one per actuator: one host). */
+struct act_order {
+	bool have;
+	char scheduler_id[TOPO_ID_MAX + 1];
+	uint64_t seq;
+	uint64_t issued_ms;
+};
+
+enum act_verdict {
+	ACT_ORDER_NEXT,		/* same scheduler, higher seq */
+	ACT_ORDER_FIRST,	/* nothing executed yet */
+	ACT_ORDER_RESTART,	/* same scheduler, seq reset, issued later */
+	ACT_ORDER_FAILOVER,	/* another scheduler, issued no earlier */
+	ACT_ORDER_STALE,	/* out of order: not to be executed */
+};
+
+/*
+ * Whether a batch may run after what o says ran last. Within one scheduler
+ * the seq orders batches; a scheduler that restarted counts from 1 again
+ * but issues later; a different scheduler (failover, resharding) is
+ * accepted unless its batch was issued before the last one executed.
+ */
+enum act_verdict act_order_check(const struct act_order *o,
+    const char *scheduler_id, uint64_t seq, uint64_t issued_ms);
+
+/* Remember the batch as the last executed. */
+void act_order_commit(struct act_order *o, const char *scheduler_id,
+    uint64_t seq, uint64_t issued_ms);
+
+/* ---- fail-safe (safety.c) ---- */
+
+struct act_failsafe {
+	double psi_pct;
+	double avail_pct;
+	uint64_t step_kib;
+	uint64_t host_reserve_kib;
+};
+
+/* A guest as the fail-safe sees it. */
+struct act_fs_vm {
+	bool fresh;		/* stats younger than stale_after */
+	bool has_psi;
+	double psi_some_avg10;
+	bool has_mem;
+	uint64_t total_kib, available_kib;
+	uint64_t current_kib;	/* target in force */
+	uint64_t max_kib;
+};
+
+/* True when the guest is under pressure by its latest fresh stats. */
+bool act_fs_pressure(const struct act_failsafe *f, const struct act_fs_vm *v);
+
+/*
+ * The next fail-safe target of a guest under pressure: one step up, no
+ * higher than its maximum, and only while host_avail_kib stays above the
+ * reserve after it. 0 when nothing should be done.
+ */
+uint64_t act_fs_target(const struct act_failsafe *f, const struct act_fs_vm *v,
+    uint64_t host_avail_kib);
+
+/* ---- KSM (ksm.c) ---- */
+
+#define ACT_KSM_NFILES	4
+
+/* KSM settings as found at start, to put back on stop. */
+struct act_ksm {
+	char *dir;				/* <sys_root>/kernel/mm/ksm */
+	bool saved[ACT_KSM_NFILES];
+	char value[ACT_KSM_NFILES][32];		/* as read, no newline */
+	/* The write of one file; tests replace it. Returns 0 or -errno. */
+	int (*write_fn)(const char *path, const char *value, void *arg);
+	void *write_arg;
+};
+
+/*
+ * Remember what <sys_root>/kernel/mm/ksm holds now (run, pages_to_scan,
+ * sleep_millisecs, merge_across_nodes). sys_root is copied. Returns 0 or
+ * -ENOENT without KSM, -ENOMEM.
+ */
+int act_ksm_init(struct act_ksm *k, const char *sys_root);
+
+/*
+ * Write the fields set in s. run=2 (unmerge) is written before
+ * merge_across_nodes, which the kernel refuses (EBUSY) while pages are
+ * shared. why (whylen bytes) says what failed. Returns 0 or the first
+ * error, -EBUSY for merge_across_nodes while pages are shared.
+ */
+int act_ksm_apply(struct act_ksm *k, const Mm__V1__KsmSettings *s, char *why,
+    size_t whylen);
+
+/* Read the settings back into *ret (initialised here). Returns 0 or
+ * -errno. */
+int act_ksm_read(const struct act_ksm *k, Mm__V1__KsmSettings *ret);
+
+/*
+ * Put back what act_ksm_init() found. A changed merge_across_nodes needs
+ * run=2 first (unmerging everything) when pages are shared. Returns 0 or
+ * the first error (every file is tried). Then free what k holds.
+ */
+int act_ksm_restore(struct act_ksm *k);
+void act_ksm_free(struct act_ksm *k);
+
+/* ---- NUMA (numa.c) ---- */
+
+/* What a MigrateNuma turns into. */
+struct act_numa_plan {
+	uint64_t from_mask;	/* nodes to move from (bit N: node N) */
+	uint64_t to_mask;	/* the destination node's bit */
+	uint64_t pages;		/* resident pages on from_mask */
+	char why[160];		/* when there is nothing to do, or an error */
+};
+
+/*
+ * Decide the masks of migrate_pages(2) for a move to to_node from
+ * from_nodes (n_from, empty: every other node) given the host's nodes
+ * (online_mask) and the VM's resident pages per node (pages,
+ * MSG_NODES_MAX entries). migrate_pages moves whole nodes, so the quota
+ * max_pages (0: none) picks the source nodes, smallest first, that fit.
+ * Returns 0 with a plan, -ENOENT when there is nothing to move (plan->why
+ * says why), -EINVAL for a destination the host lacks.
+ */
+int act_numa_plan(uint64_t online_mask, const uint64_t *pages,
+    const uint32_t *from_nodes, size_t n_from, uint32_t to_node,
+    uint64_t max_pages, struct act_numa_plan *ret);
+
+/* The host's online nodes from <sys_root>/devices/system/node/node<N>.
+ * Returns 0 (mask 1 without the directory) or -errno. */
+int act_numa_online(const char *sys_root, uint64_t *ret_mask);
+
+/* migrate_pages(2) of pid from from_mask to to_mask. Returns the pages
+ * not moved (>= 0) or -errno. */
+long act_migrate_pages(pid_t pid, uint64_t from_mask, uint64_t to_mask);
+
+#endif

@@ -1,0 +1,732 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * End to end: mm-sim serves two simulated guests, mm-actuator started as
+ * documented consumes its queue on a real RabbitMQ as the "actuator" user,
+ * and the test publishes CommandBatches on mm.commands as a scheduler
+ * would. It checks that balloons move as commanded and never outside the
+ * limits (clamped and reported), that expired, out-of-order and malformed
+ * messages are refused without harm, that batches sent while the actuator
+ * is dead are applied when it comes back, and that stopping it returns the
+ * guests to their maximum and KSM to the settings it found.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "hv.h"
+#include "msg.h"
+#include "testutil.h"
+#include "tu_hv.h"
+#include "topology.h"
+
+#define MIB	1024ull
+#define GIB	(1024ull * 1024)
+#define MAXRES	64
+#define MAXCMD	8
+
+struct result_seen {
+	uint64_t seq;
+	char sched[65];
+	size_t n;
+	int status[MAXCMD];
+	uint64_t target[MAXCMD], actual[MAXCMD];
+	uint32_t ksm_scan[MAXCMD];
+	char error[MAXCMD][256];
+};
+
+static struct {
+	uv_loop_t loop;
+	struct bus *bus;
+	struct hv *hv;		/* the test's own view of mm-sim */
+	bool up;
+	char *host_id;
+	char *queue;
+	char dir[1024], conf_path[4200], ksm_dir[4200], vmdir[1100];
+	char root[1100];
+	char *act_bin, *sim_bin;
+	struct result_seen res[MAXRES];
+	size_t nres;
+	unsigned alerts, release_alerts, failsafe_alerts;
+	uint64_t failsafe_target;
+	char last_alert[1024];
+	pid_t sim, act, col, sched;
+} T;
+
+static uint64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static enum bus_disposition
+event_cb(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
+{
+	const Mm__V1__Event *ev = (const Mm__V1__Event *)m;
+	struct result_seen *s;
+	size_t i;
+
+	if (ev->kind == MM__V1__EVENT_KIND__EVENT_KIND_ALERT) {
+		T.alerts++;
+		snprintf(T.last_alert, sizeof(T.last_alert), "%s",
+		    ev->reason ? ev->reason : "");
+		if (ev->reason && strstr(ev->reason, "actuator stopping"))
+			T.release_alerts++;
+		if (ev->reason && strstr(ev->reason, "fail-safe") &&
+		    ev->vm_id != NULL && strcmp(ev->vm_id, "web") == 0) {
+			T.failsafe_alerts++;
+			T.failsafe_target = ev->balloon_target_kib;
+			assert_int_equal(ev->severity,
+			    MM__V1__SEVERITY__SEVERITY_WARNING);
+		}
+		return BUS_ACK;
+	}
+	if (ev->kind != MM__V1__EVENT_KIND__EVENT_KIND_RESULT ||
+	    ev->result == NULL || T.nres == MAXRES)
+		return BUS_ACK;
+	assert_string_equal(ev->host_id, T.host_id);
+	s = &T.res[T.nres++];
+	memset(s, 0, sizeof(*s));
+	s->seq = ev->result->batch_seq;
+	snprintf(s->sched, sizeof(s->sched), "%s",
+	    ev->result->scheduler_id ? ev->result->scheduler_id : "");
+	for (i = 0; i < ev->result->n_results && i < MAXCMD; i++) {
+		const Mm__V1__CommandResult *r = ev->result->results[i];
+
+		assert_int_equal(r->index, i);
+		s->status[i] = r->status;
+		s->target[i] = r->balloon_target_kib;
+		s->actual[i] = r->balloon_actual_kib;
+		s->ksm_scan[i] = r->ksm ? r->ksm->pages_to_scan : 0;
+		snprintf(s->error[i], sizeof(s->error[i]), "%s",
+		    r->error ? r->error : "");
+		s->n++;
+	}
+	return BUS_ACK;
+}
+
+static const struct msg_handler handlers[] = {
+	{ MSG_EVENT, event_cb },
+};
+
+static enum bus_disposition
+delivery_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
+{
+	return msg_dispatch(handlers, 1, d, NULL, NULL, NULL, 0);
+}
+
+static void
+state_cb(struct bus *bus, bool up, const char *reason, void *arg)
+{
+	T.up = up;
+}
+
+static const struct result_seen *
+result(uint64_t seq)
+{
+	size_t i;
+
+	for (i = T.nres; i-- > 0;)
+		if (T.res[i].seq == seq)
+			return &T.res[i];
+	return NULL;
+}
+
+static uint64_t want_seq;
+static bool
+have_result(void)
+{
+	return result(want_seq) != NULL;
+}
+
+static const struct result_seen *
+wait_result(uint64_t seq)
+{
+	want_seq = seq;
+	assert_true(tu_run_until_fn(&T.loop, have_result, 10000));
+	return result(seq);
+}
+
+static const char *want_vm;
+static uint64_t want_kib;
+static bool
+balloon_at(void)
+{
+	struct hv_vm *vm = tu_hv_find(T.hv, want_vm);
+
+	return vm != NULL && vm->balloon_known &&
+	    vm->balloon_actual_kib == want_kib;
+}
+
+static void
+wait_balloon(const char *vm, uint64_t kib)
+{
+	want_vm = vm;
+	want_kib = kib;
+	if (!tu_run_until_fn(&T.loop, balloon_at, 20000)) {
+		struct hv_vm *v = tu_hv_find(T.hv, vm);
+
+		fail_msg("vm %s: balloon %llu KiB, want %llu", vm,
+		    v ? (unsigned long long)v->balloon_actual_kib : 0ull,
+		    (unsigned long long)kib);
+	}
+}
+
+static bool
+guests_seen(void)
+{
+	struct hv_vm *a = tu_hv_find(T.hv, "web"), *b = tu_hv_find(T.hv, "db");
+
+	return a && b && a->guest && b->guest && a->balloon_known &&
+	    b->balloon_known;
+}
+
+/* Build and publish a batch of balloon targets (vm, kib pairs; a vm NULL
+ * makes a KSM command setting pages_to_scan to kib, a vm "numa:<id>" a
+ * move of <id>'s pages to node kib). */
+static void
+publish_batch(const char *sched, uint64_t seq, uint64_t issued_ms,
+    uint64_t expires_ms, size_t n, const char *const *vms,
+    const uint64_t *kib)
+{
+	Mm__V1__CommandBatch b = MM__V1__COMMAND_BATCH__INIT;
+	Mm__V1__Command c[MAXCMD], *cp[MAXCMD];
+	Mm__V1__SetBalloonTarget bt[MAXCMD];
+	Mm__V1__SetKsm sk[MAXCMD];
+	Mm__V1__KsmSettings ks[MAXCMD];
+	Mm__V1__MigrateNuma mn[MAXCMD];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		mm__v1__command__init(&c[i]);
+		c[i].reason = "test";
+		if (vms[i] != NULL && strncmp(vms[i], "numa:", 5) == 0) {
+			mm__v1__migrate_numa__init(&mn[i]);
+			mn[i].vm_id = (char *)vms[i] + 5;
+			mn[i].has_to_node = 1;
+			mn[i].to_node = (uint32_t)kib[i];
+			mn[i].has_max_pages = 1;
+			mn[i].max_pages = 1u << 20;
+			c[i].kind_case = MM__V1__COMMAND__KIND_NUMA;
+			c[i].numa = &mn[i];
+		} else if (vms[i] != NULL) {
+			mm__v1__set_balloon_target__init(&bt[i]);
+			bt[i].vm_id = (char *)vms[i];
+			bt[i].has_target_kib = 1;
+			bt[i].target_kib = kib[i];
+			c[i].kind_case = MM__V1__COMMAND__KIND_BALLOON;
+			c[i].balloon = &bt[i];
+		} else {
+			mm__v1__set_ksm__init(&sk[i]);
+			mm__v1__ksm_settings__init(&ks[i]);
+			ks[i].has_pages_to_scan = 1;
+			ks[i].pages_to_scan = (uint32_t)kib[i];
+			sk[i].settings = &ks[i];
+			c[i].kind_case = MM__V1__COMMAND__KIND_KSM;
+			c[i].ksm = &sk[i];
+		}
+		cp[i] = &c[i];
+	}
+	b.host_id = T.host_id;
+	b.scheduler_id = (char *)sched;
+	b.has_seq = b.has_issued_ms = b.has_expires_ms = 1;
+	b.seq = seq;
+	b.issued_ms = issued_ms;
+	b.expires_ms = expires_ms;
+	b.n_commands = n;
+	b.commands = cp;
+	assert_int_equal(msg_publish(T.bus, MSG_COMMAND_BATCH, &b.base,
+	    TOPO_EX_COMMANDS, T.host_id, true, NULL, NULL), 0);
+}
+
+static void
+start_actuator(void)
+{
+	char *argv[] = { T.act_bin, "-c", T.conf_path, "-d", NULL };
+
+	T.act = tu_spawn(argv);
+}
+
+static char *
+ksm_value(const char *name)
+{
+	static char buf[64];
+	char path[4400];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", T.ksm_dir, name);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+	return buf;
+}
+
+/* mm-sim with "web" (2G, using 1G) and "db" (1G, idle), the test's
+ * consumer of the host's events, its own view of mm-sim's balloons, and
+ * mm-actuator with extra configuration lines. */
+static void
+env_start(const char *extra)
+{
+	struct bus_queue_opts qo = { .exclusive = true, .auto_delete = true };
+	struct bus_config bc = { 0 };
+	struct hv_config hc = { 0 };
+	char vmdir[1100], root[1100], sys[1100], key[160], conf[8192];
+	char *tmp;
+
+	memset(&T, 0, sizeof(T));
+	tmp = tu_tmpdir();
+	snprintf(T.dir, sizeof(T.dir), "%s", tmp);
+	free(tmp);
+	snprintf(vmdir, sizeof(vmdir), "%s/vm", T.dir);
+	snprintf(root, sizeof(root), "%s/root", T.dir);
+	snprintf(T.vmdir, sizeof(T.vmdir), "%s", vmdir);
+	snprintf(T.root, sizeof(T.root), "%s", root);
+	snprintf(sys, sizeof(sys), "%s/sys", T.dir);
+	snprintf(T.ksm_dir, sizeof(T.ksm_dir), "%s/kernel/mm/ksm", sys);
+	/* The actuator's KSM is a fixture tree: mm-sim rewrites its own. */
+	free(tu_write_file(sys, "kernel/mm/ksm/run", "1\n"));
+	free(tu_write_file(sys, "kernel/mm/ksm/pages_to_scan", "100\n"));
+	free(tu_write_file(sys, "kernel/mm/ksm/sleep_millisecs", "20\n"));
+	free(tu_write_file(sys, "kernel/mm/ksm/merge_across_nodes", "1\n"));
+	free(tu_write_file(sys, "devices/system/node/node0/cpulist", "0-3\n"));
+	free(tu_write_file(sys, "devices/system/node/node1/cpulist", "4-7\n"));
+	T.host_id = tu_unique("act");
+	T.sim_bin = tu_bin_path("mm-sim");
+	T.act_bin = tu_bin_path("mm-actuator");
+
+	uv_loop_init(&T.loop);
+	bc.url = tu_broker_url();
+	bc.app_id = "test_actuator";
+	bc.state_cb = state_cb;
+	T.bus = bus_new(&T.loop, &bc);
+	assert_non_null(T.bus);
+	T.queue = tu_unique("mm.test.events");
+	assert_int_equal(topo_declare_events_exchange(T.bus), 0);
+	assert_int_equal(topo_declare_actuator_queue(T.bus, T.host_id), 0);
+	assert_int_equal(bus_declare_queue(T.bus, T.queue, &qo), 0);
+	topo_event_key(key, sizeof(key), TOPO_EV_RESULT, T.host_id);
+	assert_int_equal(bus_bind(T.bus, T.queue, TOPO_EX_EVENTS, key), 0);
+	topo_event_key(key, sizeof(key), TOPO_EV_ALERT, T.host_id);
+	assert_int_equal(bus_bind(T.bus, T.queue, TOPO_EX_EVENTS, key), 0);
+	assert_int_equal(bus_consume(T.bus, T.queue, false, delivery_cb,
+	    NULL), 0);
+	assert_int_equal(bus_start(T.bus), 0);
+	assert_true(tu_run_until(&T.loop, &T.up, 15000));
+
+	{
+		char *argv[] = { T.sim_bin, "-s", vmdir, "-r", root, "-H",
+		    "16G", "-m", "web,2G,static:1G", "-m", "db,1G,idle", NULL };
+
+		T.sim = tu_spawn(argv);
+	}
+	snprintf(conf, sizeof(conf),
+	    "; written by test_actuator\n"
+	    "[actuator]\nhost_id = %s\ndriver = sim\nvm_dir = %s\n"
+	    "proc_root = %s/proc\nsys_root = %s\nrescan = 200ms\n"
+	    "poll = 200ms\nvm_min = 256M\nused_margin = 256M\n%s"
+	    "[bus]\nurl = %s\n", T.host_id, vmdir, root, sys, extra,
+	    tu_broker_url_as("actuator", "actuator"));
+	free(tu_write_file(T.dir, "actuator.conf", conf));
+	snprintf(T.conf_path, sizeof(T.conf_path), "%s/actuator.conf", T.dir);
+	start_actuator();
+
+	hc.type = HV_TYPE_SIM;
+	hc.vm_dir = vmdir;
+	hc.rescan_ms = 100;
+	hc.poll_ms = 200;
+	T.hv = hv_new(&T.loop, &hc);
+	assert_non_null(T.hv);
+	assert_int_equal(hv_start(T.hv), 0);
+	assert_true(tu_run_until_fn(&T.loop, guests_seen, 15000));
+	tu_run_for(&T.loop, 1500);	/* the actuator has their stats too */
+}
+
+static void
+env_finish(void)
+{
+	if (T.act > 0)
+		assert_int_equal(tu_stop(T.act, 10000), 0);
+	T.act = 0;
+	assert_int_equal(tu_stop(T.sim, 5000), 0);
+	T.sim = 0;
+	hv_close(T.hv, NULL, NULL);
+	bus_close(T.bus, 0, NULL, NULL);
+	assert_int_equal(tu_loop_finish(&T.loop), 0);
+	tu_rmtree(T.dir);
+	free(T.sim_bin);
+	free(T.act_bin);
+	free(T.host_id);
+	free(T.queue);
+}
+
+static void
+test_actuator_end_to_end(void **state)
+{
+	const struct result_seen *r;
+	uint64_t now;
+
+	env_start("balloon_interval = 1s\nfailsafe_after = 0\n"
+	    "release_on_stop = yes\n");
+
+	/* Applied, clamped to the floor (idle uses 256M, +256M margin) and
+	 * to the maximum, a VM that is not there, and KSM. */
+	now = wall_ms();
+	{
+		const char *vms[] = { "web", "db", "ghost", NULL, "numa:web",
+		    "numa:db" };
+		const uint64_t kib[] = { 1536 * MIB, 100 * MIB, GIB, 500, 1, 7 };
+
+		publish_batch("s1", 1, now, now + 10000, 6, vms, kib);
+	}
+	r = wait_result(1);
+	assert_int_equal(r->n, 6);
+	/* NUMA: mm-sim's web is on node 0 of two; its pid is not a
+	 * process, so the plan is reported, not executed. */
+	assert_int_equal(r->status[4],
+	    MM__V1__RESULT_STATUS__RESULT_STATUS_SKIPPED);
+	print_message("numa: %s\n", r->error[4]);
+	assert_non_null(strstr(r->error[4], "from nodes 0x1 to 0x2"));
+	assert_int_equal(r->status[5],
+	    MM__V1__RESULT_STATUS__RESULT_STATUS_FAILED);
+	assert_non_null(strstr(r->error[5], "node 7 is not on this host"));
+	assert_int_equal(r->status[0], MM__V1__RESULT_STATUS__RESULT_STATUS_OK);
+	assert_int_equal(r->target[0], 1536 * MIB);
+	assert_int_equal(r->status[1],
+	    MM__V1__RESULT_STATUS__RESULT_STATUS_CLAMPED);
+	assert_int_equal(r->target[1], 512 * MIB);
+	print_message("db: %s\n", r->error[1]);
+	assert_int_equal(r->status[2],
+	    MM__V1__RESULT_STATUS__RESULT_STATUS_SKIPPED);
+	assert_int_equal(r->status[3], MM__V1__RESULT_STATUS__RESULT_STATUS_OK);
+	assert_int_equal(r->ksm_scan[3], 500);
+	assert_string_equal(ksm_value("pages_to_scan"), "500");
+	wait_balloon("web", 1536 * MIB);
+	wait_balloon("db", 512 * MIB);
+
+	/* Above the maximum: clamped to it. */
+	now = wall_ms();
+	{
+		const char *vms[] = { "db" };
+		const uint64_t kib[] = { 8 * GIB };
+
+		publish_batch("s1", 2, now, now + 10000, 1, vms, kib);
+	}
+	r = wait_result(2);
+	assert_int_equal(r->status[0],
+	    MM__V1__RESULT_STATUS__RESULT_STATUS_CLAMPED);
+	assert_int_equal(r->target[0], GIB);
+
+	/* Expired, then out of order: nothing happens. */
+	now = wall_ms();
+	{
+		const char *vms[] = { "web" };
+		const uint64_t kib[] = { 1100 * MIB };
+
+		publish_batch("s1", 3, now - 20000, now - 10000, 1, vms, kib);
+		r = wait_result(3);
+		assert_int_equal(r->status[0],
+		    MM__V1__RESULT_STATUS__RESULT_STATUS_EXPIRED);
+		publish_batch("s1", 2, now - 5000, now + 10000, 1, vms, kib);
+		want_seq = 2;
+		T.nres = 0;
+		r = wait_result(2);
+		assert_int_equal(r->status[0],
+		    MM__V1__RESULT_STATUS__RESULT_STATUS_OUT_OF_ORDER);
+	}
+	/* Malformed: dead-lettered, and the actuator goes on. */
+	{
+		struct bus_msg m = { 0 };
+
+		m.exchange = TOPO_EX_COMMANDS;
+		m.routing_key = T.host_id;
+		m.body = "\xff\xff garbage";
+		m.len = 10;
+		m.content_type = MSG_CONTENT_TYPE;
+		m.type = "mm.v1.CommandBatch";
+		assert_int_equal(bus_publish(T.bus, &m, NULL, NULL), 0);
+	}
+	tu_run_for(&T.loop, 300);
+	assert_true(waitpid(T.act, NULL, WNOHANG) == 0);
+
+	/* Killed mid-run: what the scheduler sends meanwhile waits in the
+	 * durable queue, and the actuator converges to the last target. */
+	kill(T.act, SIGKILL);
+	waitpid(T.act, NULL, 0);
+	T.act = 0;
+	now = wall_ms();
+	{
+		const char *vms[] = { "web", NULL };
+		const uint64_t kib[] = { 1800 * MIB, 700 };
+
+		publish_batch("s1", 4, now, now + 30000, 2, vms, kib);
+	}
+	{
+		const char *vms[] = { "web" };
+		const uint64_t kib[] = { 1400 * MIB };
+
+		publish_batch("s1", 5, now + 1, now + 30000, 1, vms, kib);
+	}
+	tu_run_for(&T.loop, 500);
+	start_actuator();
+	r = wait_result(5);
+	print_message("after restart: batch 5 %d (%s)\n", r->status[0],
+	    r->error[0]);
+	assert_non_null(result(4));
+	wait_balloon("web", 1400 * MIB);
+	assert_string_equal(ksm_value("pages_to_scan"), "700");
+
+	/* Rate limit: a second change within balloon_interval is reported
+	 * SKIPPED, then set once the interval has passed. */
+	now = wall_ms();
+	{
+		const char *vms[] = { "web" };
+		const uint64_t a[] = { 1600 * MIB }, b[] = { 1500 * MIB };
+
+		publish_batch("s1", 6, now, now + 10000, 1, vms, a);
+		publish_batch("s1", 7, now + 1, now + 10000, 1, vms, b);
+	}
+	r = wait_result(6);
+	assert_int_equal(r->status[0], MM__V1__RESULT_STATUS__RESULT_STATUS_OK);
+	r = wait_result(7);
+	assert_int_equal(r->status[0],
+	    MM__V1__RESULT_STATUS__RESULT_STATUS_SKIPPED);
+	assert_non_null(strstr(r->error[0], "rate limit"));
+	assert_int_equal(r->target[0], 1500 * MIB);
+	wait_balloon("web", 1500 * MIB);
+
+	/* Stop: every guest back to its maximum, KSM as this actuator
+	 * found it (500, set by the one killed), the release confirmed. */
+	assert_int_equal(tu_stop(T.act, 10000), 0);
+	T.act = 0;
+	wait_balloon("web", 2 * GIB);
+	wait_balloon("db", 1 * GIB);
+	assert_string_equal(ksm_value("pages_to_scan"), "500");
+	assert_string_equal(ksm_value("run"), "1");
+	tu_run_for(&T.loop, 300);
+	assert_int_equal(T.release_alerts, 1);
+
+	env_finish();
+}
+
+static bool
+failsafe_seen(void)
+{
+	return T.failsafe_alerts > 0;
+}
+
+/* Without commands, a guest under pressure grows in steps up to its
+ * maximum, each step an alert; a guest without pressure does not. */
+static void
+test_actuator_failsafe(void **state)
+{
+	const struct result_seen *r;
+	uint64_t now;
+	int i;
+
+	env_start("balloon_interval = 200ms\nfailsafe_after = 3s\n"
+	    "failsafe_interval = 500ms\nfailsafe_step = 128M\n"
+	    "failsafe_psi = 15\nhost_reserve = 1G\n"
+	    "release_on_stop = no\n");
+	now = wall_ms();
+	{
+		const char *vms[] = { "web", "db" };
+		const uint64_t kib[] = { 1536 * MIB, 512 * MIB };
+
+		publish_batch("s1", 1, now, now + 10000, 2, vms, kib);
+	}
+	r = wait_result(1);
+	assert_int_equal(r->status[0], MM__V1__RESULT_STATUS__RESULT_STATUS_OK);
+	wait_balloon("web", 1536 * MIB);
+	/* No pressure yet: the fail-safe, on by now, leaves them alone. */
+	tu_run_for(&T.loop, 3000);
+	assert_int_equal(T.failsafe_alerts, 0);
+	wait_balloon("web", 1536 * MIB);
+
+	/* Pressure in every guest. */
+	for (i = 0; i < 5; i++) {
+		kill(T.sim, SIGUSR1);
+		tu_run_for(&T.loop, 50);
+	}
+	assert_true(tu_run_until_fn(&T.loop, failsafe_seen, 5000));
+	assert_int_equal(T.failsafe_target, 1536 * MIB + 128 * MIB);
+	wait_balloon("web", 1536 * MIB + 128 * MIB);
+	print_message("fail-safe: %u step(s) for web, last to %llu MiB\n",
+	    T.failsafe_alerts, (unsigned long long)T.failsafe_target / MIB);
+	/* Never beyond the maximum, however long the pressure. */
+	for (i = 0; i < 40; i++) {
+		kill(T.sim, SIGUSR1);
+		tu_run_for(&T.loop, 100);
+	}
+	assert_true(T.failsafe_target <= 2 * GIB);
+	/* db is idle and its spike ended: at most what pressure earned it;
+	 * release_on_stop = no leaves the guests where they are. */
+	assert_int_equal(tu_stop(T.act, 10000), 0);
+	T.act = 0;
+	tu_run_for(&T.loop, 1000);
+	assert_true(tu_hv_find(T.hv, "web")->balloon_actual_kib > 1536 * MIB);
+	env_finish();
+}
+
+static const char *sched_id;
+static bool
+scheduler_shrank(void)
+{
+	struct hv_vm *db = tu_hv_find(T.hv, "db");
+	size_t i;
+
+	for (i = 0; i < T.nres; i++)
+		if (strcmp(T.res[i].sched, sched_id) == 0 && db != NULL &&
+		    db->balloon_actual_kib < GIB)
+			return true;
+	return false;
+}
+
+/* The whole chain: mm-collector reports mm-sim's guests, mm-scheduler
+ * (pressure policy, short hold) decides, mm-actuator applies. The idle
+ * guest is shrunk, every target stays within the limits, nothing fails,
+ * and stopping the actuator gives the guests their maximum back. */
+static void
+test_actuator_with_scheduler(void **state)
+{
+	Mm__V1__Policy p = MM__V1__POLICY__INIT;
+	Mm__V1__Param hold = MM__V1__PARAM__INIT, *params[1] = { &hold };
+	char conf[4096], *col_bin, *sched_bin, *path, *sid;
+	size_t i, j, mine = 0;
+
+	env_start("balloon_interval = 1s\nfailsafe_after = 0\n"
+	    "release_on_stop = yes\n");
+	col_bin = tu_bin_path("mm-collector");
+	sched_bin = tu_bin_path("mm-scheduler");
+	sid = tu_unique("sched");
+	for (char *c = sid; *c; c++)
+		if (*c == '.')
+			*c = '-';
+	sched_id = sid;
+	snprintf(conf, sizeof(conf), "[collector]\nhost_id = %s\n"
+	    "driver = sim\nvm_dir = %s\nproc_root = %s/proc\n"
+	    "sys_root = %s/sys\nrescan = 200ms\n[bus]\nurl = %s\n",
+	    T.host_id, T.vmdir, T.root, T.root,
+	    tu_broker_url_as("collector", "collector"));
+	path = tu_write_file(T.dir, "collector.conf", conf);
+	{
+		char *argv[] = { col_bin, "-c", path, "-d", NULL };
+
+		T.col = tu_spawn(argv);
+	}
+	free(path);
+	snprintf(conf, sizeof(conf), "[scheduler]\nid = %s\n"
+	    "state_file = %s/policy\n[bus]\nurl = %s\n", sid, T.dir,
+	    tu_broker_url_as("scheduler", "scheduler"));
+	path = tu_write_file(T.dir, "scheduler.conf", conf);
+	{
+		char *argv[] = { sched_bin, "-c", path, "-d", NULL };
+
+		T.sched = tu_spawn(argv);
+	}
+	free(path);
+	tu_run_for(&T.loop, 1000);
+	assert_int_equal(topo_declare_policy_exchange(T.bus), 0);
+	p.has_version = p.has_mode = 1;
+	p.version = wall_ms();
+	p.mode = MM__V1__POLICY_MODE__POLICY_MODE_ENFORCE;
+	p.name = "test";
+	p.algorithm = "pressure";
+	hold.name = "hold_ms";
+	hold.has_value = 1;
+	hold.value = 2000;
+	p.n_params = 1;
+	p.params = params;
+	assert_int_equal(msg_publish(T.bus, MSG_POLICY, &p.base,
+	    TOPO_EX_POLICY, "", true, NULL, NULL), 0);
+
+	if (!tu_run_until_fn(&T.loop, scheduler_shrank, 60000))
+		fail_msg("no shrink from the scheduler: %zu results, db at "
+		    "%llu KiB", T.nres, (unsigned long long)
+		    tu_hv_find(T.hv, "db")->balloon_actual_kib);
+	tu_run_for(&T.loop, 3000);
+	for (i = 0; i < T.nres; i++) {
+		if (strcmp(T.res[i].sched, sid) != 0)
+			continue;
+		mine++;
+		for (j = 0; j < T.res[i].n; j++) {
+			assert_int_not_equal(T.res[i].status[j],
+			    MM__V1__RESULT_STATUS__RESULT_STATUS_FAILED);
+			if (T.res[i].target[j] == 0)
+				continue;
+			assert_true(T.res[i].target[j] >= 512 * MIB);
+			assert_true(T.res[i].target[j] <= 2 * GIB);
+		}
+	}
+	print_message("%zu batches from the scheduler applied; db at %llu "
+	    "MiB, web at %llu MiB\n", mine, (unsigned long long)
+	    tu_hv_find(T.hv, "db")->balloon_actual_kib / MIB,
+	    (unsigned long long)tu_hv_find(T.hv, "web")->balloon_actual_kib /
+	    MIB);
+	assert_true(tu_hv_find(T.hv, "web")->balloon_actual_kib >=
+	    GIB + 256 * MIB);
+
+	/* The scheduler first, so nothing shrinks them again. */
+	assert_int_equal(tu_stop(T.sched, 5000), 0);
+	T.sched = 0;
+	assert_int_equal(tu_stop(T.col, 5000), 0);
+	T.col = 0;
+	assert_int_equal(tu_stop(T.act, 10000), 0);
+	T.act = 0;
+	wait_balloon("db", GIB);
+	wait_balloon("web", 2 * GIB);
+	env_finish();
+	free(col_bin);
+	free(sched_bin);
+	free(sid);
+}
+
+/* After a failed check the programs must not outlive the test. */
+static int
+teardown(void **state)
+{
+	if (T.act > 0) {
+		kill(T.act, SIGKILL);
+		waitpid(T.act, NULL, 0);
+	}
+	if (T.sim > 0) {
+		kill(T.sim, SIGKILL);
+		waitpid(T.sim, NULL, 0);
+	}
+	if (T.col > 0) {
+		kill(T.col, SIGKILL);
+		waitpid(T.col, NULL, 0);
+	}
+	if (T.sched > 0) {
+		kill(T.sched, SIGKILL);
+		waitpid(T.sched, NULL, 0);
+	}
+	return 0;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_actuator_end_to_end, teardown),
+		cmocka_unit_test_teardown(test_actuator_failsafe, teardown),
+		cmocka_unit_test_teardown(test_actuator_with_scheduler,
+		    teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
