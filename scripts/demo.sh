@@ -16,6 +16,7 @@ out=${MM_DEMO_OUT:-$repo/demo-out}
 build=${MM_DEMO_BUILD:-$repo/build-demo}
 run=$out/run
 pids=()
+names=()
 
 say() { printf '\033[1mdemo:\033[0m %s\n' "$*" >&2; }
 
@@ -32,16 +33,27 @@ rm -rf "$out"
 mkdir -p "$run"
 export MM_RABBITMQ_DIR=${MM_RABBITMQ_DIR:-/tmp/mm-demo-rabbitmq}
 
+# stop_group ROLE: SIGTERM the processes of one role and wait for them.
+stop_group() {
+	local i
+	for i in "${!names[@]}"; do
+		[[ ${names[$i]} == *"$1" ]] || continue
+		kill -TERM "${pids[$i]}" 2>/dev/null || true
+	done
+	for i in "${!names[@]}"; do
+		[[ ${names[$i]} == *"$1" ]] || continue
+		wait "${pids[$i]}" 2>/dev/null || true
+	done
+}
+
 stop_all() {
-	local p
 	trap - EXIT INT TERM
 	say "stopping: actuators give every VM its maximum back"
-	for p in "${pids[@]}"; do
-		kill -TERM "$p" 2>/dev/null || true
-	done
-	for p in "${pids[@]}"; do
-		wait "$p" 2>/dev/null || true
-	done
+	# Actuators first, while the hosts they release still run.
+	stop_group actuator
+	stop_group collector
+	stop_group scheduler
+	stop_group sim
 	"$repo/scripts/rabbitmq.sh" stop >/dev/null 2>&1 || true
 }
 trap stop_all EXIT INT TERM
@@ -56,6 +68,7 @@ start() {	# start NAME COMMAND...: in the background, log to run/NAME.log
 	shift
 	"$@" >"$run/$name.log" 2>&1 &
 	pids+=($!)
+	names+=("$name")
 }
 
 cat >"$run/scheduler.conf" <<CONF
@@ -107,6 +120,7 @@ MM_AMQP_URL=$url "$bin/mmctl" events --kind decision --wait 2s \
     >"$out/decisions-tail.txt" 2>&1 || true
 
 stop_all
+grep -h "stopping:" "$run"/*-actuator.log >&2 || true
 say "plotting"
 "$repo/scripts/plot-demo.sh" "$out" >/dev/null
 say "done: per-VM logs (time target used free) and plots in $out/"
