@@ -10,8 +10,9 @@
  * 2. When the floors exceed the host, every guest keeps its minimum and
  *    the rest is shared by weight.
  * 3. What no floor needs is handed out as buffer (spare_pct of it), by
- *    weight times how much the guest has surged lately, so memory sits
- *    where the next burst is likely rather than where it is not.
+ *    weight times how much the guest has surged lately, and to each at
+ *    most twice its largest recent rise, so memory sits where the next
+ *    burst is likely, and an idle guest still shrinks to its need.
  * 4. Targets move only when they leave [floor, floor + buffer] by more
  *    than a dead band, so a steady host stands still.
  * 5. Take before give: growth only takes memory that is free now; when
@@ -188,10 +189,13 @@ room_above_min(const struct pe_ctx *c, size_t i)
 	return c->vms[i]->need_floor - c->out[i].min_kib;
 }
 
+/* Buffer goes only where bursts come from: at most twice the guest's
+ * largest recent rise, so an idle guest still shrinks to its need. */
 static uint64_t
 room_below_max(const struct pe_ctx *c, size_t i)
 {
-	return c->out[i].max_kib - c->vms[i]->floor;
+	return min64(c->out[i].max_kib - c->vms[i]->floor,
+	    (uint64_t)(2 * c->vms[i]->surge));
 }
 
 static uint64_t
