@@ -11,6 +11,7 @@ packages=(
 	libcmocka-dev libinih-dev libjansson-dev libsystemd-dev libnuma-dev
 	libxen-dev rpm dpkg-dev qemu-guest-agent
 	rabbitmq-server curl iproute2 procps
+	qemu-system-x86 busybox-static cpio xz-utils
 )
 
 repo_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -34,6 +34,12 @@ kernel_package() {
 	printf '%s\n' "$pkg"
 }
 
+download() {
+	(cd "$1" && apt-get download -q "$2" 2>&1) |
+	    grep -v 'Download is performed unsandboxed' >&2
+	ls "$1"/*.deb > /dev/null 2>&1
+}
+
 # The depends= entry of a module's .modinfo section, as modinfo prints it.
 module_depends() {
 	tr '\0' '\n' < "$1" | sed -n 's/^depends=//p' | tr ',' ' '
@@ -70,9 +76,14 @@ build_kernel() {
 	rm -rf "$tmp" "$out/stamp" "$out/modules"
 	mkdir -p "$tmp" "$out/modules"
 	chmod 755 "$tmp"
-	(cd "$tmp" && apt-get download -q "$pkg" 2>&1 |
-	    grep -v 'Download is performed unsandboxed' >&2) ||
-	    die "apt-get download $pkg failed"
+	# An old package list may name a version the mirror dropped: refresh
+	# it once (as root) and retry.
+	if ! download "$tmp" "$pkg"; then
+		((EUID == 0)) || die "apt-get download $pkg failed"
+		apt-get update -q >&2
+		pkg=$(kernel_package)
+		download "$tmp" "$pkg" || die "apt-get download $pkg failed"
+	fi
 	deb=$(ls "$tmp"/*.deb)
 	dpkg -x "$deb" "$tmp/root"
 	ver=$(ls "$tmp/root/lib/modules")
@@ -106,10 +117,9 @@ build_initramfs() {
 	staging=$root
 	trap 'rm -rf "$staging"' EXIT
 	mkdir -p "$root"/{bin,dev,proc,sys,tmp,etc,lib/modules}
-	cp /bin/busybox "$root/bin/busybox"
-	file -L "$root/bin/busybox" 2>/dev/null | grep -q 'statically linked' ||
-	    ldd /bin/busybox 2>&1 | grep -q 'not a dynamic' ||
+	LC_ALL=C ldd /bin/busybox 2>&1 | grep -q 'not a dynamic' ||
 	    die "/bin/busybox is not static (install busybox-static)"
+	cp /bin/busybox "$root/bin/busybox"
 	cp "$kdir"/modules/*.ko "$kdir/modules/order" "$root/lib/modules/"
 	cp "$init" "$root/init"
 	chmod 755 "$root/init"

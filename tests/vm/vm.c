@@ -188,7 +188,8 @@ build_argv(const struct vm_opts *o, const char *accel, const char *console,
 	    o->resend ? o->resend : ""));
 	add_arg(argv, &n, xasprintf("-device"));
 	add_arg(argv, &n, xasprintf("virtio-balloon-pci,id=balloon0,"
-	    "deflate-on-oom=on,free-page-reporting=on"));
+	    "deflate-on-oom=%s,free-page-reporting=on",
+	    o->no_deflate_on_oom ? "off" : "on"));
 	add_arg(argv, &n, xasprintf("-qmp"));
 	add_arg(argv, &n, xasprintf("unix:%s/%s.qmp,server=on,wait=off",
 	    o->dir, o->id));

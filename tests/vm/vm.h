@@ -25,6 +25,7 @@ struct vm_opts {
 	/* Its resend_interval: unchanged numbers are sent again this often
 	 * (an idle guest's agent is otherwise quiet); NULL: 10s. */
 	const char *resend;
+	bool no_deflate_on_oom;	/* balloon without deflate-on-oom */
 	unsigned boot_timeout_s; /* until "mm-init: ready"; 0: 120 */
 };
 
