@@ -35,6 +35,7 @@ struct seen {
 	uint64_t total_kib, available_kib, anon_kib;
 	uint64_t max_anon_kib;
 	uint64_t balloon_kib;
+	uint64_t balloon_rx_ms;	/* uv_now() of the last balloon change */
 	int source;
 	uint64_t rx_ms;		/* uv_now() of the last sample */
 };
@@ -75,8 +76,10 @@ event_cb(struct hv *hv, enum hv_event ev, struct hv_vm *vm, void *arg)
 	(void)hv;
 	if (s == NULL)
 		return;
-	if (vm->balloon_known)
+	if (vm->balloon_known && vm->balloon_actual_kib != s->balloon_kib) {
 		s->balloon_kib = vm->balloon_actual_kib;
+		s->balloon_rx_ms = uv_now(&h->loop);
+	}
 	if (ev != HV_EV_GUEST || g == NULL || !g->has_agent_seq)
 		return;
 	if (s->samples == 0)
@@ -127,6 +130,12 @@ wait_for(const char *id, bool (*pred)(const struct seen *, uint64_t),
 	uv_close((uv_handle_t *)&wake, NULL);
 	uv_run(&host.loop, UV_RUN_NOWAIT);
 	return ok;
+}
+
+static bool
+balloon_is(const struct seen *s, uint64_t kib)
+{
+	return s->balloon_kib == kib;
 }
 
 static bool
@@ -339,10 +348,13 @@ balloon_round_trip(const char *id, bool deflate_on_oom)
 		    (unsigned long long)total0);
 	}
 	down_ms = ms_since(t0);
-	printf("vm \"%s\": balloon %llu -> %llu KiB: the agent reported it "
-	    "after %.0f ms (MemTotal %llu -> %llu KiB, MemAvailable %llu -> "
-	    "%llu KiB)\n", id, (unsigned long long)(GUEST_MIB * MIB),
-	    (unsigned long long)low_kib, down_ms,
+	assert_true(wait_for(id, balloon_is, low_kib, 5000));
+	printf("vm \"%s\": balloon %llu -> %llu KiB: QMP actual there after "
+	    "%.0f ms, the agent reported it after %.0f ms (MemTotal %llu -> "
+	    "%llu KiB, MemAvailable %llu -> %llu KiB)\n", id,
+	    (unsigned long long)(GUEST_MIB * MIB),
+	    (unsigned long long)low_kib, (double)(s->balloon_rx_ms - t0),
+	    down_ms,
 	    (unsigned long long)total0, (unsigned long long)s->total_kib,
 	    (unsigned long long)avail0, (unsigned long long)s->available_kib);
 	if (deflate_on_oom)
@@ -359,9 +371,11 @@ balloon_round_trip(const char *id, bool deflate_on_oom)
 		    (unsigned long long)s->total_kib,
 		    (unsigned long long)avail0, (unsigned long long)total0);
 	up_ms = ms_since(t0);
-	printf("vm \"%s\": balloon back to %llu KiB: the agent reported it "
-	    "after %.0f ms\n", id, (unsigned long long)(GUEST_MIB * MIB),
-	    up_ms);
+	assert_true(wait_for(id, balloon_is, GUEST_MIB * MIB, 5000));
+	printf("vm \"%s\": balloon back to %llu KiB: QMP actual there after "
+	    "%.0f ms, the agent reported it after %.0f ms\n", id,
+	    (unsigned long long)(GUEST_MIB * MIB),
+	    (double)(s->balloon_rx_ms - t0), up_ms);
 	assert_false(s->seq_regressed);
 	vm_stop(vm);
 }

@@ -62,6 +62,17 @@ image_path(const char *name)
 	return xasprintf("%s/vm/%s", b != NULL ? b : ".", name);
 }
 
+/* The uncompressed vmlinux, or with MM_VM_KERNEL=vmlinuz the compressed
+ * one (to measure what booting it costs). */
+static char *
+kernel_path(void)
+{
+	const char *k = getenv("MM_VM_KERNEL");
+
+	return image_path(k != NULL && strcmp(k, "vmlinuz") == 0 ?
+	    "kernel/vmlinuz" : "kernel/vmlinux");
+}
+
 static void
 kill_all(void)
 {
@@ -177,7 +188,7 @@ build_argv(const struct vm_opts *o, const char *accel, const char *console,
 	add_arg(argv, &n, xasprintf("-serial"));
 	add_arg(argv, &n, xasprintf("file:%s", console));
 	add_arg(argv, &n, xasprintf("-kernel"));
-	add_arg(argv, &n, image_path("kernel/vmlinux"));
+	add_arg(argv, &n, kernel_path());
 	add_arg(argv, &n, xasprintf("-initrd"));
 	add_arg(argv, &n, image_path("initrd.cpio"));
 	add_arg(argv, &n, xasprintf("-append"));
@@ -400,8 +411,10 @@ vm_start(const struct vm_opts *opts)
 		free(c);
 		return NULL;
 	}
-	printf("vm \"%s\": booted in %.2f s (%s, %u MiB%s)\n", vm->id,
-	    vm->boot_s, accel, opts->mem_mib ? opts->mem_mib : 512,
+	printf("vm \"%s\": booted in %.2f s (%s, %s, %u MiB%s)\n", vm->id,
+	    vm->boot_s, accel, getenv("MM_VM_KERNEL") != NULL &&
+	    strcmp(getenv("MM_VM_KERNEL"), "vmlinuz") == 0 ? "vmlinuz" :
+	    "vmlinux", opts->mem_mib ? opts->mem_mib : 512,
 	    opts->numa ? ", 2 NUMA nodes" : "");
 	fflush(stdout);
 	return vm;

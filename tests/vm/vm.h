@@ -5,6 +5,8 @@
  * virtio balloon, a QMP socket and the agent's virtio-serial port laid out
  * as the kvm driver expects (<dir>/<id>.qmp, <id>.agent, <id>.pid), and
  * kills every QEMU it started when the test ends, however it ends.
+ * Environment: MM_VM_ACCEL=kvm|tcg forces the accelerator, MM_VM_KERNEL=
+ * vmlinuz boots the compressed kernel instead of vmlinux.
  */
 #ifndef MM_TEST_VM_H
 #define MM_TEST_VM_H
