@@ -117,7 +117,8 @@ build_initramfs() {
 	staging=$root
 	trap 'rm -rf "$staging"' EXIT
 	mkdir -p "$root"/{bin,dev,proc,sys,tmp,etc,lib/modules}
-	LC_ALL=C ldd /bin/busybox 2>&1 | grep -q 'not a dynamic' ||
+	# ldd fails on a static binary, saying so.
+	[[ $(LC_ALL=C ldd /bin/busybox 2>&1 || true) == *'not a dynamic'* ]] ||
 	    die "/bin/busybox is not static (install busybox-static)"
 	cp /bin/busybox "$root/bin/busybox"
 	cp "$kdir"/modules/*.ko "$kdir/modules/order" "$root/lib/modules/"
