@@ -5,40 +5,22 @@
 # developer's one. Extra arguments go to ctest, e.g. "scripts/test.sh -L unit".
 set -euo pipefail
 
+repo_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$repo_dir/scripts/deps.sh"
+# What the tests need beyond the build: packaging, the footprint
+# benchmark's neighbour, and real QEMU guests.
 packages=(
-	cmake gcc make pkg-config
-	librabbitmq-dev libprotobuf-c-dev protobuf-c-compiler libuv1-dev
-	libcmocka-dev libinih-dev libjansson-dev libsystemd-dev libnuma-dev
-	libxen-dev rpm dpkg-dev qemu-guest-agent
-	rabbitmq-server curl iproute2 procps
+	"${mm_build_packages[@]}"
+	rpm dpkg-dev qemu-guest-agent
+	qemu-system-x86 busybox-static cpio xz-utils
 )
 
-repo_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build_dir=${MM_BUILD_DIR:-$repo_dir/build}
 broker=$repo_dir/scripts/rabbitmq.sh
 started=$SECONDS
 
 say() { printf 'test.sh: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
-
-install_missing() {
-	local p missing=()
-	for p in "${packages[@]}"; do
-		if [[ $(dpkg-query -W -f='${db:Status-Status}' "$p" \
-		    2>/dev/null) != installed ]]; then
-			missing+=("$p")
-		fi
-	done
-	((${#missing[@]} > 0)) || return 0
-	if ((EUID != 0)); then
-		die "missing packages: ${missing[*]} (run as root, or" \
-		    "apt-get install them)"
-	fi
-	say "installing ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q
-	apt-get install -y -q --no-install-recommends "${missing[@]}"
-}
 
 port_free() {
 	[[ -z $(ss -Hltn "sport = :$1" 2>/dev/null) ]]
@@ -73,7 +55,7 @@ stop_broker() {
 	"$broker" stop >/dev/null 2>&1 || say "could not stop the test broker"
 }
 
-install_missing
+mm_install_missing "${packages[@]}" || die "cannot install packages"
 
 say "building in $build_dir (ASan, UBSan)"
 cmake -S "$repo_dir" -B "$build_dir" -DMM_SANITIZE=ON
