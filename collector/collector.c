@@ -56,7 +56,7 @@ static const struct conf_key conf_table[] = {
 	K("agent_timeout", CONF_DURATION_MS, 100, 600000, "3s",
 	    agent_timeout_ms, NULL,
 	    "kvm: agent silence before falling back to QMP guest-stats"),
-	K("stale_after", CONF_DURATION_MS, 100, 3600000, "3s", stale_ms,
+	K("stale_after", CONF_DURATION_MS, 100, 3600000, "5s", stale_ms,
 	    NULL, "guest samples older than this are reported stale"),
 	K("guest_rate", CONF_INT, 1, 1000, "5", guest_rate, NULL,
 	    "guest samples accepted per second per VM; more are dropped"),
@@ -78,6 +78,9 @@ static const struct conf_key conf_table[] = {
 struct cvm {
 	struct san_vm san;
 	Mm__V1__GuestStats *clean;	/* sanitized copy, owned */
+	bool seen;		/* a sample was sanitized: these are its */
+	uint64_t seen_seq;
+	uint64_t seen_time_ms;
 	uint64_t clean_rx_ms;		/* loop time it arrived */
 	bool rising_unreported;		/* a rising sample since the last
 					 * report, maybe replaced since */
@@ -374,9 +377,18 @@ on_guest(struct hv_vm *vm, struct cvm *c)
 
 	/* Until the host knows the VM's size it cannot check the guest's:
 	 * the first samples wait for query-balloon (milliseconds). */
-	if (vm->guest == NULL || (!vm->balloon_known && !vm->max_known) ||
-	    !san_admit(&c->san, &C.lim, &h))
+	if (vm->guest == NULL || (!vm->balloon_known && !vm->max_known))
 		return;
+	/* A balloon event comes with the sample already checked: it is not
+	 * a new one (and the sanitizer would take it for a replay). */
+	if (c->seen && vm->guest->agent_seq == c->seen_seq &&
+	    vm->guest->time_ms == c->seen_time_ms)
+		return;
+	if (!san_admit(&c->san, &C.lim, &h))
+		return;
+	c->seen = true;
+	c->seen_seq = vm->guest->agent_seq;
+	c->seen_time_ms = vm->guest->time_ms;
 	g = guest_dup(vm->guest);
 	if (g == NULL || san_check(&c->san, &C.lim, &h, g) < 0) {
 		msg_free(g ? &g->base : NULL);

@@ -34,7 +34,7 @@ const char *const agent_channel_names[] = {
 const struct conf_key agent_conf_keys[] = {
 	{ "agent", "interval", CONF_DURATION_MS, 100, 3600000, "1s",
 	  F(interval_ms), NULL, "how often the guest's memory is sampled" },
-	{ "agent", "resend_interval", CONF_DURATION_MS, 100, 86400000, "10s",
+	{ "agent", "resend_interval", CONF_DURATION_MS, 100, 86400000, "2s",
 	  F(resend_ms), NULL,
 	  "unchanged stats are sent again no more often than this" },
 	{ "agent", "min_gap", CONF_DURATION_MS, 0, 60000, "100ms",
