@@ -137,12 +137,19 @@ static const struct {
 	{ "start_available_pct", "stop_available_pct" },
 };
 
-/* Where validation is: the dotted path of the current message. */
+/* Where validation is: the fields leading to the current message, turned
+ * into a dotted path only when something fails (a report has hundreds of
+ * sub-messages; formatting each path would cost more than checking it). */
+#define VCTX_DEPTH	16
+
 struct vctx {
 	char *why;
 	size_t whylen;
-	char path[256];
-	size_t pathlen;
+	size_t depth;
+	struct {
+		const char *field;
+		long idx;
+	} at[VCTX_DEPTH];
 };
 
 /* A scalar read from a message, whatever its protobuf type. */
@@ -165,11 +172,34 @@ set_why(char *why, size_t whylen, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* The dotted path of the current message, e.g. "guests[3].meminfo". */
+static void
+path_render(const struct vctx *c, char *buf, size_t size)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < c->depth && i < VCTX_DEPTH && len < size; i++) {
+		int n;
+
+		if (c->at[i].idx >= 0)
+			n = snprintf(buf + len, size - len, "%s%s[%ld]",
+			    i > 0 ? "." : "", c->at[i].field, c->at[i].idx);
+		else
+			n = snprintf(buf + len, size - len, "%s%s",
+			    i > 0 ? "." : "", c->at[i].field);
+		if (n < 0)
+			break;
+		len += (size_t)n;
+	}
+}
+
 /* Report a bad field as "<path>.<field>[<idx>]: <what>"; idx < 0: none. */
 static int __attribute__((format(printf, 4, 5)))
 fail(struct vctx *c, const char *field, long idx, const char *fmt, ...)
 {
 	char what[160];
+	char path[256];
 	char sub[24] = "";
 	va_list ap;
 
@@ -178,35 +208,27 @@ fail(struct vctx *c, const char *field, long idx, const char *fmt, ...)
 	va_end(ap);
 	if (idx >= 0)
 		snprintf(sub, sizeof(sub), "[%ld]", idx);
-	set_why(c->why, c->whylen, "%s%s%s%s: %s", c->path,
-	    c->pathlen > 0 && field[0] != '\0' ? "." : "", field, sub, what);
+	path_render(c, path, sizeof(path));
+	set_why(c->why, c->whylen, "%s%s%s%s: %s", path,
+	    c->depth > 0 && field[0] != '\0' ? "." : "", field, sub, what);
 	return -EINVAL;
 }
 
-static size_t
+/* Deeper than VCTX_DEPTH still validates; the path shows the first levels. */
+static void
 path_push(struct vctx *c, const char *field, long idx)
 {
-	size_t old = c->pathlen;
-	int n;
-
-	if (idx >= 0)
-		n = snprintf(c->path + old, sizeof(c->path) - old, "%s%s[%ld]",
-		    old > 0 ? "." : "", field, idx);
-	else
-		n = snprintf(c->path + old, sizeof(c->path) - old, "%s%s",
-		    old > 0 ? "." : "", field);
-	if (n > 0)
-		c->pathlen += (size_t)n;
-	if (c->pathlen >= sizeof(c->path))
-		c->pathlen = sizeof(c->path) - 1;
-	return old;
+	if (c->depth < VCTX_DEPTH) {
+		c->at[c->depth].field = field;
+		c->at[c->depth].idx = idx;
+	}
+	c->depth++;
 }
 
 static void
-path_pop(struct vctx *c, size_t old)
+path_pop(struct vctx *c)
 {
-	c->pathlen = old;
-	c->path[old] = '\0';
+	c->depth--;
 }
 
 static const struct field_rule *
@@ -520,7 +542,6 @@ check_value(struct vctx *c, const ProtobufCFieldDescriptor *fd, long idx,
 {
 	const ProtobufCMessage *sub;
 	struct scalar v;
-	size_t old;
 	int r;
 
 	switch (fd->type) {
@@ -531,9 +552,9 @@ check_value(struct vctx *c, const ProtobufCFieldDescriptor *fd, long idx,
 		sub = *(ProtobufCMessage *const *)p;
 		if (sub == NULL)
 			return fail(c, fd->name, idx, "missing");
-		old = path_push(c, fd->name, idx);
+		path_push(c, fd->name, idx);
 		r = validate_message(c, sub, fd->descriptor);
-		path_pop(c, old);
+		path_pop(c);
 		return r;
 	case PROTOBUF_C_TYPE_ENUM:
 		/* Value 0 of every mm enum is UNSPECIFIED: never sent. */
@@ -638,7 +659,7 @@ validate_message(struct vctx *c, const ProtobufCMessage *m,
 	int r;
 
 	if (m->descriptor != desc)
-		return fail(c, c->pathlen > 0 ? "" : "message", -1,
+		return fail(c, c->depth > 0 ? "" : "message", -1,
 		    "a %s where a %s belongs",
 		    m->descriptor != NULL ? m->descriptor->name : "(null)",
 		    desc->name);

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define PE_ID_MAX	64	/* as msg.h's ids */
 #define PE_RULES_MAX	64
@@ -172,6 +173,17 @@ struct pe_decision {
 /* A line for people: what was decided and the numbers behind it. Always
  * NUL-terminates buf; returns what snprintf() returns. */
 int pe_format_why(const struct pe_decision *d, char *buf, size_t size);
+
+/* Copy an id or name into a fixed field, cut to fit: done for every guest of
+ * every report, so without printf. size > 0. */
+static inline void
+pe_copy_str(char *dst, size_t size, const char *src)
+{
+	size_t n = strnlen(src, size - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
 
 /* Per-host history: smoothed usage, peaks, pressure, cooperation. */
 struct pe_state;

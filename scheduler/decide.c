@@ -117,6 +117,7 @@ hosts_free(struct scheduler *s)
 	free(s->hosts);
 	free(s->guests);
 	free(s->decisions);
+	free(s->why);
 	s->hosts = NULL;
 	s->cap = s->nhosts = 0;
 }
@@ -128,6 +129,7 @@ scratch_reserve(struct scheduler *s, size_t n)
 {
 	struct pe_guest *g;
 	struct pe_decision *d;
+	char (*why)[PE_WHY_MAX];
 
 	if (n <= s->scratch_cap)
 		return 0;
@@ -139,6 +141,10 @@ scratch_reserve(struct scheduler *s, size_t n)
 	if (d == NULL)
 		return -ENOMEM;
 	s->decisions = d;
+	why = realloc(s->why, n * sizeof(*why));
+	if (why == NULL)
+		return -ENOMEM;
+	s->why = why;
 	s->scratch_cap = n;
 	return 0;
 }
@@ -266,7 +272,7 @@ publish_alert(struct scheduler *s, const char *host_id, const char *vm_id,
 
 static void
 decision_event(struct scheduler *s, const struct host *h,
-    const struct pe_decision *d, const struct pe_guest *g)
+    const struct pe_decision *d, const struct pe_guest *g, const char *reason)
 {
 	Mm__V1__Event ev = MM__V1__EVENT__INIT;
 	Mm__V1__Metric m[5], *mp[5];
@@ -277,7 +283,6 @@ decision_event(struct scheduler *s, const struct host *h,
 		(double)d->used_kib, (double)d->need_kib, (double)d->min_kib,
 		(double)d->max_kib, d->pressure,
 	};
-	char reason[256];
 
 	for (int i = 0; i < 5; i++) {
 		mm__v1__metric__init(&m[i]);
@@ -287,14 +292,13 @@ decision_event(struct scheduler *s, const struct host *h,
 		m[i].unit = i < 4 ? "KiB" : "ratio";
 		mp[i] = &m[i];
 	}
-	pe_format_why(d, reason, sizeof(reason));
 	ev.has_kind = true;
 	ev.kind = MM__V1__EVENT_KIND__EVENT_KIND_DECISION;
 	ev.host_id = (char *)h->id;
 	ev.vm_id = (char *)d->vm_id;
 	ev.has_shadow = true;
 	ev.shadow = s->policy.mode == PM_SHADOW;
-	ev.reason = reason;
+	ev.reason = (char *)reason;
 	ev.n_metrics = 5;
 	ev.metrics = mp;
 	ev.has_balloon_target_kib = true;
@@ -366,7 +370,7 @@ batch_add(struct batch *b)
 }
 
 static void
-batch_balloon(struct batch *b, const struct pe_decision *d)
+batch_balloon(struct batch *b, const struct pe_decision *d, char *reason)
 {
 	Mm__V1__Command *c = batch_add(b);
 	Mm__V1__SetBalloonTarget *t = &b->balloons[b->nb++];
@@ -377,7 +381,7 @@ batch_balloon(struct batch *b, const struct pe_decision *d)
 	t->target_kib = d->target_kib;
 	c->kind_case = MM__V1__COMMAND__KIND_BALLOON;
 	c->balloon = t;
-	pe_format_why(d, c->reason, PE_WHY_MAX);
+	c->reason = reason;
 }
 
 static void
@@ -556,7 +560,7 @@ keep_status(struct host *h, const Mm__V1__HostReport *r,
 		if (d[i].changed || v->decision_ms == 0)
 			v->decision_ms = r->time_ms;
 		v->d = d[i];
-		snprintf(v->name, sizeof(v->name), "%s",
+		pe_copy_str(v->name, sizeof(v->name),
 		    g->vm_name != NULL ? g->vm_name : "");
 		v->actual_kib = g->balloon_actual_kib;
 		v->psi = g->psi != NULL ? g->psi->some_avg10_pct : 0;
@@ -614,8 +618,11 @@ decide_host(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r)
 	if (s->policy.mode == PM_OFF)
 		return 0;
 	for (int i = 0; i < n; i++)
-		if (s->decisions[i].changed)
-			decision_event(s, h, &s->decisions[i], &s->guests[i]);
+		if (s->decisions[i].changed) {
+			pe_format_why(&s->decisions[i], s->why[i], PE_WHY_MAX);
+			decision_event(s, h, &s->decisions[i], &s->guests[i],
+			    s->why[i]);
+		}
 	if (s->policy.mode != PM_ENFORCE)
 		return 0;
 	rc = batch_init(&b, (size_t)n, nmoves);
@@ -627,7 +634,7 @@ decide_host(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r)
 	for (int i = 0; i < n; i++)
 		if (s->decisions[i].changed &&
 		    s->decisions[i].target_kib < s->decisions[i].prev_kib)
-			batch_balloon(&b, &s->decisions[i]);
+			batch_balloon(&b, &s->decisions[i], s->why[i]);
 	if (kd.changed)
 		batch_ksm(&b, s, &kd);
 	for (size_t i = 0; i < nmoves; i++)
@@ -635,7 +642,7 @@ decide_host(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r)
 	for (int i = 0; i < n; i++)
 		if (s->decisions[i].changed &&
 		    s->decisions[i].target_kib > s->decisions[i].prev_kib)
-			batch_balloon(&b, &s->decisions[i]);
+			batch_balloon(&b, &s->decisions[i], s->why[i]);
 	if (b.n > 0)
 		publish_batch(s, h, r, &b);
 	batch_free(&b);

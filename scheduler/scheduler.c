@@ -140,11 +140,16 @@ on_report(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 	h->last_seq = r->seq;
 	h->last_time_ms = r->time_ms;
 	s->n.reports++;
-	copy = malloc(d->len > 0 ? d->len : 1);
-	if (copy != NULL) {
-		memcpy(copy, d->body, d->len);
-		free(h->report);
-		h->report = copy;
+	/* Kept for decisions made without a new report (a policy change). */
+	if (d->len > h->report_cap) {
+		copy = realloc(h->report, d->len);
+		if (copy != NULL) {
+			h->report = copy;
+			h->report_cap = d->len;
+		}
+	}
+	if (h->report != NULL && d->len <= h->report_cap) {
+		memcpy(h->report, d->body, d->len);
 		h->report_len = d->len;
 	}
 	if (decide_host(s, h, r) < 0)

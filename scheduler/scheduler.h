@@ -50,6 +50,7 @@ struct host {
 	uint8_t *report;	/* the last report, packed: decided again
 				 * when the policy changes */
 	size_t report_len;
+	size_t report_cap;	/* bytes allocated at report */
 	/* for status requests */
 	struct vm_status *vms;
 	size_t nvms;
@@ -94,6 +95,7 @@ struct scheduler {
 	/* scratch of one decision, grown as needed */
 	struct pe_guest *guests;
 	struct pe_decision *decisions;
+	char (*why)[PE_WHY_MAX];	/* reason of each changed decision */
 	size_t scratch_cap;
 
 	struct msg_dispatch_stats stats_dispatch;

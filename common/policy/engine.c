@@ -460,7 +460,7 @@ pe_decide(struct pe_state *st, const struct pe_host *host,
 		v->seen = true;
 		l = limits_for(p, g->vm_name != NULL ? g->vm_name : g->vm_id);
 		memset(d, 0, sizeof(*d));
-		snprintf(d->vm_id, sizeof(d->vm_id), "%s", g->vm_id);
+		pe_copy_str(d->vm_id, sizeof(d->vm_id), g->vm_id);
 		d->max_kib = g->max_kib;
 		if (l->max_kib != 0 && (d->max_kib == 0 ||
 		    l->max_kib < d->max_kib))
