@@ -1140,21 +1140,13 @@ stop_cb(void *arg)
 int
 main(int argc, char **argv)
 {
-	struct daemon_opts opts, load;
+	struct daemon_opts opts;
 	struct hv_config hc = { 0 };
 	struct bus_config bc;
 	int r;
 
-	daemon_parse_args(argc, argv, "mm-actuator", DEFAULT_CONF, &opts);
-	load = opts;
-	load.check_only = false;
-	if (daemon_load_conf(conf_table, NKEYS, &A.conf, &load) < 0) {
-		if (opts.check_only)
-			exit(1);
-		fatalx("cannot load the configuration");
-	}
-	daemon_host_id(&A.conf.host_id, opts.conf_path, "actuator");
-	daemon_check_done(&opts, conf_table, NKEYS, &A.conf);
+	daemon_host_conf(argc, argv, "mm-actuator", DEFAULT_CONF, conf_table, NKEYS,
+	    &A.conf, &A.conf.host_id, "actuator", &opts);
 	snprintf(A.host_id, sizeof(A.host_id), "%s", A.conf.host_id);
 	topo_actuator_queue(A.queue, sizeof(A.queue), A.host_id);
 	topo_event_key(A.result_key, sizeof(A.result_key), TOPO_EV_RESULT,

@@ -497,21 +497,13 @@ stop_cb(void *arg)
 int
 main(int argc, char **argv)
 {
-	struct daemon_opts opts, load;
+	struct daemon_opts opts;
 	struct hv_config hc = { 0 };
 	struct bus_config bc;
 	int r;
 
-	daemon_parse_args(argc, argv, "mm-collector", DEFAULT_CONF, &opts);
-	load = opts;
-	load.check_only = false;
-	if (daemon_load_conf(conf_table, NKEYS, &C.conf, &load) < 0) {
-		if (opts.check_only)
-			exit(1);
-		fatalx("cannot load the configuration");
-	}
-	daemon_host_id(&C.conf.host_id, opts.conf_path, "collector");
-	daemon_check_done(&opts, conf_table, NKEYS, &C.conf);
+	daemon_host_conf(argc, argv, "mm-collector", DEFAULT_CONF, conf_table, NKEYS,
+	    &C.conf, &C.conf.host_id, "collector", &opts);
 	snprintf(C.host_id, sizeof(C.host_id), "%s", C.conf.host_id);
 	snprintf(C.key, sizeof(C.key), "host.%s", C.host_id);
 	C.lim.tolerance_kib = (uint64_t)C.conf.tolerance_kib;

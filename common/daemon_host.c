@@ -34,3 +34,23 @@ daemon_host_id(char **id, const char *conf_path, const char *section)
 		exit(1);
 	}
 }
+
+void
+daemon_host_conf(int argc, char **argv, const char *prog,
+    const char *default_conf, const struct conf_key *table, size_t n,
+    void *conf, char **host_id, const char *section,
+    struct daemon_opts *ret_opts)
+{
+	struct daemon_opts load;
+
+	daemon_parse_args(argc, argv, prog, default_conf, ret_opts);
+	load = *ret_opts;
+	load.check_only = false;	/* -n waits for the host id check */
+	if (daemon_load_conf(table, n, conf, &load) < 0) {
+		if (ret_opts->check_only)
+			exit(1);
+		fatalx("cannot load the configuration");
+	}
+	daemon_host_id(host_id, ret_opts->conf_path, section);
+	daemon_check_done(ret_opts, table, n, conf);
+}
