@@ -1192,12 +1192,7 @@ main(int argc, char **argv)
 	hc.rescan_ms = (unsigned)A.conf.rescan_ms;
 	hc.poll_ms = (unsigned)A.conf.poll_ms;
 	hc.event_cb = on_hv_event;
-	A.hv = hv_new(&A.loop, &hc);
-	if (A.hv == NULL)
-		fatal("%s driver", hv_type_name(hc.type));
-	r = hv_start(A.hv);
-	if (r < 0)
-		fatalx("%s driver: %s", hv_type_name(hc.type), strerror(-r));
+	A.hv = daemon_hv_start(&A.loop, &hc);
 
 	if (daemon_signals_init(&A.sig, &A.loop, stop_cb, NULL, NULL) < 0)
 		fatalx("signals");

@@ -530,12 +530,7 @@ main(int argc, char **argv)
 	hc.poll_ms = (unsigned)C.conf.interval_ms;
 	hc.agent_timeout_ms = (unsigned)C.conf.agent_timeout_ms;
 	hc.event_cb = on_hv_event;
-	C.hv = hv_new(&C.loop, &hc);
-	if (C.hv == NULL)
-		fatal("%s driver", hv_type_name(hc.type));
-	r = hv_start(C.hv);
-	if (r < 0)
-		fatalx("%s driver: %s", hv_type_name(hc.type), strerror(-r));
+	C.hv = daemon_hv_start(&C.loop, &hc);
 
 	if (daemon_signals_init(&C.sig, &C.loop, stop_cb, NULL, NULL) < 0)
 		fatalx("signals");

@@ -101,6 +101,12 @@ void daemon_host_conf(int argc, char **argv, const char *prog,
     void *conf, char **host_id, const char *section,
     struct daemon_opts *ret_opts);
 
+struct hv;
+struct hv_config;
+
+/* hv_new() and hv_start() for a per-host daemon: failure is fatal. */
+struct hv *daemon_hv_start(uv_loop_t *loop, const struct hv_config *hc);
+
 struct daemon_signals {
 	uv_signal_t term;
 	uv_signal_t intr;

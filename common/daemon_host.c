@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "hv.h"
 #include "log.h"
 #include "topology.h"
 
@@ -53,4 +54,19 @@ daemon_host_conf(int argc, char **argv, const char *prog,
 	}
 	daemon_host_id(host_id, ret_opts->conf_path, section);
 	daemon_check_done(ret_opts, table, n, conf);
+}
+
+struct hv *
+daemon_hv_start(uv_loop_t *loop, const struct hv_config *hc)
+{
+	struct hv *hv;
+	int r;
+
+	hv = hv_new(loop, hc);
+	if (hv == NULL)
+		fatal("%s driver", hv_type_name(hc->type));
+	r = hv_start(hv);
+	if (r < 0)
+		fatalx("%s driver: %s", hv_type_name(hc->type), strerror(-r));
+	return hv;
 }
