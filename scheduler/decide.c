@@ -321,8 +321,10 @@ struct batch {
 	Mm__V1__SetBalloonTarget *balloons;
 	Mm__V1__MigrateNuma *moves;
 	uint32_t *from;		/* PE_NODES_MAX per move */
-	char (*reasons)[PE_WHY_MAX];
+	char (*reasons)[PE_WHY_MAX];	/* KSM's and the moves'; balloons
+					 * use the decisions' own */
 	size_t n;
+	size_t nr;
 	size_t nb;
 	size_t nm;
 	Mm__V1__SetKsm ksm;
@@ -340,7 +342,7 @@ batch_init(struct batch *b, size_t guests, size_t moves)
 	b->balloons = calloc(guests + 1, sizeof(*b->balloons));
 	b->moves = calloc(moves + 1, sizeof(*b->moves));
 	b->from = calloc((moves + 1) * PE_NODES_MAX, sizeof(*b->from));
-	b->reasons = calloc(n, sizeof(*b->reasons));
+	b->reasons = calloc(moves + 1, sizeof(*b->reasons));
 	if (!b->cmds || !b->ptrs || !b->balloons || !b->moves || !b->from ||
 	    !b->reasons)
 		return -ENOMEM;
@@ -364,7 +366,6 @@ batch_add(struct batch *b)
 	Mm__V1__Command *c = &b->cmds[b->n];
 
 	mm__v1__command__init(c);
-	c->reason = b->reasons[b->n];
 	b->ptrs[b->n++] = c;
 	return c;
 }
@@ -410,6 +411,7 @@ batch_ksm(struct batch *b, const struct scheduler *s,
 	b->ksm.settings = &b->ksm_settings;
 	c->kind_case = MM__V1__COMMAND__KIND_KSM;
 	c->ksm = &b->ksm;
+	c->reason = b->reasons[b->nr++];
 	snprintf(c->reason, PE_WHY_MAX, "ksm %s: %.1f %% free, ksmd %.1f %% "
 	    "of a core, %.0f pages per CPU-second",
 	    pe_ksm_reason_name(k->reason), k->free_pct, k->cpu_pct, k->profit);
@@ -435,6 +437,7 @@ batch_numa(struct batch *b, const struct pe_numa_move *mv)
 	m->max_pages = mv->pages;
 	c->kind_case = MM__V1__COMMAND__KIND_NUMA;
 	c->numa = m;
+	c->reason = b->reasons[b->nr++];
 	snprintf(c->reason, PE_WHY_MAX, "numa: %llu of its pages away from "
 	    "node %u, where its vCPUs ran", (unsigned long long)
 	    mv->remote_pages, mv->to_node);
