@@ -55,8 +55,12 @@ const struct conf_key agent_conf_keys[] = {
 	  F(available_low_pct), NULL,
 	  "without PSI: report at once when MemAvailable drops below this "
 	  "percent of MemTotal (0: never)" },
-	{ "pressure", "check_interval", CONF_DURATION_MS, 50, 60000, "250ms",
-	  F(check_ms), NULL, "without PSI: how often MemAvailable is checked" },
+	{ "pressure", "check_interval", CONF_DURATION_MS, 20, 60000, "100ms",
+	  F(check_ms), NULL, "how often MemAvailable is checked between "
+	  "reports (for rise, and available_low_pct without PSI)" },
+	{ "pressure", "rise", CONF_SIZE_KIB, 0, 1ll << 40, "32M", F(rise_kib),
+	  NULL, "report at once when used memory rose this much since the "
+	  "last report (0: never)" },
 	{ "virtio", "port", CONF_STRING, 1, 1024, AGENT_VIRTIO_PORT,
 	  F(virtio_port), NULL, "the virtio-serial port" },
 	{ "xenstore", "prefix", CONF_STRING, 1, 128, "data/mm",
@@ -82,6 +86,7 @@ struct agent {
 	struct agent_sources src;
 	struct report_state st;
 	struct procfs_meminfo last_check;
+	bool check_low;			/* no PSI: watch available_low_pct */
 	uint64_t seq;
 	char vm_id[65];
 };
@@ -178,11 +183,17 @@ check_cb(uv_timer_t *t)
 
 	if (procfs_read_meminfo(a->conf.proc_root, &m) < 0)
 		return;
-	if (report_available_dropped(&a->last_check, &m,
+	if (a->check_low && report_available_dropped(&a->last_check, &m,
 	    a->conf.available_low_pct)) {
 		log_debug("MemAvailable dropped below %lld%% of MemTotal",
 		    (long long)a->conf.available_low_pct);
 		sample_and_report(a, true);
+	} else if (a->st.sent_once && report_used_rose(&a->st.last.mem, &m,
+	    a->conf.rise_kib)) {
+		/* Not urgent: a burst of rises still coalesces. */
+		log_debug("used memory rose by %lld KiB or more",
+		    (long long)a->conf.rise_kib);
+		sample_and_report(a, false);
 	}
 	a->last_check = m;
 }
@@ -394,15 +405,14 @@ main(int argc, char **argv)
 	if (r < 0)
 		fatalx("cannot watch signals: %s", uv_strerror(r));
 	r = psi_start(&a);
-	if (r < 0 && a.conf.available_low_pct > 0) {
-		if (r != -ENOTSUP)
-			log_info("no PSI trigger on \"%s/pressure/memory\" "
-			    "(%s); checking MemAvailable every %lld ms",
-			    a.conf.proc_root, strerror(-r),
-			    (long long)a.conf.check_ms);
+	a.check_low = r < 0 && a.conf.available_low_pct > 0;
+	if (a.check_low && r != -ENOTSUP)
+		log_info("no PSI trigger on \"%s/pressure/memory\" (%s); "
+		    "checking MemAvailable every %lld ms", a.conf.proc_root,
+		    strerror(-r), (long long)a.conf.check_ms);
+	if (a.check_low || a.conf.rise_kib > 0)
 		uv_timer_start(&a.check, check_cb, (uint64_t)a.conf.check_ms,
 		    (uint64_t)a.conf.check_ms);
-	}
 	uv_timer_start(&a.tick, tick_cb, 0, (uint64_t)a.conf.interval_ms);
 	uv_timer_start(&a.trim, trim_cb, TRIM_DELAY_MS, 0);
 	daemon_notify_ready("reporting");

@@ -35,7 +35,8 @@ struct agent_conf {
 	char *psi_trigger;	/* "some 150000 2000000"; NULL: no trigger */
 	int64_t available_low_pct;	/* fallback: MemAvailable below this
 					 * percent of MemTotal is pressure */
-	int64_t check_ms;	/* fallback: MemAvailable checked this often */
+	int64_t check_ms;	/* MemAvailable checked this often */
+	int64_t rise_kib;	/* used memory up this much: report at once */
 	char *proc_root;	/* "/proc" */
 	int channel;		/* enum agent_channel */
 	char *virtio_port;
@@ -135,6 +136,11 @@ void report_sent(struct report_state *st, const struct agent_sample *s,
  * prev (may lack the fields) and cur. */
 bool report_available_dropped(const struct procfs_meminfo *prev,
     const struct procfs_meminfo *cur, int64_t pct);
+
+/* True when used memory (MemTotal - MemAvailable) in cur is at least
+ * rise_kib above that of last, the last report's (0: never). */
+bool report_used_rose(const struct procfs_meminfo *last,
+    const struct procfs_meminfo *cur, int64_t rise_kib);
 
 /*
  * A channel. send() delivers one report or keeps it to deliver later

@@ -51,3 +51,24 @@ report_available_dropped(const struct procfs_meminfo *prev,
 {
 	return available_low(cur, pct) && !available_low(prev, pct);
 }
+
+static bool
+used_kib(const struct procfs_meminfo *m, uint64_t *ret)
+{
+	if (!procfs_has(m->have, PROCFS_MEM_TOTAL) ||
+	    !procfs_has(m->have, PROCFS_MEM_AVAILABLE) ||
+	    m->kib[PROCFS_MEM_AVAILABLE] > m->kib[PROCFS_MEM_TOTAL])
+		return false;
+	*ret = m->kib[PROCFS_MEM_TOTAL] - m->kib[PROCFS_MEM_AVAILABLE];
+	return true;
+}
+
+bool
+report_used_rose(const struct procfs_meminfo *last,
+    const struct procfs_meminfo *cur, int64_t rise_kib)
+{
+	uint64_t a, b;
+
+	return rise_kib > 0 && used_kib(last, &a) && used_kib(cur, &b) &&
+	    b >= a + (uint64_t)rise_kib;
+}

@@ -92,6 +92,23 @@ test_agent_available_dropped(void **state)
 	assert_false(report_available_dropped(&normal.mem, &low.mem, 0));
 }
 
+static void
+test_agent_used_rose(void **state)
+{
+	struct agent_sample a, b;
+
+	fixture_sample("normal", &a, 0);
+	b = a;
+	b.mem.kib[PROCFS_MEM_AVAILABLE] -= 32 * 1024;
+	assert_true(report_used_rose(&a.mem, &b.mem, 32 * 1024));
+	assert_false(report_used_rose(&a.mem, &b.mem, 33 * 1024));
+	assert_false(report_used_rose(&b.mem, &a.mem, 32 * 1024));
+	assert_false(report_used_rose(&a.mem, &b.mem, 0));
+	/* Without MemAvailable nobody knows. */
+	b.mem.have &= ~(1u << PROCFS_MEM_AVAILABLE);
+	assert_false(report_used_rose(&a.mem, &b.mem, 1));
+}
+
 /* stderr goes to a file while fn runs; returns how many lines it got. */
 static int
 count_log_lines(const char *dir, const char *root, int rounds)
@@ -364,6 +381,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_agent_report_decisions),
 		cmocka_unit_test(test_agent_available_dropped),
+		cmocka_unit_test(test_agent_used_rose),
 		cmocka_unit_test(test_agent_sample_warns_once),
 		cmocka_unit_test(test_agent_stdout_json),
 		cmocka_unit_test(test_agent_virtio_frame),

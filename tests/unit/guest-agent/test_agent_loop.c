@@ -3,7 +3,8 @@
  * Tests of the mm-guest-agent program itself, run as a child process on a
  * fixture /proc tree: the first report at start, silence while nothing
  * changes, an immediate report when MemAvailable drops (the fallback used
- * where no PSI trigger can be armed), --once, exit status 78 without a
+ * where no PSI trigger can be armed), an immediate report when used memory
+ * rises by the configured step, --once, exit status 78 without a
  * channel, and a clean stop on SIGTERM.
  */
 #include <errno.h>
@@ -181,6 +182,66 @@ test_agent_loop_pressure_report(void **state)
 	free(dir);
 }
 
+/* Write root/meminfo: the "normal" fixture with MemAvailable set. */
+static void
+write_available(const char *root, long kib)
+{
+	char *src = tu_source_path("tests/fixtures/proc/normal/meminfo");
+	char cmd[4096];
+
+	snprintf(cmd, sizeof(cmd), "sed 's/^MemAvailable:.*/MemAvailable: "
+	    "%ld kB/' '%s' > '%s/meminfo.new' && mv '%s/meminfo.new' "
+	    "'%s/meminfo'", kib, src, root, root, root);
+	assert_int_equal(system(cmd), 0);
+	free(src);
+}
+
+static void
+test_agent_loop_rise_report(void **state)
+{
+	char *dir = tu_tmpdir(), *root, *conf, text[1024];
+	struct child c;
+	json_t *j;
+
+	root = copy_fixture(dir, "normal");
+	snprintf(text, sizeof(text), "[agent]\ninterval = 1h\n"
+	    "resend_interval = 1h\nmin_gap = 0\nproc_root = %s\n"
+	    "[pressure]\navailable_low_pct = 0\nrise = 32M\n"
+	    "check_interval = 50ms\n", root);
+	conf = tu_write_file(dir, "agent.conf", text);
+	spawn(&c, (char *const[]){ "mm-guest-agent", "-d", "-c", conf,
+	    "--channel", "stdout", NULL });
+	j = next_report(&c, 5000);		/* at start */
+	assert_non_null(j);
+	json_decref(j);
+
+	/* 20 MiB more in use: below the step, and the interval is an
+	 * hour: nothing. */
+	write_available(root, 3301520 - 20 * 1024);
+	assert_null(next_report(&c, 400));
+	/* 40 MiB more than at the last report: sent at once. */
+	write_available(root, 3301520 - 40 * 1024);
+	j = next_report(&c, 1000);
+	assert_non_null(j);
+	assert_int_equal(json_integer_value(json_object_get(j, "agent_seq")),
+	    1);
+	assert_int_equal(field(j, "meminfo", "available_kib"),
+	    3301520 - 40 * 1024);
+	json_decref(j);
+	/* The step counts from that report: 20 MiB more is not one; a
+	 * fall is not one either. */
+	write_available(root, 3301520 - 60 * 1024);
+	assert_null(next_report(&c, 400));
+	write_available(root, 3301520);
+	assert_null(next_report(&c, 400));
+
+	assert_int_equal(finish(&c, SIGTERM), 0);
+	free(conf);
+	free(root);
+	tu_rmtree(dir);
+	free(dir);
+}
+
 static void
 test_agent_loop_once(void **state)
 {
@@ -235,6 +296,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_agent_loop_pressure_report),
+		cmocka_unit_test(test_agent_loop_rise_report),
 		cmocka_unit_test(test_agent_loop_once),
 		cmocka_unit_test(test_agent_loop_no_channel),
 	};
