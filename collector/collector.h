@@ -57,6 +57,7 @@ struct san_limits {
 /* Per-VM sanitizer memory; zero it to start. */
 struct san_vm {
 	bool have_prev;
+	bool prev_has_seq;		/* prev was the agent's (QMP has none) */
 	uint64_t prev_seq;
 	uint64_t prev_total_kib;
 	uint64_t prev_host_kib;		/* balloon actual at prev sample */

@@ -234,9 +234,13 @@ san_check(struct san_vm *s, const struct san_limits *lim,
 	if (mi != NULL && mi->has_total_kib) {
 		limit = UINT64_MAX;
 		limname = "max";
-		if (h->max_known)
+		/* Not the balloon's actual size where the maximum is known:
+		 * a balloon that deflates on OOM stays in the guest's
+		 * MemTotal (its pages count as used; the policy engine takes
+		 * them out, and never counts more used than the actual). */
+		if (h->max_known) {
 			limit = h->max_kib;
-		if (h->balloon_known && h->balloon_actual_kib + tol < limit) {
+		} else if (h->balloon_known) {
 			limit = h->balloon_actual_kib + tol;
 			limname = "balloon actual + tolerance";
 		}
@@ -269,9 +273,12 @@ san_check(struct san_vm *s, const struct san_limits *lim,
 			    parts, mi->total_kib);
 		}
 		/* The xenmm seed's check: the host gave memory (its view
-		 * of the total grew) but the guest's total did not move. */
+		 * of the total grew) but the guest's total did not move.
+		 * Only for a total that followed the balloon: one above it
+		 * (deflate-on-oom) never does. */
 		if (s->have_prev && host_kib && s->prev_host_kib &&
 		    host_kib > s->prev_host_kib + tol &&
+		    s->prev_total_kib <= s->prev_host_kib &&
 		    mi->total_kib <= s->prev_total_kib + 1024 &&
 		    mi->total_kib + tol < host_kib) {
 			hit[SAN_HOST_GREW] = true;
@@ -282,8 +289,22 @@ san_check(struct san_vm *s, const struct san_limits *lim,
 		}
 	}
 
+	/* The balloon's pages: a gauge, never more than the guest has. */
+	if (g->vmstat != NULL && mi != NULL && mi->has_total_kib) {
+		uint64_t pages = mi->total_kib / 4;
+
+		if (g->vmstat->has_balloon_pages &&
+		    g->vmstat->balloon_pages > pages) {
+			hit[SAN_PART_ABOVE_TOTAL] = true;
+			reject(s, h, SAN_PART_ABOVE_TOTAL, "balloon_pages %"
+			    PRIu64 " above total, clamping",
+			    g->vmstat->balloon_pages);
+			g->vmstat->balloon_pages = pages;
+		}
+	}
+
 	/* Counters: monotonic within one agent run. */
-	if (s->have_prev && g->has_agent_seq && g->agent_seq <= s->prev_seq) {
+	if (s->prev_has_seq && g->has_agent_seq && g->agent_seq <= s->prev_seq) {
 		restart = true;
 		hit[SAN_SEQ_BACK] = true;
 		reject(s, h, SAN_SEQ_BACK, "agent_seq went back %" PRIu64
@@ -338,6 +359,7 @@ san_check(struct san_vm *s, const struct san_limits *lim,
 			return -ENOMEM;
 
 	s->have_prev = true;
+	s->prev_has_seq = g->has_agent_seq;
 	if (g->has_agent_seq)
 		s->prev_seq = g->agent_seq;
 	if (mi != NULL && mi->has_total_kib)

@@ -31,6 +31,7 @@ struct sample {
 	double avg10, avg60;
 	uint64_t time_ms;
 	bool set_owned;		/* guest sets balloon/flags/stale itself */
+	bool qmp;		/* the balloon's guest-stats: no agent_seq */
 	uint64_t balloon;	/* host: balloon actual (0 unknown) */
 	uint64_t target;	/* host: target (Xen; 0 unknown) */
 	uint64_t max;		/* host: max (0 unknown) */
@@ -61,8 +62,8 @@ make(const struct sample *s)
 	g->meminfo = mi;
 	g->vmstat = vs;
 	g->psi = p;
-	g->has_agent_seq = 1;
-	g->agent_seq = s->seq;
+	g->has_agent_seq = !s->qmp;
+	g->agent_seq = s->qmp ? 0 : s->seq;
 	g->has_time_ms = 1;
 	g->time_ms = s->time_ms ? s->time_ms : NOW;
 #define S(m, f, v) if (v) { m->f = v; m->has_##f = 1; }
@@ -138,10 +139,22 @@ static const struct sancase cases[] = {
 	{ "total above max", {0},
 	  { .seq = 1, .total = 64 * GIB, .free = 1 * GIB, .max = 4 * GIB },
 	  F_CLAMP, 4 * GIB, 1 * GIB, 0, -1 },
-	{ "total above balloon", {0},
+	{ "total above balloon, maximum unknown", {0},
 	  { .seq = 1, .total = 3 * GIB, .free = 1 * GIB,
-	    .balloon = 2 * GIB, .max = 4 * GIB },
+	    .balloon = 2 * GIB },
 	  F_CLAMP, 2 * GIB + 50 * MIB, 1 * GIB, 0, -1 },
+	/* A balloon that deflates on OOM stays in MemTotal: above the
+	 * balloon's actual size, not above the maximum, is honest. */
+	{ "deflate-on-oom balloon in the total", {0},
+	  { .seq = 1, .total = 4 * GIB - 60 * MIB, .free = 1 * GIB,
+	    .balloon = 3 * GIB, .max = 4 * GIB },
+	  0, 4 * GIB - 60 * MIB, 1 * GIB, 0, -1 },
+	{ "deflate-on-oom: the total never follows the balloon",
+	  { .seq = 1, .total = 4 * GIB - 60 * MIB, .free = 1 * GIB,
+	    .balloon = 3 * GIB, .max = 4 * GIB },
+	  { .seq = 2, .total = 4 * GIB - 60 * MIB, .free = 2 * GIB,
+	    .balloon = 4 * GIB, .max = 4 * GIB },
+	  0, 4 * GIB - 60 * MIB, 2 * GIB, 0, -1 },
 	{ "free above total", {0},
 	  { .seq = 1, .total = 2 * GIB, .free = 3 * GIB },
 	  F_CLAMP, 2 * GIB, 2 * GIB, 0, -1 },
@@ -157,6 +170,12 @@ static const struct sancase cases[] = {
 	  { .seq = 6, .total = 2 * GIB, .free = 1 * GIB, .majflt = 3,
 	    .balloon = 2 * GIB + 100 * MIB },
 	  F_NONMONO, 2 * GIB, 1 * GIB, 100, -1 },
+	/* The balloon's guest-stats (QMP) have no agent_seq: the agent's
+	 * first report after them is no restart. */
+	{ "agent after guest-stats", { .qmp = true, .total = 2 * GIB,
+	    .free = 1 * GIB, .balloon = 2 * GIB + 100 * MIB, .max = 4 * GIB,
+	    .majflt = 100 },
+	  HONEST(0), 0, 2 * GIB, 1 * GIB, 100, -1 },
 	{ "agent restart", HONEST(500),
 	  { .seq = 0, .total = 2 * GIB, .free = 1 * GIB, .majflt = 3,
 	    .balloon = 2 * GIB + 100 * MIB },
