@@ -24,6 +24,7 @@
 #include "hoststats.h"
 #include "hv.h"
 #include "log.h"
+#include "policy.h"
 #include "topology.h"
 
 #define DEFAULT_CONF	"/etc/mm/actuator.conf"
@@ -44,7 +45,11 @@ static const struct conf_key conf_table[] = {
 	  offsetof(struct actuator_conf, driver), driver_names,
 	  "hypervisor driver: kvm, xen or sim (mm-sim's sockets)" },
 	K("vm_dir", CONF_STRING, 1, 4096, "/run/mm/vm", vm_dir,
-	    "kvm, sim: directory of <vm>.qmp and <vm>.agent sockets"),
+	    "kvm, sim: directory of the VMs' sockets"),
+	K("monitor", CONF_STRING, 1, 16, "actuator", monitor,
+	    "kvm, sim: the actuator's QMP socket is <vm_dir>/<vm>.<monitor> "
+	    "(QEMU serves one client per monitor; the collector has "
+	    "<vm>.qmp)"),
 	K("balloon_path", CONF_STRING, 1, 1024,
 	    "/machine/peripheral/balloon0", balloon_path,
 	    "kvm: QOM path of the virtio balloon"),
@@ -79,6 +84,9 @@ static const struct conf_key conf_table[] = {
 	    failsafe_step_kib, "growth of a guest per fail-safe step"),
 	K("failsafe_psi", CONF_INT, 1, 100, "20", failsafe_psi_pct,
 	    "guest PSI memory some avg10 (percent) that is pressure"),
+	K("failsafe_faults", CONF_INT, 0, 10000000, "1000", failsafe_faults_s,
+	    "fail-safe: a guest with this many major faults per second is "
+	    "under pressure (0: not used)"),
 	K("failsafe_available", CONF_INT, 0, 100, "5", failsafe_avail_pct,
 	    "guest available memory (percent of total) below which it is "
 	    "pressure"),
@@ -108,6 +116,10 @@ struct avm {
 	uint64_t deferred_kib;
 	uint64_t deferred_until_ms;	/* its batch's expiry, epoch ms */
 	uint64_t fs_next_ms;	/* earliest next fail-safe step */
+	uint64_t fs_faults;	/* major faults in the sample of */
+	uint64_t fs_faults_ms;	/* this time (epoch ms; 0: none yet) */
+	double fs_faults_s;	/* the rate between the last two samples */
+	bool fs_has_rate;
 };
 
 /* A batch being executed, or waiting to be. */
@@ -230,6 +242,23 @@ vm_fresh(const struct hv_vm *vm)
 	    (uint64_t)A.conf.stale_ms;
 }
 
+/* What the balloon holds inside the guest's MemTotal: all of it with
+ * deflate-on-oom (when the sample says how much), none without. */
+static uint64_t
+balloon_in_total_kib(const struct hv_vm *vm)
+{
+	const Mm__V1__Vmstat *vs = vm->guest ? vm->guest->vmstat : NULL;
+
+	if (!vm->deflate_on_oom)
+		return 0;
+	if (vs != NULL && vs->has_balloon_pages)
+		return vs->balloon_pages * 4;
+	/* Not in the sample (the balloon's own statistics): what the
+	 * balloon held when it was last read. */
+	return vm->balloon_known && vm->max_kib > vm->balloon_actual_kib ?
+	    vm->max_kib - vm->balloon_actual_kib : 0;
+}
+
 static void
 vm_view(const struct hv_vm *vm, struct act_vm_view *v)
 {
@@ -242,7 +271,9 @@ vm_view(const struct hv_vm *vm, struct act_vm_view *v)
 	if (vm_fresh(vm) && mi != NULL && mi->has_total_kib &&
 	    mi->has_available_kib && mi->available_kib <= mi->total_kib) {
 		v->used_known = true;
-		v->used_kib = mi->total_kib - mi->available_kib;
+		v->used_kib = pe_used_kib(mi->total_kib, mi->available_kib,
+		    vm->doo_known, balloon_in_total_kib(vm),
+		    vm->balloon_known, vm->balloon_actual_kib);
 	}
 }
 
@@ -861,6 +892,26 @@ struct fs_round {
 	uint64_t host_avail_kib;
 };
 
+/* The guest's major faults per second between its last two samples. */
+static void
+fault_rate(struct avm *a, const Mm__V1__GuestStats *g)
+{
+	uint64_t n;
+
+	if (g->vmstat == NULL || !g->vmstat->has_major_faults ||
+	    !g->has_time_ms || g->time_ms == a->fs_faults_ms)
+		return;
+	n = g->vmstat->major_faults;
+	/* A counter that went back is a restarted guest: no rate yet. */
+	a->fs_has_rate = a->fs_faults_ms != 0 && g->time_ms > a->fs_faults_ms &&
+	    n >= a->fs_faults;
+	if (a->fs_has_rate)
+		a->fs_faults_s = (double)(n - a->fs_faults) * 1000.0 /
+		    (double)(g->time_ms - a->fs_faults_ms);
+	a->fs_faults = n;
+	a->fs_faults_ms = g->time_ms;
+}
+
 static void
 failsafe_cb(struct hv_vm *vm, void *arg)
 {
@@ -874,10 +925,14 @@ failsafe_cb(struct hv_vm *vm, void *arg)
 	size_t i;
 	int r;
 
-	if (a == NULL || now < a->fs_next_ms || !vm->max_known ||
-	    !vm_current(vm, &cur) || g == NULL)
+	if (a == NULL || g == NULL)
+		return;
+	fault_rate(a, g);
+	if (now < a->fs_next_ms || !vm->max_known || !vm_current(vm, &cur))
 		return;
 	f.fresh = vm_fresh(vm);
+	f.has_faults = a->fs_has_rate;
+	f.faults_s = a->fs_faults_s;
 	f.has_psi = g->psi && g->psi->has_some_avg10_pct;
 	f.psi_some_avg10 = f.has_psi ? g->psi->some_avg10_pct : 0;
 	f.has_mem = g->meminfo && g->meminfo->has_total_kib &&
@@ -903,9 +958,10 @@ failsafe_cb(struct hv_vm *vm, void *arg)
 	fr->host_avail_kib -= t - cur;
 	snprintf(why, sizeof(why), "fail-safe: no command for %" PRIu64
 	    " s and the guest is under pressure (psi some avg10 %.1f%%, "
-	    "available %" PRIu64 " of %" PRIu64 " KiB): grown from %" PRIu64
-	    " to %" PRIu64 " KiB", (now - A.last_cmd_ms) / 1000,
-	    f.psi_some_avg10, f.available_kib, f.total_kib, cur, t);
+	    "%.0f major faults/s, available %" PRIu64 " of %" PRIu64
+	    " KiB): grown from %" PRIu64 " to %" PRIu64 " KiB",
+	    (now - A.last_cmd_ms) / 1000, f.psi_some_avg10, f.faults_s,
+	    f.available_kib, f.total_kib, cur, t);
 	log_warnx("vm \"%s\": %s", vm->id, why);
 	for (i = 0; i < 3; i++) {
 		mm__v1__metric__init(&m[i]);
@@ -1157,6 +1213,7 @@ main(int argc, char **argv)
 	A.lim.used_margin_kib = (uint64_t)A.conf.used_margin_kib;
 	A.fs.psi_pct = (double)A.conf.failsafe_psi_pct;
 	A.fs.avail_pct = (double)A.conf.failsafe_avail_pct;
+	A.fs.faults_s = (double)A.conf.failsafe_faults_s;
 	A.fs.step_kib = (uint64_t)A.conf.failsafe_step_kib;
 	A.fs.host_reserve_kib = (uint64_t)A.conf.host_reserve_kib;
 
@@ -1188,6 +1245,10 @@ main(int argc, char **argv)
 
 	hc.type = (enum hv_type)A.conf.driver;
 	hc.vm_dir = A.conf.vm_dir;
+	hc.qmp_ext = A.conf.monitor;
+	/* The agent's socket is the collector's: the guest's use comes from
+	 * the balloon's own statistics. */
+	hc.no_agent = true;
 	hc.balloon_path = A.conf.balloon_path;
 	hc.rescan_ms = (unsigned)A.conf.rescan_ms;
 	hc.poll_ms = (unsigned)A.conf.poll_ms;

@@ -21,6 +21,7 @@ struct actuator_conf {
 	char *host_id;			/* NULL: the hostname */
 	int driver;			/* enum hv_type */
 	char *vm_dir;
+	char *monitor;		/* kvm, sim: <vm_dir>/<vm>.<monitor> is QMP */
 	char *balloon_path;
 	char *proc_root;
 	char *sys_root;
@@ -36,6 +37,7 @@ struct actuator_conf {
 	int64_t failsafe_step_kib;	/* growth per step */
 	int64_t failsafe_psi_pct;	/* some avg10 at or above: pressure */
 	int64_t failsafe_avail_pct;	/* available below this: pressure */
+	int64_t failsafe_faults_s;	/* major faults per second: pressure */
 	int64_t host_reserve_kib;	/* host MemAvailable kept */
 	bool release_on_stop;		/* guests back to max on shutdown */
 	int64_t release_timeout_ms;	/* bound of the shutdown's waits */
@@ -119,6 +121,7 @@ void act_order_commit(struct act_order *o, const char *scheduler_id,
 struct act_failsafe {
 	double psi_pct;
 	double avail_pct;
+	double faults_s;	/* major faults per second; 0: not used */
 	uint64_t step_kib;
 	uint64_t host_reserve_kib;
 };
@@ -130,6 +133,8 @@ struct act_fs_vm {
 	double psi_some_avg10;
 	bool has_mem;
 	uint64_t total_kib, available_kib;
+	bool has_faults;	/* faults_s is known */
+	double faults_s;	/* major faults per second lately */
 	uint64_t current_kib;	/* target in force */
 	uint64_t max_kib;
 };

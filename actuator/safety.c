@@ -95,6 +95,10 @@ act_fs_pressure(const struct act_failsafe *f, const struct act_fs_vm *v)
 		return false;
 	if (v->has_psi && v->psi_some_avg10 >= f->psi_pct)
 		return true;
+	/* Where only the balloon's statistics are known (KVM without the
+	 * agent: no PSI there), a guest paging in hard is under pressure. */
+	if (v->has_faults && f->faults_s > 0 && v->faults_s >= f->faults_s)
+		return true;
 	return v->has_mem && v->total_kib > 0 &&
 	    (double)v->available_kib * 100.0 / (double)v->total_kib <
 	    f->avail_pct;

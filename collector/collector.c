@@ -229,6 +229,8 @@ add_guest_cb(struct hv_vm *vm, void *arg)
 	g->balloon_target_kib = vm->balloon_target_kib;
 	g->has_max_kib = vm->max_known;
 	g->max_kib = vm->max_kib;
+	g->has_deflate_on_oom = vm->doo_known;
+	g->deflate_on_oom = vm->deflate_on_oom;
 	b->guests[b->n++] = g;
 	if (C.conf.numa && vm->pid > 0)
 		add_numa(b, vm, c);

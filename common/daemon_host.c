@@ -5,6 +5,7 @@
  * programs without a bus (mm-guest-agent) do not link the topology and,
  * through it, the AMQP client.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,10 @@ daemon_hv_start(uv_loop_t *loop, const struct hv_config *hc)
 	int r;
 
 	hv = hv_new(loop, hc);
+	if (hv == NULL && errno == EINVAL && hc->qmp_ext != NULL)
+		fatalx("%s driver: QMP socket extension \"%s\": 1..16 of "
+		    "[A-Za-z0-9_-], not \"agent\" or \"pid\"",
+		    hv_type_name(hc->type), hc->qmp_ext);
 	if (hv == NULL)
 		fatal("%s driver", hv_type_name(hc->type));
 	r = hv_start(hv);

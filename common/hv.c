@@ -3,6 +3,7 @@
  * The driver-independent half of hv.h: choosing a driver, the registry of
  * VMs every driver keeps through it, and the events. Drivers are in hv/.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,23 @@ hv_type_from_name(const char *name, enum hv_type *ret_type)
 	return -EINVAL;
 }
 
+/* A socket name extension: 1..16 of [A-Za-z0-9_-], not one of the
+ * agent's or the pid file's. */
+static bool
+ext_valid(const char *s)
+{
+	size_t n = s != NULL ? strlen(s) : 1;
+
+	if (n == 0 || n > 16 || (s != NULL && (strcmp(s, "agent") == 0 ||
+	    strcmp(s, "pid") == 0)))
+		return false;
+	for (size_t i = 0; s != NULL && i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_' &&
+		    s[i] != '-')
+			return false;
+	return true;
+}
+
 static char *
 dup_or(const char *s, const char *def)
 {
@@ -52,7 +70,8 @@ hv_new(uv_loop_t *loop, const struct hv_config *config)
 	struct hv *hv;
 
 	if (loop == NULL || config == NULL ||
-	    hv_type_name(config->type) == NULL) {
+	    hv_type_name(config->type) == NULL ||
+	    !ext_valid(config->qmp_ext)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -73,7 +92,9 @@ hv_new(uv_loop_t *loop, const struct hv_config *config)
 	hv->cfg.vm_dir = dup_or(config->vm_dir, "/run/mm/vm");
 	hv->cfg.balloon_path = dup_or(config->balloon_path,
 	    "/machine/peripheral/balloon0");
-	if (hv->cfg.vm_dir == NULL || hv->cfg.balloon_path == NULL)
+	hv->cfg.qmp_ext = dup_or(config->qmp_ext, "qmp");
+	if (hv->cfg.vm_dir == NULL || hv->cfg.balloon_path == NULL ||
+	    hv->cfg.qmp_ext == NULL)
 		goto fail;
 	if (hv->cfg.rescan_ms == 0)
 		hv->cfg.rescan_ms = 1000;
@@ -89,6 +110,7 @@ hv_new(uv_loop_t *loop, const struct hv_config *config)
 fail:
 	free((char *)hv->cfg.vm_dir);
 	free((char *)hv->cfg.balloon_path);
+	free((char *)hv->cfg.qmp_ext);
 	free(hv);
 	errno = ENOMEM;
 	return NULL;
@@ -183,6 +205,7 @@ hv_closed(struct hv *hv)
 	free(hv->vms);
 	free((char *)hv->cfg.vm_dir);
 	free((char *)hv->cfg.balloon_path);
+	free((char *)hv->cfg.qmp_ext);
 	free(hv);
 	if (cb != NULL)
 		cb(arg);

@@ -39,6 +39,10 @@ struct hv_vm {
 	uint64_t balloon_target_kib;	/* last requested size */
 	bool max_known;
 	uint64_t max_kib;		/* ceiling (static-max) */
+	/* kvm: the balloon deflates on OOM, and so stays in the guest's
+	 * MemTotal (QOM property deflate-on-oom). */
+	bool doo_known;
+	bool deflate_on_oom;
 	/* Latest guest sample, vm_id set to id; NULL before the first one.
 	 * Owned by the driver, replaced (and freed) by the next one. */
 	const Mm__V1__GuestStats *guest;
@@ -70,6 +74,14 @@ struct hv_config {
 	/* kvm, sim: directory of <id>.qmp and <id>.agent sockets (and
 	 * optional <id>.pid files). NULL: /run/mm/vm. */
 	const char *vm_dir;
+	/* kvm, sim: a VM is found by its QMP socket <id>.<qmp_ext>; NULL:
+	 * "qmp". QEMU serves one client per monitor, so the collector and
+	 * the actuator each have their own (-qmp ... twice). */
+	const char *qmp_ext;
+	/* kvm, sim: do not read <id>.agent (the collector does; a socket
+	 * has one reader): guest samples come from the balloon's
+	 * guest-stats over QMP. */
+	bool no_agent;
 	/* QOM path of the virtio balloon for the agentless fallback; NULL:
 	 * /machine/peripheral/balloon0. */
 	const char *balloon_path;

@@ -19,6 +19,8 @@
 #include <string.h>
 
 #define PE_ID_MAX	64	/* as msg.h's ids */
+/* A target the balloon has not reached is sent again this often. */
+#define PE_REPEAT_MS	15000
 #define PE_RULES_MAX	64
 #define PE_WHY_MAX	160
 
@@ -105,6 +107,10 @@ struct pe_guest {
 	uint64_t total_kib;	/* guest MemTotal */
 	uint64_t available_kib;	/* guest MemAvailable */
 	uint64_t free_kib;	/* guest MemFree */
+	/* What the balloon holds inside MemTotal (deflate-on-oom), from
+	 * the same sample as the rest; unknown: guessed from actual_kib. */
+	bool has_balloon_in_total;
+	uint64_t balloon_in_total_kib;
 	bool has_balloon;
 	uint64_t target_kib;	/* balloon target in force */
 	uint64_t actual_kib;	/* balloon actual: the guest's size now */
@@ -155,7 +161,10 @@ struct pe_decision {
 	char vm_id[PE_ID_MAX + 1];
 	uint64_t target_kib;	/* the new absolute target */
 	uint64_t prev_kib;	/* the target it replaces */
-	bool changed;		/* target_kib != prev_kib: send a command */
+	bool changed;		/* target_kib != prev_kib, or a repeat: send a
+				 * command */
+	bool repeat;		/* the same target again: the balloon has
+				 * stayed away from it PE_REPEAT_MS */
 	enum pe_reason reason;
 	enum pe_coop coop;
 	bool alert;		/* coop got worse this round: raise an alert */
@@ -211,6 +220,16 @@ uint64_t pe_capacity_kib(const struct pe_host *host, const struct pe_policy *p);
 
 /* The guest's used memory as the engine sees it (balloon excluded). */
 uint64_t pe_guest_used_kib(const struct pe_guest *g);
+
+/*
+ * A guest's used memory: total - available, less what a deflate-on-oom
+ * balloon holds (it stays in MemTotal as used pages): in_total_kib when
+ * has_in_total, else guessed as what MemTotal has above the balloon's
+ * actual size (has_actual), which lags while the balloon moves.
+ */
+uint64_t pe_used_kib(uint64_t total_kib, uint64_t available_kib,
+    bool has_in_total, uint64_t in_total_kib, bool has_actual,
+    uint64_t actual_kib);
 
 /* ---- KSM ---- */
 

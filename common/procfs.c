@@ -40,6 +40,9 @@ enum {
 	VM_REFAULT_FILE,
 	VM_REFAULT_OLD,
 	VM_OOM_KILL,
+	VM_BALLOON,
+	VM_BALLOON_INFLATE,
+	VM_BALLOON_DEFLATE,
 	VM_NAMES
 };
 
@@ -51,6 +54,9 @@ static const char *const vm_names[VM_NAMES] = {
 	[VM_REFAULT_FILE] = "workingset_refault_file",
 	[VM_REFAULT_OLD] = "workingset_refault",
 	[VM_OOM_KILL] = "oom_kill",
+	[VM_BALLOON] = "nr_balloon_pages",
+	[VM_BALLOON_INFLATE] = "balloon_inflate",
+	[VM_BALLOON_DEFLATE] = "balloon_deflate",
 };
 
 /*
@@ -210,6 +216,9 @@ procfs_parse_vmstat(const char *text, size_t len,
 		[VM_REFAULT_FILE] = PROCFS_VM_REFAULT,
 		[VM_REFAULT_OLD] = PROCFS_VM_REFAULT,
 		[VM_OOM_KILL] = PROCFS_VM_OOM_KILLS,
+		[VM_BALLOON] = PROCFS_VM_BALLOON,
+		[VM_BALLOON_INFLATE] = -1,
+		[VM_BALLOON_DEFLATE] = -1,
 	};
 	uint64_t raw[VM_NAMES] = { 0 };
 	uint32_t seen = 0;
@@ -244,10 +253,20 @@ procfs_parse_vmstat(const char *text, size_t len,
 		seen |= 1u << i;
 	}
 	for (i = 0; i < VM_NAMES; i++) {
-		if ((seen & (1u << i)) == 0 || field_of[i] == PROCFS_VM_REFAULT)
+		if ((seen & (1u << i)) == 0 || field_of[i] < 0 ||
+		    field_of[i] == PROCFS_VM_REFAULT)
 			continue;
 		ret->count[field_of[i]] = raw[i];
 		ret->have |= 1u << field_of[i];
+	}
+	/* Kernels before nr_balloon_pages count what went in and out. */
+	if ((seen & (1u << VM_BALLOON)) == 0 &&
+	    (seen & (1u << VM_BALLOON_INFLATE)) != 0 &&
+	    (seen & (1u << VM_BALLOON_DEFLATE)) != 0 &&
+	    raw[VM_BALLOON_INFLATE] >= raw[VM_BALLOON_DEFLATE]) {
+		ret->count[PROCFS_VM_BALLOON] = raw[VM_BALLOON_INFLATE] -
+		    raw[VM_BALLOON_DEFLATE];
+		ret->have |= 1u << PROCFS_VM_BALLOON;
 	}
 	/* Since 5.9 the kernel splits refaults into anon and file. */
 	if ((seen & (1u << VM_REFAULT_ANON)) != 0 &&

@@ -44,6 +44,8 @@ enum procfs_vm {
 	PROCFS_VM_REFAULT,		/* workingset_refault_anon + _file, or
 					 * workingset_refault, pages */
 	PROCFS_VM_OOM_KILLS,		/* oom_kill */
+	PROCFS_VM_BALLOON,		/* nr_balloon_pages, or balloon_inflate
+					 * - balloon_deflate: held now (pages) */
 	PROCFS_VM_COUNT
 };
 

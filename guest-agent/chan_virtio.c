@@ -57,12 +57,12 @@ chan_virtio_frame(const struct agent_sample *s, uint8_t **ret_buf,
 	};
 	uint64_t *vm_dst[PROCFS_VM_COUNT] = {
 		&vm.major_faults, &vm.swap_in_pages, &vm.swap_out_pages,
-		&vm.refault_pages, &vm.oom_kills,
+		&vm.refault_pages, &vm.oom_kills, &vm.balloon_pages,
 	};
 	protobuf_c_boolean *vm_has[PROCFS_VM_COUNT] = {
 		&vm.has_major_faults, &vm.has_swap_in_pages,
 		&vm.has_swap_out_pages, &vm.has_refault_pages,
-		&vm.has_oom_kills,
+		&vm.has_oom_kills, &vm.has_balloon_pages,
 	};
 	double *psi_dst[PROCFS_PSI_COUNT] = {
 		&psi.some_avg10_pct, &psi.some_avg60_pct,

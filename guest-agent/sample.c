@@ -90,6 +90,7 @@ static const char *const vm_fields[PROCFS_VM_COUNT] = {
 	[PROCFS_VM_SWAP_OUT] = "swap_out_pages",
 	[PROCFS_VM_REFAULT] = "refault_pages",
 	[PROCFS_VM_OOM_KILLS] = "oom_kills",
+	[PROCFS_VM_BALLOON] = "balloon_pages",
 };
 
 static const char *const psi_fields[PROCFS_PSI_COUNT] = {

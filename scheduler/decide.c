@@ -172,11 +172,22 @@ guest_from_msg(struct pe_guest *g, const Mm__V1__GuestStats *gs)
 		g->available_kib = gs->meminfo->available_kib;
 		g->free_kib = gs->meminfo->free_kib;
 	}
+	/* The host knows whether the balloon stays in MemTotal; the sample
+	 * says how much it holds. */
+	if (gs->has_deflate_on_oom && !gs->deflate_on_oom) {
+		g->has_balloon_in_total = true;
+	} else if (gs->has_deflate_on_oom && gs->vmstat != NULL &&
+	    gs->vmstat->has_balloon_pages) {
+		g->has_balloon_in_total = true;
+		g->balloon_in_total_kib = gs->vmstat->balloon_pages * 4;
+	}
 	if (gs->has_balloon_actual_kib) {
 		g->has_balloon = true;
 		g->actual_kib = gs->balloon_actual_kib;
+		/* 0: unknown (QEMU has none to read back); the engine
+		 * then takes the last one it decided. */
 		g->target_kib = gs->has_balloon_target_kib ?
-		    gs->balloon_target_kib : gs->balloon_actual_kib;
+		    gs->balloon_target_kib : 0;
 	}
 	g->min_kib = gs->has_min_kib ? gs->min_kib : 0;
 	g->max_kib = gs->has_max_kib ? gs->max_kib : 0;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * mm-sim: a simulated virtualization host that looks to mm exactly like a
- * KVM host. Per VM it serves a QMP socket (<dir>/<vm>.qmp) and an agent
+ * KVM host. Per VM it serves two QMP sockets, as a QEMU with two monitors
+ * (<dir>/<vm>.qmp for the collector, <dir>/<vm>.actuator), and an agent
  * chardev socket (<dir>/<vm>.agent) sending GuestStats frames, and it keeps a
  * procfs/sysfs tree (<root>/proc, <root>/sys) with the host's meminfo,
  * pressure, vmstat, KSM and two NUMA nodes, so the collector's kvm driver and
@@ -75,7 +76,7 @@ struct sim_vm {
 	size_t ntrace;
 	double trace_len;
 	uint64_t last_event_kib;
-	uv_pipe_t qmp_srv, agent_srv;
+	uv_pipe_t qmp_srv, act_srv, agent_srv;
 	struct client *clients;
 };
 
@@ -489,7 +490,7 @@ connection_cb(uv_stream_t *srv, int status)
 		return;
 	}
 	c->vm = v;
-	c->qmp = srv == (uv_stream_t *)&v->qmp_srv;
+	c->qmp = srv != (uv_stream_t *)&v->agent_srv;
 	uv_pipe_init(sim.loop, &c->pipe, 0);
 	c->pipe.data = c;
 	if (uv_accept(srv, (uv_stream_t *)&c->pipe) < 0) {
@@ -746,10 +747,11 @@ signal_cb(uv_signal_t *h, int signum)
 		return;
 	}
 	for (i = 0; i < sim.nvms; i++) {
-		static const char *const sfx[] = { "qmp", "agent", "pid" };
+		static const char *const sfx[] = { "qmp", "actuator", "agent",
+		    "pid" };
 		int j;
 
-		for (j = 0; j < 3; j++) {
+		for (j = 0; j < 4; j++) {
 			snprintf(path, sizeof(path), "%s/%s.%s", sim.dir,
 			    sim.vms[i].name, sfx[j]);
 			unlink(path);
@@ -876,9 +878,9 @@ usage(FILE *f)
 	    "            trace:FILE (mmctl sim's CSV, this VM's rows, looped)\n"
 	    "  doo: a deflate-on-oom balloon (else a guest far below its need"
 	    " OOM-kills)\n"
-	    "  serves DIR/NAME.qmp and DIR/NAME.agent, writes ROOT/proc and "
-	    "ROOT/sys;\n  SIGUSR1: pressure spike (+20 points) in every "
-	    "guest\n");
+	    "  serves DIR/NAME.qmp, NAME.actuator (QMP) and NAME.agent, "
+	    "writes ROOT/proc\n  and ROOT/sys; SIGUSR1: pressure spike (+20 "
+	    "points) in every guest\n");
 }
 
 int
@@ -958,6 +960,7 @@ main(int argc, char **argv)
 	write_host();
 	for (i = 0; i < sim.nvms; i++) {
 		if (listen_on(&sim.vms[i], &sim.vms[i].qmp_srv, "qmp") < 0 ||
+		    listen_on(&sim.vms[i], &sim.vms[i].act_srv, "actuator") < 0 ||
 		    listen_on(&sim.vms[i], &sim.vms[i].agent_srv, "agent") < 0)
 			fatalx("cannot serve vm \"%s\"", sim.vms[i].name);
 	}

@@ -247,7 +247,7 @@ agent_connect(struct kvm_vm *v)
 	char path[4096];
 	struct stat st;
 
-	if (v->astate != AGENT_NONE || v->dead)
+	if (v->astate != AGENT_NONE || v->dead || v->hv->cfg.no_agent)
 		return;
 	path_of(v, "agent", path, sizeof(path));
 	if (stat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
@@ -547,7 +547,8 @@ vm_poll(struct kvm_vm *v)
 	qmp_exec(v, "query-balloon", NULL, query_balloon_cb, NULL);
 	/* The agent had its chance since the VM was found or since its
 	 * last frame; a reconnecting agent keeps it. */
-	if (now - v->agent_seen_ms < hv->cfg.agent_timeout_ms)
+	if (!hv->cfg.no_agent &&
+	    now - v->agent_seen_ms < hv->cfg.agent_timeout_ms)
 		return;
 	if (!v->stats_polling) {
 		secs = (hv->cfg.poll_ms + 999) / 1000;
@@ -579,6 +580,16 @@ memory_size_cb(struct kvm_vm *v, json_t *ret, json_t *err, void *arg)
 	hv_emit(v->hv, HV_EV_BALLOON, &v->pub);
 }
 
+/* A balloon that deflates on OOM stays in the guest's MemTotal. */
+static void
+deflate_on_oom_cb(struct kvm_vm *v, json_t *ret, json_t *err, void *arg)
+{
+	if (!json_is_boolean(ret))
+		return;
+	v->pub.doo_known = true;
+	v->pub.deflate_on_oom = json_is_true(ret);
+}
+
 static void
 qmp_reply(struct kvm_vm *v, json_t *j)
 {
@@ -605,6 +616,9 @@ qmp_reply(struct kvm_vm *v, json_t *j)
 		v->qstate = QMP_READY;
 		qmp_exec(v, "query-memory-size-summary", NULL, memory_size_cb,
 		    NULL);
+		qmp_exec(v, "qom-get", json_pack("{s:s, s:s}", "path",
+		    v->hv->cfg.balloon_path, "property", "deflate-on-oom"),
+		    deflate_on_oom_cb, NULL);
 		vm_poll(v);
 	}
 	if (c->fn != NULL)
@@ -612,12 +626,33 @@ qmp_reply(struct kvm_vm *v, json_t *j)
 	free(c);
 }
 
+/*
+ * QEMU prints a balloon statistic the guest has not sent yet as -1 in a
+ * uint64: 18446744073709551615, which jansson refuses (above INT64_MAX),
+ * losing the whole answer. Make each one a -1 and spaces, in place.
+ */
 static void
-qmp_line(struct kvm_vm *v, const char *line, size_t len)
+u64_max_to_minus_one(char *line, size_t len)
+{
+	static const char u64max[] = "18446744073709551615";
+	const size_t n = sizeof(u64max) - 1;
+	char *p = line, *end = line + len;
+
+	while ((p = memmem(p, (size_t)(end - p), u64max, n)) != NULL) {
+		memset(p, ' ', n);
+		p[0] = '-';
+		p[1] = '1';
+		p += n;
+	}
+}
+
+static void
+qmp_line(struct kvm_vm *v, char *line, size_t len)
 {
 	json_error_t jerr;
 	json_t *j, *ev;
 
+	u64_max_to_minus_one(line, len);
 	j = json_loadb(line, len, 0, &jerr);
 	if (!json_is_object(j)) {
 		v->hv->stats.qmp_bad_lines++;
@@ -780,7 +815,7 @@ vm_add(struct hv *hv, const char *id, size_t len)
 		return;
 	}
 	v->qmp_conn.data = v;
-	path_of(v, "qmp", path, sizeof(path));
+	path_of(v, hv->cfg.qmp_ext, path, sizeof(path));
 	uv_pipe_connect(&v->qmp_conn, &v->qmp, path, qmp_connect_cb);
 }
 
@@ -789,7 +824,7 @@ rescan(struct hv *hv)
 {
 	struct kvm_vm *v;
 	struct dirent *de;
-	size_t i, len;
+	size_t i, len, ext = strlen(hv->cfg.qmp_ext);
 	DIR *d;
 
 	d = opendir(hv->cfg.vm_dir);
@@ -801,18 +836,22 @@ rescan(struct hv *hv)
 		((struct kvm_vm *)hv->vms[i])->seen = false;
 	while ((de = readdir(d)) != NULL) {
 		char id[MSG_ID_MAX + 1];
+		size_t idlen;
 
 		len = strlen(de->d_name);
-		if (len < 5 || strcmp(de->d_name + len - 4, ".qmp") != 0 ||
-		    !hv_id_valid(de->d_name, len - 4))
+		if (len < ext + 2 || de->d_name[len - ext - 1] != '.' ||
+		    strcmp(de->d_name + len - ext, hv->cfg.qmp_ext) != 0)
 			continue;
-		memcpy(id, de->d_name, len - 4);
-		id[len - 4] = '\0';
+		idlen = len - ext - 1;
+		if (!hv_id_valid(de->d_name, idlen))
+			continue;
+		memcpy(id, de->d_name, idlen);
+		id[idlen] = '\0';
 		v = (struct kvm_vm *)hv_vm_find(hv, id);
 		if (v != NULL)
 			v->seen = true;
 		else
-			vm_add(hv, id, len - 4);
+			vm_add(hv, id, idlen);
 	}
 	closedir(d);
 	for (i = hv->nvms; i-- > 0;) {

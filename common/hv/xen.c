@@ -99,6 +99,7 @@ static const struct xfield xfields[] = {
 	XF("vmstat/swap_out_pages", 1, Mm__V1__Vmstat, swap_out_pages, false),
 	XF("vmstat/refault_pages", 1, Mm__V1__Vmstat, refault_pages, false),
 	XF("vmstat/oom_kills", 1, Mm__V1__Vmstat, oom_kills, false),
+	XF("vmstat/balloon_pages", 1, Mm__V1__Vmstat, balloon_pages, false),
 	XF("psi/some_avg10_pct", 2, Mm__V1__Psi, some_avg10_pct, true),
 	XF("psi/some_avg60_pct", 2, Mm__V1__Psi, some_avg60_pct, true),
 	XF("psi/some_avg300_pct", 2, Mm__V1__Psi, some_avg300_pct, true),

@@ -192,22 +192,32 @@ pe_state_free(struct pe_state *st)
 }
 
 uint64_t
-pe_guest_used_kib(const struct pe_guest *g)
+pe_used_kib(uint64_t total_kib, uint64_t available_kib, bool has_in_total,
+    uint64_t in_total_kib, bool has_actual, uint64_t actual_kib)
 {
 	uint64_t used, inflated = 0;
 
-	if (!g->has_meminfo || g->total_kib == 0)
-		return g->has_balloon ? g->actual_kib : 0;
-	used = g->available_kib < g->total_kib ?
-	    g->total_kib - g->available_kib : 0;
+	used = available_kib < total_kib ? total_kib - available_kib : 0;
 	/*
 	 * A balloon with deflate-on-oom leaves MemTotal alone and holds its
 	 * pages as used memory: take them out. A shrinking balloon lowers
 	 * MemTotal itself, and then total is close to actual.
 	 */
-	if (g->has_balloon && g->actual_kib > 0 && g->total_kib > g->actual_kib)
-		inflated = g->total_kib - g->actual_kib;
+	if (has_in_total)
+		inflated = in_total_kib;
+	else if (has_actual && actual_kib > 0 && total_kib > actual_kib)
+		inflated = total_kib - actual_kib;
 	return used > inflated ? used - inflated : 0;
+}
+
+uint64_t
+pe_guest_used_kib(const struct pe_guest *g)
+{
+	if (!g->has_meminfo || g->total_kib == 0)
+		return g->has_balloon ? g->actual_kib : 0;
+	return pe_used_kib(g->total_kib, g->available_kib,
+	    g->has_balloon_in_total, g->balloon_in_total_kib, g->has_balloon,
+	    g->actual_kib);
 }
 
 uint64_t
@@ -380,18 +390,23 @@ pressure_score(const struct pe_policy *p, const struct pe_guest *g,
  * squeezed's rule: a guest asked to shrink that makes no progress for
  * inactive_ms is inactive, for uncooperative_ms uncooperative.
  */
+/* How far a balloon may stay from its target and still have reached it. */
+static uint64_t
+target_tolerance(uint64_t target_kib)
+{
+	return target_kib / 100 > 8192 ? target_kib / 100 : 8192;
+}
+
 static enum pe_coop
 track_coop(const struct pe_policy *p, const struct pe_guest *g,
-    struct pe_vm *v, uint64_t now_ms)
+    struct pe_vm *v, uint64_t target_kib, uint64_t now_ms)
 {
 	uint64_t tolerance;
 
 	if (!g->has_balloon)
 		return v->coop = PE_COOP_OK;
-	tolerance = g->target_kib / 100;
-	if (tolerance < 8192)
-		tolerance = 8192;
-	if (g->actual_kib <= g->target_kib + tolerance) {
+	tolerance = target_tolerance(target_kib);
+	if (g->actual_kib <= target_kib + tolerance) {
 		v->shrink_since_ms = 0;
 		return v->coop = PE_COOP_OK;
 	}
@@ -472,9 +487,12 @@ pe_decide(struct pe_state *st, const struct pe_host *host,
 		d->min_kib = l->min_kib > g->min_kib ? l->min_kib : g->min_kib;
 		if (d->min_kib > d->max_kib)
 			d->min_kib = d->max_kib;
+		/* The target in force: the report's where the hypervisor
+		 * tells (Xen), else the last one decided here (QEMU has no
+		 * target to read back), else what the guest has now. */
 		d->prev_kib = g->has_balloon && g->target_kib > 0 ?
 		    g->target_kib : v->target_kib ? v->target_kib :
-		    g->total_kib;
+		    g->has_balloon ? g->actual_kib : g->total_kib;
 		d->used_kib = pe_guest_used_kib(g);
 		d->pressure = g->stale ? 0 : pressure_score(p, g, v, c.now_ms,
 		    &d->swapped_kib);
@@ -488,7 +506,7 @@ pe_decide(struct pe_state *st, const struct pe_host *host,
 		if (d->pressure > 0)
 			v->calm_since_ms = c.now_ms;
 		before = v->coop;
-		d->coop = track_coop(p, g, v, c.now_ms);
+		d->coop = track_coop(p, g, v, d->prev_kib, c.now_ms);
 		d->alert = d->coop > before;
 		d->target_kib = d->prev_kib;
 		d->reason = PE_KEEP;
@@ -514,6 +532,9 @@ pe_decide(struct pe_state *st, const struct pe_host *host,
 		return r;
 	for (size_t i = 0; i < n; i++) {
 		struct pe_decision *d = &out[i];
+		const struct pe_guest *g = &host->guests[i];
+		struct pe_vm *v = c.vms[i];
+		uint64_t off;
 
 		/* Whatever an algorithm asked, the limits hold. */
 		if (d->target_kib > d->max_kib)
@@ -521,7 +542,20 @@ pe_decide(struct pe_state *st, const struct pe_host *host,
 		if (d->target_kib < d->min_kib)
 			d->target_kib = d->min_kib;
 		d->changed = d->target_kib != d->prev_kib;
-		c.vms[i]->target_kib = d->target_kib;
+		/* A balloon still away from its target long after it was
+		 * set: the command may have been lost (an actuator that was
+		 * down, a batch that expired). Commands are absolute: say it
+		 * again now and then. */
+		off = g->has_balloon ? (g->actual_kib > d->target_kib ?
+		    g->actual_kib - d->target_kib : d->target_kib -
+		    g->actual_kib) : 0;
+		if (!d->changed && !g->stale && d->reason != PE_UNMANAGED &&
+		    off > target_tolerance(d->target_kib) &&
+		    c.now_ms - v->sent_ms >= PE_REPEAT_MS)
+			d->changed = d->repeat = true;
+		if (d->changed)
+			v->sent_ms = c.now_ms;
+		v->target_kib = d->target_kib;
 	}
 	vm_forget_unseen(st);
 	return (int)n;
@@ -543,8 +577,9 @@ pe_format_why(const struct pe_decision *d, char *buf, size_t size)
 	mib(used, sizeof(used), d->used_kib);
 	mib(need, sizeof(need), d->need_kib);
 	return snprintf(buf, size, "%s: %s -> %s (used %s, need %s, "
-	    "pressure %.2f%s%s)", pe_reason_name(d->reason), prev, t, used,
-	    need, d->pressure,
+	    "pressure %.2f%s%s%s)", pe_reason_name(d->reason), prev, t, used,
+	    need, d->pressure, d->repeat ? ", repeated: the balloon is not "
+	    "there yet" : "",
 	    d->coop == PE_COOP_UNCOOPERATIVE ? ", uncooperative" :
 	    d->coop == PE_COOP_INACTIVE ? ", inactive" : "",
 	    d->target_kib == d->min_kib ? ", at min" :

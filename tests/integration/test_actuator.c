@@ -540,7 +540,7 @@ test_actuator_failsafe(void **state)
 
 	env_start("balloon_interval = 200ms\nfailsafe_after = 3s\n"
 	    "failsafe_interval = 500ms\nfailsafe_step = 128M\n"
-	    "failsafe_psi = 15\nhost_reserve = 1G\n"
+	    "failsafe_psi = 15\nfailsafe_faults = 100\nhost_reserve = 1G\n"
 	    "release_on_stop = no\n");
 	now = wall_ms();
 	{

@@ -204,6 +204,10 @@ build_argv(const struct vm_opts *o, const char *accel, const char *console,
 	add_arg(argv, &n, xasprintf("-qmp"));
 	add_arg(argv, &n, xasprintf("unix:%s/%s.qmp,server=on,wait=off",
 	    o->dir, o->id));
+	/* A second monitor for mm-actuator: QEMU serves one client each. */
+	add_arg(argv, &n, xasprintf("-qmp"));
+	add_arg(argv, &n, xasprintf("unix:%s/%s.actuator,server=on,wait=off",
+	    o->dir, o->id));
 	add_arg(argv, &n, xasprintf("-device"));
 	add_arg(argv, &n, xasprintf("virtio-serial-pci"));
 	add_arg(argv, &n, xasprintf("-chardev"));
@@ -437,7 +441,8 @@ vm_wait_console(const struct vm *vm, const char *needle, unsigned timeout_ms,
 void
 vm_stop(struct vm *vm)
 {
-	static const char *const ext[] = { "qmp", "agent", "pid" };
+	static const char *const ext[] = { "qmp", "actuator", "agent",
+	    "pid" };
 	int i;
 
 	if (vm == NULL)
@@ -448,7 +453,7 @@ vm_stop(struct vm *vm)
 		waitpid(vm->pid, NULL, 0);
 		track(vm->pid, false);
 	}
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < 4; i++) {
 		char *f = xasprintf("%s/%s.%s", vm->dir, vm->id, ext[i]);
 
 		unlink(f);

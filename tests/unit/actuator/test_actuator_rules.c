@@ -90,7 +90,8 @@ static void
 test_actuator_failsafe(void **state)
 {
 	struct act_failsafe f = { .psi_pct = 20, .avail_pct = 5,
-	    .step_kib = 256 * MIB, .host_reserve_kib = GIB };
+	    .faults_s = 1000, .step_kib = 256 * MIB,
+	    .host_reserve_kib = GIB };
 	struct act_fs_vm v = { .fresh = true, .has_psi = true,
 	    .psi_some_avg10 = 30, .has_mem = true, .total_kib = 2 * GIB,
 	    .available_kib = GIB, .current_kib = 2 * GIB, .max_kib = 4 * GIB };
@@ -110,6 +111,17 @@ test_actuator_failsafe(void **state)
 	v.current_kib = 2 * GIB;
 	v.psi_some_avg10 = 1;
 	assert_int_equal(act_fs_target(&f, &v, 8 * GIB), 0);
+	/* Pressure by major faults (KVM: no PSI in the balloon's stats),
+	 * when a limit is set. */
+	v.has_psi = false;
+	v.has_faults = true;
+	v.faults_s = 999;
+	assert_false(act_fs_pressure(&f, &v));
+	v.faults_s = 1000;
+	assert_true(act_fs_pressure(&f, &v));
+	f.faults_s = 0;
+	assert_false(act_fs_pressure(&f, &v));
+	v.has_faults = false;
 	/* Pressure by available memory. */
 	v.available_kib = 50 * MIB;
 	assert_true(act_fs_pressure(&f, &v));

@@ -98,6 +98,7 @@ new_vmstat(void)
 	SET(vs, swap_out_pages, 66);
 	SET(vs, refault_pages, 777);
 	SET(vs, oom_kills, 2);
+	SET(vs, balloon_pages, 4096);
 	return vs;
 }
 

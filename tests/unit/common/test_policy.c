@@ -67,6 +67,52 @@ decide(struct pe_state *st, const struct pe_host *h, const struct pe_policy *p)
 	return out;
 }
 
+/*
+ * QEMU has no balloon target to read back: the engine takes the one it
+ * decided last, not the balloon's size while it moves (which would make a
+ * new command every round), and says it again when the balloon stays away
+ * from it (a lost command).
+ */
+static void
+test_policy_target_in_force_without_readback(void **state)
+{
+	struct pe_policy p;
+	struct pe_state *st = pe_state_new();
+	struct pe_guest g = guest("a", 1 * GiB, 8 * GiB, 8 * GiB);
+	struct pe_host h = host(&g, 1, 32 * GiB, 20 * GiB, T0);
+	struct pe_decision *d;
+	uint64_t first;
+
+	pe_policy_defaults(&p);
+	p.algo = PE_ALGO_STATIC;
+	g.target_kib = 0;
+	g.actual_kib = 6 * GiB;		/* below max: static gives it all */
+	d = decide(st, &h, &p);
+	assert_true(d[0].changed);
+	assert_false(d[0].repeat);
+	first = d[0].target_kib;
+	assert_int_equal(first, 8 * GiB);
+	/* The balloon is on its way: no new command. */
+	g.actual_kib = 7 * GiB;
+	h.time_ms = T0 + 1000;
+	d = decide(st, &h, &p);
+	assert_int_equal(d[0].prev_kib, first);
+	assert_false(d[0].changed);
+	/* Still not there long after: the same target again. */
+	h.time_ms = T0 + PE_REPEAT_MS - 1;
+	assert_false(decide(st, &h, &p)[0].changed);
+	h.time_ms = T0 + PE_REPEAT_MS;
+	d = decide(st, &h, &p);
+	assert_true(d[0].changed);
+	assert_true(d[0].repeat);
+	assert_int_equal(d[0].target_kib, first);
+	/* There: quiet. */
+	g.actual_kib = first;
+	h.time_ms = T0 + 3 * PE_REPEAT_MS;
+	assert_false(decide(st, &h, &p)[0].changed);
+	pe_state_free(st);
+}
+
 static void
 test_policy_pressure_grows_at_once(void **state)
 {
@@ -339,6 +385,15 @@ test_policy_xenmm_worked_example(void **state)
 	g[1].available_kib = 2 * GiB;
 	g[1].actual_kib = 5 * GiB;
 	assert_int_equal(pe_guest_used_kib(&g[1]), 3 * GiB);
+	/* Told by the sample how much the balloon holds, that counts, not
+	 * the host's reading of actual (which lags while it moves). */
+	g[1].has_balloon_in_total = true;
+	g[1].balloon_in_total_kib = 1 * GiB;
+	assert_int_equal(pe_guest_used_kib(&g[1]), 2 * GiB);
+	/* A balloon that does not deflate on OOM leaves MemTotal. */
+	g[1].balloon_in_total_kib = 0;
+	assert_int_equal(pe_guest_used_kib(&g[1]), 3 * GiB);
+	g[1].has_balloon_in_total = false;
 	pe_policy_defaults(&p);
 	p.spare_pct = 0;	/* the mechanism alone */
 	p.algo = PE_ALGO_XENMM;
@@ -611,6 +666,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_policy_target_in_force_without_readback),
 		cmocka_unit_test(test_policy_pressure_grows_at_once),
 		cmocka_unit_test(test_policy_swapped_out_given_back_at_once),
 		cmocka_unit_test(test_policy_idle_shrinks_slowly_after_hold),

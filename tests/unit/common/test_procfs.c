@@ -53,7 +53,9 @@ test_procfs_normal(void **state)
 	assert_int_equal(m.kib[PROCFS_MEM_SHMEM], 72288);
 
 	assert_int_equal(procfs_read_vmstat(root, &v), 0);
-	assert_int_equal(v.have, ALL(PROCFS_VM_COUNT));
+	/* Everything but the balloon: this guest has none. */
+	assert_int_equal(v.have, ALL(PROCFS_VM_COUNT) &
+	    ~BIT(PROCFS_VM_BALLOON));
 	assert_int_equal(v.count[PROCFS_VM_MAJOR_FAULTS], 5872);
 	assert_int_equal(v.count[PROCFS_VM_SWAP_IN], 129);
 	assert_int_equal(v.count[PROCFS_VM_SWAP_OUT], 2048);
@@ -162,6 +164,28 @@ test_procfs_hostile(void **state)
 	free(root);
 }
 
+/* The balloon's pages: the gauge where the kernel has it, else what went
+ * in less what came out. */
+static void
+test_procfs_balloon_pages(void **state)
+{
+	static const char now[] = "nr_free_pages 10\nnr_balloon_pages 2560\n"
+	    "balloon_inflate 9000\nballoon_deflate 100\n";
+	static const char old[] = "balloon_inflate 9000\nballoon_deflate 100\n";
+	static const char odd[] = "balloon_inflate 100\nballoon_deflate 9000\n";
+	struct procfs_vmstat v;
+
+	procfs_parse_vmstat(now, strlen(now), &v);
+	assert_int_equal(v.have, BIT(PROCFS_VM_BALLOON));
+	assert_int_equal(v.count[PROCFS_VM_BALLOON], 2560);
+	procfs_parse_vmstat(old, strlen(old), &v);
+	assert_int_equal(v.have, BIT(PROCFS_VM_BALLOON));
+	assert_int_equal(v.count[PROCFS_VM_BALLOON], 8900);
+	/* More out than in makes no sense: unknown. */
+	procfs_parse_vmstat(odd, strlen(odd), &v);
+	assert_int_equal(v.have, 0);
+}
+
 /* Strings that must not crash or yield a value. */
 static void
 test_procfs_garbage_strings(void **state)
@@ -236,6 +260,7 @@ main(void)
 		cmocka_unit_test(test_procfs_no_psi),
 		cmocka_unit_test(test_procfs_old_refault),
 		cmocka_unit_test(test_procfs_hostile),
+		cmocka_unit_test(test_procfs_balloon_pages),
 		cmocka_unit_test(test_procfs_garbage_strings),
 		cmocka_unit_test(test_procfs_truncated),
 	};
