@@ -6,6 +6,8 @@
  * resident. Each change prints "mono: held <MiB> MiB" so a test can line the
  * host's view up with the guest's.
  *   mm_test_mono <low> <high> [step=25M] [period_ms=500] [hold_ms=2000]
+ *                [delay_ms=0]
+ * delay_ms: wait this long before taking anything (the host settles).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -52,13 +54,13 @@ int
 main(int argc, char **argv)
 {
 	uint64_t low, high, step;
-	unsigned period_ms = 500, hold_ms = 2000, i;
+	unsigned period_ms = 500, hold_ms = 2000, delay_ms = 0, i;
 	size_t n, nlow, nhigh;
 	unsigned char v = 1;
 
 	if (argc < 3) {
 		fprintf(stderr, "usage: mm_test_mono <low> <high> [step] "
-		    "[period_ms] [hold_ms]\n");
+		    "[period_ms] [hold_ms] [delay_ms]\n");
 		return 2;
 	}
 	low = guest_parse_size(argv[1]);
@@ -68,10 +70,15 @@ main(int argc, char **argv)
 		period_ms = (unsigned)atoi(argv[4]);
 	if (argc > 5)
 		hold_ms = (unsigned)atoi(argv[5]);
+	if (argc > 6)
+		delay_ms = (unsigned)atoi(argv[6]);
 	if (step == 0 || low > high || high / step >= MAX_CHUNKS) {
 		fprintf(stderr, "mono: bad sizes\n");
 		return 2;
 	}
+	guest_sleep_ms(delay_ms);
+	printf("mono: start\n");
+	fflush(stdout);
 	chunk_len = step;
 	nlow = low / step;
 	nhigh = high / step;
