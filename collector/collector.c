@@ -4,7 +4,8 @@
  * hypervisor driver, sanitizes what their guests report, reads the host's
  * own statistics, and publishes a HostReport on mm.stats (key
  * host.<host-id>) every interval, and sooner, coalesced to one per
- * fast_min_interval, when a guest's pressure starts rising.
+ * fast_min_interval, when a guest's pressure starts rising or its use
+ * grows by fast_rise.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,6 +23,7 @@
 #include "hoststats.h"
 #include "hv.h"
 #include "log.h"
+#include "policy.h"
 #include "topology.h"
 
 #define DEFAULT_CONF	"/etc/mm/collector.conf"
@@ -40,6 +42,9 @@ static const struct conf_key conf_table[] = {
 	K("fast_min_interval", CONF_DURATION_MS, 10, 60000, "100ms",
 	    fast_min_interval_ms, NULL,
 	    "least time between reports sent early on rising pressure"),
+	K("fast_rise", CONF_SIZE_KIB, 0, 1ll << 40, "32M", fast_rise_kib, NULL,
+	    "a guest using this much more than in the last report is "
+	    "reported early too (0: never)"),
 	K("driver", CONF_ENUM, 0, 0, "kvm", driver, driver_names,
 	    "hypervisor driver: kvm, xen or sim (mm-sim's sockets)"),
 	K("vm_dir", CONF_STRING, 1, 4096, "/run/mm/vm", vm_dir, NULL,
@@ -84,6 +89,8 @@ struct cvm {
 	uint64_t clean_rx_ms;		/* loop time it arrived */
 	bool rising_unreported;		/* a rising sample since the last
 					 * report, maybe replaced since */
+	bool reported_used;		/* reported_used_kib is set */
+	uint64_t reported_used_kib;	/* used memory in the last report */
 	unsigned rejects_logged;	/* enum hv_reject bits */
 	uint64_t numa_at_ms;		/* last numa_maps reading, loop ms */
 	bool have_pages, have_vcpus;
@@ -197,6 +204,24 @@ add_numa(struct build *b, struct hv_vm *vm, struct cvm *c)
 	b->vm_numa_p[b->nnuma++] = vn;
 }
 
+/* What the guest uses, less a deflate-on-oom balloon in its MemTotal. */
+static bool
+guest_used_kib(const struct hv_vm *vm, const Mm__V1__GuestStats *g,
+    uint64_t *ret)
+{
+	const Mm__V1__Meminfo *mi = g->meminfo;
+	const Mm__V1__Vmstat *vs = g->vmstat;
+	bool in_total = vm->doo_known && (!vm->deflate_on_oom ||
+	    (vs != NULL && vs->has_balloon_pages));
+
+	if (mi == NULL || !mi->has_total_kib || !mi->has_available_kib)
+		return false;
+	*ret = pe_used_kib(mi->total_kib, mi->available_kib, in_total,
+	    in_total && vm->deflate_on_oom ? vs->balloon_pages * 4 : 0,
+	    vm->balloon_known, vm->balloon_actual_kib);
+	return true;
+}
+
 static void
 add_guest_cb(struct hv_vm *vm, void *arg)
 {
@@ -210,6 +235,7 @@ add_guest_cb(struct hv_vm *vm, void *arg)
 	if (c->clean != NULL) {
 		g = c->clean;
 		stale = b->now_mono - c->clean_rx_ms > (uint64_t)C.conf.stale_ms;
+		c->reported_used = guest_used_kib(vm, g, &c->reported_used_kib);
 	} else {
 		g = &b->stubs[b->n];
 		mm__v1__guest_stats__init(g);
@@ -376,6 +402,7 @@ on_guest(struct hv_vm *vm, struct cvm *c)
 		.mono_ms = uv_now(&C.loop),
 	};
 	Mm__V1__GuestStats *g;
+	uint64_t used;
 
 	/* Until the host knows the VM's size it cannot check the guest's:
 	 * the first samples wait for query-balloon (milliseconds). */
@@ -401,6 +428,12 @@ on_guest(struct hv_vm *vm, struct cvm *c)
 	c->clean_rx_ms = h.mono_ms;
 	if (g->pressure_rising) {
 		c->rising_unreported = true;
+		report_soon();
+	} else if (C.conf.fast_rise_kib > 0 && c->reported_used &&
+	    guest_used_kib(vm, g, &used) &&
+	    used >= c->reported_used_kib + (uint64_t)C.conf.fast_rise_kib) {
+		/* Growing fast: the scheduler should know before the
+		 * next interval. */
 		report_soon();
 	}
 }

@@ -17,6 +17,7 @@ struct collector_conf {
 	char *host_id;			/* NULL: the hostname */
 	int64_t interval_ms;		/* periodic report */
 	int64_t fast_min_interval_ms;	/* coalescing of pressure reports */
+	int64_t fast_rise_kib;		/* used memory up this much: early */
 	int driver;			/* enum hv_type */
 	char *vm_dir;
 	char *balloon_path;
