@@ -70,8 +70,8 @@ static const struct conf_key conf_table[] = {
 	    "older guest stats do not count: no shrinking without fresh ones"),
 	K("balloon_interval", CONF_DURATION_MS, 0, 600000, "1s",
 	    balloon_interval_ms,
-	    "least time between two changes of a guest's target; sooner "
-	    "ones wait"),
+	    "least time between a change of a guest's target and a shrink; "
+	    "sooner ones wait (growth never does)"),
 	K("op_timeout", CONF_DURATION_MS, 100, 600000, "5s", op_timeout_ms,
 	    "a hypervisor request unanswered this long fails"),
 	K("failsafe_after", CONF_DURATION_MS, 0, 86400000, "30s",
@@ -115,6 +115,7 @@ struct avm {
 				 * for fresh guest stats */
 	uint64_t deferred_kib;
 	uint64_t deferred_until_ms;	/* its batch's expiry, epoch ms */
+	uint64_t deferred_seq;		/* its batch */
 	uint64_t fs_next_ms;	/* earliest next fail-safe step */
 	uint64_t fs_faults;	/* major faults in the sample of */
 	uint64_t fs_faults_ms;	/* this time (epoch ms; 0: none yet) */
@@ -531,7 +532,7 @@ exec_balloon(struct job *j, const Mm__V1__SetBalloonTarget *c)
 	enum act_clamp why;
 	struct hv_vm *vm;
 	struct avm *a;
-	uint64_t t, floor, now = uv_now(&A.loop);
+	uint64_t t, floor, cur, now = uv_now(&A.loop);
 	int rc;
 
 	r->vm_id = c->vm_id;
@@ -570,6 +571,7 @@ exec_balloon(struct job *j, const Mm__V1__SetBalloonTarget *c)
 		a->deferred = true;
 		a->deferred_kib = c->target_kib;
 		a->deferred_until_ms = j->b->expires_ms;
+		a->deferred_seq = j->b->seq;
 		A.deferred++;
 	}
 	if (vm->target_known && vm->balloon_target_kib == t) {
@@ -577,12 +579,15 @@ exec_balloon(struct job *j, const Mm__V1__SetBalloonTarget *c)
 		return true;
 	}
 	if (a->changed && now - a->last_change_ms <
-	    (uint64_t)A.conf.balloon_interval_ms) {
-		/* Not dropped: the latest wanted target is set as soon as
+	    (uint64_t)A.conf.balloon_interval_ms && vm_current(vm, &cur) &&
+	    t < cur) {
+		/* Only shrinks wait: a guest that needs memory gets it now.
+		 * Not dropped: the latest wanted target is set as soon as
 		 * the rate limit allows, unless a newer one replaces it. */
 		a->deferred = true;
 		a->deferred_kib = c->target_kib;
 		a->deferred_until_ms = j->b->expires_ms;
+		a->deferred_seq = j->b->seq;
 		A.deferred++;
 		set_result(j, MM__V1__RESULT_STATUS__RESULT_STATUS_SKIPPED,
 		    "rate limit: target changed %" PRIu64 " ms ago; %" PRIu64
@@ -851,12 +856,59 @@ delivery_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
 
 /* ---- rate-limited targets and the fail-safe ---- */
 
+/* A deferred target, once QMP (or xenstore) took it. */
+struct deferred_set {
+	char vm_id[MSG_ID_MAX + 1];
+	uint64_t target_kib;
+	uint64_t seq;
+};
+
+/* Say what finally happened to a command reported SKIPPED: a RESULT for
+ * its batch with that one command. */
+static void
+deferred_done_cb(struct hv *hv, int status, void *arg)
+{
+	struct deferred_set *ds = arg;
+	Mm__V1__Event ev = MM__V1__EVENT__INIT;
+	Mm__V1__ActionResult ar = MM__V1__ACTION_RESULT__INIT;
+	Mm__V1__CommandResult cr = MM__V1__COMMAND_RESULT__INIT, *crp = &cr;
+	char err[128];
+
+	(void)hv;
+	cr.has_status = 1;
+	cr.status = status == 0 ? MM__V1__RESULT_STATUS__RESULT_STATUS_OK :
+	    MM__V1__RESULT_STATUS__RESULT_STATUS_FAILED;
+	cr.vm_id = ds->vm_id;
+	cr.has_balloon_target_kib = status == 0;
+	cr.balloon_target_kib = ds->target_kib;
+	snprintf(err, sizeof(err), "deferred target %s: %s",
+	    status == 0 ? "set" : "failed", status == 0 ? "the rate limit "
+	    "let it through" : strerror(-status));
+	cr.error = err;
+	ar.host_id = A.host_id;
+	ar.has_batch_seq = 1;
+	ar.batch_seq = ds->seq;
+	ar.has_time_ms = 1;
+	ar.time_ms = wall_ms();
+	ar.n_results = 1;
+	ar.results = &crp;
+	ev.has_kind = 1;
+	ev.kind = MM__V1__EVENT_KIND__EVENT_KIND_RESULT;
+	ev.has_batch_seq = 1;
+	ev.batch_seq = ds->seq;
+	ev.vm_id = ds->vm_id;
+	ev.result = &ar;
+	publish_event(A.result_key, &ev);
+	free(ds);
+}
+
 static void
 deferred_cb(struct hv_vm *vm, void *arg)
 {
 	struct avm *a = vm->user;
 	uint64_t now = uv_now(&A.loop), t;
 	struct act_vm_view v;
+	struct deferred_set *ds;
 	enum act_clamp why;
 	int r;
 
@@ -879,13 +931,22 @@ deferred_cb(struct hv_vm *vm, void *arg)
 		return;
 	a->changed = true;
 	a->last_change_ms = now;
-	r = hv_set_target(A.hv, vm->id, t, NULL, NULL);
-	if (r < 0)
+	ds = calloc(1, sizeof(*ds));
+	if (ds != NULL) {
+		snprintf(ds->vm_id, sizeof(ds->vm_id), "%s", vm->id);
+		ds->target_kib = t;
+		ds->seq = a->deferred_seq;
+	}
+	r = hv_set_target(A.hv, vm->id, t, ds != NULL ? deferred_done_cb :
+	    NULL, ds);
+	if (r < 0) {
+		free(ds);
 		log_warnx("vm \"%s\": deferred target %" PRIu64 " MiB: %s",
 		    vm->id, t / 1024, strerror(-r));
-	else
+	} else {
 		log_debug("vm \"%s\": deferred target %" PRIu64 " MiB set",
 		    vm->id, t / 1024);
+	}
 }
 
 struct fs_round {
