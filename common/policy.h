@@ -118,6 +118,11 @@ struct pe_guest {
 	uint64_t max_kib;	/* host's maximum (maxmem), 0 when unknown */
 	bool has_psi;
 	double psi_some_avg10;	/* percent */
+	/* PSI some total (microseconds, a counter): where known, the stall
+	 * since the last report is the pressure, not avg10, which carries a
+	 * burst for ten seconds after it is over. */
+	bool has_psi_total;
+	uint64_t psi_some_total_us;
 	bool has_vmstat;
 	uint64_t major_faults;	/* counters since boot */
 	uint64_t swap_in_pages;

@@ -194,6 +194,8 @@ guest_from_msg(struct pe_guest *g, const Mm__V1__GuestStats *gs)
 	if (gs->psi != NULL && gs->psi->has_some_avg10_pct) {
 		g->has_psi = true;
 		g->psi_some_avg10 = gs->psi->some_avg10_pct;
+		g->has_psi_total = gs->psi->has_some_total_us;
+		g->psi_some_total_us = gs->psi->some_total_us;
 	}
 	if (gs->vmstat != NULL) {
 		g->has_vmstat = true;

@@ -345,8 +345,22 @@ pressure_score(const struct pe_policy *p, const struct pe_guest *g,
 	double s = 0;
 
 	*swapped_kib = 0;
-	if (g->has_psi)
+	if (g->has_psi_total && v->have_prev_psi && now_ms > v->prev_psi_ms &&
+	    g->psi_some_total_us >= v->prev_psi_us) {
+		/* The share of the time since the last report the guest
+		 * stalled on memory. */
+		double pct = (double)(g->psi_some_total_us - v->prev_psi_us) /
+		    (double)(now_ms - v->prev_psi_ms) / 10.0;
+
+		s = ramp(pct, p->psi_low_pct, p->psi_high_pct);
+	} else if (g->has_psi) {
 		s = ramp(g->psi_some_avg10, p->psi_low_pct, p->psi_high_pct);
+	}
+	if (g->has_psi_total) {
+		v->have_prev_psi = true;
+		v->prev_psi_us = g->psi_some_total_us;
+		v->prev_psi_ms = now_ms;
+	}
 	if (g->has_vmstat && v->have_prev && now_ms > v->prev_ms &&
 	    g->major_faults >= v->prev_faults &&
 	    g->swap_in_pages >= v->prev_swapin) {
@@ -368,8 +382,11 @@ pressure_score(const struct pe_policy *p, const struct pe_guest *g,
 		}
 	}
 	if (g->has_meminfo && g->total_kib > 0) {
+		/* Of what the guest has: a deflate-on-oom balloon's pages
+		 * are in MemTotal. */
+		uint64_t size = pe_guest_used_kib(g) + g->available_kib;
 		double avail = 100.0 * (double)g->available_kib /
-		    (double)g->total_kib;
+		    (double)(size > 0 ? size : 1);
 
 		if (avail < p->avail_low_pct)
 			s = fmax(s, 0.5 + 0.5 * (p->avail_low_pct - avail) /

@@ -29,6 +29,9 @@ struct pe_vm {
 	uint64_t prev_swapin;
 	uint64_t prev_swapout;
 	uint64_t prev_oom;
+	bool have_prev_psi;
+	uint64_t prev_psi_us;	/* PSI some total at prev_psi_ms */
+	uint64_t prev_psi_ms;
 	/* shrinking progress */
 	uint64_t shrink_since_ms;
 	uint64_t best_actual;

@@ -113,6 +113,42 @@ test_policy_target_in_force_without_readback(void **state)
 	pe_state_free(st);
 }
 
+/* With PSI's total, pressure is the stall since the last report: a burst
+ * that is over does not keep growing the guest while avg10 decays. */
+static void
+test_policy_pressure_from_psi_total(void **state)
+{
+	struct pe_policy p;
+	struct pe_state *st = pe_state_new();
+	struct pe_guest g = guest("a", 1 * GiB, 2 * GiB, 8 * GiB);
+	struct pe_host h = host(&g, 1, 32 * GiB, 20 * GiB, T0);
+	struct pe_decision *d;
+
+	pe_policy_defaults(&p);
+	g.has_psi_total = true;
+	g.psi_some_total_us = 1000000;
+	g.psi_some_avg10 = 50;
+	/* No total before: avg10 says pressure. */
+	d = decide(st, &h, &p);
+	assert_true(d[0].pressure > 0);
+	/* A second later, no stall since (avg10 still high): none. */
+	h.time_ms += 1000;
+	d = decide(st, &h, &p);
+	assert_true(d[0].pressure == 0);
+	/* Stalled 500 ms of the next second: full pressure. */
+	g.psi_some_total_us += 500000;
+	h.time_ms += 1000;
+	d = decide(st, &h, &p);
+	assert_true(d[0].pressure == 1.0);
+	assert_int_equal(d[0].reason, PE_GROW_PRESSURE);
+	/* 10 % of the next: some. */
+	g.psi_some_total_us += 100000;
+	h.time_ms += 1000;
+	d = decide(st, &h, &p);
+	assert_true(d[0].pressure > 0 && d[0].pressure < 1.0);
+	pe_state_free(st);
+}
+
 static void
 test_policy_pressure_grows_at_once(void **state)
 {
@@ -667,6 +703,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_policy_target_in_force_without_readback),
+		cmocka_unit_test(test_policy_pressure_from_psi_total),
 		cmocka_unit_test(test_policy_pressure_grows_at_once),
 		cmocka_unit_test(test_policy_swapped_out_given_back_at_once),
 		cmocka_unit_test(test_policy_idle_shrinks_slowly_after_hold),
