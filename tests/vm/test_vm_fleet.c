@@ -25,12 +25,9 @@
 
 #include <cmocka.h>
 
-#include "bus.h"
-#include "msg.h"
+#include "fleet.h"
 #include "testutil.h"
-#include "topology.h"
 #include "tu_hv.h"
-#include "vm.h"
 
 #define MIB		1024ULL
 #define MAXDEC		2048
@@ -65,11 +62,7 @@ static const char *const names[NVM] = { "idle1", "idle2", "ramp" };
 static const unsigned max_mib[NVM] = { IDLE_MIB, IDLE_MIB, RAMP_MIB };
 
 static struct {
-	uv_loop_t loop;
-	struct bus *bus;
-	bool up;
-	char *host, *sched, *dir, *vmdir;
-	int col, sch, act;
+	struct fleet f;
 	struct vm *vms[NVM];
 	struct decision dec[MAXDEC];
 	size_t ndec;
@@ -105,12 +98,12 @@ on_event(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 	(void)d;
 	(void)arg;
 	if (e->kind != MM__V1__EVENT_KIND__EVENT_KIND_DECISION ||
-	    e->host_id == NULL || strcmp(e->host_id, F.host) != 0 || k < 0 ||
+	    e->host_id == NULL || strcmp(e->host_id, F.f.host) != 0 || k < 0 ||
 	    F.ndec == MAXDEC)
 		return BUS_ACK;
 	x = &F.dec[F.ndec++];
 	x->vm = k;
-	x->rx_ms = uv_now(&F.loop);
+	x->rx_ms = uv_now(&F.f.loop);
 	x->target_kib = e->balloon_target_kib;
 	x->used_kib = metric(e, "used_kib");
 	x->need_kib = metric(e, "need_kib");
@@ -140,16 +133,7 @@ on_report(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 		s->fresh = !g->stale && g->source ==
 		    MM__V1__STATS_SOURCE__STATS_SOURCE_AGENT &&
 		    g->meminfo != NULL && g->meminfo->total_kib > 0;
-		/* What the guest uses: the test guests' balloon deflates
-		 * on OOM, so its pages are in MemTotal. */
-		if (g->meminfo != NULL && g->meminfo->has_available_kib &&
-		    g->meminfo->total_kib >= g->meminfo->available_kib)
-			s->used_kib = g->meminfo->total_kib -
-			    g->meminfo->available_kib;
-		if (g->has_deflate_on_oom && g->deflate_on_oom &&
-		    g->vmstat != NULL && g->vmstat->has_balloon_pages &&
-		    s->used_kib >= g->vmstat->balloon_pages * 4)
-			s->used_kib -= g->vmstat->balloon_pages * 4;
+		fleet_used_kib(g, &s->used_kib);
 		if (g->has_max_kib)
 			s->max_kib = g->max_kib;
 		if (!g->has_balloon_actual_kib)
@@ -167,60 +151,10 @@ on_report(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 	return BUS_ACK;
 }
 
-static enum bus_disposition
-delivery_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
-{
-	static const struct msg_handler table[] = {
-		{ MSG_EVENT, on_event },
-		{ MSG_HOST_REPORT, on_report },
-	};
-
-	(void)bus;
-	(void)arg;
-	return msg_dispatch(table, 2, d, NULL, NULL, NULL, 0);
-}
-
-static void
-state_cb(struct bus *bus, bool up, const char *reason, void *arg)
-{
-	(void)bus;
-	(void)reason;
-	(void)arg;
-	F.up = up;
-}
-
-static void
-dashes(char *s)
-{
-	for (; *s != '\0'; s++)
-		if (*s == '.')
-			*s = '-';
-}
-
-/* Start $MM_BINARY_DIR/bin/<name> -d with conf_text as its config. */
 static int
-start_daemon(const char *name, const char *conf_text)
+setup(void **state)
 {
-	char file[64], *conf, *bin;
-	int pid;
-
-	snprintf(file, sizeof(file), "%s.conf", name);
-	conf = tu_write_file(F.dir, file, conf_text);
-	bin = tu_bin_path(name);
-	{
-		char *argv[] = { bin, "-d", "-c", conf, NULL };
-
-		pid = tu_spawn(argv);
-	}
-	free(bin);
-	free(conf);
-	return pid;
-}
-
-static void
-publish_policy(void)
-{
-	static const struct { const char *name; double value; } params[] = {
+	static const struct fleet_param params[] = {
 		/* A short hold and large steps down, so a test of a
 		 * minute sees guests shrink (the default holds a calm
 		 * guest 30 s and gives back 5 % a round). */
@@ -231,96 +165,16 @@ publish_policy(void)
 		{ "psi_low_pct", 20 },
 		{ "psi_high_pct", 80 },
 	};
-	Mm__V1__Policy pol = MM__V1__POLICY__INIT;
-	Mm__V1__Param p[4], *pp[4];
-	char pq[128];
-
-	assert_int_equal(topo_declare_policy_queue(F.bus, F.sched, pq,
-	    sizeof(pq)), 0);
-	for (size_t i = 0; i < 4; i++) {
-		mm__v1__param__init(&p[i]);
-		p[i].name = (char *)params[i].name;
-		p[i].has_value = true;
-		p[i].value = params[i].value;
-		pp[i] = &p[i];
-	}
-	pol.has_version = pol.has_mode = true;
-	pol.version = 1;
-	pol.mode = MM__V1__POLICY_MODE__POLICY_MODE_ENFORCE;
-	pol.name = "vm test";
-	pol.n_params = 4;
-	pol.params = pp;
-	assert_int_equal(msg_publish(F.bus, MSG_POLICY,
-	    (const ProtobufCMessage *)&pol, TOPO_EX_POLICY, "", true, NULL,
-	    NULL), 0);
-}
-
-static int
-setup(void **state)
-{
-	struct bus_config cfg = {
-		.url = tu_broker_url(),
-		.app_id = "test_vm_fleet",
-		.state_cb = state_cb,
-	};
-	const struct bus_queue_opts q = { .exclusive = true,
-	    .auto_delete = true };
-	char text[2048], key[160], *eq, *sq;
 
 	(void)state;
 	vm_require();
-	signal(SIGPIPE, SIG_IGN);
 	memset(&F, 0, sizeof(F));
-	F.host = tu_unique("vmh");
-	F.sched = tu_unique("vms");
-	dashes(F.host);
-	dashes(F.sched);
-	F.dir = tu_tmpdir();
-	if (asprintf(&F.vmdir, "%s/vm", F.dir) < 0)
-		return -1;
-	free(tu_write_file(F.vmdir, ".keep", ""));
-
-	uv_loop_init(&F.loop);
-	F.bus = bus_new(&F.loop, &cfg);
-	assert_non_null(F.bus);
-	eq = tu_unique("mm.test.vm.events");
-	sq = tu_unique("mm.test.vm.stats");
-	topo_declare_stats_queue(F.bus, "host.#");
-	topo_declare_events_exchange(F.bus);
-	topo_declare_policy_exchange(F.bus);
-	topo_declare_actuator_queue(F.bus, F.host);
-	bus_declare_queue(F.bus, eq, &q);
-	topo_event_key(key, sizeof(key), TOPO_EV_DECISION, F.host);
-	bus_bind(F.bus, eq, TOPO_EX_EVENTS, key);
-	bus_declare_queue(F.bus, sq, &q);
-	snprintf(key, sizeof(key), "host.%s", F.host);
-	bus_bind(F.bus, sq, TOPO_EX_STATS, key);
-	bus_consume(F.bus, eq, false, delivery_cb, NULL);
-	bus_consume(F.bus, sq, false, delivery_cb, NULL);
-	assert_int_equal(bus_start(F.bus), 0);
-	assert_true(tu_run_until(&F.loop, &F.up, 15000));
-	free(eq);
-	free(sq);
-
-	snprintf(text, sizeof(text), "[scheduler]\nid = %s\n"
-	    "state_file = %s/policy\n[bus]\nurl = %s\n", F.sched, F.dir,
-	    tu_broker_url());
-	F.sch = start_daemon("mm-scheduler", text);
-	/* Its policy queue is declared here too, so the policy waits for
-	 * the scheduler. */
-	publish_policy();
-	snprintf(text, sizeof(text), "[collector]\nhost_id = %s\n"
-	    "driver = kvm\nvm_dir = %s\ninterval = 1s\n"
-	    "fast_min_interval = 100ms\nrescan = 200ms\n[bus]\nurl = %s\n",
-	    F.host, F.vmdir, tu_broker_url_as("collector", "collector"));
-	F.col = start_daemon("mm-collector", text);
-	/* KSM and NUMA stay as they are: the policy has neither. */
-	snprintf(text, sizeof(text), "[actuator]\nhost_id = %s\n"
-	    "driver = kvm\nvm_dir = %s\nrescan = 200ms\npoll = 500ms\n"
-	    "ksm = no\nnuma = no\nrelease_on_stop = yes\n"
-	    "release_timeout = 10s\n[bus]\nurl = %s\n", F.host, F.vmdir,
-	    tu_broker_url_as("actuator", "actuator"));
-	F.act = start_daemon("mm-actuator", text);
+	F.f.on_report = on_report;
+	F.f.on_event = on_event;
+	fleet_open(&F.f, "test_vm_fleet");
+	fleet_start_scheduler(&F.f, 0, params, 4);
+	fleet_start_collector(&F.f, NULL);
+	fleet_start_actuator(&F.f, NULL);
 	return 0;
 }
 
@@ -328,34 +182,17 @@ static int
 teardown(void **state)
 {
 	(void)state;
-	if (F.act > 0)
-		tu_stop(F.act, 15000);
+	fleet_stop(&F.f, &F.f.act);
 	for (int i = 0; i < NVM; i++)
 		vm_stop(F.vms[i]);
-	if (F.col > 0)
-		tu_stop(F.col, 5000);
-	if (F.sch > 0)
-		tu_stop(F.sch, 5000);
-	bus_close(F.bus, 1000, NULL, NULL);
-	tu_loop_finish(&F.loop);
-	tu_rmtree(F.dir);
-	free(F.dir);
-	free(F.vmdir);
+	fleet_close(&F.f);
 	return 0;
 }
 
 static struct vm *
 boot(int k, const char *workload)
 {
-	struct vm_opts o = {
-		.id = names[k],
-		.dir = F.vmdir,
-		.mem_mib = max_mib[k],
-		.workload = workload,
-		.interval = "500ms",
-		.resend = "1s",
-	};
-	struct vm *vm = vm_start(&o);
+	struct vm *vm = fleet_boot(&F.f, names[k], max_mib[k], workload);
 
 	assert_non_null(vm);
 	return vm;
@@ -428,7 +265,7 @@ watch_ramp(struct ramp_watch *w, uint64_t base_kib, unsigned timeout_ms)
 		    w->next_mib);
 		if (!w->peak && vm_wait_console(F.vms[RAMP], needle, 0, NULL,
 		    0)) {
-			w->held_at_ms[i] = uv_now(&F.loop);
+			w->held_at_ms[i] = uv_now(&F.f.loop);
 			if (w->next_mib == MONO_PEAK_MIB)
 				w->peak = true;
 			else
@@ -437,10 +274,10 @@ watch_ramp(struct ramp_watch *w, uint64_t base_kib, unsigned timeout_ms)
 		for (unsigned j = 50 / 25; j <= MONO_PEAK_MIB / 25; j++)
 			if (w->held_at_ms[j] != 0 && w->covered_at_ms[j] == 0 &&
 			    F.seen[RAMP].actual_kib >= base_kib + j * 25 * MIB)
-				w->covered_at_ms[j] = uv_now(&F.loop);
+				w->covered_at_ms[j] = uv_now(&F.f.loop);
 		w->done = vm_wait_console(F.vms[RAMP], "mono: done", 0, NULL,
 		    0);
-		tu_run_for(&F.loop, 100);
+		tu_run_for(&F.f.loop, 100);
 	}
 }
 
@@ -456,7 +293,7 @@ test_vm_fleet_balloons_follow_ramp(void **state)
 	F.vms[0] = boot(0, NULL);
 	F.vms[1] = boot(1, NULL);
 	F.vms[RAMP] = boot(RAMP, MONO);
-	if (!tu_run_until_fn(&F.loop, all_fresh, 20000))
+	if (!tu_run_until_fn(&F.f.loop, all_fresh, 20000))
 		fail_msg("the collector's reports never carried 3 fresh agent "
 		    "samples (%u reports)", F.reports);
 
@@ -465,7 +302,7 @@ test_vm_fleet_balloons_follow_ramp(void **state)
 		vm_dump_console(F.vms[RAMP]);
 		fail_msg("mono did not start");
 	}
-	tu_run_for(&F.loop, 200);
+	tu_run_for(&F.f.loop, 200);
 	before_kib = F.seen[RAMP].actual_kib;
 	base_kib = F.seen[RAMP].used_kib;
 	printf("vm fleet: before the ramp \"ramp\" holds %llu MiB (uses "
@@ -546,11 +383,9 @@ test_vm_fleet_balloons_follow_ramp(void **state)
 
 	/* Stop: the scheduler first, then the actuator gives every guest
 	 * its maximum back. */
-	assert_int_equal(tu_stop(F.sch, 5000), 0);
-	F.sch = 0;
-	assert_int_equal(tu_stop(F.act, 15000), 0);
-	F.act = 0;
-	if (!tu_run_until_fn(&F.loop, all_at_max, 15000))
+	assert_int_equal(fleet_stop(&F.f, &F.f.sch), 0);
+	assert_int_equal(fleet_stop(&F.f, &F.f.act), 0);
+	if (!tu_run_until_fn(&F.f.loop, all_at_max, 15000))
 		fail_msg("after the actuator stopped the guests hold %llu, "
 		    "%llu, %llu MiB, not their maximum",
 		    (unsigned long long)F.seen[0].actual_kib / MIB,
