@@ -116,6 +116,8 @@ struct avm {
 	uint64_t deferred_kib;
 	uint64_t deferred_until_ms;	/* its batch's expiry, epoch ms */
 	uint64_t deferred_seq;		/* its batch */
+	uint32_t deferred_index;	/* and command in it */
+	char deferred_sched[MSG_ID_MAX + 1];	/* the batch's sender */
 	uint64_t fs_next_ms;	/* earliest next fail-safe step */
 	uint64_t fs_faults;	/* major faults in the sample of */
 	uint64_t fs_faults_ms;	/* this time (epoch ms; 0: none yet) */
@@ -572,6 +574,9 @@ exec_balloon(struct job *j, const Mm__V1__SetBalloonTarget *c)
 		a->deferred_kib = c->target_kib;
 		a->deferred_until_ms = j->b->expires_ms;
 		a->deferred_seq = j->b->seq;
+		a->deferred_index = (uint32_t)j->i;
+		snprintf(a->deferred_sched, sizeof(a->deferred_sched), "%s",
+		    j->b->scheduler_id != NULL ? j->b->scheduler_id : "");
 		A.deferred++;
 	}
 	if (vm->target_known && vm->balloon_target_kib == t) {
@@ -588,6 +593,9 @@ exec_balloon(struct job *j, const Mm__V1__SetBalloonTarget *c)
 		a->deferred_kib = c->target_kib;
 		a->deferred_until_ms = j->b->expires_ms;
 		a->deferred_seq = j->b->seq;
+		a->deferred_index = (uint32_t)j->i;
+		snprintf(a->deferred_sched, sizeof(a->deferred_sched), "%s",
+		    j->b->scheduler_id != NULL ? j->b->scheduler_id : "");
 		A.deferred++;
 		set_result(j, MM__V1__RESULT_STATUS__RESULT_STATUS_SKIPPED,
 		    "rate limit: target changed %" PRIu64 " ms ago; %" PRIu64
@@ -859,8 +867,10 @@ delivery_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
 /* A deferred target, once QMP (or xenstore) took it. */
 struct deferred_set {
 	char vm_id[MSG_ID_MAX + 1];
+	char sched[MSG_ID_MAX + 1];
 	uint64_t target_kib;
 	uint64_t seq;
+	uint32_t index;
 };
 
 /* Say what finally happened to a command reported SKIPPED: a RESULT for
@@ -875,6 +885,8 @@ deferred_done_cb(struct hv *hv, int status, void *arg)
 	char err[128];
 
 	(void)hv;
+	cr.has_index = 1;
+	cr.index = ds->index;
 	cr.has_status = 1;
 	cr.status = status == 0 ? MM__V1__RESULT_STATUS__RESULT_STATUS_OK :
 	    MM__V1__RESULT_STATUS__RESULT_STATUS_FAILED;
@@ -888,6 +900,7 @@ deferred_done_cb(struct hv *hv, int status, void *arg)
 	ar.host_id = A.host_id;
 	ar.has_batch_seq = 1;
 	ar.batch_seq = ds->seq;
+	ar.scheduler_id = ds->sched[0] != '\0' ? ds->sched : NULL;
 	ar.has_time_ms = 1;
 	ar.time_ms = wall_ms();
 	ar.n_results = 1;
@@ -936,6 +949,8 @@ deferred_cb(struct hv_vm *vm, void *arg)
 		snprintf(ds->vm_id, sizeof(ds->vm_id), "%s", vm->id);
 		ds->target_kib = t;
 		ds->seq = a->deferred_seq;
+		ds->index = a->deferred_index;
+		memcpy(ds->sched, a->deferred_sched, sizeof(ds->sched));
 	}
 	r = hv_set_target(A.hv, vm->id, t, ds != NULL ? deferred_done_cb :
 	    NULL, ds);

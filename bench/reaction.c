@@ -205,6 +205,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	vm_require();
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	B.step_kib = step_mib * MIB;
 	mem_mib = 256 + B.n * step_mib + 256;
 	B.f.on_report = on_report;
@@ -226,11 +227,13 @@ main(int argc, char **argv)
 	    step_mib, period_ms);
 	/* Settled: then the default hold and steps down, so what follows
 	 * is growth alone. */
-	for (t = 0; t < 35000 && (B.used_kib == 0 || B.target_kib == 0 ||
-	    B.target_kib > B.used_kib + 256 * MIB); t += 100)
+	t = uv_now(&B.f.loop) + 35000;
+	while (uv_now(&B.f.loop) < t && (B.used_kib == 0 ||
+	    B.target_kib == 0 || B.target_kib > B.used_kib + 256 * MIB))
 		tu_run_for(&B.f.loop, 100);
 	fleet_policy(&B.f, 2, 0, params, nsteady);
-	for (t = 0; t < 60000 && !console_has("steps: begin 1."); t += 50)
+	t = uv_now(&B.f.loop) + 60000;
+	while (uv_now(&B.f.loop) < t && !console_has("steps: begin 1."))
 		tu_run_for(&B.f.loop, 50);
 	B.base_kib = B.used_kib;
 	printf("reaction: before the steps the guest uses %llu MiB, target "
@@ -240,7 +243,8 @@ main(int argc, char **argv)
 		struct step *s = &B.s[B.cur];
 
 		snprintf(needle, sizeof(needle), "steps: begin %u.", B.cur);
-		for (t = 0; t < 30000 && !console_has(needle); t += 2)
+		t = uv_now(&B.f.loop) + 30000;
+		while (uv_now(&B.f.loop) < t && !console_has(needle))
 			tu_run_for(&B.f.loop, 2);
 		s->t0 = uv_now(&B.f.loop);
 		s->want_used_kib = B.base_kib + B.cur * B.step_kib -
@@ -248,8 +252,9 @@ main(int argc, char **argv)
 		/* Until it is applied, or the next step begins. */
 		snprintf(needle, sizeof(needle), "steps: begin %u.",
 		    B.cur + 1);
-		for (t = 0; t < period_ms + 5000 && s->t3 == 0 &&
-		    !console_has(needle); t += 5)
+		t = uv_now(&B.f.loop) + period_ms + 5000;
+		while (uv_now(&B.f.loop) < t && s->t3 == 0 &&
+		    !console_has(needle))
 			tu_run_for(&B.f.loop, 5);
 	}
 	for (unsigned i = 1; i <= B.n; i++) {

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -186,6 +187,8 @@ tu_spawn(char *const argv[])
 		abort();
 	}
 	if (pid == 0) {
+		/* A test or benchmark killed midway leaves no daemon. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		execv(argv[0], argv);
 		perror(argv[0]);
 		_exit(127);

@@ -28,7 +28,7 @@
 
 /* What the test saw of one VM through the driver. */
 struct seen {
-	char id[32];
+	char id[MSG_ID_MAX + 1];
 	unsigned samples;
 	bool seq_regressed;
 	uint64_t first_seq, last_seq;

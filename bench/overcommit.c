@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * bench/overcommit: three real guests share less memory than they may
+ * each grow to, and ramp one after the other (mm_test_mono 50 MiB ->
+ * 500 MiB -> 50 MiB). Run twice on the same guests and budget:
+ *   static  each balloon set once to a third of the budget (QMP), as an
+ *           operator without mm would split the host;
+ *   mm      mm-scheduler (pressure policy, the host's capacity set to the
+ *           budget with host_reserve) and mm-actuator move the memory.
+ * mm-collector runs in both, and the figures come from its reports: per
+ * guest the OOM kills (vmstat oom_kill) and the time stalled on memory
+ * (PSI some total), and the most the three balloons held at once.
+ *
+ *   overcommit [-b budget_mib] [-g gap_s]
+ * Environment: as bench/reaction.
+ */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "fleet.h"
+#include "testutil.h"
+
+#define NVM		3
+#define MAX_MIB		768
+#define MIB		1024ull
+
+struct gstat {
+	bool seen;
+	uint64_t oom0, oom;		/* oom_kill at the first, last report */
+	uint64_t psi0, psi;		/* PSI some total, us */
+	uint64_t actual_kib;
+};
+
+static const char *const names[NVM] = { "a", "b", "c" };
+
+static struct {
+	struct fleet f;
+	struct vm *vms[NVM];
+	struct gstat g[NVM];
+	uint64_t max_sum_kib;		/* most the balloons held at once */
+} O;
+
+static enum bus_disposition
+on_report(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
+{
+	const Mm__V1__HostReport *r = (const Mm__V1__HostReport *)m;
+	uint64_t sum = 0;
+
+	(void)d;
+	(void)arg;
+	for (size_t i = 0; i < r->n_guests; i++) {
+		const Mm__V1__GuestStats *g = r->guests[i];
+		struct gstat *s = NULL;
+
+		for (int k = 0; k < NVM; k++)
+			if (strcmp(g->vm_id, names[k]) == 0)
+				s = &O.g[k];
+		if (s == NULL)
+			continue;
+		if (g->has_balloon_actual_kib) {
+			s->actual_kib = g->balloon_actual_kib;
+			sum += g->balloon_actual_kib;
+		}
+		if (g->stale || g->vmstat == NULL || g->psi == NULL ||
+		    !g->vmstat->has_oom_kills || !g->psi->has_some_total_us)
+			continue;
+		if (!s->seen) {
+			s->seen = true;
+			s->oom0 = g->vmstat->oom_kills;
+			s->psi0 = g->psi->some_total_us;
+		}
+		s->oom = g->vmstat->oom_kills;
+		s->psi = g->psi->some_total_us;
+	}
+	if (sum > O.max_sum_kib)
+		O.max_sum_kib = sum;
+	return BUS_ACK;
+}
+
+/* One QMP command on a monitor nobody else uses; 0 or -1. */
+static int
+qmp_balloon(const char *path, uint64_t bytes)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char buf[4096], cmd[256];
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0), ok = -1;
+	ssize_t n;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		goto out;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		goto out;
+	snprintf(cmd, sizeof(cmd), "{\"execute\":\"qmp_capabilities\"}\n"
+	    "{\"execute\":\"balloon\",\"arguments\":{\"value\":%llu}}\n",
+	    (unsigned long long)bytes);
+	if (read(fd, buf, sizeof(buf)) <= 0 ||
+	    write(fd, cmd, strlen(cmd)) != (ssize_t)strlen(cmd))
+		goto out;
+	/* Two answers: wait until the second "return" is in. */
+	for (size_t got = 0, seen = 0; seen < 2;) {
+		n = read(fd, buf + got, sizeof(buf) - 1 - got);
+		if (n <= 0)
+			goto out;
+		got += (size_t)n;
+		buf[got] = '\0';
+		seen = 0;
+		for (char *p = buf; (p = strstr(p, "\"return\"")) != NULL; p++)
+			seen++;
+		if (strstr(buf, "\"error\"") != NULL)
+			goto out;
+	}
+	ok = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+static void
+run(bool with_mm, uint64_t budget_kib, unsigned gap_s)
+{
+	/* The pressure policy with its defaults; only the capacity is the
+	 * budget. Emulated guests stall now and then: PSI below 20 % is
+	 * that. */
+	static const struct fleet_param params[] = {
+		{ "psi_low_pct", 20 },
+		{ "psi_high_pct", 80 },
+		{ "hold_ms", 5000 },
+	};
+	uint64_t host_kib = 0, wall0, t;
+	char workload[128], path[4200];
+	FILE *f = fopen("/proc/meminfo", "r");
+	unsigned done = 0;
+
+	if (f == NULL || fscanf(f, "MemTotal: %llu kB",
+	    (unsigned long long *)&host_kib) != 1)
+		exit(1);
+	fclose(f);
+	memset(&O, 0, sizeof(O));
+	O.f.on_report = on_report;
+	fleet_open(&O.f, "overcommit");
+	if (with_mm)
+		fleet_start_scheduler(&O.f, host_kib - budget_kib, params, 3);
+	fleet_start_collector(&O.f, NULL);
+	if (with_mm)
+		fleet_start_actuator(&O.f, NULL);
+	for (int k = 0; k < NVM; k++) {
+		struct vm_opts o = {
+			.id = names[k],
+			.dir = O.f.vmdir,
+			.mem_mib = MAX_MIB,
+			.workload = workload,
+			.interval = "500ms",
+			.resend = "1s",
+			/* Without it the static split would not hold: the
+			 * balloon would give up its pages on OOM. */
+			.no_deflate_on_oom = true,
+		};
+
+		snprintf(workload, sizeof(workload),
+		    "mm_test_mono:50M:500M:25M:400:4000:%u",
+		    (unsigned)(20 + (NVM - 1 - k) * 5 + k * gap_s) * 1000);
+		O.vms[k] = vm_start(&o);
+		if (O.vms[k] == NULL)
+			exit(1);
+		if (!with_mm) {
+			snprintf(path, sizeof(path), "%s/%s.actuator",
+			    O.f.vmdir, names[k]);
+			if (qmp_balloon(path, budget_kib / NVM * 1024) < 0)
+				fprintf(stderr, "overcommit: QMP balloon on %s "
+				    "failed\n", path);
+		}
+	}
+	wall0 = uv_now(&O.f.loop);
+	t = wall0 + (30 + NVM * gap_s + 60) * 1000;
+	while (uv_now(&O.f.loop) < t && done < NVM) {
+		tu_run_for(&O.f.loop, 200);
+		done = 0;
+		for (int k = 0; k < NVM; k++)
+			if (vm_wait_console(O.vms[k], "mm-init: workload", 0,
+			    NULL, 0))
+				done++;
+	}
+	tu_run_for(&O.f.loop, 2000);
+	printf("%-6s (%llu s):", with_mm ? "mm" : "static",
+	    (unsigned long long)(uv_now(&O.f.loop) - wall0) / 1000);
+	for (int k = 0; k < NVM; k++) {
+		char line[128] = "";
+
+		vm_wait_console(O.vms[k], "mm-init: workload", 0, line,
+		    sizeof(line));
+		printf("  %s: %llu OOM kills, %.1f s stalled, %s;", names[k],
+		    (unsigned long long)(O.g[k].oom - O.g[k].oom0),
+		    (double)(O.g[k].psi - O.g[k].psi0) / 1e6,
+		    strstr(line, "exited 0") != NULL ? "ramp done" :
+		    line[0] != '\0' ? "ramp killed" : "ramp unfinished");
+	}
+	printf("  balloons held at most %llu MiB together (budget %llu)\n",
+	    (unsigned long long)O.max_sum_kib / MIB,
+	    (unsigned long long)budget_kib / MIB);
+	for (int k = 0; k < NVM; k++)
+		vm_stop(O.vms[k]);
+	fleet_close(&O.f);
+}
+
+int
+main(int argc, char **argv)
+{
+	unsigned budget_mib = 1280, gap_s = 25;
+	int c;
+
+	while ((c = getopt(argc, argv, "b:g:h")) != -1) {
+		switch (c) {
+		case 'b':
+			budget_mib = (unsigned)atoi(optarg);
+			break;
+		case 'g':
+			gap_s = (unsigned)atoi(optarg);
+			break;
+		default:
+			fprintf(stderr, "usage: overcommit [-b budget_mib] "
+			    "[-g gap_s]\n");
+			return 2;
+		}
+	}
+	if (budget_mib < NVM * 192 || budget_mib > NVM * MAX_MIB ||
+	    gap_s < 10) {
+		fprintf(stderr, "overcommit: a budget of %u..%u MiB, ramps at "
+		    "least 10 s apart\n", NVM * 192, NVM * MAX_MIB);
+		return 2;
+	}
+	vm_require();
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("overcommit: %d %s guests of %u MiB (%u MiB together) on a "
+	    "budget of %u MiB; each ramps 50 -> 500 -> 50 MiB, %u s after "
+	    "the one before\n", NVM, vm_accel(), MAX_MIB, NVM * MAX_MIB,
+	    budget_mib, gap_s);
+	fflush(stdout);
+	run(false, budget_mib * MIB, gap_s);
+	fflush(stdout);
+	run(true, budget_mib * MIB, gap_s);
+	return 0;
+}
