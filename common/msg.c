@@ -8,12 +8,28 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "msg.h"
+
+/* ASan cannot see into a bump allocator by itself: tell it what is live. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) && !defined(__SANITIZE_ADDRESS__)
+#define __SANITIZE_ADDRESS__ 1
+#endif
+#endif
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/asan_interface.h>
+#define ARENA_REDZONE	16	/* poisoned gap after each allocation */
+#else
+#define ASAN_POISON_MEMORY_REGION(p, n)		((void)(p), (void)(n))
+#define ASAN_UNPOISON_MEMORY_REGION(p, n)	((void)(p), (void)(n))
+#define ARENA_REDZONE	0
+#endif
 
 struct msg_type_info {
 	const ProtobufCMessageDescriptor *desc;
@@ -807,9 +823,11 @@ msg_pack_frame(enum msg_type t, const ProtobufCMessage *m, uint8_t **ret_buf,
 	return 0;
 }
 
-int
-msg_unpack(enum msg_type t, const void *data, size_t len,
-    ProtobufCMessage **ret, char *why, size_t whylen)
+/* msg_unpack() with protobuf-c's allocator alloc (NULL: malloc). */
+static int
+unpack(enum msg_type t, const void *data, size_t len,
+    ProtobufCAllocator *alloc, ProtobufCMessage **ret, char *why,
+    size_t whylen)
 {
 	const ProtobufCMessageDescriptor *desc = msg_descriptor(t);
 	ProtobufCMessage *m;
@@ -828,18 +846,25 @@ msg_unpack(enum msg_type t, const void *data, size_t len,
 		set_why(why, whylen, "no data");
 		return -EINVAL;
 	}
-	m = protobuf_c_message_unpack(desc, NULL, len, data);
+	m = protobuf_c_message_unpack(desc, alloc, len, data);
 	if (m == NULL) {
 		set_why(why, whylen, "not a decodable %s", desc->name);
 		return -EBADMSG;
 	}
 	r = msg_validate(t, m, why, whylen);
 	if (r < 0) {
-		msg_free(m);
+		protobuf_c_message_free_unpacked(m, alloc);
 		return r;
 	}
 	*ret = m;
 	return 0;
+}
+
+int
+msg_unpack(enum msg_type t, const void *data, size_t len,
+    ProtobufCMessage **ret, char *why, size_t whylen)
+{
+	return unpack(t, data, len, NULL, ret, why, whylen);
 }
 
 void
@@ -873,6 +898,94 @@ msg_to_bus(enum msg_type t, const ProtobufCMessage *m,
 	return 0;
 }
 
+/*
+ * Where msg_dispatch() unpacks: a bump allocator, emptied when the handler
+ * returns. protobuf-c allocates every sub-message, string and array of a
+ * message on its own (some 200 for a HostReport of 50 guests) and frees
+ * them one by one; here each is a pointer bump and all go in one reset.
+ * The buffer grows to what the last message needed, up to ARENA_KEEP;
+ * what does not fit comes from malloc and goes at the reset.
+ */
+#define ARENA_ALIGN	16		/* malloc's alignment on x86-64 */
+#define ARENA_KEEP	(1u << 20)
+
+struct arena_block {
+	struct arena_block *next;
+	max_align_t data[];
+};
+
+struct arena {
+	unsigned char *buf;
+	size_t cap;
+	size_t used;
+	size_t wanted;			/* by the message in it */
+	struct arena_block *blocks;	/* what did not fit in buf */
+	bool busy;			/* a message lives in it */
+};
+
+static struct arena dispatch_arena;
+
+static void *
+arena_alloc(void *data, size_t size)
+{
+	struct arena *a = data;
+	struct arena_block *b;
+	size_t need;
+	void *p;
+
+	if (size > SIZE_MAX / 2)
+		return NULL;
+	need = ((size > 0 ? size : 1) + ARENA_REDZONE + ARENA_ALIGN - 1) &
+	    ~(size_t)(ARENA_ALIGN - 1);
+	a->wanted += need;
+	if (a->buf != NULL && need <= a->cap - a->used) {
+		p = a->buf + a->used;
+		a->used += need;
+		ASAN_UNPOISON_MEMORY_REGION(p, size);
+		return p;
+	}
+	b = malloc(sizeof(*b) + size);
+	if (b == NULL)
+		return NULL;
+	b->next = a->blocks;
+	a->blocks = b;
+	return b->data;
+}
+
+/* Everything goes at the reset. */
+static void
+arena_free(void *data, void *p)
+{
+	(void)data;
+	(void)p;
+}
+
+/* Empty a, making room for a message like the last one (plus a quarter). */
+static void
+arena_reset(struct arena *a)
+{
+	struct arena_block *b;
+	size_t cap;
+
+	while ((b = a->blocks) != NULL) {
+		a->blocks = b->next;
+		free(b);
+	}
+	if (a->wanted > a->cap && a->wanted <= ARENA_KEEP) {
+		cap = a->wanted + a->wanted / 4;
+		if (cap > ARENA_KEEP)
+			cap = ARENA_KEEP;
+		free(a->buf);
+		a->buf = malloc(cap);
+		a->cap = a->buf != NULL ? cap : 0;
+	}
+	if (a->buf != NULL)
+		ASAN_POISON_MEMORY_REGION(a->buf, a->cap);
+	a->used = 0;
+	a->wanted = 0;
+	a->busy = false;
+}
+
 /* A property for a log line: at most 64 bytes, non-printables as '?'. */
 static const char *
 quote_prop(char *dst, size_t size, const char *s)
@@ -904,6 +1017,8 @@ msg_dispatch(const struct msg_handler *table, size_t n,
     struct msg_dispatch_stats *stats, char *why, size_t whylen)
 {
 	struct msg_dispatch_stats scratch;
+	ProtobufCAllocator pa = { arena_alloc, arena_free, &dispatch_arena };
+	ProtobufCAllocator *alloc = NULL;
 	const struct msg_handler *h;
 	enum bus_disposition disp;
 	char local_why[256], q[72];
@@ -938,7 +1053,14 @@ msg_dispatch(const struct msg_handler *table, size_t n,
 		    msg_type_name(t));
 		goto reject;
 	}
-	r = msg_unpack(t, d->body, d->len, &m, why, whylen);
+	/* A handler that dispatches again gets malloc's messages. */
+	if (!dispatch_arena.busy) {
+		dispatch_arena.busy = true;
+		alloc = &pa;
+	}
+	r = unpack(t, d->body, d->len, alloc, &m, why, whylen);
+	if (alloc != NULL && r < 0)
+		arena_reset(&dispatch_arena);
 	if (r == -EMSGSIZE) {
 		stats->too_big++;
 		goto reject;
@@ -951,7 +1073,10 @@ msg_dispatch(const struct msg_handler *table, size_t n,
 	}
 	stats->ok++;
 	disp = h->fn(m, d, arg);
-	msg_free(m);
+	if (alloc != NULL)
+		arena_reset(&dispatch_arena);
+	else
+		msg_free(m);
 	return disp;
 
 reject:

@@ -143,8 +143,9 @@ int msg_publish(struct bus *bus, enum msg_type t, const ProtobufCMessage *m,
 
 /*
  * A handler of one message type. m is a validated t, borrowed: it is freed
- * when the handler returns, so the handler copies what it keeps. d is the
- * delivery, borrowed likewise. The return value settles the delivery.
+ * when the handler returns (its memory is reused for the next message), so
+ * the handler copies what it keeps. d is the delivery, borrowed likewise.
+ * The return value settles the delivery.
  */
 typedef enum bus_disposition (*msg_handler_cb)(const ProtobufCMessage *m,
     const struct bus_delivery *d, void *arg);
@@ -171,6 +172,9 @@ struct msg_dispatch_stats {
  * call the handler of that type with arg and return its disposition. Any
  * failure is logged at debug, counted in *stats (may be NULL), described in
  * why (may be NULL) and returns BUS_REJECT, which dead-letters the message.
+ * Messages are unpacked into one scratch arena, emptied when the handler
+ * returns; a handler may call msg_dispatch() again (that message is
+ * malloc'd). Memory kept between calls: at most 1 MiB.
  */
 enum bus_disposition msg_dispatch(const struct msg_handler *table, size_t n,
     const struct bus_delivery *d, void *arg,

@@ -26,6 +26,8 @@ now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+static void batch_free(struct batch *b);
+
 /* ---- hosts ---- */
 
 static size_t
@@ -118,6 +120,8 @@ hosts_free(struct scheduler *s)
 	free(s->guests);
 	free(s->decisions);
 	free(s->why);
+	batch_free(s->batch);
+	s->batch = NULL;
 	s->hosts = NULL;
 	s->cap = s->nhosts = 0;
 }
@@ -327,50 +331,75 @@ decision_event(struct scheduler *s, const struct host *h,
 	publish_event(s, TOPO_EV_DECISION, h->id, &ev);
 }
 
-/* Room for one host's commands: balloons, KSM, NUMA moves. */
+#define MOVES_MAX	16	/* NUMA moves in one batch */
+
+/*
+ * Room for one host's commands: balloons, KSM, NUMA moves. The scheduler
+ * keeps one, grown to its largest host, rather than allocating six arrays
+ * per report.
+ */
 struct batch {
-	Mm__V1__Command *cmds;
-	Mm__V1__Command **ptrs;
-	Mm__V1__SetBalloonTarget *balloons;
-	Mm__V1__MigrateNuma *moves;
-	uint32_t *from;		/* PE_NODES_MAX per move */
-	char (*reasons)[PE_WHY_MAX];	/* KSM's and the moves'; balloons
-					 * use the decisions' own */
+	Mm__V1__Command *cmds;		/* cap + MOVES_MAX + 1 */
+	Mm__V1__Command **ptrs;		/* likewise */
+	Mm__V1__SetBalloonTarget *balloons;	/* cap */
+	size_t cap;
 	size_t n;
 	size_t nr;
 	size_t nb;
 	size_t nm;
 	Mm__V1__SetKsm ksm;
 	Mm__V1__KsmSettings ksm_settings;
+	Mm__V1__MigrateNuma moves[MOVES_MAX];
+	uint32_t from[MOVES_MAX][PE_NODES_MAX];
+	char reasons[MOVES_MAX + 1][PE_WHY_MAX];	/* KSM's and the
+							 * moves'; balloons use
+							 * the decisions' own */
 };
 
-static int
-batch_init(struct batch *b, size_t guests, size_t moves)
+/* s's batch, empty, with room for guests balloons; NULL: out of memory. */
+static struct batch *
+batch_begin(struct scheduler *s, size_t guests)
 {
-	size_t n = guests + moves + 1;
+	struct batch *b = s->batch;
+	Mm__V1__Command *cmds, **ptrs;
+	Mm__V1__SetBalloonTarget *balloons;
+	size_t n = guests + MOVES_MAX + 1;
 
-	memset(b, 0, sizeof(*b));
-	b->cmds = calloc(n, sizeof(*b->cmds));
-	b->ptrs = calloc(n, sizeof(*b->ptrs));
-	b->balloons = calloc(guests + 1, sizeof(*b->balloons));
-	b->moves = calloc(moves + 1, sizeof(*b->moves));
-	b->from = calloc((moves + 1) * PE_NODES_MAX, sizeof(*b->from));
-	b->reasons = calloc(moves + 1, sizeof(*b->reasons));
-	if (!b->cmds || !b->ptrs || !b->balloons || !b->moves || !b->from ||
-	    !b->reasons)
-		return -ENOMEM;
-	return 0;
+	if (b == NULL) {
+		b = calloc(1, sizeof(*b));
+		if (b == NULL)
+			return NULL;
+		s->batch = b;
+	}
+	if (guests > b->cap || b->cmds == NULL) {
+		cmds = realloc(b->cmds, n * sizeof(*cmds));
+		if (cmds == NULL)
+			return NULL;
+		b->cmds = cmds;
+		ptrs = realloc(b->ptrs, n * sizeof(*ptrs));
+		if (ptrs == NULL)
+			return NULL;
+		b->ptrs = ptrs;
+		balloons = realloc(b->balloons, (guests + 1) *
+		    sizeof(*balloons));
+		if (balloons == NULL)
+			return NULL;
+		b->balloons = balloons;
+		b->cap = guests;
+	}
+	b->n = b->nr = b->nb = b->nm = 0;
+	return b;
 }
 
 static void
 batch_free(struct batch *b)
 {
+	if (b == NULL)
+		return;
 	free(b->cmds);
 	free(b->ptrs);
 	free(b->balloons);
-	free(b->moves);
-	free(b->from);
-	free(b->reasons);
+	free(b);
 }
 
 static Mm__V1__Command *
@@ -435,7 +464,7 @@ batch_numa(struct batch *b, const struct pe_numa_move *mv)
 {
 	Mm__V1__Command *c = batch_add(b);
 	Mm__V1__MigrateNuma *m = &b->moves[b->nm];
-	uint32_t *from = &b->from[b->nm * PE_NODES_MAX];
+	uint32_t *from = b->from[b->nm];
 
 	b->nm++;
 	mm__v1__migrate_numa__init(m);
@@ -591,11 +620,11 @@ decide_host(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r)
 		.time_ms = r->time_ms,
 		.n_guests = r->n_guests,
 	};
-	struct pe_numa_move moves[16];
+	struct pe_numa_move moves[MOVES_MAX];
 	struct pe_ksm_decision kd = { 0 };
+	struct batch *b;
 	size_t nmoves;
-	struct batch b;
-	int n, rc;
+	int n;
 
 	if (scratch_reserve(s, r->n_guests + 1) < 0)
 		return -ENOMEM;
@@ -616,7 +645,7 @@ decide_host(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r)
 		ksm_from_msg(&o, r);
 		pe_ksm_decide(&h->ksm, &o, &s->policy.ksm, &kd);
 	}
-	nmoves = numa_moves(s, h, r, moves, 16);
+	nmoves = numa_moves(s, h, r, moves, MOVES_MAX);
 	keep_status(h, r, s->decisions, (size_t)n);
 	for (int i = 0; i < n; i++) {
 		const struct pe_decision *d = &s->decisions[i];
@@ -641,27 +670,24 @@ decide_host(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r)
 		}
 	if (s->policy.mode != PM_ENFORCE)
 		return 0;
-	rc = batch_init(&b, (size_t)n, nmoves);
-	if (rc < 0) {
-		batch_free(&b);
-		return rc;
-	}
+	b = batch_begin(s, (size_t)n);
+	if (b == NULL)
+		return -ENOMEM;
 	/* Take before give: what shrinks goes first. */
 	for (int i = 0; i < n; i++)
 		if (s->decisions[i].changed &&
 		    s->decisions[i].target_kib < s->decisions[i].prev_kib)
-			batch_balloon(&b, &s->decisions[i], s->why[i]);
+			batch_balloon(b, &s->decisions[i], s->why[i]);
 	if (kd.changed)
-		batch_ksm(&b, s, &kd);
+		batch_ksm(b, s, &kd);
 	for (size_t i = 0; i < nmoves; i++)
-		batch_numa(&b, &moves[i]);
+		batch_numa(b, &moves[i]);
 	for (int i = 0; i < n; i++)
 		if (s->decisions[i].changed &&
 		    s->decisions[i].target_kib > s->decisions[i].prev_kib)
-			batch_balloon(&b, &s->decisions[i], s->why[i]);
-	if (b.n > 0)
-		publish_batch(s, h, r, &b);
-	batch_free(&b);
+			batch_balloon(b, &s->decisions[i], s->why[i]);
+	if (b->n > 0)
+		publish_batch(s, h, r, b);
 	return 0;
 }
 

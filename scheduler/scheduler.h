@@ -29,6 +29,8 @@ struct sched_conf {
 	struct daemon_bus_conf bus;
 };
 
+struct batch;
+
 /* A VM as its last decision left it, for status requests. */
 struct vm_status {
 	struct pe_decision d;
@@ -97,6 +99,7 @@ struct scheduler {
 	struct pe_decision *decisions;
 	char (*why)[PE_WHY_MAX];	/* reason of each changed decision */
 	size_t scratch_cap;
+	struct batch *batch;		/* its commands (decide.c) */
 
 	struct msg_dispatch_stats stats_dispatch;
 	struct msg_dispatch_stats policy_dispatch;

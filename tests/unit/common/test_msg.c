@@ -3,7 +3,8 @@
  * Tests of the msg module: every message type survives a round trip with
  * all of its fields set, oversized, undecodable and invalid input is
  * refused with the right error and reason, and msg_dispatch() routes or
- * dead-letters deliveries and counts why.
+ * dead-letters deliveries and counts why, and hands handlers intact
+ * messages whatever their size and order, also when they nest.
  */
 #include <errno.h>
 #include <math.h>
@@ -1345,6 +1346,116 @@ test_msg_dispatch_rejects_bad_deliveries(void **state)
 	msg_free(&r->base);
 }
 
+/* What the comparing handler checks each message against, and a delivery
+ * it dispatches from inside itself when inner is set. */
+struct expect_call {
+	const ProtobufCMessage *want;
+	const struct bus_delivery *inner;
+	const ProtobufCMessage *inner_want;
+	int calls;
+};
+
+static enum bus_disposition
+compare_handler(const ProtobufCMessage *m, const struct bus_delivery *d,
+    void *arg)
+{
+	static const struct msg_handler table[] = {
+		{ MSG_HOST_REPORT, compare_handler },
+	};
+	struct expect_call *e = arg;
+	struct expect_call in = { 0 };
+
+	e->calls++;
+	assert_msg_equal(e->want, m, "dispatched");
+	if (e->inner != NULL) {
+		in.want = e->inner_want;
+		assert_int_equal(msg_dispatch(table, 1, e->inner, &in, NULL,
+		    NULL, 0), BUS_ACK);
+		assert_int_equal(in.calls, 1);
+		/* The outer message outlives the inner one. */
+		assert_msg_equal(e->want, m, "outer after inner");
+	}
+	return BUS_ACK;
+}
+
+/* A report of n guests, every field set. */
+static Mm__V1__HostReport *
+new_big_report(size_t n)
+{
+	Mm__V1__HostReport *r = new_host_report();
+	char id[32];
+
+	for (size_t i = 0; i < r->n_guests; i++)
+		msg_free(&r->guests[i]->base);
+	free(r->guests);
+	ARRAY(r, guests, n);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "vm-%zu", i);
+		r->guests[i] = new_guest(id, 1048576 + i);
+	}
+	return r;
+}
+
+static void
+test_msg_dispatch_any_size_in_turn(void **state)
+{
+	static const struct msg_handler table[] = {
+		{ MSG_HOST_REPORT, compare_handler },
+	};
+	/* 4096 guests unpack to more than the arena keeps: the rest is
+	 * malloc'd; 1 and 50 guests fit once it has grown. */
+	static const size_t sizes[] = { 1, 4096, 50, 1, 4096, 50, 50 };
+	struct bus_delivery d;
+	uint8_t *buf;
+	size_t len;
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		Mm__V1__HostReport *r = new_big_report(sizes[i]);
+		struct expect_call e = { .want = &r->base };
+
+		SET(r, seq, i);
+		assert_int_equal(msg_pack(MSG_HOST_REPORT, &r->base, &buf,
+		    &len), 0);
+		d = delivery(buf, len);
+		assert_int_equal(msg_dispatch(table, 1, &d, &e, NULL, NULL,
+		    0), BUS_ACK);
+		assert_int_equal(e.calls, 1);
+		free(buf);
+		msg_free(&r->base);
+	}
+}
+
+static void
+test_msg_dispatch_from_a_handler(void **state)
+{
+	static const struct msg_handler table[] = {
+		{ MSG_HOST_REPORT, compare_handler },
+	};
+	Mm__V1__HostReport *outer = new_big_report(50);
+	Mm__V1__HostReport *inner = new_big_report(3);
+	struct expect_call e = { .want = &outer->base,
+	    .inner_want = &inner->base };
+	struct bus_delivery d, di;
+	uint8_t *buf, *ibuf;
+	size_t len, ilen;
+
+	set_str(&inner->host_id, str("host-b"));
+	assert_int_equal(msg_pack(MSG_HOST_REPORT, &outer->base, &buf, &len),
+	    0);
+	assert_int_equal(msg_pack(MSG_HOST_REPORT, &inner->base, &ibuf,
+	    &ilen), 0);
+	d = delivery(buf, len);
+	di = delivery(ibuf, ilen);
+	e.inner = &di;
+	assert_int_equal(msg_dispatch(table, 1, &d, &e, NULL, NULL, 0),
+	    BUS_ACK);
+	assert_int_equal(e.calls, 1);
+	free(buf);
+	free(ibuf);
+	msg_free(&outer->base);
+	msg_free(&inner->base);
+}
+
 int
 main(void)
 {
@@ -1371,6 +1482,8 @@ main(void)
 		cmocka_unit_test(test_msg_to_bus_sets_properties),
 		cmocka_unit_test(test_msg_dispatch_calls_handler),
 		cmocka_unit_test(test_msg_dispatch_rejects_bad_deliveries),
+		cmocka_unit_test(test_msg_dispatch_any_size_in_turn),
+		cmocka_unit_test(test_msg_dispatch_from_a_handler),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
