@@ -524,6 +524,19 @@ op_timer_cb(uv_timer_t *t)
 	job_advance(j);
 }
 
+/* Keep target_kib of command j->i to set later (deferred_cb). */
+static void
+defer(struct avm *a, const struct job *j, uint64_t target_kib)
+{
+	a->deferred = true;
+	a->deferred_kib = target_kib;
+	a->deferred_until_ms = j->b->expires_ms;
+	a->deferred_seq = j->b->seq;
+	a->deferred_index = (uint32_t)j->i;
+	snprintf(a->deferred_sched, sizeof(a->deferred_sched), "%s",
+	    j->b->scheduler_id != NULL ? j->b->scheduler_id : "");
+}
+
 /* Returns true when it waits for the hypervisor. */
 static bool
 exec_balloon(struct job *j, const Mm__V1__SetBalloonTarget *c)
@@ -546,8 +559,12 @@ exec_balloon(struct job *j, const Mm__V1__SetBalloonTarget *c)
 	}
 	a = vm->user;
 	if (!vm->max_known) {
+		/* Just found (a restart): QMP answers in milliseconds. The
+		 * target waits for it, not beyond the batch's expiry. */
 		set_result(j, MM__V1__RESULT_STATUS__RESULT_STATUS_SKIPPED,
-		    "vm \"%s\": its maximum is not known yet", c->vm_id);
+		    "vm \"%s\": its maximum is not known yet; deferred until "
+		    "it is", c->vm_id);
+		defer(a, j, c->target_kib);
 		observe(vm, r);
 		return false;
 	}
@@ -570,13 +587,7 @@ exec_balloon(struct job *j, const Mm__V1__SetBalloonTarget *c)
 	if (why == ACT_CLAMP_NO_STATS) {
 		/* Shrinking waits for the guest's stats (after a restart
 		 * they take a moment), but not beyond the batch's expiry. */
-		a->deferred = true;
-		a->deferred_kib = c->target_kib;
-		a->deferred_until_ms = j->b->expires_ms;
-		a->deferred_seq = j->b->seq;
-		a->deferred_index = (uint32_t)j->i;
-		snprintf(a->deferred_sched, sizeof(a->deferred_sched), "%s",
-		    j->b->scheduler_id != NULL ? j->b->scheduler_id : "");
+		defer(a, j, c->target_kib);
 		A.deferred++;
 	}
 	if (vm->target_known && vm->balloon_target_kib == t) {
@@ -589,13 +600,7 @@ exec_balloon(struct job *j, const Mm__V1__SetBalloonTarget *c)
 		/* Only shrinks wait: a guest that needs memory gets it now.
 		 * Not dropped: the latest wanted target is set as soon as
 		 * the rate limit allows, unless a newer one replaces it. */
-		a->deferred = true;
-		a->deferred_kib = c->target_kib;
-		a->deferred_until_ms = j->b->expires_ms;
-		a->deferred_seq = j->b->seq;
-		a->deferred_index = (uint32_t)j->i;
-		snprintf(a->deferred_sched, sizeof(a->deferred_sched), "%s",
-		    j->b->scheduler_id != NULL ? j->b->scheduler_id : "");
+		defer(a, j, c->target_kib);
 		A.deferred++;
 		set_result(j, MM__V1__RESULT_STATUS__RESULT_STATUS_SKIPPED,
 		    "rate limit: target changed %" PRIu64 " ms ago; %" PRIu64
