@@ -289,15 +289,16 @@ san_check(struct san_vm *s, const struct san_limits *lim,
 		}
 	}
 
-	/* The balloon's pages: a gauge, never more than the guest has. */
-	if (g->vmstat != NULL && mi != NULL && mi->has_total_kib) {
-		uint64_t pages = mi->total_kib / 4;
+	/* The balloon's pages: a gauge, never more than the VM's maximum
+	 * (not its MemTotal: without deflate-on-oom the pages leave it). */
+	if (g->vmstat != NULL && h->max_known) {
+		uint64_t pages = h->max_kib / 4;
 
 		if (g->vmstat->has_balloon_pages &&
 		    g->vmstat->balloon_pages > pages) {
 			hit[SAN_PART_ABOVE_TOTAL] = true;
 			reject(s, h, SAN_PART_ABOVE_TOTAL, "balloon_pages %"
-			    PRIu64 " above total, clamping",
+			    PRIu64 " above the maximum, clamping",
 			    g->vmstat->balloon_pages);
 			g->vmstat->balloon_pages = pages;
 		}

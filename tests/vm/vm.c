@@ -192,8 +192,10 @@ build_argv(const struct vm_opts *o, const char *accel, const char *console,
 	add_arg(argv, &n, xasprintf("-initrd"));
 	add_arg(argv, &n, image_path("initrd.cpio"));
 	add_arg(argv, &n, xasprintf("-append"));
-	add_arg(argv, &n, xasprintf("console=ttyS0 quiet panic=-1 mm.vm_id=%s"
-	    "%s%s%s%s%s%s", o->id, o->workload ? " mm.workload=" : "",
+	/* Debian builds PSI in but leaves it off (CONFIG_PSI_DEFAULT_
+	 * DISABLED): psi=1 turns it on, as on the hosts mm runs in. */
+	add_arg(argv, &n, xasprintf("console=ttyS0 quiet panic=-1 psi=1 "
+	    "mm.vm_id=%s%s%s%s%s%s%s", o->id, o->workload ? " mm.workload=" : "",
 	    o->workload ? o->workload : "", o->interval ? " mm.interval=" : "",
 	    o->interval ? o->interval : "", o->resend ? " mm.resend=" : "",
 	    o->resend ? o->resend : ""));

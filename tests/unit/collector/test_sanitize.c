@@ -32,6 +32,7 @@ struct sample {
 	uint64_t time_ms;
 	bool set_owned;		/* guest sets balloon/flags/stale itself */
 	bool qmp;		/* the balloon's guest-stats: no agent_seq */
+	uint64_t bpages;	/* vmstat balloon_pages */
 	uint64_t balloon;	/* host: balloon actual (0 unknown) */
 	uint64_t target;	/* host: target (Xen; 0 unknown) */
 	uint64_t max;		/* host: max (0 unknown) */
@@ -73,6 +74,7 @@ make(const struct sample *s)
 	S(mi, cached_kib, s->cached);
 	S(mi, anon_kib, s->anon);
 	S(vs, major_faults, s->majflt);
+	S(vs, balloon_pages, s->bpages);
 #undef S
 	p->has_some_avg10_pct = p->has_some_avg60_pct = 1;
 	p->some_avg10_pct = s->avg10;
@@ -155,6 +157,16 @@ static const struct sancase cases[] = {
 	  { .seq = 2, .total = 4 * GIB - 60 * MIB, .free = 2 * GIB,
 	    .balloon = 4 * GIB, .max = 4 * GIB },
 	  0, 4 * GIB - 60 * MIB, 2 * GIB, 0, -1 },
+	/* Without deflate-on-oom the balloon's pages leave MemTotal: more
+	 * of them than the total is right, more than the maximum is not. */
+	{ "balloon larger than what is left", {0},
+	  { .seq = 1, .total = 1 * GIB, .free = 512 * MIB,
+	    .bpages = 3 * GIB / 4, .balloon = 1 * GIB, .max = 4 * GIB },
+	  0, 1 * GIB, 512 * MIB, 0, -1 },
+	{ "balloon larger than the VM", {0},
+	  { .seq = 1, .total = 1 * GIB, .free = 512 * MIB,
+	    .bpages = 5 * GIB / 4, .balloon = 1 * GIB, .max = 4 * GIB },
+	  F_CLAMP, 1 * GIB, 512 * MIB, 0, -1 },
 	{ "free above total", {0},
 	  { .seq = 1, .total = 2 * GIB, .free = 3 * GIB },
 	  F_CLAMP, 2 * GIB, 2 * GIB, 0, -1 },
