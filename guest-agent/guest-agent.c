@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statfs.h>
+#include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,7 +56,7 @@ const struct conf_key agent_conf_keys[] = {
 	  F(available_low_pct), NULL,
 	  "without PSI: report at once when MemAvailable drops below this "
 	  "percent of MemTotal (0: never)" },
-	{ "pressure", "check_interval", CONF_DURATION_MS, 20, 60000, "100ms",
+	{ "pressure", "check_interval", CONF_DURATION_MS, 20, 60000, "250ms",
 	  F(check_ms), NULL, "how often MemAvailable is checked between "
 	  "reports (for rise, and available_low_pct without PSI)" },
 	{ "pressure", "rise", CONF_SIZE_KIB, 0, 1ll << 40, "32M", F(rise_kib),
@@ -87,6 +88,7 @@ struct agent {
 	struct report_state st;
 	struct procfs_meminfo last_check;
 	bool check_low;			/* no PSI: watch available_low_pct */
+	bool proc_is_real;		/* proc_root is this machine's /proc */
 	uint64_t seq;
 	char vm_id[65];
 };
@@ -175,12 +177,35 @@ psi_cb(uv_poll_t *p, int status, int events)
 	}
 }
 
+/*
+ * Whether /proc/meminfo is worth reading for the rise check: where /proc
+ * is this machine's, sysinfo(2) (a microsecond, against tens for the
+ * file) says whether free memory fell by the step since the last report;
+ * used memory cannot have risen by it otherwise.
+ */
+static bool
+free_fell(const struct agent *a)
+{
+	const struct procfs_meminfo *last = &a->st.last.mem;
+	struct sysinfo si;
+	uint64_t free_kib;
+
+	if (a->check_low || !a->proc_is_real || !a->st.sent_once ||
+	    !procfs_has(last->have, PROCFS_MEM_FREE) || sysinfo(&si) < 0)
+		return true;
+	free_kib = (uint64_t)si.freeram * si.mem_unit / 1024;
+	return free_kib + (uint64_t)a->conf.rise_kib <=
+	    last->kib[PROCFS_MEM_FREE];
+}
+
 static void
 check_cb(uv_timer_t *t)
 {
 	struct agent *a = t->data;
 	struct procfs_meminfo m;
 
+	if (!free_fell(a))
+		return;
 	if (procfs_read_meminfo(a->conf.proc_root, &m) < 0)
 		return;
 	if (a->check_low && report_available_dropped(&a->last_check, &m,
@@ -406,6 +431,7 @@ main(int argc, char **argv)
 		fatalx("cannot watch signals: %s", uv_strerror(r));
 	r = psi_start(&a);
 	a.check_low = r < 0 && a.conf.available_low_pct > 0;
+	a.proc_is_real = strcmp(a.conf.proc_root, "/proc") == 0;
 	if (a.check_low && r != -ENOTSUP)
 		log_info("no PSI trigger on \"%s/pressure/memory\" (%s); "
 		    "checking MemAvailable every %lld ms", a.conf.proc_root,
