@@ -5,13 +5,15 @@
  * 500 MiB -> 50 MiB). Run twice on the same guests and budget:
  *   static  each balloon set once to a third of the budget (QMP), as an
  *           operator without mm would split the host;
- *   mm      mm-scheduler (pressure policy, the host's capacity set to the
- *           budget with host_reserve) and mm-actuator move the memory.
+ *   mm      mm-scheduler (pressure policy, its guest pool set to the
+ *           budget with guest_capacity_kib) and mm-actuator move the
+ *           memory.
  * mm-collector runs in both, and the figures come from its reports: per
  * guest the OOM kills (vmstat oom_kill) and the time stalled on memory
  * (PSI some total), and the most the three balloons held at once.
  *
- *   overcommit [-b budget_mib] [-g gap_s]
+ *   overcommit [-v] [-b budget_mib] [-g gap_s] [-o static|mm]
+ * -v prints every decision; -o runs one side only.
  * Environment: as bench/reaction.
  */
 #define _GNU_SOURCE
@@ -45,7 +47,23 @@ static struct {
 	struct gstat g[NVM];
 	uint64_t max_sum_kib;		/* most the balloons held at once */
 	bool ramping;			/* the first ramp has begun */
+	int verbose;			/* 1: decisions, 2: a's reports */
+	uint64_t t0;
 } O;
+
+static enum bus_disposition
+on_event(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
+{
+	const Mm__V1__Event *e = (const Mm__V1__Event *)m;
+
+	(void)d;
+	(void)arg;
+	if (O.verbose && e->kind == MM__V1__EVENT_KIND__EVENT_KIND_DECISION)
+		printf("  [%5.1f s] %s: %s\n",
+		    (double)(uv_now(&O.f.loop) - O.t0) / 1000,
+		    e->vm_id != NULL ? e->vm_id : "-", e->reason);
+	return BUS_ACK;
+}
 
 static enum bus_disposition
 on_report(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
@@ -64,6 +82,21 @@ on_report(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 				s = &O.g[k];
 		if (s == NULL)
 			continue;
+		if (O.verbose > 1 && s == &O.g[0]) {
+			uint64_t used = 0;
+
+			fleet_used_kib(g, &used);
+			printf("  [%5.1f s] a: used %llu MiB, total %llu, avail "
+			    "%llu, balloon %llu MiB, stale %d, flags %zu\n",
+			    (double)(uv_now(&O.f.loop) - O.t0) / 1000,
+			    (unsigned long long)used / MIB,
+			    (unsigned long long)(g->meminfo ?
+			    g->meminfo->total_kib / MIB : 0),
+			    (unsigned long long)(g->meminfo ?
+			    g->meminfo->available_kib / MIB : 0),
+			    (unsigned long long)g->balloon_actual_kib / MIB,
+			    g->stale, g->n_flags);
+		}
 		if (g->has_balloon_actual_kib) {
 			s->actual_kib = g->balloon_actual_kib;
 			sum += g->balloon_actual_kib;
@@ -133,26 +166,30 @@ run(bool with_mm, uint64_t budget_kib, unsigned gap_s)
 	 * start at their maximum come down to their need within the 30 s
 	 * before the first ramp (the default takes 5 % a round after 30 s
 	 * of calm: minutes), as on a host that has run for a while. */
-	static const struct fleet_param params[] = {
+	struct fleet_param params[] = {
 		{ "psi_low_pct", 20 },
 		{ "psi_high_pct", 80 },
 		{ "hold_ms", 5000 },
 		{ "shrink_pct", 25 },
+		/* The budget: a guest pool (host_reserve would ask the
+		 * host to keep the rest free, which this one does not). */
+		{ "guest_capacity_kib", (double)budget_kib },
 	};
-	uint64_t host_kib = 0, wall0, t;
+	uint64_t wall0, t;
 	char workload[128], path[4200];
-	FILE *f = fopen("/proc/meminfo", "r");
 	unsigned done = 0;
 
-	if (f == NULL || fscanf(f, "MemTotal: %llu kB",
-	    (unsigned long long *)&host_kib) != 1)
-		exit(1);
-	fclose(f);
-	memset(&O, 0, sizeof(O));
+	{
+		int v = O.verbose;
+
+		memset(&O, 0, sizeof(O));
+		O.verbose = v;
+	}
 	O.f.on_report = on_report;
+	O.f.on_event = on_event;
 	fleet_open(&O.f, "overcommit");
 	if (with_mm)
-		fleet_start_scheduler(&O.f, host_kib - budget_kib, params, 4);
+		fleet_start_scheduler(&O.f, 0, params, 5);
 	fleet_start_collector(&O.f, NULL);
 	if (with_mm)
 		fleet_start_actuator(&O.f, NULL);
@@ -183,7 +220,7 @@ run(bool with_mm, uint64_t budget_kib, unsigned gap_s)
 				    "failed\n", path);
 		}
 	}
-	wall0 = uv_now(&O.f.loop);
+	wall0 = O.t0 = uv_now(&O.f.loop);
 	t = wall0 + (30 + NVM * gap_s + 60) * 1000;
 	while (uv_now(&O.f.loop) < t && done < NVM) {
 		tu_run_for(&O.f.loop, 200);
@@ -221,10 +258,17 @@ int
 main(int argc, char **argv)
 {
 	unsigned budget_mib = 1280, gap_s = 25;
+	const char *only = NULL;
 	int c;
 
-	while ((c = getopt(argc, argv, "b:g:h")) != -1) {
+	while ((c = getopt(argc, argv, "b:g:o:vh")) != -1) {
 		switch (c) {
+		case 'o':
+			only = optarg;
+			break;
+		case 'v':
+			O.verbose++;
+			break;
 		case 'b':
 			budget_mib = (unsigned)atoi(optarg);
 			break;
@@ -232,8 +276,8 @@ main(int argc, char **argv)
 			gap_s = (unsigned)atoi(optarg);
 			break;
 		default:
-			fprintf(stderr, "usage: overcommit [-b budget_mib] "
-			    "[-g gap_s]\n");
+			fprintf(stderr, "usage: overcommit [-v] [-b budget_mib] "
+			    "[-g gap_s] [-o static|mm]\n");
 			return 2;
 		}
 	}
@@ -250,8 +294,9 @@ main(int argc, char **argv)
 	    "the one before\n", NVM, vm_accel(), MAX_MIB, NVM * MAX_MIB,
 	    budget_mib, gap_s);
 	fflush(stdout);
-	run(false, budget_mib * MIB, gap_s);
-	fflush(stdout);
-	run(true, budget_mib * MIB, gap_s);
+	if (only == NULL || strcmp(only, "static") == 0)
+		run(false, budget_mib * MIB, gap_s);
+	if (only == NULL || strcmp(only, "mm") == 0)
+		run(true, budget_mib * MIB, gap_s);
 	return 0;
 }

@@ -62,6 +62,10 @@ struct pe_policy {
 	enum pe_algo algo;
 	uint64_t host_reserve_kib;	/* never handed to guests */
 	uint64_t vm_overhead_kib;	/* per VM, the hypervisor's own */
+	/* The most the host's guests may hold together, whatever the host
+	 * has free (0: no such cap): a pool for guests on a host that runs
+	 * other things, or a smaller host for a benchmark. */
+	uint64_t guest_capacity_kib;
 	struct pe_limits defaults;
 	struct pe_rule rules[PE_RULES_MAX];	/* first match wins */
 	size_t n_rules;

@@ -46,6 +46,7 @@ static const struct param params[] = {
 	{ "inactive_ms", P_MS, B(inactive_ms), 1, 86400000 },
 	{ "uncooperative_ms", P_MS, B(uncooperative_ms), 1, 86400000 },
 	{ "vm_overhead_kib", P_KIB, B(vm_overhead_kib), 0, 1ull << 42 },
+	{ "guest_capacity_kib", P_KIB, B(guest_capacity_kib), 0, 1ull << 42 },
 	{ "ksm_min_profit", P_DOUBLE, K(min_profit), 0, 1e12 },
 	{ "ksm_ample_pct", P_PCT, K(ample_free_pct), 0, 100 },
 	{ "ksm_ample_hold_ms", P_MS, K(ample_hold_ms), 0, 86400000 },

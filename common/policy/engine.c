@@ -225,8 +225,11 @@ pe_capacity_kib(const struct pe_host *host, const struct pe_policy *p)
 {
 	uint64_t taken = p->host_reserve_kib +
 	    p->vm_overhead_kib * (uint64_t)host->n_guests;
+	uint64_t cap = host->total_kib > taken ? host->total_kib - taken : 0;
 
-	return host->total_kib > taken ? host->total_kib - taken : 0;
+	if (p->guest_capacity_kib > 0 && p->guest_capacity_kib < cap)
+		cap = p->guest_capacity_kib;
+	return cap;
 }
 
 /* The VM's history, found where it was last time or by a search. */

@@ -386,11 +386,13 @@ take_before_give(struct pe_ctx *c)
 {
 	const struct pe_host *h = c->host;
 	uint64_t promised = 0, budget, short_kib = 0, pressured_want = 0;
+	uint64_t held = 0;
 
 	for (size_t i = 0; i < c->n; i++) {
 		const struct pe_guest *g = &h->guests[i];
 		struct pe_decision *d = &c->out[i];
 
+		held += max64(held_kib(c, i), g->has_balloon ? g->actual_kib : 0);
 		if (g->has_balloon && g->target_kib > g->actual_kib)
 			promised += g->target_kib - g->actual_kib;
 		if (c->vms[i]->flexible && d->pressure > 0 &&
@@ -399,6 +401,13 @@ take_before_give(struct pe_ctx *c)
 	}
 	budget = h->available_kib > c->p->host_reserve_kib + promised ?
 	    h->available_kib - c->p->host_reserve_kib - promised : 0;
+	/* A guest pool smaller than the host: what it has not handed out,
+	 * counting what each guest holds or was promised. */
+	if (c->p->guest_capacity_kib > 0) {
+		uint64_t cap = pe_capacity_kib(h, c->p);
+
+		budget = min64(budget, cap > held ? cap - held : 0);
+	}
 	if (pressured_want > budget)
 		short_kib = pressured_want - budget;
 	for (size_t i = 0; i < c->n && short_kib > 0; i++) {

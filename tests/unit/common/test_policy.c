@@ -149,6 +149,37 @@ test_policy_pressure_from_psi_total(void **state)
 	pe_state_free(st);
 }
 
+/* A guest pool smaller than the host: growth stops at what the pool has
+ * not handed out, whatever the host has free. */
+static void
+test_policy_guest_capacity(void **state)
+{
+	struct pe_policy p;
+	struct pe_state *st = pe_state_new();
+	struct pe_guest g[2] = {
+		guest("a", 900 * MiB, 1 * GiB, 4 * GiB),
+		guest("b", 256 * MiB, 768 * MiB, 4 * GiB),
+	};
+	struct pe_host h = host(g, 2, 32 * GiB, 30 * GiB, T0);
+	struct pe_decision *d;
+
+	pe_policy_defaults(&p);
+	p.spare_pct = 0;
+	g[0].psi_some_avg10 = 50;	/* a needs more, now */
+	d = decide(st, &h, &p);
+	assert_true(d[0].target_kib > 1 * GiB + 256 * MiB);
+	pe_state_free(st);
+
+	st = pe_state_new();
+	p.guest_capacity_kib = 2 * GiB;
+	assert_int_equal(pe_capacity_kib(&h, &p), 2 * GiB);
+	d = decide(st, &h, &p);
+	/* 2 GiB less b's 768 MiB: a gets at most 1280 MiB. */
+	assert_true(d[0].target_kib > 1 * GiB);
+	assert_true(d[0].target_kib + d[1].target_kib <= 2 * GiB);
+	pe_state_free(st);
+}
+
 static void
 test_policy_pressure_grows_at_once(void **state)
 {
@@ -704,6 +735,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_policy_target_in_force_without_readback),
 		cmocka_unit_test(test_policy_pressure_from_psi_total),
+		cmocka_unit_test(test_policy_guest_capacity),
 		cmocka_unit_test(test_policy_pressure_grows_at_once),
 		cmocka_unit_test(test_policy_swapped_out_given_back_at_once),
 		cmocka_unit_test(test_policy_idle_shrinks_slowly_after_hold),
