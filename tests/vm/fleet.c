@@ -180,6 +180,7 @@ fleet_policy(struct fleet *f, uint64_t version, uint64_t host_reserve_kib,
 	pol.host_reserve_kib = host_reserve_kib;
 	pol.n_params = n;
 	pol.params = pp;
+	pol.ksm = f->ksm;
 	if (msg_publish(f->bus, MSG_POLICY, (const ProtobufCMessage *)&pol,
 	    TOPO_EX_POLICY, "", true, NULL, NULL) < 0)
 		die("cannot publish the policy");

@@ -31,6 +31,8 @@ struct fleet {
 	int sch, col, act;	/* daemon pids, 0 when not running */
 	msg_handler_cb on_report;	/* HostReport of this host, or NULL */
 	msg_handler_cb on_event;	/* its Events, or NULL */
+	/* Goes with every policy published when set (else: no KSM). */
+	Mm__V1__KsmPolicy *ksm;
 };
 
 struct fleet_param {

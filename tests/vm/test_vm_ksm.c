@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * KSM on real guests: two identical TCG guests (same kernel, same
+ * initramfs, QEMU's guest RAM is mergeable by default) under the real
+ * mm-collector, mm-scheduler and mm-actuator. The policy counts this host
+ * as short of memory (start below 99 % available), so the scheduler asks
+ * for KSM and the actuator turns it on in the host's real
+ * /sys/kernel/mm/ksm. Checked: KSM runs, pages_sharing grows (the guests
+ * share pages), and once the actuator stops the host's KSM settings are
+ * exactly as found. The test puts them back itself if it fails midway.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fleet.h"
+#include "testutil.h"
+#include "tu_hv.h"
+
+#define KSM_DIR		"/sys/kernel/mm/ksm"
+
+static const char *const knobs[] = { "run", "pages_to_scan",
+    "sleep_millisecs", "merge_across_nodes" };
+#define NKNOBS	(sizeof(knobs) / sizeof(knobs[0]))
+
+static struct {
+	struct fleet f;
+	struct vm *vms[2];
+	char found[NKNOBS][32];		/* the host's settings at start */
+	bool have_found;
+	uint64_t sharing0, sharing;	/* pages_sharing, first and latest */
+	bool seen_ksm, running;
+} K;
+
+static bool
+read_knob(const char *name, char *buf, size_t len)
+{
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", KSM_DIR, name);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return false;
+	if (fgets(buf, (int)len, f) == NULL)
+		buf[0] = '\0';
+	fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+	return true;
+}
+
+static void
+restore_knobs(void)
+{
+	char path[128], now[32];
+
+	for (size_t i = 0; K.have_found && i < NKNOBS; i++) {
+		FILE *f;
+
+		if (read_knob(knobs[i], now, sizeof(now)) &&
+		    strcmp(now, K.found[i]) == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", KSM_DIR, knobs[i]);
+		f = fopen(path, "w");
+		if (f != NULL) {
+			fprintf(f, "%s\n", K.found[i]);
+			fclose(f);
+		}
+	}
+}
+
+static enum bus_disposition
+on_report(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
+{
+	const Mm__V1__HostReport *r = (const Mm__V1__HostReport *)m;
+	const Mm__V1__KsmStats *k = r->host != NULL ? r->host->ksm : NULL;
+
+	(void)d;
+	(void)arg;
+	if (k == NULL || !k->has_sharing_pages)
+		return BUS_ACK;
+	if (!K.seen_ksm)
+		K.sharing0 = k->sharing_pages;
+	K.seen_ksm = true;
+	K.sharing = k->sharing_pages;
+	K.running = k->settings != NULL && k->settings->has_run &&
+	    k->settings->run == MM__V1__KSM_RUN__KSM_RUN_MERGE;
+	return BUS_ACK;
+}
+
+static int
+setup(void **state)
+{
+	static Mm__V1__KsmPolicy ksm = MM__V1__KSM_POLICY__INIT;
+	static const struct fleet_param params[] = {
+		{ "psi_low_pct", 20 },
+		{ "psi_high_pct", 80 },
+	};
+
+	(void)state;
+	vm_require();
+	if (access(KSM_DIR "/run", W_OK) != 0) {
+		print_message("skipped: %s/run is not writable here\n",
+		    KSM_DIR);
+		exit(77);
+	}
+	memset(&K, 0, sizeof(K));
+	for (size_t i = 0; i < NKNOBS; i++)
+		assert_true(read_knob(knobs[i], K.found[i],
+		    sizeof(K.found[i])));
+	K.have_found = true;
+	atexit(restore_knobs);
+	ksm.has_enable = ksm.has_cpu_budget_pct = true;
+	ksm.enable = true;
+	ksm.cpu_budget_pct = 50;
+	/* This host has most of its memory free: call it short. */
+	ksm.has_start_available_pct = ksm.has_stop_available_pct = true;
+	ksm.start_available_pct = 99;
+	ksm.stop_available_pct = 99.5;
+	ksm.has_min_pages_to_scan = ksm.has_max_pages_to_scan = true;
+	ksm.min_pages_to_scan = 1000;
+	ksm.max_pages_to_scan = 5000;
+	K.f.ksm = &ksm;
+	K.f.on_report = on_report;
+	fleet_open(&K.f, "test_vm_ksm");
+	fleet_start_scheduler(&K.f, 0, params, 2);
+	fleet_start_collector(&K.f, NULL);
+	fleet_start_actuator(&K.f, "ksm = yes\nnuma = no\n");
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	fleet_stop(&K.f, &K.f.act);
+	for (int i = 0; i < 2; i++)
+		vm_stop(K.vms[i]);
+	fleet_close(&K.f);
+	restore_knobs();
+	return 0;
+}
+
+static bool
+ksm_merging(void)
+{
+	return K.running && K.sharing >= K.sharing0 + 2560;
+}
+
+static void
+test_vm_ksm_identical_guests_share(void **state)
+{
+	char now[32];
+
+	(void)state;
+	K.vms[0] = fleet_boot(&K.f, "twin1", 256, NULL);
+	assert_non_null(K.vms[0]);
+	K.vms[1] = fleet_boot(&K.f, "twin2", 256, NULL);
+	assert_non_null(K.vms[1]);
+	/* 10 MiB shared, at least. */
+	if (!tu_run_until_fn(&K.f.loop, ksm_merging, 90000))
+		fail_msg("KSM %s; pages_sharing %llu -> %llu",
+		    K.running ? "runs" : "was not turned on",
+		    (unsigned long long)K.sharing0,
+		    (unsigned long long)K.sharing);
+	printf("vm ksm: KSM on, pages_sharing %llu -> %llu (%.1f MiB "
+	    "saved)\n", (unsigned long long)K.sharing0,
+	    (unsigned long long)K.sharing,
+	    (double)(K.sharing - K.sharing0) * 4 / 1024);
+
+	/* Stopped, the actuator leaves KSM as it found it. */
+	assert_int_equal(fleet_stop(&K.f, &K.f.act), 0);
+	for (size_t i = 0; i < NKNOBS; i++) {
+		assert_true(read_knob(knobs[i], now, sizeof(now)));
+		if (strcmp(now, K.found[i]) != 0)
+			fail_msg("%s is %s after the actuator stopped, was %s",
+			    knobs[i], now, K.found[i]);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(
+		    test_vm_ksm_identical_guests_share, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
