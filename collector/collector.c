@@ -358,9 +358,20 @@ out:
 	return r;
 }
 
+static void report_soon(void);
+
+/* The periodic report; it stands for an early one that is due, and
+ * neither comes within fast_min_interval of the last report. */
 static void
 tick_cb(uv_timer_t *t)
 {
+	if (uv_now(&C.loop) - C.last_pub_ms <
+	    (uint64_t)C.conf.fast_min_interval_ms) {
+		report_soon();
+		return;
+	}
+	uv_timer_stop(&C.fast);
+	C.fast_pending = false;
 	publish_report(false);
 }
 
