@@ -251,11 +251,11 @@ static uint64_t
 balloon_in_total_kib(const struct hv_vm *vm)
 {
 	const Mm__V1__Vmstat *vs = vm->guest ? vm->guest->vmstat : NULL;
+	uint64_t kib;
 
-	if (!vm->deflate_on_oom)
-		return 0;
-	if (vs != NULL && vs->has_balloon_pages)
-		return vs->balloon_pages * 4;
+	if (pe_balloon_in_total(true, vm->deflate_on_oom, vs != NULL &&
+	    vs->has_balloon_pages, vs != NULL ? vs->balloon_pages : 0, &kib))
+		return kib;
 	/* Not in the sample (the balloon's own statistics): what the
 	 * balloon held when it was last read. */
 	return vm->balloon_known && vm->max_kib > vm->balloon_actual_kib ?

@@ -211,14 +211,15 @@ guest_used_kib(const struct hv_vm *vm, const Mm__V1__GuestStats *g,
 {
 	const Mm__V1__Meminfo *mi = g->meminfo;
 	const Mm__V1__Vmstat *vs = g->vmstat;
-	bool in_total = vm->doo_known && (!vm->deflate_on_oom ||
-	    (vs != NULL && vs->has_balloon_pages));
+	uint64_t balloon;
+	bool in_total = pe_balloon_in_total(vm->doo_known, vm->deflate_on_oom,
+	    vs != NULL && vs->has_balloon_pages, vs != NULL ?
+	    vs->balloon_pages : 0, &balloon);
 
 	if (mi == NULL || !mi->has_total_kib || !mi->has_available_kib)
 		return false;
 	*ret = pe_used_kib(mi->total_kib, mi->available_kib, in_total,
-	    in_total && vm->deflate_on_oom ? vs->balloon_pages * 4 : 0,
-	    vm->balloon_known, vm->balloon_actual_kib);
+	    balloon, vm->balloon_known, vm->balloon_actual_kib);
 	return true;
 }
 

@@ -240,6 +240,15 @@ uint64_t pe_used_kib(uint64_t total_kib, uint64_t available_kib,
     bool has_in_total, uint64_t in_total_kib, bool has_actual,
     uint64_t actual_kib);
 
+/*
+ * What a balloon holds inside the guest's MemTotal, for pe_used_kib(),
+ * from the host's word on deflate-on-oom (doo_known, doo) and the guest
+ * sample's nr_balloon_pages (has_pages, pages): nothing without
+ * deflate-on-oom, all its pages with it. False when that is not known.
+ */
+bool pe_balloon_in_total(bool doo_known, bool doo, bool has_pages,
+    uint64_t pages, uint64_t *ret_kib);
+
 /* ---- KSM ---- */
 
 enum pe_ksm_algo {

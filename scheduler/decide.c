@@ -178,13 +178,10 @@ guest_from_msg(struct pe_guest *g, const Mm__V1__GuestStats *gs)
 	}
 	/* The host knows whether the balloon stays in MemTotal; the sample
 	 * says how much it holds. */
-	if (gs->has_deflate_on_oom && !gs->deflate_on_oom) {
-		g->has_balloon_in_total = true;
-	} else if (gs->has_deflate_on_oom && gs->vmstat != NULL &&
-	    gs->vmstat->has_balloon_pages) {
-		g->has_balloon_in_total = true;
-		g->balloon_in_total_kib = gs->vmstat->balloon_pages * 4;
-	}
+	g->has_balloon_in_total = pe_balloon_in_total(gs->has_deflate_on_oom,
+	    gs->deflate_on_oom, gs->vmstat != NULL &&
+	    gs->vmstat->has_balloon_pages, gs->vmstat != NULL ?
+	    gs->vmstat->balloon_pages : 0, &g->balloon_in_total_kib);
 	if (gs->has_balloon_actual_kib) {
 		g->has_balloon = true;
 		g->actual_kib = gs->balloon_actual_kib;

@@ -210,6 +210,18 @@ pe_used_kib(uint64_t total_kib, uint64_t available_kib, bool has_in_total,
 	return used > inflated ? used - inflated : 0;
 }
 
+bool
+pe_balloon_in_total(bool doo_known, bool doo, bool has_pages, uint64_t pages,
+    uint64_t *ret_kib)
+{
+	*ret_kib = 0;
+	if (!doo_known || (doo && !has_pages))
+		return false;
+	if (doo)
+		*ret_kib = pages * 4;
+	return true;
+}
+
 uint64_t
 pe_guest_used_kib(const struct pe_guest *g)
 {

@@ -392,7 +392,7 @@ take_before_give(struct pe_ctx *c)
 		const struct pe_guest *g = &h->guests[i];
 		struct pe_decision *d = &c->out[i];
 
-		held += max64(held_kib(c, i), g->has_balloon ? g->actual_kib : 0);
+		held += held_kib(c, i);
 		if (g->has_balloon && g->target_kib > g->actual_kib)
 			promised += g->target_kib - g->actual_kib;
 		if (c->vms[i]->flexible && d->pressure > 0 &&

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "fleet.h"
+#include "policy.h"
 #include "testutil.h"
 #include "topology.h"
 
@@ -267,15 +268,17 @@ bool
 fleet_used_kib(const Mm__V1__GuestStats *g, uint64_t *ret)
 {
 	const Mm__V1__Meminfo *mi = g->meminfo;
-	uint64_t used, balloon = 0;
+	const Mm__V1__Vmstat *vs = g->vmstat;
+	uint64_t balloon;
+	bool in_total = pe_balloon_in_total(g->has_deflate_on_oom,
+	    g->deflate_on_oom, vs != NULL && vs->has_balloon_pages,
+	    vs != NULL ? vs->balloon_pages : 0, &balloon);
 
 	if (mi == NULL || !mi->has_total_kib || !mi->has_available_kib ||
 	    mi->available_kib > mi->total_kib)
 		return false;
-	used = mi->total_kib - mi->available_kib;
-	if (g->has_deflate_on_oom && g->deflate_on_oom && g->vmstat != NULL &&
-	    g->vmstat->has_balloon_pages)
-		balloon = g->vmstat->balloon_pages * 4;
-	*ret = used > balloon ? used - balloon : 0;
+	/* The same count as the scheduler's. */
+	*ret = pe_used_kib(mi->total_kib, mi->available_kib, in_total, balloon,
+	    g->has_balloon_actual_kib, g->balloon_actual_kib);
 	return true;
 }
