@@ -473,6 +473,34 @@ procfs_read_meminfo(const char *root, struct procfs_meminfo *ret)
 }
 
 int
+procfs_pread_meminfo(int fd, struct procfs_meminfo *ret)
+{
+	char buf[8192], *nl;
+	size_t len = 0;
+	ssize_t n;
+	bool trunc;
+
+	while (len < sizeof(buf)) {
+		n = pread(fd, buf + len, sizeof(buf) - len, (off_t)len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	trunc = len == sizeof(buf);
+	if (trunc) {
+		nl = memrchr(buf, '\n', len);
+		len = nl != NULL ? (size_t)(nl - buf + 1) : 0;
+	}
+	procfs_parse_meminfo(buf, len, ret);
+	ret->truncated = trunc;
+	return 0;
+}
+
+int
 procfs_read_vmstat(const char *root, struct procfs_vmstat *ret)
 {
 	READ_AND_PARSE(root, "vmstat", procfs_parse_vmstat, ret);

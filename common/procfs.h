@@ -123,6 +123,13 @@ int procfs_read_vmstat(const char *root, struct procfs_vmstat *ret);
 int procfs_read_psi(const char *root, struct procfs_psi *ret);
 
 /*
+ * The same for meminfo from fd, an open /proc/meminfo, read from its start
+ * into a buffer on the stack: no open, close or allocation, for callers
+ * that look many times a second. Returns 0 or a negative errno.
+ */
+int procfs_pread_meminfo(int fd, struct procfs_meminfo *ret);
+
+/*
  * Read all of path (borrowed) into buf (size bytes, at least 2), NUL-
  * terminated. Returns the length read, or a negative errno. Sets
  * *ret_truncated (may be NULL) when the file has more than size - 1 bytes.

@@ -59,6 +59,9 @@ const struct conf_key agent_conf_keys[] = {
 	{ "pressure", "check_interval", CONF_DURATION_MS, 20, 60000, "250ms",
 	  F(check_ms), NULL, "how often MemAvailable is checked between "
 	  "reports (for rise, and available_low_pct without PSI)" },
+	{ "pressure", "check_fast", CONF_DURATION_MS, 10, 60000, "50ms",
+	  F(check_fast_ms), NULL, "how often it is checked while used memory "
+	  "climbs (by an eighth of rise or more between two checks)" },
 	{ "pressure", "rise", CONF_SIZE_KIB, 0, 1ll << 40, "32M", F(rise_kib),
 	  NULL, "report at once when used memory rose this much since the "
 	  "last report (0: never)" },
@@ -88,7 +91,10 @@ struct agent {
 	struct report_state st;
 	struct procfs_meminfo last_check;
 	bool check_low;			/* no PSI: watch available_low_pct */
-	bool proc_is_real;		/* proc_root is this machine's /proc */
+	bool climbing;			/* used rose at the last check */
+	int meminfo_fd;			/* <proc_root>/meminfo, or -1 */
+	uint64_t check_free_kib;	/* sysinfo's free at the last check */
+	uint64_t tight_kib;		/* below this free, page cache feeds */
 	uint64_t seq;
 	char vm_id[65];
 };
@@ -178,24 +184,57 @@ psi_cb(uv_poll_t *p, int status, int events)
 }
 
 /*
- * Whether /proc/meminfo is worth reading for the rise check: where /proc
- * is this machine's, sysinfo(2) (a microsecond, against tens for the
- * file) says whether free memory fell by the step since the last report;
- * used memory cannot have risen by it otherwise.
+ * Between reports the agent watches used memory (MemTotal - MemAvailable)
+ * from /proc/meminfo, kept open. While use climbs it looks every
+ * check_fast instead of every check_interval, so each rise of `rise` is
+ * reported within check_fast.
+ *
+ * The file costs tens of microseconds, sysinfo(2) one: where /proc is the
+ * machine's own, the file is read only when free memory fell by an eighth
+ * of the rise since the last check or by the rise since the last report,
+ * or is low. Used memory grows without free memory falling only when the
+ * kernel feeds it from page cache, and it does that when free memory is
+ * low: how a guest squeezed by its balloon grows.
  */
+/* Free memory below which the kernel reclaims: well above its high
+ * watermark (about 1.5 times min_free_kbytes), and twice the rise. */
+static uint64_t
+tight_kib(const struct agent *a)
+{
+	char buf[32];
+	uint64_t t = 2 * (uint64_t)a->conf.rise_kib;
+	unsigned long long min_free;
+
+	if (procfs_read_file("/proc/sys/vm/min_free_kbytes", buf, sizeof(buf),
+	    NULL) > 0 && sscanf(buf, "%llu", &min_free) == 1 &&
+	    4 * min_free > t)
+		t = 4 * min_free;
+	return t;
+}
+
 static bool
-free_fell(const struct agent *a)
+check_worth_reading(struct agent *a)
 {
 	const struct procfs_meminfo *last = &a->st.last.mem;
+	uint64_t step = (uint64_t)a->conf.rise_kib / 8, was, free_kib;
 	struct sysinfo si;
-	uint64_t free_kib;
 
-	if (a->check_low || !a->proc_is_real || !a->st.sent_once ||
+	if (a->check_low || a->meminfo_fd < 0 || !a->st.sent_once ||
 	    !procfs_has(last->have, PROCFS_MEM_FREE) || sysinfo(&si) < 0)
 		return true;
 	free_kib = (uint64_t)si.freeram * si.mem_unit / 1024;
-	return free_kib + (uint64_t)a->conf.rise_kib <=
-	    last->kib[PROCFS_MEM_FREE];
+	was = a->check_free_kib;
+	a->check_free_kib = free_kib;
+	return free_kib < a->tight_kib || free_kib + step <= was ||
+	    free_kib + (uint64_t)a->conf.rise_kib <= last->kib[PROCFS_MEM_FREE];
+}
+
+static int
+check_read(struct agent *a, struct procfs_meminfo *m)
+{
+	if (a->meminfo_fd >= 0)
+		return procfs_pread_meminfo(a->meminfo_fd, m);
+	return procfs_read_meminfo(a->conf.proc_root, m);
 }
 
 static void
@@ -203,24 +242,37 @@ check_cb(uv_timer_t *t)
 {
 	struct agent *a = t->data;
 	struct procfs_meminfo m;
+	int64_t rise = a->conf.rise_kib;
+	bool was = a->climbing;
 
-	if (!free_fell(a))
+	if (!check_worth_reading(a)) {
+		m = a->last_check;
+		a->climbing = false;
+		goto pace;
+	}
+	if (check_read(a, &m) < 0)
 		return;
-	if (procfs_read_meminfo(a->conf.proc_root, &m) < 0)
-		return;
+	a->climbing = rise > 0 && report_used_rose(&a->last_check, &m,
+	    rise / 8 > 0 ? rise / 8 : 1);
 	if (a->check_low && report_available_dropped(&a->last_check, &m,
 	    a->conf.available_low_pct)) {
 		log_debug("MemAvailable dropped below %lld%% of MemTotal",
 		    (long long)a->conf.available_low_pct);
 		sample_and_report(a, true);
 	} else if (a->st.sent_once && report_used_rose(&a->st.last.mem, &m,
-	    a->conf.rise_kib)) {
+	    rise)) {
 		/* Not urgent: a burst of rises still coalesces. */
 		log_debug("used memory rose by %lld KiB or more",
-		    (long long)a->conf.rise_kib);
+		    (long long)rise);
 		sample_and_report(a, false);
 	}
 	a->last_check = m;
+pace:
+	if (was != a->climbing) {
+		uv_timer_set_repeat(t, (uint64_t)(a->climbing ?
+		    a->conf.check_fast_ms : a->conf.check_ms));
+		uv_timer_again(t);
+	}
 }
 
 /*
@@ -392,7 +444,7 @@ main(int argc, char **argv)
 	bool once = false;
 
 	memset(&a, 0, sizeof(a));
-	a.psi_fd = -1;
+	a.psi_fd = a.meminfo_fd = -1;
 	argc = take_own_args(argc, argv, &channel, &once);
 	daemon_parse_args(argc, argv, "mm-guest-agent", AGENT_CONF_PATH,
 	    &opts);
@@ -431,7 +483,23 @@ main(int argc, char **argv)
 		fatalx("cannot watch signals: %s", uv_strerror(r));
 	r = psi_start(&a);
 	a.check_low = r < 0 && a.conf.available_low_pct > 0;
-	a.proc_is_real = strcmp(a.conf.proc_root, "/proc") == 0;
+	if (a.check_low || a.conf.rise_kib > 0) {
+		char path[1100];
+
+		struct statfs fs;
+
+		/* Kept open where it is procfs: a file replaced under the
+		 * same name (tests) must be opened again. */
+		snprintf(path, sizeof(path), "%s/meminfo", a.conf.proc_root);
+		a.meminfo_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (a.meminfo_fd >= 0 && (fstatfs(a.meminfo_fd, &fs) < 0 ||
+		    fs.f_type != PROC_SUPER_MAGIC ||
+		    strcmp(a.conf.proc_root, "/proc") != 0)) {
+			close(a.meminfo_fd);
+			a.meminfo_fd = -1;
+		}
+		a.tight_kib = tight_kib(&a);
+	}
 	if (a.check_low && r != -ENOTSUP)
 		log_info("no PSI trigger on \"%s/pressure/memory\" (%s); "
 		    "checking MemAvailable every %lld ms", a.conf.proc_root,
@@ -458,6 +526,8 @@ out:
 		log_debug("event loop: handles left open");
 	if (a.psi_fd >= 0)
 		close(a.psi_fd);
+	if (a.meminfo_fd >= 0)
+		close(a.meminfo_fd);
 	conf_free(agent_conf_keys, agent_conf_nkeys, &a.conf);
 	return status;
 }

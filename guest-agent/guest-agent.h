@@ -36,6 +36,7 @@ struct agent_conf {
 	int64_t available_low_pct;	/* fallback: MemAvailable below this
 					 * percent of MemTotal is pressure */
 	int64_t check_ms;	/* MemAvailable checked this often */
+	int64_t check_fast_ms;	/* ... and this often while use climbs */
 	int64_t rise_kib;	/* used memory up this much: report at once */
 	char *proc_root;	/* "/proc" */
 	int channel;		/* enum agent_channel */
