@@ -255,8 +255,11 @@ fleet_close(struct fleet *f)
 		bus_close(f->bus, 1000, NULL, NULL);
 	f->bus = NULL;
 	tu_loop_finish(&f->loop);
-	if (f->dir != NULL)
+	/* MM_TEST_KEEP=1 leaves the consoles and daemon files to read. */
+	if (f->dir != NULL && getenv("MM_TEST_KEEP") == NULL)
 		tu_rmtree(f->dir);
+	else if (f->dir != NULL)
+		fprintf(stderr, "fleet: kept %s\n", f->dir);
 	free(f->dir);
 	free(f->vmdir);
 	free(f->host);
