@@ -319,8 +319,10 @@ struct pe_ksm_state {
 	struct pe_ksm_obs prev;
 	uint64_t ample_since_ms;
 	uint64_t retry_at_ms;
-	uint64_t scans_at_start;	/* full_scans when merging started */
-	uint64_t sharing_at_start;
+	uint64_t scans_at_start;	/* full_scans when merging started,
+					 * then at the end of its first scan */
+	bool measuring;			/* the first scan is over */
+	uint64_t sharing_at_start;	/* at the end of the first scan */
 	uint64_t cpu_at_start;
 };
 

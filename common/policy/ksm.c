@@ -4,8 +4,8 @@
  * while free memory is below 20 % and steps pages_to_scan +300 / -50
  * within 64..1250, whatever merging yields. mm's rule measures what ksmd
  * buys: pages merged per second of ksmd's CPU. It scans faster while that
- * pays within a CPU budget, slower above the budget, stops when a full
- * scan has not paid (and retries later), and unmerges once the host has
+ * pays within a CPU budget, slower above the budget, stops when two full
+ * scans have not paid (and retries later), and unmerges once the host has
  * had ample memory for a while, giving the guests their pages back.
  */
 #include <errno.h>
@@ -67,8 +67,7 @@ start_merging(struct pe_ksm_state *st, const struct pe_ksm_obs *o,
 	d->pages_to_scan = clamp_scan(k, o->pages_to_scan);
 	d->reason = PE_KSM_START;
 	st->scans_at_start = o->full_scans;
-	st->sharing_at_start = o->pages_sharing;
-	st->cpu_at_start = o->ksmd_cpu_ms;
+	st->measuring = false;
 }
 
 static void
@@ -131,8 +130,16 @@ decide_profit(struct pe_ksm_state *st, const struct pe_ksm_obs *o,
 		d->reason = PE_KSM_LESS;
 		return;
 	}
-	/* Judge only once ksmd has looked at everything since starting. */
-	if (o->full_scans > st->scans_at_start &&
+	/* The first full scan merges nothing (a page merges only when its
+	 * checksum held from one scan to the next) and drops what exited
+	 * processes left in the counts: measure from its end, and judge
+	 * once ksmd has looked at everything again. */
+	if (!st->measuring && o->full_scans > st->scans_at_start) {
+		st->measuring = true;
+		st->scans_at_start = o->full_scans;
+		st->sharing_at_start = o->pages_sharing;
+		st->cpu_at_start = o->ksmd_cpu_ms;
+	} else if (st->measuring && o->full_scans > st->scans_at_start &&
 	    o->ksmd_cpu_ms > st->cpu_at_start) {
 		double gained = (double)o->pages_sharing -
 		    (double)st->sharing_at_start;

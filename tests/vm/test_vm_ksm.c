@@ -96,9 +96,11 @@ on_report(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 	K.sharing = k->sharing_pages;
 	K.ran |= k->settings != NULL && k->settings->has_run &&
 	    k->settings->run == MM__V1__KSM_RUN__KSM_RUN_MERGE;
+	/* The message's KsmRun is the sysfs value plus one. */
 	if (getenv("MM_TEST_VERBOSE") != NULL)
-		printf("ksm: run %d scan %u sharing %llu full_scans %llu "
-		    "cpu %llu ms\n", k->settings ? (int)k->settings->run : -1,
+		printf("ksm: run=%d scan %u sharing %llu full_scans %llu "
+		    "cpu %llu ms\n", k->settings ? (int)k->settings->run - 1 :
+		    -1,
 		    k->settings ? k->settings->pages_to_scan : 0,
 		    (unsigned long long)k->sharing_pages,
 		    (unsigned long long)k->full_scans,
