@@ -98,9 +98,14 @@ on_report(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 			continue;
 		B.report_ms = now_ms();
 		if (B.verbose && B.cur > 0)
-			printf("  [%llu ms] report: used %llu MiB\n",
+			printf("  [%llu ms] report: used %llu MiB (total %llu, "
+			    "available %llu, balloon %llu MiB)\n",
 			    (unsigned long long)(B.report_ms - B.s[1].t0),
-			    (unsigned long long)B.used_kib / MIB);
+			    (unsigned long long)B.used_kib / MIB,
+			    (unsigned long long)g->meminfo->total_kib / MIB,
+			    (unsigned long long)g->meminfo->available_kib / MIB,
+			    g->vmstat != NULL ? (unsigned long long)
+			    g->vmstat->balloon_pages / 256 : 0ull);
 	}
 	return BUS_ACK;
 }

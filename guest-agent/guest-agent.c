@@ -8,6 +8,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
+#include <limits.h>
 #include <linux/magic.h>
 #include <signal.h>
 #include <stdio.h>
@@ -92,6 +94,9 @@ struct agent {
 	struct procfs_meminfo last_check;
 	bool check_low;			/* no PSI: watch available_low_pct */
 	bool climbing;			/* used rose at the last check */
+	bool check_used_ok;
+	uint64_t check_used_kib;	/* used at the last check */
+	bool balloon_in_total;		/* deflate-on-oom balloon */
 	int meminfo_fd;			/* <proc_root>/meminfo, or -1 */
 	uint64_t check_free_kib;	/* sysinfo's free at the last check */
 	uint64_t tight_kib;		/* below this free, page cache feeds */
@@ -242,37 +247,78 @@ check_cb(uv_timer_t *t)
 {
 	struct agent *a = t->data;
 	struct procfs_meminfo m;
-	int64_t rise = a->conf.rise_kib;
+	struct procfs_vmstat v;
+	const struct procfs_vmstat *vp = &a->st.last.vm;
+	uint64_t rise = (uint64_t)a->conf.rise_kib, used, ref;
 	bool was = a->climbing;
 
-	if (!check_worth_reading(a)) {
-		m = a->last_check;
+	if (!was && !check_worth_reading(a)) {
 		a->climbing = false;
 		goto pace;
 	}
 	if (check_read(a, &m) < 0)
 		return;
-	a->climbing = rise > 0 && report_used_rose(&a->last_check, &m,
-	    rise / 8 > 0 ? rise / 8 : 1);
+	/* While it climbs the host is growing it: a deflate-on-oom balloon
+	 * then shrinks inside MemTotal, so count it afresh. */
+	if (was && a->balloon_in_total &&
+	    procfs_read_vmstat(a->conf.proc_root, &v) == 0)
+		vp = &v;
+	if (!report_used_kib(&m, vp, a->balloon_in_total, &used)) {
+		a->check_used_ok = a->climbing = false;
+		goto pace;
+	}
+	a->climbing = rise > 0 && a->check_used_ok &&
+	    used >= a->check_used_kib + (rise / 8 > 0 ? rise / 8 : 1);
 	if (a->check_low && report_available_dropped(&a->last_check, &m,
 	    a->conf.available_low_pct)) {
 		log_debug("MemAvailable dropped below %lld%% of MemTotal",
 		    (long long)a->conf.available_low_pct);
 		sample_and_report(a, true);
-	} else if (a->st.sent_once && report_used_rose(&a->st.last.mem, &m,
-	    rise)) {
+	} else if (rise > 0 && a->st.sent_once &&
+	    report_used_kib(&a->st.last.mem, &a->st.last.vm,
+	    a->balloon_in_total, &ref) && used >= ref + rise) {
 		/* Not urgent: a burst of rises still coalesces. */
-		log_debug("used memory rose by %lld KiB or more",
-		    (long long)rise);
+		log_debug("used memory rose by %llu KiB or more",
+		    (unsigned long long)rise);
 		sample_and_report(a, false);
 	}
 	a->last_check = m;
+	a->check_used_kib = used;
+	a->check_used_ok = true;
 pace:
 	if (was != a->climbing) {
 		uv_timer_set_repeat(t, (uint64_t)(a->climbing ?
 		    a->conf.check_fast_ms : a->conf.check_ms));
 		uv_timer_again(t);
 	}
+}
+
+/*
+ * Whether the guest's balloon is deflate-on-oom (virtio feature bit 2 of
+ * the virtio-balloon device, id 5): its pages then stay in MemTotal,
+ * counted as used.
+ */
+static bool
+balloon_in_total(void)
+{
+	char buf[160], path[PATH_MAX];
+	glob_t g;
+	bool doo = false;
+
+	if (glob("/sys/bus/virtio/devices/*/device", 0, NULL, &g) != 0)
+		return false;
+	for (size_t i = 0; i < g.gl_pathc && !doo; i++) {
+		if (procfs_read_file(g.gl_pathv[i], buf, sizeof(buf),
+		    NULL) <= 0 || strtoul(buf, NULL, 0) != 5)
+			continue;
+		snprintf(path, sizeof(path), "%.*s/features",
+		    (int)(strrchr(g.gl_pathv[i], '/') - g.gl_pathv[i]),
+		    g.gl_pathv[i]);
+		doo = procfs_read_file(path, buf, sizeof(buf), NULL) > 2 &&
+		    buf[2] == '1';
+	}
+	globfree(&g);
+	return doo;
 }
 
 /*
@@ -499,6 +545,10 @@ main(int argc, char **argv)
 			a.meminfo_fd = -1;
 		}
 		a.tight_kib = tight_kib(&a);
+		a.balloon_in_total = a.meminfo_fd >= 0 && balloon_in_total();
+		if (a.balloon_in_total)
+			log_info("deflate-on-oom balloon: its pages are not "
+			    "counted as used");
 	}
 	if (a.check_low && r != -ENOTSUP)
 		log_info("no PSI trigger on \"%s/pressure/memory\" (%s); "

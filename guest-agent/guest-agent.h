@@ -138,10 +138,15 @@ void report_sent(struct report_state *st, const struct agent_sample *s,
 bool report_available_dropped(const struct procfs_meminfo *prev,
     const struct procfs_meminfo *cur, int64_t pct);
 
-/* True when used memory (MemTotal - MemAvailable) in cur is at least
- * rise_kib above that of last, the last report's (0: never). */
-bool report_used_rose(const struct procfs_meminfo *last,
-    const struct procfs_meminfo *cur, int64_t rise_kib);
+/*
+ * Used memory (MemTotal - MemAvailable) in m, in *ret. A deflate-on-oom
+ * balloon (balloon_in_total) leaves its pages in MemTotal, counted as used:
+ * they are taken out when v (may be NULL) says how many it holds, so that
+ * a deflating balloon does not look like the guest using less. False when
+ * m lacks the fields.
+ */
+bool report_used_kib(const struct procfs_meminfo *m,
+    const struct procfs_vmstat *v, bool balloon_in_total, uint64_t *ret);
 
 /*
  * A channel. send() delivers one report or keeps it to deliver later

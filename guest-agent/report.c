@@ -5,6 +5,8 @@
  * closer than the minimum gap, so a burst of events becomes one report.
  * Pure functions of their arguments, for the tests.
  */
+#include <unistd.h>
+
 #include "guest-agent.h"
 
 enum report_action
@@ -52,23 +54,21 @@ report_available_dropped(const struct procfs_meminfo *prev,
 	return available_low(cur, pct) && !available_low(prev, pct);
 }
 
-static bool
-used_kib(const struct procfs_meminfo *m, uint64_t *ret)
+bool
+report_used_kib(const struct procfs_meminfo *m, const struct procfs_vmstat *v,
+    bool balloon_in_total, uint64_t *ret)
 {
+	uint64_t used, balloon = 0;
+
 	if (!procfs_has(m->have, PROCFS_MEM_TOTAL) ||
 	    !procfs_has(m->have, PROCFS_MEM_AVAILABLE) ||
 	    m->kib[PROCFS_MEM_AVAILABLE] > m->kib[PROCFS_MEM_TOTAL])
 		return false;
-	*ret = m->kib[PROCFS_MEM_TOTAL] - m->kib[PROCFS_MEM_AVAILABLE];
+	used = m->kib[PROCFS_MEM_TOTAL] - m->kib[PROCFS_MEM_AVAILABLE];
+	if (balloon_in_total && v != NULL &&
+	    procfs_has(v->have, PROCFS_VM_BALLOON))
+		balloon = v->count[PROCFS_VM_BALLOON] *
+		    ((uint64_t)sysconf(_SC_PAGESIZE) / 1024);
+	*ret = used > balloon ? used - balloon : 0;
 	return true;
-}
-
-bool
-report_used_rose(const struct procfs_meminfo *last,
-    const struct procfs_meminfo *cur, int64_t rise_kib)
-{
-	uint64_t a, b;
-
-	return rise_kib > 0 && used_kib(last, &a) && used_kib(cur, &b) &&
-	    b >= a + (uint64_t)rise_kib;
 }

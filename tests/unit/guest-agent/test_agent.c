@@ -93,20 +93,31 @@ test_agent_available_dropped(void **state)
 }
 
 static void
-test_agent_used_rose(void **state)
+test_agent_used_kib(void **state)
 {
-	struct agent_sample a, b;
+	struct agent_sample a;
+	uint64_t total, used;
 
 	fixture_sample("normal", &a, 0);
-	b = a;
-	b.mem.kib[PROCFS_MEM_AVAILABLE] -= 32 * 1024;
-	assert_true(report_used_rose(&a.mem, &b.mem, 32 * 1024));
-	assert_false(report_used_rose(&a.mem, &b.mem, 33 * 1024));
-	assert_false(report_used_rose(&b.mem, &a.mem, 32 * 1024));
-	assert_false(report_used_rose(&a.mem, &b.mem, 0));
+	total = a.mem.kib[PROCFS_MEM_TOTAL];
+	assert_true(report_used_kib(&a.mem, NULL, false, &used));
+	assert_int_equal(used, total - a.mem.kib[PROCFS_MEM_AVAILABLE]);
+	/* A deflate-on-oom balloon of 10 MiB: its pages are not the
+	 * guest's use; any other balloon is already out of MemTotal. */
+	a.vm.count[PROCFS_VM_BALLOON] = 2560;
+	a.vm.have |= 1u << PROCFS_VM_BALLOON;
+	assert_true(report_used_kib(&a.mem, &a.vm, true, &used));
+	assert_int_equal(used, total - a.mem.kib[PROCFS_MEM_AVAILABLE] -
+	    10240);
+	assert_true(report_used_kib(&a.mem, &a.vm, false, &used));
+	assert_int_equal(used, total - a.mem.kib[PROCFS_MEM_AVAILABLE]);
+	/* More balloon than use: torn numbers, not below zero. */
+	a.vm.count[PROCFS_VM_BALLOON] = total;
+	assert_true(report_used_kib(&a.mem, &a.vm, true, &used));
+	assert_int_equal(used, 0);
 	/* Without MemAvailable nobody knows. */
-	b.mem.have &= ~(1u << PROCFS_MEM_AVAILABLE);
-	assert_false(report_used_rose(&a.mem, &b.mem, 1));
+	a.mem.have &= ~(1u << PROCFS_MEM_AVAILABLE);
+	assert_false(report_used_kib(&a.mem, NULL, false, &used));
 }
 
 /* stderr goes to a file while fn runs; returns how many lines it got. */
@@ -381,7 +392,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_agent_report_decisions),
 		cmocka_unit_test(test_agent_available_dropped),
-		cmocka_unit_test(test_agent_used_rose),
+		cmocka_unit_test(test_agent_used_kib),
 		cmocka_unit_test(test_agent_sample_warns_once),
 		cmocka_unit_test(test_agent_stdout_json),
 		cmocka_unit_test(test_agent_virtio_frame),
