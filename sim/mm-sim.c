@@ -147,9 +147,10 @@ vm_step(struct sim_vm *v, double dt_s)
 	if (t < v->rest_until && v->need_kib > 256 * 1024)
 		v->need_kib = 256 * 1024;
 	if ((double)v->need_kib > (double)v->actual_kib * OOM_RATIO) {
-		if (v->doo) {
+		if (v->doo && v->actual_kib < v->max_kib) {
 			/* deflate-on-oom: the balloon gives pages back by
-			 * itself, whatever the target. */
+			 * itself, whatever the target; once it is empty the
+			 * guest kills like any other. */
 			step = (uint64_t)(DEFLATE_KIB_S * dt_s);
 			v->actual_kib = v->actual_kib + step < v->max_kib ?
 			    v->actual_kib + step : v->max_kib;
@@ -211,6 +212,15 @@ vm_used_kib(const struct sim_vm *v)
 	return v->need_kib < cap ? v->need_kib : cap;
 }
 
+/* What the guest's MemTotal says: a deflate-on-oom balloon leaves it
+ * alone and holds its pages as used memory (the kernel does not take them
+ * off the managed pages); any other balloon takes them out of it. */
+static uint64_t
+vm_total_kib(const struct sim_vm *v)
+{
+	return v->doo ? v->max_kib : v->actual_kib;
+}
+
 /* ---- agent frames ---- */
 
 static int
@@ -234,7 +244,7 @@ vm_frame(struct sim_vm *v, uint8_t **ret, size_t *ret_len)
 	g.vmstat = &vs;
 	g.psi = &psi;
 #define SET(m, f, val) do { (m).f = (val); (m).has_##f = 1; } while (0)
-	SET(mi, total_kib, v->actual_kib);
+	SET(mi, total_kib, vm_total_kib(v));
 	SET(mi, free_kib, v->actual_kib - used - cached);
 	SET(mi, available_kib, v->actual_kib - used);
 	SET(mi, cached_kib, cached);
@@ -243,6 +253,8 @@ vm_frame(struct sim_vm *v, uint8_t **ret, size_t *ret_len)
 	SET(vs, swap_in_pages, v->swap_in);
 	SET(vs, swap_out_pages, v->swap_out);
 	SET(vs, oom_kills, v->oom_kills);
+	if (v->doo)	/* nr_balloon_pages, 4 KiB pages */
+		SET(vs, balloon_pages, (v->max_kib - v->actual_kib) / 4);
 	SET(psi, some_avg10_pct, round(v->avg10 * 100.0) / 100.0);
 	SET(psi, some_avg60_pct, round(v->avg60 * 100.0) / 100.0);
 	SET(psi, some_avg300_pct, round(v->avg300 * 100.0) / 100.0);
@@ -363,7 +375,7 @@ qmp_guest_stats(struct sim_vm *v)
 
 	return json_pack("{s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:I}",
 	    "stats",
-	    "stat-total-memory", (json_int_t)(v->actual_kib * 1024),
+	    "stat-total-memory", (json_int_t)(vm_total_kib(v) * 1024),
 	    "stat-free-memory", (json_int_t)((v->actual_kib - used - cached)
 	    * 1024),
 	    "stat-available-memory", (json_int_t)((v->actual_kib - used)
@@ -412,6 +424,9 @@ qmp_command(struct client *c, const char *line, size_t len)
 	} else if (strcmp(cmd, "qom-get") == 0 && prop != NULL &&
 	    strcmp(prop, "guest-stats") == 0) {
 		ret = qmp_guest_stats(v);
+	} else if (strcmp(cmd, "qom-get") == 0 && prop != NULL &&
+	    strcmp(prop, "deflate-on-oom") == 0) {
+		ret = json_boolean(v->doo);
 	}
 	if (ret != NULL)
 		reply = json_pack("{s:o}", "return", ret);

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "hv.h"
+#include "policy.h"
 #include "testutil.h"
 #include "tu_hv.h"
 
@@ -175,9 +176,9 @@ test_sim_through_kvm_driver(void **state)
 static bool
 c_guests(void)
 {
-	static const char *const ids[] = { "oom", "tr" };
+	static const char *const ids[] = { "oom", "tr", "doo" };
 
-	for (unsigned i = 0; i < 2; i++) {
+	for (unsigned i = 0; i < 3; i++) {
 		struct hv_vm *vm = find(ids[i]);
 
 		if (vm == NULL || vm->guest == NULL)
@@ -202,6 +203,23 @@ c_trace_high(void)
 
 	return vm != NULL && vm->guest != NULL &&
 	    vm->guest->meminfo->anon_kib == 700 * MIB;
+}
+
+static bool
+c_doo_known(void)
+{
+	return find("doo")->doo_known && find("tr")->doo_known;
+}
+
+/* The deflate-on-oom guest, squeezed, took its memory back. */
+static bool
+c_doo_pushed_back(void)
+{
+	struct hv_vm *vm = find("doo");
+
+	return vm != NULL && vm->guest != NULL && vm->balloon_known &&
+	    vm->guest->meminfo->anon_kib > 600 * MIB &&
+	    vm->balloon_actual_kib >= 690 * MIB;
 }
 
 static uint64_t
@@ -233,8 +251,9 @@ write_ksm(const char *root, const char *name, const char *value)
 }
 
 /* Guests that behave like real ones: far below their need they OOM-kill
- * (and come back small), a trace drives one, and KSM merges what is
- * identical once it is told to run, keeping the settings written. */
+ * (and come back small) unless their balloon deflates on OOM, a trace
+ * drives one, and KSM merges what is identical once it is told to run,
+ * keeping the settings written. */
 static void
 test_sim_guests_and_ksm(void **state)
 {
@@ -244,25 +263,29 @@ test_sim_guests_and_ksm(void **state)
 		.poll_ms = 100,
 	};
 	char *dir, *bin, vmdir[1024], root[1024], trace[1024], spec[1200];
-	char *csv;
+	char spec2[1200], *csv;
 	int status;
 
 	memset(&T, 0, sizeof(T));
 	dir = tu_tmpdir();
 	csv = tu_write_file(dir, "t.csv", "time_s,vm,used_kib,max_kib\n"
 	    "0,tr,307200,2097152\n1,tr,716800,2097152\n"
-	    "0,other,1,2\n");
+	    "0,other,1,2\n"
+	    "0,doo,204800,1048576\n8,doo,921600,1048576\n"
+	    "60,doo,921600,1048576\n");
 	snprintf(trace, sizeof(trace), "%s", csv);
 	snprintf(vmdir, sizeof(vmdir), "%s/vm", dir);
 	snprintf(root, sizeof(root), "%s/root", dir);
 	snprintf(spec, sizeof(spec), "tr,2G,trace:%s", trace);
+	snprintf(spec2, sizeof(spec2), "doo,1G,trace:%s,doo", trace);
 	assert_true(asprintf(&bin, "%s/bin/mm-sim",
 	    getenv("MM_BINARY_DIR")) > 0);
 	T.sim = fork();
 	assert_true(T.sim >= 0);
 	if (T.sim == 0) {
 		execl(bin, bin, "-s", vmdir, "-r", root, "-i", "100ms",
-		    "-m", "oom,1G,static:2G", "-m", spec, (char *)NULL);
+		    "-m", "oom,1G,static:2G", "-m", spec,
+		    "-m", spec2, (char *)NULL);
 		_exit(127);
 	}
 	uv_loop_init(&T.loop);
@@ -275,6 +298,37 @@ test_sim_guests_and_ksm(void **state)
 	/* 2 GiB wanted in 1 GiB: killed, and back at 256 MiB. */
 	assert_true(tu_run_until_fn(&T.loop, c_oom_killed, 5000));
 	assert_true(find("oom")->guest->meminfo->anon_kib <= 256 * MIB);
+
+	/* deflate-on-oom, as QEMU shows it: the QOM property, MemTotal at
+	 * the VM's size with the balloon's pages in vmstat, so the used
+	 * memory the scheduler counts is the guest's own. Held at 256 MiB
+	 * while it uses 200, then needing 900 (at 8 s), it deflates by
+	 * itself instead of killing, whatever the target. */
+	{
+		struct hv_vm *vm = find("doo");
+		const Mm__V1__GuestStats *g;
+		uint64_t used, in_total;
+		bool has;
+
+		assert_true(tu_run_until_fn(&T.loop, c_doo_known, 5000));
+		assert_true(vm->deflate_on_oom);
+		assert_false(find("tr")->deflate_on_oom);
+		assert_int_equal(hv_set_target(T.hv, "doo", 256 * MIB, NULL,
+		    NULL), 0);
+		assert_true(tu_run_until_fn(&T.loop, c_doo_pushed_back,
+		    20000));
+		g = vm->guest;
+		assert_int_equal(g->vmstat->oom_kills, 0);
+		assert_int_equal(vm->balloon_target_kib, 256 * MIB);
+		assert_int_equal(g->meminfo->total_kib, 1024 * MIB);
+		assert_true(g->vmstat->has_balloon_pages);
+		has = pe_balloon_in_total(true, true, true,
+		    g->vmstat->balloon_pages, &in_total);
+		used = pe_used_kib(g->meminfo->total_kib,
+		    g->meminfo->available_kib, has, in_total, false, 0);
+		assert_in_range(used, g->meminfo->anon_kib - 4,
+		    g->meminfo->anon_kib + 4);
+	}
 	/* The trace's second row. */
 	assert_true(tu_run_until_fn(&T.loop, c_trace_high, 15000));
 
