@@ -106,6 +106,16 @@ log_tail() {
 	done
 }
 
+# Close every descriptor above 2 of this (sub)shell.
+close_inherited_fds() {
+	local fd
+	for fd in /proc/$BASHPID/fd/*; do
+		fd=${fd##*/}
+		((fd > 2)) && eval "exec $fd>&-"
+	done
+	return 0
+}
+
 prepare_dir() {
 	mkdir -p "$dir/home" "$dir/mnesia" "$dir/log"
 	chmod 700 "$dir/home"
@@ -202,8 +212,12 @@ cmd_start() {
 		say "starting node $node on 127.0.0.1:$port" \
 		    "(management $mgmt_port, state $dir)"
 		# setsid: the node outlives this script and its terminal,
-		# and Ctrl-C in the caller's shell does not reach it.
-		(cd "$dir" && exec setsid "$bin/rabbitmq-server" \
+		# and Ctrl-C in the caller's shell does not reach it. It
+		# keeps no descriptor of the caller's beyond 0-2: a lock
+		# (flock) or a pipe (ctest) would stay held as long as it
+		# runs.
+		(cd "$dir" && close_inherited_fds &&
+		    exec setsid "$bin/rabbitmq-server" \
 		    >"$outfile" 2>&1 </dev/null) &
 		local deadline=$((SECONDS + 10))
 		while [[ -z $(node_pid) ]] && ((SECONDS < deadline)); do
