@@ -327,6 +327,23 @@ test_mmctl_events_prints_history(void **state)
 	free(other);
 }
 
+/* On a broker where no scheduler ever ran (here the test broker's default
+ * vhost "/"), there is no history, and mmctl says why. */
+static void
+test_mmctl_events_without_log(void **state)
+{
+	const char *url = tu_broker_url(), *slash = strrchr(url, '/');
+	char *out, args[600];
+
+	assert_non_null(slash);
+	snprintf(args, sizeof(args), "--broker '%.*s/%%2f' events",
+	    (int)(slash - url), url);
+	assert_int_equal(mmctl(&out, args), 1);
+	assert_has(out, "no event history");
+	assert_has(out, "\"mm.events.log\"");
+	free(out);
+}
+
 /* --follow prints the history, then decisions as they happen, until
  * Ctrl-C. */
 static void
@@ -375,6 +392,7 @@ main(void)
 		cmocka_unit_test(test_mmctl_status_shows_hosts),
 		cmocka_unit_test(test_mmctl_events_prints_history),
 		cmocka_unit_test(test_mmctl_events_follow_shows_decisions),
+		cmocka_unit_test(test_mmctl_events_without_log),
 	};
 
 	tu_broker_url();
