@@ -58,6 +58,10 @@ struct consumer {
 	char *queue;
 	char tag[64];
 	bool no_ack;
+	bool stream;
+	enum bus_stream_from from;
+	uint64_t time_s;
+	int64_t next_offset;	/* stream: resume here, -1 until a delivery */
 	uint64_t seq;
 	bus_handler_cb handler;
 	void *arg;
@@ -100,6 +104,7 @@ struct inbound {
 	size_t got;
 	bool redelivered;
 	uint64_t timestamp;
+	int64_t stream_offset;
 	char exchange[PROP_MAX];
 	char routing_key[PROP_MAX];
 	char content_type[PROP_MAX];
@@ -385,40 +390,55 @@ exchange_declared(const struct bus *bus, const char *name)
 	return false;
 }
 
-/* Fill a table of queue arguments; entries has room for 6. */
+static void
+arg_str(amqp_table_t *t, const char *key, const char *value)
+{
+	amqp_table_entry_t *e = &t->entries[t->num_entries++];
+
+	e->key = amqp_cstring_bytes(key);
+	e->value.kind = AMQP_FIELD_KIND_UTF8;
+	e->value.value.bytes = amqp_cstring_bytes(value);
+}
+
+static void
+arg_i64(amqp_table_t *t, const char *key, int64_t value)
+{
+	amqp_table_entry_t *e = &t->entries[t->num_entries++];
+
+	e->key = amqp_cstring_bytes(key);
+	e->value.kind = AMQP_FIELD_KIND_I64;
+	e->value.value.i64 = value;
+}
+
+/* Fill a table of queue arguments; e has room for 9, age (the string
+ * x-max-age points to) for "<n>s". */
 static amqp_table_t
-queue_args(const struct bus_queue_opts *o, amqp_table_entry_t *e)
+queue_args(const struct bus_queue_opts *o, amqp_table_entry_t *e,
+    char *age, size_t age_size)
 {
 	amqp_table_t t = { 0, e };
 
-	if (o->max_length > 0) {
-		e[t.num_entries].key = amqp_cstring_bytes("x-max-length");
-		e[t.num_entries].value.kind = AMQP_FIELD_KIND_I64;
-		e[t.num_entries++].value.value.i64 = o->max_length;
+	if (o->stream)
+		arg_str(&t, "x-queue-type", "stream");
+	if (o->max_age_s > 0) {
+		snprintf(age, age_size, "%us", o->max_age_s);
+		arg_str(&t, "x-max-age", age);
 	}
-	if (o->drop_head) {
-		e[t.num_entries].key = amqp_cstring_bytes("x-overflow");
-		e[t.num_entries].value.kind = AMQP_FIELD_KIND_UTF8;
-		e[t.num_entries++].value.value.bytes =
-		    amqp_cstring_bytes("drop-head");
-	}
-	if (o->message_ttl_ms > 0) {
-		e[t.num_entries].key = amqp_cstring_bytes("x-message-ttl");
-		e[t.num_entries].value.kind = AMQP_FIELD_KIND_I64;
-		e[t.num_entries++].value.value.i64 = o->message_ttl_ms;
-	}
-	if (o->dead_letter_exchange != NULL) {
-		e[t.num_entries].key =
-		    amqp_cstring_bytes("x-dead-letter-exchange");
-		e[t.num_entries].value.kind = AMQP_FIELD_KIND_UTF8;
-		e[t.num_entries++].value.value.bytes =
-		    amqp_cstring_bytes(o->dead_letter_exchange);
-	}
-	if (o->expires_ms > 0) {
-		e[t.num_entries].key = amqp_cstring_bytes("x-expires");
-		e[t.num_entries].value.kind = AMQP_FIELD_KIND_I64;
-		e[t.num_entries++].value.value.i64 = o->expires_ms;
-	}
+	if (o->max_length_bytes > 0)
+		arg_i64(&t, "x-max-length-bytes", (int64_t)o->max_length_bytes);
+	if (o->max_segment_bytes > 0)
+		arg_i64(&t, "x-stream-max-segment-size-bytes",
+		    (int64_t)o->max_segment_bytes);
+	if (o->max_length > 0)
+		arg_i64(&t, "x-max-length", o->max_length);
+	if (o->drop_head)
+		arg_str(&t, "x-overflow", "drop-head");
+	if (o->message_ttl_ms > 0)
+		arg_i64(&t, "x-message-ttl", o->message_ttl_ms);
+	if (o->dead_letter_exchange != NULL)
+		arg_str(&t, "x-dead-letter-exchange", o->dead_letter_exchange);
+	if (o->expires_ms > 0)
+		arg_i64(&t, "x-expires", o->expires_ms);
 	return t;
 }
 
@@ -428,11 +448,8 @@ string_args(char **kv, amqp_table_entry_t *e)
 {
 	amqp_table_t t = { 0, e };
 
-	for (; kv != NULL && kv[0] != NULL && t.num_entries < 8; kv += 2) {
-		e[t.num_entries].key = amqp_cstring_bytes(kv[0]);
-		e[t.num_entries].value.kind = AMQP_FIELD_KIND_UTF8;
-		e[t.num_entries++].value.value.bytes = amqp_cstring_bytes(kv[1]);
-	}
+	for (; kv != NULL && kv[0] != NULL && t.num_entries < 8; kv += 2)
+		arg_str(&t, kv[0], kv[1]);
 	return t;
 }
 
@@ -445,9 +462,10 @@ static int
 decl_send(amqp_connection_state_t c, const struct decl *d, bool wait,
     char *reason, size_t rsize)
 {
-	amqp_table_entry_t entries[8];
+	amqp_table_entry_t entries[10];
 	amqp_table_t args;
 	char what[PROP_MAX + 64];
+	char age[24];
 	int r;
 
 	switch (d->kind) {
@@ -476,7 +494,7 @@ decl_send(amqp_connection_state_t c, const struct decl *d, bool wait,
 		break;
 	case DECL_QUEUE:
 		snprintf(what, sizeof(what), "declaring queue \"%s\"", d->name);
-		args = queue_args(&d->qopts, entries);
+		args = queue_args(&d->qopts, entries, age, sizeof(age));
 		if (wait) {
 			amqp_queue_declare(c, CH_PUB,
 			    amqp_cstring_bytes(d->name), 0, d->qopts.durable,
@@ -555,10 +573,39 @@ sent:
 	return 0;
 }
 
+/*
+ * A stream consumer's x-stream-offset: where it was asked to start, or
+ * after a reconnect the offset after the last message it was handed.
+ */
+static amqp_table_t
+consume_args(const struct consumer *k, amqp_table_entry_t *e)
+{
+	amqp_table_t t = { 0, e };
+
+	if (!k->stream)
+		return amqp_empty_table;
+	e[0].key = amqp_cstring_bytes("x-stream-offset");
+	if (k->next_offset >= 0) {
+		e[0].value.kind = AMQP_FIELD_KIND_I64;
+		e[0].value.value.i64 = k->next_offset;
+	} else if (k->from == BUS_STREAM_TIME) {
+		e[0].value.kind = AMQP_FIELD_KIND_TIMESTAMP;
+		e[0].value.value.u64 = k->time_s;
+	} else {
+		e[0].value.kind = AMQP_FIELD_KIND_UTF8;
+		e[0].value.value.bytes = amqp_cstring_bytes(
+		    k->from == BUS_STREAM_FIRST ? "first" : "next");
+	}
+	t.num_entries = 1;
+	return t;
+}
+
 static int
 consume_send(amqp_connection_state_t c, const struct consumer *k, bool wait,
     char *reason, size_t rsize)
 {
+	amqp_table_entry_t entries[1];
+	amqp_table_t args = consume_args(k, entries);
 	char what[PROP_MAX + 32];
 
 	snprintf(what, sizeof(what), "consuming queue \"%s\"", k->queue);
@@ -566,8 +613,7 @@ consume_send(amqp_connection_state_t c, const struct consumer *k, bool wait,
 		amqp_rpc_reply_t reply;
 
 		amqp_basic_consume(c, CH_SUB, amqp_cstring_bytes(k->queue),
-		    amqp_cstring_bytes(k->tag), 0, k->no_ack, 0,
-		    amqp_empty_table);
+		    amqp_cstring_bytes(k->tag), 0, k->no_ack, 0, args);
 		reply = amqp_get_rpc_reply(c);
 		if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
 			format_reply(reason, rsize, what, reply);
@@ -579,7 +625,7 @@ consume_send(amqp_connection_state_t c, const struct consumer *k, bool wait,
 			.consumer_tag = amqp_cstring_bytes(k->tag),
 			.no_ack = k->no_ack,
 			.nowait = 1,
-			.arguments = amqp_empty_table,
+			.arguments = args,
 		};
 		int r = amqp_send_method(c, CH_SUB, AMQP_BASIC_CONSUME_METHOD,
 		    &m);
@@ -897,26 +943,35 @@ bus_unbind(struct bus *bus, const char *queue, const char *exchange,
 	return -ENOENT;
 }
 
-int
-bus_consume(struct bus *bus, const char *queue, bool no_ack,
-    bus_handler_cb handler, void *arg)
+static struct consumer *
+consumer_new(struct bus *bus, const char *queue, bus_handler_cb handler)
 {
 	struct consumer *k;
 
 	if (bus == NULL || queue == NULL || *queue == '\0' ||
-	    handler == NULL || bus->closing)
-		return -EINVAL;
+	    handler == NULL || bus->closing) {
+		errno = EINVAL;
+		return NULL;
+	}
 	k = calloc(1, sizeof(*k));
 	if (k == NULL)
-		return -ENOMEM;
+		return NULL;
 	k->queue = strdup(queue);
 	if (k->queue == NULL) {
 		free(k);
-		return -ENOMEM;
+		return NULL;
 	}
+	k->next_offset = -1;
+	return k;
+}
+
+/* Append k to the consumers and attach it now if connected. */
+static int
+consumer_add(struct bus *bus, struct consumer *k, bus_handler_cb handler,
+    void *arg)
+{
 	snprintf(k->tag, sizeof(k->tag), "%.40s.%u", bus->app_id,
 	    bus->nconsumers++);
-	k->no_ack = no_ack;
 	k->seq = bus->seq++;
 	k->handler = handler;
 	k->arg = arg;
@@ -930,6 +985,37 @@ bus_consume(struct bus *bus, const char *queue, bool no_ack,
 			bus_fail(bus, "%s", reason);
 	}
 	return 0;
+}
+
+int
+bus_consume(struct bus *bus, const char *queue, bool no_ack,
+    bus_handler_cb handler, void *arg)
+{
+	struct consumer *k = consumer_new(bus, queue, handler);
+
+	if (k == NULL)
+		return -errno;
+	k->no_ack = no_ack;
+	return consumer_add(bus, k, handler, arg);
+}
+
+int
+bus_consume_stream(struct bus *bus, const char *queue,
+    enum bus_stream_from from, uint64_t time_s, bus_handler_cb handler,
+    void *arg)
+{
+	struct consumer *k;
+
+	if (from != BUS_STREAM_FIRST && from != BUS_STREAM_NEXT &&
+	    from != BUS_STREAM_TIME)
+		return -EINVAL;
+	k = consumer_new(bus, queue, handler);
+	if (k == NULL)
+		return -errno;
+	k->stream = true;
+	k->from = from;
+	k->time_s = time_s;
+	return consumer_add(bus, k, handler, arg);
 }
 
 /* ---- the handshake, on the thread pool ---- */
@@ -987,6 +1073,10 @@ job_new(struct bus *bus)
 			goto fail;
 		memcpy((*kt)->tag, k->tag, sizeof(k->tag));
 		(*kt)->no_ack = k->no_ack;
+		(*kt)->stream = k->stream;
+		(*kt)->from = k->from;
+		(*kt)->time_s = k->time_s;
+		(*kt)->next_offset = k->next_offset;
 		kt = &(*kt)->next;
 	}
 	return job;
@@ -1389,6 +1479,10 @@ settle(struct bus *bus, struct inbound *in, enum bus_disposition disp)
 
 	if (in->consumer != NULL && in->consumer->no_ack)
 		return;
+	/* A stream keeps its messages: rejecting one would neither remove
+	 * nor dead-letter it, so everything is acked (credit for more). */
+	if (in->consumer != NULL && in->consumer->stream)
+		disp = BUS_ACK;
 	if (disp == BUS_ACK) {
 		bus->ack_upto = in->tag;
 		bus->stats.acked++;
@@ -1464,7 +1558,10 @@ deliver(struct bus *bus)
 	d.app_id = in->app_id;
 	d.timestamp = in->timestamp;
 	d.redelivered = in->redelivered;
+	d.stream_offset = in->stream_offset;
 	bus->stats.delivered++;
+	if (in->consumer->stream && in->stream_offset >= 0)
+		in->consumer->next_offset = in->stream_offset + 1;
 	if (bus->in_drain && bus->corked++ == 0)
 		cork(bus, true);
 	disp = in->consumer->handler(bus, &d, in->consumer->arg);
@@ -1487,6 +1584,27 @@ handle_deliver(struct bus *bus, const amqp_basic_deliver_t *m)
 	copy_prop(in->routing_key, m->routing_key, true);
 }
 
+/* The x-stream-offset header a stream puts on each delivery, or -1. */
+static int64_t
+stream_offset_of(const amqp_table_t *h)
+{
+	for (int i = 0; i < h->num_entries; i++) {
+		const amqp_table_entry_t *e = &h->entries[i];
+
+		if (e->key.len != strlen("x-stream-offset") ||
+		    memcmp(e->key.bytes, "x-stream-offset", e->key.len) != 0)
+			continue;
+		if (e->value.kind == AMQP_FIELD_KIND_I64 &&
+		    e->value.value.i64 >= 0)
+			return e->value.value.i64;
+		if (e->value.kind == AMQP_FIELD_KIND_U64 &&
+		    e->value.value.u64 <= INT64_MAX)
+			return (int64_t)e->value.value.u64;
+		return -1;
+	}
+	return -1;
+}
+
 static int
 handle_header(struct bus *bus, const amqp_frame_t *f)
 {
@@ -1505,6 +1623,9 @@ handle_header(struct bus *bus, const amqp_frame_t *f)
 	copy_prop(in->reply_to, p->reply_to, fl & AMQP_BASIC_REPLY_TO_FLAG);
 	copy_prop(in->app_id, p->app_id, fl & AMQP_BASIC_APP_ID_FLAG);
 	in->timestamp = (fl & AMQP_BASIC_TIMESTAMP_FLAG) ? p->timestamp : 0;
+	in->stream_offset = -1;
+	if (fl & AMQP_BASIC_HEADERS_FLAG)
+		in->stream_offset = stream_offset_of(&p->headers);
 	in->size = 0;
 	if (size > bus->max_body) {
 		in->discard = true;

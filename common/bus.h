@@ -69,6 +69,20 @@ struct bus_queue_opts {
 	const char *dead_letter_exchange;
 	/* x-expires in ms (queue deleted when unused); 0 for never. */
 	uint32_t expires_ms;
+	/*
+	 * x-queue-type stream: an append-only log that consumers read from
+	 * an offset (bus_consume_stream()) without removing anything. It
+	 * must be durable, neither exclusive nor auto-delete, and takes
+	 * only the retention limits below (the broker refuses the others).
+	 */
+	bool stream;
+	/* Stream retention: x-max-age in seconds, x-max-length-bytes, and
+	 * x-stream-max-segment-size-bytes (the broker drops whole segments,
+	 * so this is the granularity of the other two); 0 for the broker's
+	 * default. */
+	uint32_t max_age_s;
+	uint64_t max_length_bytes;
+	uint64_t max_segment_bytes;
 };
 
 /* A message to publish. Strings may be NULL; the bus copies everything. */
@@ -108,6 +122,9 @@ struct bus_delivery {
 	const char *app_id;
 	uint64_t timestamp;
 	bool redelivered;
+	/* The message's offset in a stream (x-stream-offset), -1 for a
+	 * delivery from any other queue. */
+	int64_t stream_offset;
 };
 
 enum bus_disposition {
@@ -183,6 +200,27 @@ int bus_unbind(struct bus *bus, const char *queue, const char *exchange,
  */
 int bus_consume(struct bus *bus, const char *queue, bool no_ack,
     bus_handler_cb handler, void *arg);
+
+/* Where a stream consumer starts reading. */
+enum bus_stream_from {
+	BUS_STREAM_FIRST,	/* the oldest message the stream keeps */
+	BUS_STREAM_NEXT,	/* only messages appended from now on */
+	BUS_STREAM_TIME,	/* the first chunk written at or after time_s */
+};
+
+/*
+ * Consume the stream queue (bus_queue_opts.stream) from from (with
+ * time_s, seconds since the epoch, for BUS_STREAM_TIME; the broker starts
+ * at a chunk boundary, so a few older messages may come first). After a
+ * reconnect the consumer resumes after the last message handed to
+ * handler, so nothing is delivered twice or skipped. Every delivery is
+ * acked whatever handler returns: a stream keeps its messages, rejecting
+ * one would neither remove nor dead-letter it. Returns 0, -EINVAL,
+ * -ENOMEM.
+ */
+int bus_consume_stream(struct bus *bus, const char *queue,
+    enum bus_stream_from from, uint64_t time_s, bus_handler_cb handler,
+    void *arg);
 
 /* Begin connecting; returns 0 or -EALREADY. */
 int bus_start(struct bus *bus);

@@ -72,6 +72,26 @@ topo_declare_events_exchange(struct bus *bus)
 }
 
 int
+topo_declare_events_log(struct bus *bus)
+{
+	const struct bus_queue_opts log = {
+		.durable = true,
+		.stream = true,
+		.max_age_s = TOPO_EVENTS_LOG_MAX_AGE_S,
+		.max_length_bytes = TOPO_EVENTS_LOG_MAX_BYTES,
+		.max_segment_bytes = TOPO_EVENTS_LOG_SEGMENT_BYTES,
+	};
+	int r;
+
+	r = topo_declare_events_exchange(bus);
+	if (r == 0)
+		r = bus_declare_queue(bus, TOPO_Q_EVENTS_LOG, &log);
+	if (r == 0)
+		r = bus_bind(bus, TOPO_Q_EVENTS_LOG, TOPO_EX_EVENTS, "#");
+	return r;
+}
+
+int
 topo_declare_commands_exchange(struct bus *bus)
 {
 	return bus_declare_exchange(bus, TOPO_EX_COMMANDS, "direct",

@@ -29,16 +29,25 @@ struct bus;
 #define TOPO_Q_ACTUATOR_PREFIX	"mm.actuator."	/* + host id */
 #define TOPO_Q_SCHED_PREFIX	"mm.scheduler."	/* + scheduler id + .role */
 #define TOPO_Q_MMCTL_PREFIX	"mm.mmctl."	/* + unique id */
+#define TOPO_Q_EVENTS_LOG	"mm.events.log"	/* stream of every event */
 
 /* Routing-key prefixes on mm.events. */
 #define TOPO_EV_DECISION	"decision"
 #define TOPO_EV_RESULT		"result"
 #define TOPO_EV_ALERT		"alert"
+/* mmctl's end-of-history marks: "mark.<unique>", on the log only. */
+#define TOPO_EV_MARK		"mark"
 
 /* Defaults of the stats queue: stale stats are worthless. */
 #define TOPO_STATS_MAX_LENGTH	100000u
 #define TOPO_STATS_TTL_MS	10000u
 #define TOPO_DEAD_MAX_LENGTH	100000u
+
+/* Retention of the events log: a day, at most 256 MiB, dropped in
+ * segments of 8 MiB (the broker truncates whole segments). */
+#define TOPO_EVENTS_LOG_MAX_AGE_S	86400u
+#define TOPO_EVENTS_LOG_MAX_BYTES	(256ull << 20)
+#define TOPO_EVENTS_LOG_SEGMENT_BYTES	(8ull << 20)
 
 /* Longest host or scheduler id accepted in a name or routing key. */
 #define TOPO_ID_MAX		64
@@ -57,6 +66,11 @@ int topo_declare_stats_exchange(struct bus *bus);
 
 /* mm.events only: what a publisher of events needs. */
 int topo_declare_events_exchange(struct bus *bus);
+
+/* mm.events, and the stream mm.events.log bound to it with "#": the
+ * recent history of every event, which mmctl events reads from an offset.
+ * Declared by the scheduler. */
+int topo_declare_events_log(struct bus *bus);
 
 /* mm.stats, and mm.scheduler.stats bound to it with key pattern
  * (e.g. "host.#"): bounded, dropping the oldest, with a message TTL and

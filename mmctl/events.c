@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * mmctl events: decisions with their reasons, actuators' results and
- * alerts, one line each, as they are published on mm.events. The filters
- * become the binding keys of mmctl's own queue, so the broker does the
- * filtering.
+ * alerts, one line each, read from the stream mm.events.log (the recent
+ * history of mm.events): from --since ago up to now, then, with --follow,
+ * as they are published. "Now" is a mark mmctl appends to the stream
+ * itself: everything published before it is read before it. Filters are
+ * applied here, on the routing key of each delivery.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +18,20 @@
 #include "mmctl.h"
 #include "topology.h"
 
+/* What to print and where the history ends. */
+struct events {
+	struct session s;
+	const char *host;	/* NULL: every host */
+	const char *kind;	/* NULL: every kind */
+	uint64_t since_ms;	/* older events are not printed */
+	bool follow;
+	bool history_done;	/* our mark was read */
+	bool mark_failed;
+	char mark_id[96];	/* message_id of our mark */
+	uint64_t printed;
+};
+
+/* The history spans days: the date too, in local time. */
 static const char *
 clock_of(uint64_t ms, char *buf, size_t size)
 {
@@ -22,8 +39,9 @@ clock_of(uint64_t ms, char *buf, size_t size)
 	struct tm tm;
 
 	localtime_r(&t, &tm);
-	snprintf(buf, size, "%02d:%02d:%02d.%03u", tm.tm_hour, tm.tm_min,
-	    tm.tm_sec, (unsigned)(ms % 1000));
+	snprintf(buf, size, "%04d-%02d-%02d %02d:%02d:%02d.%03u",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec, (unsigned)(ms % 1000));
 	return buf;
 }
 
@@ -63,8 +81,13 @@ on_event(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 {
 	static const char *const sev[] = { "", "info", "warning", "critical" };
 	const Mm__V1__Event *e = (const Mm__V1__Event *)m;
+	struct events *ev = arg;
 	char t[32];
 
+	/* The stream starts at a chunk written at --since or later, which
+	 * may hold a few older events. */
+	if (e->time_ms < ev->since_ms)
+		return BUS_ACK;
 	printf("%s ", clock_of(e->time_ms, t, sizeof(t)));
 	switch (e->kind) {
 	case MM__V1__EVENT_KIND__EVENT_KIND_DECISION:
@@ -88,7 +111,92 @@ on_event(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 	}
 	putchar('\n');
 	fflush(stdout);
+	ev->printed++;
 	return BUS_ACK;
+}
+
+/* Does routing key "<kind>.<host-id>" pass the filters? */
+static bool
+wanted(const struct events *ev, const char *key)
+{
+	const char *dot = strchr(key, '.');
+	size_t kind_len = dot != NULL ? (size_t)(dot - key) : strlen(key);
+
+	if (ev->kind != NULL && (strlen(ev->kind) != kind_len ||
+	    strncmp(key, ev->kind, kind_len) != 0))
+		return false;
+	if (ev->host != NULL && (dot == NULL || strcmp(dot + 1, ev->host) != 0))
+		return false;
+	return true;
+}
+
+static enum bus_disposition
+log_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
+{
+	struct events *ev = arg;
+
+	/* Marks of every mmctl run share the log; only ours matters. */
+	if (strncmp(d->routing_key, TOPO_EV_MARK ".",
+	    strlen(TOPO_EV_MARK ".")) == 0) {
+		if (strcmp(d->message_id, ev->mark_id) == 0 &&
+		    !ev->history_done) {
+			ev->history_done = true;
+			if (!ev->follow)
+				ev->s.done = true;
+		}
+		return BUS_ACK;
+	}
+	if (!wanted(ev, d->routing_key))
+		return BUS_ACK;
+	return session_dispatch_cb(bus, d, &ev->s);
+}
+
+static void
+mark_confirm_cb(struct bus *bus, int status, void *arg)
+{
+	struct events *ev = arg;
+
+	if (status != 0 && status != -ECANCELED) {
+		ev->mark_failed = true;
+		ev->s.done = true;
+	}
+}
+
+/* Append our mark to the log through mm.events (key mark.<unique>, which
+ * only the log's "#" binding matches). */
+static int
+publish_mark(struct events *ev)
+{
+	static const char body[] = "end of history";
+	char key[128];
+	struct bus_msg msg = {
+		.exchange = TOPO_EX_EVENTS,
+		.routing_key = key,
+		.body = body,
+		.len = sizeof(body) - 1,
+		.content_type = "text/plain",
+		.type = "mm.mmctl.mark",
+		.message_id = ev->mark_id,
+	};
+
+	snprintf(key, sizeof(key), "%s.%s", TOPO_EV_MARK, ev->s.unique);
+	snprintf(ev->mark_id, sizeof(ev->mark_id), "mmctl.%s.%llu",
+	    ev->s.unique, (unsigned long long)uv_hrtime());
+	return bus_publish(ev->s.bus, &msg, mark_confirm_cb, ev);
+}
+
+static int
+parse_duration(const char *opt, const char *s, int64_t *ret_ms)
+{
+	int64_t ms;
+
+	if (conf_parse_duration_ms(s, &ms) < 0 || ms <= 0) {
+		fprintf(stderr, "mmctl: %s \"%s\" is not a duration (e.g. "
+		    "90s, 15m, 24h)\n", opt, s);
+		return -EINVAL;
+	}
+	*ret_ms = ms;
+	return 0;
 }
 
 int
@@ -98,57 +206,83 @@ cmd_events(const char *url, int argc, char **argv)
 		{ "follow", no_argument, NULL, 'f' },
 		{ "host", required_argument, NULL, 'H' },
 		{ "kind", required_argument, NULL, 'k' },
+		{ "since", required_argument, NULL, 's' },
 		{ "wait", required_argument, NULL, 'w' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *host = NULL, *kind = NULL;
-	const char *keys[2] = { NULL, NULL };
-	int64_t wait_ms = 5000;
-	bool follow = false;
-	struct session s;
-	char key[160];
+	struct events ev = { 0 };
+	int64_t wait_ms = 10000, since_ms = 3600 * 1000;
+	uint64_t now_ms;
 	int c, r;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "f", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
-			follow = true;
+			ev.follow = true;
 			break;
 		case 'H':
-			host = optarg;
+			ev.host = optarg;
 			break;
 		case 'k':
-			kind = optarg;
+			ev.kind = optarg;
+			break;
+		case 's':
+			if (parse_duration("--since", optarg, &since_ms) < 0)
+				return 2;
 			break;
 		case 'w':
-			if (conf_parse_duration_ms(optarg, &wait_ms) < 0 ||
-			    wait_ms <= 0) {
-				fprintf(stderr, "mmctl: --wait \"%s\" is not a "
-				    "duration\n", optarg);
+			if (parse_duration("--wait", optarg, &wait_ms) < 0)
 				return 2;
-			}
 			break;
 		default:
 			return 2;
 		}
 	}
-	if (kind != NULL && strcmp(kind, TOPO_EV_DECISION) != 0 &&
-	    strcmp(kind, TOPO_EV_RESULT) != 0 &&
-	    strcmp(kind, TOPO_EV_ALERT) != 0) {
+	if (ev.kind != NULL && strcmp(ev.kind, TOPO_EV_DECISION) != 0 &&
+	    strcmp(ev.kind, TOPO_EV_RESULT) != 0 &&
+	    strcmp(ev.kind, TOPO_EV_ALERT) != 0) {
 		fprintf(stderr, "mmctl: --kind \"%s\": one of decision, result, "
-		    "alert\n", kind);
+		    "alert\n", ev.kind);
 		return 2;
 	}
-	if (host != NULL && !topo_id_valid(host)) {
-		fprintf(stderr, "mmctl: \"%s\" is not a host id\n", host);
+	if (ev.host != NULL && !topo_id_valid(ev.host)) {
+		fprintf(stderr, "mmctl: \"%s\" is not a host id\n", ev.host);
 		return 2;
 	}
-	snprintf(key, sizeof(key), "%s.%s", kind != NULL ? kind : "*",
-	    host != NULL ? host : "#");
-	keys[0] = key;
-	session_open(&s, url, keys, MSG_EVENT, on_event, NULL);
-	r = session_run(&s, follow ? 0 : (unsigned)wait_ms);
-	session_close(&s);
-	return r == 3 || r == 130 ? 0 : r;
+	now_ms = (uint64_t)time(NULL) * 1000;
+	ev.since_ms = now_ms > (uint64_t)since_ms ? now_ms -
+	    (uint64_t)since_ms : 0;
+	session_init(&ev.s, url, MSG_EVENT, on_event, &ev);
+	topo_declare_events_exchange(ev.s.bus);
+	bus_consume_stream(ev.s.bus, TOPO_Q_EVENTS_LOG, BUS_STREAM_TIME,
+	    ev.since_ms / 1000, log_cb, &ev);
+	if (session_connect(&ev.s) == -ENOENT) {
+		fprintf(stderr, "mmctl: no event history: the broker has no "
+		    "queue \"%s\" (mm-scheduler declares it when it starts; "
+		    "is one running?)\n", TOPO_Q_EVENTS_LOG);
+		session_close(&ev.s);
+		return 1;
+	}
+	if (publish_mark(&ev) < 0) {
+		fprintf(stderr, "mmctl: cannot publish to \"%s\"\n",
+		    TOPO_EX_EVENTS);
+		session_close(&ev.s);
+		return 1;
+	}
+	/* --wait bounds the history: with --follow the wait is endless. */
+	r = session_run(&ev.s, ev.follow ? 0 : (unsigned)wait_ms);
+	session_close(&ev.s);
+	if (ev.mark_failed) {
+		fprintf(stderr, "mmctl: the broker refused mmctl's mark on "
+		    "\"%s\": cannot tell where the history ends\n",
+		    TOPO_EX_EVENTS);
+		return 1;
+	}
+	if (r == 3) {
+		fprintf(stderr, "mmctl: the end of the event history did not "
+		    "arrive within %lld ms\n", (long long)wait_ms);
+		return 1;
+	}
+	return r == 130 ? 0 : r;
 }

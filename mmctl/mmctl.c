@@ -39,6 +39,8 @@ usage(FILE *f)
 	    "the schedulers\n"
 	    "  policy show [--json]          the policy in force\n"
 	    "  events [--follow] [--host H] [--kind decision|result|alert]\n"
+	    "      [--since 1h]              the recent events, then with "
+	    "--follow new ones\n"
 	    "  sim --trace FILE --policy NAME|all [--capacity-kib N | "
 	    "--find-capacity]\n"
 	    "      [--max-shortfall PCT] [--json]   replay a trace offline\n"
@@ -88,35 +90,27 @@ deadline_cb(uv_timer_t *t)
 	s->done = true;
 }
 
-static enum bus_disposition
-dispatch_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
+enum bus_disposition
+session_dispatch_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
 {
 	struct session *s = arg;
 
 	return msg_dispatch(&s->handler, 1, d, s->arg, NULL, NULL, 0);
 }
 
-int
-session_open(struct session *s, const char *url,
-    const char *const *bind_events, enum msg_type t, msg_handler_cb fn,
-    void *arg)
+void
+session_init(struct session *s, const char *url, enum msg_type t,
+    msg_handler_cb fn, void *arg)
 {
-	const struct bus_queue_opts q = {
-		.exclusive = true,
-		.auto_delete = true,
-		.max_length = 100000,
-	};
 	struct bus_config bc = {
 		.url = url,
 		.app_id = "mmctl",
 		.state_cb = state_cb,
-		.state_arg = s,
 		.reconnect_min_ms = 500,
 		.reconnect_max_ms = 2000,
 		.connect_timeout_ms = 5000,
 	};
 	char host[64] = "local";
-	uint64_t deadline;
 
 	memset(s, 0, sizeof(*s));
 	s->arg = arg;
@@ -134,32 +128,66 @@ session_open(struct session *s, const char *url,
 	for (char *c = host; *c != '\0'; c++)
 		if (*c == '.')
 			*c = '-';
-	snprintf(s->reply_queue, sizeof(s->reply_queue), "%s%.40s.%d",
-	    TOPO_Q_MMCTL_PREFIX, host, (int)getpid());
-	topo_declare_events_exchange(s->bus);
-	topo_declare_control_exchange(s->bus);
-	topo_declare_policy_exchange(s->bus);
-	bus_declare_queue(s->bus, s->reply_queue, &q);
-	for (size_t i = 0; bind_events != NULL && bind_events[i] != NULL; i++)
-		bus_bind(s->bus, s->reply_queue, TOPO_EX_EVENTS, bind_events[i]);
-	bus_consume(s->bus, s->reply_queue, false, dispatch_cb, s);
+	snprintf(s->unique, sizeof(s->unique), "%.40s.%d", host,
+	    (int)getpid());
 	uv_signal_init(&s->loop, &s->sigint);
 	s->sigint.data = s;
 	uv_signal_start(&s->sigint, sigint_cb, SIGINT);
 	uv_timer_init(&s->loop, &s->deadline);
 	s->deadline.data = s;
+}
+
+int
+session_connect(struct session *s)
+{
+	uint64_t deadline;
+
 	bus_start(s->bus);
 	uv_update_time(&s->loop);
 	deadline = uv_now(&s->loop) + 10000;
 	while (!s->up && !s->done && uv_now(&s->loop) < deadline) {
 		uv_run(&s->loop, UV_RUN_ONCE);
 		uv_update_time(&s->loop);
-		if (s->failed && !s->up && strstr(s->reason, "ACCESS") != NULL)
+		/* Retrying will not help: wrong credentials, or a queue
+		 * this session reads does not exist. */
+		if (s->failed && !s->up && (strstr(s->reason, "ACCESS") !=
+		    NULL || strstr(s->reason, "NOT_FOUND") != NULL))
 			break;
 	}
+	if (!s->up && strstr(s->reason, "NOT_FOUND") != NULL)
+		return -ENOENT;
 	if (!s->up) {
 		fprintf(stderr, "mmctl: cannot reach the broker: %s\n",
 		    s->reason[0] ? s->reason : "no answer within 10 s");
+		exit(1);
+	}
+	return 0;
+}
+
+int
+session_open(struct session *s, const char *url,
+    const char *const *bind_events, enum msg_type t, msg_handler_cb fn,
+    void *arg)
+{
+	const struct bus_queue_opts q = {
+		.exclusive = true,
+		.auto_delete = true,
+		.max_length = 100000,
+	};
+
+	session_init(s, url, t, fn, arg);
+	snprintf(s->reply_queue, sizeof(s->reply_queue), "%s%s",
+	    TOPO_Q_MMCTL_PREFIX, s->unique);
+	topo_declare_events_exchange(s->bus);
+	topo_declare_control_exchange(s->bus);
+	topo_declare_policy_exchange(s->bus);
+	bus_declare_queue(s->bus, s->reply_queue, &q);
+	for (size_t i = 0; bind_events != NULL && bind_events[i] != NULL; i++)
+		bus_bind(s->bus, s->reply_queue, TOPO_EX_EVENTS, bind_events[i]);
+	bus_consume(s->bus, s->reply_queue, false, session_dispatch_cb, s);
+	if (session_connect(s) < 0) {
+		fprintf(stderr, "mmctl: cannot reach the broker: %s\n",
+		    s->reason);
 		exit(1);
 	}
 	return 0;

@@ -21,6 +21,7 @@ struct session {
 	bool up;
 	bool failed;
 	char reason[512];
+	char unique[64];	/* <host>.<pid>, for names of this run */
 	char reply_queue[128];
 	bool done;
 	int status;		/* the subcommand's exit status */
@@ -29,6 +30,28 @@ struct session {
 	struct msg_handler handler;	/* the one message type expected */
 	void *arg;
 };
+
+/*
+ * Prepare s: a loop, a bus for url (app "mmctl") not started yet, Ctrl-C
+ * handling; messages given to session_dispatch_cb() of type t go to fn
+ * with arg. Exits(1) with a clear message for a bad URL. Declare and
+ * consume on s->bus, then session_connect().
+ */
+void session_init(struct session *s, const char *url, enum msg_type t,
+    msg_handler_cb fn, void *arg);
+
+/*
+ * Start the bus and wait until it is up: returns 0, or -ENOENT when the
+ * broker says a queue it was to consume does not exist (s->reason says
+ * which); exits(1) with a clear message when the broker refuses the
+ * credentials or cannot be reached within 10 s.
+ */
+int session_connect(struct session *s);
+
+/* A bus_handler_cb for bus_consume(..., s): msg_dispatch() to s's
+ * handler. */
+enum bus_disposition session_dispatch_cb(struct bus *bus,
+    const struct bus_delivery *d, void *arg);
 
 /*
  * Connect to url as app "mmctl", with an exclusive reply queue bound (when

@@ -305,7 +305,7 @@ setup_bus(struct scheduler *s)
 	if (r == 0)
 		r = topo_declare_commands_exchange(s->bus);
 	if (r == 0)
-		r = topo_declare_events_exchange(s->bus);
+		r = topo_declare_events_log(s->bus);
 	if (r == 0)
 		r = topo_declare_policy_queue(s->bus, s->id, s->policy_queue,
 		    sizeof(s->policy_queue));

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "msg.h"
@@ -143,6 +144,15 @@ tu_run_until(uv_loop_t *loop, const bool *done, unsigned timeout_ms)
 	uv_close((uv_handle_t *)&wake, NULL);
 	uv_run(loop, UV_RUN_NOWAIT);
 	return *done;
+}
+
+uint64_t
+tu_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 void

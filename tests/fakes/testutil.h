@@ -45,6 +45,9 @@ char *tu_source_path(const char *rel);
  */
 bool tu_run_until(uv_loop_t *loop, const bool *done, unsigned timeout_ms);
 
+/* The wall clock in ms since the epoch, as messages carry time. */
+uint64_t tu_wall_ms(void);
+
 /* Run loop for ms milliseconds. */
 void tu_run_for(uv_loop_t *loop, unsigned ms);
 

@@ -2,8 +2,9 @@
 /*
  * The bus against a real RabbitMQ: confirmed publishing, consuming with
  * acks, properties carried end to end, oversized and malformed messages
- * dead-lettered to mm.dead while the consumer keeps running, and clear
- * errors for what a user gets wrong (credentials, undeclared exchanges).
+ * dead-lettered to mm.dead while the consumer keeps running, clear
+ * errors for what a user gets wrong (credentials, undeclared exchanges),
+ * and stream queues read from an offset, resumed after a reconnect.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -12,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -503,6 +506,189 @@ test_bus_bad_credentials_reported(void **state)
 	assert_int_equal(tu_loop_finish(&loop), 0);
 }
 
+/* The stream test's deliveries: sequence numbers and offsets. */
+struct srx {
+	unsigned count;
+	unsigned seq[64];
+	int64_t offset[64];
+	bool done;
+	unsigned want;
+};
+
+static enum bus_disposition
+srx_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
+{
+	struct srx *rx = arg;
+	unsigned seq;
+
+	if (d->len != sizeof(seq) || rx->count >= 64)
+		return BUS_REJECT;
+	memcpy(&seq, d->body, sizeof(seq));
+	rx->seq[rx->count] = seq;
+	rx->offset[rx->count++] = d->stream_offset;
+	if (rx->count >= rx->want)
+		rx->done = true;
+	return BUS_ACK;
+}
+
+static void
+publish_seq(uv_loop_t *loop, struct bus *bus, const char *ex, unsigned from,
+    unsigned to)
+{
+	struct tx tx = { 0 };
+
+	for (unsigned i = from; i < to; i++) {
+		struct bus_msg m = {
+			.exchange = ex,
+			.routing_key = "k",
+			.body = &i,
+			.len = sizeof(i),
+			.type = "mm.v1.Test",
+		};
+
+		assert_int_equal(bus_publish(bus, &m, confirm_cb, &tx), 0);
+	}
+	for (int i = 0; i < 100 && tx.confirmed + tx.failed < to - from; i++)
+		tu_run_for(loop, 100);
+	assert_int_equal(tx.confirmed, to - from);
+}
+
+/* Close the broker's side of the connection named app (management API). */
+static void
+drop_connection(const char *app)
+{
+	const char *mgmt = getenv("MM_TEST_MGMT_URL");
+	char cmd[2048], json[1 << 16], needle[256], enc[768], *at, *name;
+	size_t n, k = 0;
+	FILE *p;
+
+	if (mgmt == NULL || *mgmt == '\0')
+		mgmt = "http://127.0.0.1:15672";
+	/* The broker lists new connections a moment after they open. */
+	for (int tries = 0; ; tries++) {
+		snprintf(cmd, sizeof(cmd), "curl -sf -u guest:guest "
+		    "'%s/api/connections?columns=user_provided_name,name'",
+		    mgmt);
+		p = popen(cmd, "r");
+		assert_non_null(p);
+		n = fread(json, 1, sizeof(json) - 1, p);
+		json[n] = '\0';
+		pclose(p);
+		snprintf(needle, sizeof(needle),
+		    "\"user_provided_name\":\"%s\"", app);
+		at = strstr(json, needle);
+		if (at != NULL || tries == 50)
+			break;
+		usleep(100000);
+	}
+	assert_non_null(at);
+	/* {"name":"127.0.0.1:1234 -> 127.0.0.1:5672",...} */
+	for (name = at; name > json && strncmp(name, "{", 1) != 0; name--)
+		;
+	name = strstr(name, "\"name\":\"");
+	assert_non_null(name);
+	name += strlen("\"name\":\"");
+	for (; *name != '"' && k + 4 < sizeof(enc); name++)
+		k += (size_t)snprintf(enc + k, sizeof(enc) - k,
+		    (*name >= '0' && *name <= '9') || *name == '.' ? "%c" :
+		    "%%%02X", (unsigned char)*name);
+	snprintf(cmd, sizeof(cmd), "curl -sf -u guest:guest -X DELETE "
+	    "'%s/api/connections/%s'", mgmt, enc);
+	assert_int_equal(system(cmd), 0);
+}
+
+/*
+ * A stream keeps what it delivered: read from the first message, from a
+ * time, or only what comes next; a consumer whose connection drops
+ * resumes after the last message it was given, nothing twice or skipped.
+ */
+static void
+test_bus_stream_offsets_and_resume(void **state)
+{
+	const struct bus_queue_opts qopts = {
+		.durable = true,
+		.stream = true,
+		.max_age_s = 600,
+		.max_length_bytes = 1 << 20,
+		.max_segment_bytes = 1 << 18,
+	};
+	char *queue = tu_unique("mm.test.stream");
+	char *ex = tu_unique("mm.test.sx");
+	char *app = tu_unique("test-stream");
+	struct srx first = { .want = 5 }, next = { .want = 1 },
+	    since = { .want = 9 };
+	struct bus_stats st;
+	uv_loop_t loop;
+	struct bus *bus, *b2;
+
+	uv_loop_init(&loop);
+	bus = open_bus(&loop, tu_broker_url(), app);
+	assert_int_equal(bus_declare_exchange(bus, ex, "direct", 0), 0);
+	assert_int_equal(bus_declare_queue(bus, queue, &qopts), 0);
+	assert_int_equal(bus_bind(bus, queue, ex, "k"), 0);
+	assert_int_equal(bus_start(bus), 0);
+	publish_seq(&loop, bus, ex, 0, 5);
+
+	/* From the first: everything, in order, with its offset. */
+	assert_int_equal(bus_consume_stream(bus, queue, BUS_STREAM_FIRST, 0,
+	    srx_cb, &first), 0);
+	assert_true(tu_run_until(&loop, &first.done, 10000));
+	for (unsigned i = 0; i < 5; i++) {
+		assert_int_equal(first.seq[i], i);
+		assert_int_equal(first.offset[i], i);
+	}
+
+	/* Dropped by the broker: the consumer comes back after offset 4. */
+	drop_connection(app);
+	for (int i = 0; i < 100; i++) {
+		bus_get_stats(bus, &st);
+		if (st.connects >= 2 && st.up)
+			break;
+		tu_run_for(&loop, 100);
+	}
+	assert_true(st.connects >= 2 && st.up);
+	first.want = 8;
+	first.done = false;
+	publish_seq(&loop, bus, ex, 5, 8);
+	assert_true(tu_run_until(&loop, &first.done, 10000));
+	tu_run_for(&loop, 500);
+	assert_int_equal(first.count, 8);
+	for (unsigned i = 0; i < 8; i++)
+		assert_int_equal(first.seq[i], i);
+
+	/* "next": only what is appended once it is attached. */
+	b2 = open_bus(&loop, tu_broker_url(), "test-stream-next");
+	assert_int_equal(bus_declare_queue(b2, queue, &qopts), 0);
+	assert_int_equal(bus_consume_stream(b2, queue, BUS_STREAM_NEXT, 0,
+	    srx_cb, &next), 0);
+	assert_int_equal(bus_start(b2), 0);
+	tu_run_for(&loop, 1000);
+	assert_true(bus_is_up(b2));
+	publish_seq(&loop, bus, ex, 8, 9);
+	assert_true(tu_run_until(&loop, &next.done, 10000));
+	tu_run_for(&loop, 300);
+	assert_int_equal(next.count, 1);
+	assert_int_equal(next.seq[0], 8);
+	assert_int_equal(next.offset[0], 8);
+	close_bus(&loop, b2);
+
+	/* From an hour ago: all nine. */
+	b2 = open_bus(&loop, tu_broker_url(), "test-stream-since");
+	assert_int_equal(bus_consume_stream(b2, queue, BUS_STREAM_TIME,
+	    (uint64_t)time(NULL) - 3600, srx_cb, &since), 0);
+	assert_int_equal(bus_start(b2), 0);
+	assert_true(tu_run_until(&loop, &since.done, 10000));
+	tu_run_for(&loop, 300);
+	assert_int_equal(since.count, 9);
+	close_bus(&loop, b2);
+
+	close_bus(&loop, bus);
+	assert_int_equal(tu_loop_finish(&loop), 0);
+	free(queue);
+	free(ex);
+	free(app);
+}
+
 int
 main(void)
 {
@@ -513,6 +699,7 @@ main(void)
 		cmocka_unit_test(test_bus_refuses_what_cannot_be_sent),
 		cmocka_unit_test(test_bus_close_right_after_publish_delivers),
 		cmocka_unit_test(test_bus_bad_credentials_reported),
+		cmocka_unit_test(test_bus_stream_offsets_and_resume),
 	};
 
 	tu_broker_url();

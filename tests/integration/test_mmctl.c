@@ -4,7 +4,8 @@
  * mm-scheduler: a bad policy file is refused with its line and nothing
  * changes; a good one is published and reported accepted, and policy show
  * prints it; status shows the hosts and VMs the scheduler knows; events
- * prints the decisions as they happen.
+ * prints the history the scheduler's event log keeps, filtered, and exits
+ * at its end, or with --follow goes on with decisions as they happen.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -14,12 +15,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "bus.h"
+#include "msg.h"
 #include "testutil.h"
 #include "topology.h"
 
@@ -39,8 +42,9 @@ mmctl(char **out, const char *args)
 	FILE *p;
 	int st;
 
-	if (asprintf(&cmd, "MM_AMQP_URL='%s' %s %s 2>&1", tu_broker_url(), bin,
-	    args) < 0)
+	/* An mmctl that does not end by itself fails the test (124). */
+	if (asprintf(&cmd, "MM_AMQP_URL='%s' timeout 60 %s %s 2>&1",
+	    tu_broker_url(), bin, args) < 0)
 		abort();
 	*out = calloc(1, cap);
 	p = popen(cmd, "r");
@@ -66,25 +70,96 @@ assert_has(const char *text, const char *needle)
 		fail_msg("output lacks \"%s\"", needle);
 }
 
+static void
+assert_lacks(const char *text, const char *needle)
+{
+	if (strstr(text, needle) != NULL)
+		fail_msg("output has \"%s\"", needle);
+}
+
+/* A bus that may publish stats and events, started. */
+static struct bus *
+publisher_open(uv_loop_t *loop)
+{
+	struct bus_config cfg = { .url = tu_broker_url(), .app_id = "t" };
+	struct bus *bus;
+
+	uv_loop_init(loop);
+	bus = bus_new(loop, &cfg);
+	assert_non_null(bus);
+	topo_declare_stats_exchange(bus);
+	topo_declare_events_exchange(bus);
+	bus_start(bus);
+	return bus;
+}
+
+/* Close it once the broker has confirmed what it published. */
+static void
+publisher_close(uv_loop_t *loop, struct bus *bus)
+{
+	bus_close(bus, 5000, NULL, NULL);
+	assert_int_equal(tu_loop_finish(loop), 0);
+}
+
+/* Publish events on mm.events as a scheduler would, each with its reason,
+ * and wait for the broker's confirms: kinds[i] (an EVENT_KIND) on hosts[i]. */
+static void
+publish_events(size_t n, const int *kinds, const char *const *hosts,
+    const char *const *reasons)
+{
+	static const char *const key_of[] = { "", TOPO_EV_DECISION,
+	    TOPO_EV_RESULT, TOPO_EV_ALERT };
+	uv_loop_t loop;
+	struct bus *bus = publisher_open(&loop);
+
+	for (size_t i = 0; i < n; i++) {
+		Mm__V1__Event e = MM__V1__EVENT__INIT;
+		char key[128];
+
+		e.kind = (Mm__V1__EventKind)kinds[i];
+		e.has_kind = e.has_time_ms = true;
+		e.time_ms = tu_wall_ms();
+		e.host_id = (char *)hosts[i];
+		e.vm_id = "vm-h";
+		e.reason = (char *)reasons[i];
+		if (kinds[i] == MM__V1__EVENT_KIND__EVENT_KIND_ALERT) {
+			e.has_severity = true;
+			e.severity = MM__V1__SEVERITY__SEVERITY_WARNING;
+		}
+		assert_int_equal(topo_event_key(key, sizeof(key),
+		    key_of[kinds[i]], hosts[i]), 0);
+		assert_int_equal(msg_publish(bus, MSG_EVENT,
+		    (const ProtobufCMessage *)&e, TOPO_EX_EVENTS, key, false,
+		    NULL, NULL), 0);
+	}
+	publisher_close(&loop, bus);
+}
+
+/* Read a file the test had a child write (malloc'd). */
+static char *
+slurp(const char *path)
+{
+	char *out = calloc(1, 65536);
+	FILE *f = fopen(path, "r");
+
+	assert_non_null(f);
+	fread(out, 1, 65535, f);
+	fclose(f);
+	return out;
+}
+
 /* Publish one report for w.host so the scheduler knows a host and VM. */
 static void
 report(void)
 {
 	static uint64_t seq;
-	struct bus_config cfg = { .url = tu_broker_url(), .app_id = "t" };
 	uv_loop_t loop;
-	struct bus *bus;
+	struct bus *bus = publisher_open(&loop);
 
-	uv_loop_init(&loop);
-	bus = bus_new(&loop, &cfg);
-	assert_non_null(bus);
-	topo_declare_stats_exchange(bus);
-	bus_start(bus);
 	seq++;
 	assert_int_equal(tu_publish_report(bus, w.host, seq,
 	    1700000000000ull + seq * 1000, 30), 0);
-	bus_close(bus, 3000, NULL, NULL);
-	assert_int_equal(tu_loop_finish(&loop), 0);
+	publisher_close(&loop, bus);
 }
 
 static int
@@ -183,40 +258,129 @@ test_mmctl_status_shows_hosts(void **state)
 	free(out);
 }
 
+/*
+ * Events published before mmctl starts are printed from the log, filtered
+ * by host and kind, and mmctl ends by itself at the end of the history.
+ */
 static void
-test_mmctl_events_show_decisions(void **state)
+test_mmctl_events_prints_history(void **state)
 {
-	char *bin = tu_bin_path("mmctl"), *out, args[256];
-	int pid;
-	FILE *f;
+	static const int kinds[] = { MM__V1__EVENT_KIND__EVENT_KIND_DECISION,
+	    MM__V1__EVENT_KIND__EVENT_KIND_ALERT,
+	    MM__V1__EVENT_KIND__EVENT_KIND_DECISION };
+	char *other, *out, args[256];
+	const char *hosts[3];
+	static const char *const reasons[] = { "hist-decision-1",
+	    "hist-alert-1", "hist-other-1" };
+	uint64_t t0;
 
-	/* Follow in the background, then cause a decision. */
-	snprintf(args, sizeof(args), "%s/events.out", w.dir);
-	pid = fork();
-	if (pid == 0) {
-		freopen(args, "w", stdout);
-		setenv("MM_AMQP_URL", tu_broker_url(), 1);
-		execl(bin, bin, "events", "--kind", "decision", "--host", w.host,
-		    "--wait", "6s", (char *)NULL);
-		_exit(127);
-	}
-	sleep(2);
-	report();
-	waitpid(pid, NULL, 0);
-	f = fopen(args, "r");
-	assert_non_null(f);
-	out = calloc(1, 65536);
-	fread(out, 1, 65535, f);
-	fclose(f);
-	fprintf(stderr, "events:\n%s", out);
+	if (asprintf(&other, "mmctl-o-%d", (int)getpid()) < 0)
+		abort();
+	hosts[0] = hosts[1] = w.host;
+	hosts[2] = other;
+	publish_events(3, kinds, hosts, reasons);
+
+	/* Both kinds of w.host, nothing of the other host. */
+	snprintf(args, sizeof(args), "events --host %s", w.host);
+	t0 = tu_wall_ms();
+	assert_int_equal(mmctl(&out, args), 0);
+	assert_true(tu_wall_ms() - t0 < 8000);	/* not the 10 s --wait */
 	assert_has(out, "decision ");
-	assert_has(out, w.host);
-	assert_has(out, "vm-a: grow-pressure");
+	assert_has(out, "vm-h: hist-decision-1");
+	assert_has(out, "alert ");
+	assert_has(out, "(warning): hist-alert-1");
+	assert_lacks(out, "hist-other-1");
+	/* The decision was published first and is printed first. */
+	assert_true(strstr(out, "hist-decision-1") < strstr(out,
+	    "hist-alert-1"));
 	free(out);
-	free(bin);
-	/* Unknown kinds are refused. */
+
+	/* --kind: the decision only. */
+	snprintf(args, sizeof(args), "events --host %s --kind decision",
+	    w.host);
+	assert_int_equal(mmctl(&out, args), 0);
+	assert_has(out, "hist-decision-1");
+	assert_lacks(out, "hist-alert-1");
+	free(out);
+
+	/* Every host, alerts only. */
+	assert_int_equal(mmctl(&out, "events --kind alert"), 0);
+	snprintf(args, sizeof(args), "alert %s vm-h (warning): hist-alert-1",
+	    w.host);
+	assert_has(out, args);
+	assert_lacks(out, "hist-decision-1");
+	assert_lacks(out, "hist-other-1");
+	free(out);
+
+	/* --since: older events are left out. */
+	sleep(2);
+	snprintf(args, sizeof(args), "events --host %s --since 1s", w.host);
+	assert_int_equal(mmctl(&out, args), 0);
+	assert_lacks(out, "hist-decision-1");
+	assert_lacks(out, "hist-alert-1");
+	free(out);
+
 	assert_int_equal(mmctl(&out, "events --kind gossip"), 2);
 	free(out);
+	assert_int_equal(mmctl(&out, "events --since soon"), 2);
+	free(out);
+	free(other);
+}
+
+/* On a broker where no scheduler ever ran (here the test broker's default
+ * vhost "/"), there is no history, and mmctl says why. */
+static void
+test_mmctl_events_without_log(void **state)
+{
+	const char *url = tu_broker_url(), *slash = strrchr(url, '/');
+	char *out, args[600];
+
+	assert_non_null(slash);
+	snprintf(args, sizeof(args), "--broker '%.*s/%%2f' events",
+	    (int)(slash - url), url);
+	assert_int_equal(mmctl(&out, args), 1);
+	assert_has(out, "no event history");
+	assert_has(out, "\"mm.events.log\"");
+	free(out);
+}
+
+/* --follow prints the history, then decisions as they happen, until
+ * Ctrl-C. */
+static void
+test_mmctl_events_follow_shows_decisions(void **state)
+{
+	static const int kinds[] = { MM__V1__EVENT_KIND__EVENT_KIND_ALERT };
+	static const char *const reasons[] = { "before-follow-1" };
+	const char *hosts[] = { w.host };
+	char *bin = tu_bin_path("mmctl"), *out, path[256];
+	int pid, st;
+
+	publish_events(1, kinds, hosts, reasons);
+	snprintf(path, sizeof(path), "%s/events.out", w.dir);
+	pid = fork();
+	if (pid == 0) {
+		freopen(path, "w", stdout);
+		setenv("MM_AMQP_URL", tu_broker_url(), 1);
+		execl(bin, bin, "events", "--follow", "--host", w.host,
+		    (char *)NULL);
+		_exit(127);
+	}
+	sleep(3);
+	/* Still running: --follow does not stop at the end of the history. */
+	assert_int_equal(waitpid(pid, &st, WNOHANG), 0);
+	report();
+	sleep(3);
+	kill(pid, SIGINT);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	out = slurp(path);
+	fprintf(stderr, "events:\n%s", out);
+	/* The history, then the decision made while following. */
+	assert_has(out, "before-follow-1");
+	assert_has(strstr(out, "before-follow-1"), "vm-a: grow-pressure");
+	free(out);
+	free(bin);
 }
 
 int
@@ -226,7 +390,9 @@ main(void)
 		cmocka_unit_test(test_mmctl_bad_policy_changes_nothing),
 		cmocka_unit_test(test_mmctl_policy_apply_and_show),
 		cmocka_unit_test(test_mmctl_status_shows_hosts),
-		cmocka_unit_test(test_mmctl_events_show_decisions),
+		cmocka_unit_test(test_mmctl_events_prints_history),
+		cmocka_unit_test(test_mmctl_events_follow_shows_decisions),
+		cmocka_unit_test(test_mmctl_events_without_log),
 	};
 
 	tu_broker_url();

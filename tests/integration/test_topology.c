@@ -137,7 +137,7 @@ test_topology_scheduler_role(void **state)
 	assert_int_equal(topo_declare_shard_queue(r.bus, "topo-s1", "host.#",
 	    20, queue, sizeof(queue)), 0);
 	assert_string_equal(queue, "mm.scheduler.topo-s1.stats");
-	assert_int_equal(topo_declare_events_exchange(r.bus), 0);
+	assert_int_equal(topo_declare_events_log(r.bus), 0);
 	assert_int_equal(bus_consume(r.bus, TOPO_Q_SCHED_STATS, false,
 	    ignore_cb, NULL), 0);
 	assert_int_equal(bus_consume(r.bus, queue, false, ignore_cb, NULL), 0);
@@ -197,10 +197,39 @@ test_topology_operator_role(void **state)
 	assert_int_equal(bus_bind(r.bus, queue, TOPO_EX_EVENTS, "#"), 0);
 	assert_int_equal(bus_consume(r.bus, queue, false, ignore_cb, NULL),
 	    0);
+	/* mmctl events: the log, from a time, and its end-of-history mark. */
+	assert_int_equal(bus_consume_stream(r.bus, TOPO_Q_EVENTS_LOG,
+	    BUS_STREAM_TIME, 1700000000, ignore_cb, NULL), 0);
 	role_up(&r);
 	role_publish(&r, TOPO_EX_POLICY, "");
+	role_publish(&r, TOPO_EX_EVENTS, TOPO_EV_MARK ".topo");
 	role_close(&r);
 	free(queue);
+}
+
+/* Least privilege: an operator may mark the events log, not forge an
+ * event (topic permission on mm.events). */
+static void
+test_topology_operator_cannot_forge_events(void **state)
+{
+	struct role r;
+	uint8_t b = 1;
+	struct bus_msg m = {
+		.exchange = TOPO_EX_EVENTS,
+		.routing_key = "decision.topo-h1",
+		.body = &b,
+		.len = 1,
+		.type = "mm.test.Probe",
+	};
+
+	role_open(&r, "operator");
+	assert_int_equal(topo_declare_events_exchange(r.bus), 0);
+	role_up(&r);
+	r.want = 1;
+	assert_int_equal(bus_publish(r.bus, &m, confirm_cb, &r), 0);
+	assert_true(tu_run_until(&r.loop, &r.failed, 10000));
+	assert_non_null(strstr(r.reason, "ACCESS_REFUSED"));
+	role_close(&r);
 }
 
 /* Least privilege: a collector may not touch the command path. */
@@ -259,7 +288,8 @@ test_topology_listed_by_management_api(void **state)
 		TOPO_EX_EVENTS, TOPO_EX_CONTROL, TOPO_EX_DLX,
 	};
 	static const char *const queues[] = {
-		TOPO_Q_SCHED_STATS, TOPO_Q_DEAD, "mm.actuator.topo-h1",
+		TOPO_Q_SCHED_STATS, TOPO_Q_DEAD, TOPO_Q_EVENTS_LOG,
+		"mm.actuator.topo-h1",
 		"mm.actuator.topo-h2", "mm.scheduler.topo-s1.policy",
 	};
 	char *json;
@@ -277,6 +307,13 @@ test_topology_listed_by_management_api(void **state)
 	assert_non_null(strstr(json, "\"x-overflow\":\"drop-head\""));
 	assert_non_null(strstr(json, "\"x-max-length\":"));
 	assert_non_null(strstr(json, "\"x-message-ttl\":"));
+	/* The events log is a stream with bounded retention. */
+	json = http_get("/api/queues/mm/mm.events.log");
+	assert_non_null(strstr(json, "\"x-queue-type\":\"stream\""));
+	assert_non_null(strstr(json, "\"x-max-age\":\"86400s\""));
+	assert_non_null(strstr(json, "\"x-max-length-bytes\":268435456"));
+	json = http_get("/api/bindings/mm/e/mm.events/q/mm.events.log");
+	assert_non_null(strstr(json, "\"routing_key\":\"#\""));
 }
 
 int
@@ -288,6 +325,7 @@ main(void)
 		cmocka_unit_test(test_topology_actuator_role),
 		cmocka_unit_test(test_topology_operator_role),
 		cmocka_unit_test(test_topology_collector_cannot_command),
+		cmocka_unit_test(test_topology_operator_cannot_forge_events),
 		cmocka_unit_test(test_topology_listed_by_management_api),
 	};
 
