@@ -115,6 +115,7 @@ struct pe_guest {
 	 * the same sample as the rest; unknown: guessed from actual_kib. */
 	bool has_balloon_in_total;
 	uint64_t balloon_in_total_kib;
+	uint64_t reserved_kib;	/* pe_reserved_kib(), counted as used */
 	bool has_balloon;
 	uint64_t target_kib;	/* balloon target in force */
 	uint64_t actual_kib;	/* balloon actual: the guest's size now */
@@ -248,6 +249,18 @@ uint64_t pe_used_kib(uint64_t total_kib, uint64_t available_kib,
  */
 bool pe_balloon_in_total(bool doo_known, bool doo, bool has_pages,
     uint64_t pages, uint64_t *ret_kib);
+
+/*
+ * What the guest's kernel keeps out of MemTotal for good (its image, the
+ * page structures, boot reservations): memory of the VM (max_kib) that
+ * the guest cannot use, about 4 % here. The guest's own numbers say it:
+ * the VM's size less MemTotal and, unless they count in MemTotal
+ * (deflate-on-oom: in_total), the balloon's pages (has_pages, pages).
+ * Counted as used, so that the headroom above a guest's use is memory it
+ * can use. 0 when unknown, or above a quarter of the VM (torn numbers).
+ */
+uint64_t pe_reserved_kib(uint64_t max_kib, uint64_t total_kib,
+    bool in_total, bool has_pages, uint64_t pages);
 
 /* ---- KSM ---- */
 

@@ -192,6 +192,11 @@ guest_from_msg(struct pe_guest *g, const Mm__V1__GuestStats *gs)
 	}
 	g->min_kib = gs->has_min_kib ? gs->min_kib : 0;
 	g->max_kib = gs->has_max_kib ? gs->max_kib : 0;
+	if (g->has_meminfo)
+		g->reserved_kib = pe_reserved_kib(g->max_kib, g->total_kib,
+		    gs->has_deflate_on_oom && gs->deflate_on_oom,
+		    gs->vmstat != NULL && gs->vmstat->has_balloon_pages,
+		    gs->vmstat != NULL ? gs->vmstat->balloon_pages : 0);
 	if (gs->psi != NULL && gs->psi->has_some_avg10_pct) {
 		g->has_psi = true;
 		g->psi_some_avg10 = gs->psi->some_avg10_pct;

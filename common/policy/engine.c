@@ -223,13 +223,28 @@ pe_balloon_in_total(bool doo_known, bool doo, bool has_pages, uint64_t pages,
 }
 
 uint64_t
+pe_reserved_kib(uint64_t max_kib, uint64_t total_kib, bool in_total,
+    bool has_pages, uint64_t pages)
+{
+	uint64_t managed = total_kib;
+
+	if (max_kib == 0 || total_kib == 0 || (!in_total && !has_pages))
+		return 0;
+	if (!in_total)
+		managed += pages * 4;
+	if (managed >= max_kib || max_kib - managed > max_kib / 4)
+		return 0;
+	return max_kib - managed;
+}
+
+uint64_t
 pe_guest_used_kib(const struct pe_guest *g)
 {
 	if (!g->has_meminfo || g->total_kib == 0)
 		return g->has_balloon ? g->actual_kib : 0;
 	return pe_used_kib(g->total_kib, g->available_kib,
 	    g->has_balloon_in_total, g->balloon_in_total_kib, g->has_balloon,
-	    g->actual_kib);
+	    g->actual_kib) + g->reserved_kib;
 }
 
 uint64_t

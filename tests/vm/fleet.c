@@ -282,6 +282,10 @@ fleet_used_kib(const Mm__V1__GuestStats *g, uint64_t *ret)
 		return false;
 	/* The same count as the scheduler's. */
 	*ret = pe_used_kib(mi->total_kib, mi->available_kib, in_total, balloon,
-	    g->has_balloon_actual_kib, g->balloon_actual_kib);
+	    g->has_balloon_actual_kib, g->balloon_actual_kib) +
+	    pe_reserved_kib(g->has_max_kib ? g->max_kib : 0, mi->total_kib,
+	    g->has_deflate_on_oom && g->deflate_on_oom,
+	    vs != NULL && vs->has_balloon_pages,
+	    vs != NULL ? vs->balloon_pages : 0);
 	return true;
 }

@@ -729,6 +729,39 @@ test_policy_steady_input_settles(void **state)
 	}
 }
 
+/* What the guest's kernel keeps for itself is counted as used: its
+ * headroom is then memory it can use. The 2,432 MiB test guest shows a
+ * MemTotal of 2,342 MiB. */
+static void
+test_policy_reserved_counted_as_used(void **state)
+{
+	const uint64_t max = 2432 * 1024, total = 2342 * 1024;
+	struct pe_guest g = {
+		.has_meminfo = true, .total_kib = total,
+		.available_kib = 1000 * 1024, .max_kib = max,
+	};
+
+	(void)state;
+	/* deflate-on-oom: its 1,000 MiB balloon is inside MemTotal. */
+	assert_int_equal(pe_reserved_kib(max, total, true, true, 256000),
+	    90 * 1024);
+	/* Any other balloon is out of MemTotal: added back. */
+	assert_int_equal(pe_reserved_kib(max, total - 1000 * 1024, false,
+	    true, 256000), 90 * 1024);
+	/* Unknown balloon, unknown size, torn or impossible numbers. */
+	assert_int_equal(pe_reserved_kib(max, total, false, false, 0), 0);
+	assert_int_equal(pe_reserved_kib(0, total, true, true, 0), 0);
+	assert_int_equal(pe_reserved_kib(max, max + 1, true, true, 0), 0);
+	assert_int_equal(pe_reserved_kib(max, max / 2, true, true, 0), 0);
+	/* A small VM's kernel takes a larger part: 50 of 384 MiB. */
+	assert_int_equal(pe_reserved_kib(384 * 1024, 334 * 1024, true, true,
+	    0), 50 * 1024);
+	/* The engine's used memory carries it. */
+	g.reserved_kib = pe_reserved_kib(max, total, true, true, 0);
+	assert_int_equal(pe_guest_used_kib(&g), total - 1000 * 1024 +
+	    90 * 1024);
+}
+
 int
 main(void)
 {
@@ -736,6 +769,7 @@ main(void)
 		cmocka_unit_test(test_policy_target_in_force_without_readback),
 		cmocka_unit_test(test_policy_pressure_from_psi_total),
 		cmocka_unit_test(test_policy_guest_capacity),
+		cmocka_unit_test(test_policy_reserved_counted_as_used),
 		cmocka_unit_test(test_policy_pressure_grows_at_once),
 		cmocka_unit_test(test_policy_swapped_out_given_back_at_once),
 		cmocka_unit_test(test_policy_idle_shrinks_slowly_after_hold),
