@@ -135,6 +135,10 @@ log_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
 {
 	struct events *ev = arg;
 
+	/* A long history is fine while it flows: --wait is the longest
+	 * time without a delivery. */
+	if (!ev->history_done)
+		uv_timer_again(&ev->s.deadline);
 	/* Marks of every mmctl run share the log; only ours matters. */
 	if (strncmp(d->routing_key, TOPO_EV_MARK ".",
 	    strlen(TOPO_EV_MARK ".")) == 0) {
@@ -270,7 +274,8 @@ cmd_events(const char *url, int argc, char **argv)
 		session_close(&ev.s);
 		return 1;
 	}
-	/* --wait bounds the history: with --follow the wait is endless. */
+	/* --wait bounds a silence before the end of the history; with
+	 * --follow the wait after it is endless. */
 	r = session_run(&ev.s, ev.follow ? 0 : (unsigned)wait_ms);
 	session_close(&ev.s);
 	if (ev.mark_failed) {
@@ -280,8 +285,8 @@ cmd_events(const char *url, int argc, char **argv)
 		return 1;
 	}
 	if (r == 3) {
-		fprintf(stderr, "mmctl: the end of the event history did not "
-		    "arrive within %lld ms\n", (long long)wait_ms);
+		fprintf(stderr, "mmctl: nothing came for %lld ms before the "
+		    "end of the event history\n", (long long)wait_ms);
 		return 1;
 	}
 	return r == 130 ? 0 : r;

@@ -109,6 +109,9 @@ session_init(struct session *s, const char *url, enum msg_type t,
 		.reconnect_min_ms = 500,
 		.reconnect_max_ms = 2000,
 		.connect_timeout_ms = 5000,
+		/* The event history comes as fast as acks let it: an
+		 * hour of a large fleet is hundreds of thousands. */
+		.prefetch = 2000,
 	};
 	char host[64] = "local";
 
@@ -196,8 +199,11 @@ session_open(struct session *s, const char *url,
 int
 session_run(struct session *s, unsigned timeout_ms)
 {
+	/* Repeating, so that a caller may push it back with
+	 * uv_timer_again() while progress is made. */
 	if (timeout_ms > 0)
-		uv_timer_start(&s->deadline, deadline_cb, timeout_ms, 0);
+		uv_timer_start(&s->deadline, deadline_cb, timeout_ms,
+		    timeout_ms);
 	while (!s->done)
 		uv_run(&s->loop, UV_RUN_ONCE);
 	uv_timer_stop(&s->deadline);
