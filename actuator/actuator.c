@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include "actuator.h"
+#include "clock.h"
 #include "hoststats.h"
 #include "hv.h"
 #include "log.h"
@@ -167,15 +168,6 @@ static struct actuator {
 	uint64_t misrouted, ignored, failsafe_steps, publish_errors;
 } A;
 
-static uint64_t
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static struct hv_vm *
 vm_find(const char *id)
 {
@@ -192,7 +184,7 @@ publish_event(const char *key, Mm__V1__Event *ev)
 	ev->host_id = A.host_id;
 	ev->source_id = A.host_id;
 	ev->has_time_ms = 1;
-	ev->time_ms = wall_ms();
+	ev->time_ms = clock_ms(CLOCK_REALTIME);
 	r = msg_publish(A.bus, MSG_EVENT, &ev->base, TOPO_EX_EVENTS, key,
 	    true, NULL, NULL);
 	if (r < 0) {
@@ -408,7 +400,7 @@ job_finish(struct job *j)
 	ar.has_batch_seq = 1;
 	ar.batch_seq = b->seq;
 	ar.has_time_ms = 1;
-	ar.time_ms = wall_ms();
+	ar.time_ms = clock_ms(CLOCK_REALTIME);
 	ar.scheduler_id = b->scheduler_id;
 	ar.has_policy_version = b->has_policy_version;
 	ar.policy_version = b->policy_version;
@@ -766,7 +758,7 @@ job_start(struct job *j)
 {
 	const Mm__V1__CommandBatch *b = j->b;
 	enum act_verdict v;
-	uint64_t now = wall_ms();
+	uint64_t now = clock_ms(CLOCK_REALTIME);
 
 	A.cur = j;
 	A.batches++;
@@ -907,7 +899,7 @@ deferred_done_cb(struct hv *hv, int status, void *arg)
 	ar.batch_seq = ds->seq;
 	ar.scheduler_id = ds->sched[0] != '\0' ? ds->sched : NULL;
 	ar.has_time_ms = 1;
-	ar.time_ms = wall_ms();
+	ar.time_ms = clock_ms(CLOCK_REALTIME);
 	ar.n_results = 1;
 	ar.results = &crp;
 	ev.has_kind = 1;
@@ -933,7 +925,7 @@ deferred_cb(struct hv_vm *vm, void *arg)
 	if (a == NULL || !a->deferred || !vm->max_known || (a->changed &&
 	    now - a->last_change_ms < (uint64_t)A.conf.balloon_interval_ms))
 		return;
-	if (wall_ms() > a->deferred_until_ms) {
+	if (clock_ms(CLOCK_REALTIME) > a->deferred_until_ms) {
 		a->deferred = false;
 		log_debug("vm \"%s\": deferred target %" PRIu64 " MiB expired",
 		    vm->id, a->deferred_kib / 1024);

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "fleet.h"
 #include "testutil.h"
 
@@ -63,17 +64,6 @@ static struct {
 	bool verbose;		/* print every decision */
 } B;
 
-/* The loop's clock is cached per turn: one drain of report, decision and
- * result would look simultaneous. */
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* The steps begun so far: a report or a decision may come after the
  * next step began. */
 static unsigned
@@ -96,7 +86,7 @@ on_report(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 		if (strcmp(g->vm_id, GUEST) != 0 || g->stale ||
 		    !fleet_used_kib(g, &B.used_kib))
 			continue;
-		B.report_ms = now_ms();
+		B.report_ms = clock_ms(CLOCK_MONOTONIC);
 		if (B.verbose && B.cur > 0)
 			printf("  [%llu ms] report: used %llu MiB (total %llu, "
 			    "available %llu, balloon %llu MiB)\n",
@@ -123,7 +113,7 @@ on_event(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 		B.decisions++;
 		if (B.verbose)
 			printf("  [%llu ms] decision: %s\n",
-			    (unsigned long long)(now_ms() -
+			    (unsigned long long)(clock_ms(CLOCK_MONOTONIC) -
 			    B.s[1].t0), e->reason);
 		/* The step's decision: the first since it began to set
 		 * a target that covers it. */
@@ -135,7 +125,7 @@ on_event(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 				/* Decided on the latest report. */
 				s->t1 = B.report_ms > s->t0 ? B.report_ms :
 				    s->t0;
-				s->t2 = now_ms();
+				s->t2 = clock_ms(CLOCK_MONOTONIC);
 				s->target_kib = e->balloon_target_kib;
 			}
 		}
@@ -156,7 +146,7 @@ on_event(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 
 			if (s->t2 != 0 && s->t3 == 0 &&
 			    c->balloon_target_kib >= s->enough_kib)
-				s->t3 = now_ms();
+				s->t3 = clock_ms(CLOCK_MONOTONIC);
 		}
 	}
 	return BUS_ACK;
@@ -312,13 +302,13 @@ main(int argc, char **argv)
 	    step_mib, period_ms);
 	/* Settled: then the default hold and steps down, so what follows
 	 * is growth alone. */
-	t = now_ms() + 35000;
-	while (now_ms() < t && (B.used_kib == 0 ||
+	t = clock_ms(CLOCK_MONOTONIC) + 35000;
+	while (clock_ms(CLOCK_MONOTONIC) < t && (B.used_kib == 0 ||
 	    B.target_kib == 0 || B.target_kib > B.used_kib + 256 * MIB))
 		tu_run_for(&B.f.loop, 100);
 	fleet_policy(&B.f, 2, 0, params, nsteady);
-	t = now_ms() + 60000;
-	while (now_ms() < t && !console_has("steps: begin 1."))
+	t = clock_ms(CLOCK_MONOTONIC) + 60000;
+	while (clock_ms(CLOCK_MONOTONIC) < t && !console_has("steps: begin 1."))
 		tu_run_for(&B.f.loop, 50);
 	B.base_kib = B.used_kib;
 	printf("reaction: before the steps the guest uses %llu MiB, target "
@@ -328,10 +318,10 @@ main(int argc, char **argv)
 		struct step *s = &B.s[B.cur];
 
 		snprintf(needle, sizeof(needle), "steps: begin %u.", B.cur);
-		t = now_ms() + 30000;
-		while (now_ms() < t && !console_has(needle))
+		t = clock_ms(CLOCK_MONOTONIC) + 30000;
+		while (clock_ms(CLOCK_MONOTONIC) < t && !console_has(needle))
 			tu_run_for(&B.f.loop, 2);
-		s->t0 = now_ms();
+		s->t0 = clock_ms(CLOCK_MONOTONIC);
 		/* From the use last reported, settled since the last
 		 * step: what the guest drops under a tight balloon (page
 		 * cache, slab) does not count against the step. */
@@ -346,12 +336,12 @@ main(int argc, char **argv)
 		    (unsigned long long)(B.cur * B.step_kib / MIB));
 		snprintf(needle, sizeof(needle), "steps: begin %u.",
 		    B.cur + 1);
-		t = now_ms() + period_ms + 5000;
-		while (now_ms() < t && (s->th == 0 ||
+		t = clock_ms(CLOCK_MONOTONIC) + period_ms + 5000;
+		while (clock_ms(CLOCK_MONOTONIC) < t && (s->th == 0 ||
 		    (s->t3 == 0 && !s->covered)) && !console_has(needle)) {
 			tu_run_for(&B.f.loop, 2);
 			if (s->th == 0 && console_has(held))
-				s->th = now_ms();
+				s->th = clock_ms(CLOCK_MONOTONIC);
 		}
 	}
 	for (unsigned i = 1; i <= B.n; i++) {

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "clock.h"
 #include "log.h"
 #include "msg.h"
 #include "topology.h"
@@ -69,15 +70,6 @@ now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static void
@@ -143,7 +135,7 @@ publish_next(struct bench *b)
 	}
 	b->report.host_id = b->host_ids[h];
 	b->report.seq = b->seq;
-	b->report.time_ms = wall_ms();
+	b->report.time_ms = clock_ms(CLOCK_REALTIME);
 	snprintf(key, sizeof(key), "host.%s", b->host_ids[h]);
 	b->sent_ns[h * SLOTS + b->seq % SLOTS] = now_ns();
 	if (msg_publish(b->bus, MSG_HOST_REPORT,

@@ -19,6 +19,7 @@
 
 #include <uv.h>
 
+#include "clock.h"
 #include "collector.h"
 #include "hoststats.h"
 #include "hv.h"
@@ -117,15 +118,6 @@ static struct collector {
 	bool stopping;
 	bool bus_was_up;
 } C;
-
-static uint64_t
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* A deep, malloc'd copy of g through the wire format (validated). */
 static Mm__V1__GuestStats *
@@ -321,7 +313,7 @@ publish_report(bool fast)
 	rep.has_seq = 1;
 	rep.seq = C.seq++;
 	rep.has_time_ms = 1;
-	rep.time_ms = wall_ms();
+	rep.time_ms = clock_ms(CLOCK_REALTIME);
 	rep.has_interval_ms = 1;
 	rep.interval_ms = (uint32_t)C.conf.interval_ms;
 	rep.has_hypervisor = 1;
@@ -410,7 +402,7 @@ on_guest(struct hv_vm *vm, struct cvm *c)
 		.target_kib = vm->balloon_target_kib,
 		.max_known = vm->max_known,
 		.max_kib = vm->max_kib,
-		.now_ms = wall_ms(),
+		.now_ms = clock_ms(CLOCK_REALTIME),
 		.mono_ms = uv_now(&C.loop),
 	};
 	Mm__V1__GuestStats *g;

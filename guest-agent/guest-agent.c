@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "daemon.h"
 #include "guest-agent.h"
 #include "log.h"
@@ -104,15 +105,6 @@ struct agent {
 	char vm_id[65];
 };
 
-static uint64_t
-now_ms(clockid_t clk)
-{
-	struct timespec ts;
-
-	clock_gettime(clk, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void deferred_cb(uv_timer_t *t);
 
 /* Sample now and report it, hold it back or skip it. */
@@ -141,7 +133,7 @@ sample_and_report(struct agent *a, bool urgent)
 	uv_timer_stop(&a->deferred);
 	a->urgent_pending = false;
 	s.seq = a->seq++;
-	s.time_ms = now_ms(CLOCK_REALTIME);
+	s.time_ms = clock_ms(CLOCK_REALTIME);
 	log_debug("report %llu%s", (unsigned long long)s.seq,
 	    urgent ? " (pressure)" : "");
 	a->chan->send(a->chan, &s);

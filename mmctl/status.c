@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "mmctl.h"
 #include "policy.h"
@@ -146,20 +147,11 @@ mode_name(Mm__V1__PolicyMode m)
 	}
 }
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void
 print_table(const struct gather *g, FILE *f)
 {
 	char a[32], b[32], c[32], d[32], e[32];
-	uint64_t now = now_ms();
+	uint64_t now = clock_ms(CLOCK_REALTIME);
 
 	for (size_t i = 0; i < g->n; i++) {
 		const Mm__V1__StatusReply *r = g->replies[i];

@@ -13,18 +13,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "scheduler.h"
 #include "topology.h"
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void batch_free(struct batch *b);
 
@@ -248,7 +240,7 @@ publish_event(struct scheduler *s, const char *kind, const char *host_id,
 
 	ev->source_id = s->id;
 	ev->has_time_ms = true;
-	ev->time_ms = now_ms();
+	ev->time_ms = clock_ms(CLOCK_REALTIME);
 	if (!ev->has_policy_version) {
 		ev->has_policy_version = true;
 		ev->policy_version = s->policy.version;
@@ -535,7 +527,7 @@ publish_batch(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r,
     struct batch *b)
 {
 	Mm__V1__CommandBatch cb = MM__V1__COMMAND_BATCH__INIT;
-	uint64_t now = now_ms();
+	uint64_t now = clock_ms(CLOCK_REALTIME);
 	int rc;
 
 	cb.host_id = h->id;

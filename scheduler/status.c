@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "scheduler.h"
 #include "topology.h"
@@ -66,7 +67,6 @@ on_status_request(const ProtobufCMessage *m, const struct bus_delivery *d,
 	char (*reasons)[PE_WHY_MAX] = NULL;
 	ProtobufCMessage *policy = NULL;
 	size_t nh = 0, ng = 0, gi = 0;
-	struct timespec ts;
 	struct bus_msg bm;
 	uint8_t *buf;
 	int r;
@@ -129,11 +129,9 @@ on_status_request(const ProtobufCMessage *m, const struct bus_delivery *d,
 		}
 		x->n_guests = h->nvms;
 	}
-	clock_gettime(CLOCK_REALTIME, &ts);
 	rep.scheduler_id = s->id;
 	rep.has_time_ms = true;
-	rep.time_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec /
-	    1000000;
+	rep.time_ms = clock_ms(CLOCK_REALTIME);
 	rep.has_policy_version = true;
 	rep.policy_version = s->policy.version;
 	rep.policy_name = s->policy.name;

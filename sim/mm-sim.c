@@ -28,6 +28,7 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "log.h"
 #include "msg.h"
@@ -96,15 +97,6 @@ static struct sim {
 	double ksm_scanned;	/* pages since the last full scan */
 	uint64_t ksm_full_scans;
 } sim;
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* ---- the guest model ---- */
 
@@ -235,7 +227,7 @@ vm_frame(struct sim_vm *v, uint8_t **ret, size_t *ret_len)
 	cached = (v->actual_kib - used) / 4;
 	g.vm_id = v->name;
 	g.has_time_ms = 1;
-	g.time_ms = now_ms();
+	g.time_ms = clock_ms(CLOCK_REALTIME);
 	g.has_source = 1;
 	g.source = MM__V1__STATS_SOURCE__STATS_SOURCE_SIM;
 	g.has_agent_seq = 1;
@@ -364,7 +356,7 @@ vm_event_balloon(struct sim_vm *v)
 			qmp_send(c, json_pack("{s:s, s:{s:I}, s:{s:I, s:I}}",
 			    "event", "BALLOON_CHANGE", "data", "actual",
 			    (json_int_t)(v->actual_kib * 1024), "timestamp",
-			    "seconds", (json_int_t)(now_ms() / 1000),
+			    "seconds", (json_int_t)(clock_ms(CLOCK_REALTIME) / 1000),
 			    "microseconds", (json_int_t)0));
 }
 
@@ -384,7 +376,7 @@ qmp_guest_stats(struct sim_vm *v)
 	    "stat-major-faults", (json_int_t)v->major_faults,
 	    "stat-swap-in", (json_int_t)0,
 	    "stat-swap-out", (json_int_t)0,
-	    "last-update", (json_int_t)(now_ms() / 1000));
+	    "last-update", (json_int_t)(clock_ms(CLOCK_REALTIME) / 1000));
 }
 
 static void

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "msg.h"
 #include "testutil.h"
 #include "topology.h"
@@ -149,10 +150,7 @@ tu_run_until(uv_loop_t *loop, const bool *done, unsigned timeout_ms)
 uint64_t
 tu_wall_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return clock_ms(CLOCK_REALTIME);
 }
 
 void

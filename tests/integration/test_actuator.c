@@ -24,6 +24,7 @@
 
 #include <cmocka.h>
 
+#include "clock.h"
 #include "hv.h"
 #include "msg.h"
 #include "testutil.h"
@@ -62,15 +63,6 @@ static struct {
 	char last_alert[1024];
 	pid_t sim, act, col, sched;
 } T;
-
-static uint64_t
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static enum bus_disposition
 event_cb(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
@@ -400,7 +392,7 @@ test_actuator_end_to_end(void **state)
 
 	/* Applied, clamped to the floor (idle uses 256M, +256M margin) and
 	 * to the maximum, a VM that is not there, and KSM. */
-	now = wall_ms();
+	now = clock_ms(CLOCK_REALTIME);
 	{
 		const char *vms[] = { "web", "db", "ghost", NULL, "numa:web",
 		    "numa:db" };
@@ -434,7 +426,7 @@ test_actuator_end_to_end(void **state)
 	wait_balloon("db", 512 * MIB);
 
 	/* Above the maximum: clamped to it. */
-	now = wall_ms();
+	now = clock_ms(CLOCK_REALTIME);
 	{
 		const char *vms[] = { "db" };
 		const uint64_t kib[] = { 8 * GIB };
@@ -447,7 +439,7 @@ test_actuator_end_to_end(void **state)
 	assert_int_equal(r->target[0], GIB);
 
 	/* Expired, then out of order: nothing happens. */
-	now = wall_ms();
+	now = clock_ms(CLOCK_REALTIME);
 	{
 		const char *vms[] = { "web" };
 		const uint64_t kib[] = { 1100 * MIB };
@@ -483,7 +475,7 @@ test_actuator_end_to_end(void **state)
 	kill(T.act, SIGKILL);
 	waitpid(T.act, NULL, 0);
 	T.act = 0;
-	now = wall_ms();
+	now = clock_ms(CLOCK_REALTIME);
 	{
 		const char *vms[] = { "web", NULL };
 		const uint64_t kib[] = { 1800 * MIB, 700 };
@@ -507,7 +499,7 @@ test_actuator_end_to_end(void **state)
 
 	/* Rate limit: a second change within balloon_interval is reported
 	 * SKIPPED, then set once the interval has passed. */
-	now = wall_ms();
+	now = clock_ms(CLOCK_REALTIME);
 	{
 		const char *vms[] = { "web" };
 		const uint64_t a[] = { 1600 * MIB }, b[] = { 1500 * MIB };
@@ -560,7 +552,7 @@ test_actuator_failsafe(void **state)
 	    "failsafe_interval = 500ms\nfailsafe_step = 128M\n"
 	    "failsafe_psi = 15\nfailsafe_faults = 100\nhost_reserve = 1G\n"
 	    "release_on_stop = no\n");
-	now = wall_ms();
+	now = clock_ms(CLOCK_REALTIME);
 	{
 		const char *vms[] = { "web", "db" };
 		const uint64_t kib[] = { 1536 * MIB, 512 * MIB };
@@ -660,7 +652,7 @@ test_actuator_with_scheduler(void **state)
 	tu_run_for(&T.loop, 1000);
 	assert_int_equal(topo_declare_policy_exchange(T.bus), 0);
 	p.has_version = p.has_mode = 1;
-	p.version = wall_ms();
+	p.version = clock_ms(CLOCK_REALTIME);
 	p.mode = MM__V1__POLICY_MODE__POLICY_MODE_ENFORCE;
 	p.name = "test";
 	p.algorithm = "pressure";
