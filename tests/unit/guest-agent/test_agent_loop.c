@@ -25,6 +25,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "clock.h"
 #include "testutil.h"
 
 struct child {
@@ -127,25 +128,49 @@ copy_fixture(const char *dir, const char *name)
 	return strdup(cmd);
 }
 
+/* An agent on a copy of the "normal" fixture, on stdout, reporting only
+ * at start (the interval and resend are an hour) and on what the
+ * [pressure] lines ask for. */
+struct run {
+	char *dir, *root, *conf;
+	struct child c;
+};
+
+static void
+run_start(struct run *r, const char *pressure)
+{
+	char text[1024];
+
+	r->dir = tu_tmpdir();
+	r->root = copy_fixture(r->dir, "normal");
+	snprintf(text, sizeof(text), "[agent]\ninterval = 1h\n"
+	    "resend_interval = 1h\nmin_gap = 0\nproc_root = %s\n"
+	    "vm_id = loop-test\n[pressure]\n%s", r->root, pressure);
+	r->conf = tu_write_file(r->dir, "agent.conf", text);
+	spawn(&r->c, (char *const[]){ "mm-guest-agent", "-d", "-c", r->conf,
+	    "--channel", "stdout", NULL });
+}
+
+static void
+run_end(struct run *r)
+{
+	assert_int_equal(finish(&r->c, SIGTERM), 0);
+	free(r->conf);
+	free(r->root);
+	tu_rmtree(r->dir);
+	free(r->dir);
+}
+
 static void
 test_agent_loop_pressure_report(void **state)
 {
-	char *dir = tu_tmpdir(), *root, *conf, text[1024], *mem;
-	struct child c;
+	char text[1024], *mem;
+	struct run r;
 	json_t *j;
-	struct timespec t0, t1;
-	long ms;
+	uint64_t t0, ms;
 
-	root = copy_fixture(dir, "normal");
-	snprintf(text, sizeof(text), "[agent]\ninterval = 1h\n"
-	    "resend_interval = 1h\nmin_gap = 0\nproc_root = %s\n"
-	    "vm_id = loop-test\n[pressure]\navailable_low_pct = 10\n"
-	    "check_interval = 50ms\n", root);
-	conf = tu_write_file(dir, "agent.conf", text);
-	spawn(&c, (char *const[]){ "mm-guest-agent", "-d", "-c", conf,
-	    "--channel", "stdout", NULL });
-
-	j = next_report(&c, 5000);		/* at start */
+	run_start(&r, "available_low_pct = 10\ncheck_interval = 50ms\n");
+	j = next_report(&r.c, 5000);		/* at start */
 	assert_non_null(j);
 	assert_string_equal(json_string_value(json_object_get(j, "vm_id")),
 	    "loop-test");
@@ -154,17 +179,16 @@ test_agent_loop_pressure_report(void **state)
 	assert_int_equal(field(j, "meminfo", "available_kib"), 3301520);
 	json_decref(j);
 	/* Nothing changes, the interval is an hour: silence. */
-	assert_null(next_report(&c, 400));
+	assert_null(next_report(&r.c, 400));
 
 	/* MemAvailable falls to 4.7 % of MemTotal: reported at once. */
 	mem = tu_source_path("tests/fixtures/proc/deflate-on-oom/meminfo");
-	snprintf(text, sizeof(text), "cp '%s' '%s/meminfo'", mem, root);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	snprintf(text, sizeof(text), "cp '%s' '%s/meminfo'", mem, r.root);
+	t0 = clock_ms(CLOCK_MONOTONIC);
 	assert_int_equal(system(text), 0);
-	j = next_report(&c, 3000);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
+	j = next_report(&r.c, 3000);
+	ms = clock_ms(CLOCK_MONOTONIC) - t0;
 	assert_non_null(j);
-	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
 	assert_true(ms < 1000);
 	assert_int_equal(json_integer_value(json_object_get(j, "agent_seq")),
 	    1);
@@ -172,14 +196,10 @@ test_agent_loop_pressure_report(void **state)
 	assert_int_equal(field(j, "meminfo", "total_kib"), 4028464);
 	json_decref(j);
 	/* Staying low is not news. */
-	assert_null(next_report(&c, 400));
+	assert_null(next_report(&r.c, 400));
 
-	assert_int_equal(finish(&c, SIGTERM), 0);
 	free(mem);
-	free(conf);
-	free(root);
-	tu_rmtree(dir);
-	free(dir);
+	run_end(&r);
 }
 
 /* Write root/meminfo: the "normal" fixture with MemAvailable set. */
@@ -199,29 +219,22 @@ write_available(const char *root, long kib)
 static void
 test_agent_loop_rise_report(void **state)
 {
-	char *dir = tu_tmpdir(), *root, *conf, text[1024];
-	struct child c;
+	struct run r;
 	json_t *j;
 
-	root = copy_fixture(dir, "normal");
-	snprintf(text, sizeof(text), "[agent]\ninterval = 1h\n"
-	    "resend_interval = 1h\nmin_gap = 0\nproc_root = %s\n"
-	    "[pressure]\navailable_low_pct = 0\nrise = 32M\n"
-	    "check_interval = 50ms\n", root);
-	conf = tu_write_file(dir, "agent.conf", text);
-	spawn(&c, (char *const[]){ "mm-guest-agent", "-d", "-c", conf,
-	    "--channel", "stdout", NULL });
-	j = next_report(&c, 5000);		/* at start */
+	run_start(&r, "available_low_pct = 0\nrise = 32M\n"
+	    "check_interval = 50ms\n");
+	j = next_report(&r.c, 5000);		/* at start */
 	assert_non_null(j);
 	json_decref(j);
 
 	/* 20 MiB more in use: below the step, and the interval is an
 	 * hour: nothing. */
-	write_available(root, 3301520 - 20 * 1024);
-	assert_null(next_report(&c, 400));
+	write_available(r.root, 3301520 - 20 * 1024);
+	assert_null(next_report(&r.c, 400));
 	/* 40 MiB more than at the last report: sent at once. */
-	write_available(root, 3301520 - 40 * 1024);
-	j = next_report(&c, 1000);
+	write_available(r.root, 3301520 - 40 * 1024);
+	j = next_report(&r.c, 1000);
 	assert_non_null(j);
 	assert_int_equal(json_integer_value(json_object_get(j, "agent_seq")),
 	    1);
@@ -230,16 +243,12 @@ test_agent_loop_rise_report(void **state)
 	json_decref(j);
 	/* The step counts from that report: 20 MiB more is not one; a
 	 * fall is not one either. */
-	write_available(root, 3301520 - 60 * 1024);
-	assert_null(next_report(&c, 400));
-	write_available(root, 3301520);
-	assert_null(next_report(&c, 400));
+	write_available(r.root, 3301520 - 60 * 1024);
+	assert_null(next_report(&r.c, 400));
+	write_available(r.root, 3301520);
+	assert_null(next_report(&r.c, 400));
 
-	assert_int_equal(finish(&c, SIGTERM), 0);
-	free(conf);
-	free(root);
-	tu_rmtree(dir);
-	free(dir);
+	run_end(&r);
 }
 
 static void
