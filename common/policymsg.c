@@ -254,3 +254,37 @@ pm_from_msg(const Mm__V1__Policy *m, struct pm_policy *ret, char *why,
 	*ret = p;
 	return 0;
 }
+
+void
+pm_guest_memory(struct pe_guest *g, const Mm__V1__GuestStats *gs)
+{
+	const Mm__V1__Vmstat *vs = gs->vmstat;
+	bool doo = gs->has_deflate_on_oom && gs->deflate_on_oom;
+	bool has_pages = vs != NULL && vs->has_balloon_pages;
+	uint64_t pages = has_pages ? vs->balloon_pages : 0;
+
+	if (gs->meminfo != NULL && gs->meminfo->has_total_kib &&
+	    gs->meminfo->has_available_kib) {
+		g->has_meminfo = true;
+		g->total_kib = gs->meminfo->total_kib;
+		g->available_kib = gs->meminfo->available_kib;
+		g->free_kib = gs->meminfo->free_kib;
+	}
+	/* The host knows whether the balloon stays in MemTotal; the sample
+	 * says how much it holds. */
+	g->has_balloon_in_total = pe_balloon_in_total(gs->has_deflate_on_oom,
+	    doo, has_pages, pages, &g->balloon_in_total_kib);
+	if (gs->has_balloon_actual_kib) {
+		g->has_balloon = true;
+		g->actual_kib = gs->balloon_actual_kib;
+		/* 0: unknown (QEMU has none to read back); the engine
+		 * then takes the last one it decided. */
+		g->target_kib = gs->has_balloon_target_kib ?
+		    gs->balloon_target_kib : 0;
+	}
+	g->min_kib = gs->has_min_kib ? gs->min_kib : 0;
+	g->max_kib = gs->has_max_kib ? gs->max_kib : 0;
+	if (g->has_meminfo)
+		g->reserved_kib = pe_reserved_kib(g->max_kib, g->total_kib,
+		    doo, has_pages, pages);
+}

@@ -51,4 +51,12 @@ const char *pm_mode_name(enum pm_mode m);
  * past the last. */
 const char *pm_param_name(size_t i);
 
+/*
+ * The memory numbers of a guest's sample (MemTotal, MemAvailable, MemFree,
+ * the balloon, the VM's size and what the guest's kernel keeps for
+ * itself) into g, as the policy engine counts them: pe_guest_used_kib(g)
+ * is then the guest's used memory. Other fields of g are left alone.
+ */
+void pm_guest_memory(struct pe_guest *g, const Mm__V1__GuestStats *gs);
+
 #endif

@@ -9,6 +9,7 @@
 
 #include "fleet.h"
 #include "policy.h"
+#include "policymsg.h"
 #include "testutil.h"
 #include "topology.h"
 
@@ -270,22 +271,12 @@ fleet_close(struct fleet *f)
 bool
 fleet_used_kib(const Mm__V1__GuestStats *g, uint64_t *ret)
 {
-	const Mm__V1__Meminfo *mi = g->meminfo;
-	const Mm__V1__Vmstat *vs = g->vmstat;
-	uint64_t balloon;
-	bool in_total = pe_balloon_in_total(g->has_deflate_on_oom,
-	    g->deflate_on_oom, vs != NULL && vs->has_balloon_pages,
-	    vs != NULL ? vs->balloon_pages : 0, &balloon);
+	struct pe_guest pg = { 0 };
 
-	if (mi == NULL || !mi->has_total_kib || !mi->has_available_kib ||
-	    mi->available_kib > mi->total_kib)
-		return false;
 	/* The same count as the scheduler's. */
-	*ret = pe_used_kib(mi->total_kib, mi->available_kib, in_total, balloon,
-	    g->has_balloon_actual_kib, g->balloon_actual_kib) +
-	    pe_reserved_kib(g->has_max_kib ? g->max_kib : 0, mi->total_kib,
-	    g->has_deflate_on_oom && g->deflate_on_oom,
-	    vs != NULL && vs->has_balloon_pages,
-	    vs != NULL ? vs->balloon_pages : 0);
+	pm_guest_memory(&pg, g);
+	if (!pg.has_meminfo || pg.available_kib > pg.total_kib)
+		return false;
+	*ret = pe_guest_used_kib(&pg);
 	return true;
 }
