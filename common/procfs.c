@@ -382,37 +382,54 @@ procfs_parse_psi(const char *text, size_t len, struct procfs_psi *ret)
 	}
 }
 
-long
-procfs_read_file(const char *path, char *buf, size_t size,
-    bool *ret_truncated)
+/* fd from its start into buf, as procfs_read_file(). */
+static long
+read_fd(int fd, char *buf, size_t size, bool *ret_truncated)
 {
 	size_t len = 0;
 	ssize_t n;
 	char extra;
-	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
 	while (len < size - 1) {
-		n = read(fd, buf + len, size - 1 - len);
+		n = pread(fd, buf + len, size - 1 - len, (off_t)len);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0) {
-			int e = errno;
-
-			close(fd);
-			return -e;
-		}
+		if (n < 0)
+			return -errno;
 		if (n == 0)
 			break;
 		len += (size_t)n;
 	}
 	if (ret_truncated != NULL)
-		*ret_truncated = len == size - 1 && read(fd, &extra, 1) > 0;
-	close(fd);
+		*ret_truncated = len == size - 1 &&
+		    pread(fd, &extra, 1, (off_t)len) > 0;
 	buf[len] = '\0';
 	return (long)len;
+}
+
+/* A truncated read is cut back to its last whole line, so that no half
+ * line is parsed as a value. */
+static size_t
+whole_lines(const char *buf, size_t len)
+{
+	const char *nl = memrchr(buf, '\n', len);
+
+	return nl != NULL ? (size_t)(nl - buf + 1) : 0;
+}
+
+long
+procfs_read_file(const char *path, char *buf, size_t size,
+    bool *ret_truncated)
+{
+	long n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read_fd(fd, buf, size, ret_truncated);
+	close(fd);
+	return n;
 }
 
 /*
@@ -424,7 +441,7 @@ read_whole(const char *root, const char *name, long *ret_len,
     bool *ret_truncated, int *ret_err)
 {
 	char path[4096];
-	char *buf, *nl;
+	char *buf;
 	long n;
 
 	if (snprintf(path, sizeof(path), "%s/%s", root, name) >=
@@ -443,10 +460,8 @@ read_whole(const char *root, const char *name, long *ret_len,
 		*ret_err = (int)n;
 		return NULL;
 	}
-	if (*ret_truncated) {
-		nl = memrchr(buf, '\n', (size_t)n);
-		n = nl != NULL ? nl - buf + 1 : 0;
-	}
+	if (*ret_truncated)
+		n = (long)whole_lines(buf, (size_t)n);
 	*ret_len = n;
 	return buf;
 }
@@ -475,27 +490,14 @@ procfs_read_meminfo(const char *root, struct procfs_meminfo *ret)
 int
 procfs_pread_meminfo(int fd, struct procfs_meminfo *ret)
 {
-	char buf[8192], *nl;
-	size_t len = 0;
-	ssize_t n;
-	bool trunc;
+	char buf[8192];
+	bool trunc = false;
+	long n = read_fd(fd, buf, sizeof(buf), &trunc);
 
-	while (len < sizeof(buf)) {
-		n = pread(fd, buf + len, sizeof(buf) - len, (off_t)len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	trunc = len == sizeof(buf);
-	if (trunc) {
-		nl = memrchr(buf, '\n', len);
-		len = nl != NULL ? (size_t)(nl - buf + 1) : 0;
-	}
-	procfs_parse_meminfo(buf, len, ret);
+	if (n < 0)
+		return (int)n;
+	procfs_parse_meminfo(buf, trunc ? whole_lines(buf, (size_t)n) :
+	    (size_t)n, ret);
 	ret->truncated = trunc;
 	return 0;
 }
