@@ -382,6 +382,12 @@ procfs_parse_psi(const char *text, size_t len, struct procfs_psi *ret)
 	}
 }
 
+static size_t
+min_size(size_t a, size_t b)
+{
+	return a < b ? a : b;
+}
+
 /* fd from its start into buf, as procfs_read_file(). */
 static long
 read_fd(int fd, char *buf, size_t size, bool *ret_truncated)
@@ -398,7 +404,9 @@ read_fd(int fd, char *buf, size_t size, bool *ret_truncated)
 			return -errno;
 		if (n == 0)
 			break;
-		len += (size_t)n;
+		/* Never more than asked for; said so for the compiler,
+		 * whose -O2 range analysis cannot see it. */
+		len += min_size((size_t)n, size - 1 - len);
 	}
 	if (ret_truncated != NULL)
 		*ret_truncated = len == size - 1 &&

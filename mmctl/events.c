@@ -38,10 +38,11 @@ clock_of(uint64_t ms, char *buf, size_t size)
 	time_t t = (time_t)(ms / 1000);
 	struct tm tm;
 
+	size_t n;
+
 	localtime_r(&t, &tm);
-	snprintf(buf, size, "%04d-%02d-%02d %02d:%02d:%02d.%03u",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, (unsigned)(ms % 1000));
+	n = strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm);
+	snprintf(buf + n, size - n, ".%03u", (unsigned)(ms % 1000));
 	return buf;
 }
 
