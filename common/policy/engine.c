@@ -349,7 +349,6 @@ track_peak(const struct pe_policy *p, struct pe_vm *v, double used,
 		double rise = v->peak_ms != 0 && used > v->prev_used ?
 		    used - v->prev_used : 0;
 
-		v->trend = rise < v->rise ? rise : v->rise;
 		v->rise = rise;
 	}
 	if (v->peak_ms != 0 && now_ms > v->peak_ms &&

@@ -19,8 +19,6 @@ struct pe_vm {
 	uint64_t peak_ms;	/* when peak was last updated */
 	double prev_used;	/* KiB, at the last report */
 	double rise;		/* growth of used since then, KiB */
-	double trend;		/* the smaller of the last two rises: a
-				 * climb, not noise; KiB */
 	double surge;		/* largest recent rise, decaying; KiB */
 	uint64_t calm_since_ms;	/* last pressure, or first sight */
 	bool have_prev;
@@ -43,7 +41,9 @@ struct pe_vm {
 	uint64_t floor;		/* what it must have now */
 	uint64_t need_floor;	/* the same without holding what it has:
 				 * what counts when the host is short */
-	uint64_t allowance;	/* floor plus its share of the spare */
+	uint64_t use_floor;	/* the part of need_floor it uses now */
+	uint64_t allowance;	/* what it gets: filled level by level */
+	uint64_t fair;		/* its weighted share of the capacity */
 };
 
 struct pe_state {

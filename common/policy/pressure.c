@@ -3,26 +3,34 @@
  * mm's own balloon policy, in five stages:
  *
  * 1. Each guest's floor, what it must have this round: its used memory
- *    plus headroom (or twice its last rise, when it is climbing fast);
+ *    plus headroom (or twice its last rise, when it climbs faster);
  *    under pressure at once a step more, or what it swapped out. A guest
  *    that showed pressure within the hold time keeps what it has; a calm
  *    one gives back at most a bounded step per round.
- * 2. When the floors exceed the host, every guest keeps its minimum and
- *    the rest is shared by weight.
- * 3. What no floor needs is handed out as buffer (spare_pct of it), by
- *    weight times how much the guest has surged lately, and to each at
- *    most twice its largest recent rise, so memory sits where the next
- *    burst is likely, and an idle guest still shrinks to its need.
+ * 2. The capacity is shared in levels, each filled for every guest (by
+ *    weight) before the next: the memory guests use, their headroom, what
+ *    they hold while not calm. A guest the host cannot fill to its floor
+ *    is cut to what it got.
+ * 3. When every floor fits, spare_pct of what is left is handed out as
+ *    buffer: first by weight times how much the guest has surged lately,
+ *    to each at most twice its largest recent rise, so memory sits where
+ *    the next burst is likely; the rest to every guest by weight, so that
+ *    memory the host does not need waits in its guests for the first
+ *    burst of one that was idle. No buffer goes above a guest's weighted
+ *    share of the host.
  * 4. Targets move only when they leave [floor, floor + buffer] by more
  *    than a dead band, so a steady host stands still.
  * 5. Take before give: growth only takes memory that is free now; when
- *    that is short for guests under pressure, calm guests give back down
- *    to their need at once, and the growth follows once it is free.
+ *    that is short for the guests' floors, calm guests give back down to
+ *    their need at once, each in proportion to what it holds above it,
+ *    and the growth follows once it is free.
  */
+#include <math.h>
 #include <stdint.h>
 
 #include "policy.h"
 #include "policy_int.h"
+
 
 static uint64_t
 max64(uint64_t a, uint64_t b)
@@ -70,7 +78,7 @@ floor_of(struct pe_ctx *c, size_t i)
 	bool calm;
 
 	v->flexible = false;
-	v->floor = v->need_floor = v->allowance = cur;
+	v->floor = v->need_floor = v->use_floor = v->allowance = cur;
 	if (l->unmanaged) {
 		d->reason = PE_UNMANAGED;
 		return;
@@ -80,7 +88,9 @@ floor_of(struct pe_ctx *c, size_t i)
 		return;
 	}
 	base = max64(d->used_kib, (uint64_t)v->used_ewma);
-	need = base + max64(headroom(l, base), (uint64_t)(2 * v->trend));
+	/* A guest that rose by R since the last report may well rise by R
+	 * again before the next: twice its rise, when above the headroom. */
+	need = base + max64(headroom(l, base), (uint64_t)(2 * v->rise));
 	d->need_kib = need;
 	calm = c->now_ms - v->calm_since_ms >= p->hold_ms;
 	if (d->pressure > 0) {
@@ -117,6 +127,8 @@ floor_of(struct pe_ctx *c, size_t i)
 	}
 	v->floor = min64(max64(fl, d->min_kib), d->max_kib);
 	v->need_floor = min64(max64(v->need_floor, d->min_kib), v->floor);
+	v->use_floor = min64(max64(base + d->swapped_kib, d->min_kib),
+	    v->need_floor);
 	/* A guest that does not shrink keeps what it holds. */
 	v->flexible = d->coop == PE_COOP_OK || v->floor > cur;
 }
@@ -183,19 +195,53 @@ water_fill(struct pe_ctx *c, uint64_t amount,
 	return amount;
 }
 
+/*
+ * The levels of what a guest gets, each filled for every guest before the
+ * next: the memory it uses, its headroom, what it holds while it is not
+ * calm; then, when the host has room for all of that, buffers. Each room
+ * is what guest i lacks of the level above its allowance so far.
+ */
 static uint64_t
-room_above_min(const struct pe_ctx *c, size_t i)
+room_upto(const struct pe_ctx *c, size_t i, uint64_t level)
 {
-	return c->vms[i]->need_floor - c->out[i].min_kib;
+	uint64_t a = c->vms[i]->allowance;
+
+	return level > a ? level - a : 0;
 }
 
-/* Buffer goes only where bursts come from: at most twice the guest's
- * largest recent rise, so an idle guest still shrinks to its need. */
 static uint64_t
-room_below_max(const struct pe_ctx *c, size_t i)
+room_to_use(const struct pe_ctx *c, size_t i)
 {
-	return min64(c->out[i].max_kib - c->vms[i]->floor,
-	    (uint64_t)(2 * c->vms[i]->surge));
+	return room_upto(c, i, c->vms[i]->use_floor);
+}
+
+static uint64_t
+room_to_need(const struct pe_ctx *c, size_t i)
+{
+	return room_upto(c, i, c->vms[i]->need_floor);
+}
+
+static uint64_t
+room_to_floor(const struct pe_ctx *c, size_t i)
+{
+	return room_upto(c, i, c->vms[i]->floor);
+}
+
+/* Buffer stays below the guest's maximum and its weighted share of the
+ * host: a guest must never get more calm than under pressure, when the
+ * floors fill the host and weights decide. */
+static uint64_t
+room_even(const struct pe_ctx *c, size_t i)
+{
+	return room_upto(c, i, min64(c->out[i].max_kib, c->vms[i]->fair));
+}
+
+/* The surge buffer goes where bursts come from: at most twice the
+ * guest's largest recent rise. */
+static uint64_t
+room_surge(const struct pe_ctx *c, size_t i)
+{
+	return min64(room_even(c, i), (uint64_t)(2 * c->vms[i]->surge));
 }
 
 static uint64_t
@@ -214,63 +260,64 @@ by_surge(const struct pe_ctx *c, size_t i)
 	return weight(v) * (uint64_t)(v->surge / 1024 + 16);
 }
 
+/* One level: amount water-filled into the allowances; returns the rest. */
+static uint64_t
+fill(struct pe_ctx *c, uint64_t amount,
+    uint64_t (*room)(const struct pe_ctx *, size_t),
+    uint64_t (*wgt)(const struct pe_ctx *, size_t))
+{
+	uint64_t left = water_fill(c, amount, room, wgt, c->share);
+
+	for (size_t i = 0; i < c->n; i++)
+		if (c->vms[i]->flexible)
+			c->vms[i]->allowance += c->share[i];
+	return left;
+}
+
 /* Stages two and three: cut the floors to the capacity, or hand out the
  * spare as buffer. Sets each flexible guest's allowance. */
 static void
-share_capacity(struct pe_ctx *c, uint64_t *share)
+share_capacity(struct pe_ctx *c)
 {
 	uint64_t cap = pe_capacity_kib(c->host, c->p);
-	uint64_t fixed = 0, mins = 0, floors = 0;
+	uint64_t fixed = 0, mins = 0, rest, weights = 0;
+	bool cut = false;
 
 	for (size_t i = 0; i < c->n; i++) {
-		if (c->vms[i]->flexible) {
+		struct pe_vm *v = c->vms[i];
+
+		if (v->flexible) {
 			mins += c->out[i].min_kib;
-			floors += c->vms[i]->floor;
+			weights += weight(v);
+			v->allowance = c->out[i].min_kib;
 		} else {
 			fixed += held_kib(c, i);
 		}
 	}
-	if (fixed + floors > cap) {
-		uint64_t rest = cap > fixed + mins ? cap - fixed - mins : 0;
+	rest = cap > fixed + mins ? cap - fixed - mins : 0;
+	for (size_t i = 0; i < c->n; i++)
+		c->vms[i]->fair = c->out[i].min_kib + (uint64_t)((double)rest *
+		    (double)weight(c->vms[i]) / (double)(weights ? weights : 1));
+	rest = fill(c, rest, room_to_use, by_weight);
+	rest = fill(c, rest, room_to_need, by_weight);
+	rest = fill(c, rest, room_to_floor, by_weight);
+	for (size_t i = 0; i < c->n; i++) {
+		struct pe_vm *v = c->vms[i];
 
-		water_fill(c, rest, room_above_min, by_weight, share);
-		for (size_t i = 0; i < c->n; i++) {
-			struct pe_vm *v = c->vms[i];
-
-			if (!v->flexible)
-				continue;
-			if (c->out[i].min_kib + share[i] < v->floor) {
-				v->floor = c->out[i].min_kib + share[i];
-				c->out[i].reason = PE_CAPACITY;
-			}
-			v->allowance = v->floor;
+		if (v->flexible && v->allowance < v->floor) {
+			v->floor = v->allowance;
+			c->out[i].reason = PE_CAPACITY;
+			cut = true;
 		}
+	}
+	if (cut)
 		return;
-	}
-	water_fill(c, (uint64_t)((double)(cap - fixed - floors) *
-	    c->p->spare_pct / 100), room_below_max, by_surge, share);
-	{
-		/* No buffer above a guest's weighted share of the host: a
-		 * guest must never get more calm than under pressure, when
-		 * the floors fill the host and weights decide. */
-		uint64_t weights = 0, rest = cap > fixed + mins ?
-		    cap - fixed - mins : 0;
-
-		for (size_t i = 0; i < c->n; i++)
-			if (c->vms[i]->flexible)
-				weights += weight(c->vms[i]);
-		for (size_t i = 0; i < c->n; i++) {
-			struct pe_vm *v = c->vms[i];
-			uint64_t fair;
-
-			if (!v->flexible)
-				continue;
-			fair = c->out[i].min_kib + (uint64_t)((double)rest *
-			    (double)weight(v) / (double)weights);
-			v->allowance = max64(v->floor, min64(v->floor +
-			    share[i], fair));
-		}
-	}
+	rest = fill(c, (uint64_t)((double)rest * c->p->spare_pct / 100),
+	    room_surge, by_surge);
+	/* What the surge buffers leave goes to every guest by weight, so a
+	 * host with memory to spare keeps it in its guests, ready for the
+	 * first burst of one that has been idle. */
+	fill(c, rest, room_even, by_weight);
 }
 
 /* Stage four: move only when out of the band by more than the dead band;
@@ -289,11 +336,17 @@ place(struct pe_ctx *c)
 			sum += held_kib(c, i);
 			continue;
 		}
-		if (cur < v->floor) {
+		if (cur < v->floor && d->reason == PE_CAPACITY &&
+		    d->pressure == 0 && cur >= v->use_floor &&
+		    v->floor - cur <= dead) {
+			/* Its share of a full host moved a little; it has
+			 * what it uses. */
+			d->target_kib = cur;
+		} else if (cur < v->floor) {
 			/* Changing anyway: take the buffer too. */
 			d->target_kib = v->allowance;
 		} else if (cur > v->allowance && (cur > v->allowance + dead ||
-		    cur > d->need_kib + dead || d->reason == PE_CAPACITY)) {
+		    cur > d->need_kib + dead)) {
 			/* Above its band, or calm and above its need. */
 			d->target_kib = v->allowance;
 			if (d->reason != PE_CAPACITY)
@@ -380,24 +433,35 @@ grant(struct pe_ctx *c, uint64_t budget, enum tier t, uint64_t *given)
 	return 0;
 }
 
+/* What a calm guest that is not growing holds above its need. */
+static uint64_t
+giveable(const struct pe_ctx *c, size_t i)
+{
+	const struct pe_decision *d = &c->out[i];
+	uint64_t floor = max64(d->need_kib, d->min_kib);
+
+	if (!c->vms[i]->flexible || d->pressure > 0 ||
+	    d->target_kib > d->prev_kib || d->target_kib <= floor)
+		return 0;
+	return d->target_kib - floor;
+}
+
 /* Stage five. */
 static void
 take_before_give(struct pe_ctx *c)
 {
 	const struct pe_host *h = c->host;
-	uint64_t promised = 0, budget, short_kib = 0, pressured_want = 0;
-	uint64_t held = 0;
+	uint64_t promised = 0, budget, short_kib = 0, floors_want = 0;
+	uint64_t held = 0, excess = 0;
 
 	for (size_t i = 0; i < c->n; i++) {
 		const struct pe_guest *g = &h->guests[i];
-		struct pe_decision *d = &c->out[i];
 
 		held += held_kib(c, i);
 		if (g->has_balloon && g->target_kib > g->actual_kib)
 			promised += g->target_kib - g->actual_kib;
-		if (c->vms[i]->flexible && d->pressure > 0 &&
-		    d->target_kib > d->prev_kib)
-			pressured_want += d->target_kib - d->prev_kib;
+		floors_want += growth_in(c, i, TIER_PRESSURED) +
+		    growth_in(c, i, TIER_CALM);
 	}
 	budget = h->available_kib > c->p->host_reserve_kib + promised ?
 	    h->available_kib - c->p->host_reserve_kib - promised : 0;
@@ -408,22 +472,23 @@ take_before_give(struct pe_ctx *c)
 
 		budget = min64(budget, cap > held ? cap - held : 0);
 	}
-	if (pressured_want > budget)
-		short_kib = pressured_want - budget;
-	for (size_t i = 0; i < c->n && short_kib > 0; i++) {
+	if (floors_want > budget)
+		short_kib = floors_want - budget;
+	/* Calm guests that are not growing give back what they hold above
+	 * their need, each in proportion to that excess. */
+	for (size_t i = 0; i < c->n && short_kib > 0; i++)
+		excess += giveable(c, i);
+	for (size_t i = 0; i < c->n && short_kib > 0 && excess > 0; i++) {
 		struct pe_decision *d = &c->out[i];
-		uint64_t floor, take;
+		uint64_t take = giveable(c, i);
 
-		if (!c->vms[i]->flexible || d->pressure > 0 ||
-		    d->target_kib > d->prev_kib)
+		if (take == 0)
 			continue;
-		floor = max64(d->need_kib, d->min_kib);
-		if (d->target_kib <= floor)
-			continue;
-		take = min64(d->target_kib - floor, short_kib);
-		d->target_kib -= take;
+		if (short_kib < excess)
+			take = (uint64_t)ceil((double)short_kib *
+			    (double)take / (double)excess);
+		d->target_kib -= min64(take, giveable(c, i));
 		d->reason = PE_SHRINK_IDLE;
-		short_kib -= take;
 	}
 	for (size_t i = 0; i < c->n; i++)
 		c->share[i] = 0;
@@ -483,11 +548,9 @@ skip_small(struct pe_ctx *c)
 int
 pe_algo_pressure(struct pe_ctx *c)
 {
-	uint64_t *share = c->share;
-
 	for (size_t i = 0; i < c->n; i++)
 		floor_of(c, i);
-	share_capacity(c, share);
+	share_capacity(c);
 	place(c);
 	take_before_give(c);
 	skip_small(c);

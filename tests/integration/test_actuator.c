@@ -607,14 +607,16 @@ scheduler_shrank(void)
 }
 
 /* The whole chain: mm-collector reports mm-sim's guests, mm-scheduler
- * (pressure policy, short hold) decides, mm-actuator applies. The idle
- * guest is shrunk, every target stays within the limits, nothing fails,
- * and stopping the actuator gives the guests their maximum back. */
+ * (pressure policy, short hold, a guest pool of 1.5 GiB for the 3 GiB the
+ * guests could hold) decides, mm-actuator applies. The idle guest is
+ * shrunk, every target stays within the limits, nothing fails, and
+ * stopping the actuator gives the guests their maximum back. */
 static void
 test_actuator_with_scheduler(void **state)
 {
 	Mm__V1__Policy p = MM__V1__POLICY__INIT;
-	Mm__V1__Param hold = MM__V1__PARAM__INIT, *params[1] = { &hold };
+	Mm__V1__Param hold = MM__V1__PARAM__INIT, pool = MM__V1__PARAM__INIT;
+	Mm__V1__Param *params[2] = { &hold, &pool };
 	char conf[4096], *col_bin, *sched_bin, *path, *sid;
 	size_t i, j, mine = 0;
 
@@ -659,7 +661,10 @@ test_actuator_with_scheduler(void **state)
 	hold.name = "hold_ms";
 	hold.has_value = 1;
 	hold.value = 2000;
-	p.n_params = 1;
+	pool.name = "guest_capacity_kib";
+	pool.has_value = 1;
+	pool.value = 1536 * 1024;
+	p.n_params = 2;
 	p.params = params;
 	assert_int_equal(msg_publish(T.bus, MSG_POLICY, &p.base,
 	    TOPO_EX_POLICY, "", true, NULL, NULL), 0);

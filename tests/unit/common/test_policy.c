@@ -512,43 +512,56 @@ test_policy_mom_worked_example(void **state)
 	pe_state_free(st);
 }
 
-/* What nobody needs goes out as buffer, more to a guest that surges. */
+/*
+ * What nobody needs goes out as buffer: first to a guest that surged
+ * lately, up to its weighted share of the host, then to every guest, so
+ * that an idle one is ready for a first burst too.
+ */
 static void
 test_policy_spare_goes_where_it_surges(void **state)
 {
 	struct pe_policy p;
 	struct pe_state *st = pe_state_new();
-	struct pe_guest g[2] = {
-		guest("steady", 1 * GiB, 2 * GiB, 8 * GiB),
+	struct pe_guest g[4] = {
+		guest("steady1", 1 * GiB, 2 * GiB, 8 * GiB),
+		guest("steady2", 1 * GiB, 2 * GiB, 8 * GiB),
+		guest("steady3", 1 * GiB, 2 * GiB, 8 * GiB),
 		guest("bursty", 1 * GiB, 2 * GiB, 8 * GiB),
 	};
-	struct pe_host h = host(g, 2, 8 * GiB + 512 * MiB, 8 * GiB, T0);
-	struct pe_decision *d;
+	/* 8 GiB for guests: 2 GiB each by weight. */
+	struct pe_host h = host(g, 4, 8 * GiB + 512 * MiB, 0, T0);
+	struct pe_decision *d = NULL;
 
 	pe_policy_defaults(&p);
-	decide(st, &h, &p);
-	/* The bursty one climbs 1 GiB and comes back down. */
-	h.time_ms += 10000;
-	g[1].available_kib -= 1 * GiB;
-	decide(st, &h, &p);
-	h.time_ms += 10000;
-	g[1].available_kib += 1 * GiB;
-	d = decide(st, &h, &p);
-	for (int r = 0; r < 5; r++) {
-		h.time_ms += 10000;
-		g[0].target_kib = g[0].actual_kib = g[0].total_kib =
-		    d[0].target_kib;
-		g[1].target_kib = g[1].actual_kib = g[1].total_kib =
-		    d[1].target_kib;
-		g[0].available_kib = d[0].target_kib - 1 * GiB;
-		g[1].available_kib = d[1].target_kib - 1 * GiB;
+	for (int r = 0; r < 10; r++) {
+		uint64_t sizes = 0;
+
+		for (int i = 0; r > 0 && i < 4; i++) {
+			g[i].target_kib = g[i].actual_kib = g[i].total_kib =
+			    d[i].target_kib;
+			g[i].available_kib = d[i].target_kib - 1 * GiB;
+		}
+		/* The bursty one climbs 1 GiB and comes back down. */
+		if (r == 1)
+			g[3].available_kib -= 1 * GiB;
+		for (int i = 0; i < 4; i++)
+			sizes += g[i].actual_kib;
+		h.available_kib = 8 * GiB + 512 * MiB - sizes;
 		d = decide(st, &h, &p);
+		h.time_ms += 10000;
 	}
-	assert_true(d[1].target_kib > d[0].target_kib + 1 * GiB);
-	/* Never above its weighted share of the host (half of 8 GiB, equal
+	for (int i = 0; i < 3; i++) {
+		/* The surge buffer first... */
+		assert_true(d[3].target_kib >= d[i].target_kib + 64 * MiB);
+		/* ...then the rest: the steady ones hold more than their
+		 * need, the host having memory to spare. */
+		assert_true(d[i].target_kib >= d[i].need_kib + 256 * MiB);
+	}
+	/* Never above its weighted share of the host (a quarter, equal
 	 * weights), so that pressure never gets a guest less than calm. */
-	assert_true(d[1].target_kib <= 4 * GiB);
-	assert_true(d[0].target_kib + d[1].target_kib <= 8 * GiB);
+	assert_true(d[3].target_kib <= 2 * GiB);
+	assert_true(d[0].target_kib + d[1].target_kib + d[2].target_kib +
+	    d[3].target_kib <= 8 * GiB);
 	pe_state_free(st);
 }
 
