@@ -133,7 +133,8 @@ floor_of(struct pe_ctx *c, size_t i)
 	v->flexible = d->coop == PE_COOP_OK || v->floor > cur;
 }
 
-/* What a guest the engine cannot move holds of the host. */
+/* What a guest holds of the host: its target, or more while its balloon
+ * is still above it. */
 static uint64_t
 held_kib(const struct pe_ctx *c, size_t i)
 {
@@ -398,7 +399,8 @@ growth_in(const struct pe_ctx *c, size_t i, enum tier t)
 {
 	const struct pe_decision *d = &c->out[i];
 	const struct pe_vm *v = c->vms[i];
-	uint64_t cur = d->prev_kib, f = max64(v->floor, cur);
+	/* Memory a shrinking guest still holds is no growth. */
+	uint64_t cur = held_kib(c, i), f = max64(v->floor, cur);
 
 	if (!v->flexible || d->target_kib <= cur)
 		return 0;
@@ -497,11 +499,12 @@ take_before_give(struct pe_ctx *c)
 	grant(c, budget, TIER_BUFFER, c->share);
 	for (size_t i = 0; i < c->n; i++) {
 		struct pe_decision *d = &c->out[i];
+		uint64_t has = held_kib(c, i);
 
-		if (!c->vms[i]->flexible || d->target_kib <= d->prev_kib ||
-		    d->prev_kib + c->share[i] >= d->target_kib)
+		if (!c->vms[i]->flexible || d->target_kib <= has ||
+		    has + c->share[i] >= d->target_kib)
 			continue;
-		d->target_kib = d->prev_kib + c->share[i];
+		d->target_kib = has + c->share[i];
 		d->reason = PE_BUDGET;
 	}
 }

@@ -375,6 +375,41 @@ test_policy_take_before_give(void **state)
 	pe_state_free(st);
 }
 
+/*
+ * A guest whose balloon still shrinks toward an old target, and then needs
+ * more: what it still holds is no growth, so the new target comes at once,
+ * with nothing free on the host. Above what it holds, growth waits.
+ */
+static void
+test_policy_shrinking_guest_keeps_what_it_holds(void **state)
+{
+	struct pe_policy p;
+	struct pe_state *st = pe_state_new();
+	struct pe_guest g[1] = {
+		guest("ramp", 2500 * MiB, 2600 * MiB, 6 * GiB),
+	};
+	/* Nothing free above the reserve. */
+	struct pe_host h = host(g, 1, 16 * GiB, 512 * MiB, T0);
+	struct pe_decision *d;
+
+	pe_policy_defaults(&p);
+	p.spare_pct = 0;
+	g[0].actual_kib = g[0].total_kib = 3200 * MiB;
+	g[0].available_kib = 700 * MiB;
+	d = decide(st, &h, &p);
+	/* Used 2,500 MiB plus 250 of headroom. */
+	assert_int_equal(d[0].reason, PE_GROW_NEED);
+	assert_int_equal(d[0].target_kib, 2750 * MiB);
+	/* Used 3,100 MiB: 3,410 MiB needed, 3,200 held, nothing free. */
+	h.time_ms += 10000;
+	g[0].target_kib = d[0].target_kib;
+	g[0].available_kib = 100 * MiB;
+	d = decide(st, &h, &p);
+	assert_int_equal(d[0].reason, PE_BUDGET);
+	assert_int_equal(d[0].target_kib, 3200 * MiB);
+	pe_state_free(st);
+}
+
 static void
 test_policy_uncooperative_guest(void **state)
 {
@@ -789,6 +824,7 @@ main(void)
 		cmocka_unit_test(test_policy_limits_from_rules_and_host),
 		cmocka_unit_test(test_policy_contention_shared_by_weight),
 		cmocka_unit_test(test_policy_take_before_give),
+		cmocka_unit_test(test_policy_shrinking_guest_keeps_what_it_holds),
 		cmocka_unit_test(test_policy_uncooperative_guest),
 		cmocka_unit_test(test_policy_static_is_max),
 		cmocka_unit_test(test_policy_xenmm_worked_example),
