@@ -21,6 +21,7 @@ struct pe_vm {
 	double rise;		/* growth of used since then, KiB */
 	double surge;		/* largest recent rise, decaying; KiB */
 	uint64_t calm_since_ms;	/* last pressure, or first sight */
+	uint64_t taken_ms;	/* last gave back for another's floor */
 	bool have_prev;
 	uint64_t prev_ms;
 	uint64_t prev_faults;

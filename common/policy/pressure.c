@@ -352,7 +352,9 @@ place(struct pe_ctx *c)
 			d->target_kib = v->allowance;
 			if (d->reason != PE_CAPACITY)
 				d->reason = PE_SHRINK_IDLE;
-		} else if (v->allowance > cur + dead) {
+		} else if (v->allowance > cur + dead &&
+		    c->now_ms - v->taken_ms >= c->p->hold_ms) {
+			/* Not while it gives back to others' floors. */
 			d->target_kib = v->allowance;
 			d->reason = PE_GROW_SPARE;
 		} else {
@@ -392,6 +394,17 @@ place(struct pe_ctx *c)
 
 enum tier { TIER_PRESSURED, TIER_CALM, TIER_BUFFER };
 
+/* Where guest i's growth starts: its target, or up to its floor what its
+ * balloon still holds above that (no growth: the memory is still its own).
+ * Held memory above the floor is on its way to another guest. */
+static uint64_t
+growth_base(const struct pe_ctx *c, size_t i)
+{
+	uint64_t t = c->out[i].prev_kib;
+
+	return max64(t, min64(held_kib(c, i), c->vms[i]->floor));
+}
+
 /* The part of guest i's growth in a tier: up to its floor (pressured or
  * calm guests), or above it (the buffer, everyone). */
 static uint64_t
@@ -399,8 +412,7 @@ growth_in(const struct pe_ctx *c, size_t i, enum tier t)
 {
 	const struct pe_decision *d = &c->out[i];
 	const struct pe_vm *v = c->vms[i];
-	/* Memory a shrinking guest still holds is no growth. */
-	uint64_t cur = held_kib(c, i), f = max64(v->floor, cur);
+	uint64_t cur = growth_base(c, i), f = max64(v->floor, cur);
 
 	if (!v->flexible || d->target_kib <= cur)
 		return 0;
@@ -491,6 +503,7 @@ take_before_give(struct pe_ctx *c)
 			    (double)take / (double)excess);
 		d->target_kib -= min64(take, giveable(c, i));
 		d->reason = PE_SHRINK_IDLE;
+		c->vms[i]->taken_ms = c->now_ms;
 	}
 	for (size_t i = 0; i < c->n; i++)
 		c->share[i] = 0;
@@ -499,11 +512,20 @@ take_before_give(struct pe_ctx *c)
 	grant(c, budget, TIER_BUFFER, c->share);
 	for (size_t i = 0; i < c->n; i++) {
 		struct pe_decision *d = &c->out[i];
-		uint64_t has = held_kib(c, i);
+		uint64_t has = growth_base(c, i);
 
 		if (!c->vms[i]->flexible || d->target_kib <= has ||
 		    has + c->share[i] >= d->target_kib)
 			continue;
+		/* A buffer grows by at least a dead band at a time, not in
+		 * every slice of memory another guest's shrinking frees. */
+		if (d->prev_kib >= c->vms[i]->floor &&
+		    has + c->share[i] < d->prev_kib + deadband(c->p,
+		    d->prev_kib)) {
+			d->target_kib = d->prev_kib;
+			d->reason = PE_KEEP;
+			continue;
+		}
 		d->target_kib = has + c->share[i];
 		d->reason = PE_BUDGET;
 	}

@@ -410,6 +410,64 @@ test_policy_shrinking_guest_keeps_what_it_holds(void **state)
 	pe_state_free(st);
 }
 
+/*
+ * One guest climbs on a full host while another idles with a buffer, and
+ * balloons move slowly (50 MiB a round). The idle one gives back to the
+ * climber's floor; its buffer does not come back while that goes on (it
+ * used to: shrink, then regrow from what the shrink freed, every round).
+ */
+static void
+test_policy_no_seesaw_while_another_climbs(void **state)
+{
+	struct pe_policy p;
+	struct pe_state *st = pe_state_new();
+	struct pe_guest g[2] = {
+		guest("climb", 1 * GiB, 1536 * MiB, 4 * GiB),
+		guest("idle", 256 * MiB, 2 * GiB, 4 * GiB),
+	};
+	uint64_t used[2] = { 1 * GiB, 256 * MiB }, last_idle = 2 * GiB;
+	struct pe_host h = host(g, 2, 4 * GiB + 512 * MiB, 0, T0);
+	struct pe_decision *d;
+	int ups_after_down = 0;
+	bool went_down = false;
+
+	pe_policy_defaults(&p);
+	for (int r = 0; r < 40; r++) {
+		uint64_t sizes = 0;
+
+		used[0] = 1 * GiB + (uint64_t)r * 64 * MiB;
+		if (used[0] > 3 * GiB)
+			used[0] = 3 * GiB;
+		for (int i = 0; i < 2; i++) {
+			uint64_t a = g[i].actual_kib, t = g[i].target_kib;
+
+			a = a < t ? (t - a > 50 * MiB ? a + 50 * MiB : t) :
+			    (a - t > 50 * MiB ? a - 50 * MiB : t);
+			g[i].actual_kib = g[i].total_kib = a;
+			g[i].available_kib = a > used[i] ? a - used[i] : 0;
+			sizes += a;
+		}
+		h.available_kib = 4 * GiB + 512 * MiB > sizes ?
+		    4 * GiB + 512 * MiB - sizes : 0;
+		d = decide(st, &h, &p);
+		for (int i = 0; i < 2; i++)
+			g[i].target_kib = d[i].target_kib;
+		if (d[1].target_kib < last_idle)
+			went_down = true;
+		else if (d[1].target_kib > last_idle && went_down)
+			ups_after_down++;
+		last_idle = d[1].target_kib;
+		/* Never below what it uses, whatever the climber wants. */
+		assert_true(d[1].target_kib >= used[1]);
+		h.time_ms += 500;
+	}
+	assert_true(went_down);
+	assert_int_equal(ups_after_down, 0);
+	/* The climber got there: 3 GiB used, its target covers it. */
+	assert_true(d[0].target_kib >= 3 * GiB);
+	pe_state_free(st);
+}
+
 static void
 test_policy_uncooperative_guest(void **state)
 {
@@ -825,6 +883,7 @@ main(void)
 		cmocka_unit_test(test_policy_contention_shared_by_weight),
 		cmocka_unit_test(test_policy_take_before_give),
 		cmocka_unit_test(test_policy_shrinking_guest_keeps_what_it_holds),
+		cmocka_unit_test(test_policy_no_seesaw_while_another_climbs),
 		cmocka_unit_test(test_policy_uncooperative_guest),
 		cmocka_unit_test(test_policy_static_is_max),
 		cmocka_unit_test(test_policy_xenmm_worked_example),
