@@ -122,7 +122,9 @@ floor_of(struct pe_ctx *c, size_t i)
 		uint64_t step = min64((uint64_t)((double)cur *
 		    p->shrink_pct / 100), p->shrink_max_kib);
 
-		fl = max64(need, cur > step ? cur - step : 0);
+		/* Calm: never up from here (a need within half the dead
+		 * band above what it has is covered by its headroom). */
+		fl = max64(min64(need, cur), cur > step ? cur - step : 0);
 		v->need_floor = min64(fl, need);
 	}
 	v->floor = min64(max64(fl, d->min_kib), d->max_kib);
