@@ -490,6 +490,19 @@ take_before_give(struct pe_ctx *c)
 	}
 	if (floors_want > budget)
 		short_kib = floors_want - budget;
+	/* Short for floors: no buffer grows this round (it would be granted
+	 * last anyway), and a guest that only wanted buffer can give. */
+	for (size_t i = 0; i < c->n && short_kib > 0; i++) {
+		struct pe_decision *d = &c->out[i];
+		const struct pe_vm *v = c->vms[i];
+
+		if (!v->flexible || d->pressure > 0 ||
+		    d->target_kib <= d->prev_kib || d->target_kib <= v->floor)
+			continue;
+		d->target_kib = max64(d->prev_kib, v->floor);
+		if (d->target_kib == d->prev_kib)
+			d->reason = PE_KEEP;
+	}
 	/* Calm guests that are not growing give back what they hold above
 	 * their need, each in proportion to that excess. */
 	for (size_t i = 0; i < c->n && short_kib > 0; i++)

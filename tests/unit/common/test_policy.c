@@ -468,6 +468,42 @@ test_policy_no_seesaw_while_another_climbs(void **state)
 	pe_state_free(st);
 }
 
+/*
+ * The demo's host-a: "web" under pressure with nothing free, "db" still
+ * inflating its balloon toward an old target, "cache" idle with a buffer.
+ * The capacity counts db at its target, so on paper there is spare for
+ * buffers; in fact nothing is free. Buffers do not grow, and the idle
+ * guest gives back for web's floor (it did not: it counted as growing).
+ */
+static void
+test_policy_short_floor_before_buffers(void **state)
+{
+	struct pe_policy p;
+	struct pe_state *st = pe_state_new();
+	struct pe_guest g[3] = {
+		guest("web", 1896 * MiB, 1996 * MiB, 4 * GiB),
+		guest("cache", 256 * MiB, 1907 * MiB, 2 * GiB),
+		guest("db", 2048 * MiB, 2252 * MiB, 4 * GiB),
+	};
+	struct pe_host h = host(g, 3, 8 * GiB, 290 * MiB, T0);
+	struct pe_decision *d;
+
+	pe_policy_defaults(&p);
+	g[0].psi_some_avg10 = 8.3;
+	g[2].actual_kib = g[2].total_kib = 3476 * MiB;
+	g[2].available_kib = g[2].free_kib = (3476 - 2048) * MiB;
+	d = decide(st, &h, &p);
+	/* Web waits for the memory, which the idle guest gives now. */
+	assert_true(d[0].pressure > 0);
+	assert_int_equal(d[0].target_kib, 1996 * MiB);
+	assert_int_equal(d[1].reason, PE_SHRINK_IDLE);
+	assert_true(d[1].target_kib <= 1907 * MiB - 256 * MiB);
+	assert_true(d[1].target_kib >= d[1].need_kib);
+	/* No buffer grew. */
+	assert_true(d[2].target_kib <= 2252 * MiB);
+	pe_state_free(st);
+}
+
 static void
 test_policy_uncooperative_guest(void **state)
 {
@@ -884,6 +920,7 @@ main(void)
 		cmocka_unit_test(test_policy_take_before_give),
 		cmocka_unit_test(test_policy_shrinking_guest_keeps_what_it_holds),
 		cmocka_unit_test(test_policy_no_seesaw_while_another_climbs),
+		cmocka_unit_test(test_policy_short_floor_before_buffers),
 		cmocka_unit_test(test_policy_uncooperative_guest),
 		cmocka_unit_test(test_policy_static_is_max),
 		cmocka_unit_test(test_policy_xenmm_worked_example),
