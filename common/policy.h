@@ -335,7 +335,9 @@ struct pe_ksm_state {
 	uint64_t scans_at_start;	/* full_scans when merging started,
 					 * then at the end of its first scan */
 	bool measuring;			/* the first scan is over */
-	uint64_t sharing_at_start;	/* at the end of the first scan */
+	uint64_t gained;		/* pages_sharing's rises since then:
+					 * a fall is other processes exiting
+					 * or unmerging, not ksmd's yield */
 	uint64_t cpu_at_start;
 };
 

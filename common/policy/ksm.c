@@ -133,20 +133,27 @@ decide_profit(struct pe_ksm_state *st, const struct pe_ksm_obs *o,
 	/* The first full scan merges nothing (a page merges only when its
 	 * checksum held from one scan to the next) and drops what exited
 	 * processes left in the counts: measure from its end, and judge
-	 * once ksmd has looked at everything again. */
+	 * once ksmd has looked at everything again. What it merged is the
+	 * sum of pages_sharing's rises: the host-wide counter also falls
+	 * when a process with merged pages exits (a guest shut down, or
+	 * anything else on the kernel), which is no loss of what ksmd does
+	 * now; counted as one, it stopped ksmd while it merged two twin
+	 * guests, because another tenant's merged pages went away. */
 	if (!st->measuring && o->full_scans > st->scans_at_start) {
 		st->measuring = true;
 		st->scans_at_start = o->full_scans;
-		st->sharing_at_start = o->pages_sharing;
+		st->gained = 0;
 		st->cpu_at_start = o->ksmd_cpu_ms;
-	} else if (st->measuring && o->full_scans > st->scans_at_start &&
+	} else if (st->measuring && st->have_prev &&
+	    o->pages_sharing > st->prev.pages_sharing) {
+		st->gained += o->pages_sharing - st->prev.pages_sharing;
+	}
+	if (st->measuring && o->full_scans > st->scans_at_start &&
 	    o->ksmd_cpu_ms > st->cpu_at_start) {
-		double gained = (double)o->pages_sharing -
-		    (double)st->sharing_at_start;
 		double cpu_s = (double)(o->ksmd_cpu_ms - st->cpu_at_start) /
 		    1000;
 
-		if (gained / cpu_s < k->min_profit) {
+		if ((double)st->gained / cpu_s < k->min_profit) {
 			d->run = 0;
 			d->reason = PE_KSM_NO_PROFIT;
 			st->retry_at_ms = o->time_ms + k->retry_ms;

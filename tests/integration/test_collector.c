@@ -332,7 +332,12 @@ test_collector_end_to_end(void **state)
 	    "report(s) in between\n", (unsigned long long)latency,
 	    T.nrep - 1 - first);
 	assert_true(latency < 700);
-	assert_int_equal(T.nrep, first + 1);
+	/* Early reports only, none waiting for the next timer: the spike
+	 * may show first as fast growth of used memory (fast_rise) and a
+	 * sample later as rising pressure, two early reports. */
+	assert_true(T.nrep <= first + 2);
+	for (i = first; i < T.nrep; i++)
+		assert_true(T.rep[i].rx_ms - t0 < 700);
 
 	/* A burst of spikes: early reports, but never two within
 	 * fast_min_interval (100 ms; 90 for the timers' granularity). */

@@ -88,7 +88,10 @@ on_report(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 
 	(void)d;
 	(void)arg;
-	if (k == NULL || !k->has_sharing_pages)
+	/* Only this test's host: a report another test's collector left in
+	 * the queue must not count. */
+	if (k == NULL || !k->has_sharing_pages || r->host_id == NULL ||
+	    strcmp(r->host_id, K.f.host) != 0)
 		return BUS_ACK;
 	if (!K.seen_ksm)
 		K.sharing0 = k->sharing_pages;

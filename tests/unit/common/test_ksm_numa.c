@@ -164,6 +164,40 @@ test_ksm_profit_stops_when_it_does_not_pay(void **state)
 	assert_int_equal(d.reason, PE_KSM_START);
 }
 
+/*
+ * ksmd merges 3,000 pages a scan of two twin guests, while a process with
+ * 2,900 merged pages exits (another guest shut down, or another tenant of
+ * the kernel): the host-wide counter ends lower than it began, but ksmd
+ * pays, and it keeps running.
+ */
+static void
+test_ksm_profit_survives_an_exit(void **state)
+{
+	struct pe_ksm_policy k;
+	struct pe_ksm_state st = { 0 };
+	struct pe_ksm_obs o = ksm_obs(10, T0);
+	struct pe_ksm_decision d;
+
+	pe_ksm_policy_defaults(&k);
+	o.pages_sharing = 2900;
+	pe_ksm_decide(&st, &o, &k, &d);
+	assert_int_equal(d.reason, PE_KSM_START);
+	for (int s = 1; s <= 6; s++) {
+		apply(&o, &d);
+		o.time_ms += 10000;
+		o.ksmd_cpu_ms += 100;	/* 1 % of a core */
+		o.full_scans = (uint64_t)s;
+		if (s >= 2)
+			o.pages_sharing += 1000;
+		if (s == 3)
+			o.pages_sharing -= 2900;	/* the exit */
+		pe_ksm_decide(&st, &o, &k, &d);
+		assert_int_equal(d.run, 1);
+		assert_int_not_equal(d.reason, PE_KSM_NO_PROFIT);
+	}
+	assert_true(o.pages_sharing < 2900 + 3000);
+}
+
 static void
 test_ksm_unmerges_on_ample_memory(void **state)
 {
@@ -285,6 +319,7 @@ main(void)
 		cmocka_unit_test(test_ksm_ksmtuned_anchor_steps),
 		cmocka_unit_test(test_ksm_profit_scans_more_while_it_pays),
 		cmocka_unit_test(test_ksm_profit_stops_when_it_does_not_pay),
+		cmocka_unit_test(test_ksm_profit_survives_an_exit),
 		cmocka_unit_test(test_ksm_unmerges_on_ample_memory),
 		cmocka_unit_test(test_numa_moves_toward_vcpu_node),
 		cmocka_unit_test(test_numa_quota_and_room),
