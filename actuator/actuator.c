@@ -396,6 +396,12 @@ job_finish(struct job *j)
 	}
 	A.failed += nfail;
 	A.clamped += nclamp;
+	if (b->n_commands == 0) {
+		/* The scheduler's heartbeat: nothing done, nothing to say. */
+		log_debug("batch %" PRIu64 " from \"%s\": heartbeat", b->seq,
+		    b->scheduler_id);
+		goto done;
+	}
 	ar.host_id = A.host_id;
 	ar.has_batch_seq = 1;
 	ar.batch_seq = b->seq;
@@ -425,6 +431,7 @@ job_finish(struct job *j)
 		alert(MM__V1__SEVERITY__SEVERITY_WARNING, NULL, b->seq, why,
 		    NULL, 0);
 	}
+done:
 	A.cur = NULL;
 	job_free(j);
 	if (A.stopping)

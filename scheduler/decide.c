@@ -537,6 +537,7 @@ publish_batch(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r,
 		    (unsigned long long)cb.seq, strerror(-rc));
 		return;
 	}
+	h->batch_ms = now;
 	s->n.batches++;
 	s->n.commands += b->n;
 }
@@ -653,7 +654,12 @@ decide_host(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r)
 		if (s->decisions[i].changed &&
 		    s->decisions[i].target_kib > s->decisions[i].prev_kib)
 			batch_balloon(b, &s->decisions[i], s->why[i]);
-	if (b->n > 0)
+	/* Nothing to change for a while: an empty batch says the scheduler
+	 * is there, or the actuator would take the quiet for its absence
+	 * (failsafe_after) and grow guests on its own. */
+	if (b->n > 0 || (s->conf.heartbeat_ms > 0 &&
+	    clock_ms(CLOCK_REALTIME) - h->batch_ms >=
+	    (uint64_t)s->conf.heartbeat_ms))
 		publish_batch(s, h, r, b);
 	return 0;
 }

@@ -31,6 +31,10 @@ static const struct conf_key conf_table[] = {
 	{ "scheduler", "command_ttl", CONF_DURATION_MS, 1000, 3600000, "10s",
 	  C(command_ttl_ms), NULL,
 	  "a command batch expires this long after it is issued" },
+	{ "scheduler", "heartbeat", CONF_DURATION_MS, 0, 3600000, "10s",
+	  C(heartbeat_ms), NULL,
+	  "an empty batch to a host that had none this long, so that its "
+	  "actuator knows the scheduler is there (0: never)" },
 	{ "scheduler", "mode", CONF_ENUM, 0, 0, "enforce", C(mode),
 	  mode_names, "mode until a policy is published: enforce, shadow, off" },
 	{ "scheduler", "stats_pattern", CONF_STRING, 1, 255, "host.#",

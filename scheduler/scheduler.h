@@ -22,6 +22,7 @@ struct sched_conf {
 	char *id;		/* NULL: "sched-<hostname>" */
 	char *state_file;
 	int64_t command_ttl_ms;
+	int64_t heartbeat_ms;	/* an empty batch after this long; 0: none */
 	int mode;		/* index into the mode names, until a policy */
 	char *stats_pattern;
 	bool shard;		/* share the fleet with other schedulers */
@@ -46,6 +47,7 @@ struct host {
 	uint64_t last_seq;
 	uint64_t last_time_ms;
 	uint64_t batch_seq;
+	uint64_t batch_ms;	/* when the last batch was sent (realtime) */
 	struct pe_state *pe;
 	struct pe_ksm_state ksm;
 	struct pe_numa_state *numa;

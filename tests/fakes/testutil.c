@@ -237,6 +237,14 @@ int
 tu_publish_report(struct bus *bus, const char *host_id, uint64_t seq,
     uint64_t time_ms, double psi)
 {
+	return tu_publish_report_sized(bus, host_id, seq, time_ms, psi,
+	    2 * 1024ull * 1024ull);
+}
+
+int
+tu_publish_report_sized(struct bus *bus, const char *host_id, uint64_t seq,
+    uint64_t time_ms, double psi, uint64_t size_kib)
+{
 	const uint64_t gib = 1024ull * 1024ull;
 	Mm__V1__HostReport r = MM__V1__HOST_REPORT__INIT;
 	Mm__V1__HostStats hs = MM__V1__HOST_STATS__INIT;
@@ -250,15 +258,15 @@ tu_publish_report(struct bus *bus, const char *host_id, uint64_t seq,
 	hm.available_kib = 32 * gib;
 	hs.meminfo = &hm;
 	gm.has_total_kib = gm.has_available_kib = true;
-	gm.total_kib = 2 * gib;
-	gm.available_kib = 512 * 1024;
+	gm.total_kib = size_kib;
+	gm.available_kib = size_kib > 3 * gib / 2 ? size_kib - 3 * gib / 2 : 0;
 	p.has_some_avg10_pct = true;
 	p.some_avg10_pct = psi;
 	g.vm_id = "vm-a";
 	g.meminfo = &gm;
 	g.psi = &p;
 	g.has_balloon_target_kib = g.has_balloon_actual_kib = true;
-	g.balloon_target_kib = g.balloon_actual_kib = 2 * gib;
+	g.balloon_target_kib = g.balloon_actual_kib = size_kib;
 	g.has_max_kib = true;
 	g.max_kib = 8 * gib;
 	r.host_id = (char *)host_id;

@@ -81,4 +81,9 @@ struct bus;
 int tu_publish_report(struct bus *bus, const char *host_id, uint64_t seq,
     uint64_t time_ms, double psi);
 
+/* The same with the guest's balloon at size_kib (MemTotal too, 1.5 GiB of
+ * it used): a guest whose balloon follows the scheduler's targets. */
+int tu_publish_report_sized(struct bus *bus, const char *host_id,
+    uint64_t seq, uint64_t time_ms, double psi, uint64_t size_kib);
+
 #endif

@@ -546,6 +546,7 @@ test_actuator_failsafe(void **state)
 {
 	const struct result_seen *r;
 	uint64_t now;
+	size_t nres;
 	int i;
 
 	env_start("balloon_interval = 200ms\nfailsafe_after = 3s\n"
@@ -566,6 +567,18 @@ test_actuator_failsafe(void **state)
 	tu_run_for(&T.loop, 3000);
 	assert_int_equal(T.failsafe_alerts, 0);
 	wait_balloon("web", 1536 * MIB);
+
+	/* A heartbeat (a batch without commands) turns it off for
+	 * failsafe_after, and has no result to publish. */
+	nres = T.nres;
+	now = clock_ms(CLOCK_REALTIME);
+	publish_batch("s1", 2, now, now + 10000, 0, NULL, NULL);
+	for (i = 0; i < 20; i++) {
+		kill(T.sim, SIGUSR1);
+		tu_run_for(&T.loop, 100);
+	}
+	assert_int_equal(T.failsafe_alerts, 0);
+	assert_int_equal(T.nres, nres);
 
 	/* Pressure in every guest. */
 	for (i = 0; i < 5; i++) {

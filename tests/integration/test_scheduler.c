@@ -37,6 +37,7 @@ struct world {
 	uint64_t time_ms;
 
 	unsigned batches;
+	unsigned empty_batches;
 	uint64_t batch_target;
 	char batch_reason[1024];
 	unsigned decisions;
@@ -61,6 +62,7 @@ on_batch(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 	if (strcmp(b->host_id, w.host) != 0)
 		return BUS_ACK;
 	w.batches++;
+	w.empty_batches += b->n_commands == 0;
 	for (size_t i = 0; i < b->n_commands; i++) {
 		const Mm__V1__Command *c = b->commands[i];
 
@@ -149,8 +151,8 @@ setup(void **state)
 			*c = '-';
 	w.dir = tu_tmpdir();
 	snprintf(text, sizeof(text), "[scheduler]\nid = %s\n"
-	    "state_file = %s/policy\n[bus]\nurl = %s\n", w.sched, w.dir,
-	    tu_broker_url());
+	    "state_file = %s/policy\nheartbeat = 2s\n[bus]\nurl = %s\n",
+	    w.sched, w.dir, tu_broker_url());
 	w.conf = tu_write_file(w.dir, "scheduler.conf", text);
 	w.time_ms = 1700000000000ull;
 
@@ -242,6 +244,35 @@ test_scheduler_pressure_commands_a_bigger_target(void **state)
 	assert_non_null(strstr(w.decision_reason, "pressure"));
 }
 
+/* A host with nothing to change still hears from the scheduler, every
+ * heartbeat (2 s here), so that its actuator's fail-safe stays off. The
+ * guest's balloon follows the targets, so the host settles. */
+static void
+test_scheduler_heartbeat_on_a_quiet_host(void **state)
+{
+	unsigned empty = 0, batches = 0;
+
+	/* Reports 250 ms apart, in real time too: the 30 s hold after
+	 * the last test's pressure does not end (no shrink comes). */
+	for (int i = 0; i < 30; i++) {
+		w.time_ms += 250;
+		assert_int_equal(tu_publish_report_sized(w.bus, w.host,
+		    ++w.seq, w.time_ms, 0, w.batch_target), 0);
+		tu_run_for(&w.loop, 250);
+		if (i == 19) {
+			empty = w.empty_batches;
+			batches = w.batches;
+		}
+	}
+	/* The last 2.5 s of calm reports: only heartbeats, one or two,
+	 * not one a report. */
+	print_message("last 10 reports: %u batches, %u empty\n",
+	    w.batches - batches, w.empty_batches - empty);
+	assert_int_equal(w.batches - batches, w.empty_batches - empty);
+	assert_true(w.empty_batches - empty >= 1);
+	assert_true(w.empty_batches - empty <= 2);
+}
+
 static void
 test_scheduler_shadow_policy_sends_no_commands(void **state)
 {
@@ -302,6 +333,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_scheduler_pressure_commands_a_bigger_target),
+		cmocka_unit_test(test_scheduler_heartbeat_on_a_quiet_host),
 		cmocka_unit_test(test_scheduler_shadow_policy_sends_no_commands),
 		cmocka_unit_test(test_scheduler_rejects_invalid_policy_keeps_old),
 		cmocka_unit_test(test_scheduler_policy_survives_restart),
