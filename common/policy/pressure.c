@@ -22,10 +22,9 @@
  *    than a dead band, so a steady host stands still.
  * 5. Take before give: growth only takes memory that is free now; when
  *    that is short for the guests' floors, calm guests give back down to
- *    their need at once, each in proportion to what it holds above it,
- *    and the growth follows once it is free.
+ *    their need at once, the largest excess first, and the growth
+ *    follows once it is free. Buffers grow on a few guests a round.
  */
-#include <math.h>
 #include <stdint.h>
 
 #include "policy.h"
@@ -323,6 +322,21 @@ share_capacity(struct pe_ctx *c)
 	fill(c, rest, room_even, by_weight);
 }
 
+/* How far the trim may take guest i: to its floor; a guest cut to its
+ * share of a full host, a dead band below that share (no further than its
+ * need), which it keeps without growing back (stage four), so that the
+ * trim is taken from a few guests, not a little from each. */
+static uint64_t
+trim_floor(const struct pe_ctx *c, size_t i)
+{
+	const struct pe_vm *v = c->vms[i];
+	uint64_t dead = deadband(c->p, c->out[i].prev_kib);
+
+	if (c->out[i].reason != PE_CAPACITY || c->out[i].pressure > 0)
+		return v->floor;
+	return max64(v->use_floor, v->floor > dead ? v->floor - dead : 0);
+}
+
 /* Stage four: move only when out of the band by more than the dead band;
  * never leave the sum above the capacity for the sake of the band. */
 static void
@@ -349,8 +363,12 @@ place(struct pe_ctx *c)
 			/* Changing anyway: take the buffer too. */
 			d->target_kib = v->allowance;
 		} else if (cur > v->allowance && (cur > v->allowance + dead ||
-		    cur > d->need_kib + dead)) {
-			/* Above its band, or calm and above its need. */
+		    (v->allowance == v->floor && d->reason != PE_CAPACITY &&
+		    cur > d->need_kib + dead))) {
+			/* Above its band, or without a buffer and calm above
+			 * its need. A buffer or a share of a full host that
+			 * shrinks a little stays: the trim below takes what
+			 * the capacity needs, from few guests. */
 			d->target_kib = v->allowance;
 			if (d->reason != PE_CAPACITY)
 				d->reason = PE_SHRINK_IDLE;
@@ -368,8 +386,10 @@ place(struct pe_ctx *c)
 		d->step_kib = d->target_kib;
 		sum += d->target_kib;
 	}
-	/* Over the capacity: trim what the band let stay above its
-	 * allowance, the largest first, only as much as needed. */
+	/* Over the capacity (buffers the band let stay while another
+	 * guest's floor rose): trim buffers above floors, the largest
+	 * first and each as far as needed, so that few guests get a
+	 * command; a trimmed buffer does not grow back for the hold time. */
 	while (sum > cap) {
 		struct pe_decision *d;
 		uint64_t over = 0, cut;
@@ -377,10 +397,10 @@ place(struct pe_ctx *c)
 
 		for (size_t i = 0; i < c->n; i++) {
 			uint64_t t = c->out[i].target_kib;
+			uint64_t low = trim_floor(c, i);
 
-			if (c->vms[i]->flexible && t > c->vms[i]->allowance &&
-			    t - c->vms[i]->allowance > over) {
-				over = t - c->vms[i]->allowance;
+			if (c->vms[i]->flexible && t > low && t - low > over) {
+				over = t - low;
 				worst = i;
 			}
 		}
@@ -390,7 +410,10 @@ place(struct pe_ctx *c)
 		cut = min64(over, sum - cap);
 		d->target_kib -= cut;
 		sum -= cut;
-		d->reason = PE_SHRINK_IDLE;
+		if (d->target_kib < d->prev_kib) {
+			d->reason = PE_SHRINK_IDLE;
+			c->vms[worst]->taken_ms = c->now_ms;
+		}
 	}
 }
 
@@ -468,7 +491,7 @@ take_before_give(struct pe_ctx *c)
 {
 	const struct pe_host *h = c->host;
 	uint64_t promised = 0, budget, short_kib = 0, floors_want = 0;
-	uint64_t held = 0, excess = 0;
+	uint64_t held = 0;
 
 	for (size_t i = 0; i < c->n; i++) {
 		const struct pe_guest *g = &h->guests[i];
@@ -504,21 +527,25 @@ take_before_give(struct pe_ctx *c)
 			d->reason = PE_KEEP;
 	}
 	/* Calm guests that are not growing give back what they hold above
-	 * their need, each in proportion to that excess. */
-	for (size_t i = 0; i < c->n && short_kib > 0; i++)
-		excess += giveable(c, i);
-	for (size_t i = 0; i < c->n && short_kib > 0 && excess > 0; i++) {
-		struct pe_decision *d = &c->out[i];
-		uint64_t take = giveable(c, i);
+	 * their need, the largest excess first and each all of it, so that
+	 * as few guests as possible get a command (in proportion, or down to
+	 * a common level, every calm guest of the host got one each round). */
+	while (short_kib > 0) {
+		size_t top = c->n;
+		uint64_t most = 0, take;
 
-		if (take == 0)
-			continue;
-		if (short_kib < excess)
-			take = (uint64_t)ceil((double)short_kib *
-			    (double)take / (double)excess);
-		d->target_kib -= min64(take, giveable(c, i));
-		d->reason = PE_SHRINK_IDLE;
-		c->vms[i]->taken_ms = c->now_ms;
+		for (size_t i = 0; i < c->n; i++)
+			if (giveable(c, i) > most) {
+				most = giveable(c, i);
+				top = i;
+			}
+		if (top == c->n)
+			break;
+		take = min64(most, short_kib);
+		c->out[top].target_kib -= take;
+		c->out[top].reason = PE_SHRINK_IDLE;
+		c->vms[top]->taken_ms = c->now_ms;
+		short_kib -= take;
 	}
 	for (size_t i = 0; i < c->n; i++)
 		c->share[i] = 0;
@@ -585,6 +612,51 @@ skip_small(struct pe_ctx *c)
 	}
 }
 
+/*
+ * Buffers grow on a few guests a round, the largest growth first: on a
+ * scheduler's start or a policy change every guest of every host would
+ * get one at once (50,000 commands and events for 1,000 hosts of 50 VMs,
+ * more than the bus carries in a second); the rest follow in the next
+ * rounds.
+ */
+/* Growth of guest i above a floor it has: buffer only. */
+static uint64_t
+buffer_growth(const struct pe_ctx *c, size_t i)
+{
+	const struct pe_decision *d = &c->out[i];
+
+	if ((d->reason != PE_GROW_SPARE && d->reason != PE_BUDGET) ||
+	    d->pressure > 0 || d->prev_kib < c->vms[i]->floor ||
+	    d->target_kib <= d->prev_kib)
+		return 0;
+	return d->target_kib - d->prev_kib;
+}
+
+static void
+few_buffers(struct pe_ctx *c)
+{
+	size_t limit = 4 + c->n / 16, count = 0;
+
+	for (size_t i = 0; i < c->n; i++)
+		count += buffer_growth(c, i) > 0;
+	while (count > limit) {
+		size_t least = c->n;
+		uint64_t gain = UINT64_MAX;
+
+		for (size_t i = 0; i < c->n; i++) {
+			uint64_t g = buffer_growth(c, i);
+
+			if (g > 0 && g < gain) {
+				gain = g;
+				least = i;
+			}
+		}
+		c->out[least].target_kib = c->out[least].prev_kib;
+		c->out[least].reason = PE_KEEP;
+		count--;
+	}
+}
+
 int
 pe_algo_pressure(struct pe_ctx *c)
 {
@@ -594,5 +666,6 @@ pe_algo_pressure(struct pe_ctx *c)
 	place(c);
 	take_before_give(c);
 	skip_small(c);
+	few_buffers(c);
 	return 0;
 }

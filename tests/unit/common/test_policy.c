@@ -504,6 +504,57 @@ test_policy_short_floor_before_buffers(void **state)
 	pe_state_free(st);
 }
 
+/*
+ * Fifty guests first seen on a host with memory to spare all get a buffer,
+ * but a few a round (4 + 50/16 = 7), not fifty commands at once: on a
+ * scheduler's start, a fleet of such hosts floods the bus otherwise.
+ */
+static void
+test_policy_buffers_a_few_at_a_time(void **state)
+{
+	enum { N = 50 };
+	struct pe_policy p;
+	struct pe_state *st = pe_state_new();
+	struct pe_guest g[N];
+	char ids[N][16];
+	struct pe_decision d[N];
+	struct pe_host h;
+	int rounds = 0;
+	bool all = false;
+
+	pe_policy_defaults(&p);
+	for (int i = 0; i < N; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "vm-%d", i);
+		g[i] = guest(ids[i], 1800 * MiB, 2 * GiB, 8 * GiB);
+	}
+	h = host(g, N, 256 * GiB, 156 * GiB, T0);
+	while (!all && rounds < 30) {
+		uint64_t sizes = 0;
+		int changed = 0;
+
+		assert_int_equal(pe_decide(st, &h, &p, d, N), N);
+		all = true;
+		for (int i = 0; i < N; i++) {
+			changed += d[i].changed;
+			g[i].target_kib = g[i].actual_kib = g[i].total_kib =
+			    d[i].target_kib;
+			g[i].available_kib = g[i].free_kib =
+			    d[i].target_kib - 1800 * MiB;
+			sizes += d[i].target_kib;
+			all = all && d[i].target_kib >= d[i].need_kib +
+			    256 * MiB;
+		}
+		assert_true(changed <= 7);
+		h.available_kib = 256 * GiB - sizes;
+		h.time_ms += 1000;
+		rounds++;
+	}
+	/* Every guest has its buffer within a few seconds of rounds. */
+	assert_true(all);
+	assert_true(rounds >= 7 && rounds <= 20);
+	pe_state_free(st);
+}
+
 static void
 test_policy_uncooperative_guest(void **state)
 {
@@ -921,6 +972,7 @@ main(void)
 		cmocka_unit_test(test_policy_shrinking_guest_keeps_what_it_holds),
 		cmocka_unit_test(test_policy_no_seesaw_while_another_climbs),
 		cmocka_unit_test(test_policy_short_floor_before_buffers),
+		cmocka_unit_test(test_policy_buffers_a_few_at_a_time),
 		cmocka_unit_test(test_policy_uncooperative_guest),
 		cmocka_unit_test(test_policy_static_is_max),
 		cmocka_unit_test(test_policy_xenmm_worked_example),
