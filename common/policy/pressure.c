@@ -613,11 +613,11 @@ skip_small(struct pe_ctx *c)
 }
 
 /*
- * Buffers grow on a few guests a round, the largest growth first: on a
- * scheduler's start or a policy change every guest of every host would
- * get one at once (50,000 commands and events for 1,000 hosts of 50 VMs,
- * more than the bus carries in a second); the rest follow in the next
- * rounds.
+ * Buffers grow on a few guests a round (1 + n/32), the largest growth
+ * first: on a scheduler's start or a policy change every guest of every
+ * host would get one at once (50,000 commands and events for 1,000 hosts
+ * of 50 VMs, more than the bus carries in a second); the rest follow in
+ * the next rounds.
  */
 /* Growth of guest i above a floor it has: buffer only. */
 static uint64_t
@@ -635,7 +635,7 @@ buffer_growth(const struct pe_ctx *c, size_t i)
 static void
 few_buffers(struct pe_ctx *c)
 {
-	size_t limit = 4 + c->n / 16, count = 0;
+	size_t limit = 1 + c->n / 32, count = 0;
 
 	for (size_t i = 0; i < c->n; i++)
 		count += buffer_growth(c, i) > 0;

@@ -506,7 +506,7 @@ test_policy_short_floor_before_buffers(void **state)
 
 /*
  * Fifty guests first seen on a host with memory to spare all get a buffer,
- * but a few a round (4 + 50/16 = 7), not fifty commands at once: on a
+ * but a few a round (1 + 50/32 = 2), not fifty commands at once: on a
  * scheduler's start, a fleet of such hosts floods the bus otherwise.
  */
 static void
@@ -528,7 +528,7 @@ test_policy_buffers_a_few_at_a_time(void **state)
 		g[i] = guest(ids[i], 1800 * MiB, 2 * GiB, 8 * GiB);
 	}
 	h = host(g, N, 256 * GiB, 156 * GiB, T0);
-	while (!all && rounds < 30) {
+	while (!all && rounds < 60) {
 		uint64_t sizes = 0;
 		int changed = 0;
 
@@ -544,14 +544,14 @@ test_policy_buffers_a_few_at_a_time(void **state)
 			all = all && d[i].target_kib >= d[i].need_kib +
 			    256 * MiB;
 		}
-		assert_true(changed <= 7);
+		assert_true(changed <= 2);
 		h.available_kib = 256 * GiB - sizes;
 		h.time_ms += 1000;
 		rounds++;
 	}
-	/* Every guest has its buffer within a few seconds of rounds. */
+	/* Every guest has its buffer, after about 50 / 2 rounds. */
 	assert_true(all);
-	assert_true(rounds >= 7 && rounds <= 20);
+	assert_true(rounds >= 20 && rounds <= 40);
 	pe_state_free(st);
 }
 
