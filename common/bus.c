@@ -944,7 +944,8 @@ bus_unbind(struct bus *bus, const char *queue, const char *exchange,
 }
 
 static struct consumer *
-consumer_new(struct bus *bus, const char *queue, bus_handler_cb handler)
+consumer_new(struct bus *bus, const char *queue, bus_handler_cb handler,
+    void *arg)
 {
 	struct consumer *k;
 
@@ -962,19 +963,18 @@ consumer_new(struct bus *bus, const char *queue, bus_handler_cb handler)
 		return NULL;
 	}
 	k->next_offset = -1;
+	k->handler = handler;
+	k->arg = arg;
 	return k;
 }
 
 /* Append k to the consumers and attach it now if connected. */
 static int
-consumer_add(struct bus *bus, struct consumer *k, bus_handler_cb handler,
-    void *arg)
+consumer_add(struct bus *bus, struct consumer *k)
 {
 	snprintf(k->tag, sizeof(k->tag), "%.40s.%u", bus->app_id,
 	    bus->nconsumers++);
 	k->seq = bus->seq++;
-	k->handler = handler;
-	k->arg = arg;
 	*bus->consumers_tail = k;
 	bus->consumers_tail = &k->next;
 	if (bus->state == ST_UP) {
@@ -991,12 +991,12 @@ int
 bus_consume(struct bus *bus, const char *queue, bool no_ack,
     bus_handler_cb handler, void *arg)
 {
-	struct consumer *k = consumer_new(bus, queue, handler);
+	struct consumer *k = consumer_new(bus, queue, handler, arg);
 
 	if (k == NULL)
 		return -errno;
 	k->no_ack = no_ack;
-	return consumer_add(bus, k, handler, arg);
+	return consumer_add(bus, k);
 }
 
 int
@@ -1009,13 +1009,13 @@ bus_consume_stream(struct bus *bus, const char *queue,
 	if (from != BUS_STREAM_FIRST && from != BUS_STREAM_NEXT &&
 	    from != BUS_STREAM_TIME)
 		return -EINVAL;
-	k = consumer_new(bus, queue, handler);
+	k = consumer_new(bus, queue, handler, arg);
 	if (k == NULL)
 		return -errno;
 	k->stream = true;
 	k->from = from;
 	k->time_s = time_s;
-	return consumer_add(bus, k, handler, arg);
+	return consumer_add(bus, k);
 }
 
 /* ---- the handshake, on the thread pool ---- */
@@ -1065,18 +1065,16 @@ job_new(struct bus *bus)
 	}
 	kt = &job->consumers;
 	for (struct consumer *k = bus->consumers; k != NULL; k = k->next) {
-		*kt = calloc(1, sizeof(**kt));
+		*kt = malloc(sizeof(**kt));
 		if (*kt == NULL)
 			goto fail;
+		/* All of it (the handshake's consume_send() reads the stream
+		 * fields too), with its own queue name and no list. */
+		**kt = *k;
+		(*kt)->next = NULL;
 		(*kt)->queue = strdup(k->queue);
 		if ((*kt)->queue == NULL)
 			goto fail;
-		memcpy((*kt)->tag, k->tag, sizeof(k->tag));
-		(*kt)->no_ack = k->no_ack;
-		(*kt)->stream = k->stream;
-		(*kt)->from = k->from;
-		(*kt)->time_s = k->time_s;
-		(*kt)->next_offset = k->next_offset;
 		kt = &(*kt)->next;
 	}
 	return job;

@@ -635,25 +635,42 @@ buffer_growth(const struct pe_ctx *c, size_t i)
 static void
 few_buffers(struct pe_ctx *c)
 {
-	size_t limit = 1 + c->n / 32, count = 0;
+	size_t limit = 1 + c->n / 32, count = 0, keep = 0;
+	uint64_t lo = 0, hi = 0;
 
-	for (size_t i = 0; i < c->n; i++)
+	for (size_t i = 0; i < c->n; i++) {
 		count += buffer_growth(c, i) > 0;
-	while (count > limit) {
-		size_t least = c->n;
-		uint64_t gain = UINT64_MAX;
+		hi = max64(hi, buffer_growth(c, i));
+	}
+	if (count <= limit)
+		return;
+	/* The smallest growth that more than limit guests exceed: those
+	 * above it stay, and of those at it the last ones in the list, up
+	 * to the limit (a bisection, not a sort: a host has up to 4,096). */
+	while (hi - lo > 1) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		size_t above = 0;
 
-		for (size_t i = 0; i < c->n; i++) {
-			uint64_t g = buffer_growth(c, i);
+		for (size_t i = 0; i < c->n; i++)
+			above += buffer_growth(c, i) > mid;
+		if (above > limit)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	for (size_t i = 0; i < c->n; i++)
+		keep += buffer_growth(c, i) > hi;
+	for (size_t i = c->n; i-- > 0;) {
+		uint64_t g = buffer_growth(c, i);
 
-			if (g > 0 && g < gain) {
-				gain = g;
-				least = i;
-			}
+		if (g == 0 || g > hi)
+			continue;
+		if (g == hi && keep < limit) {
+			keep++;
+			continue;
 		}
-		c->out[least].target_kib = c->out[least].prev_kib;
-		c->out[least].reason = PE_KEEP;
-		count--;
+		c->out[i].target_kib = c->out[i].prev_kib;
+		c->out[i].reason = PE_KEEP;
 	}
 }
 
