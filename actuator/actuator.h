@@ -162,6 +162,7 @@ struct act_ksm {
 	/* The write of one file; tests replace it. Returns 0 or -errno. */
 	int (*write_fn)(const char *path, const char *value, void *arg);
 	void *write_arg;
+	uint64_t refused;	/* commands outside ksm_limits.h, counter */
 };
 
 /*
@@ -175,7 +176,9 @@ int act_ksm_init(struct act_ksm *k, const char *sys_root);
  * Write the fields set in s. run=2 (unmerge) is written before
  * merge_across_nodes, which the kernel refuses (EBUSY) while pages are
  * shared. why (whylen bytes) says what failed. Returns 0 or the first
- * error, -EBUSY for merge_across_nodes while pages are shared.
+ * error, -EBUSY for merge_across_nodes while pages are shared, -ERANGE
+ * (nothing written, k->refused counted) for pages_to_scan or sleep_ms
+ * outside ksm_limits.h.
  */
 int act_ksm_apply(struct act_ksm *k, const Mm__V1__KsmSettings *s, char *why,
     size_t whylen);

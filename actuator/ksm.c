@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "actuator.h"
+#include "ksm_limits.h"
 #include "log.h"
 
 enum { K_RUN, K_SCAN, K_SLEEP, K_MERGE };
@@ -145,6 +146,24 @@ act_ksm_apply(struct act_ksm *k, const Mm__V1__KsmSettings *s, char *why,
 	char buf[32];
 	int r;
 
+	/* Out of bounds, whoever sent it: nothing is written, so that a
+	 * command is done whole or not at all. */
+	if (s->has_pages_to_scan && (s->pages_to_scan < KSM_PAGES_TO_SCAN_MIN ||
+	    s->pages_to_scan > KSM_PAGES_TO_SCAN_MAX)) {
+		k->refused++;
+		snprintf(why, whylen, "pages_to_scan %" PRIu32 " outside "
+		    "%u..%u, nothing written", s->pages_to_scan,
+		    KSM_PAGES_TO_SCAN_MIN, KSM_PAGES_TO_SCAN_MAX);
+		return -ERANGE;
+	}
+	if (s->has_sleep_ms && (s->sleep_ms < KSM_SLEEP_MS_MIN ||
+	    s->sleep_ms > KSM_SLEEP_MS_MAX)) {
+		k->refused++;
+		snprintf(why, whylen, "sleep_ms %" PRIu32 " outside %u..%u, "
+		    "nothing written", s->sleep_ms, KSM_SLEEP_MS_MIN,
+		    KSM_SLEEP_MS_MAX);
+		return -ERANGE;
+	}
 	if (s->has_run)
 		run = s->run == MM__V1__KSM_RUN__KSM_RUN_STOP ? "0" :
 		    s->run == MM__V1__KSM_RUN__KSM_RUN_MERGE ? "1" : "2";

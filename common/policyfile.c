@@ -229,8 +229,10 @@ key_ksm(Mm__V1__KsmPolicy *m, const char *k, const char *v, char *why,
 	}
 	if (strcmp(k, "sleep") == 0) {
 		e = get_ms(k, v, &ms, why, whylen);
-		if (e == 0 && ms > 60000)
-			e = bad(why, whylen, "sleep above 60s");
+		if (e == 0 && (ms < KSM_SLEEP_MS_MIN || ms > KSM_SLEEP_MS_MAX))
+			e = bad(why, whylen, "value %s of \"sleep\" is out of "
+			    "range %ums..%ums", v, KSM_SLEEP_MS_MIN,
+			    KSM_SLEEP_MS_MAX);
 		if (e == 0)
 			SET(m, sleep_ms, (uint32_t)ms);
 		return e;
@@ -251,7 +253,8 @@ key_ksm(Mm__V1__KsmPolicy *m, const char *k, const char *v, char *why,
 	}
 	if (strcmp(k, "min_pages_to_scan") == 0 ||
 	    strcmp(k, "max_pages_to_scan") == 0) {
-		e = get_num(k, v, 1, 1e7, &d, why, whylen);
+		e = get_num(k, v, KSM_PAGES_TO_SCAN_MIN,
+		    KSM_PAGES_TO_SCAN_MAX, &d, why, whylen);
 		if (e < 0)
 			return e;
 		if (k[1] == 'i')

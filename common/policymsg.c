@@ -33,20 +33,21 @@ static const struct param params[] = {
 	{ "faults_high_s", P_DOUBLE, B(faults_high_s), 1, 1e9 },
 	{ "avail_low_pct", P_PCT, B(avail_low_pct), 0, 100 },
 	{ "grow_pct", P_PCT, B(grow_pct), 0, 1000 },
-	{ "grow_min_kib", P_KIB, B(grow_min_kib), 0, 1ull << 42 },
+	{ "grow_min_kib", P_KIB, B(grow_min_kib), 0, PM_VM_KIB_MAX },
 	{ "shrink_pct", P_PCT, B(shrink_pct), 0, 100 },
-	{ "shrink_max_kib", P_KIB, B(shrink_max_kib), 0, 1ull << 42 },
+	{ "shrink_max_kib", P_KIB, B(shrink_max_kib), 0, PM_VM_KIB_MAX },
 	{ "hold_ms", P_MS, B(hold_ms), 0, 86400000 },
 	{ "deadband_pct", P_PCT, B(deadband_pct), 0, 100 },
-	{ "deadband_kib", P_KIB, B(deadband_kib), 0, 1ull << 42 },
+	{ "deadband_kib", P_KIB, B(deadband_kib), 0, PM_VM_KIB_MAX },
 	{ "ewma_alpha", P_DOUBLE, B(ewma_alpha), 0.001, 1 },
 	{ "peak_halflife_ms", P_MS, B(peak_halflife_ms), 0, 86400000 },
 	{ "spare_pct", P_PCT, B(spare_pct), 0, 100 },
 	{ "surge_halflife_ms", P_MS, B(surge_halflife_ms), 0, 86400000 },
 	{ "inactive_ms", P_MS, B(inactive_ms), 1, 86400000 },
 	{ "uncooperative_ms", P_MS, B(uncooperative_ms), 1, 86400000 },
-	{ "vm_overhead_kib", P_KIB, B(vm_overhead_kib), 0, 1ull << 42 },
-	{ "guest_capacity_kib", P_KIB, B(guest_capacity_kib), 0, 1ull << 42 },
+	{ "vm_overhead_kib", P_KIB, B(vm_overhead_kib), 0, PM_VM_KIB_MAX },
+	{ "guest_capacity_kib", P_KIB, B(guest_capacity_kib), 0,
+	  PM_HOST_KIB_MAX },
 	{ "ksm_min_profit", P_DOUBLE, K(min_profit), 0, 1e12 },
 	{ "ksm_ample_pct", P_PCT, K(ample_free_pct), 0, 100 },
 	{ "ksm_ample_hold_ms", P_MS, K(ample_hold_ms), 0, 86400000 },
@@ -54,7 +55,7 @@ static const struct param params[] = {
 	{ "ksm_step_up", P_U32, K(step_up), 0, 100000 },
 	{ "ksm_step_down", P_U32, K(step_down), 0, 100000 },
 	{ "numa_min_remote_pct", P_PCT, N(min_remote_pct), 0, 100 },
-	{ "numa_min_pages", P_U64, N(min_pages), 0, 1ull << 40 },
+	{ "numa_min_pages", P_U64, N(min_pages), 0, PM_NUMA_PAGES_MAX },
 };
 
 const char *
@@ -103,6 +104,118 @@ fail(char *why, size_t whylen, const char *fmt, ...)
 		va_end(ap);
 	}
 	return -EINVAL;
+}
+
+/* A size (KiB) or page count the policy sets, against its bound. */
+static int
+bounded(const char *where, const char *field, uint64_t v, uint64_t max,
+    const char *unit, char *why, size_t whylen)
+{
+	if (v <= max)
+		return 0;
+	return fail(why, whylen, "%s%s%s %llu above %llu (%s)", where,
+	    *where != '\0' ? ": " : "", field, (unsigned long long)v,
+	    (unsigned long long)max, unit);
+}
+
+/* A VM's sizes no host can give are refused (where: "defaults" or
+ * "rule \"<glob>\"", as the engine names them). */
+static int
+limits_check(const Mm__V1__VmLimits *m, const char *where, char *why,
+    size_t whylen)
+{
+	int r = 0;
+
+	if (m == NULL)
+		return 0;
+	if (m->has_min_kib)
+		r = bounded(where, "min_kib", m->min_kib, PM_VM_KIB_MAX,
+		    "32 TiB", why, whylen);
+	if (r == 0 && m->has_max_kib)
+		r = bounded(where, "max_kib", m->max_kib, PM_VM_KIB_MAX,
+		    "32 TiB", why, whylen);
+	if (r == 0 && m->has_headroom_kib)
+		r = bounded(where, "headroom_kib", m->headroom_kib,
+		    PM_VM_KIB_MAX, "32 TiB", why, whylen);
+	if (r == 0 && m->has_headroom_pct && !(m->headroom_pct >= 0 &&
+	    m->headroom_pct <= 100))
+		r = fail(why, whylen, "%s: headroom_pct %g outside 0..100",
+		    where, m->headroom_pct);
+	return r;
+}
+
+/* A KSM setting the policy sets, within ksm_limits.h. */
+static int
+ksm_ranged(const char *field, bool has, uint32_t v, uint32_t lo,
+    uint32_t hi, char *why, size_t whylen)
+{
+	if (!has || (v >= lo && v <= hi))
+		return 0;
+	return fail(why, whylen, "ksm: %s %u outside %u..%u", field, v, lo,
+	    hi);
+}
+
+static int
+ksm_check(const Mm__V1__KsmPolicy *k, char *why, size_t whylen)
+{
+	int r;
+
+	r = ksm_ranged("min_pages_to_scan", k->has_min_pages_to_scan,
+	    k->min_pages_to_scan, KSM_PAGES_TO_SCAN_MIN,
+	    KSM_PAGES_TO_SCAN_MAX, why, whylen);
+	if (r == 0)
+		r = ksm_ranged("max_pages_to_scan", k->has_max_pages_to_scan,
+		    k->max_pages_to_scan, KSM_PAGES_TO_SCAN_MIN,
+		    KSM_PAGES_TO_SCAN_MAX, why, whylen);
+	if (r == 0)
+		r = ksm_ranged("sleep_ms", k->has_sleep_ms, k->sleep_ms,
+		    KSM_SLEEP_MS_MIN, KSM_SLEEP_MS_MAX, why, whylen);
+	return r;
+}
+
+static int
+numa_check(const Mm__V1__NumaPolicy *n, char *why, size_t whylen)
+{
+	int r = 0;
+
+	if (n->has_round_pages)
+		r = bounded("numa", "round_pages", n->round_pages,
+		    PM_NUMA_PAGES_MAX, "64 TiB of 4 KiB pages", why, whylen);
+	if (r == 0 && n->has_node_reserve_kib)
+		r = bounded("numa", "node_reserve_kib", n->node_reserve_kib,
+		    PM_HOST_KIB_MAX, "64 TiB", why, whylen);
+	return r;
+}
+
+enum pm_version_verdict
+pm_version_check(uint64_t version, bool reset, uint64_t in_force,
+    uint64_t now_s, char *why, size_t whylen)
+{
+	/* Versions are often times: mmctl's default is the time in
+	 * seconds, tools and tests use milliseconds; both stay within. */
+	uint64_t now_ms = now_s * 1000;
+	uint64_t base = in_force > now_ms ? in_force : now_ms;
+	uint64_t limit = base > UINT64_MAX - PM_VERSION_JUMP_MAX ?
+	    UINT64_MAX : base + PM_VERSION_JUMP_MAX;
+
+	if (reset)
+		return PM_VERSION_RESET;
+	if (version <= in_force) {
+		fail(why, whylen, "policy %llu ignored: version %llu in force; "
+		    "use --reset", (unsigned long long)version,
+		    (unsigned long long)in_force);
+		return PM_VERSION_OLD;
+	}
+	if (version > limit) {
+		fail(why, whylen, "policy %llu refused: version more than %llu "
+		    "above %llu (the version in force or the time in "
+		    "milliseconds, the larger); use --reset",
+		    (unsigned long long)version,
+		    (unsigned long long)PM_VERSION_JUMP_MAX,
+		    (unsigned long long)base);
+		return PM_VERSION_JUMP;
+	}
+	return PM_VERSION_NEWER;
 }
 
 /* Fields set in m override l. */
@@ -168,6 +281,7 @@ int
 pm_from_msg(const Mm__V1__Policy *m, struct pm_policy *ret, char *why,
     size_t whylen)
 {
+	char where[PE_ID_MAX * 2 + 16];
 	struct pm_policy p;
 	int r;
 
@@ -184,8 +298,16 @@ pm_from_msg(const Mm__V1__Policy *m, struct pm_policy *ret, char *why,
 	    pe_algo_from_name(m->algorithm, &p.balloon.algo) < 0)
 		return fail(why, whylen, "unknown algorithm \"%s\" (known: "
 		    "pressure, static, xenmm, mom)", m->algorithm);
-	if (m->has_host_reserve_kib)
+	if (m->has_host_reserve_kib) {
+		r = bounded("", "host_reserve_kib", m->host_reserve_kib,
+		    PM_HOST_KIB_MAX, "64 TiB", why, whylen);
+		if (r < 0)
+			return r;
 		p.balloon.host_reserve_kib = m->host_reserve_kib;
+	}
+	r = limits_check(m->defaults, "defaults", why, whylen);
+	if (r < 0)
+		return r;
 	limits_apply(&p.balloon.defaults, m->defaults);
 	if (m->n_rules > PE_RULES_MAX)
 		return fail(why, whylen, "%zu rules, at most %d", m->n_rules,
@@ -199,6 +321,10 @@ pm_from_msg(const Mm__V1__Policy *m, struct pm_policy *ret, char *why,
 			    "or longer than %zu", i + 1,
 			    sizeof(rule->pattern) - 1);
 		snprintf(rule->pattern, sizeof(rule->pattern), "%s", pat);
+		snprintf(where, sizeof(where), "rule \"%s\"", pat);
+		r = limits_check(m->rules[i]->limits, where, why, whylen);
+		if (r < 0)
+			return r;
 		rule->limits = p.balloon.defaults;
 		limits_apply(&rule->limits, m->rules[i]->limits);
 	}
@@ -206,6 +332,9 @@ pm_from_msg(const Mm__V1__Policy *m, struct pm_policy *ret, char *why,
 	if (m->ksm != NULL) {
 		const Mm__V1__KsmPolicy *k = m->ksm;
 
+		r = ksm_check(k, why, whylen);
+		if (r < 0)
+			return r;
 		p.ksm_managed = true;
 		if (k->has_enable)
 			p.ksm.enable = k->enable;
@@ -227,6 +356,9 @@ pm_from_msg(const Mm__V1__Policy *m, struct pm_policy *ret, char *why,
 	if (m->numa != NULL) {
 		const Mm__V1__NumaPolicy *n = m->numa;
 
+		r = numa_check(n, why, whylen);
+		if (r < 0)
+			return r;
 		p.numa_managed = true;
 		if (n->has_enable)
 			p.numa.enable = n->enable;

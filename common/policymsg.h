@@ -11,10 +11,32 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ksm_limits.h"
 #include "msg.h"
 #include "policy.h"
 
 enum pm_mode { PM_ENFORCE = 1, PM_SHADOW = 2, PM_OFF = 3 };
+
+/*
+ * What a policy may ask of a host, beyond msg.c's structural limits: a
+ * value no host can meet is refused, not turned into targets of 0. The
+ * largest hosts sold hold 32 to 48 TiB and the largest VMs about 24 TiB.
+ * KSM's bounds are in ksm_limits.h, shared with the actuator.
+ */
+#define PM_HOST_KIB_MAX		(64ull << 30)	/* 64 TiB: host_reserve,
+						 * guest capacity, a node's
+						 * reserve */
+#define PM_VM_KIB_MAX		(32ull << 30)	/* 32 TiB: a VM's min, max,
+						 * headroom, steps, overhead */
+#define PM_NUMA_PAGES_MAX	(PM_HOST_KIB_MAX / 4)	/* 4 KiB pages */
+
+/*
+ * How far a policy's version may jump ahead: above the larger of the
+ * version in force and the time in milliseconds since the epoch (versions
+ * are often times: mmctl's default is seconds, tools use milliseconds), by
+ * at most this. A version beyond would leave every later apply ignored.
+ */
+#define PM_VERSION_JUMP_MAX	1000000ull
 
 /* A policy in force: the engine's structs and what the message says. */
 struct pm_policy {
@@ -36,13 +58,33 @@ void pm_defaults(struct pm_policy *p, enum pm_mode mode);
 
 /*
  * Convert and validate m (borrowed) into *ret: known algorithm and mode,
- * rules within PE_RULES_MAX, known parameters, and every range the engine
- * checks. Returns 0, or -EINVAL with a sentence for people in why (may be
- * NULL), e.g. "rule \"db-*\": min 8388608 KiB above max 4194304 KiB".
- * *ret is written only on success.
+ * rules within PE_RULES_MAX, known parameters, sizes a host can hold
+ * (PM_*_MAX), KSM settings within ksm_limits.h, and every range the engine
+ * checks. The version is not judged here (pm_version_check()). Returns
+ * 0, or -EINVAL with a sentence for people in why (may be NULL), e.g.
+ * "rule \"db-*\": min 8388608 KiB above max 4194304 KiB" or
+ * "host_reserve_kib 4503599627370496 above 68719476736 (64 TiB)". *ret
+ * is written only on success.
  */
 int pm_from_msg(const Mm__V1__Policy *m, struct pm_policy *ret, char *why,
     size_t whylen);
+
+enum pm_version_verdict {
+	PM_VERSION_NEWER,	/* above the one in force: take it */
+	PM_VERSION_RESET,	/* an operator's reset: take it, any version */
+	PM_VERSION_OLD,		/* not above the one in force: ignore it */
+	PM_VERSION_JUMP,	/* too far ahead (PM_VERSION_JUMP_MAX): refuse */
+};
+
+/*
+ * Judge a policy's version against in_force (0: the built-in policy) at
+ * now_s (seconds since the epoch). reset (Policy.reset) takes any version.
+ * For OLD and JUMP, why (may be NULL) gets a sentence for the operator
+ * that begins "policy <version> ...", e.g. "policy 4 ignored: version 5
+ * in force; use --reset".
+ */
+enum pm_version_verdict pm_version_check(uint64_t version, bool reset,
+    uint64_t in_force, uint64_t now_s, char *why, size_t whylen);
 
 /* "enforce", "shadow", "off"; NULL for an unknown mode. */
 const char *pm_mode_name(enum pm_mode m);

@@ -39,8 +39,12 @@ topo_id_valid(const char *id)
 int
 topo_declare_dead(struct bus *bus)
 {
+	/* "all-with-x" (RabbitMQ 3.10 and later): plain "all" leaves every
+	 * x- header out of the match, so x-first-death-reason would match
+	 * anything and expired messages would be kept too. */
 	static const char *const rejected[] = {
-		"x-match", "all", "x-first-death-reason", "rejected", NULL
+		"x-match", "all-with-x", "x-first-death-reason", "rejected",
+		NULL
 	};
 	const struct bus_queue_opts dead = {
 		.durable = true,

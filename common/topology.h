@@ -58,7 +58,8 @@ struct bus;
 bool topo_id_valid(const char *id);
 
 /* The dead-letter exchange and mm.dead, bound to receive only rejected
- * messages (x-first-death-reason = rejected). Every consumer declares it. */
+ * messages (x-match all-with-x, x-first-death-reason = rejected): expired
+ * and overflowed ones are dropped. Every consumer declares it. */
 int topo_declare_dead(struct bus *bus);
 
 /* mm.stats only: what a collector needs to publish. */

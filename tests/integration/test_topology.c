@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -316,6 +317,120 @@ test_topology_listed_by_management_api(void **state)
 	assert_non_null(strstr(json, "\"routing_key\":\"#\""));
 }
 
+/*
+ * What mm.dead keeps, as docs/protocol.md says: a command batch a consumer
+ * rejects lands there, one that expires in its queue does not. Run as
+ * guest, which may read mm.dead (ctest's RESOURCE_LOCK mm_dead keeps the
+ * tests that empty it apart).
+ */
+struct dl {
+	uv_loop_t loop;
+	struct bus *bus;
+	bool up;
+	char rejected_id[128];
+	char expired_id[128];
+	bool got_rejected;	/* the actuator queue delivered it */
+	bool dead_rejected;	/* found on mm.dead */
+	bool dead_expired;
+	char reason[64];	/* x-first-death-reason of the rejected one */
+};
+
+static void
+dl_state_cb(struct bus *bus, bool up, const char *reason, void *arg)
+{
+	struct dl *t = arg;
+
+	t->up = up;
+}
+
+static enum bus_disposition
+dl_actuator_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
+{
+	struct dl *t = arg;
+
+	if (strcmp(d->message_id, t->rejected_id) == 0) {
+		t->got_rejected = true;
+		return BUS_REJECT;
+	}
+	return BUS_ACK;
+}
+
+static enum bus_disposition
+dl_dead_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
+{
+	struct dl *t = arg;
+
+	if (strcmp(d->message_id, t->rejected_id) == 0)
+		t->dead_rejected = true;
+	if (strcmp(d->message_id, t->expired_id) == 0)
+		t->dead_expired = true;
+	return BUS_ACK;
+}
+
+static void
+test_topology_dead_keeps_rejected_only(void **state)
+{
+	struct bus_config cfg = {
+		.url = tu_broker_url(),
+		.app_id = "test-dead-letters",
+	};
+	static struct dl t;
+	uint8_t b = 1;
+	struct bus_msg m = {
+		.exchange = TOPO_EX_COMMANDS,
+		.body = &b,
+		.len = 1,
+		.type = "mm.v1.CommandBatch",
+		.persistent = true,
+	};
+	char host[64], queue[128], *json;
+	char *u = tu_unique("dl");
+
+	memset(&t, 0, sizeof(t));
+	snprintf(host, sizeof(host), "topo-dl-%d", (int)getpid());
+	snprintf(t.rejected_id, sizeof(t.rejected_id), "%s-rejected", u);
+	snprintf(t.expired_id, sizeof(t.expired_id), "%s-expired", u);
+	free(u);
+	cfg.state_cb = dl_state_cb;
+	cfg.state_arg = &t;
+	uv_loop_init(&t.loop);
+	t.bus = bus_new(&t.loop, &cfg);
+	assert_non_null(t.bus);
+	assert_int_equal(topo_declare_actuator_queue(t.bus, host), 0);
+	assert_int_equal(bus_start(t.bus), 0);
+	assert_true(tu_run_until(&t.loop, &t.up, 10000));
+
+	/* A batch that expires waiting for its actuator, then one the
+	 * actuator refuses. */
+	m.routing_key = host;
+	m.message_id = t.expired_id;
+	m.expiration_ms = 1;
+	assert_int_equal(bus_publish(t.bus, &m, NULL, NULL), 0);
+	m.message_id = t.rejected_id;
+	m.expiration_ms = 0;
+	assert_int_equal(bus_publish(t.bus, &m, NULL, NULL), 0);
+	tu_run_for(&t.loop, 500);
+	assert_int_equal(topo_actuator_queue(queue, sizeof(queue), host), 0);
+	assert_int_equal(bus_consume(t.bus, queue, false, dl_actuator_cb, &t),
+	    0);
+	assert_true(tu_run_until(&t.loop, &t.got_rejected, 10000));
+
+	assert_int_equal(bus_consume(t.bus, TOPO_Q_DEAD, false, dl_dead_cb,
+	    &t), 0);
+	assert_true(tu_run_until(&t.loop, &t.dead_rejected, 10000));
+	/* Both went to mm.dlx in the same order; give the expired one time
+	 * to show up anyway. */
+	tu_run_for(&t.loop, 1000);
+	assert_false(t.dead_expired);
+	bus_close(t.bus, 1000, NULL, NULL);
+	assert_int_equal(tu_loop_finish(&t.loop), 0);
+
+	/* One binding, and one that filters on the x- header. */
+	json = http_get("/api/bindings/mm/e/mm.dlx/q/mm.dead");
+	assert_non_null(strstr(json, "\"x-match\":\"all-with-x\""));
+	assert_null(strstr(json, "\"x-match\":\"all\""));
+}
+
 int
 main(void)
 {
@@ -327,6 +442,7 @@ main(void)
 		cmocka_unit_test(test_topology_collector_cannot_command),
 		cmocka_unit_test(test_topology_operator_cannot_forge_events),
 		cmocka_unit_test(test_topology_listed_by_management_api),
+		cmocka_unit_test(test_topology_dead_keeps_rejected_only),
 	};
 
 	tu_broker_url();

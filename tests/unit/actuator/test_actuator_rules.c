@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "actuator.h"
+#include "ksm_limits.h"
 #include "testutil.h"
 
 #define MIB	1024ull
@@ -231,6 +232,54 @@ test_actuator_ksm(void **state)
 	free(none);
 }
 
+/* A command out of bounds (ksm_limits.h) is refused whole: nothing is
+ * written, not even its run, and it is counted. */
+static void
+test_actuator_ksm_bounds(void **state)
+{
+	Mm__V1__KsmSettings s = MM__V1__KSM_SETTINGS__INIT;
+	struct act_ksm k;
+	char why[256], *dir = ksm_fixture();
+
+	assert_int_equal(act_ksm_init(&k, dir), 0);
+	k.write_fn = picky_write;
+	k.write_arg = dir;
+
+	s.has_pages_to_scan = s.has_run = 1;
+	s.pages_to_scan = UINT32_MAX;
+	s.run = MM__V1__KSM_RUN__KSM_RUN_STOP;
+	assert_int_equal(act_ksm_apply(&k, &s, why, sizeof(why)), -ERANGE);
+	assert_string_equal(why, "pages_to_scan 4294967295 outside 1..100000, "
+	    "nothing written");
+	assert_string_equal(read_back(dir, "pages_to_scan"), "100");
+	assert_string_equal(read_back(dir, "run"), "1");
+	s.pages_to_scan = 0;
+	assert_int_equal(act_ksm_apply(&k, &s, why, sizeof(why)), -ERANGE);
+
+	s.pages_to_scan = KSM_PAGES_TO_SCAN_MAX;
+	s.has_sleep_ms = 1;
+	s.sleep_ms = UINT32_MAX;
+	assert_int_equal(act_ksm_apply(&k, &s, why, sizeof(why)), -ERANGE);
+	assert_string_equal(why, "sleep_ms 4294967295 outside 1..60000, "
+	    "nothing written");
+	assert_string_equal(read_back(dir, "pages_to_scan"), "100");
+	assert_string_equal(read_back(dir, "sleep_millisecs"), "20");
+	assert_string_equal(read_back(dir, "run"), "1");
+	assert_int_equal(k.refused, 3);
+
+	/* The bounds themselves are fine. */
+	s.sleep_ms = KSM_SLEEP_MS_MAX;
+	assert_int_equal(act_ksm_apply(&k, &s, why, sizeof(why)), 0);
+	assert_string_equal(read_back(dir, "pages_to_scan"), "100000");
+	assert_string_equal(read_back(dir, "sleep_millisecs"), "60000");
+	assert_string_equal(read_back(dir, "run"), "0");
+	assert_int_equal(k.refused, 3);
+	assert_int_equal(act_ksm_restore(&k), 0);
+	act_ksm_free(&k);
+	tu_rmtree(dir);
+	free(dir);
+}
+
 /* Restore has to unmerge to put merge_across_nodes back. */
 static void
 test_actuator_ksm_restore_busy(void **state)
@@ -315,6 +364,7 @@ main(void)
 		cmocka_unit_test(test_actuator_order),
 		cmocka_unit_test(test_actuator_failsafe),
 		cmocka_unit_test(test_actuator_ksm),
+		cmocka_unit_test(test_actuator_ksm_bounds),
 		cmocka_unit_test(test_actuator_ksm_restore_busy),
 		cmocka_unit_test(test_actuator_numa_plan),
 		cmocka_unit_test(test_actuator_numa_online),
