@@ -196,23 +196,31 @@ add_numa(struct build *b, struct hv_vm *vm, struct cvm *c)
 	b->vm_numa_p[b->nnuma++] = vn;
 }
 
+/* What the host knows of vm, for the sanitizer (and used memory). */
+static void
+host_view(const struct hv_vm *vm, struct san_host *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	ret->vm_id = vm->id;
+	ret->balloon_known = vm->balloon_known;
+	ret->balloon_actual_kib = vm->balloon_actual_kib;
+	ret->target_known = vm->target_known;
+	ret->target_kib = vm->balloon_target_kib;
+	ret->max_known = vm->max_known;
+	ret->max_kib = vm->max_kib;
+	ret->doo_known = vm->doo_known;
+	ret->deflate_on_oom = vm->deflate_on_oom;
+}
+
 /* What the guest uses, less a deflate-on-oom balloon in its MemTotal. */
 static bool
 guest_used_kib(const struct hv_vm *vm, const Mm__V1__GuestStats *g,
     uint64_t *ret)
 {
-	const Mm__V1__Meminfo *mi = g->meminfo;
-	const Mm__V1__Vmstat *vs = g->vmstat;
-	uint64_t balloon;
-	bool in_total = pe_balloon_in_total(vm->doo_known, vm->deflate_on_oom,
-	    vs != NULL && vs->has_balloon_pages, vs != NULL ?
-	    vs->balloon_pages : 0, &balloon);
+	struct san_host h;
 
-	if (mi == NULL || !mi->has_total_kib || !mi->has_available_kib)
-		return false;
-	*ret = pe_used_kib(mi->total_kib, mi->available_kib, in_total,
-	    balloon, vm->balloon_known, vm->balloon_actual_kib);
-	return true;
+	host_view(vm, &h);
+	return san_used_kib(&h, g, ret);
 }
 
 static void
@@ -394,19 +402,13 @@ report_soon(void)
 static void
 on_guest(struct hv_vm *vm, struct cvm *c)
 {
-	struct san_host h = {
-		.vm_id = vm->id,
-		.balloon_known = vm->balloon_known,
-		.balloon_actual_kib = vm->balloon_actual_kib,
-		.target_known = vm->target_known,
-		.target_kib = vm->balloon_target_kib,
-		.max_known = vm->max_known,
-		.max_kib = vm->max_kib,
-		.now_ms = clock_ms(CLOCK_REALTIME),
-		.mono_ms = uv_now(&C.loop),
-	};
+	struct san_host h;
 	Mm__V1__GuestStats *g;
 	uint64_t used;
+
+	host_view(vm, &h);
+	h.now_ms = clock_ms(CLOCK_REALTIME);
+	h.mono_ms = uv_now(&C.loop);
 
 	/* Until the host knows the VM's size it cannot check the guest's:
 	 * the first samples wait for query-balloon (milliseconds). */
@@ -422,6 +424,11 @@ on_guest(struct hv_vm *vm, struct cvm *c)
 	c->seen = true;
 	c->seen_seq = vm->guest->agent_seq;
 	c->seen_time_ms = vm->guest->time_ms;
+	/* The host's side of what the guest says it uses (kvm, sim: the
+	 * process; Xen's view is the balloon, checked against the total). */
+	if (vm->pid > 0)
+		h.resident_known = hs_read_resident_kib(C.conf.proc_root,
+		    vm->pid, &h.resident_kib) == 0;
 	g = guest_dup(vm->guest);
 	if (g == NULL || san_check(&c->san, &C.lim, &h, g) < 0) {
 		msg_free(g ? &g->base : NULL);

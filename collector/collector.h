@@ -46,13 +46,21 @@ enum san_reason {
 	SAN_FUTURE_TIME,	/* time_ms ahead of the host's clock */
 	SAN_RATE,		/* samples faster than allowed */
 	SAN_OWNED_FIELD,	/* guest set a field the host owns */
+	SAN_UNKNOWN_FIELDS,	/* fields mm does not know: dropped */
+	SAN_TOO_BIG,		/* sample above guest_max_bytes: refused */
+	SAN_HOST_VIEW,		/* used above what the host sees resident */
 	SAN_REASON_COUNT
 };
+
+/* Largest GuestStats the collector puts in a report, packed. Known fields
+ * take about 300 bytes; a guest must not grow its host's report. */
+#define SAN_GUEST_MAX_BYTES	4096
 
 struct san_limits {
 	uint64_t tolerance_kib;		/* slack of the consistency checks */
 	unsigned rate_per_s;		/* samples accepted per second */
 	double psi_jump_pct;		/* avg10 rise that is "rising" */
+	size_t guest_max_bytes;		/* 0: SAN_GUEST_MAX_BYTES */
 };
 
 /* Per-VM sanitizer memory; zero it to start. */
@@ -81,6 +89,12 @@ struct san_host {
 	uint64_t target_kib;
 	bool max_known;
 	uint64_t max_kib;
+	bool doo_known;			/* the balloon deflates on OOM (kvm) */
+	bool deflate_on_oom;
+	/* What the host sees the VM hold: its process's resident memory
+	 * (kvm, sim); the guest cannot claim to use more. */
+	bool resident_known;
+	uint64_t resident_kib;
 	uint64_t now_ms;		/* wall clock, ms since the epoch */
 	uint64_t mono_ms;		/* loop time, for the rate limit */
 };
@@ -101,13 +115,26 @@ bool san_admit(struct san_vm *s, const struct san_limits *lim,
 /*
  * Check and fix g in place: g is the collector's own copy (every part
  * malloc'd, as from msg_unpack()), which sanitizing may extend (flags,
- * meminfo). Host-owned fields set by the guest are cleared; values are
- * clamped into range; counters are kept monotonic (an agent restart resets
- * the baseline); g->flags lists a SanitizerFlag per distrusted value and
+ * meminfo). Fields mm does not know (protobuf-c's unknown_fields, in g and
+ * every submessage) are dropped and host-owned fields set by the guest are
+ * cleared; host_resident_kib is set from h; values are clamped into range;
+ * counters are kept monotonic (an agent restart resets the baseline);
+ * g->flags lists a SanitizerFlag per distrusted value and
  * g->pressure_rising is set by the collector's rule. Every rejection is
- * counted in s and san_total and logged once per VM. Returns 0 or -ENOMEM.
+ * counted in s and san_total and logged once per VM (unknown fields and
+ * refusals: each, rate-limited). Returns 0, -EMSGSIZE (g still packs to
+ * more than guest_max_bytes: refused, the caller drops it) or -ENOMEM.
  */
 int san_check(struct san_vm *s, const struct san_limits *lim,
     const struct san_host *h, Mm__V1__GuestStats *g);
+
+/*
+ * The memory g's guest uses by its own numbers, as the policy engine
+ * counts it (pe_used_kib(): total - available, less what a deflate-on-oom
+ * balloon holds in MemTotal), with the host's word on the balloon from h.
+ * False when g lacks total or available. Everything is borrowed.
+ */
+bool san_used_kib(const struct san_host *h, const Mm__V1__GuestStats *g,
+    uint64_t *ret_kib);
 
 #endif

@@ -4,7 +4,9 @@
  * stats leave the host every value is checked against what the host knows
  * and against the guest's own previous sample. Nothing is silently dropped
  * or silently fixed: each distrusted value adds a SanitizerFlag, and each
- * reason is counted and logged the first time a VM shows it.
+ * reason is counted and logged the first time a VM shows it (or, for what
+ * a guest can repeat at every sample to fill the log or the report, each
+ * time within a rate limit).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -16,12 +18,14 @@
 
 #include "collector.h"
 #include "log.h"
+#include "policy.h"
 
 uint64_t san_total[SAN_REASON_COUNT];
 
 static const struct {
 	const char *name;
 	Mm__V1__SanitizerFlag flag;
+	bool each;		/* log each time, rate-limited */
 } reasons[SAN_REASON_COUNT] = {
 	[SAN_MISSING] = { "missing_fields",
 	    MM__V1__SANITIZER_FLAG__SANITIZER_FLAG_MISSING_FIELDS },
@@ -43,7 +47,18 @@ static const struct {
 	    MM__V1__SANITIZER_FLAG__SANITIZER_FLAG_RATE_LIMITED },
 	[SAN_OWNED_FIELD] = { "host_owned_field",
 	    MM__V1__SANITIZER_FLAG__SANITIZER_FLAG_CLAMPED },
+	/* Cut to its known fields, the sample itself is as good as any. */
+	[SAN_UNKNOWN_FIELDS] = { "unknown_fields",
+	    MM__V1__SANITIZER_FLAG__SANITIZER_FLAG_CLAMPED, true },
+	[SAN_TOO_BIG] = { "too_big",
+	    MM__V1__SANITIZER_FLAG__SANITIZER_FLAG_CLAMPED, true },
+	[SAN_HOST_VIEW] = { "above_host_view",
+	    MM__V1__SANITIZER_FLAG__SANITIZER_FLAG_HOST_VIEW },
 };
+
+/* One limit per reason logged each time: shared by every VM, so that a
+ * fleet of hostile guests cannot fill the journal either. */
+static struct log_limit each_limit[SAN_REASON_COUNT];
 
 const char *
 san_reason_name(enum san_reason r)
@@ -63,16 +78,29 @@ reject(struct san_vm *s, const struct san_host *h, enum san_reason r,
 	char buf[256];
 	va_list ap;
 
+	uint64_t suppressed;
+
 	s->count[r]++;
 	san_total[r]++;
-	if (s->logged & (1u << r))
+	if (reasons[r].each) {
+		if (!log_limit_ok(&each_limit[r], &suppressed))
+			return;
+	} else if (s->logged & (1u << r)) {
 		return;
+	}
 	s->logged |= 1u << r;
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	log_warnx("vm \"%s\": %s (%s; reported once per vm)", h->vm_id, buf,
-	    reasons[r].name);
+	if (!reasons[r].each)
+		log_warnx("vm \"%s\": %s (%s; reported once per vm)",
+		    h->vm_id, buf, reasons[r].name);
+	else if (suppressed > 0)
+		log_warnx("vm \"%s\": %s (%s; %" PRIu64 " more, of any vm, "
+		    "not logged)", h->vm_id, buf, reasons[r].name, suppressed);
+	else
+		log_warnx("vm \"%s\": %s (%s; counted)", h->vm_id, buf,
+		    reasons[r].name);
 }
 
 bool
@@ -163,12 +191,52 @@ counters(Mm__V1__GuestStats *g, uint64_t **ret, protobuf_c_boolean **has)
 	return n;
 }
 
+/*
+ * Drop what protobuf-c kept of fields this build does not know, in m and
+ * every submessage (the descriptor says where they are): a guest would
+ * have them re-encoded into its host's report, and could grow it to the
+ * bus's limit. m is malloc'd throughout, as from msg_unpack(). True when
+ * there were any.
+ */
+static bool
+drop_unknown(ProtobufCMessage *m)
+{
+	const ProtobufCMessageDescriptor *desc = m->descriptor;
+	bool any = m->n_unknown_fields > 0;
+	unsigned i;
+	size_t k;
+
+	for (k = 0; k < m->n_unknown_fields; k++)
+		free(m->unknown_fields[k].data);
+	free(m->unknown_fields);
+	m->unknown_fields = NULL;
+	m->n_unknown_fields = 0;
+	for (i = 0; i < desc->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &desc->fields[i];
+		void *at = (char *)m + f->offset;
+
+		if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+			continue;
+		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+			size_t n = *(size_t *)((char *)m + f->quantifier_offset);
+			ProtobufCMessage **v = *(ProtobufCMessage ***)at;
+
+			for (k = 0; k < n; k++)
+				any |= drop_unknown(v[k]);
+		} else if (*(ProtobufCMessage **)at != NULL) {
+			any |= drop_unknown(*(ProtobufCMessage **)at);
+		}
+	}
+	return any;
+}
+
 /* Fields only the collector may set. */
 static bool
 strip_owned(Mm__V1__GuestStats *g)
 {
 	bool any = g->has_balloon_target_kib || g->has_balloon_actual_kib ||
 	    g->has_deflate_on_oom || g->has_min_kib || g->has_max_kib ||
+	    g->has_host_resident_kib ||
 	    g->has_stale || g->n_flags > 0 || g->has_pressure_rising ||
 	    g->vm_name != NULL || g->vm_uuid != NULL;
 
@@ -179,12 +247,32 @@ strip_owned(Mm__V1__GuestStats *g)
 
 	g->has_balloon_target_kib = g->has_balloon_actual_kib = 0;
 	g->has_deflate_on_oom = g->has_min_kib = g->has_max_kib = 0;
+	g->has_host_resident_kib = 0;
+	g->host_resident_kib = 0;
 	g->has_stale = g->has_pressure_rising = 0;
 	g->stale = g->pressure_rising = 0;
 	free(g->flags);
 	g->flags = NULL;
 	g->n_flags = 0;
 	return any;
+}
+
+bool
+san_used_kib(const struct san_host *h, const Mm__V1__GuestStats *g,
+    uint64_t *ret_kib)
+{
+	const Mm__V1__Meminfo *mi = g->meminfo;
+	const Mm__V1__Vmstat *vs = g->vmstat;
+	uint64_t balloon;
+	bool in_total = pe_balloon_in_total(h->doo_known, h->deflate_on_oom,
+	    vs != NULL && vs->has_balloon_pages, vs != NULL ?
+	    vs->balloon_pages : 0, &balloon);
+
+	if (mi == NULL || !mi->has_total_kib || !mi->has_available_kib)
+		return false;
+	*ret_kib = pe_used_kib(mi->total_kib, mi->available_kib, in_total,
+	    balloon, h->balloon_known, h->balloon_actual_kib);
+	return true;
 }
 
 int
@@ -203,7 +291,15 @@ san_check(struct san_vm *s, const struct san_limits *lim,
 	 * else (Xen) the target the toolstack set, as xenmm used. */
 	uint64_t host_kib = h->balloon_known ? h->balloon_actual_kib :
 	    h->target_known ? h->target_kib : 0;
+	size_t max_bytes = lim->guest_max_bytes ? lim->guest_max_bytes :
+	    SAN_GUEST_MAX_BYTES, bytes;
+	uint64_t used;
 
+	if (drop_unknown(&g->base)) {
+		hit[SAN_UNKNOWN_FIELDS] = true;
+		reject(s, h, SAN_UNKNOWN_FIELDS, "fields mm does not know, "
+		    "dropping them");
+	}
 	if (strip_owned(g)) {
 		hit[SAN_OWNED_FIELD] = true;
 		reject(s, h, SAN_OWNED_FIELD, "guest set host-owned fields, "
@@ -289,6 +385,20 @@ san_check(struct san_vm *s, const struct san_limits *lim,
 		}
 	}
 
+	/* The host's view: a guest using more than its process holds
+	 * resident claims memory it does not have (host swap, KSM and
+	 * pages the host never touched are within the tolerance). */
+	if (h->resident_known) {
+		g->has_host_resident_kib = 1;
+		g->host_resident_kib = h->resident_kib;
+		if (san_used_kib(h, g, &used) && used > h->resident_kib + tol) {
+			hit[SAN_HOST_VIEW] = true;
+			reject(s, h, SAN_HOST_VIEW, "uses %" PRIu64 " KiB by its "
+			    "own numbers, the host sees %" PRIu64 " KiB "
+			    "resident", used, h->resident_kib);
+		}
+	}
+
 	/* The balloon's pages: a gauge, never more than the VM's maximum
 	 * (not its MemTotal: without deflate-on-oom the pages leave it). */
 	if (g->vmstat != NULL && h->max_known) {
@@ -358,6 +468,14 @@ san_check(struct san_vm *s, const struct san_limits *lim,
 	for (i = 0; i < SAN_REASON_COUNT; i++)
 		if (hit[i] && add_flag(g, reasons[i].flag) < 0)
 			return -ENOMEM;
+	/* Known fields are bounded well below this: a sample above it has
+	 * found a way around that, and is not passed on. */
+	bytes = protobuf_c_message_get_packed_size(&g->base);
+	if (bytes > max_bytes) {
+		reject(s, h, SAN_TOO_BIG, "sample of %zu bytes, at most %zu, "
+		    "refusing it", bytes, max_bytes);
+		return -EMSGSIZE;
+	}
 
 	s->have_prev = true;
 	s->prev_has_seq = g->has_agent_seq;

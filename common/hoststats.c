@@ -19,6 +19,7 @@
 
 #include "hoststats.h"
 #include "log.h"
+#include "procfs.h"
 
 #define HS_CPUS_MAX	4096
 #define HS_CPU_WORDS	(HS_CPUS_MAX / 64)
@@ -671,6 +672,29 @@ task_cpu(const char *proc_root, pid_t pid, const char *tid, long *ret)
 out:
 	free(text);
 	return r;
+}
+
+int
+hs_read_resident_kib(const char *proc_root, pid_t pid, uint64_t *ret_kib)
+{
+	char path[4096], buf[256], *end;
+	uint64_t size, pages;
+	long page = sysconf(_SC_PAGESIZE);
+	long n;
+
+	/* Read once per guest sample: a small buffer on the stack. */
+	if (snprintf(path, sizeof(path), "%s/%d/statm", proc_root,
+	    (int)pid) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	n = procfs_read_file(path, buf, sizeof(buf), NULL);
+	if (n < 0)
+		return (int)n;
+	if (!parse_u64(buf, &end, &size) || !parse_u64(end, &end, &pages) ||
+	    (*end != ' ' && *end != '\n' && *end != '\0') || page <= 0 ||
+	    pages > MSG_KIB_MAX / ((uint64_t)page / 1024))
+		return -EINVAL;
+	*ret_kib = pages * ((uint64_t)page / 1024);
+	return 0;
 }
 
 int

@@ -2,9 +2,10 @@
 /*
  * The host's memory statistics as the collector reports them: /proc/meminfo,
  * /proc/vmstat and /proc/pressure/memory, KSM from /sys/kernel/mm/ksm, NUMA
- * nodes from /sys/devices/system/node, and per VM process its numa_maps and
- * the nodes its threads last ran on. Roots of /proc and /sys are parameters,
- * so tests and the simulator point them at fixture trees.
+ * nodes from /sys/devices/system/node, and per VM process its numa_maps,
+ * the nodes its threads last ran on and its resident memory. Roots of
+ * /proc and /sys are parameters, so tests and the simulator point them at
+ * fixture trees.
  */
 #ifndef MM_HOSTSTATS_H
 #define MM_HOSTSTATS_H
@@ -67,6 +68,13 @@ int hs_read_numa_nodes(const char *sys_root, Mm__V1__NumaNode *ret,
  * zeroed here. Returns 0 or a negative errno.
  */
 int hs_read_numa_maps(const char *proc_root, pid_t pid, uint64_t *ret_pages);
+
+/*
+ * Resident memory of process pid in KiB: <proc_root>/<pid>/statm's second
+ * field (pages) times the page size. For a VM, what the host sees it hold.
+ * Returns 0 or a negative errno (-EINVAL when it does not parse).
+ */
+int hs_read_resident_kib(const char *proc_root, pid_t pid, uint64_t *ret_kib);
 
 /*
  * Which nodes the threads of pid last ran on: each

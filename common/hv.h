@@ -111,6 +111,8 @@ struct hv_stats {
 	uint64_t qmp_errors;		/* QMP error replies */
 	uint64_t qmp_hangs;		/* no greeting or answers: dropped */
 	uint64_t qmp_fallbacks;		/* guest samples from guest-stats */
+	uint64_t watch_coalesced;	/* xen: watch events folded into a
+					 * read already due */
 };
 
 /*

@@ -8,8 +8,11 @@
  * pressure, vmstat, KSM and two NUMA nodes, so the collector's kvm driver and
  * parsers run unchanged against it. Guests run simple workloads; balloons
  * move toward their target at about 100 MiB/s; a "hostile" guest reports
- * impossible numbers and now and then garbage. SIGUSR1 makes every guest
- * report a pressure spike at once (for the collector's fast path).
+ * impossible numbers, pads its frames with fields mm does not know, and
+ * now and then sends garbage. Each VM's process has a statm with what the
+ * guest holds (its use and page cache), which is what the host sees.
+ * SIGUSR1 makes every guest report a pressure spike at once (for the
+ * collector's fast path).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -38,6 +41,8 @@
 #define DEFLATE_KIB_S	(400 * 1024)
 #define LINE_MAX_BYTES	(64 * 1024)
 #define PID_BASE	100000
+/* What a hostile guest pads each frame with, in fields mm does not know. */
+#define HOSTILE_PAD	60000
 
 enum workload { WL_IDLE, WL_STATIC, WL_MONO, WL_HOSTILE, WL_TRACE };
 
@@ -77,6 +82,7 @@ struct sim_vm {
 	size_t ntrace;
 	double trace_len;
 	uint64_t last_event_kib;
+	uint64_t statm_kib;	/* resident memory last written to statm */
 	uv_pipe_t qmp_srv, act_srv, agent_srv;
 	struct client *clients;
 };
@@ -204,6 +210,21 @@ vm_used_kib(const struct sim_vm *v)
 	return v->need_kib < cap ? v->need_kib : cap;
 }
 
+/* Its page cache: a quarter of what it does not use. */
+static uint64_t
+vm_cached_kib(const struct sim_vm *v)
+{
+	return (v->actual_kib - vm_used_kib(v)) / 4;
+}
+
+/* What the host sees the VM's process hold: the guest's use and cache
+ * (a hostile guest's lies change nothing here). */
+static uint64_t
+vm_resident_kib(const struct sim_vm *v)
+{
+	return vm_used_kib(v) + vm_cached_kib(v);
+}
+
 /* What the guest's MemTotal says: a deflate-on-oom balloon leaves it
  * alone and holds its pages as used memory (the kernel does not take them
  * off the managed pages); any other balloon takes them out of it. */
@@ -222,9 +243,11 @@ vm_frame(struct sim_vm *v, uint8_t **ret, size_t *ret_len)
 	Mm__V1__Meminfo mi = MM__V1__MEMINFO__INIT;
 	Mm__V1__Vmstat vs = MM__V1__VMSTAT__INIT;
 	Mm__V1__Psi psi = MM__V1__PSI__INIT;
-	uint64_t used = vm_used_kib(v), cached;
+	uint64_t used = vm_used_kib(v), cached = vm_cached_kib(v);
+	ProtobufCMessageUnknownField pad = { 0 }, pad_mi = { 0 };
+	static uint8_t pad_data[HOSTILE_PAD + 8];
+	static const uint8_t pad_mi_data[] = { 4, 'l', 'i', 'e', 's' };
 
-	cached = (v->actual_kib - used) / 4;
 	g.vm_id = v->name;
 	g.has_time_ms = 1;
 	g.time_ms = clock_ms(CLOCK_REALTIME);
@@ -261,6 +284,30 @@ vm_frame(struct sim_vm *v, uint8_t **ret, size_t *ret_len)
 		vs.major_faults = v->seq % 2 ? 1000 : 10;
 		SET(g, balloon_actual_kib, v->max_kib * 8);
 		SET(g, stale, 0);
+		/* More use than it has: all of its memory. */
+		mi.available_kib = 0;
+		/* Fields from a "newer agent", which a collector that passed
+		 * them on would put in its host's report. */
+		pad.tag = 1000;
+		pad.wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+		pad.len = 0;
+		for (size_t n = HOSTILE_PAD; ; n >>= 7) {
+			pad_data[pad.len++] = (uint8_t)((n & 0x7f) |
+			    (n > 0x7f ? 0x80 : 0));
+			if (n <= 0x7f)
+				break;
+		}
+		memset(pad_data + pad.len, 'x', HOSTILE_PAD);
+		pad.len += HOSTILE_PAD;
+		pad.data = pad_data;
+		g.base.n_unknown_fields = 1;
+		g.base.unknown_fields = &pad;
+		pad_mi.tag = 99;
+		pad_mi.wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+		pad_mi.len = sizeof(pad_mi_data);
+		pad_mi.data = (uint8_t *)pad_mi_data;
+		mi.base.n_unknown_fields = 1;
+		mi.base.unknown_fields = &pad_mi;
 	}
 #undef SET
 	return msg_pack_frame(MSG_GUEST_STATS, &g.base, ret, ret_len);
@@ -363,7 +410,7 @@ vm_event_balloon(struct sim_vm *v)
 static json_t *
 qmp_guest_stats(struct sim_vm *v)
 {
-	uint64_t used = vm_used_kib(v), cached = (v->actual_kib - used) / 4;
+	uint64_t used = vm_used_kib(v), cached = vm_cached_kib(v);
 
 	return json_pack("{s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:I}",
 	    "stats",
@@ -580,6 +627,21 @@ write_pid(const struct sim_vm *v, int pid)
 	}
 }
 
+/* proc/<pid>/statm (in pages, as the kernel has it): the process's size
+ * is the VM's, its resident memory what the guest holds. */
+static void
+write_statm(struct sim_vm *v)
+{
+	uint64_t page_kib = (uint64_t)sysconf(_SC_PAGESIZE) / 1024;
+	char rel[64];
+
+	v->statm_kib = vm_resident_kib(v);
+	snprintf(rel, sizeof(rel), "proc/%d/statm", PID_BASE + v->index);
+	write_file(rel, "%" PRIu64 " %" PRIu64 " 4096 1024 0 %" PRIu64 " 0\n",
+	    v->max_kib / page_kib, v->statm_kib / page_kib,
+	    v->statm_kib / page_kib);
+}
+
 /* A number from ROOT/rel, or def when it cannot be read. */
 static uint64_t
 read_u64(const char *rel, uint64_t def)
@@ -686,6 +748,7 @@ write_host(void)
 		write_file(rel, "%d (qemu-vcpu) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 "
 		    "20 0 1 0 100 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 17 %d 0 0"
 		    " 0 0 0\n", pid, (i % 2) * 4);
+		write_statm(v);
 		write_pid(v, pid);
 	}
 }
@@ -703,6 +766,10 @@ tick_cb(uv_timer_t *t)
 		uint64_t diff;
 
 		vm_step(v, TICK_MS / 1000.0);
+		/* Before any frame from this state: the host never sees
+		 * less than the guest honestly reports. */
+		if (vm_resident_kib(v) != v->statm_kib)
+			write_statm(v);
 		diff = v->actual_kib > v->last_event_kib ?
 		    v->actual_kib - v->last_event_kib :
 		    v->last_event_kib - v->actual_kib;

@@ -41,12 +41,45 @@ xen_close(struct hv *hv)
 
 #define DOM_ROOT	"/local/domain"
 
+/* Least time between two reads of one domain's keys: the collector takes
+ * at most guest_rate (default 5) samples a second anyway. */
+#define XEN_READ_MIN_MS	200
+
+/* What a domain's watches asked to be read. */
+enum {
+	RD_GUEST = 1,	/* data/mm: the agent's sample */
+	RD_MEM = 2,	/* memory/target and static-max */
+};
+
 struct xen_dom {
 	struct hv_vm pub;	/* first: hv's registry holds &pub */
 	unsigned domid;
 	bool seen;
+	unsigned want;		/* RD_* to read once allowed */
+	uint64_t next_ms;	/* loop time of the next allowed read */
+	unsigned mem_gen;	/* memory/ read on the loop: older batches
+				 * do not overwrite it */
 	char tok_seq[32];
 	char tok_mem[32];
+};
+
+/* One domain's keys as a worker read them, for the loop to apply. */
+struct xen_read {
+	unsigned domid;
+	unsigned what;		/* RD_* */
+	unsigned mem_gen;	/* the domain's when the batch started */
+	bool has_target, has_max;
+	uint64_t target_kib, max_kib;
+	Mm__V1__GuestStats *g;	/* NULL: no agent yet (or no memory) */
+	const char *bad_key;	/* a key that is not a number, static */
+};
+
+/* The reads in flight: one at a time, off the loop. */
+struct xen_batch {
+	uv_work_t req;
+	struct xen *x;
+	size_t n;
+	struct xen_read r[];
 };
 
 /* A completion deferred to the loop: libxenstore answers synchronously,
@@ -62,9 +95,14 @@ struct xen_done {
 
 struct xen {
 	struct hv *hv;
-	struct xs_handle *xs;
+	struct xs_handle *xs;	/* the loop's: watches, domains, writes */
+	struct xs_handle *wxs;	/* the workers': reads of domains' keys */
 	uv_poll_t poll;
-	bool poll_init;
+	uv_timer_t kick;	/* the next read a domain waits for */
+	bool poll_init, kick_init;
+	bool closing;
+	unsigned open_handles;	/* closing: close callbacks to come */
+	struct xen_batch *inflight;
 	struct xen_done *done;	/* pending completions */
 };
 
@@ -110,13 +148,14 @@ static const struct xfield xfields[] = {
 	XF("psi/full_total_us", 2, Mm__V1__Psi, full_total_us, false),
 };
 
-/* Read a key; NULL when absent. The result is malloc'd. */
+/* Read a key; NULL when absent. The result is malloc'd. Any thread, on
+ * a handle no other thread uses meanwhile. */
 static char *
-xread(struct xen *x, xs_transaction_t t, const char *fmt, ...)
+xread(struct xs_handle *xs, xs_transaction_t t, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 static char *
-xread(struct xen *x, xs_transaction_t t, const char *fmt, ...)
+xread(struct xs_handle *xs, xs_transaction_t t, const char *fmt, ...)
 {
 	char path[512];
 	unsigned len;
@@ -126,7 +165,7 @@ xread(struct xen *x, xs_transaction_t t, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(path, sizeof(path), fmt, ap);
 	va_end(ap);
-	v = xs_read(x->xs, t, path, &len);
+	v = xs_read(xs, t, path, &len);
 	return v;
 }
 
@@ -174,31 +213,50 @@ dom_find(struct hv *hv, unsigned domid)
 	return NULL;
 }
 
+/* memory/target and static-max of domid into r (any thread). */
+static void
+fetch_memory(struct xs_handle *xs, unsigned domid, struct xen_read *r)
+{
+	char *s;
+
+	s = xread(xs, XBT_NULL, DOM_ROOT "/%u/memory/target", domid);
+	r->has_target = parse_u64(s, &r->target_kib);
+	free(s);
+	s = xread(xs, XBT_NULL, DOM_ROOT "/%u/memory/static-max", domid);
+	r->has_max = parse_u64(s, &r->max_kib);
+	free(s);
+}
+
+static void
+apply_memory(struct xen *x, struct xen_dom *d, const struct xen_read *r)
+{
+	bool changed = false;
+
+	if (r->has_target && (!d->pub.target_known ||
+	    d->pub.balloon_target_kib != r->target_kib)) {
+		d->pub.target_known = true;
+		d->pub.balloon_target_kib = r->target_kib;
+		changed = true;
+	}
+	if (r->has_max && (!d->pub.max_known ||
+	    d->pub.max_kib != r->max_kib)) {
+		d->pub.max_known = true;
+		d->pub.max_kib = r->max_kib;
+		changed = true;
+	}
+	if (changed)
+		hv_emit(x->hv, HV_EV_BALLOON, &d->pub);
+}
+
+/* The write side's read, now and on the loop. */
 static void
 read_memory(struct xen *x, struct xen_dom *d)
 {
-	uint64_t target, max;
-	char *s;
-	bool changed = false;
+	struct xen_read r = { .domid = d->domid };
 
-	s = xread(x, XBT_NULL, DOM_ROOT "/%u/memory/target", d->domid);
-	if (parse_u64(s, &target) && (!d->pub.target_known ||
-	    d->pub.balloon_target_kib != target)) {
-		d->pub.target_known = true;
-		d->pub.balloon_target_kib = target;
-		changed = true;
-	}
-	free(s);
-	s = xread(x, XBT_NULL, DOM_ROOT "/%u/memory/static-max", d->domid);
-	if (parse_u64(s, &max) && (!d->pub.max_known ||
-	    d->pub.max_kib != max)) {
-		d->pub.max_known = true;
-		d->pub.max_kib = max;
-		changed = true;
-	}
-	free(s);
-	if (changed)
-		hv_emit(x->hv, HV_EV_BALLOON, &d->pub);
+	fetch_memory(x->xs, d->domid, &r);
+	d->mem_gen++;
+	apply_memory(x, d, &r);
 }
 
 static Mm__V1__GuestStats *
@@ -244,15 +302,15 @@ guest_trim(Mm__V1__GuestStats *g, const bool *any)
 	}
 }
 
+/* The agent's data/mm keys of domid into r->g, in one read-only
+ * transaction (any thread). r->g stays NULL without agent_seq. */
 static void
-read_guest(struct xen *x, struct xen_dom *d)
+fetch_guest(struct xs_handle *xs, unsigned domid, struct xen_read *r)
 {
-	struct hv *hv = x->hv;
 	Mm__V1__GuestStats *g;
-	bool any[3] = { false }, bad = false;
-	const char *base = "";
+	bool any[3] = { false };
 	xs_transaction_t t;
-	char why[256], *s;
+	char *s;
 	uint64_t u;
 	double f;
 	size_t i;
@@ -260,19 +318,21 @@ read_guest(struct xen *x, struct xen_dom *d)
 	g = guest_new();
 	if (g == NULL)
 		return;
-	t = xs_transaction_start(x->xs);
-	s = xread(x, t, DOM_ROOT "/%u/data/mm/agent_seq", d->domid);
+	t = xs_transaction_start(xs);
+	s = xread(xs, t, DOM_ROOT "/%u/data/mm/agent_seq", domid);
 	if (s == NULL) {
-		xs_transaction_end(x->xs, t, true);
+		xs_transaction_end(xs, t, true);
 		msg_free(&g->base);
 		return;	/* no agent (yet) */
 	}
-	bad |= !parse_u64(s, &g->agent_seq);
+	if (!parse_u64(s, &g->agent_seq))
+		r->bad_key = "agent_seq";
 	g->has_agent_seq = 1;
 	free(s);
-	s = xread(x, t, DOM_ROOT "/%u/data/mm/time_ms", d->domid);
+	s = xread(xs, t, DOM_ROOT "/%u/data/mm/time_ms", domid);
 	if (s != NULL) {
-		bad |= !parse_u64(s, &g->time_ms);
+		if (!parse_u64(s, &g->time_ms))
+			r->bad_key = "time_ms";
 		g->has_time_ms = 1;
 		free(s);
 	}
@@ -281,7 +341,7 @@ read_guest(struct xen *x, struct xen_dom *d)
 		void *m = xf->msg == 0 ? (void *)g->meminfo :
 		    xf->msg == 1 ? (void *)g->vmstat : (void *)g->psi;
 
-		s = xread(x, t, DOM_ROOT "/%u/data/mm/%s", d->domid, xf->key);
+		s = xread(xs, t, DOM_ROOT "/%u/data/mm/%s", domid, xf->key);
 		if (s == NULL)
 			continue;
 		if (xf->pct ? parse_pct(s, &f) : parse_u64(s, &u)) {
@@ -292,24 +352,38 @@ read_guest(struct xen *x, struct xen_dom *d)
 			*(protobuf_c_boolean *)((char *)m + xf->has_off) = 1;
 			any[xf->msg] = true;
 		} else {
-			bad = true;
-			base = xf->key;
+			r->bad_key = xf->key;
 		}
 		free(s);
 	}
-	xs_transaction_end(x->xs, t, true);
+	xs_transaction_end(xs, t, true);
 	guest_trim(g, any);
-	g->vm_id = strdup(d->pub.id);
 	g->has_source = 1;
 	g->source = MM__V1__STATS_SOURCE__STATS_SOURCE_AGENT;
+	r->g = g;
+}
+
+/* Check what fetch_guest() read (msg_validate() is the loop's) and hand
+ * it out; r->g is taken. */
+static void
+apply_guest(struct xen *x, struct xen_dom *d, struct xen_read *r)
+{
+	struct hv *hv = x->hv;
+	Mm__V1__GuestStats *g = r->g;
+	char why[256];
+
+	r->g = NULL;
+	if (g == NULL)
+		return;
+	g->vm_id = strdup(d->pub.id);
 	if (g->vm_id == NULL) {
 		msg_free(&g->base);
 		return;
 	}
-	if (bad) {
+	if (r->bad_key != NULL) {
 		hv_reject(hv, &d->pub, HV_REJECT_UNDECODABLE);
 		log_debug("xen: domain \"%s\": data/mm/%s is not a number",
-		    d->pub.id, base);
+		    d->pub.id, r->bad_key);
 		msg_free(&g->base);
 		return;
 	}
@@ -325,6 +399,125 @@ read_guest(struct xen *x, struct xen_dom *d)
 		hv_emit(hv, HV_EV_GUEST, &d->pub);
 }
 
+/* ---- reads off the loop ---- */
+
+static void schedule(struct xen *x);
+static void finish_close(struct xen *x);
+
+static void
+batch_work_cb(uv_work_t *req)
+{
+	struct xen_batch *b = req->data;
+	size_t i;
+
+	for (i = 0; i < b->n; i++) {
+		if (b->r[i].what & RD_MEM)
+			fetch_memory(b->x->wxs, b->r[i].domid, &b->r[i]);
+		if (b->r[i].what & RD_GUEST)
+			fetch_guest(b->x->wxs, b->r[i].domid, &b->r[i]);
+	}
+}
+
+static void
+batch_done_cb(uv_work_t *req, int status)
+{
+	struct xen_batch *b = req->data;
+	struct xen *x = b->x;
+	struct xen_dom *d;
+	size_t i;
+
+	/* Still in flight while its events run: a callback that closes the
+	 * driver leaves the freeing to the end of this one. */
+	for (i = 0; i < b->n; i++) {
+		struct xen_read *r = &b->r[i];
+
+		d = x->closing || status < 0 ? NULL : dom_find(x->hv, r->domid);
+		if (d != NULL && (r->what & RD_MEM) && r->mem_gen == d->mem_gen)
+			apply_memory(x, d, r);
+		if (d != NULL && (r->what & RD_GUEST))
+			apply_guest(x, d, r);
+		msg_free(r->g ? &r->g->base : NULL);
+	}
+	x->inflight = NULL;
+	free(b);
+	if (x->closing)
+		finish_close(x);
+	else
+		schedule(x);
+}
+
+static void
+kick_cb(uv_timer_t *t)
+{
+	schedule(t->data);
+}
+
+/* Start reading every domain whose keys changed and whose last read is
+ * XEN_READ_MIN_MS old, unless a batch is in flight (its end calls this
+ * again); wake up for the next one that has to wait. */
+static void
+schedule(struct xen *x)
+{
+	struct hv *hv = x->hv;
+	uint64_t now = uv_now(hv->loop), wait = UINT64_MAX;
+	struct xen_batch *b;
+	struct xen_dom *d;
+	size_t i, n = 0;
+
+	if (x->inflight != NULL || x->closing)
+		return;
+	for (i = 0; i < hv->nvms; i++) {
+		d = (struct xen_dom *)hv->vms[i];
+		if (d->want == 0)
+			continue;
+		if (d->next_ms <= now)
+			n++;
+		else if (d->next_ms - now < wait)
+			wait = d->next_ms - now;
+	}
+	if (n > 0) {
+		b = calloc(1, sizeof(*b) + n * sizeof(b->r[0]));
+		if (b == NULL) {
+			wait = XEN_READ_MIN_MS;	/* try again */
+			goto arm;
+		}
+		b->x = x;
+		b->req.data = b;
+		for (i = 0; i < hv->nvms && b->n < n; i++) {
+			d = (struct xen_dom *)hv->vms[i];
+			if (d->want == 0 || d->next_ms > now)
+				continue;
+			b->r[b->n].domid = d->domid;
+			b->r[b->n].what = d->want;
+			b->r[b->n].mem_gen = d->mem_gen;
+			b->n++;
+			d->want = 0;
+			d->next_ms = now + XEN_READ_MIN_MS;
+		}
+		if (uv_queue_work(hv->loop, &b->req, batch_work_cb,
+		    batch_done_cb) < 0) {
+			free(b);
+			wait = XEN_READ_MIN_MS;
+			goto arm;
+		}
+		x->inflight = b;
+	}
+arm:
+	if (wait != UINT64_MAX)
+		uv_timer_start(&x->kick, kick_cb, wait, 0);
+}
+
+/* A watch says d's keys changed: read them once allowed. Events while a
+ * read is already due fold into it. */
+static void
+want_read(struct xen *x, struct xen_dom *d, unsigned what)
+{
+	if ((d->want & what) == what)
+		x->hv->stats.watch_coalesced++;
+	d->want |= what;
+	schedule(x);
+}
+
 static void
 dom_add(struct xen *x, unsigned domid)
 {
@@ -336,7 +529,7 @@ dom_add(struct xen *x, unsigned domid)
 		return;
 	d->domid = domid;
 	d->seen = true;
-	name = xread(x, XBT_NULL, DOM_ROOT "/%u/name", domid);
+	name = xread(x->xs, XBT_NULL, DOM_ROOT "/%u/name", domid);
 	if (name != NULL && hv_id_valid(name, strlen(name)))
 		snprintf(d->pub.id, sizeof(d->pub.id), "%s", name);
 	else
@@ -347,10 +540,11 @@ dom_add(struct xen *x, unsigned domid)
 		return;
 	}
 	hv_emit(x->hv, HV_EV_ADDED, &d->pub);
-	read_memory(x, d);
+	/* Read at once; the watches' first events fold into this. */
+	d->want = RD_MEM | RD_GUEST;
+	schedule(x);
 	snprintf(d->tok_seq, sizeof(d->tok_seq), "seq/%u", domid);
 	snprintf(d->tok_mem, sizeof(d->tok_mem), "mem/%u", domid);
-	/* Each watch fires once at once, which reads what is there. */
 	snprintf(path, sizeof(path), DOM_ROOT "/%u/data/mm/agent_seq", domid);
 	if (!xs_watch(x->xs, path, d->tok_seq))
 		log_debug("xen: watch %s: %s", path, strerror(errno));
@@ -421,9 +615,9 @@ watch_event(struct xen *x, const char *path, const char *token)
 	if (d == NULL)
 		return;
 	if (strncmp(token, "seq/", 4) == 0)
-		read_guest(x, d);
+		want_read(x, d, RD_GUEST);
 	else if (strncmp(token, "mem/", 4) == 0)
-		read_memory(x, d);
+		want_read(x, d, RD_MEM);
 }
 
 static void
@@ -494,7 +688,8 @@ xen_set_target(struct hv *hv, struct hv_vm *vm, uint64_t target_kib,
 		return -ENOTCONN;
 	/* static-max is read now, not taken from the watch's last value:
 	 * the toolstack may have lowered it since. */
-	s = xread(x, XBT_NULL, DOM_ROOT "/%u/memory/static-max", d->domid);
+	s = xread(x->xs, XBT_NULL, DOM_ROOT "/%u/memory/static-max",
+	    d->domid);
 	if (!parse_u64(s, &max)) {
 		free(s);
 		log_debug("xen: domain \"%s\": no memory/static-max",
@@ -544,6 +739,12 @@ xen_start(struct hv *hv)
 		return r;
 	}
 	hv->priv = x;
+	x->wxs = xs_open(0);
+	if (x->wxs == NULL)
+		return errno ? -errno : -ENOENT;
+	uv_timer_init(hv->loop, &x->kick);
+	x->kick.data = x;
+	x->kick_init = true;
 	fd = xs_fileno(x->xs);
 	if (fd < 0 || uv_poll_init(hv->loop, &x->poll, fd) < 0)
 		return -EIO;
@@ -556,15 +757,28 @@ xen_start(struct hv *hv)
 	return uv_poll_start(&x->poll, UV_READABLE, poll_cb) < 0 ? -EIO : 0;
 }
 
+/* The last of: the handles' close callbacks and the batch in flight. */
 static void
-xen_poll_closed_cb(uv_handle_t *h)
+finish_close(struct xen *x)
 {
-	struct xen *x = h->data;
 	struct hv *hv = x->hv;
 
+	if (x->open_handles > 0 || x->inflight != NULL)
+		return;
 	xs_close(x->xs);
+	if (x->wxs != NULL)
+		xs_close(x->wxs);
 	free(x);
 	hv_closed(hv);
+}
+
+static void
+xen_handle_closed_cb(uv_handle_t *h)
+{
+	struct xen *x = h->data;
+
+	x->open_handles--;
+	finish_close(x);
 }
 
 static void
@@ -576,22 +790,28 @@ xen_close(struct hv *hv)
 		hv_closed(hv);
 		return;
 	}
+	x->closing = true;
 	while (hv->nvms > 0)
 		dom_remove(x, (struct xen_dom *)hv->vms[hv->nvms - 1], false);
-	/* Closed before the poll handle, so freed before x is. */
+	/* Closed before the other handles, so freed before x is. */
 	while (x->done != NULL) {
 		struct xen_done *d = x->done;
 
 		x->done = d->next;
 		uv_close((uv_handle_t *)&d->timer, done_closed_cb);
 	}
-	if (x->poll_init) {
-		uv_close((uv_handle_t *)&x->poll, xen_poll_closed_cb);
-		return;
+	/* A batch not started yet is dropped; one running ends first. */
+	if (x->inflight != NULL)
+		uv_cancel((uv_req_t *)&x->inflight->req);
+	if (x->kick_init) {
+		x->open_handles++;
+		uv_close((uv_handle_t *)&x->kick, xen_handle_closed_cb);
 	}
-	xs_close(x->xs);
-	free(x);
-	hv_closed(hv);
+	if (x->poll_init) {
+		x->open_handles++;
+		uv_close((uv_handle_t *)&x->poll, xen_handle_closed_cb);
+	}
+	finish_close(x);
 }
 
 #endif

@@ -5,7 +5,9 @@
  * RabbitMQ as the least-privileged "collector" user, and a consumer here
  * checks that the HostReports arrive with their message type, match the
  * simulated guests, flag every hostile value, and come early (well before
- * the 1 s timer) when a guest's pressure rises.
+ * the 1 s timer) when a guest's pressure rises. The hostile guest pads its
+ * frames with 60 kB of fields mm does not know, which must not reach the
+ * report, and claims more use than its process holds (the host's view).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -34,13 +36,16 @@ struct guest_seen {
 	char id[65];
 	bool stale, rising;
 	uint64_t total, anon, balloon, max;
+	bool has_resident;
+	uint64_t resident;
+	size_t bytes;		/* packed size in the report */
 	unsigned flags;		/* bit (flag - 1) */
 	int source;
 };
 
 struct report_seen {
 	uint64_t seq, rx_ms;
-	size_t n;
+	size_t n, len;
 	struct guest_seen g[8];
 	uint64_t host_total;
 	bool ksm;
@@ -76,6 +81,7 @@ report_cb(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 	s->seq = r->seq;
 	s->rx_ms = uv_now(&T.loop);
 	s->hypervisor = r->hypervisor;
+	s->len = d->len;
 	snprintf(s->app_id, sizeof(s->app_id), "%s", d->app_id);
 	if (r->host != NULL) {
 		s->host_total = r->host->meminfo ?
@@ -96,6 +102,9 @@ report_cb(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 		gs->balloon = g->balloon_actual_kib;
 		gs->max = g->max_kib;
 		gs->source = g->source;
+		gs->has_resident = g->has_host_resident_kib;
+		gs->resident = g->host_resident_kib;
+		gs->bytes = protobuf_c_message_get_packed_size(&g->base);
 		for (j = 0; j < g->n_flags; j++)
 			gs->flags |= 1u << (g->flags[j] - 1);
 	}
@@ -292,6 +301,9 @@ test_collector_end_to_end(void **state)
 	g = guest(r, "web");
 	assert_int_equal(g->flags, 0);
 	assert_int_equal(g->source, MM__V1__STATS_SOURCE__STATS_SOURCE_SIM);
+	/* The host's view: the process holds the guest's use and cache. */
+	assert_true(g->has_resident);
+	assert_in_range(g->resident, 1 * GIB, 2 * GIB);
 	assert_int_equal(g->total, 2 * GIB);
 	assert_int_equal(g->balloon, 2 * GIB);
 	assert_int_equal(g->max, 2 * GIB);
@@ -304,14 +316,36 @@ test_collector_end_to_end(void **state)
 	assert_in_range(g->anon, 512 * MIB, 3 * GIB);
 
 	/* The hostile guest: never a fresh sample without flags, and its
-	 * total never above what the host gave it. */
-	for (i = 0; i < T.nrep; i++) {
-		g = guest(&T.rep[i], "evil");
-		if (g == NULL || g->stale || g->total == 0)
-			continue;
-		assert_true(g->flags != 0);
-		assert_true(g->total <= 1 * GIB + 50 * MIB);
-		assert_true(g->balloon <= 1 * GIB);
+	 * total never above what the host gave it; its padding never in
+	 * the report (its entry no larger than an honest guest's and its
+	 * flags); and it uses no more than the host sees it hold. */
+	{
+		size_t max_len = 0, max_evil = 0, max_web = 0;
+
+		for (i = 0; i < T.nrep; i++) {
+			const struct guest_seen *w = guest(&T.rep[i], "web");
+
+			if (T.rep[i].len > max_len)
+				max_len = T.rep[i].len;
+			if (w != NULL && w->bytes > max_web)
+				max_web = w->bytes;
+			g = guest(&T.rep[i], "evil");
+			if (g != NULL && g->bytes > max_evil)
+				max_evil = g->bytes;
+			if (g == NULL || g->stale || g->total == 0)
+				continue;
+			assert_true(g->flags != 0);
+			assert_true(g->flags & (1u <<
+			    (MM__V1__SANITIZER_FLAG__SANITIZER_FLAG_HOST_VIEW -
+			    1)));
+			assert_true(g->has_resident);
+			assert_true(g->total <= 1 * GIB + 50 * MIB);
+			assert_true(g->balloon <= 1 * GIB);
+		}
+		print_message("largest report %zu bytes; largest guest entry: "
+		    "web %zu, evil %zu bytes\n", max_len, max_web, max_evil);
+		assert_true(max_evil <= max_web + 16);
+		assert_true(max_len < 4096);
 	}
 	/* No pressure so far, so every report came from the timer. */
 	for (i = 0; i < T.nrep; i++)

@@ -3,7 +3,9 @@
  * The sanitizer against hostile and broken guests: a table of samples, each
  * with what the host knows, the flags it must carry afterwards and the
  * values it must have been clamped to. A hostile value must never come out
- * unflagged, and an honest guest must come out clean.
+ * unflagged, and an honest guest must come out clean. Fields mm does not
+ * know never reach the report, and a guest claiming more use than its
+ * process holds resident (read from a fixture /proc) is flagged.
  */
 #include <errno.h>
 #include <math.h>
@@ -12,17 +14,20 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "collector.h"
+#include "hoststats.h"
 #include "testutil.h"
 
 #define MIB	1024ull
 #define GIB	(1024ull * 1024)
 #define NOW	1700000000000ull
 
-enum { F_INCONS = 1, F_CLAMP = 2, F_RATE = 4, F_NONMONO = 8, F_MISSING = 16 };
+enum { F_INCONS = 1, F_CLAMP = 2, F_RATE = 4, F_NONMONO = 8, F_MISSING = 16,
+    F_HOST_VIEW = 32 };
 
 /* A sample as the test writes it; 0 fields are absent (except seq). */
 struct sample {
@@ -320,6 +325,198 @@ test_sanitize_counts_every_rejection(void **state)
 	    "total_above_max");
 }
 
+/* Attach an unknown length-delimited field (number tag, len bytes of
+ * payload) to m, as protobuf-c keeps one it cannot place: the bytes after
+ * the tag, the length's varint first. */
+static void
+add_unknown(ProtobufCMessage *m, uint32_t tag, size_t len)
+{
+	ProtobufCMessageUnknownField *u;
+	uint8_t *d;
+	size_t n = 0, v = len;
+
+	u = realloc(m->unknown_fields,
+	    (m->n_unknown_fields + 1) * sizeof(*u));
+	assert_non_null(u);
+	m->unknown_fields = u;
+	u = &u[m->n_unknown_fields++];
+	u->tag = tag;
+	u->wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+	d = malloc(len + 10);
+	assert_non_null(d);
+	do {
+		d[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		v >>= 7;
+	} while (v > 0);
+	memset(d + n, 'x', len);
+	u->len = n + len;
+	u->data = d;
+}
+
+/* Through the wire and back, as an agent frame reaches the collector. */
+static Mm__V1__GuestStats *
+round_trip(Mm__V1__GuestStats *g)
+{
+	ProtobufCMessage *m;
+	uint8_t *buf;
+	size_t len;
+
+	assert_int_equal(msg_pack(MSG_GUEST_STATS, &g->base, &buf, &len), 0);
+	msg_free(&g->base);
+	assert_int_equal(msg_unpack(MSG_GUEST_STATS, buf, len, &m, NULL, 0),
+	    0);
+	free(buf);
+	return (Mm__V1__GuestStats *)m;
+}
+
+static size_t
+checked_size(const struct sample *smp, bool unknown, unsigned *ret_flags)
+{
+	struct san_host h = { .vm_id = "vm1", .balloon_known = true,
+	    .balloon_actual_kib = smp->balloon, .max_known = true,
+	    .max_kib = smp->max, .now_ms = NOW, .mono_ms = 1000 };
+	Mm__V1__GuestStats *g = make(smp);
+	struct san_vm s = { 0 };
+	size_t n;
+
+	if (unknown) {
+		add_unknown(&g->base, 1000, 60000);
+		add_unknown(&g->meminfo->base, 99, 100);
+		add_unknown(&g->psi->base, 77, 10);
+	}
+	g = round_trip(g);
+	assert_int_equal(g->base.n_unknown_fields, unknown ? 1 : 0);
+	assert_int_equal(san_check(&s, &lim, &h, g), 0);
+	assert_int_equal(g->base.n_unknown_fields, 0);
+	assert_int_equal(g->meminfo->base.n_unknown_fields, 0);
+	assert_int_equal(g->psi->base.n_unknown_fields, 0);
+	assert_int_equal(s.count[SAN_UNKNOWN_FIELDS], unknown ? 1 : 0);
+	*ret_flags = flags_of(g);
+	n = protobuf_c_message_get_packed_size(&g->base);
+	msg_free(&g->base);
+	return n;
+}
+
+/* A guest padding its frames with fields mm does not know does not grow
+ * its host's report: they are dropped, counted, and the sample flagged. */
+static void
+test_sanitize_unknown_fields(void **state)
+{
+	struct sample smp = HONEST(1);
+	uint64_t before = san_total[SAN_UNKNOWN_FIELDS];
+	size_t clean, padded;
+	unsigned f;
+
+	clean = checked_size(&smp, false, &f);
+	assert_int_equal(f, 0);
+	padded = checked_size(&smp, true, &f);
+	assert_int_equal(f, F_CLAMP);
+	print_message("sanitized sample: %zu bytes honest, %zu with 60 kB "
+	    "of unknown fields\n", clean, padded);
+	/* The flag's three bytes (field 51), nothing of the padding. */
+	assert_int_equal(padded, clean + 3);
+	assert_int_equal(san_total[SAN_UNKNOWN_FIELDS] - before, 1);
+}
+
+/* A sample that still packs to more than the bound is refused. */
+static void
+test_sanitize_size_cap(void **state)
+{
+	struct san_limits small = lim;
+	struct san_host h = { .vm_id = "vm1", .now_ms = NOW, .mono_ms = 1000 };
+	struct sample smp = HONEST(1);
+	struct san_vm s = { 0 };
+	Mm__V1__GuestStats *g = make(&smp);
+
+	small.guest_max_bytes = 32;
+	assert_int_equal(san_check(&s, &small, &h, g), -EMSGSIZE);
+	assert_int_equal(s.count[SAN_TOO_BIG], 1);
+	msg_free(&g->base);
+	g = make(&smp);
+	assert_int_equal(san_check(&s, &lim, &h, g), 0);
+	msg_free(&g->base);
+	assert_int_equal(s.count[SAN_TOO_BIG], 1);
+}
+
+/* The host's view: the VM process's resident memory from a fixture
+ * /proc/<pid>/statm, which the guest's claimed use must not exceed (by
+ * more than the tolerance), and which the guest cannot set itself. */
+static void
+test_sanitize_host_view(void **state)
+{
+	uint64_t page_kib = (uint64_t)sysconf(_SC_PAGESIZE) / 1024, rss;
+	struct san_host h = { .vm_id = "vm1", .balloon_known = true,
+	    .balloon_actual_kib = 2 * GIB, .max_known = true,
+	    .max_kib = 4 * GIB, .now_ms = NOW, .mono_ms = 1000 };
+	struct sample smp = HONEST(1);
+	struct san_vm s = { 0 };
+	Mm__V1__GuestStats *g;
+	char *root, text[128];
+
+	root = tu_tmpdir();
+	snprintf(text, sizeof(text), "900000 %llu 3000 700 0 200000 0\n",
+	    (unsigned long long)(512 * MIB / page_kib));
+	free(tu_write_file(root, "4242/statm", text));
+	free(tu_write_file(root, "4243/statm", "12 x 3\n"));
+	assert_int_equal(hs_read_resident_kib(root, 4242, &rss), 0);
+	assert_int_equal(rss, 512 * MIB);
+	assert_int_equal(hs_read_resident_kib(root, 4243, &rss), -EINVAL);
+	assert_int_equal(hs_read_resident_kib(root, 4244, &rss), -ENOENT);
+	h.resident_known = true;
+	h.resident_kib = 512 * MIB;
+
+	/* Honest: 512 MiB used of a process holding 512 MiB. */
+	smp.balloon = 2 * GIB;
+	g = make(&smp);
+	assert_int_equal(san_check(&s, &lim, &h, g), 0);
+	assert_int_equal(flags_of(g), 0);
+	assert_true(g->has_host_resident_kib);
+	assert_int_equal(g->host_resident_kib, 512 * MIB);
+	msg_free(&g->base);
+
+	/* Within the tolerance (host swap, KSM): still honest. */
+	smp.seq = 2;
+	smp.avail = 1536 * MIB - 40 * MIB;
+	g = make(&smp);
+	assert_int_equal(san_check(&s, &lim, &h, g), 0);
+	assert_int_equal(flags_of(g), 0);
+	msg_free(&g->base);
+
+	/* Claims 1.5 GiB used: more than the host sees it hold. */
+	smp.seq = 3;
+	smp.avail = 512 * MIB;
+	g = make(&smp);
+	assert_int_equal(san_check(&s, &lim, &h, g), 0);
+	assert_int_equal(flags_of(g), F_HOST_VIEW);
+	assert_int_equal(s.count[SAN_HOST_VIEW], 1);
+	assert_true(s.logged & (1u << SAN_HOST_VIEW));
+	msg_free(&g->base);
+
+	/* The guest's own host_resident_kib is the host's field. */
+	smp.seq = 4;
+	smp.avail = 1536 * MIB;
+	g = make(&smp);
+	g->has_host_resident_kib = 1;
+	g->host_resident_kib = 64 * GIB;
+	assert_int_equal(san_check(&s, &lim, &h, g), 0);
+	assert_int_equal(flags_of(g), F_CLAMP);
+	assert_int_equal(g->host_resident_kib, 512 * MIB);
+	msg_free(&g->base);
+	/* ...and without a host view it is simply gone. */
+	h.resident_known = false;
+	smp.seq = 5;
+	g = make(&smp);
+	g->has_host_resident_kib = 1;
+	g->host_resident_kib = 64 * GIB;
+	assert_int_equal(san_check(&s, &lim, &h, g), 0);
+	assert_int_equal(flags_of(g), F_CLAMP);
+	assert_false(g->has_host_resident_kib);
+	msg_free(&g->base);
+
+	tu_rmtree(root);
+	free(root);
+}
+
 int
 main(void)
 {
@@ -327,6 +524,9 @@ main(void)
 		cmocka_unit_test(test_sanitize_table),
 		cmocka_unit_test(test_sanitize_rate_limit),
 		cmocka_unit_test(test_sanitize_counts_every_rejection),
+		cmocka_unit_test(test_sanitize_unknown_fields),
+		cmocka_unit_test(test_sanitize_size_cap),
+		cmocka_unit_test(test_sanitize_host_view),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

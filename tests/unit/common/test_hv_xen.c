@@ -4,16 +4,20 @@
  * test double ($XENSTORED_PATH): domains appear and go with
  * @introduceDomain / @releaseDomain, the agent's data/mm keys are read when
  * agent_seq changes, memory/target and static-max follow their watch, and
- * keys that are not numbers or not valid drop the whole sample.
+ * keys that are not numbers or not valid drop the whole sample. A guest
+ * flooding agent_seq does not stall the loop: reads are coalesced and run
+ * off it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -111,14 +115,13 @@ c_bad(void)
 	return st.frames_undecodable + st.frames_invalid >= want_bad;
 }
 
-static void
-test_hv_xen_driver(void **state)
+/* A xenstored with domain 3 "web" (1 GB target, 2 GB maximum) and its
+ * agent's first keys, but no agent_seq yet. Returns the temporary
+ * directory, malloc'd. */
+static char *
+xsd_up(void)
 {
-	struct hv_config cfg = { .type = HV_TYPE_XEN, .event_cb = event_cb };
 	char *dir, sock[4096];
-	struct hv_stats st;
-	struct hv_vm *vm;
-	unsigned g;
 
 	memset(&T, 0, sizeof(T));
 	dir = tu_tmpdir();
@@ -126,25 +129,44 @@ test_hv_xen_driver(void **state)
 	T.xsd = xsd_mini_start(sock);
 	assert_non_null(T.xsd);
 	setenv("XENSTORED_PATH", sock, 1);
-
-	xsd_mini_write(T.xsd, "/local/domain/0/name", "Domain-0");
 	xsd_mini_write(T.xsd, DOM3 "/name", "web");
 	xsd_mini_write(T.xsd, DOM3 "/memory/target", "1048576");
 	xsd_mini_write(T.xsd, DOM3 "/memory/static-max", "2097152");
 	xsd_mini_write(T.xsd, DOM3 "/data/mm/meminfo/total_kib", "1000000");
 	xsd_mini_write(T.xsd, DOM3 "/data/mm/meminfo/free_kib", "400000");
-	xsd_mini_write(T.xsd, DOM3 "/data/mm/psi/some_avg10_pct", "1.50");
-	xsd_mini_write(T.xsd, DOM3 "/data/mm/time_ms", "1700000000000");
-	xsd_mini_write(T.xsd, DOM3 "/data/mm/agent_seq", "1");
+	return dir;
+}
+
+/* The driver on T.loop, once it has read web's first sample. */
+static void
+hv_up(void)
+{
+	struct hv_config cfg = { .type = HV_TYPE_XEN, .event_cb = event_cb };
 
 	uv_loop_init(&T.loop);
 	T.hv = hv_new(&T.loop, &cfg);
 	assert_non_null(T.hv);
 	assert_int_equal(hv_start(T.hv), 0);
-
-	/* Domain 3 is a VM, dom0 is not; what the agent wrote is read. */
 	want_total = 1000000;
 	assert_true(run_until(c_total));
+}
+
+static void
+test_hv_xen_driver(void **state)
+{
+	struct hv_stats st;
+	struct hv_vm *vm;
+	char *dir;
+	unsigned g;
+
+	dir = xsd_up();
+	xsd_mini_write(T.xsd, "/local/domain/0/name", "Domain-0");
+	xsd_mini_write(T.xsd, DOM3 "/data/mm/psi/some_avg10_pct", "1.50");
+	xsd_mini_write(T.xsd, DOM3 "/data/mm/time_ms", "1700000000000");
+	xsd_mini_write(T.xsd, DOM3 "/data/mm/agent_seq", "1");
+
+	/* Domain 3 is a VM, dom0 is not; what the agent wrote is read. */
+	hv_up();
 	assert_int_equal(hv_vm_count(T.hv), 1);
 	vm = find("web");
 	assert_true(vm->max_known);
@@ -251,12 +273,120 @@ test_hv_xen_no_xenstored(void **state)
 	unsetenv("XENSTORED_PATH");
 }
 
+/* ---- a guest flooding agent_seq ---- */
+
+#define FLOOD_PER_S	2000
+#define FLOOD_MS	3000
+#define LAG_TICK_MS	100
+
+static struct {
+	uint64_t last_tick_ms;
+	uint64_t max_late_ms;
+	unsigned ticks;
+	bool flood_done;	/* written by the flood thread */
+	unsigned long writes;
+} F;
+
+static void
+lag_cb(uv_timer_t *t)
+{
+	uint64_t now = uv_now(t->loop), late;
+
+	/* uv_now() is the loop's time at this iteration's start: update
+	 * it, or a stalled loop would not show. */
+	uv_update_time(t->loop);
+	now = uv_now(t->loop);
+	late = now - F.last_tick_ms > LAG_TICK_MS ?
+	    now - F.last_tick_ms - LAG_TICK_MS : 0;
+	if (late > F.max_late_ms)
+		F.max_late_ms = late;
+	F.last_tick_ms = now;
+	F.ticks++;
+}
+
+/* What a hostile guest does: agent_seq as fast as xenstored takes it. */
+static void *
+flood_main(void *arg)
+{
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	char v[32];
+	unsigned long i, n = (unsigned long)FLOOD_PER_S * FLOOD_MS / 1000;
+
+	for (i = 0; i < n; i++) {
+		snprintf(v, sizeof(v), "%lu", 100 + i);
+		xsd_mini_write(T.xsd, DOM3 "/data/mm/agent_seq", v);
+		/* 20 writes per 10 ms: 2,000 a second. */
+		if (i % (FLOOD_PER_S / 100) == FLOOD_PER_S / 100 - 1)
+			nanosleep(&ts, NULL);
+	}
+	__atomic_store_n(&F.writes, n, __ATOMIC_RELEASE);
+	__atomic_store_n(&F.flood_done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static bool
+c_flood_read(void)
+{
+	struct hv_vm *vm = find("web");
+	unsigned long n = __atomic_load_n(&F.writes, __ATOMIC_ACQUIRE);
+
+	return __atomic_load_n(&F.flood_done, __ATOMIC_ACQUIRE) &&
+	    vm != NULL && vm->guest != NULL &&
+	    vm->guest->agent_seq == 100 + n - 1;
+}
+
+static void
+test_hv_xen_flood(void **state)
+{
+	struct hv_stats st;
+	uv_timer_t lag;
+	pthread_t th;
+	uint64_t t0;
+	char *dir;
+
+	memset(&F, 0, sizeof(F));
+	dir = xsd_up();
+	xsd_mini_write(T.xsd, DOM3 "/data/mm/agent_seq", "1");
+	hv_up();
+
+	uv_timer_init(&T.loop, &lag);
+	F.last_tick_ms = uv_now(&T.loop);
+	uv_timer_start(&lag, lag_cb, LAG_TICK_MS, LAG_TICK_MS);
+	t0 = uv_now(&T.loop);
+	assert_int_equal(pthread_create(&th, NULL, flood_main, NULL), 0);
+	/* The loop keeps its period during the flood, and the guest's
+	 * latest sample is read soon after it ends. */
+	assert_true(tu_run_until_fn(&T.loop, c_flood_read, 60000));
+	pthread_join(th, NULL);
+	hv_get_stats(T.hv, &st);
+	print_message("%lu agent_seq writes in %d ms: %u guest samples "
+	    "(%llu watch events folded), %u timer ticks, the latest %llu ms "
+	    "late, done after %llu ms\n", F.writes, FLOOD_MS, T.guests,
+	    (unsigned long long)st.watch_coalesced, F.ticks,
+	    (unsigned long long)F.max_late_ms,
+	    (unsigned long long)(uv_now(&T.loop) - t0));
+	assert_true(F.max_late_ms < 500);
+	/* One read per VM at a time, at most every 100 ms or so. */
+	assert_true(T.guests < 2 * FLOOD_MS / 100);
+	assert_true(T.guests >= 2);
+	assert_true(st.watch_coalesced > F.writes / 2);
+
+	uv_close((uv_handle_t *)&lag, NULL);
+	hv_close(T.hv, NULL, NULL);
+	assert_int_equal(tu_loop_finish(&T.loop), 0);
+	xsd_mini_stop(T.xsd);
+	unsetenv("XENSTORED_PATH");
+	tu_rmtree(dir);
+	free(dir);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hv_xen_driver),
 		cmocka_unit_test(test_hv_xen_no_xenstored),
+		cmocka_unit_test(test_hv_xen_flood),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
