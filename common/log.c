@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 
 static const char *log_progname = "mm";
@@ -107,4 +108,26 @@ fatalx(const char *fmt, ...)
 {
 	LOG_BODY(2, 0);
 	exit(1);
+}
+
+bool
+log_limit_ok(struct log_limit *l, uint64_t *ret_suppressed)
+{
+	uint64_t now = clock_ms(CLOCK_MONOTONIC);
+
+	if (ret_suppressed != NULL)
+		*ret_suppressed = 0;
+	if (l->window_ms == 0 || now - l->window_ms >= LOG_LIMIT_WINDOW_MS) {
+		if (ret_suppressed != NULL)
+			*ret_suppressed = l->suppressed;
+		l->window_ms = now;
+		l->lines = 0;
+		l->suppressed = 0;
+	}
+	if (l->lines < LOG_LIMIT_BURST) {
+		l->lines++;
+		return true;
+	}
+	l->suppressed++;
+	return false;
 }

@@ -9,6 +9,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 /*
  * Set the program name shown in each line and the verbosity: 0 logs info
@@ -25,6 +26,26 @@ void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * A limit on a repeated line (one refusal reason): at most LOG_LIMIT_BURST
+ * lines per LOG_LIMIT_WINDOW_MS. Zero it to start. Every refusal is
+ * counted by its caller; this only keeps a flood from flooding the log.
+ */
+#define LOG_LIMIT_BURST		5
+#define LOG_LIMIT_WINDOW_MS	60000
+struct log_limit {
+	uint64_t window_ms;	/* start of the current window, monotonic */
+	unsigned lines;		/* lines logged in it */
+	uint64_t suppressed;	/* lines not logged in it */
+};
+
+/*
+ * True when a line may be logged now. When a window opens after lines were
+ * suppressed, *ret_suppressed (may be NULL) says how many, for the caller
+ * to mention; else it is set to 0.
+ */
+bool log_limit_ok(struct log_limit *l, uint64_t *ret_suppressed);
 
 /* Log at critical priority and exit(1): before the loop runs only. */
 void fatal(const char *fmt, ...)

@@ -139,6 +139,7 @@ new_guest(const char *id, uint64_t total)
 	SET(g, deflate_on_oom, 1);
 	SET(g, min_kib, 524288);
 	SET(g, max_kib, 8388608);
+	SET(g, host_resident_kib, 4000000);
 	SET(g, stale, 1);
 	ARRAY(g, flags, 2);
 	g->flags[0] = MM__V1__SANITIZER_FLAG__SANITIZER_FLAG_CLAMPED;
@@ -280,6 +281,7 @@ new_action_result(void)
 	SET(a, time_ms, 1764000002500ull);
 	a->scheduler_id = str("sched-1");
 	SET(a, policy_version, 3);
+	SET(a, sync, 0);
 	ARRAY(a, results, 1);
 	cr = a->results[0] = NEW(Mm__V1__CommandResult,
 	    MM__V1__COMMAND_RESULT__INIT);
@@ -325,6 +327,7 @@ new_policy(void)
 	p->algorithm = str("pressure");
 	SET(p, created_ms, 1764000000000ull);
 	p->author = str("ops@admin-1");
+	SET(p, reset, 0);
 	p->defaults = new_limits(524288, 16777216);
 	ARRAY(p, rules, 1);
 	p->rules[0] = NEW(Mm__V1__VmRule, MM__V1__VM_RULE__INIT);
@@ -408,6 +411,11 @@ new_status_reply(void)
 	SET(s, policy_mode, MM__V1__POLICY_MODE__POLICY_MODE_ENFORCE);
 	s->error = str("");
 	s->policy = new_policy();
+	ARRAY(s, counters, 1);
+	s->counters[0] = NEW(Mm__V1__Metric, MM__V1__METRIC__INIT);
+	s->counters[0]->name = str("reports_future");
+	SET(s->counters[0], value, 2);
+	s->counters[0]->unit = str("count");
 	ARRAY(s, hosts, 1);
 	h = s->hosts[0] = NEW(Mm__V1__HostStatus, MM__V1__HOST_STATUS__INIT);
 	h->host_id = str("host-a");
@@ -421,6 +429,8 @@ new_status_reply(void)
 	SET(h, stale, 1);
 	SET(h, reserve_kib, 2097152);
 	SET(h, ksm_sharing_pages, 123456);
+	SET(h, unconfirmed, 1);
+	SET(h, resent, 3);
 	ARRAY(h, guests, 1);
 	g = h->guests[0] = NEW(Mm__V1__GuestStatus,
 	    MM__V1__GUEST_STATUS__INIT);
