@@ -103,6 +103,12 @@ static const struct conf_key conf_table[] = {
 	    "stop)"),
 	K("numa", CONF_BOOL, 0, 0, "yes", numa,
 	    "apply NUMA moves with migrate_pages(2)"),
+	K("schedulers", CONF_STRING, 1, 4096, NULL, schedulers,
+	    "ids of the schedulers whose batches run here, separated by "
+	    "spaces or commas; unset: any"),
+	K("clock_skew", CONF_DURATION_MS, 1000, 3600000, "30s",
+	    clock_skew_ms,
+	    "a batch issued further ahead of this host's clock is refused"),
 	DAEMON_BUS_KEYS(struct actuator_conf, bus),
 };
 
@@ -166,6 +172,8 @@ static struct actuator {
 	struct msg_dispatch_stats dstats;
 	uint64_t batches, expired, stale, clamped, failed, deferred;
 	uint64_t misrouted, ignored, failsafe_steps, publish_errors;
+	uint64_t refused[4];		/* by enum act_refusal */
+	struct log_limit lim_refused;
 } A;
 
 static struct hv_vm *
@@ -794,7 +802,8 @@ job_start(struct job *j)
 		log_info("batches now from \"%s\" at %" PRIu64 " (%s)",
 		    b->scheduler_id, b->seq, v == ACT_ORDER_RESTART ?
 		    "scheduler restarted" : "another scheduler");
-	act_order_commit(&A.order, b->scheduler_id, b->seq, b->issued_ms);
+	act_order_commit(&A.order, b->scheduler_id, b->seq, b->issued_ms,
+	    now);
 	A.last_cmd_ms = uv_now(&A.loop);
 	if (A.failsafe_on) {
 		A.failsafe_on = false;
@@ -822,12 +831,27 @@ batch_cb(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 {
 	const Mm__V1__CommandBatch *b = (const Mm__V1__CommandBatch *)m;
 	Mm__V1__CommandBatch *copy;
+	enum act_refusal rf;
 	struct job *j;
 
 	if (strcmp(b->host_id, A.host_id) != 0) {
 		if (A.misrouted++ == 0 || log_debug_enabled())
 			log_warnx("batch %" PRIu64 " for host \"%s\" on my "
 			    "queue, dead-lettered", b->seq, b->host_id);
+		return BUS_REJECT;
+	}
+	rf = act_batch_check(A.conf.schedulers,
+	    (uint64_t)A.conf.clock_skew_ms, b->scheduler_id, b->issued_ms,
+	    b->expires_ms, clock_ms(CLOCK_REALTIME));
+	if (rf != ACT_OK) {
+		uint64_t sup;
+
+		A.refused[rf]++;
+		if (log_limit_ok(&A.lim_refused, &sup))
+			log_warnx("batch %" PRIu64 " from \"%s\" refused: %s, "
+			    "dead-lettered%s", b->seq, b->scheduler_id,
+			    act_refusal_name(rf), sup > 0 ? " (more refusals "
+			    "not logged)" : "");
 		return BUS_REJECT;
 	}
 	if (A.stopping) {
@@ -944,10 +968,6 @@ deferred_cb(struct hv_vm *vm, void *arg)
 	if (why == ACT_CLAMP_NO_STATS)
 		return;	/* still no fresh stats */
 	a->deferred = false;
-	if (vm->target_known && vm->balloon_target_kib == t)
-		return;
-	a->changed = true;
-	a->last_change_ms = now;
 	ds = calloc(1, sizeof(*ds));
 	if (ds != NULL) {
 		snprintf(ds->vm_id, sizeof(ds->vm_id), "%s", vm->id);
@@ -956,6 +976,14 @@ deferred_cb(struct hv_vm *vm, void *arg)
 		ds->index = a->deferred_index;
 		memcpy(ds->sched, a->deferred_sched, sizeof(ds->sched));
 	}
+	if (vm->target_known && vm->balloon_target_kib == t) {
+		/* In place already: the scheduler still learns it is. */
+		if (ds != NULL)
+			deferred_done_cb(A.hv, 0, ds);
+		return;
+	}
+	a->changed = true;
+	a->last_change_ms = now;
 	r = hv_set_target(A.hv, vm->id, t, ds != NULL ? deferred_done_cb :
 	    NULL, ds);
 	if (r < 0) {
@@ -1121,13 +1149,41 @@ on_hv_event(struct hv *hv, enum hv_event ev, struct hv_vm *vm, void *arg)
 
 /* ---- lifecycle ---- */
 
+/*
+ * Ask the schedulers for this host's targets: an actuator that starts or
+ * comes back may have missed batches (they expire in its queue), and it
+ * does not wait for the next change to get them.
+ */
+static void
+ask_sync(void)
+{
+	Mm__V1__ActionResult ar = MM__V1__ACTION_RESULT__INIT;
+	Mm__V1__Event ev = MM__V1__EVENT__INIT;
+
+	ar.host_id = A.host_id;
+	ar.has_batch_seq = 1;
+	ar.batch_seq = 0;
+	ar.has_time_ms = 1;
+	ar.time_ms = clock_ms(CLOCK_REALTIME);
+	ar.has_sync = 1;
+	ar.sync = 1;
+	ev.has_kind = 1;
+	ev.kind = MM__V1__EVENT_KIND__EVENT_KIND_RESULT;
+	ev.reason = "actuator started or reconnected: asks for its targets";
+	ev.result = &ar;
+	publish_event(A.result_key, &ev);
+}
+
 static void
 bus_state_cb(struct bus *bus, bool up, const char *reason, void *arg)
 {
-	if (up)
+	if (up) {
 		log_info("connected to the broker");
-	else if (!A.stopping)
+		if (!A.stopping)
+			ask_sync();
+	} else if (!A.stopping) {
 		log_warnx("broker: %s", reason);
+	}
 }
 
 static void
@@ -1179,11 +1235,14 @@ close_all(void)
 	log_info("stopped: %" PRIu64 " batches (%" PRIu64 " expired, %"
 	    PRIu64 " out of order), %" PRIu64 " clamped, %" PRIu64
 	    " failed, %" PRIu64 " deferred, %" PRIu64 " fail-safe steps, %"
-	    PRIu64 " malformed", A.batches, A.expired, A.stale, A.clamped,
+	    PRIu64 " malformed, refused: %" PRIu64 " from other schedulers, %"
+	    PRIu64 " from the future, %" PRIu64 " with a long expiry",
+	    A.batches, A.expired, A.stale, A.clamped,
 	    A.failed, A.deferred, A.failsafe_steps, A.dstats.bad_content_type
 	    + A.dstats.unknown_type + A.dstats.unexpected_type +
 	    A.dstats.too_big + A.dstats.undecodable + A.dstats.invalid +
-	    A.misrouted);
+	    A.misrouted, A.refused[ACT_REFUSE_SCHEDULER],
+	    A.refused[ACT_REFUSE_FUTURE], A.refused[ACT_REFUSE_TTL]);
 	uv_close((uv_handle_t *)&A.tick, NULL);
 	uv_close((uv_handle_t *)&A.op_timer, NULL);
 	hv_foreach(A.hv, free_vm_cb, NULL);

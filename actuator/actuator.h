@@ -43,6 +43,9 @@ struct actuator_conf {
 	int64_t release_timeout_ms;	/* bound of the shutdown's waits */
 	bool ksm;			/* apply SetKsm */
 	bool numa;			/* apply MigrateNuma */
+	char *schedulers;		/* ids whose batches run; NULL: any */
+	int64_t clock_skew_ms;		/* batches issued further ahead are
+					 * refused */
 	struct daemon_bus_conf bus;
 };
 
@@ -112,9 +115,34 @@ enum act_verdict {
 enum act_verdict act_order_check(const struct act_order *o,
     const char *scheduler_id, uint64_t seq, uint64_t issued_ms);
 
-/* Remember the batch as the last executed. */
+/* Remember the batch as the last executed, at now_ms (the actuator's
+ * clock) if it was issued later: a batch dated ahead, from a skewed clock
+ * or a forger, must not hold back the real ones issued after it. */
 void act_order_commit(struct act_order *o, const char *scheduler_id,
-    uint64_t seq, uint64_t issued_ms);
+    uint64_t seq, uint64_t issued_ms, uint64_t now_ms);
+
+/* Why a batch is refused before it is queued. */
+enum act_refusal {
+	ACT_OK,
+	ACT_REFUSE_SCHEDULER,	/* not one of the configured schedulers */
+	ACT_REFUSE_FUTURE,	/* issued beyond the clock skew */
+	ACT_REFUSE_TTL,		/* expires more than ACT_TTL_MAX_MS after
+				 * it was issued */
+};
+
+#define ACT_TTL_MAX_MS	3600000ull	/* the scheduler's command_ttl max */
+
+/*
+ * Whether a batch from scheduler_id, issued_ms and expiring expires_ms,
+ * may be queued at now_ms. schedulers is the configured list (ids
+ * separated by spaces or commas; NULL or empty: any).
+ */
+enum act_refusal act_batch_check(const char *schedulers,
+    uint64_t clock_skew_ms, const char *scheduler_id, uint64_t issued_ms,
+    uint64_t expires_ms, uint64_t now_ms);
+
+/* Human text of a refusal, static. */
+const char *act_refusal_name(enum act_refusal r);
 
 /* ---- fail-safe (safety.c) ---- */
 

@@ -79,13 +79,63 @@ act_order_check(const struct act_order *o, const char *scheduler_id,
 
 void
 act_order_commit(struct act_order *o, const char *scheduler_id, uint64_t seq,
-    uint64_t issued_ms)
+    uint64_t issued_ms, uint64_t now_ms)
 {
 	o->have = true;
 	strncpy(o->scheduler_id, scheduler_id, sizeof(o->scheduler_id) - 1);
 	o->scheduler_id[sizeof(o->scheduler_id) - 1] = '\0';
 	o->seq = seq;
-	o->issued_ms = issued_ms;
+	o->issued_ms = issued_ms < now_ms ? issued_ms : now_ms;
+}
+
+/* Whether id is one of the words of list (separated by spaces, commas). */
+static bool
+listed(const char *list, const char *id)
+{
+	size_t n = strlen(id);
+	const char *p = list;
+
+	while (*p != '\0') {
+		size_t w;
+
+		p += strspn(p, " ,\t");
+		w = strcspn(p, " ,\t");
+		if (w == n && w > 0 && strncmp(p, id, n) == 0)
+			return true;
+		p += w;
+	}
+	return false;
+}
+
+enum act_refusal
+act_batch_check(const char *schedulers, uint64_t clock_skew_ms,
+    const char *scheduler_id, uint64_t issued_ms, uint64_t expires_ms,
+    uint64_t now_ms)
+{
+	if (schedulers != NULL && schedulers[strspn(schedulers, " ,\t")] !=
+	    '\0' && !listed(schedulers, scheduler_id))
+		return ACT_REFUSE_SCHEDULER;
+	if (issued_ms > now_ms + clock_skew_ms)
+		return ACT_REFUSE_FUTURE;
+	if (expires_ms > issued_ms + ACT_TTL_MAX_MS)
+		return ACT_REFUSE_TTL;
+	return ACT_OK;
+}
+
+const char *
+act_refusal_name(enum act_refusal r)
+{
+	switch (r) {
+	case ACT_REFUSE_SCHEDULER:
+		return "not from a scheduler this actuator takes commands from";
+	case ACT_REFUSE_FUTURE:
+		return "issued further ahead of this host's clock than "
+		    "clock_skew";
+	case ACT_REFUSE_TTL:
+		return "expiring more than an hour after it was issued";
+	default:
+		return "ok";
+	}
 }
 
 bool

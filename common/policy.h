@@ -134,6 +134,18 @@ struct pe_guest {
 	uint64_t swap_out_pages;	/* what it lacked went out to swap */
 	uint64_t oom_kills;
 	bool stale;		/* no fresh sample: keep its target */
+	/*
+	 * The sample is not to be believed (the collector flagged it:
+	 * clamped, inconsistent, rate-limited, above what the host sees):
+	 * its pressure does not count, its use counts no higher than the
+	 * host's view, and it is not grown beyond that plus its headroom
+	 * (without a host view, not grown at all).
+	 */
+	bool untrusted;
+	/* What the host sees the VM hold (QEMU's resident memory), which a
+	 * guest's own numbers cannot raise. */
+	bool has_host_used;
+	uint64_t host_used_kib;
 };
 
 struct pe_host {

@@ -416,6 +416,10 @@ pm_guest_memory(struct pe_guest *g, const Mm__V1__GuestStats *gs)
 	}
 	g->min_kib = gs->has_min_kib ? gs->min_kib : 0;
 	g->max_kib = gs->has_max_kib ? gs->max_kib : 0;
+	/* The host's own view, for a guest not to be believed. */
+	g->has_host_used = gs->has_host_resident_kib;
+	g->host_used_kib = gs->has_host_resident_kib ?
+	    gs->host_resident_kib : 0;
 	if (g->has_meminfo)
 		g->reserved_kib = pe_reserved_kib(g->max_kib, g->total_kib,
 		    doo, has_pages, pages);

@@ -279,3 +279,36 @@ topo_event_key(char *buf, size_t size, const char *kind, const char *host_id)
 	n = snprintf(buf, size, "%s.%s", kind, host_id);
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
+
+int
+topo_declare_results_queue(struct bus *bus, const char *sched_id,
+    char *ret_queue, size_t queue_size)
+{
+	/* Results matter only while this scheduler runs: what it missed
+	 * meanwhile is sent again anyway. */
+	const struct bus_queue_opts opts = {
+		.exclusive = true,
+		.auto_delete = true,
+		.max_length = TOPO_RESULTS_MAX_LENGTH,
+		.drop_head = true,
+		.message_ttl_ms = TOPO_RESULTS_TTL_MS,
+	};
+	char queue[128], key[16];
+	int n, r;
+
+	if (!topo_id_valid(sched_id))
+		return -EINVAL;
+	n = snprintf(queue, sizeof(queue), "%s%s.results",
+	    TOPO_Q_SCHED_PREFIX, sched_id);
+	if (n < 0 || (size_t)n >= sizeof(queue) || (size_t)n >= queue_size)
+		return -ENAMETOOLONG;
+	snprintf(key, sizeof(key), "%s.#", TOPO_EV_RESULT);
+	r = topo_declare_events_exchange(bus);
+	if (r == 0)
+		r = bus_declare_queue(bus, queue, &opts);
+	if (r == 0)
+		r = bus_bind(bus, queue, TOPO_EX_EVENTS, key);
+	if (r == 0)
+		memcpy(ret_queue, queue, (size_t)n + 1);
+	return r;
+}

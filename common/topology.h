@@ -121,4 +121,15 @@ int topo_event_key(char *buf, size_t size, const char *kind,
 /* Fill buf with the queue name mm.actuator.<host_id>. */
 int topo_actuator_queue(char *buf, size_t size, const char *host_id);
 
+/*
+ * Declare scheduler sched_id's queue of actuators' results (the events
+ * result.<host-id>), exclusive to it and bounded, for reconciliation. Its
+ * name ("mm.scheduler.<id>.results") goes to ret_queue. Returns 0 or
+ * -errno.
+ */
+#define TOPO_RESULTS_MAX_LENGTH	100000u
+#define TOPO_RESULTS_TTL_MS	30000u
+int topo_declare_results_queue(struct bus *bus, const char *sched_id,
+    char *ret_queue, size_t queue_size);
+
 #endif

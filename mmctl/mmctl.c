@@ -33,9 +33,10 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: mmctl [--broker URL] [-c FILE] COMMAND [ARGS]\n"
 	    "\n"
-	    "  status [--json] [--host H]    the fleet: hosts and VMs\n"
+	    "  status [--json] [--host H] [-v]   the fleet: hosts, VMs, and "
+	    "counters\n"
 	    "  top [--interval 1s]           the same, refreshed live\n"
-	    "  policy apply FILE             check, publish, and wait for "
+	    "  policy apply FILE [--reset]   check, publish, and wait for "
 	    "the schedulers\n"
 	    "  policy show [--json]          the policy in force\n"
 	    "  events [--follow] [--host H] [--kind decision|result|alert]\n"

@@ -13,6 +13,7 @@
 #include "conf.h"
 #include "mmctl.h"
 #include "policyfile.h"
+#include "policymsg.h"
 #include "topology.h"
 
 struct apply {
@@ -70,7 +71,7 @@ confirm_cb(struct bus *bus, int status, void *arg)
 }
 
 static int
-apply(const char *url, const char *path, unsigned wait_ms)
+apply(const char *url, const char *path, unsigned wait_ms, bool reset)
 {
 	static const char *const keys[] = { "alert.#", NULL };
 	struct pf_policy p;
@@ -83,6 +84,18 @@ apply(const char *url, const char *path, unsigned wait_ms)
 		fprintf(stderr, "mmctl: %s\n", err);
 		fprintf(stderr, "mmctl: nothing was published\n");
 		return 1;
+	}
+	/* The bound every scheduler applies, with nothing in force: a
+	 * version no later apply could follow is not sent at all. */
+	if (!reset && pm_version_check(p.msg.version, false, 0,
+	    (uint64_t)time(NULL), err, sizeof(err)) == PM_VERSION_JUMP) {
+		fprintf(stderr, "mmctl: %s: %s\n", path, err);
+		fprintf(stderr, "mmctl: nothing was published\n");
+		return 1;
+	}
+	if (reset) {
+		p.msg.has_reset = true;
+		p.msg.reset = true;
 	}
 	memset(&a, 0, sizeof(a));
 	a.version = p.msg.version;
@@ -98,9 +111,9 @@ apply(const char *url, const char *path, unsigned wait_ms)
 		session_close(&a.s);
 		return 1;
 	}
-	printf("policy %llu \"%s\" published; waiting for the schedulers\n",
+	printf("policy %llu \"%s\" published%s; waiting for the schedulers\n",
 	    (unsigned long long)a.version, p.msg.name != NULL ?
-	    p.msg.name : "");
+	    p.msg.name : "", reset ? " as a reset" : "");
 	fflush(stdout);
 	uv_timer_start(&a.quiet, quiet_cb, 100, 100);
 	r = session_run(&a.s, wait_ms);
@@ -123,21 +136,24 @@ cmd_policy(const char *url, int argc, char **argv)
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "wait", required_argument, NULL, 'w' },
+		{ "reset", no_argument, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int64_t wait_ms = 5000;
-	bool json = false;
+	bool json = false, reset = false;
 	int c;
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: mmctl policy apply FILE [--wait 5s] | "
-		    "mmctl policy show [--json]\n");
+		fprintf(stderr, "usage: mmctl policy apply FILE [--wait 5s] "
+		    "[--reset] | mmctl policy show [--json]\n");
 		return 2;
 	}
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c == 'j') {
 			json = true;
+		} else if (c == 'r') {
+			reset = true;
 		} else if (c == 'w') {
 			if (conf_parse_duration_ms(optarg, &wait_ms) < 0 ||
 			    wait_ms <= 0) {
@@ -149,11 +165,11 @@ cmd_policy(const char *url, int argc, char **argv)
 			return 2;
 		}
 	}
-	if (strcmp(argv[1], "show") == 0 && optind == argc)
+	if (strcmp(argv[1], "show") == 0 && optind == argc && !reset)
 		return cmd_policy_show(url, json);
 	if (strcmp(argv[1], "apply") == 0 && optind == argc - 1)
-		return apply(url, argv[optind], (unsigned)wait_ms);
-	fprintf(stderr, "usage: mmctl policy apply FILE [--wait 5s] | "
-	    "mmctl policy show [--json]\n");
+		return apply(url, argv[optind], (unsigned)wait_ms, reset);
+	fprintf(stderr, "usage: mmctl policy apply FILE [--wait 5s] [--reset] "
+	    "| mmctl policy show [--json]\n");
 	return 2;
 }

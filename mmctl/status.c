@@ -147,8 +147,43 @@ mode_name(Mm__V1__PolicyMode m)
 	}
 }
 
+enum counters_shown { COUNTERS_NONE, COUNTERS_NONZERO, COUNTERS_ALL };
+
+/* "  counters: name value, ..." wrapped at 80 columns. */
 static void
-print_table(const struct gather *g, FILE *f)
+print_counters(const Mm__V1__StatusReply *r, enum counters_shown which,
+    FILE *f)
+{
+	size_t col = 0, shown = 0;
+
+	if (which == COUNTERS_NONE || r->n_counters == 0)
+		return;
+	for (size_t i = 0; i < r->n_counters; i++) {
+		const Mm__V1__Metric *m = r->counters[i];
+		char item[128];
+		int n;
+
+		if (which == COUNTERS_NONZERO && m->value == 0)
+			continue;
+		n = snprintf(item, sizeof(item), "%s %.0f", m->name, m->value);
+		if (col == 0) {
+			col = (size_t)fprintf(f, "  counters:");
+		} else if (col + (size_t)n + 2 > 80) {
+			fprintf(f, ",\n");
+			col = (size_t)fprintf(f, "   ");
+		} else {
+			col += (size_t)fprintf(f, ",");
+		}
+		col += (size_t)fprintf(f, " %s", item);
+		shown++;
+	}
+	if (shown == 0)
+		fprintf(f, "  counters: all 0 (-v lists them)");
+	fputc('\n', f);
+}
+
+static void
+print_table(const struct gather *g, enum counters_shown counters, FILE *f)
 {
 	char a[32], b[32], c[32], d[32], e[32];
 	uint64_t now = clock_ms(CLOCK_REALTIME);
@@ -160,6 +195,7 @@ print_table(const struct gather *g, FILE *f)
 		    r->scheduler_id, (unsigned long long)r->policy_version,
 		    r->policy_name != NULL ? r->policy_name : "",
 		    mode_name(r->policy_mode));
+		print_counters(r, counters, f);
 	}
 	for (size_t i = 0; i < g->n; i++) {
 		const Mm__V1__StatusReply *r = g->replies[i];
@@ -176,6 +212,11 @@ print_table(const struct gather *g, FILE *f)
 			    x->ksm_sharing_pages * 4), x->guest_count,
 			    x->report_ms != 0 && now > x->report_ms ?
 			    (double)(now - x->report_ms) / 1000 : 0);
+			if (x->unconfirmed > 0 || x->resent > 0)
+				fprintf(f, "  %u targets not confirmed by the "
+				    "actuator, %llu sent again\n",
+				    x->unconfirmed,
+				    (unsigned long long)x->resent);
 			if (x->n_guests == 0)
 				continue;
 			fprintf(f, "  %-16s %10s %10s %10s %10s %10s %6s  %s\n",
@@ -226,11 +267,16 @@ print_json(const struct gather *g, FILE *f)
 
 	for (size_t i = 0; i < g->n; i++) {
 		const Mm__V1__StatusReply *r = g->replies[i];
+		json_t *counters = json_object();
 
+		for (size_t k = 0; k < r->n_counters; k++)
+			json_object_set_new(counters, r->counters[k]->name,
+			    json_integer((json_int_t)r->counters[k]->value));
 		json_array_append_new(scheds, json_pack("{s:s, s:I, s:s?, "
-		    "s:s}", "id", r->scheduler_id, "policy_version",
+		    "s:s, s:o}", "id", r->scheduler_id, "policy_version",
 		    (json_int_t)r->policy_version, "policy_name",
-		    r->policy_name, "mode", mode_name(r->policy_mode)));
+		    r->policy_name, "mode", mode_name(r->policy_mode),
+		    "counters", counters));
 		for (size_t j = 0; j < r->n_hosts; j++) {
 			const Mm__V1__HostStatus *x = r->hosts[j];
 			json_t *vms = json_array();
@@ -264,6 +310,7 @@ static const struct option opts[] = {
 	{ "interval", required_argument, NULL, 'i' },
 	{ "log", required_argument, NULL, 'l' },
 	{ "duration", required_argument, NULL, 'd' },
+	{ "verbose", no_argument, NULL, 'v' },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -317,15 +364,17 @@ cmd_status(const char *url, int argc, char **argv)
 {
 	struct gather g;
 	const char *host = NULL;
-	bool json = false;
+	bool json = false, verbose = false;
 	int c, r;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
 		if (c == 'j')
 			json = true;
 		else if (c == 'H')
 			host = optarg;
+		else if (c == 'v')
+			verbose = true;
 		else
 			return 2;
 	}
@@ -339,7 +388,8 @@ cmd_status(const char *url, int argc, char **argv)
 		if (json)
 			print_json(&g, stdout);
 		else
-			print_table(&g, stdout);
+			print_table(&g, verbose ? COUNTERS_ALL :
+			    COUNTERS_NONZERO, stdout);
 	}
 	gather_close(&g);
 	return r;
@@ -397,7 +447,7 @@ cmd_top(const char *url, int argc, char **argv)
 		printf("mmctl top: every %.1f s, Ctrl-C to quit\n\n",
 		    (double)interval_ms / 1000);
 		if (r == 0)
-			print_table(&g, stdout);
+			print_table(&g, COUNTERS_NONE, stdout);
 		else
 			printf("no scheduler answered\n");
 		fflush(stdout);

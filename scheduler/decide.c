@@ -56,20 +56,57 @@ hosts_grow(struct scheduler *s)
 	return 0;
 }
 
+static struct host **
+host_slot(struct scheduler *s, const char *id)
+{
+	size_t j;
+
+	if (s->cap == 0)
+		return NULL;
+	for (j = hash_id(id) & (s->cap - 1); s->hosts[j] != NULL;
+	    j = (j + 1) & (s->cap - 1))
+		if (strcmp(s->hosts[j]->id, id) == 0)
+			return &s->hosts[j];
+	return NULL;
+}
+
+struct host *
+host_find(struct scheduler *s, const char *id)
+{
+	struct host **slot = host_slot(s, id);
+
+	return slot != NULL ? *slot : NULL;
+}
+
+static void
+host_free(struct host *h)
+{
+	pe_state_free(h->pe);
+	pe_numa_state_free(h->numa);
+	free(h->report);
+	free(h->vms);
+	free(h);
+}
+
 struct host *
 host_get(struct scheduler *s, const char *id)
 {
-	struct host *h;
+	struct host *h = host_find(s, id);
 	size_t j;
 
-	if (s->cap > 0) {
-		for (j = hash_id(id) & (s->cap - 1); s->hosts[j] != NULL;
-		    j = (j + 1) & (s->cap - 1))
-			if (strcmp(s->hosts[j]->id, id) == 0)
-				return s->hosts[j];
-	}
-	if ((s->nhosts + 1) * 2 > s->cap && hosts_grow(s) < 0)
+	if (h != NULL)
+		return h;
+	/* Any holder of the collectors' credentials can make up host ids:
+	 * what they cost is bounded. The scheduler declares no queue for a
+	 * host (its actuator does), and keeps at most max_hosts. */
+	if (s->nhosts >= (size_t)s->conf.max_hosts) {
+		errno = EAGAIN;
 		return NULL;
+	}
+	if ((s->nhosts + 1) * 2 > s->cap && hosts_grow(s) < 0) {
+		errno = ENOMEM;
+		return NULL;
+	}
 	h = calloc(1, sizeof(*h));
 	if (h == NULL)
 		return NULL;
@@ -79,6 +116,7 @@ host_get(struct scheduler *s, const char *id)
 		pe_state_free(h->pe);
 		pe_numa_state_free(h->numa);
 		free(h);
+		errno = ENOMEM;
 		return NULL;
 	}
 	snprintf(h->id, sizeof(h->id), "%s", id);
@@ -87,11 +125,42 @@ host_get(struct scheduler *s, const char *id)
 		;
 	s->hosts[j] = h;
 	s->nhosts++;
-	/* Commands for it wait in its queue until its actuator connects. */
-	if (topo_declare_actuator_queue(s->bus, id) < 0)
-		log_warnx("host \"%s\": cannot declare its command queue", id);
 	log_info("host \"%s\": first report", id);
 	return h;
+}
+
+void
+hosts_sweep(struct scheduler *s)
+{
+	uint64_t now = clock_ms(CLOCK_MONOTONIC);
+	struct host **t;
+
+	if (s->cap == 0 || (t = calloc(s->cap, sizeof(*t))) == NULL)
+		return;
+	/* Open addressing: the others go into a new table, where a lookup
+	 * finds them without the gaps the forgotten ones leave. */
+	for (size_t i = 0; i < s->cap; i++) {
+		struct host *h = s->hosts[i];
+		size_t j;
+
+		if (h == NULL)
+			continue;
+		if (now - h->seen_ms >= (uint64_t)s->conf.host_forget_ms) {
+			log_info("host \"%s\": no report for %llu s, forgotten",
+			    h->id, (unsigned long long)(now - h->seen_ms) /
+			    1000);
+			host_free(h);
+			s->nhosts--;
+			s->n.hosts_forgotten++;
+			continue;
+		}
+		for (j = hash_id(h->id) & (s->cap - 1); t[j] != NULL;
+		    j = (j + 1) & (s->cap - 1))
+			;
+		t[j] = h;
+	}
+	free(s->hosts);
+	s->hosts = t;
 }
 
 void
@@ -100,13 +169,8 @@ hosts_free(struct scheduler *s)
 	for (size_t i = 0; i < s->cap; i++) {
 		struct host *h = s->hosts[i];
 
-		if (h == NULL)
-			continue;
-		pe_state_free(h->pe);
-		pe_numa_state_free(h->numa);
-		free(h->report);
-		free(h->vms);
-		free(h);
+		if (h != NULL)
+			host_free(h);
 	}
 	free(s->hosts);
 	free(s->guests);
@@ -145,16 +209,6 @@ scratch_reserve(struct scheduler *s, size_t n)
 	return 0;
 }
 
-/* Numbers the collector distrusted are not acted on. */
-static bool
-distrusted(const Mm__V1__GuestStats *gs)
-{
-	for (size_t i = 0; i < gs->n_flags; i++)
-		if (gs->flags[i] != MM__V1__SANITIZER_FLAG__SANITIZER_FLAG_CLAMPED)
-			return true;
-	return false;
-}
-
 static void
 guest_from_msg(struct pe_guest *g, const Mm__V1__GuestStats *gs)
 {
@@ -174,7 +228,10 @@ guest_from_msg(struct pe_guest *g, const Mm__V1__GuestStats *gs)
 		g->swap_in_pages = gs->vmstat->swap_in_pages;
 		g->oom_kills = gs->vmstat->oom_kills;
 	}
-	g->stale = (gs->has_stale && gs->stale) || distrusted(gs);
+	g->stale = gs->has_stale && gs->stale;
+	/* Whatever the collector flagged (clamped, inconsistent, above what
+	 * the host sees, too fast) earns the guest no growth. */
+	g->untrusted = gs->n_flags > 0;
 }
 
 static void
@@ -495,7 +552,7 @@ numa_moves(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r,
 	return n > 0 ? (size_t)n : 0;
 }
 
-static void
+static int
 publish_batch(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r,
     struct batch *b)
 {
@@ -535,11 +592,12 @@ publish_batch(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r,
 		s->n.publish_failed++;
 		log_warnx("host \"%s\": batch %llu not sent: %s", h->id,
 		    (unsigned long long)cb.seq, strerror(-rc));
-		return;
+		return rc;
 	}
 	h->batch_ms = now;
 	s->n.batches++;
 	s->n.commands += b->n;
+	return 0;
 }
 
 /* Remember what status requests show of this decision. */
@@ -547,7 +605,8 @@ static void
 keep_status(struct host *h, const Mm__V1__HostReport *r,
     const struct pe_decision *d, size_t n)
 {
-	struct vm_status *vms = h->vms;
+	struct vm_status *vms = h->vms, tmp;
+	size_t had = h->nvms;
 
 	if (n > h->nvms) {
 		vms = realloc(h->vms, n * sizeof(*vms));
@@ -555,6 +614,7 @@ keep_status(struct host *h, const Mm__V1__HostReport *r,
 			return;
 		memset(vms + h->nvms, 0, (n - h->nvms) * sizeof(*vms));
 		h->vms = vms;
+		had = n;
 	}
 	h->nvms = n;
 	if (r->host != NULL && r->host->meminfo != NULL) {
@@ -567,9 +627,22 @@ keep_status(struct host *h, const Mm__V1__HostReport *r,
 		const Mm__V1__GuestStats *g = r->guests[i];
 		struct vm_status *v = &vms[i];
 
-		/* A VM keeps its index while the report's order holds. */
-		if (strcmp(v->d.vm_id, d[i].vm_id) != 0)
-			v->decision_ms = 0;
+		/* A VM keeps its index while the report's order holds; when
+		 * it does not, what is known of the VM follows its id. */
+		if (strcmp(v->d.vm_id, d[i].vm_id) != 0) {
+			size_t j;
+
+			for (j = i + 1; j < had; j++)
+				if (strcmp(vms[j].d.vm_id, d[i].vm_id) == 0)
+					break;
+			if (j < had) {
+				tmp = *v;
+				*v = vms[j];
+				vms[j] = tmp;
+			} else {
+				memset(v, 0, sizeof(*v));
+			}
+		}
 		if (d[i].changed || v->decision_ms == 0)
 			v->decision_ms = r->time_ms;
 		v->d = d[i];
@@ -577,6 +650,161 @@ keep_status(struct host *h, const Mm__V1__HostReport *r,
 		    g->vm_name != NULL ? g->vm_name : "");
 		v->actual_kib = g->balloon_actual_kib;
 		v->psi = g->psi != NULL ? g->psi->some_avg10_pct : 0;
+	}
+}
+
+/* ---- reconciliation ---- */
+
+/* A target that goes out though unchanged (a repeat, a resend) shrinks
+ * when it is below what the balloon holds now. */
+static bool
+shrinks(const struct pe_decision *d, const struct pe_guest *g)
+{
+	if (d->target_kib != d->prev_kib)
+		return d->target_kib < d->prev_kib;
+	return g->has_balloon && d->target_kib < g->actual_kib;
+}
+
+#define RESEND_BACKOFF_MAX	4	/* resend_ms doubles up to 16 times */
+#define RESEND_ALERT_TRIES	3	/* then an alert: who takes them? */
+
+/* Whether VM i's target, unchanged by the policy, goes out again: the
+ * actuator did not confirm it (it was down, the batch expired or was
+ * lost, or it asked for its state). */
+static bool
+recon_due(const struct scheduler *s, const struct host *h, size_t i,
+    uint64_t now)
+{
+	const struct pe_decision *d = &s->decisions[i];
+	const struct vm_recon *rc = &h->vms[i].rc;
+	unsigned shift;
+
+	if (d->reason == PE_UNMANAGED)
+		return false;
+	if (h->sync)
+		return true;
+	if (rc->sent_kib == 0 || rc->confirmed)
+		return false;
+	if (rc->now)
+		return true;
+	shift = rc->tries < RESEND_BACKOFF_MAX ? rc->tries : RESEND_BACKOFF_MAX;
+	return now - rc->sent_ms >= ((uint64_t)s->conf.resend_ms << shift);
+}
+
+/* Mark the targets that go out again as changed, with their reason. */
+static void
+recon_mark(struct scheduler *s, struct host *h, int n)
+{
+	uint64_t now = clock_ms(CLOCK_MONOTONIC);
+	uint64_t sup;
+
+	if (h->nvms != (size_t)n)
+		return;	/* keep_status() ran out of memory */
+	for (int i = 0; i < n; i++) {
+		struct pe_decision *d = &s->decisions[i];
+		struct vm_recon *rc = &h->vms[i].rc;
+
+		if (d->changed || !recon_due(s, h, (size_t)i, now))
+			continue;
+		d->changed = true;
+		snprintf(s->why[i], PE_WHY_MAX, "reconcile: %llu MiB %s",
+		    (unsigned long long)d->target_kib / 1024, h->sync ?
+		    "again: the actuator asked for its host's targets" :
+		    rc->now ? "again: the batch that carried it was not "
+		    "executed" : "again: the actuator has not confirmed it");
+		rc->tries++;
+		s->n.resent++;
+		h->resent++;
+		if (!h->sync && log_limit_ok(&s->lim_resend, &sup))
+			log_info("host \"%s\": vm \"%s\": %s (sent %u times)%s",
+			    h->id, d->vm_id, s->why[i], rc->tries,
+			    sup > 0 ? "; more like it not logged" : "");
+		if (!h->sync && rc->tries == RESEND_ALERT_TRIES)
+			publish_alert(s, h->id, d->vm_id, 2, s->policy.version,
+			    "vm \"%s\": target %llu MiB sent %u times without "
+			    "a result from the actuator of \"%s\"; is it "
+			    "running, and is it the only consumer of its "
+			    "queue?", d->vm_id, (unsigned long long)
+			    d->target_kib / 1024, rc->tries, h->id);
+	}
+}
+
+/* Remember what went out in batch h->batch_seq (rc: how publishing it
+ * went). */
+static void
+recon_sent(struct scheduler *s, struct host *h, int n, int rc_publish)
+{
+	uint64_t now = clock_ms(CLOCK_MONOTONIC);
+
+	if (h->nvms != (size_t)n)
+		return;
+	for (int i = 0; i < n; i++) {
+		const struct pe_decision *d = &s->decisions[i];
+		struct vm_recon *rc = &h->vms[i].rc;
+
+		if (!d->changed)
+			continue;
+		if (rc->sent_kib != d->target_kib)
+			rc->tries = 0;
+		rc->sent_kib = d->target_kib;
+		rc->sent_seq = h->batch_seq;
+		rc->sent_ms = now;
+		rc->confirmed = false;
+		/* Not sent at all: again at the next decision. */
+		rc->now = rc_publish < 0;
+	}
+	if (rc_publish == 0)
+		h->sync = false;
+}
+
+void
+recon_result(struct scheduler *s, struct host *h,
+    const Mm__V1__ActionResult *ar)
+{
+	if (ar->has_sync && ar->sync) {
+		s->n.syncs++;
+		h->sync = true;
+		log_info("host \"%s\": its actuator started or reconnected: "
+		    "every target goes out again", h->id);
+		return;
+	}
+	if (ar->scheduler_id == NULL || strcmp(ar->scheduler_id, s->id) != 0) {
+		s->n.results_ignored++;
+		return;
+	}
+	s->n.results++;
+	h->result_ms = ar->time_ms;
+	for (size_t i = 0; i < ar->n_results; i++) {
+		const Mm__V1__CommandResult *cr = ar->results[i];
+		struct vm_recon *rc = NULL;
+
+		if (cr->vm_id == NULL)
+			continue;
+		for (size_t k = 0; k < h->nvms; k++)
+			if (strcmp(h->vms[k].d.vm_id, cr->vm_id) == 0) {
+				rc = &h->vms[k].rc;
+				break;
+			}
+		/* Only the answer to the latest target counts. */
+		if (rc == NULL || rc->sent_seq != ar->batch_seq)
+			continue;
+		switch (cr->status) {
+		case MM__V1__RESULT_STATUS__RESULT_STATUS_OK:
+		case MM__V1__RESULT_STATUS__RESULT_STATUS_CLAMPED:
+			/* Clamped: the actuator's limits; sending it again
+			 * would meet them again. */
+			rc->confirmed = true;
+			rc->tries = 0;
+			break;
+		case MM__V1__RESULT_STATUS__RESULT_STATUS_EXPIRED:
+		case MM__V1__RESULT_STATUS__RESULT_STATUS_OUT_OF_ORDER:
+			rc->now = true;
+			break;
+		default:
+			/* Failed, or skipped for now (deferred: a result
+			 * follows): sent again after resend. */
+			break;
+		}
 	}
 }
 
@@ -596,8 +824,10 @@ decide_host(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r)
 
 	if (scratch_reserve(s, r->n_guests + 1) < 0)
 		return -ENOMEM;
-	for (size_t i = 0; i < r->n_guests; i++)
+	for (size_t i = 0; i < r->n_guests; i++) {
 		guest_from_msg(&s->guests[i], r->guests[i]);
+		s->n.distrusted += s->guests[i].untrusted;
+	}
 	ph.guests = s->guests;
 	if (r->host != NULL && r->host->meminfo != NULL) {
 		ph.total_kib = r->host->meminfo->total_kib;
@@ -641,18 +871,19 @@ decide_host(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r)
 	b = batch_begin(s, (size_t)n);
 	if (b == NULL)
 		return -ENOMEM;
+	recon_mark(s, h, n);
 	/* Take before give: what shrinks goes first. */
 	for (int i = 0; i < n; i++)
-		if (s->decisions[i].changed &&
-		    s->decisions[i].target_kib < s->decisions[i].prev_kib)
+		if (s->decisions[i].changed && shrinks(&s->decisions[i],
+		    &s->guests[i]))
 			batch_balloon(b, &s->decisions[i], s->why[i]);
 	if (kd.changed)
 		batch_ksm(b, s, &kd);
 	for (size_t i = 0; i < nmoves; i++)
 		batch_numa(b, &moves[i]);
 	for (int i = 0; i < n; i++)
-		if (s->decisions[i].changed &&
-		    s->decisions[i].target_kib > s->decisions[i].prev_kib)
+		if (s->decisions[i].changed && !shrinks(&s->decisions[i],
+		    &s->guests[i]))
 			batch_balloon(b, &s->decisions[i], s->why[i]);
 	/* Nothing to change for a while: an empty batch says the scheduler
 	 * is there, or the actuator would take the quiet for its absence
@@ -660,7 +891,7 @@ decide_host(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r)
 	if (b->n > 0 || (s->conf.heartbeat_ms > 0 &&
 	    clock_ms(CLOCK_REALTIME) - h->batch_ms >=
 	    (uint64_t)s->conf.heartbeat_ms))
-		publish_batch(s, h, r, b);
+		recon_sent(s, h, n, publish_batch(s, h, r, b));
 	return 0;
 }
 

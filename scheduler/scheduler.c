@@ -9,12 +9,14 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "scheduler.h"
 #include "topology.h"
@@ -43,6 +45,19 @@ static const struct conf_key conf_table[] = {
 	  "share the hosts with other schedulers (consistent hashing)" },
 	{ "scheduler", "shard_weight", CONF_INT, 1, 1000, "20",
 	  C(shard_weight), NULL, "this scheduler's share of the hosts" },
+	{ "scheduler", "resend", CONF_DURATION_MS, 500, 600000, "3s",
+	  C(resend_ms), NULL,
+	  "a target the actuator has not confirmed this long is sent again "
+	  "(then after twice as long, up to 16 times)" },
+	{ "scheduler", "clock_skew", CONF_DURATION_MS, 1000, 3600000, "30s",
+	  C(clock_skew_ms), NULL,
+	  "a report or result dated further ahead of this clock is refused" },
+	{ "scheduler", "max_hosts", CONF_INT, 1, 1000000, "10000",
+	  C(max_hosts), NULL,
+	  "hosts this scheduler keeps at most; reports of more are dropped" },
+	{ "scheduler", "host_forget", CONF_DURATION_MS, 60000, 86400000,
+	  "10m", C(host_forget_ms), NULL,
+	  "a host that sent no report this long is forgotten" },
 	DAEMON_BUS_KEYS(struct sched_conf, bus),
 };
 #define CONF_N	(sizeof(conf_table) / sizeof(conf_table[0]))
@@ -89,6 +104,7 @@ static void
 state_load(struct scheduler *s)
 {
 	uint8_t buf[1 << 20];
+	const Mm__V1__Policy *pol;
 	ProtobufCMessage *m;
 	struct pm_policy p;
 	char why[512];
@@ -108,7 +124,15 @@ state_load(struct scheduler *s)
 		log_warnx("\"%s\": not a policy, ignored", s->conf.state_file);
 		return;
 	}
-	if (pm_from_msg((const Mm__V1__Policy *)m, &p, why, sizeof(why)) < 0)
+	pol = (const Mm__V1__Policy *)m;
+	/* Saved by a scheduler without the version bound: a version far
+	 * ahead would leave every later apply ignored. */
+	if (pm_version_check(pol->version, pol->has_reset && pol->reset, 0,
+	    clock_ms(CLOCK_REALTIME) / 1000, why, sizeof(why)) ==
+	    PM_VERSION_JUMP)
+		log_warnx("\"%s\": %s; starting with the built-in policy",
+		    s->conf.state_file, why);
+	else if (pm_from_msg(pol, &p, why, sizeof(why)) < 0)
 		log_warnx("\"%s\": policy refused: %s", s->conf.state_file,
 		    why);
 	else if (keep_policy_msg(s, buf, (size_t)n) == 0)
@@ -118,31 +142,93 @@ state_load(struct scheduler *s)
 
 /* ---- consumers ---- */
 
+/* A report's seq this far above the last one is not the same collector
+ * counting: at one report a second, eleven days without a report (a
+ * silent host is forgotten long before). */
+#define REPORT_SEQ_JUMP_MAX	1000000ull
+/* How often silent hosts are looked for. */
+#define SWEEP_MS		60000
+
+/* A refusal: counted by the caller, logged here within a rate limit. */
+static void
+refused(struct log_limit *l, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+refused(struct log_limit *l, const char *fmt, ...)
+{
+	char line[512];
+	uint64_t sup;
+	va_list ap;
+
+	if (!log_limit_ok(l, &sup))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (sup > 0)
+		log_warnx("%s (and %llu refusals not logged)", line,
+		    (unsigned long long)sup);
+	else
+		log_warnx("%s", line);
+}
+
 static enum bus_disposition
 on_report(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 {
 	const Mm__V1__HostReport *r = (const Mm__V1__HostReport *)m;
 	struct scheduler *s = arg;
+	uint64_t now = clock_ms(CLOCK_REALTIME);
 	struct host *h;
 	uint8_t *copy;
 
 	if (!topo_id_valid(r->host_id)) {
 		s->n.reports_bad++;
-		log_debug("report from \"%s\": bad host id", r->host_id);
+		refused(&s->lim_reports, "report with a bad host id, "
+		    "dead-lettered");
+		return BUS_REJECT;
+	}
+	/* A report from the future would hold every real one back. */
+	if (r->time_ms > now + (uint64_t)s->conf.clock_skew_ms) {
+		s->n.reports_future++;
+		refused(&s->lim_reports, "host \"%s\": report %llu dated "
+		    "%llu s ahead of this clock (clock_skew %llu s), "
+		    "dead-lettered", r->host_id, (unsigned long long)r->seq,
+		    (unsigned long long)(r->time_ms - now) / 1000,
+		    (unsigned long long)s->conf.clock_skew_ms / 1000);
 		return BUS_REJECT;
 	}
 	h = host_get(s, r->host_id);
-	if (h == NULL)
-		return BUS_REQUEUE;
+	if (h == NULL) {
+		if (errno != EAGAIN)
+			return BUS_REQUEUE;
+		s->n.hosts_refused++;
+		refused(&s->lim_hosts, "host \"%s\": not managed: this "
+		    "scheduler has max_hosts (%lld) hosts", r->host_id,
+		    (long long)s->conf.max_hosts);
+		return BUS_ACK;
+	}
+	if (h->last_time_ms != 0 && r->seq > h->last_seq &&
+	    r->seq - h->last_seq > REPORT_SEQ_JUMP_MAX) {
+		s->n.reports_seq_jump++;
+		refused(&s->lim_reports, "host \"%s\": report seq %llu jumps "
+		    "from %llu, dead-lettered", h->id,
+		    (unsigned long long)r->seq,
+		    (unsigned long long)h->last_seq);
+		return BUS_REJECT;
+	}
 	/* At least once: a report seen already (or older) is dropped. A
-	 * collector that restarts begins again at seq 0 with a later time. */
+	 * collector that restarts begins again at seq 0 with a later time.
+	 * The time kept is never ahead of this clock, so that a report
+	 * dated ahead cannot hold back the host's next real ones. */
 	if (h->last_time_ms != 0 && r->seq <= h->last_seq &&
 	    r->time_ms <= h->last_time_ms) {
 		s->n.reports_old++;
 		return BUS_ACK;
 	}
 	h->last_seq = r->seq;
-	h->last_time_ms = r->time_ms;
+	h->last_time_ms = r->time_ms < now ? r->time_ms : now;
+	h->seen_ms = clock_ms(CLOCK_MONOTONIC);
 	s->n.reports++;
 	/* Kept for decisions made without a new report (a policy change). */
 	if (d->len > h->report_cap) {
@@ -161,30 +247,119 @@ on_report(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 	return BUS_ACK;
 }
 
+/* An actuator's result: what it set, or that it asks for its targets. */
+static enum bus_disposition
+on_result(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
+{
+	const Mm__V1__Event *ev = (const Mm__V1__Event *)m;
+	const Mm__V1__ActionResult *ar = ev->result;
+	struct scheduler *s = arg;
+	uint64_t now = clock_ms(CLOCK_REALTIME);
+	struct host *h;
+
+	(void)d;
+	if (ev->kind != MM__V1__EVENT_KIND__EVENT_KIND_RESULT || ar == NULL)
+		return BUS_ACK;
+	/* Another scheduler's host (sharding), or none. */
+	h = host_find(s, ar->host_id);
+	if (h == NULL) {
+		s->n.results_ignored++;
+		return BUS_ACK;
+	}
+	if (ar->time_ms > now + (uint64_t)s->conf.clock_skew_ms) {
+		s->n.results_future++;
+		refused(&s->lim_results, "host \"%s\": result of batch %llu "
+		    "dated %llu s ahead of this clock, ignored", h->id,
+		    (unsigned long long)ar->batch_seq,
+		    (unsigned long long)(ar->time_ms - now) / 1000);
+		return BUS_ACK;
+	}
+	recon_result(s, h, ar);
+	return BUS_ACK;
+}
+
+static void
+sweep_cb(uv_timer_t *t)
+{
+	hosts_sweep(t->data);
+}
+
+/* The policy in force again, its reset flag aside: a repeat of at least
+ * once delivery, or the same file applied again. */
+static bool
+policy_repeat(const struct scheduler *s, const Mm__V1__Policy *pm)
+{
+	ProtobufCMessage *kept = NULL;
+	Mm__V1__Policy a = *pm, *b;
+	uint8_t *pa = NULL, *pb = NULL;
+	size_t la = 0, lb = 0;
+	bool same = false;
+
+	if (s->policy_msg == NULL || pm->version != s->policy.version ||
+	    msg_unpack(MSG_POLICY, s->policy_msg, s->policy_len, &kept, NULL,
+	    0) < 0)
+		return false;
+	b = (Mm__V1__Policy *)kept;
+	a.has_reset = b->has_reset = false;
+	a.reset = b->reset = false;
+	if (msg_pack(MSG_POLICY, &a.base, &pa, &la) == 0 &&
+	    msg_pack(MSG_POLICY, &b->base, &pb, &lb) == 0)
+		same = la == lb && memcmp(pa, pb, la) == 0;
+	free(pa);
+	free(pb);
+	msg_free(kept);
+	return same;
+}
+
 static enum bus_disposition
 on_policy(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 {
+	static struct log_limit lim;
 	const Mm__V1__Policy *pm = (const Mm__V1__Policy *)m;
 	struct scheduler *s = arg;
+	bool reset = pm->has_reset && pm->reset;
+	uint64_t before = s->policy.version;
 	struct pm_policy p;
 	char why[512];
 	int r;
 
-	if (pm->version <= s->policy.version) {
+	switch (pm_version_check(pm->version, reset, s->policy.version,
+	    clock_ms(CLOCK_REALTIME) / 1000, why, sizeof(why))) {
+	case PM_VERSION_OLD:
 		s->n.policies_old++;
-		log_info("policy %llu ignored: version %llu is in force",
-		    (unsigned long long)pm->version,
-		    (unsigned long long)s->policy.version);
+		/* Said either way, so that mmctl policy apply does not wait
+		 * in vain: the same policy again is no refusal. */
+		if (policy_repeat(s, pm)) {
+			log_info("policy %llu again: already in force",
+			    (unsigned long long)pm->version);
+			publish_alert(s, NULL, NULL, 1, pm->version, "policy "
+			    "%llu \"%s\" already in force at %s",
+			    (unsigned long long)pm->version, s->policy.name,
+			    s->id);
+			return BUS_ACK;
+		}
+		refused(&lim, "%s", why);
+		publish_alert(s, NULL, NULL, 2, pm->version, "%s", why);
 		return BUS_ACK;
+	case PM_VERSION_JUMP:
+		s->n.policies_jump++;
+		refused(&lim, "%s; policy %llu stays in force", why,
+		    (unsigned long long)before);
+		publish_alert(s, NULL, NULL, 2, pm->version, "%s; policy %llu "
+		    "stays in force", why, (unsigned long long)before);
+		return BUS_REJECT;
+	case PM_VERSION_NEWER:
+	case PM_VERSION_RESET:
+		break;
 	}
 	if (pm_from_msg(pm, &p, why, sizeof(why)) < 0) {
 		s->n.policies_rejected++;
-		log_warnx("policy %llu rejected: %s",
+		refused(&lim, "policy %llu rejected: %s",
 		    (unsigned long long)pm->version, why);
 		publish_alert(s, NULL, NULL, 2, pm->version,
 		    "policy %llu rejected: %s; policy %llu stays in force",
 		    (unsigned long long)pm->version, why,
-		    (unsigned long long)s->policy.version);
+		    (unsigned long long)before);
 		return BUS_REJECT;
 	}
 	if (keep_policy_msg(s, d->body, d->len) < 0)
@@ -196,14 +371,55 @@ on_policy(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 		    strerror(-r));
 	s->policy = p;
 	s->n.policies_accepted++;
-	log_info("policy %llu \"%s\" accepted: %s, algorithm %s",
+	why[0] = '\0';
+	if (reset) {
+		s->n.policies_reset++;
+		snprintf(why, sizeof(why), " (reset: version %llu was in "
+		    "force)", (unsigned long long)before);
+	}
+	log_info("policy %llu \"%s\" accepted: %s, algorithm %s%s",
 	    (unsigned long long)p.version, p.name, pm_mode_name(p.mode),
-	    pe_algo_name(p.balloon.algo));
+	    pe_algo_name(p.balloon.algo), why);
 	publish_alert(s, NULL, NULL, 1, p.version, "policy %llu \"%s\" "
-	    "accepted by %s: %s, algorithm %s", (unsigned long long)p.version,
-	    p.name, s->id, pm_mode_name(p.mode), pe_algo_name(p.balloon.algo));
+	    "accepted by %s: %s, algorithm %s%s", (unsigned long long)p.version,
+	    p.name, s->id, pm_mode_name(p.mode), pe_algo_name(p.balloon.algo),
+	    why);
 	decide_all(s);
 	return BUS_ACK;
+}
+
+/*
+ * Dispatch d through table; a delivery msg_dispatch() itself refused
+ * (content type, type, size, decoding, validation: its handler was not
+ * called) is counted in *counter and logged, within l's rate, with what
+ * identifies its sender: its routing key and app_id, made printable.
+ */
+static enum bus_disposition
+dispatch_counted(struct scheduler *s, const struct msg_handler *table,
+    const struct bus_delivery *d, struct msg_dispatch_stats *st,
+    uint64_t *counter, struct log_limit *l, const char *what)
+{
+	char why[256], key[65], app[65];
+	uint64_t ok = st->ok;
+	enum bus_disposition disp;
+	const char *src[2] = { d->routing_key, d->app_id };
+	char *dst[2] = { key, app };
+
+	disp = msg_dispatch(table, 1, d, s, st, why, sizeof(why));
+	if (st->ok != ok)
+		return disp;
+	(*counter)++;
+	for (int i = 0; i < 2; i++) {
+		size_t n = 0;
+
+		for (const char *c = src[i]; c != NULL && *c != '\0' &&
+		    n < sizeof(key) - 1; c++)
+			dst[i][n++] = *c >= 0x20 && *c < 0x7f ? *c : '?';
+		dst[i][n] = '\0';
+	}
+	refused(l, "malformed %s dead-lettered (key \"%s\", app \"%s\"): %s",
+	    what, key, app, why);
+	return disp;
 }
 
 static enum bus_disposition
@@ -212,9 +428,22 @@ stats_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
 	static const struct msg_handler table[] = {
 		{ MSG_HOST_REPORT, on_report },
 	};
+	static struct log_limit lim;
 	struct scheduler *s = arg;
 
-	return msg_dispatch(table, 1, d, s, &s->stats_dispatch, NULL, 0);
+	return dispatch_counted(s, table, d, &s->stats_dispatch,
+	    &s->n.stats_malformed, &lim, "report");
+}
+
+static enum bus_disposition
+results_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
+{
+	static const struct msg_handler table[] = {
+		{ MSG_EVENT, on_result },
+	};
+	struct scheduler *s = arg;
+
+	return msg_dispatch(table, 1, d, s, &s->results_dispatch, NULL, 0);
 }
 
 static enum bus_disposition
@@ -223,9 +452,11 @@ control_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
 	static const struct msg_handler table[] = {
 		{ MSG_STATUS_REQUEST, on_status_request },
 	};
+	static struct log_limit lim;
 	struct scheduler *s = arg;
 
-	return msg_dispatch(table, 1, d, s, &s->control_dispatch, NULL, 0);
+	return dispatch_counted(s, table, d, &s->control_dispatch,
+	    &s->n.control_malformed, &lim, "control request");
 }
 
 static enum bus_disposition
@@ -234,15 +465,11 @@ policy_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
 	static const struct msg_handler table[] = {
 		{ MSG_POLICY, on_policy },
 	};
+	static struct log_limit lim;
 	struct scheduler *s = arg;
-	char why[256];
-	enum bus_disposition disp;
 
-	disp = msg_dispatch(table, 1, d, s, &s->policy_dispatch, why,
-	    sizeof(why));
-	if (disp == BUS_REJECT && s->policy_dispatch.ok == 0)
-		log_warnx("malformed policy message dead-lettered: %s", why);
-	return disp;
+	return dispatch_counted(s, table, d, &s->policy_dispatch,
+	    &s->n.policies_malformed, &lim, "policy");
 }
 
 /* ---- lifecycle ---- */
@@ -277,11 +504,24 @@ stop_cb(void *arg)
 	if (s->stopping)
 		return;
 	s->stopping = true;
-	log_info("stopping: %llu reports, %llu batches, %llu events",
+	log_info("stopping: %llu reports, %llu batches, %llu events; "
+	    "refused: %llu malformed reports, %llu malformed policies, "
+	    "%llu malformed control requests, %llu invalid policies, "
+	    "%llu policy versions too far ahead, %llu older policies, "
+	    "%llu reports (bad host id, ahead of the clock, seq jump)",
 	    (unsigned long long)s->n.reports,
-	    (unsigned long long)s->n.batches, (unsigned long long)s->n.events);
+	    (unsigned long long)s->n.batches, (unsigned long long)s->n.events,
+	    (unsigned long long)s->n.stats_malformed,
+	    (unsigned long long)s->n.policies_malformed,
+	    (unsigned long long)s->n.control_malformed,
+	    (unsigned long long)s->n.policies_rejected,
+	    (unsigned long long)s->n.policies_jump,
+	    (unsigned long long)s->n.policies_old,
+	    (unsigned long long)(s->n.reports_bad + s->n.reports_future +
+	    s->n.reports_seq_jump));
 	daemon_notify_stopping();
 	daemon_signals_close(&s->sig);
+	uv_close((uv_handle_t *)&s->sweep, NULL);
 	bus_close(s->bus, 2000, closed_cb, NULL);
 }
 
@@ -316,6 +556,11 @@ setup_bus(struct scheduler *s)
 	if (r == 0)
 		r = topo_declare_control_queue(s->bus, s->id, s->control_queue,
 		    sizeof(s->control_queue));
+	if (r == 0)
+		r = topo_declare_results_queue(s->bus, s->id, s->results_queue,
+		    sizeof(s->results_queue));
+	if (r == 0)
+		r = bus_consume(s->bus, s->results_queue, false, results_cb, s);
 	if (r == 0)
 		r = bus_consume(s->bus, s->control_queue, false, control_cb, s);
 	if (r == 0)
@@ -376,6 +621,9 @@ main(int argc, char **argv)
 	r = daemon_signals_init(&s.sig, &loop, stop_cb, NULL, &s);
 	if (r < 0)
 		fatalx("signals: %s", uv_strerror(r));
+	uv_timer_init(&loop, &s.sweep);
+	s.sweep.data = &s;
+	uv_timer_start(&s.sweep, sweep_cb, SWEEP_MS, SWEEP_MS);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	hosts_free(&s);
 	free(s.policy_msg);

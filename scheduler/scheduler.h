@@ -14,6 +14,7 @@
 
 #include "bus.h"
 #include "daemon.h"
+#include "log.h"
 #include "msg.h"
 #include "policy.h"
 #include "policymsg.h"
@@ -27,10 +28,31 @@ struct sched_conf {
 	char *stats_pattern;
 	bool shard;		/* share the fleet with other schedulers */
 	int64_t shard_weight;	/* points on the consistent-hash ring */
+	int64_t resend_ms;	/* an unconfirmed target is sent again after */
+	int64_t clock_skew_ms;	/* a report or result this far ahead of our
+				 * clock is refused */
+	int64_t max_hosts;	/* hosts kept at most */
+	int64_t host_forget_ms;	/* a host silent this long is forgotten */
 	struct daemon_bus_conf bus;
 };
 
 struct batch;
+
+/*
+ * What the actuator confirmed of a VM's target (reconciliation): the target
+ * last sent, in which batch, and whether an ActionResult said it is set.
+ * A target sent and not confirmed is sent again until it is.
+ */
+struct vm_recon {
+	uint64_t sent_kib;	/* the target last sent; 0: none */
+	uint64_t sent_seq;	/* in this batch */
+	uint64_t sent_ms;	/* when (monotonic ms) */
+	bool confirmed;		/* a result said it is set (OK, CLAMPED) */
+	bool now;		/* send again at the next decision (the batch
+				 * expired, came out of order, or the actuator
+				 * restarted) */
+	unsigned tries;		/* sent again without a confirmation */
+};
 
 /* A VM as its last decision left it, for status requests. */
 struct vm_status {
@@ -39,6 +61,7 @@ struct vm_status {
 	uint64_t actual_kib;
 	double psi;
 	uint64_t decision_ms;	/* when its target last changed */
+	struct vm_recon rc;
 };
 
 /* What the scheduler keeps per host. */
@@ -48,6 +71,10 @@ struct host {
 	uint64_t last_time_ms;
 	uint64_t batch_seq;
 	uint64_t batch_ms;	/* when the last batch was sent (realtime) */
+	uint64_t seen_ms;	/* last report accepted (monotonic) */
+	uint64_t result_ms;	/* last ActionResult's time */
+	bool sync;		/* the actuator asked for the desired state */
+	uint64_t resent;	/* targets sent again, counter */
 	struct pe_state *pe;
 	struct pe_ksm_state ksm;
 	struct pe_numa_state *numa;
@@ -67,6 +94,16 @@ struct sched_counters {
 	uint64_t reports;
 	uint64_t reports_old;	/* seq not newer: ignored */
 	uint64_t reports_bad;	/* bad host id */
+	uint64_t reports_future;	/* time beyond the clock skew */
+	uint64_t reports_seq_jump;	/* seq far above the last one */
+	uint64_t hosts_refused;	/* new host over max_hosts */
+	uint64_t hosts_forgotten;	/* silent for host_forget */
+	uint64_t results;	/* ActionResults of our batches */
+	uint64_t results_ignored;	/* unknown host, other scheduler, old */
+	uint64_t results_future;	/* time beyond the clock skew */
+	uint64_t syncs;		/* actuators that asked for their state */
+	uint64_t resent;	/* targets sent again, unconfirmed */
+	uint64_t distrusted;	/* guest samples not grown on their word */
 	uint64_t batches;
 	uint64_t commands;
 	uint64_t events;
@@ -74,6 +111,12 @@ struct sched_counters {
 	uint64_t policies_accepted;
 	uint64_t policies_rejected;
 	uint64_t policies_old;
+	/* refusals (policy, malformed input) */
+	uint64_t stats_malformed;	/* dead-lettered by msg_dispatch() */
+	uint64_t policies_malformed;	/* ditto */
+	uint64_t control_malformed;	/* ditto, or no mmctl reply queue */
+	uint64_t policies_jump;		/* version too far ahead: refused */
+	uint64_t policies_reset;	/* accepted as an operator's reset */
 };
 
 struct scheduler {
@@ -85,6 +128,7 @@ struct scheduler {
 	char policy_queue[128];
 	char stats_queue[128];
 	char control_queue[128];
+	char results_queue[128];
 	uint8_t *policy_msg;	/* the policy in force, packed */
 	size_t policy_len;
 	struct pm_policy policy;
@@ -106,11 +150,23 @@ struct scheduler {
 	struct msg_dispatch_stats stats_dispatch;
 	struct msg_dispatch_stats policy_dispatch;
 	struct msg_dispatch_stats control_dispatch;
+	struct msg_dispatch_stats results_dispatch;
+	struct log_limit lim_reports, lim_hosts, lim_results, lim_resend;
+	uv_timer_t sweep;	/* forgets silent hosts */
 	struct sched_counters n;
 };
 
 /* decide.c */
+/* The host called id, or NULL. */
+struct host *host_find(struct scheduler *s, const char *id);
+/* The host called id, added if new; NULL with errno ENOMEM, or EAGAIN when
+ * a new host is refused (max_hosts). */
 struct host *host_get(struct scheduler *s, const char *id);
+/* Forget hosts that sent no report for conf.host_forget_ms. */
+void hosts_sweep(struct scheduler *s);
+/* What an ActionResult says of host h's targets (reconciliation). */
+void recon_result(struct scheduler *s, struct host *h,
+    const Mm__V1__ActionResult *ar);
 void hosts_free(struct scheduler *s);
 /* Decide for host h from report r and publish commands and events as the
  * policy's mode says. Returns 0 or a negative errno. */

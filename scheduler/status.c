@@ -6,6 +6,7 @@
  * requester's own queue (reply_to), which must be an mmctl queue.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,26 @@
 #include "log.h"
 #include "scheduler.h"
 #include "topology.h"
+
+/* Every counter of struct sched_counters under its own name: a counter
+ * added there without a line here fails the build. */
+#define CTR(f)	{ #f, offsetof(struct sched_counters, f) }
+static const struct {
+	const char *name;
+	size_t offset;
+} counters[] = {
+	CTR(reports), CTR(reports_old), CTR(reports_bad),
+	CTR(reports_future), CTR(reports_seq_jump), CTR(hosts_refused),
+	CTR(hosts_forgotten), CTR(results), CTR(results_ignored),
+	CTR(results_future), CTR(syncs), CTR(resent), CTR(distrusted),
+	CTR(batches), CTR(commands), CTR(events), CTR(publish_failed),
+	CTR(policies_accepted), CTR(policies_rejected), CTR(policies_old),
+	CTR(stats_malformed), CTR(policies_malformed), CTR(control_malformed),
+	CTR(policies_jump), CTR(policies_reset),
+};
+#define NCOUNTERS	(sizeof(counters) / sizeof(counters[0]))
+_Static_assert(sizeof(struct sched_counters) == NCOUNTERS * sizeof(uint64_t),
+    "a counter of struct sched_counters has no name in scheduler/status.c");
 
 static bool
 wanted(const Mm__V1__StatusRequest *q, const char *host_id)
@@ -64,16 +85,25 @@ on_status_request(const ProtobufCMessage *m, const struct bus_delivery *d,
 	Mm__V1__StatusReply rep = MM__V1__STATUS_REPLY__INIT;
 	Mm__V1__HostStatus *hs = NULL, **hp = NULL;
 	Mm__V1__GuestStatus *gs = NULL, **gp = NULL;
+	Mm__V1__Metric ms[NCOUNTERS], *mp[NCOUNTERS];
 	char (*reasons)[PE_WHY_MAX] = NULL;
 	ProtobufCMessage *policy = NULL;
 	size_t nh = 0, ng = 0, gi = 0;
 	struct bus_msg bm;
 	uint8_t *buf;
+	uint64_t u;
 	int r;
 
 	if (strncmp(d->reply_to, TOPO_Q_MMCTL_PREFIX,
 	    strlen(TOPO_Q_MMCTL_PREFIX)) != 0) {
-		log_debug("status request without an mmctl reply queue");
+		static struct log_limit lim;
+		uint64_t sup;
+
+		s->n.control_malformed++;
+		if (log_limit_ok(&lim, &sup))
+			log_warnx("status request without an mmctl reply "
+			    "queue dead-lettered%s", sup > 0 ? " (and more, "
+			    "not logged)" : "");
 		return BUS_REJECT;
 	}
 	for (size_t i = 0; i < s->cap; i++) {
@@ -119,6 +149,11 @@ on_status_request(const ProtobufCMessage *m, const struct bus_delivery *d,
 		x->reserve_kib = s->policy.balloon.host_reserve_kib;
 		x->has_ksm_sharing_pages = true;
 		x->ksm_sharing_pages = h->ksm_sharing_pages;
+		x->has_unconfirmed = x->has_resent = true;
+		x->resent = h->resent;
+		for (size_t v = 0; v < h->nvms; v++)
+			x->unconfirmed += h->vms[v].rc.sent_kib != 0 &&
+			    !h->vms[v].rc.confirmed;
 		if (!q->guests)
 			continue;
 		x->guests = &gp[gi];
@@ -134,7 +169,9 @@ on_status_request(const ProtobufCMessage *m, const struct bus_delivery *d,
 	rep.time_ms = clock_ms(CLOCK_REALTIME);
 	rep.has_policy_version = true;
 	rep.policy_version = s->policy.version;
-	rep.policy_name = s->policy.name;
+	/* A policy may have no name; an empty one is not a valid field. */
+	if (s->policy.name[0] != '\0')
+		rep.policy_name = s->policy.name;
 	rep.has_policy_mode = true;
 	rep.policy_mode = (Mm__V1__PolicyMode)s->policy.mode;
 	if (s->policy_msg != NULL && msg_unpack(MSG_POLICY, s->policy_msg,
@@ -142,6 +179,18 @@ on_status_request(const ProtobufCMessage *m, const struct bus_delivery *d,
 		rep.policy = (Mm__V1__Policy *)policy;
 	rep.n_hosts = nh;
 	rep.hosts = hp;
+	for (size_t i = 0; i < NCOUNTERS; i++) {
+		mm__v1__metric__init(&ms[i]);
+		ms[i].name = (char *)counters[i].name;
+		ms[i].has_value = true;
+		memcpy(&u, (const char *)&s->n + counters[i].offset,
+		    sizeof(u));
+		ms[i].value = (double)u;
+		ms[i].unit = "count";
+		mp[i] = &ms[i];
+	}
+	rep.n_counters = NCOUNTERS;
+	rep.counters = mp;
 	r = msg_to_bus(MSG_STATUS_REPLY, (const ProtobufCMessage *)&rep, "",
 	    d->reply_to, false, &bm, &buf);
 	if (r == 0) {

@@ -540,9 +540,14 @@ pe_decide(struct pe_state *st, const struct pe_host *host,
 		    g->target_kib : v->target_kib ? v->target_kib :
 		    g->has_balloon ? g->actual_kib : g->total_kib;
 		d->used_kib = pe_guest_used_kib(g);
-		d->pressure = g->stale ? 0 : pressure_score(p, g, v, c.now_ms,
-		    &d->swapped_kib);
-		if (g->has_meminfo && !g->stale) {
+		/* A guest not believed uses no more than the host sees, and
+		 * its pressure is not taken on its word either. */
+		if (g->untrusted && g->has_host_used &&
+		    g->host_used_kib < d->used_kib)
+			d->used_kib = g->host_used_kib;
+		d->pressure = g->stale || g->untrusted ? 0 :
+		    pressure_score(p, g, v, c.now_ms, &d->swapped_kib);
+		if (g->has_meminfo && !g->stale && !g->untrusted) {
 			v->used_ewma = v->used_ewma == 0 ?
 			    (double)d->used_kib : p->ewma_alpha *
 			    (double)d->used_kib + (1 - p->ewma_alpha) *
@@ -582,6 +587,18 @@ pe_decide(struct pe_state *st, const struct pe_host *host,
 		struct pe_vm *v = c.vms[i];
 		uint64_t off;
 
+		/* Growth is earned: a guest not believed, or silent, has no
+		 * more than the host sees it use plus its headroom (and one
+		 * that just lied its way up gives it back); without a host
+		 * view it is not grown. */
+		if ((g->untrusted || g->stale) && d->reason != PE_UNMANAGED) {
+			uint64_t earned = g->has_host_used ?
+			    g->host_used_kib + pe_headroom(v->limits,
+			    g->host_used_kib) : d->prev_kib;
+
+			if (d->target_kib > earned)
+				d->target_kib = earned;
+		}
 		/* Whatever an algorithm asked, the limits hold. */
 		if (d->target_kib > d->max_kib)
 			d->target_kib = d->max_kib;

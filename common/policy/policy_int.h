@@ -47,6 +47,16 @@ struct pe_vm {
 	uint64_t fair;		/* its weighted share of the capacity */
 };
 
+/* The memory a VM keeps available above what it uses: the larger of the
+ * rule's size and percentage. */
+static inline uint64_t
+pe_headroom(const struct pe_limits *l, uint64_t used_kib)
+{
+	uint64_t pct = (uint64_t)((double)used_kib * l->headroom_pct / 100);
+
+	return l->headroom_kib > pct ? l->headroom_kib : pct;
+}
+
 struct pe_state {
 	struct pe_vm *vms;
 	size_t n;

@@ -50,12 +50,6 @@ deadband(const struct pe_policy *p, uint64_t cur)
 	    p->deadband_pct / 100));
 }
 
-static uint64_t
-headroom(const struct pe_limits *l, uint64_t used)
-{
-	return max64(l->headroom_kib, (uint64_t)((double)used *
-	    l->headroom_pct / 100));
-}
 
 /* A guest's share of contended memory: weight 0 counts as a hundredth. */
 static uint64_t
@@ -89,7 +83,7 @@ floor_of(struct pe_ctx *c, size_t i)
 	base = max64(d->used_kib, (uint64_t)v->used_ewma);
 	/* A guest that rose by R since the last report may well rise by R
 	 * again before the next: twice its rise, when above the headroom. */
-	need = base + max64(headroom(l, base), (uint64_t)(2 * v->rise));
+	need = base + max64(pe_headroom(l, base), (uint64_t)(2 * v->rise));
 	d->need_kib = need;
 	calm = c->now_ms - v->calm_since_ms >= p->hold_ms;
 	if (d->pressure > 0) {
@@ -99,7 +93,7 @@ floor_of(struct pe_ctx *c, size_t i)
 		/* What went to swap is what it lacks: give it back at once. */
 		if (d->swapped_kib > 0)
 			step = max64(step, d->swapped_kib +
-			    headroom(l, cur + d->swapped_kib));
+			    pe_headroom(l, cur + d->swapped_kib));
 		fl = max64(need, cur + step);
 		v->need_floor = fl;
 		d->reason = PE_GROW_PRESSURE;

@@ -59,6 +59,9 @@ static struct {
 	struct result_seen res[MAXRES];
 	size_t nres;
 	unsigned alerts, release_alerts, failsafe_alerts;
+	uint64_t decided_web_kib;	/* the scheduler's last target of web */
+	uint64_t decided_db_kib;
+	unsigned decisions;
 	uint64_t failsafe_target;
 	char last_alert[1024];
 	pid_t sim, act, col, sched;
@@ -86,8 +89,19 @@ event_cb(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 		}
 		return BUS_ACK;
 	}
+	if (ev->kind == MM__V1__EVENT_KIND__EVENT_KIND_DECISION) {
+		T.decisions++;
+		if (ev->vm_id != NULL && strcmp(ev->vm_id, "web") == 0)
+			T.decided_web_kib = ev->balloon_target_kib;
+		if (ev->vm_id != NULL && strcmp(ev->vm_id, "db") == 0)
+			T.decided_db_kib = ev->balloon_target_kib;
+		return BUS_ACK;
+	}
 	if (ev->kind != MM__V1__EVENT_KIND__EVENT_KIND_RESULT ||
 	    ev->result == NULL || T.nres == MAXRES)
+		return BUS_ACK;
+	/* An actuator that starts asks for its targets: no batch. */
+	if (ev->result->has_sync && ev->result->sync)
 		return BUS_ACK;
 	assert_string_equal(ev->host_id, T.host_id);
 	s = &T.res[T.nres++];
@@ -286,6 +300,8 @@ ksm_value(const char *name)
 /* mm-sim with "web" (2G, using 1G) and "db" (1G, idle), the test's
  * consumer of the host's events, its own view of mm-sim's balloons, and
  * mm-actuator with extra configuration lines. */
+static const char *web_workload = "static:1G";
+
 static void
 env_start(const char *extra)
 {
@@ -330,14 +346,19 @@ env_start(const char *extra)
 	assert_int_equal(bus_bind(T.bus, T.queue, TOPO_EX_EVENTS, key), 0);
 	topo_event_key(key, sizeof(key), TOPO_EV_ALERT, T.host_id);
 	assert_int_equal(bus_bind(T.bus, T.queue, TOPO_EX_EVENTS, key), 0);
+	topo_event_key(key, sizeof(key), TOPO_EV_DECISION, T.host_id);
+	assert_int_equal(bus_bind(T.bus, T.queue, TOPO_EX_EVENTS, key), 0);
 	assert_int_equal(bus_consume(T.bus, T.queue, false, delivery_cb,
 	    NULL), 0);
 	assert_int_equal(bus_start(T.bus), 0);
 	assert_true(tu_run_until(&T.loop, &T.up, 15000));
 
 	{
+		char web[1200];
 		char *argv[] = { T.sim_bin, "-s", vmdir, "-r", root, "-H",
-		    "16G", "-m", "web,2G,static:1G", "-m", "db,1G,idle", NULL };
+		    "16G", "-m", web, "-m", "db,1G,idle", NULL };
+
+		snprintf(web, sizeof(web), "web,2G,%s", web_workload);
 
 		T.sim = tu_spawn(argv);
 	}
@@ -624,17 +645,17 @@ scheduler_shrank(void)
  * guests could hold) decides, mm-actuator applies. The idle guest is
  * shrunk, every target stays within the limits, nothing fails, and
  * stopping the actuator gives the guests their maximum back. */
-static void
-test_actuator_with_scheduler(void **state)
+/* mm-collector and mm-scheduler (with extra lines in its section) for
+ * T's host, and a pressure policy: a short hold, a guest pool of 1.5 GiB
+ * for the 3 GiB the guests could hold. Returns the scheduler's id. */
+static char *
+chain_start(const char *sched_extra)
 {
 	Mm__V1__Policy p = MM__V1__POLICY__INIT;
 	Mm__V1__Param hold = MM__V1__PARAM__INIT, pool = MM__V1__PARAM__INIT;
 	Mm__V1__Param *params[2] = { &hold, &pool };
 	char conf[4096], *col_bin, *sched_bin, *path, *sid;
-	size_t i, j, mine = 0;
 
-	env_start("balloon_interval = 1s\nfailsafe_after = 0\n"
-	    "release_on_stop = yes\n");
 	col_bin = tu_bin_path("mm-collector");
 	sched_bin = tu_bin_path("mm-scheduler");
 	sid = tu_unique("sched");
@@ -655,8 +676,8 @@ test_actuator_with_scheduler(void **state)
 	}
 	free(path);
 	snprintf(conf, sizeof(conf), "[scheduler]\nid = %s\n"
-	    "state_file = %s/policy\n[bus]\nurl = %s\n", sid, T.dir,
-	    tu_broker_url_as("scheduler", "scheduler"));
+	    "state_file = %s/policy\n%s[bus]\nurl = %s\n", sid, T.dir,
+	    sched_extra, tu_broker_url_as("scheduler", "scheduler"));
 	path = tu_write_file(T.dir, "scheduler.conf", conf);
 	{
 		char *argv[] = { sched_bin, "-c", path, "-d", NULL };
@@ -664,6 +685,8 @@ test_actuator_with_scheduler(void **state)
 		T.sched = tu_spawn(argv);
 	}
 	free(path);
+	free(col_bin);
+	free(sched_bin);
 	tu_run_for(&T.loop, 1000);
 	assert_int_equal(topo_declare_policy_exchange(T.bus), 0);
 	p.has_version = p.has_mode = 1;
@@ -681,6 +704,18 @@ test_actuator_with_scheduler(void **state)
 	p.params = params;
 	assert_int_equal(msg_publish(T.bus, MSG_POLICY, &p.base,
 	    TOPO_EX_POLICY, "", true, NULL, NULL), 0);
+	return sid;
+}
+
+static void
+test_actuator_with_scheduler(void **state)
+{
+	size_t i, j, mine = 0;
+	char *sid;
+
+	env_start("balloon_interval = 1s\nfailsafe_after = 0\n"
+	    "release_on_stop = yes\n");
+	sid = chain_start("");
 
 	if (!tu_run_until_fn(&T.loop, scheduler_shrank, 60000))
 		fail_msg("no shrink from the scheduler: %zu results, db at "
@@ -718,8 +753,170 @@ test_actuator_with_scheduler(void **state)
 	wait_balloon("db", GIB);
 	wait_balloon("web", 2 * GIB);
 	env_finish();
-	free(col_bin);
-	free(sched_bin);
+	free(sid);
+}
+
+/* The closed loop. web's use steps from 400 MiB to RISE_KIB at RISE_S
+ * (mm-sim's clock) while its actuator is dead (kill -9) for longer than a
+ * batch lives; meanwhile the host's management is attacked with valid
+ * credentials: a report of this host dated an hour ahead with the largest
+ * seq, and empty batches from a scheduler "evil", one an hour ahead. The
+ * scheduler still decides from the real reports, which the made-up one
+ * does not hold back; what it decides while the actuator is dead is not
+ * applied (db still holds what it was to give back, web is short of its
+ * target). Once the actuator is back, within 5 s web has the target the
+ * scheduler wants and db has shrunk, and soon web has all the memory it
+ * needs. (db's shrink meets the actuator's own floor, used + 256 MiB.) */
+#define RISE_S		40
+#define RISE_KIB	(850 * MIB)	/* below mm-sim's OOM (1.3 x 798 MiB),
+					 * within the pool once db shrank to
+					 * the actuator's floor (512 MiB) */
+#define BACK_MS		5000
+#define NEAR_KIB	(16 * MIB)
+
+static unsigned decisions_before;
+
+static bool
+decided_again(void)
+{
+	return T.decisions > decisions_before;
+}
+
+static bool
+near(uint64_t a, uint64_t b)
+{
+	return (a > b ? a - b : b - a) <= NEAR_KIB;
+}
+
+#define DB_FLOOR_KIB	(512 * MIB)	/* the actuator's: used + 256 MiB */
+
+static bool
+targets_in_place(void)
+{
+	struct hv_vm *web = tu_hv_find(T.hv, "web");
+	struct hv_vm *db = tu_hv_find(T.hv, "db");
+	uint64_t db_want = T.decided_db_kib > DB_FLOOR_KIB ?
+	    T.decided_db_kib : DB_FLOOR_KIB;
+
+	return web != NULL && web->balloon_known && db != NULL &&
+	    db->balloon_known &&
+	    near(web->balloon_actual_kib, T.decided_web_kib) &&
+	    db->balloon_actual_kib <= db_want + NEAR_KIB;
+}
+
+static bool
+web_fed(void)
+{
+	struct hv_vm *web = tu_hv_find(T.hv, "web");
+
+	return web != NULL && web->balloon_known &&
+	    web->balloon_actual_kib >= RISE_KIB + 64 * MIB;
+}
+
+static void
+test_actuator_lost_commands_sent_again(void **state)
+{
+	uint64_t t0 = tu_wall_ms(), now, killed_ms, back_ms;
+	char trace[4096], *tdir = tu_tmpdir(), *tpath, workload[4200];
+	struct hv_vm *web, *db;
+	uint64_t db_dead_kib;
+	size_t i, j, from;
+	char *sid;
+
+	snprintf(trace, sizeof(trace), "time_s,vm,used_kib,max_kib\n"
+	    "0,web,%llu,%llu\n%d,web,%llu,%llu\n600,web,%llu,%llu\n",
+	    400 * MIB, 2 * GIB, RISE_S, RISE_KIB, 2 * GIB, RISE_KIB, 2 * GIB);
+	tpath = tu_write_file(tdir, "web.csv", trace);
+	snprintf(workload, sizeof(workload), "trace:%s", tpath);
+	web_workload = workload;
+	env_start("balloon_interval = 1s\nfailsafe_after = 0\n"
+	    "release_on_stop = no\n");
+	web_workload = "static:1G";
+	sid = chain_start("command_ttl = 2s\n");
+	if (!tu_run_until_fn(&T.loop, scheduler_shrank, 25000))
+		fail_msg("no shrink from the scheduler within 25 s");
+	now = tu_wall_ms();
+	assert_true(now < t0 + (RISE_S - 8) * 1000ull);
+
+	/* Valid credentials, made-up messages. */
+	assert_int_equal(topo_declare_stats_exchange(T.bus), 0);
+	assert_int_equal(tu_publish_report(T.bus, T.host_id, UINT64_MAX,
+	    now + 3600000, 0), 0);
+	assert_int_equal(tu_publish_report(T.bus, T.host_id, UINT64_MAX - 1,
+	    now + 20000, 0), 0);
+	publish_batch("evil", UINT64_MAX, now + 3600000, now + 3610000, 0,
+	    NULL, NULL);
+	publish_batch("evil", UINT64_MAX, now + 20000, now + 30000, 0, NULL,
+	    NULL);
+	tu_run_for(&T.loop, 1000);
+
+	kill(T.act, SIGKILL);
+	waitpid(T.act, NULL, 0);
+	T.act = 0;
+	killed_ms = tu_wall_ms();
+	from = T.nres;
+	decisions_before = T.decisions;
+
+	/* The rise: the scheduler decides from the real reports, which the
+	 * made-up one does not hold back. */
+	tu_run_for(&T.loop, (unsigned)(t0 + (RISE_S + 8) * 1000ull -
+	    tu_wall_ms()));
+	if (!tu_run_until_fn(&T.loop, decided_again, 5000))
+		fail_msg("no decision from the scheduler since the made-up "
+		    "report: real reports held back?");
+	web = tu_hv_find(T.hv, "web");
+	db = tu_hv_find(T.hv, "db");
+	db_dead_kib = db->balloon_actual_kib;
+	print_message("actuator dead for %llu s; web at %llu MiB (the "
+	    "scheduler wants %llu), db at %llu MiB (wanted %llu)\n",
+	    (unsigned long long)(tu_wall_ms() - killed_ms) / 1000,
+	    (unsigned long long)web->balloon_actual_kib / MIB,
+	    (unsigned long long)T.decided_web_kib / MIB,
+	    (unsigned long long)db_dead_kib / MIB,
+	    (unsigned long long)T.decided_db_kib / MIB);
+	/* Dead for longer than a batch lives (2 s): db's shrink was lost. */
+	assert_true(T.decided_db_kib + NEAR_KIB < db_dead_kib);
+
+	start_actuator();
+	back_ms = tu_wall_ms();
+	if (!tu_run_until_fn(&T.loop, targets_in_place, BACK_MS))
+		fail_msg("%llu ms after the restart web at %llu MiB (the "
+		    "scheduler wants %llu MiB), db at %llu MiB (wants %llu, "
+		    "the actuator's floor %llu)", (unsigned long long)
+		    (tu_wall_ms() - back_ms), (unsigned long long)
+		    tu_hv_find(T.hv, "web")->balloon_actual_kib / MIB,
+		    (unsigned long long)T.decided_web_kib / MIB,
+		    (unsigned long long)tu_hv_find(T.hv,
+		    "db")->balloon_actual_kib / MIB, (unsigned long long)
+		    T.decided_db_kib / MIB, DB_FLOOR_KIB / MIB);
+	print_message("targets in place %llu ms after the restart: web "
+	    "%llu MiB (wanted %llu); db at %llu MiB\n", (unsigned long long)
+	    (tu_wall_ms() - back_ms), (unsigned long long)tu_hv_find(T.hv,
+	    "web")->balloon_actual_kib / MIB, (unsigned long long)
+	    T.decided_web_kib / MIB, (unsigned long long)tu_hv_find(T.hv,
+	    "db")->balloon_actual_kib / MIB);
+
+	if (!tu_run_until_fn(&T.loop, web_fed, 20000))
+		fail_msg("web at %llu MiB 20 s later, it needs %llu MiB",
+		    (unsigned long long)tu_hv_find(T.hv,
+		    "web")->balloon_actual_kib / MIB, (unsigned long long)
+		    RISE_KIB / MIB);
+	print_message("web fed %llu ms after the restart: %llu MiB\n",
+	    (unsigned long long)(tu_wall_ms() - back_ms), (unsigned long long)
+	    tu_hv_find(T.hv, "web")->balloon_actual_kib / MIB);
+	for (i = from; i < T.nres; i++)
+		for (j = 0; j < T.res[i].n; j++)
+			assert_int_not_equal(T.res[i].status[j],
+			    MM__V1__RESULT_STATUS__RESULT_STATUS_FAILED);
+
+	assert_int_equal(tu_stop(T.sched, 5000), 0);
+	T.sched = 0;
+	assert_int_equal(tu_stop(T.col, 5000), 0);
+	T.col = 0;
+	env_finish();
+	tu_rmtree(tdir);
+	free(tdir);
+	free(tpath);
 	free(sid);
 }
 
@@ -754,6 +951,8 @@ main(void)
 		cmocka_unit_test_teardown(test_actuator_failsafe, teardown),
 		cmocka_unit_test_teardown(test_actuator_with_scheduler,
 		    teardown),
+		cmocka_unit_test_teardown(
+		    test_actuator_lost_commands_sent_again, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

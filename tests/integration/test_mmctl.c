@@ -5,7 +5,9 @@
  * changes; a good one is published and reported accepted, and policy show
  * prints it; status shows the hosts and VMs the scheduler knows; events
  * prints the history the scheduler's event log keeps, filtered, and exits
- * at its end, or with --follow goes on with decisions as they happen.
+ * at its end, or with --follow goes on with decisions as they happen; a
+ * policy version far ahead is refused and --reset goes back; malformed
+ * policies are logged and counted, and status shows the counters.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,6 +32,7 @@ static struct {
 	char *dir;
 	char *sched;
 	char *host;
+	char *log;	/* the scheduler's stderr */
 	int pid;
 } w;
 
@@ -77,7 +80,7 @@ assert_lacks(const char *text, const char *needle)
 		fail_msg("output has \"%s\"", needle);
 }
 
-/* A bus that may publish stats and events, started. */
+/* A bus that may publish stats, events and policies, started. */
 static struct bus *
 publisher_open(uv_loop_t *loop)
 {
@@ -89,6 +92,7 @@ publisher_open(uv_loop_t *loop)
 	assert_non_null(bus);
 	topo_declare_stats_exchange(bus);
 	topo_declare_events_exchange(bus);
+	topo_declare_policy_exchange(bus);
 	bus_start(bus);
 	return bus;
 }
@@ -165,7 +169,7 @@ report(void)
 static int
 setup(void **state)
 {
-	char text[1024], *bin = tu_bin_path("mm-scheduler"), *conf;
+	char text[1024], *bin = tu_bin_path("mm-scheduler"), *conf, *cmd;
 	int pid = (int)getpid();
 
 	if (asprintf(&w.sched, "mmctl-s-%d", pid) < 0 ||
@@ -176,11 +180,16 @@ setup(void **state)
 	    "state_file = %s/policy\n[bus]\nurl = %s\n", w.sched, w.dir,
 	    tu_broker_url());
 	conf = tu_write_file(w.dir, "scheduler.conf", text);
+	/* Its log, at the default level, goes to a file the tests read. */
+	if (asprintf(&w.log, "%s/scheduler.log", w.dir) < 0 ||
+	    asprintf(&cmd, "exec %s -d -c %s 2>%s", bin, conf, w.log) < 0)
+		abort();
 	{
-		char *argv[] = { bin, "-d", "-c", conf, NULL };
+		char *argv[] = { "/bin/sh", "-c", cmd, NULL };
 
 		w.pid = tu_spawn(argv);
 	}
+	free(cmd);
 	free(conf);
 	free(bin);
 	sleep(2);
@@ -192,6 +201,7 @@ teardown(void **state)
 {
 	tu_stop(w.pid, 5000);
 	tu_rmtree(w.dir);
+	free(w.log);
 	return 0;
 }
 
@@ -384,6 +394,154 @@ test_mmctl_events_follow_shows_decisions(void **state)
 	free(bin);
 }
 
+/* Publish on mm.policy as a broken or hostile tool would: a Policy of
+ * this version (with its reset flag), or (version 0) a body that does not
+ * decode. */
+static void
+publish_raw_policy(uint64_t version, bool reset)
+{
+	uv_loop_t loop;
+	struct bus *bus = publisher_open(&loop);
+	static const uint8_t junk[] = { 0xff, 0xff, 0xff, 0xff };
+	Mm__V1__Policy p = MM__V1__POLICY__INIT;
+
+	if (version == 0) {
+		struct bus_msg m = {
+			.exchange = TOPO_EX_POLICY,
+			.routing_key = "",
+			.body = junk,
+			.len = sizeof(junk),
+			.content_type = MSG_CONTENT_TYPE,
+			.type = "mm.v1.Policy",
+		};
+
+		assert_int_equal(bus_publish(bus, &m, NULL, NULL), 0);
+	} else {
+		p.has_version = p.has_mode = true;
+		p.version = version;
+		p.mode = MM__V1__POLICY_MODE__POLICY_MODE_ENFORCE;
+		p.name = "far ahead";
+		p.has_reset = reset;
+		p.reset = reset;
+		assert_int_equal(msg_publish(bus, MSG_POLICY,
+		    (const ProtobufCMessage *)&p, TOPO_EX_POLICY, "", true,
+		    NULL, NULL), 0);
+	}
+	publisher_close(&loop, bus);
+}
+
+/* The scheduler's log holds needle (within a few seconds). */
+static void
+assert_logged(const char *needle)
+{
+	char *text = NULL;
+
+	for (int i = 0; i < 50; i++) {
+		free(text);
+		text = slurp(w.log);
+		if (strstr(text, needle) != NULL)
+			break;
+		usleep(100000);
+	}
+	if (strstr(text, needle) == NULL)
+		fail_msg("scheduler log lacks \"%s\":\n%s", needle, text);
+	free(text);
+}
+
+/*
+ * A policy with version 2^64-1 would leave every later apply ignored: it is
+ * refused, said in the log and counted, and the next ordinary apply still
+ * works.
+ */
+static void
+test_mmctl_policy_far_ahead_refused(void **state)
+{
+	char *example = tu_source_path("deploy/policy.example");
+	char *out, args[512];
+
+	publish_raw_policy(UINT64_MAX, false);
+	assert_logged("policy 18446744073709551615 refused: version more "
+	    "than 1000000 above");
+	assert_int_equal(mmctl(&out, "policy show"), 0);
+	assert_lacks(out, "18446744073709551615");
+	free(out);
+	assert_int_equal(mmctl(&out, "status"), 0);
+	assert_has(out, "policies_jump 1");
+	free(out);
+	sleep(1);	/* mmctl's default version is the time in seconds */
+	snprintf(args, sizeof(args), "policy apply %s", example);
+	assert_int_equal(mmctl(&out, args), 0);
+	assert_has(out, "accepted by ");
+	free(out);
+	free(example);
+}
+
+/*
+ * An older version is not applied silently: mmctl says the scheduler
+ * ignored it and how to insist; --reset then takes it, and a version no
+ * scheduler would take is not even sent.
+ */
+static void
+test_mmctl_policy_reset(void **state)
+{
+	char *old = tu_write_file(w.dir, "old.policy",
+	    "[policy]\nversion = 3\nname = back to 3\nmode = shadow\n");
+	char *far = tu_write_file(w.dir, "far.policy",
+	    "[policy]\nversion = 9007199254740992\nname = far\n");
+	char *out, args[512];
+
+	snprintf(args, sizeof(args), "policy apply %s", old);
+	assert_int_equal(mmctl(&out, args), 1);
+	assert_has(out, "policy 3 ignored: version ");
+	assert_has(out, "in force; use --reset");
+	free(out);
+	snprintf(args, sizeof(args), "policy apply --reset %s", old);
+	assert_int_equal(mmctl(&out, args), 0);
+	assert_has(out, "published as a reset");
+	assert_has(out, "policy 3 \"back to 3\" accepted by ");
+	assert_has(out, "(reset: version ");
+	free(out);
+	assert_int_equal(mmctl(&out, "policy show"), 0);
+	assert_has(out, "version = 3\nname = back to 3\nmode = shadow");
+	free(out);
+	/* The same file again: already in force, no refusal. */
+	snprintf(args, sizeof(args), "policy apply %s", old);
+	assert_int_equal(mmctl(&out, args), 0);
+	assert_has(out, "policy 3 \"back to 3\" already in force at ");
+	free(out);
+
+	snprintf(args, sizeof(args), "policy apply %s", far);
+	assert_int_equal(mmctl(&out, args), 1);
+	assert_has(out, "policy 9007199254740992 refused: version more than "
+	    "1000000 above");
+	assert_has(out, "nothing was published");
+	free(out);
+	assert_int_equal(mmctl(&out, "status -v"), 0);
+	assert_has(out, "policies_reset 1");
+	assert_has(out, "stats_malformed 0");
+	free(out);
+	free(old);
+	free(far);
+}
+
+/* A malformed policy after good ones is logged at the default level and
+ * counted, and mmctl status shows the count. */
+static void
+test_mmctl_malformed_policy_counted(void **state)
+{
+	char *out;
+
+	publish_raw_policy(0, false);
+	assert_logged("malformed policy dead-lettered");
+	assert_int_equal(mmctl(&out, "status"), 0);
+	assert_has(out, "policies_malformed 1");
+	assert_lacks(out, "stats_malformed");	/* zero: shown with -v */
+	free(out);
+	assert_int_equal(mmctl(&out, "status --json"), 0);
+	assert_has(out, "\"policies_malformed\": 1");
+	free(out);
+}
+
 int
 main(void)
 {
@@ -394,6 +552,9 @@ main(void)
 		cmocka_unit_test(test_mmctl_events_prints_history),
 		cmocka_unit_test(test_mmctl_events_follow_shows_decisions),
 		cmocka_unit_test(test_mmctl_events_without_log),
+		cmocka_unit_test(test_mmctl_policy_far_ahead_refused),
+		cmocka_unit_test(test_mmctl_policy_reset),
+		cmocka_unit_test(test_mmctl_malformed_policy_counted),
 	};
 
 	tu_broker_url();

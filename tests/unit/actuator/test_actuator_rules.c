@@ -71,7 +71,7 @@ test_actuator_order(void **state)
 	struct act_order o = { 0 };
 
 	assert_int_equal(act_order_check(&o, "s1", 5, 1000), ACT_ORDER_FIRST);
-	act_order_commit(&o, "s1", 5, 1000);
+	act_order_commit(&o, "s1", 5, 1000, 5000);
 	assert_int_equal(act_order_check(&o, "s1", 6, 1100), ACT_ORDER_NEXT);
 	/* A redelivered or reordered older batch. */
 	assert_int_equal(act_order_check(&o, "s1", 5, 1000), ACT_ORDER_STALE);
@@ -83,8 +83,47 @@ test_actuator_order(void **state)
 	assert_int_equal(act_order_check(&o, "s2", 1, 1000),
 	    ACT_ORDER_FAILOVER);
 	assert_int_equal(act_order_check(&o, "s2", 99, 999), ACT_ORDER_STALE);
-	act_order_commit(&o, "s2", 1, 2000);
+	act_order_commit(&o, "s2", 1, 2000, 5000);
 	assert_int_equal(act_order_check(&o, "s1", 7, 1500), ACT_ORDER_STALE);
+}
+
+/* A batch dated an hour ahead (a forger, a broken clock) is executed at
+ * most at this host's time: the real scheduler's next batch still runs. */
+static void
+test_actuator_order_future(void **state)
+{
+	struct act_order o = { 0 };
+	uint64_t now = 1000000;
+
+	act_order_commit(&o, "evil", UINT64_MAX, now + 3600000, now);
+	assert_int_equal(act_order_check(&o, "sched-a", 1, now + 1000),
+	    ACT_ORDER_FAILOVER);
+	act_order_commit(&o, "sched-a", UINT64_MAX, now + 20000, now + 1000);
+	assert_int_equal(act_order_check(&o, "sched-a", 8, now + 2000),
+	    ACT_ORDER_RESTART);
+}
+
+static void
+test_actuator_batch_check(void **state)
+{
+	uint64_t now = 1000000, skew = 30000;
+
+	assert_int_equal(act_batch_check(NULL, skew, "evil", now, now + 10000,
+	    now), ACT_OK);
+	assert_int_equal(act_batch_check(" ", skew, "evil", now, now + 10000,
+	    now), ACT_OK);
+	assert_int_equal(act_batch_check("sched-a, sched-b", skew, "evil", now,
+	    now + 10000, now), ACT_REFUSE_SCHEDULER);
+	assert_int_equal(act_batch_check("sched-a, sched-b", skew, "sched-b",
+	    now, now + 10000, now), ACT_OK);
+	assert_int_equal(act_batch_check("sched-a sched-b", skew, "sched",
+	    now, now + 10000, now), ACT_REFUSE_SCHEDULER);
+	assert_int_equal(act_batch_check(NULL, skew, "sched-a", now + 3600000,
+	    now + 3610000, now), ACT_REFUSE_FUTURE);
+	assert_int_equal(act_batch_check(NULL, skew, "sched-a", now + 20000,
+	    now + 30000, now), ACT_OK);
+	assert_int_equal(act_batch_check(NULL, skew, "sched-a", now,
+	    UINT64_MAX, now), ACT_REFUSE_TTL);
 }
 
 static void
@@ -362,6 +401,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_actuator_clamp),
 		cmocka_unit_test(test_actuator_order),
+		cmocka_unit_test(test_actuator_order_future),
+		cmocka_unit_test(test_actuator_batch_check),
 		cmocka_unit_test(test_actuator_failsafe),
 		cmocka_unit_test(test_actuator_ksm),
 		cmocka_unit_test(test_actuator_ksm_bounds),

@@ -206,6 +206,63 @@ test_policy_pressure_grows_at_once(void **state)
 	pe_state_free(st);
 }
 
+/*
+ * Growth is earned. A guest whose sample the collector flagged (it claims
+ * a whole 2 GiB VM in use, under full pressure, while the host sees 512
+ * MiB resident) is not grown beyond what the host sees plus its headroom,
+ * however much spare memory the host has; without a host view it is not
+ * grown at all; a silent (stale) one is not frozen above that either.
+ */
+static void
+test_policy_untrusted_guest_earns_no_growth(void **state)
+{
+	struct pe_policy p;
+	struct pe_state *st = pe_state_new();
+	struct pe_guest g = guest("liar", 2 * GiB, 1 * GiB, 2 * GiB);
+	struct pe_host h = host(&g, 1, 32 * GiB, 30 * GiB, T0);
+	struct pe_decision *d;
+	uint64_t cap;
+
+	pe_policy_defaults(&p);
+	g.total_kib = 1 * GiB;
+	g.available_kib = 0;
+	g.psi_some_avg10 = 90;
+	g.untrusted = true;
+	g.has_host_used = true;
+	g.host_used_kib = 512 * MiB;
+	cap = 512 * MiB + (p.defaults.headroom_kib > 512 * MiB *
+	    p.defaults.headroom_pct / 100 ? p.defaults.headroom_kib :
+	    (uint64_t)(512 * MiB * p.defaults.headroom_pct / 100));
+	for (int i = 0; i < 5; i++) {
+		d = decide(st, &h, &p);
+		assert_true(d[0].target_kib <= cap);
+		assert_true(d[0].used_kib <= 512 * MiB);
+		assert_true(d[0].pressure == 0);
+		g.target_kib = g.actual_kib = d[0].target_kib;
+		h.time_ms += 1000;
+	}
+	/* Believed, the same numbers grow it. */
+	g.untrusted = false;
+	d = decide(st, &h, &p);
+	assert_true(d[0].target_kib > cap);
+	/* Stale after that: back toward what the host sees, not held at
+	 * what the last word of the guest got it. */
+	g.target_kib = g.actual_kib = d[0].target_kib;
+	g.stale = true;
+	h.time_ms += 1000;
+	d = decide(st, &h, &p);
+	assert_true(d[0].target_kib <= cap);
+	/* No host view (Xen): no growth on its word. */
+	g.stale = false;
+	g.untrusted = true;
+	g.has_host_used = false;
+	g.target_kib = g.actual_kib = 1 * GiB;
+	h.time_ms += 1000;
+	d = decide(st, &h, &p);
+	assert_true(d[0].target_kib <= 1 * GiB);
+	pe_state_free(st);
+}
+
 /* A full guest shows no more used memory than it has; what it swapped
  * out says what it lacks, and is given back in one round. */
 static void
@@ -964,6 +1021,7 @@ main(void)
 		cmocka_unit_test(test_policy_guest_capacity),
 		cmocka_unit_test(test_policy_reserved_counted_as_used),
 		cmocka_unit_test(test_policy_pressure_grows_at_once),
+		cmocka_unit_test(test_policy_untrusted_guest_earns_no_growth),
 		cmocka_unit_test(test_policy_swapped_out_given_back_at_once),
 		cmocka_unit_test(test_policy_idle_shrinks_slowly_after_hold),
 		cmocka_unit_test(test_policy_limits_from_rules_and_host),
