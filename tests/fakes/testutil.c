@@ -280,3 +280,30 @@ tu_publish_report_sized(struct bus *bus, const char *host_id, uint64_t seq,
 	return msg_publish(bus, MSG_HOST_REPORT, (const ProtobufCMessage *)&r,
 	    TOPO_EX_STATS, key, false, NULL, NULL);
 }
+
+char *
+tu_mgmt_get(const char *path)
+{
+	const char *mgmt = getenv("MM_TEST_MGMT_URL");
+	char cmd[1024];
+	static char buf[1 << 20];
+	size_t n;
+	FILE *p;
+
+	if (mgmt == NULL || *mgmt == '\0')
+		mgmt = "http://127.0.0.1:15672";
+	snprintf(cmd, sizeof(cmd), "curl -sf -u guest:guest '%s%s'", mgmt,
+	    path);
+	p = popen(cmd, "r");
+	if (p == NULL) {
+		fprintf(stderr, "cannot run %s\n", cmd);
+		abort();
+	}
+	n = fread(buf, 1, sizeof(buf) - 1, p);
+	buf[n] = '\0';
+	if (pclose(p) != 0) {
+		fprintf(stderr, "management API: %s failed\n", cmd);
+		abort();
+	}
+	return buf;
+}

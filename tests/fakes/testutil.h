@@ -86,4 +86,11 @@ int tu_publish_report(struct bus *bus, const char *host_id, uint64_t seq,
 int tu_publish_report_sized(struct bus *bus, const char *host_id,
     uint64_t seq, uint64_t time_ms, double psi, uint64_t size_kib);
 
+/*
+ * GET path from the test broker's management API ($MM_TEST_MGMT_URL, as
+ * guest); the body, in a static buffer overwritten by the next call. A
+ * request that fails aborts the test.
+ */
+char *tu_mgmt_get(const char *path);
+
 #endif

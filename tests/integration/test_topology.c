@@ -249,28 +249,6 @@ test_topology_collector_cannot_command(void **state)
 	role_close(&r);
 }
 
-static char *
-http_get(const char *path)
-{
-	const char *mgmt = getenv("MM_TEST_MGMT_URL");
-	char cmd[1024];
-	static char buf[1 << 20];
-	size_t n;
-	FILE *p;
-
-	if (mgmt == NULL || *mgmt == '\0')
-		mgmt = "http://127.0.0.1:15672";
-	snprintf(cmd, sizeof(cmd), "curl -sf -u guest:guest '%s%s'", mgmt,
-	    path);
-	p = popen(cmd, "r");
-	assert_non_null(p);
-	n = fread(buf, 1, sizeof(buf) - 1, p);
-	buf[n] = '\0';
-	if (pclose(p) != 0)
-		fail_msg("management API: %s failed", cmd);
-	return buf;
-}
-
 static void
 assert_listed(const char *json, const char *name)
 {
@@ -295,25 +273,25 @@ test_topology_listed_by_management_api(void **state)
 	};
 	char *json;
 
-	json = http_get("/api/exchanges/mm?columns=name,type");
+	json = tu_mgmt_get("/api/exchanges/mm?columns=name,type");
 	for (size_t i = 0; i < sizeof(exchanges) / sizeof(*exchanges); i++)
 		assert_listed(json, exchanges[i]);
 	assert_non_null(strstr(json, "\"name\":\"mm.dlx\",\"type\":"
 	    "\"headers\""));
-	json = http_get("/api/queues/mm?columns=name,arguments");
+	json = tu_mgmt_get("/api/queues/mm?columns=name,arguments");
 	for (size_t i = 0; i < sizeof(queues) / sizeof(*queues); i++)
 		assert_listed(json, queues[i]);
 	/* The stats queue is bounded, drops the oldest and expires them. */
-	json = http_get("/api/queues/mm/mm.scheduler.stats");
+	json = tu_mgmt_get("/api/queues/mm/mm.scheduler.stats");
 	assert_non_null(strstr(json, "\"x-overflow\":\"drop-head\""));
 	assert_non_null(strstr(json, "\"x-max-length\":"));
 	assert_non_null(strstr(json, "\"x-message-ttl\":"));
 	/* The events log is a stream with bounded retention. */
-	json = http_get("/api/queues/mm/mm.events.log");
+	json = tu_mgmt_get("/api/queues/mm/mm.events.log");
 	assert_non_null(strstr(json, "\"x-queue-type\":\"stream\""));
 	assert_non_null(strstr(json, "\"x-max-age\":\"86400s\""));
 	assert_non_null(strstr(json, "\"x-max-length-bytes\":268435456"));
-	json = http_get("/api/bindings/mm/e/mm.events/q/mm.events.log");
+	json = tu_mgmt_get("/api/bindings/mm/e/mm.events/q/mm.events.log");
 	assert_non_null(strstr(json, "\"routing_key\":\"#\""));
 }
 
@@ -426,7 +404,7 @@ test_topology_dead_keeps_rejected_only(void **state)
 	assert_int_equal(tu_loop_finish(&t.loop), 0);
 
 	/* One binding, and one that filters on the x- header. */
-	json = http_get("/api/bindings/mm/e/mm.dlx/q/mm.dead");
+	json = tu_mgmt_get("/api/bindings/mm/e/mm.dlx/q/mm.dead");
 	assert_non_null(strstr(json, "\"x-match\":\"all-with-x\""));
 	assert_null(strstr(json, "\"x-match\":\"all\""));
 }
