@@ -131,3 +131,22 @@ log_limit_ok(struct log_limit *l, uint64_t *ret_suppressed)
 	l->suppressed++;
 	return false;
 }
+
+void
+log_warnx_limited(struct log_limit *l, const char *fmt, ...)
+{
+	char line[1024];
+	uint64_t sup;
+	va_list ap;
+
+	if (!log_limit_ok(l, &sup))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (sup > 0)
+		log_warnx("%s (and %llu more not logged)", line,
+		    (unsigned long long)sup);
+	else
+		log_warnx("%s", line);
+}

@@ -47,6 +47,14 @@ struct log_limit {
  */
 bool log_limit_ok(struct log_limit *l, uint64_t *ret_suppressed);
 
+/*
+ * log_warnx() within l's rate: a refusal's line, which the caller counts
+ * whether or not it is logged. The first line after some were suppressed
+ * says how many.
+ */
+void log_warnx_limited(struct log_limit *l, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 /* Log at critical priority and exit(1): before the loop runs only. */
 void fatal(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2), noreturn));

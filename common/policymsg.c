@@ -189,11 +189,10 @@ numa_check(const Mm__V1__NumaPolicy *n, char *why, size_t whylen)
 
 enum pm_version_verdict
 pm_version_check(uint64_t version, bool reset, uint64_t in_force,
-    uint64_t now_s, char *why, size_t whylen)
+    uint64_t now_ms, char *why, size_t whylen)
 {
 	/* Versions are often times: mmctl's default is the time in
 	 * seconds, tools and tests use milliseconds; both stay within. */
-	uint64_t now_ms = now_s * 1000;
 	uint64_t base = in_force > now_ms ? in_force : now_ms;
 	uint64_t limit = base > UINT64_MAX - PM_VERSION_JUMP_MAX ?
 	    UINT64_MAX : base + PM_VERSION_JUMP_MAX;

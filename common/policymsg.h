@@ -78,13 +78,14 @@ enum pm_version_verdict {
 
 /*
  * Judge a policy's version against in_force (0: the built-in policy) at
- * now_s (seconds since the epoch). reset (Policy.reset) takes any version.
+ * now_ms (the clock, ms since the epoch). reset (Policy.reset) takes any
+ * version.
  * For OLD and JUMP, why (may be NULL) gets a sentence for the operator
  * that begins "policy <version> ...", e.g. "policy 4 ignored: version 5
  * in force; use --reset".
  */
 enum pm_version_verdict pm_version_check(uint64_t version, bool reset,
-    uint64_t in_force, uint64_t now_s, char *why, size_t whylen);
+    uint64_t in_force, uint64_t now_ms, char *why, size_t whylen);
 
 /* "enforce", "shadow", "off"; NULL for an unknown mode. */
 const char *pm_mode_name(enum pm_mode m);

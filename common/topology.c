@@ -132,6 +132,23 @@ topo_declare_stats_queue(struct bus *bus, const char *pattern)
 	return r;
 }
 
+/* "mm.scheduler.<sched_id>.<role>" into queue (size bytes), when it also
+ * fits the caller's ret_size. Returns 0, -EINVAL or -ENAMETOOLONG. */
+static int
+sched_queue(char *queue, size_t size, const char *sched_id, const char *role,
+    size_t ret_size)
+{
+	int n;
+
+	if (!topo_id_valid(sched_id))
+		return -EINVAL;
+	n = snprintf(queue, size, "%s%s.%s", TOPO_Q_SCHED_PREFIX, sched_id,
+	    role);
+	if (n < 0 || (size_t)n >= size || (size_t)n >= ret_size)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
 int
 topo_declare_shard_queue(struct bus *bus, const char *sched_id,
     const char *pattern, unsigned weight, char *ret_queue, size_t queue_size)
@@ -145,14 +162,13 @@ topo_declare_shard_queue(struct bus *bus, const char *sched_id,
 		.dead_letter_exchange = TOPO_EX_DLX,
 	};
 	char queue[128], points[16];
-	int n, r;
+	int r;
 
-	if (!topo_id_valid(sched_id) || weight == 0)
+	if (weight == 0)
 		return -EINVAL;
-	n = snprintf(queue, sizeof(queue), "%s%s.stats", TOPO_Q_SCHED_PREFIX,
-	    sched_id);
-	if (n < 0 || (size_t)n >= sizeof(queue) || (size_t)n >= queue_size)
-		return -ENAMETOOLONG;
+	r = sched_queue(queue, sizeof(queue), sched_id, "stats", queue_size);
+	if (r < 0)
+		return r;
 	snprintf(points, sizeof(points), "%u", weight);
 	r = topo_declare_dead(bus);
 	if (r == 0)
@@ -168,7 +184,7 @@ topo_declare_shard_queue(struct bus *bus, const char *sched_id,
 	if (r == 0)
 		r = bus_bind(bus, queue, TOPO_EX_STATS_SHARD, points);
 	if (r == 0)
-		memcpy(ret_queue, queue, (size_t)n + 1);
+		memcpy(ret_queue, queue, strlen(queue) + 1);
 	return r;
 }
 
@@ -214,14 +230,12 @@ topo_declare_policy_queue(struct bus *bus, const char *sched_id,
 		.dead_letter_exchange = TOPO_EX_DLX,
 	};
 	char queue[128];
-	int n, r;
+	int r;
 
-	if (!topo_id_valid(sched_id))
-		return -EINVAL;
-	n = snprintf(queue, sizeof(queue), "%s%s.policy", TOPO_Q_SCHED_PREFIX,
-	    sched_id);
-	if (n < 0 || (size_t)n >= sizeof(queue) || (size_t)n >= queue_size)
-		return -ENAMETOOLONG;
+	r = sched_queue(queue, sizeof(queue), sched_id, "policy",
+	    queue_size);
+	if (r < 0)
+		return r;
 	r = topo_declare_dead(bus);
 	if (r == 0)
 		r = topo_declare_policy_exchange(bus);
@@ -230,7 +244,7 @@ topo_declare_policy_queue(struct bus *bus, const char *sched_id,
 	if (r == 0)
 		r = bus_bind(bus, queue, TOPO_EX_POLICY, "");
 	if (r == 0)
-		memcpy(ret_queue, queue, (size_t)n + 1);
+		memcpy(ret_queue, queue, strlen(queue) + 1);
 	return r;
 }
 
@@ -251,21 +265,19 @@ topo_declare_control_queue(struct bus *bus, const char *sched_id,
 		.message_ttl_ms = 10000,
 	};
 	char queue[128];
-	int n, r;
+	int r;
 
-	if (!topo_id_valid(sched_id))
-		return -EINVAL;
-	n = snprintf(queue, sizeof(queue), "%s%s.control",
-	    TOPO_Q_SCHED_PREFIX, sched_id);
-	if (n < 0 || (size_t)n >= sizeof(queue) || (size_t)n >= queue_size)
-		return -ENAMETOOLONG;
+	r = sched_queue(queue, sizeof(queue), sched_id, "control",
+	    queue_size);
+	if (r < 0)
+		return r;
 	r = topo_declare_control_exchange(bus);
 	if (r == 0)
 		r = bus_declare_queue(bus, queue, &opts);
 	if (r == 0)
 		r = bus_bind(bus, queue, TOPO_EX_CONTROL, TOPO_CONTROL_STATUS);
 	if (r == 0)
-		memcpy(ret_queue, queue, (size_t)n + 1);
+		memcpy(ret_queue, queue, strlen(queue) + 1);
 	return r;
 }
 
@@ -293,22 +305,19 @@ topo_declare_results_queue(struct bus *bus, const char *sched_id,
 		.drop_head = true,
 		.message_ttl_ms = TOPO_RESULTS_TTL_MS,
 	};
-	char queue[128], key[16];
-	int n, r;
+	char queue[128];
+	int r;
 
-	if (!topo_id_valid(sched_id))
-		return -EINVAL;
-	n = snprintf(queue, sizeof(queue), "%s%s.results",
-	    TOPO_Q_SCHED_PREFIX, sched_id);
-	if (n < 0 || (size_t)n >= sizeof(queue) || (size_t)n >= queue_size)
-		return -ENAMETOOLONG;
-	snprintf(key, sizeof(key), "%s.#", TOPO_EV_RESULT);
+	r = sched_queue(queue, sizeof(queue), sched_id, "results",
+	    queue_size);
+	if (r < 0)
+		return r;
 	r = topo_declare_events_exchange(bus);
 	if (r == 0)
 		r = bus_declare_queue(bus, queue, &opts);
 	if (r == 0)
-		r = bus_bind(bus, queue, TOPO_EX_EVENTS, key);
+		r = bus_bind(bus, queue, TOPO_EX_EVENTS, TOPO_EV_RESULT ".#");
 	if (r == 0)
-		memcpy(ret_queue, queue, (size_t)n + 1);
+		memcpy(ret_queue, queue, strlen(queue) + 1);
 	return r;
 }

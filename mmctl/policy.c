@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "mmctl.h"
 #include "policyfile.h"
@@ -88,7 +89,7 @@ apply(const char *url, const char *path, unsigned wait_ms, bool reset)
 	/* The bound every scheduler applies, with nothing in force: a
 	 * version no later apply could follow is not sent at all. */
 	if (!reset && pm_version_check(p.msg.version, false, 0,
-	    (uint64_t)time(NULL), err, sizeof(err)) == PM_VERSION_JUMP) {
+	    clock_ms(CLOCK_REALTIME), err, sizeof(err)) == PM_VERSION_JUMP) {
 		fprintf(stderr, "mmctl: %s: %s\n", path, err);
 		fprintf(stderr, "mmctl: nothing was published\n");
 		return 1;

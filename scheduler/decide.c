@@ -32,50 +32,16 @@ hash_id(const char *id)
 	return h;
 }
 
-static int
-hosts_grow(struct scheduler *s)
-{
-	size_t cap = s->cap ? s->cap * 2 : 64;
-	struct host **t = calloc(cap, sizeof(*t));
-
-	if (t == NULL)
-		return -ENOMEM;
-	for (size_t i = 0; i < s->cap; i++) {
-		size_t j;
-
-		if (s->hosts[i] == NULL)
-			continue;
-		for (j = hash_id(s->hosts[i]->id) & (cap - 1); t[j] != NULL;
-		    j = (j + 1) & (cap - 1))
-			;
-		t[j] = s->hosts[i];
-	}
-	free(s->hosts);
-	s->hosts = t;
-	s->cap = cap;
-	return 0;
-}
-
-static struct host **
-host_slot(struct scheduler *s, const char *id)
+/* Put h in the first free slot of table t (cap a power of two). */
+static void
+table_put(struct host **t, size_t cap, struct host *h)
 {
 	size_t j;
 
-	if (s->cap == 0)
-		return NULL;
-	for (j = hash_id(id) & (s->cap - 1); s->hosts[j] != NULL;
-	    j = (j + 1) & (s->cap - 1))
-		if (strcmp(s->hosts[j]->id, id) == 0)
-			return &s->hosts[j];
-	return NULL;
-}
-
-struct host *
-host_find(struct scheduler *s, const char *id)
-{
-	struct host **slot = host_slot(s, id);
-
-	return slot != NULL ? *slot : NULL;
+	for (j = hash_id(h->id) & (cap - 1); t[j] != NULL; j = (j + 1) &
+	    (cap - 1))
+		;
+	t[j] = h;
 }
 
 static void
@@ -88,11 +54,73 @@ host_free(struct host *h)
 	free(h);
 }
 
+static bool
+host_silent(const struct scheduler *s, const struct host *h, uint64_t now)
+{
+	return now - h->seen_ms >= (uint64_t)s->conf.host_forget_ms;
+}
+
+static void
+host_forget(struct scheduler *s, struct host *h, uint64_t now)
+{
+	log_info("host \"%s\": no report for %llu s, forgotten", h->id,
+	    (unsigned long long)(now - h->seen_ms) / 1000);
+	host_free(h);
+	s->nhosts--;
+	s->n.hosts_forgotten++;
+}
+
+/* Move s's hosts into a new table of cap slots; with now (monotonic ms)
+ * not 0, those silent since host_forget are forgotten instead (open
+ * addressing leaves no gaps that way). Returns 0 or -ENOMEM (nothing
+ * changed). */
+static int
+hosts_rebuild(struct scheduler *s, size_t cap, uint64_t now)
+{
+	struct host **t = calloc(cap, sizeof(*t));
+
+	if (t == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->cap; i++) {
+		struct host *h = s->hosts[i];
+
+		if (h == NULL)
+			continue;
+		if (now != 0 && host_silent(s, h, now))
+			host_forget(s, h, now);
+		else
+			table_put(t, cap, h);
+	}
+	free(s->hosts);
+	s->hosts = t;
+	s->cap = cap;
+	return 0;
+}
+
+static int
+hosts_grow(struct scheduler *s)
+{
+	return hosts_rebuild(s, s->cap ? s->cap * 2 : 64, 0);
+}
+
+struct host *
+host_find(struct scheduler *s, const char *id)
+{
+	size_t j;
+
+	if (s->cap == 0)
+		return NULL;
+	for (j = hash_id(id) & (s->cap - 1); s->hosts[j] != NULL;
+	    j = (j + 1) & (s->cap - 1))
+		if (strcmp(s->hosts[j]->id, id) == 0)
+			return s->hosts[j];
+	return NULL;
+}
+
 struct host *
 host_get(struct scheduler *s, const char *id)
 {
 	struct host *h = host_find(s, id);
-	size_t j;
 
 	if (h != NULL)
 		return h;
@@ -120,10 +148,7 @@ host_get(struct scheduler *s, const char *id)
 		return NULL;
 	}
 	snprintf(h->id, sizeof(h->id), "%s", id);
-	for (j = hash_id(id) & (s->cap - 1); s->hosts[j] != NULL;
-	    j = (j + 1) & (s->cap - 1))
-		;
-	s->hosts[j] = h;
+	table_put(s->hosts, s->cap, h);
 	s->nhosts++;
 	log_info("host \"%s\": first report", id);
 	return h;
@@ -133,34 +158,13 @@ void
 hosts_sweep(struct scheduler *s)
 {
 	uint64_t now = clock_ms(CLOCK_MONOTONIC);
-	struct host **t;
 
-	if (s->cap == 0 || (t = calloc(s->cap, sizeof(*t))) == NULL)
-		return;
-	/* Open addressing: the others go into a new table, where a lookup
-	 * finds them without the gaps the forgotten ones leave. */
-	for (size_t i = 0; i < s->cap; i++) {
-		struct host *h = s->hosts[i];
-		size_t j;
-
-		if (h == NULL)
-			continue;
-		if (now - h->seen_ms >= (uint64_t)s->conf.host_forget_ms) {
-			log_info("host \"%s\": no report for %llu s, forgotten",
-			    h->id, (unsigned long long)(now - h->seen_ms) /
-			    1000);
-			host_free(h);
-			s->nhosts--;
-			s->n.hosts_forgotten++;
-			continue;
+	for (size_t i = 0; i < s->cap; i++)
+		if (s->hosts[i] != NULL && host_silent(s, s->hosts[i], now)) {
+			/* Out of memory: tried again at the next sweep. */
+			hosts_rebuild(s, s->cap, now);
+			return;
 		}
-		for (j = hash_id(h->id) & (s->cap - 1); t[j] != NULL;
-		    j = (j + 1) & (s->cap - 1))
-			;
-		t[j] = h;
-	}
-	free(s->hosts);
-	s->hosts = t;
 }
 
 void

@@ -9,7 +9,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,7 +127,7 @@ state_load(struct scheduler *s)
 	/* Saved by a scheduler without the version bound: a version far
 	 * ahead would leave every later apply ignored. */
 	if (pm_version_check(pol->version, pol->has_reset && pol->reset, 0,
-	    clock_ms(CLOCK_REALTIME) / 1000, why, sizeof(why)) ==
+	    clock_ms(CLOCK_REALTIME), why, sizeof(why)) ==
 	    PM_VERSION_JUMP)
 		log_warnx("\"%s\": %s; starting with the built-in policy",
 		    s->conf.state_file, why);
@@ -149,30 +148,6 @@ state_load(struct scheduler *s)
 /* How often silent hosts are looked for. */
 #define SWEEP_MS		60000
 
-/* A refusal: counted by the caller, logged here within a rate limit. */
-static void
-refused(struct log_limit *l, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-refused(struct log_limit *l, const char *fmt, ...)
-{
-	char line[512];
-	uint64_t sup;
-	va_list ap;
-
-	if (!log_limit_ok(l, &sup))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (sup > 0)
-		log_warnx("%s (and %llu refusals not logged)", line,
-		    (unsigned long long)sup);
-	else
-		log_warnx("%s", line);
-}
-
 static enum bus_disposition
 on_report(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 {
@@ -184,14 +159,14 @@ on_report(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 
 	if (!topo_id_valid(r->host_id)) {
 		s->n.reports_bad++;
-		refused(&s->lim_reports, "report with a bad host id, "
+		log_warnx_limited(&s->lim_reports, "report with a bad host id, "
 		    "dead-lettered");
 		return BUS_REJECT;
 	}
 	/* A report from the future would hold every real one back. */
 	if (r->time_ms > now + (uint64_t)s->conf.clock_skew_ms) {
 		s->n.reports_future++;
-		refused(&s->lim_reports, "host \"%s\": report %llu dated "
+		log_warnx_limited(&s->lim_reports, "host \"%s\": report %llu dated "
 		    "%llu s ahead of this clock (clock_skew %llu s), "
 		    "dead-lettered", r->host_id, (unsigned long long)r->seq,
 		    (unsigned long long)(r->time_ms - now) / 1000,
@@ -203,7 +178,7 @@ on_report(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 		if (errno != EAGAIN)
 			return BUS_REQUEUE;
 		s->n.hosts_refused++;
-		refused(&s->lim_hosts, "host \"%s\": not managed: this "
+		log_warnx_limited(&s->lim_hosts, "host \"%s\": not managed: this "
 		    "scheduler has max_hosts (%lld) hosts", r->host_id,
 		    (long long)s->conf.max_hosts);
 		return BUS_ACK;
@@ -211,7 +186,7 @@ on_report(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 	if (h->last_time_ms != 0 && r->seq > h->last_seq &&
 	    r->seq - h->last_seq > REPORT_SEQ_JUMP_MAX) {
 		s->n.reports_seq_jump++;
-		refused(&s->lim_reports, "host \"%s\": report seq %llu jumps "
+		log_warnx_limited(&s->lim_reports, "host \"%s\": report seq %llu jumps "
 		    "from %llu, dead-lettered", h->id,
 		    (unsigned long long)r->seq,
 		    (unsigned long long)h->last_seq);
@@ -268,7 +243,7 @@ on_result(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 	}
 	if (ar->time_ms > now + (uint64_t)s->conf.clock_skew_ms) {
 		s->n.results_future++;
-		refused(&s->lim_results, "host \"%s\": result of batch %llu "
+		log_warnx_limited(&s->lim_results, "host \"%s\": result of batch %llu "
 		    "dated %llu s ahead of this clock, ignored", h->id,
 		    (unsigned long long)ar->batch_seq,
 		    (unsigned long long)(ar->time_ms - now) / 1000);
@@ -314,7 +289,6 @@ policy_repeat(const struct scheduler *s, const Mm__V1__Policy *pm)
 static enum bus_disposition
 on_policy(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 {
-	static struct log_limit lim;
 	const Mm__V1__Policy *pm = (const Mm__V1__Policy *)m;
 	struct scheduler *s = arg;
 	bool reset = pm->has_reset && pm->reset;
@@ -324,7 +298,7 @@ on_policy(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 	int r;
 
 	switch (pm_version_check(pm->version, reset, s->policy.version,
-	    clock_ms(CLOCK_REALTIME) / 1000, why, sizeof(why))) {
+	    clock_ms(CLOCK_REALTIME), why, sizeof(why))) {
 	case PM_VERSION_OLD:
 		s->n.policies_old++;
 		/* Said either way, so that mmctl policy apply does not wait
@@ -338,12 +312,12 @@ on_policy(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 			    s->id);
 			return BUS_ACK;
 		}
-		refused(&lim, "%s", why);
+		log_warnx_limited(&s->lim_policy, "%s", why);
 		publish_alert(s, NULL, NULL, 2, pm->version, "%s", why);
 		return BUS_ACK;
 	case PM_VERSION_JUMP:
 		s->n.policies_jump++;
-		refused(&lim, "%s; policy %llu stays in force", why,
+		log_warnx_limited(&s->lim_policy, "%s; policy %llu stays in force", why,
 		    (unsigned long long)before);
 		publish_alert(s, NULL, NULL, 2, pm->version, "%s; policy %llu "
 		    "stays in force", why, (unsigned long long)before);
@@ -354,7 +328,7 @@ on_policy(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 	}
 	if (pm_from_msg(pm, &p, why, sizeof(why)) < 0) {
 		s->n.policies_rejected++;
-		refused(&lim, "policy %llu rejected: %s",
+		log_warnx_limited(&s->lim_policy, "policy %llu rejected: %s",
 		    (unsigned long long)pm->version, why);
 		publish_alert(s, NULL, NULL, 2, pm->version,
 		    "policy %llu rejected: %s; policy %llu stays in force",
@@ -417,7 +391,7 @@ dispatch_counted(struct scheduler *s, const struct msg_handler *table,
 			dst[i][n++] = *c >= 0x20 && *c < 0x7f ? *c : '?';
 		dst[i][n] = '\0';
 	}
-	refused(l, "malformed %s dead-lettered (key \"%s\", app \"%s\"): %s",
+	log_warnx_limited(l, "malformed %s dead-lettered (key \"%s\", app \"%s\"): %s",
 	    what, key, app, why);
 	return disp;
 }
@@ -428,11 +402,10 @@ stats_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
 	static const struct msg_handler table[] = {
 		{ MSG_HOST_REPORT, on_report },
 	};
-	static struct log_limit lim;
 	struct scheduler *s = arg;
 
 	return dispatch_counted(s, table, d, &s->stats_dispatch,
-	    &s->n.stats_malformed, &lim, "report");
+	    &s->n.stats_malformed, &s->lim_malformed, "report");
 }
 
 static enum bus_disposition
@@ -452,11 +425,10 @@ control_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
 	static const struct msg_handler table[] = {
 		{ MSG_STATUS_REQUEST, on_status_request },
 	};
-	static struct log_limit lim;
 	struct scheduler *s = arg;
 
 	return dispatch_counted(s, table, d, &s->control_dispatch,
-	    &s->n.control_malformed, &lim, "control request");
+	    &s->n.control_malformed, &s->lim_control, "control request");
 }
 
 static enum bus_disposition
@@ -465,11 +437,10 @@ policy_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
 	static const struct msg_handler table[] = {
 		{ MSG_POLICY, on_policy },
 	};
-	static struct log_limit lim;
 	struct scheduler *s = arg;
 
 	return dispatch_counted(s, table, d, &s->policy_dispatch,
-	    &s->n.policies_malformed, &lim, "policy");
+	    &s->n.policies_malformed, &s->lim_malformed_policy, "policy");
 }
 
 /* ---- lifecycle ---- */

@@ -151,7 +151,10 @@ struct scheduler {
 	struct msg_dispatch_stats policy_dispatch;
 	struct msg_dispatch_stats control_dispatch;
 	struct msg_dispatch_stats results_dispatch;
+	/* How often each kind of refusal may be logged. */
 	struct log_limit lim_reports, lim_hosts, lim_results, lim_resend;
+	struct log_limit lim_policy, lim_malformed, lim_malformed_policy;
+	struct log_limit lim_control;
 	uv_timer_t sweep;	/* forgets silent hosts */
 	struct sched_counters n;
 };

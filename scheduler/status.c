@@ -96,14 +96,9 @@ on_status_request(const ProtobufCMessage *m, const struct bus_delivery *d,
 
 	if (strncmp(d->reply_to, TOPO_Q_MMCTL_PREFIX,
 	    strlen(TOPO_Q_MMCTL_PREFIX)) != 0) {
-		static struct log_limit lim;
-		uint64_t sup;
-
 		s->n.control_malformed++;
-		if (log_limit_ok(&lim, &sup))
-			log_warnx("status request without an mmctl reply "
-			    "queue dead-lettered%s", sup > 0 ? " (and more, "
-			    "not logged)" : "");
+		log_warnx_limited(&s->lim_control, "status request without "
+		    "an mmctl reply queue dead-lettered");
 		return BUS_REJECT;
 	}
 	for (size_t i = 0; i < s->cap; i++) {
@@ -140,6 +135,8 @@ on_status_request(const ProtobufCMessage *m, const struct bus_delivery *d,
 		x->report_seq = h->last_seq;
 		x->has_batch_seq = true;
 		x->batch_seq = h->batch_seq;
+		x->has_result_ms = h->result_ms != 0;
+		x->result_ms = h->result_ms;
 		x->has_guest_count = true;
 		x->guest_count = (uint32_t)h->nvms;
 		x->has_total_kib = x->has_available_kib = true;

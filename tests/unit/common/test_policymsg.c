@@ -19,6 +19,7 @@
 
 #define TIB	(1024ull * 1024 * 1024)
 #define NOW_S	1700000000ull
+#define NOW_MS	(NOW_S * 1000)
 
 struct fixture {
 	Mm__V1__Policy p;
@@ -188,45 +189,45 @@ test_policymsg_version_rule(void **state)
 	char why[256];
 
 	/* Newer, within the bound above the version in force... */
-	assert_int_equal(pm_version_check(6, false, 5, NOW_S, why,
+	assert_int_equal(pm_version_check(6, false, 5, NOW_MS, why,
 	    sizeof(why)), PM_VERSION_NEWER);
 	assert_int_equal(pm_version_check(NOW_S * 2000 + PM_VERSION_JUMP_MAX,
-	    false, NOW_S * 2000, NOW_S, why, sizeof(why)), PM_VERSION_NEWER);
+	    false, NOW_S * 2000, NOW_MS, why, sizeof(why)), PM_VERSION_NEWER);
 	/* ...or above the clock: in seconds (mmctl's default version) or
 	 * milliseconds (tools), even over a small version or none. */
-	assert_int_equal(pm_version_check(NOW_S, false, 0, NOW_S, why,
+	assert_int_equal(pm_version_check(NOW_S, false, 0, NOW_MS, why,
 	    sizeof(why)), PM_VERSION_NEWER);
-	assert_int_equal(pm_version_check(NOW_S + 60, false, 7, NOW_S, why,
+	assert_int_equal(pm_version_check(NOW_S + 60, false, 7, NOW_MS, why,
 	    sizeof(why)), PM_VERSION_NEWER);
 	assert_int_equal(pm_version_check(NOW_S * 1000 + 60000, false,
-	    NOW_S + 60, NOW_S, why, sizeof(why)), PM_VERSION_NEWER);
+	    NOW_S + 60, NOW_MS, why, sizeof(why)), PM_VERSION_NEWER);
 
 	/* Not newer: ignored, and the operator is told how to insist. */
-	assert_int_equal(pm_version_check(4, false, 5, NOW_S, why,
+	assert_int_equal(pm_version_check(4, false, 5, NOW_MS, why,
 	    sizeof(why)), PM_VERSION_OLD);
 	assert_string_equal(why, "policy 4 ignored: version 5 in force; use "
 	    "--reset");
-	assert_int_equal(pm_version_check(5, false, 5, NOW_S, why,
+	assert_int_equal(pm_version_check(5, false, 5, NOW_MS, why,
 	    sizeof(why)), PM_VERSION_OLD);
 
 	/* 2^64-1 would leave every later apply ignored: refused. */
-	assert_int_equal(pm_version_check(UINT64_MAX, false, 5, NOW_S, why,
+	assert_int_equal(pm_version_check(UINT64_MAX, false, 5, NOW_MS, why,
 	    sizeof(why)), PM_VERSION_JUMP);
 	assert_non_null(strstr(why, "policy 18446744073709551615 refused"));
 	assert_non_null(strstr(why, "use --reset"));
 	assert_int_equal(pm_version_check(NOW_S * 1000 + PM_VERSION_JUMP_MAX +
-	    1, false, 0, NOW_S, why, sizeof(why)), PM_VERSION_JUMP);
-	assert_int_equal(pm_version_check(1ull << 53, false, 0, NOW_S, why,
+	    1, false, 0, NOW_MS, why, sizeof(why)), PM_VERSION_JUMP);
+	assert_int_equal(pm_version_check(1ull << 53, false, 0, NOW_MS, why,
 	    sizeof(why)), PM_VERSION_JUMP);
 
 	/* A reset is taken whatever its version, lower or far higher. */
-	assert_int_equal(pm_version_check(1, true, 5, NOW_S, why,
+	assert_int_equal(pm_version_check(1, true, 5, NOW_MS, why,
 	    sizeof(why)), PM_VERSION_RESET);
-	assert_int_equal(pm_version_check(UINT64_MAX, true, 5, NOW_S, why,
+	assert_int_equal(pm_version_check(UINT64_MAX, true, 5, NOW_MS, why,
 	    sizeof(why)), PM_VERSION_RESET);
 	/* After a reset to the top, the bound does not wrap around. */
 	assert_int_equal(pm_version_check(UINT64_MAX, false, UINT64_MAX - 1,
-	    NOW_S, why, sizeof(why)), PM_VERSION_NEWER);
+	    NOW_MS, why, sizeof(why)), PM_VERSION_NEWER);
 }
 
 int
