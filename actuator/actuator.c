@@ -172,7 +172,7 @@ static struct actuator {
 	struct msg_dispatch_stats dstats;
 	uint64_t batches, expired, stale, clamped, failed, deferred;
 	uint64_t misrouted, ignored, failsafe_steps, publish_errors;
-	uint64_t refused[4];		/* by enum act_refusal */
+	uint64_t refused[ACT_REFUSAL_COUNT];	/* by reason */
 	struct log_limit lim_refused;
 } A;
 
@@ -219,6 +219,34 @@ alert(Mm__V1__Severity sev, const char *vm_id, uint64_t batch_seq,
 	ev.n_metrics = nmetrics;
 	ev.metrics = metrics;
 	publish_event(A.alert_key, &ev);
+}
+
+/*
+ * Publish ar (its results filled by the caller) as a RESULT event: the
+ * host, the time, and the batch it answers (batch_seq 0: none, as when
+ * the actuator asks for its targets). vm_id and reason may be NULL.
+ */
+static void
+publish_result(Mm__V1__ActionResult *ar, uint64_t batch_seq,
+    const char *vm_id, const char *reason)
+{
+	Mm__V1__Event ev = MM__V1__EVENT__INIT;
+
+	ar->host_id = A.host_id;
+	ar->has_batch_seq = 1;
+	ar->batch_seq = batch_seq;
+	ar->has_time_ms = 1;
+	ar->time_ms = clock_ms(CLOCK_REALTIME);
+	ev.has_kind = 1;
+	ev.kind = MM__V1__EVENT_KIND__EVENT_KIND_RESULT;
+	ev.has_batch_seq = batch_seq != 0;
+	ev.batch_seq = batch_seq;
+	ev.has_policy_version = ar->has_policy_version;
+	ev.policy_version = ar->policy_version;
+	ev.vm_id = (char *)vm_id;
+	ev.reason = (char *)reason;
+	ev.result = ar;
+	publish_event(A.result_key, &ev);
 }
 
 /* ---- guests ---- */
@@ -386,7 +414,6 @@ static void
 job_finish(struct job *j)
 {
 	Mm__V1__ActionResult ar = MM__V1__ACTION_RESULT__INIT;
-	Mm__V1__Event ev = MM__V1__EVENT__INIT;
 	const Mm__V1__CommandBatch *b = j->b;
 	const char *first = NULL;
 	unsigned nfail = 0, nclamp = 0;
@@ -410,24 +437,12 @@ job_finish(struct job *j)
 		    b->scheduler_id);
 		goto done;
 	}
-	ar.host_id = A.host_id;
-	ar.has_batch_seq = 1;
-	ar.batch_seq = b->seq;
-	ar.has_time_ms = 1;
-	ar.time_ms = clock_ms(CLOCK_REALTIME);
 	ar.scheduler_id = b->scheduler_id;
 	ar.has_policy_version = b->has_policy_version;
 	ar.policy_version = b->policy_version;
 	ar.n_results = b->n_commands;
 	ar.results = j->resp;
-	ev.has_kind = 1;
-	ev.kind = MM__V1__EVENT_KIND__EVENT_KIND_RESULT;
-	ev.has_batch_seq = 1;
-	ev.batch_seq = b->seq;
-	ev.has_policy_version = b->has_policy_version;
-	ev.policy_version = b->policy_version;
-	ev.result = &ar;
-	publish_event(A.result_key, &ev);
+	publish_result(&ar, b->seq, NULL, NULL);
 	log_debug("batch %" PRIu64 " from \"%s\": %zu commands, %u clamped, "
 	    "%u failed", b->seq, b->scheduler_id, b->n_commands, nclamp,
 	    nfail);
@@ -844,14 +859,10 @@ batch_cb(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 	    (uint64_t)A.conf.clock_skew_ms, b->scheduler_id, b->issued_ms,
 	    b->expires_ms, clock_ms(CLOCK_REALTIME));
 	if (rf != ACT_OK) {
-		uint64_t sup;
-
 		A.refused[rf]++;
-		if (log_limit_ok(&A.lim_refused, &sup))
-			log_warnx("batch %" PRIu64 " from \"%s\" refused: %s, "
-			    "dead-lettered%s", b->seq, b->scheduler_id,
-			    act_refusal_name(rf), sup > 0 ? " (more refusals "
-			    "not logged)" : "");
+		log_warnx_limited(&A.lim_refused, "batch %" PRIu64 " from "
+		    "\"%s\" refused: %s, dead-lettered", b->seq,
+		    b->scheduler_id, act_refusal_name(rf));
 		return BUS_REJECT;
 	}
 	if (A.stopping) {
@@ -907,7 +918,6 @@ static void
 deferred_done_cb(struct hv *hv, int status, void *arg)
 {
 	struct deferred_set *ds = arg;
-	Mm__V1__Event ev = MM__V1__EVENT__INIT;
 	Mm__V1__ActionResult ar = MM__V1__ACTION_RESULT__INIT;
 	Mm__V1__CommandResult cr = MM__V1__COMMAND_RESULT__INIT, *crp = &cr;
 	char err[128];
@@ -925,21 +935,10 @@ deferred_done_cb(struct hv *hv, int status, void *arg)
 	    status == 0 ? "set" : "failed", status == 0 ? "the rate limit "
 	    "let it through" : strerror(-status));
 	cr.error = err;
-	ar.host_id = A.host_id;
-	ar.has_batch_seq = 1;
-	ar.batch_seq = ds->seq;
 	ar.scheduler_id = ds->sched[0] != '\0' ? ds->sched : NULL;
-	ar.has_time_ms = 1;
-	ar.time_ms = clock_ms(CLOCK_REALTIME);
 	ar.n_results = 1;
 	ar.results = &crp;
-	ev.has_kind = 1;
-	ev.kind = MM__V1__EVENT_KIND__EVENT_KIND_RESULT;
-	ev.has_batch_seq = 1;
-	ev.batch_seq = ds->seq;
-	ev.vm_id = ds->vm_id;
-	ev.result = &ar;
-	publish_event(A.result_key, &ev);
+	publish_result(&ar, ds->seq, ds->vm_id, NULL);
 	free(ds);
 }
 
@@ -1158,20 +1157,11 @@ static void
 ask_sync(void)
 {
 	Mm__V1__ActionResult ar = MM__V1__ACTION_RESULT__INIT;
-	Mm__V1__Event ev = MM__V1__EVENT__INIT;
 
-	ar.host_id = A.host_id;
-	ar.has_batch_seq = 1;
-	ar.batch_seq = 0;
-	ar.has_time_ms = 1;
-	ar.time_ms = clock_ms(CLOCK_REALTIME);
 	ar.has_sync = 1;
 	ar.sync = 1;
-	ev.has_kind = 1;
-	ev.kind = MM__V1__EVENT_KIND__EVENT_KIND_RESULT;
-	ev.reason = "actuator started or reconnected: asks for its targets";
-	ev.result = &ar;
-	publish_event(A.result_key, &ev);
+	publish_result(&ar, 0, NULL, "actuator started or reconnected: asks "
+	    "for its targets");
 }
 
 static void

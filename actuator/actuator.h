@@ -128,6 +128,7 @@ enum act_refusal {
 	ACT_REFUSE_FUTURE,	/* issued beyond the clock skew */
 	ACT_REFUSE_TTL,		/* expires more than ACT_TTL_MAX_MS after
 				 * it was issued */
+	ACT_REFUSAL_COUNT
 };
 
 #define ACT_TTL_MAX_MS	3600000ull	/* the scheduler's command_ttl max */
