@@ -191,45 +191,6 @@ counters(Mm__V1__GuestStats *g, uint64_t **ret, protobuf_c_boolean **has)
 	return n;
 }
 
-/*
- * Drop what protobuf-c kept of fields this build does not know, in m and
- * every submessage (the descriptor says where they are): a guest would
- * have them re-encoded into its host's report, and could grow it to the
- * bus's limit. m is malloc'd throughout, as from msg_unpack(). True when
- * there were any.
- */
-static bool
-drop_unknown(ProtobufCMessage *m)
-{
-	const ProtobufCMessageDescriptor *desc = m->descriptor;
-	bool any = m->n_unknown_fields > 0;
-	unsigned i;
-	size_t k;
-
-	for (k = 0; k < m->n_unknown_fields; k++)
-		free(m->unknown_fields[k].data);
-	free(m->unknown_fields);
-	m->unknown_fields = NULL;
-	m->n_unknown_fields = 0;
-	for (i = 0; i < desc->n_fields; i++) {
-		const ProtobufCFieldDescriptor *f = &desc->fields[i];
-		void *at = (char *)m + f->offset;
-
-		if (f->type != PROTOBUF_C_TYPE_MESSAGE)
-			continue;
-		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-			size_t n = *(size_t *)((char *)m + f->quantifier_offset);
-			ProtobufCMessage **v = *(ProtobufCMessage ***)at;
-
-			for (k = 0; k < n; k++)
-				any |= drop_unknown(v[k]);
-		} else if (*(ProtobufCMessage **)at != NULL) {
-			any |= drop_unknown(*(ProtobufCMessage **)at);
-		}
-	}
-	return any;
-}
-
 /* Fields only the collector may set. */
 static bool
 strip_owned(Mm__V1__GuestStats *g)
@@ -295,7 +256,7 @@ san_check(struct san_vm *s, const struct san_limits *lim,
 	    SAN_GUEST_MAX_BYTES, bytes;
 	uint64_t used;
 
-	if (drop_unknown(&g->base)) {
+	if (msg_drop_unknown(&g->base)) {
 		hit[SAN_UNKNOWN_FIELDS] = true;
 		reject(s, h, SAN_UNKNOWN_FIELDS, "fields mm does not know, "
 		    "dropping them");
@@ -470,7 +431,7 @@ san_check(struct san_vm *s, const struct san_limits *lim,
 			return -ENOMEM;
 	/* Known fields are bounded well below this: a sample above it has
 	 * found a way around that, and is not passed on. */
-	bytes = protobuf_c_message_get_packed_size(&g->base);
+	bytes = msg_packed_size(&g->base);
 	if (bytes > max_bytes) {
 		reject(s, h, SAN_TOO_BIG, "sample of %zu bytes, at most %zu, "
 		    "refusing it", bytes, max_bytes);

@@ -1084,3 +1084,41 @@ reject:
 	    quote_prop(q, sizeof(q), d->queue), why);
 	return BUS_REJECT;
 }
+
+bool
+msg_drop_unknown(ProtobufCMessage *m)
+{
+	const ProtobufCMessageDescriptor *desc = m->descriptor;
+	bool any = m->n_unknown_fields > 0;
+	unsigned i;
+	size_t k;
+
+	for (k = 0; k < m->n_unknown_fields; k++)
+		free(m->unknown_fields[k].data);
+	free(m->unknown_fields);
+	m->unknown_fields = NULL;
+	m->n_unknown_fields = 0;
+	for (i = 0; i < desc->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &desc->fields[i];
+		void *at = (char *)m + f->offset;
+
+		if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+			continue;
+		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+			size_t n = *(size_t *)((char *)m + f->quantifier_offset);
+			ProtobufCMessage **v = *(ProtobufCMessage ***)at;
+
+			for (k = 0; k < n; k++)
+				any |= msg_drop_unknown(v[k]);
+		} else if (*(ProtobufCMessage **)at != NULL) {
+			any |= msg_drop_unknown(*(ProtobufCMessage **)at);
+		}
+	}
+	return any;
+}
+
+size_t
+msg_packed_size(const ProtobufCMessage *m)
+{
+	return protobuf_c_message_get_packed_size(m);
+}

@@ -119,6 +119,18 @@ int msg_unpack(enum msg_type t, const void *data, size_t len,
 void msg_free(ProtobufCMessage *m);
 
 /*
+ * Drop what protobuf-c kept of fields this build does not know, in m and
+ * every submessage (the descriptor says where they are): a message from
+ * outside would have them re-encoded wherever it is passed on, and could
+ * grow what carries it to the bus's limit. m is malloc'd throughout, as
+ * from msg_unpack(). True when there were any.
+ */
+bool msg_drop_unknown(ProtobufCMessage *m);
+
+/* The bytes m (borrowed) packs to. */
+size_t msg_packed_size(const ProtobufCMessage *m);
+
+/*
  * Pack m (borrowed) and fill *ret_msg to publish it: content_type
  * MSG_CONTENT_TYPE, type msg_type_name(t), persistent as given, message_id
  * NULL (the bus makes one), timestamp 0 (the bus sets now). exchange and
