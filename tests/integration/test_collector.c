@@ -22,11 +22,14 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <pthread.h>
+#include <time.h>
 
 #include "msg.h"
 #include "testutil.h"
 #include "tu_hv.h"
 #include "topology.h"
+#include "xsd_mini.h"
 
 #define MIB	1024ull
 #define GIB	(1024ull * 1024)
@@ -219,33 +222,17 @@ rising_seen(void)
 	return false;
 }
 
+/* T reset, and the consumer of the reports of a new host "<prefix>.<n>"
+ * running, first, so that no report is missed. */
 static void
-test_collector_end_to_end(void **state)
+consumer_start(const char *prefix)
 {
 	struct bus_queue_opts qo = { .exclusive = true, .auto_delete = true };
 	struct bus_config bc = { 0 };
-	const struct report_seen *r;
-	const struct guest_seen *g;
-	char *dir, *sim_bin, *col_bin, vmdir[1024], root[1024], conf[16384];
-	char conf_path[4096], proc[4200], sys[4200];
-	pid_t sim, col;
-	uint64_t t0, latency;
-	size_t i, first;
 
 	memset(&T, 0, sizeof(T));
-	dir = tu_tmpdir();
-	snprintf(vmdir, sizeof(vmdir), "%s/vm", dir);
-	snprintf(root, sizeof(root), "%s/root", dir);
-	snprintf(proc, sizeof(proc), "%s/proc", root);
-	snprintf(sys, sizeof(sys), "%s/sys", root);
-	T.host_id = tu_unique("e2e");
+	T.host_id = tu_unique(prefix);
 	snprintf(T.key, sizeof(T.key), "host.%s", T.host_id);
-	assert_true(asprintf(&sim_bin, "%s/bin/mm-sim",
-	    getenv("MM_BINARY_DIR")) > 0);
-	assert_true(asprintf(&col_bin, "%s/bin/mm-collector",
-	    getenv("MM_BINARY_DIR")) > 0);
-
-	/* The consumer first, so no report is missed. */
 	uv_loop_init(&T.loop);
 	bc.url = tu_broker_url();
 	bc.app_id = "test_collector";
@@ -260,6 +247,37 @@ test_collector_end_to_end(void **state)
 	    NULL), 0);
 	assert_int_equal(bus_start(T.bus), 0);
 	assert_true(tu_run_until(&T.loop, &T.up, 15000));
+}
+
+static void
+consumer_finish(void)
+{
+	bus_close(T.bus, 0, NULL, NULL);
+	assert_int_equal(tu_loop_finish(&T.loop), 0);
+	free(T.host_id);
+	free(T.queue);
+}
+
+static void
+test_collector_end_to_end(void **state)
+{
+	const struct report_seen *r;
+	const struct guest_seen *g;
+	char *dir, *sim_bin, *col_bin, vmdir[1024], root[1024], conf[16384];
+	char conf_path[4096], proc[4200], sys[4200];
+	pid_t sim, col;
+	uint64_t t0, latency;
+	size_t i, first;
+
+	dir = tu_tmpdir();
+	snprintf(vmdir, sizeof(vmdir), "%s/vm", dir);
+	snprintf(root, sizeof(root), "%s/root", dir);
+	snprintf(proc, sizeof(proc), "%s/proc", root);
+	snprintf(sys, sizeof(sys), "%s/sys", root);
+	assert_true(asprintf(&sim_bin, "%s/bin/mm-sim",
+	    getenv("MM_BINARY_DIR")) > 0);
+	col_bin = tu_bin_path("mm-collector");
+	consumer_start("e2e");
 
 	{
 		char *argv[] = { sim_bin, "-s", vmdir, "-r", root, "-H", "16G",
@@ -404,15 +422,126 @@ test_collector_end_to_end(void **state)
 
 	assert_int_equal(stop(col), 0);
 	assert_int_equal(stop(sim), 0);
-	bus_close(T.bus, 0, NULL, NULL);
-	assert_int_equal(tu_loop_finish(&T.loop), 0);
+	consumer_finish();
 	tu_rmtree(dir);
 	free(dir);
 	free(sim_bin);
 	free(col_bin);
-	free(T.host_id);
-	free(T.queue);
 }
+
+#ifdef MM_HAVE_XENSTORE
+/* ---- Xen: a guest flooding agent_seq ---- */
+
+#define DOM3		"/local/domain/3"
+#define FLOOD_PER_S	2000
+#define FLOOD_S		5
+#define REPORT_MS	1000
+
+static bool flood_done;		/* written by the flood thread */
+
+/* What a hostile guest does: agent_seq at 2,000 writes a second. */
+static void *
+flood_main(void *arg)
+{
+	struct xsd_mini *xsd = arg;
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	char v[32];
+
+	for (unsigned long i = 0; i < FLOOD_PER_S * FLOOD_S; i++) {
+		snprintf(v, sizeof(v), "%lu", 100 + i);
+		xsd_mini_write(xsd, DOM3 "/data/mm/agent_seq", v);
+		if (i % (FLOOD_PER_S / 100) == FLOOD_PER_S / 100 - 1)
+			nanosleep(&ts, NULL);
+	}
+	__atomic_store_n(&flood_done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static bool
+web_reported(void)
+{
+	return T.nrep > 0 && guest(&T.rep[T.nrep - 1], "web") != NULL;
+}
+
+static bool
+flood_over(void)
+{
+	return __atomic_load_n(&flood_done, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * mm-collector with the Xen driver, against the xenstored double (the
+ * real libxenstore, XENSTORED_PATH): while domain 3 writes agent_seq
+ * 2,000 times a second, the host's reports keep coming at their interval
+ * (before, the loop sat in synchronous xenstore reads: no report for the
+ * whole host for half a minute).
+ */
+static void
+test_collector_xen_flood(void **state)
+{
+	char *dir = tu_tmpdir(), sock[4200], conf[4096], *path, *col_bin;
+	struct xsd_mini *xsd;
+	uint64_t gap, max_gap = 0, t0, t1;
+	size_t first, n = 0;
+	pthread_t th;
+
+	snprintf(sock, sizeof(sock), "%s/xenstored.sock", dir);
+	xsd = xsd_mini_start(sock);
+	assert_non_null(xsd);
+	setenv("XENSTORED_PATH", sock, 1);
+	xsd_mini_write(xsd, DOM3 "/name", "web");
+	xsd_mini_write(xsd, DOM3 "/memory/target", "1048576");
+	xsd_mini_write(xsd, DOM3 "/memory/static-max", "2097152");
+	xsd_mini_write(xsd, DOM3 "/data/mm/meminfo/total_kib", "1000000");
+	xsd_mini_write(xsd, DOM3 "/data/mm/meminfo/free_kib", "400000");
+	xsd_mini_write(xsd, DOM3 "/data/mm/meminfo/available_kib", "500000");
+	xsd_mini_write(xsd, DOM3 "/data/mm/agent_seq", "1");
+
+	consumer_start("xen");
+	col_bin = tu_bin_path("mm-collector");
+	snprintf(conf, sizeof(conf), "[collector]\nhost_id = %s\n"
+	    "driver = xen\ninterval = %dms\nnuma = no\n[bus]\nurl = %s\n",
+	    T.host_id, REPORT_MS, tu_broker_url_as("collector", "collector"));
+	path = tu_write_file(dir, "collector.conf", conf);
+	{
+		char *argv[] = { col_bin, "-c", path, "-d", NULL };
+
+		T.col = spawn(argv);
+	}
+	assert_true(run_until_cond(web_reported, 15000));
+
+	first = T.nrep;
+	t0 = uv_now(&T.loop);
+	assert_int_equal(pthread_create(&th, NULL, flood_main, xsd), 0);
+	assert_true(run_until_cond(flood_over, 60000));
+	pthread_join(th, NULL);
+	t1 = uv_now(&T.loop);
+	/* A report after the flood too: the gap up to it counts. */
+	want_nrep = T.nrep + 1;
+	assert_true(run_until_cond(have_nrep, 5000));
+	for (size_t i = first; i < T.nrep; i++) {
+		gap = T.rep[i].rx_ms - (i == first ? t0 : T.rep[i - 1].rx_ms);
+		if (gap > max_gap)
+			max_gap = gap;
+		n += T.rep[i].rx_ms <= t1;
+	}
+	print_message("%d agent_seq writes in %llu ms: %zu reports meanwhile, "
+	    "the longest gap %llu ms (interval %d ms)\n",
+	    FLOOD_PER_S * FLOOD_S, (unsigned long long)(t1 - t0), n,
+	    (unsigned long long)max_gap, REPORT_MS);
+	assert_true(max_gap < 2 * REPORT_MS);
+	assert_true(n >= (t1 - t0) / REPORT_MS - 1);
+
+	assert_int_equal(stop(T.col), 0);
+	consumer_finish();
+	xsd_mini_stop(xsd);
+	unsetenv("XENSTORED_PATH");
+	tu_rmtree(dir);
+	free(dir);
+	free(path);
+	free(col_bin);
+}
+#endif
 
 /* After a failed check the programs must not outlive the test. */
 static int
@@ -434,6 +563,9 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_collector_end_to_end, teardown),
+#ifdef MM_HAVE_XENSTORE
+		cmocka_unit_test_teardown(test_collector_xen_flood, teardown),
+#endif
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
