@@ -62,10 +62,70 @@ static struct {
 	uint64_t decided_web_kib;	/* the scheduler's last target of web */
 	uint64_t decided_db_kib;
 	unsigned decisions;
+	unsigned web_decisions;		/* of these, about web */
+	unsigned web_above;		/* web's above what it earned */
+	uint64_t web_max_kib, web_bound_kib;	/* the largest, and its bound */
 	uint64_t failsafe_target;
 	char last_alert[1024];
 	pid_t sim, act, col, sched;
 } T;
+
+#define HEADROOM_KIB	(128 * MIB)	/* the policy's default */
+#define WEB_PID		100000		/* mm-sim's first VM */
+
+/* What the host sees web hold: its process's resident memory, from the
+ * statm mm-sim keeps (KiB; 0 when unreadable). */
+static uint64_t
+web_resident_kib(void)
+{
+	char path[1200];
+	unsigned long long size, pages;
+	FILE *f;
+	int n;
+
+	snprintf(path, sizeof(path), "%s/proc/%d/statm", T.root, WEB_PID);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	n = fscanf(f, "%llu %llu", &size, &pages);
+	fclose(f);
+	return n == 2 ? pages * 4 : 0;
+}
+
+/* web's resident memory, sampled every 100 ms over the last 3 s: a
+ * decision rests on a report up to a second or two old. */
+#define RES_SAMPLES	30
+static uint64_t res_ring[RES_SAMPLES];
+static unsigned res_next;
+
+static void
+res_sample_cb(uv_timer_t *t)
+{
+	res_ring[res_next++ % RES_SAMPLES] = web_resident_kib();
+}
+
+/* A decision for web: within what the host saw it use lately plus
+ * headroom? */
+static void
+web_decided(uint64_t target_kib)
+{
+	uint64_t res = 0;
+	uint64_t bound;
+
+	for (unsigned i = 0; i < RES_SAMPLES; i++)
+		if (res_ring[i] > res)
+			res = res_ring[i];
+	bound = res + (res / 10 > HEADROOM_KIB ? res / 10 :
+	    HEADROOM_KIB);
+
+	T.web_decisions++;
+	if (res == 0 || target_kib > bound)
+		T.web_above++;
+	if (target_kib >= T.web_max_kib) {
+		T.web_max_kib = target_kib;
+		T.web_bound_kib = bound;
+	}
+}
 
 static enum bus_disposition
 event_cb(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
@@ -91,8 +151,10 @@ event_cb(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 	}
 	if (ev->kind == MM__V1__EVENT_KIND__EVENT_KIND_DECISION) {
 		T.decisions++;
-		if (ev->vm_id != NULL && strcmp(ev->vm_id, "web") == 0)
+		if (ev->vm_id != NULL && strcmp(ev->vm_id, "web") == 0) {
 			T.decided_web_kib = ev->balloon_target_kib;
+			web_decided(ev->balloon_target_kib);
+		}
 		if (ev->vm_id != NULL && strcmp(ev->vm_id, "db") == 0)
 			T.decided_db_kib = ev->balloon_target_kib;
 		return BUS_ACK;
@@ -920,6 +982,47 @@ test_actuator_lost_commands_sent_again(void **state)
 	free(sid);
 }
 
+/* A guest that lies (mm-sim's hostile one: it claims 16 times its size,
+ * no memory available and garbage now and then, while it uses 256 MiB)
+ * is not grown on its word: every target the scheduler decides for it
+ * stays within what the host sees it hold (its process's resident
+ * memory) plus the policy's headroom, though the guest pool has room. */
+static void
+test_actuator_lying_guest_not_grown(void **state)
+{
+	char *sid;
+
+	uv_timer_t sample;
+
+	web_workload = "hostile";
+	env_start("balloon_interval = 1s\nfailsafe_after = 0\n"
+	    "release_on_stop = no\n");
+	web_workload = "static:1G";
+	memset(res_ring, 0, sizeof(res_ring));
+	uv_timer_init(&T.loop, &sample);
+	uv_timer_start(&sample, res_sample_cb, 0, 100);
+	sid = chain_start("");
+	tu_run_for(&T.loop, 12000);
+	uv_close((uv_handle_t *)&sample, NULL);
+	print_message("%u decisions for the lying guest, %u above the host's "
+	    "recent view plus headroom; the largest %llu MiB (bound then %llu "
+	    "MiB), "
+	    "resident now %llu MiB\n", T.web_decisions, T.web_above,
+	    (unsigned long long)T.web_max_kib / MIB,
+	    (unsigned long long)T.web_bound_kib / MIB,
+	    (unsigned long long)web_resident_kib() / MIB);
+	/* It started at its 2 GiB maximum: what it did not earn is taken. */
+	assert_true(T.web_decisions >= 1);
+	assert_int_equal(T.web_above, 0);
+
+	assert_int_equal(tu_stop(T.sched, 5000), 0);
+	T.sched = 0;
+	assert_int_equal(tu_stop(T.col, 5000), 0);
+	T.col = 0;
+	env_finish();
+	free(sid);
+}
+
 /* After a failed check the programs must not outlive the test. */
 static int
 teardown(void **state)
@@ -953,6 +1056,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_teardown(
 		    test_actuator_lost_commands_sent_again, teardown),
+		cmocka_unit_test_teardown(
+		    test_actuator_lying_guest_not_grown, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
