@@ -59,6 +59,8 @@ static struct {
 	struct result_seen res[MAXRES];
 	size_t nres;
 	unsigned alerts, release_alerts, failsafe_alerts;
+	unsigned unconfirmed_alerts;	/* "is it the only consumer?" */
+	char unconfirmed_alert[1024];
 	uint64_t decided_web_kib;	/* the scheduler's last target of web */
 	uint64_t decided_db_kib;
 	unsigned decisions;
@@ -140,6 +142,12 @@ event_cb(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 		    ev->reason ? ev->reason : "");
 		if (ev->reason && strstr(ev->reason, "actuator stopping"))
 			T.release_alerts++;
+		if (ev->reason && strstr(ev->reason, "the only consumer of "
+		    "its queue")) {
+			T.unconfirmed_alerts++;
+			snprintf(T.unconfirmed_alert,
+			    sizeof(T.unconfirmed_alert), "%s", ev->reason);
+		}
 		if (ev->reason && strstr(ev->reason, "fail-safe") &&
 		    ev->vm_id != NULL && strcmp(ev->vm_id, "web") == 0) {
 			T.failsafe_alerts++;
@@ -838,6 +846,53 @@ test_actuator_with_scheduler(void **state)
 
 static unsigned decisions_before;
 
+/* Another holder of the actuators' credentials, consuming this host's
+ * command queue and doing nothing with what it takes. */
+static struct {
+	uv_loop_t *loop;
+	struct bus *bus;
+	bool up;
+	unsigned stolen;
+} R;
+
+static void
+rogue_state_cb(struct bus *bus, bool up, const char *reason, void *arg)
+{
+	R.up = up;
+}
+
+static enum bus_disposition
+rogue_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
+{
+	R.stolen++;
+	return BUS_ACK;
+}
+
+static void
+rogue_start(void)
+{
+	struct bus_config bc = { 0 };
+	char queue[128];
+
+	memset(&R, 0, sizeof(R));
+	bc.url = tu_broker_url_as("actuator", "actuator");
+	bc.app_id = "rogue";
+	bc.state_cb = rogue_state_cb;
+	R.bus = bus_new(&T.loop, &bc);
+	assert_non_null(R.bus);
+	assert_int_equal(topo_actuator_queue(queue, sizeof(queue),
+	    T.host_id), 0);
+	assert_int_equal(bus_consume(R.bus, queue, false, rogue_cb, NULL), 0);
+	assert_int_equal(bus_start(R.bus), 0);
+	assert_true(tu_run_until(&T.loop, &R.up, 15000));
+}
+
+static bool
+unconfirmed_alerted(void)
+{
+	return T.unconfirmed_alerts > 0;
+}
+
 static bool
 decided_again(void)
 {
@@ -918,6 +973,8 @@ test_actuator_lost_commands_sent_again(void **state)
 	killed_ms = tu_wall_ms();
 	from = T.nres;
 	decisions_before = T.decisions;
+	/* Meanwhile another consumer takes the host's batches. */
+	rogue_start();
 
 	/* The rise: the scheduler decides from the real reports, which the
 	 * made-up one does not hold back. */
@@ -938,6 +995,15 @@ test_actuator_lost_commands_sent_again(void **state)
 	    (unsigned long long)T.decided_db_kib / MIB);
 	/* Dead for longer than a batch lives (2 s): db's shrink was lost. */
 	assert_true(T.decided_db_kib + NEAR_KIB < db_dead_kib);
+	/* Taken, not applied: the scheduler says so (after 3 resends). */
+	if (!tu_run_until_fn(&T.loop, unconfirmed_alerted, 30000))
+		fail_msg("no alert on unconfirmed targets; %u batches taken "
+		    "by the other consumer", R.stolen);
+	print_message("the other consumer took %u batches; the scheduler "
+	    "alerted after resending: \"%s\"\n", R.stolen,
+	    T.unconfirmed_alert);
+	assert_true(R.stolen > 0);
+	bus_close(R.bus, 0, NULL, NULL);
 
 	start_actuator();
 	back_ms = tu_wall_ms();
