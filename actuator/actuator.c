@@ -25,7 +25,7 @@
 #include "hoststats.h"
 #include "hv.h"
 #include "log.h"
-#include "policy.h"
+#include "guestmem.h"
 #include "topology.h"
 
 #define DEFAULT_CONF	"/etc/mm/actuator.conf"
@@ -109,7 +109,7 @@ static const struct conf_key conf_table[] = {
 	K("clock_skew", CONF_DURATION_MS, 1000, 3600000, "30s",
 	    clock_skew_ms,
 	    "a batch issued further ahead of this host's clock is refused"),
-	DAEMON_BUS_KEYS(struct actuator_conf, bus),
+	BUS_CONF_KEYS(struct actuator_conf, bus),
 };
 
 #define NKEYS	(sizeof(conf_table) / sizeof(conf_table[0]))
@@ -281,7 +281,7 @@ balloon_in_total_kib(const struct hv_vm *vm)
 	const Mm__V1__Vmstat *vs = vm->guest ? vm->guest->vmstat : NULL;
 	uint64_t kib;
 
-	if (pe_balloon_in_total(true, vm->deflate_on_oom, vs != NULL &&
+	if (gm_balloon_in_total(true, vm->deflate_on_oom, vs != NULL &&
 	    vs->has_balloon_pages, vs != NULL ? vs->balloon_pages : 0, &kib))
 		return kib;
 	/* Not in the sample (the balloon's own statistics): what the
@@ -302,7 +302,7 @@ vm_view(const struct hv_vm *vm, struct act_vm_view *v)
 	if (vm_fresh(vm) && mi != NULL && mi->has_total_kib &&
 	    mi->has_available_kib && mi->available_kib <= mi->total_kib) {
 		v->used_known = true;
-		v->used_kib = pe_used_kib(mi->total_kib, mi->available_kib,
+		v->used_kib = gm_used_kib(mi->total_kib, mi->available_kib,
 		    vm->doo_known, balloon_in_total_kib(vm),
 		    vm->balloon_known, vm->balloon_actual_kib);
 	}
@@ -1360,7 +1360,7 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (uv_loop_init(&A.loop) < 0)
 		fatalx("uv_loop_init");
-	daemon_bus_config(&A.conf.bus, "mm-actuator", &bc);
+	bus_conf_apply(&A.conf.bus, "mm-actuator", &bc);
 	bc.state_cb = bus_state_cb;
 	A.bus = bus_new(&A.loop, &bc);
 	if (A.bus == NULL)

@@ -13,7 +13,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "daemon.h"
+#include "bus_conf.h"
+#include "daemon_host.h"
 #include "msg.h"
 #include "topology.h"
 
@@ -46,7 +47,7 @@ struct actuator_conf {
 	char *schedulers;		/* ids whose batches run; NULL: any */
 	int64_t clock_skew_ms;		/* batches issued further ahead are
 					 * refused */
-	struct daemon_bus_conf bus;
+	struct bus_conf bus;
 };
 
 /* ---- limits (safety.c) ---- */

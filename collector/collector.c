@@ -24,7 +24,7 @@
 #include "hoststats.h"
 #include "hv.h"
 #include "log.h"
-#include "policy.h"
+#include "guestmem.h"
 #include "topology.h"
 
 #define DEFAULT_CONF	"/etc/mm/collector.conf"
@@ -75,7 +75,7 @@ static const struct conf_key conf_table[] = {
 	K("numa_interval", CONF_DURATION_MS, 1000, 3600000, "10s",
 	    numa_interval_ms, NULL,
 	    "how often each VM's numa_maps is read (it walks page tables)"),
-	DAEMON_BUS_KEYS(struct collector_conf, bus),
+	BUS_CONF_KEYS(struct collector_conf, bus),
 };
 
 #define NKEYS	(sizeof(conf_table) / sizeof(conf_table[0]))
@@ -560,7 +560,7 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (uv_loop_init(&C.loop) < 0)
 		fatalx("uv_loop_init");
-	daemon_bus_config(&C.conf.bus, "mm-collector", &bc);
+	bus_conf_apply(&C.conf.bus, "mm-collector", &bc);
 	bc.state_cb = bus_state_cb;
 	C.bus = bus_new(&C.loop, &bc);
 	if (C.bus == NULL)

@@ -10,7 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "daemon.h"
+#include "bus_conf.h"
+#include "daemon_host.h"
 #include "msg.h"
 
 struct collector_conf {
@@ -31,7 +32,7 @@ struct collector_conf {
 	int64_t psi_jump_pct;		/* avg10 rise, percent points */
 	bool numa;			/* numa_maps and vCPU nodes per VM */
 	int64_t numa_interval_ms;
-	struct daemon_bus_conf bus;
+	struct bus_conf bus;
 };
 
 /* Why a guest value was distrusted; each maps to one SanitizerFlag. */
@@ -130,7 +131,7 @@ int san_check(struct san_vm *s, const struct san_limits *lim,
 
 /*
  * The memory g's guest uses by its own numbers, as the policy engine
- * counts it (pe_used_kib(): total - available, less what a deflate-on-oom
+ * counts it (gm_used_kib(): total - available, less what a deflate-on-oom
  * balloon holds in MemTotal), with the host's word on the balloon from h.
  * False when g lacks total or available. Everything is borrowed.
  */

@@ -13,17 +13,18 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "bus_conf.h"
 #include "daemon.h"
 #include "log.h"
 #include "mmctl.h"
 #include "topology.h"
 
 struct mmctl_conf {
-	struct daemon_bus_conf bus;
+	struct bus_conf bus;
 };
 
 static const struct conf_key conf_table[] = {
-	DAEMON_BUS_KEYS(struct mmctl_conf, bus),
+	BUS_CONF_KEYS(struct mmctl_conf, bus),
 };
 #define CONF_N	(sizeof(conf_table) / sizeof(conf_table[0]))
 

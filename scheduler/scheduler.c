@@ -57,7 +57,7 @@ static const struct conf_key conf_table[] = {
 	{ "scheduler", "host_forget", CONF_DURATION_MS, 60000, 86400000,
 	  "10m", C(host_forget_ms), NULL,
 	  "a host that sent no report this long is forgotten" },
-	DAEMON_BUS_KEYS(struct sched_conf, bus),
+	BUS_CONF_KEYS(struct sched_conf, bus),
 };
 #define CONF_N	(sizeof(conf_table) / sizeof(conf_table[0]))
 
@@ -502,7 +502,7 @@ setup_bus(struct scheduler *s)
 	struct bus_config bc;
 	int r;
 
-	daemon_bus_config(&s->conf.bus, s->id, &bc);
+	bus_conf_apply(&s->conf.bus, s->id, &bc);
 	bc.state_cb = state_cb;
 	bc.state_arg = s;
 	s->bus = bus_new(s->loop, &bc);

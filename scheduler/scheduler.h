@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "bus.h"
+#include "bus_conf.h"
 #include "daemon.h"
 #include "log.h"
 #include "msg.h"
@@ -33,7 +34,7 @@ struct sched_conf {
 				 * clock is refused */
 	int64_t max_hosts;	/* hosts kept at most */
 	int64_t host_forget_ms;	/* a host silent this long is forgotten */
-	struct daemon_bus_conf bus;
+	struct bus_conf bus;
 };
 
 struct batch;

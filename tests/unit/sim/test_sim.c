@@ -20,7 +20,7 @@
 #include <cmocka.h>
 
 #include "hv.h"
-#include "policy.h"
+#include "guestmem.h"
 #include "testutil.h"
 #include "tu_hv.h"
 
@@ -322,9 +322,9 @@ test_sim_guests_and_ksm(void **state)
 		assert_int_equal(vm->balloon_target_kib, 256 * MIB);
 		assert_int_equal(g->meminfo->total_kib, 1024 * MIB);
 		assert_true(g->vmstat->has_balloon_pages);
-		has = pe_balloon_in_total(true, true, true,
+		has = gm_balloon_in_total(true, true, true,
 		    g->vmstat->balloon_pages, &in_total);
-		used = pe_used_kib(g->meminfo->total_kib,
+		used = gm_used_kib(g->meminfo->total_kib,
 		    g->meminfo->available_kib, has, in_total, false, 0);
 		assert_in_range(used, g->meminfo->anon_kib - 4,
 		    g->meminfo->anon_kib + 4);

@@ -115,7 +115,7 @@ struct pe_guest {
 	 * the same sample as the rest; unknown: guessed from actual_kib. */
 	bool has_balloon_in_total;
 	uint64_t balloon_in_total_kib;
-	uint64_t reserved_kib;	/* pe_reserved_kib(), counted as used */
+	uint64_t reserved_kib;	/* gm_reserved_kib(), counted as used */
 	bool has_balloon;
 	uint64_t target_kib;	/* balloon target in force */
 	uint64_t actual_kib;	/* balloon actual: the guest's size now */
@@ -242,37 +242,6 @@ uint64_t pe_capacity_kib(const struct pe_host *host, const struct pe_policy *p);
 
 /* The guest's used memory as the engine sees it (balloon excluded). */
 uint64_t pe_guest_used_kib(const struct pe_guest *g);
-
-/*
- * A guest's used memory: total - available, less what a deflate-on-oom
- * balloon holds (it stays in MemTotal as used pages): in_total_kib when
- * has_in_total, else guessed as what MemTotal has above the balloon's
- * actual size (has_actual), which lags while the balloon moves.
- */
-uint64_t pe_used_kib(uint64_t total_kib, uint64_t available_kib,
-    bool has_in_total, uint64_t in_total_kib, bool has_actual,
-    uint64_t actual_kib);
-
-/*
- * What a balloon holds inside the guest's MemTotal, for pe_used_kib(),
- * from the host's word on deflate-on-oom (doo_known, doo) and the guest
- * sample's nr_balloon_pages (has_pages, pages): nothing without
- * deflate-on-oom, all its pages with it. False when that is not known.
- */
-bool pe_balloon_in_total(bool doo_known, bool doo, bool has_pages,
-    uint64_t pages, uint64_t *ret_kib);
-
-/*
- * What the guest's kernel keeps out of MemTotal for good (its image, the
- * page structures, boot reservations): memory of the VM (max_kib) that
- * the guest cannot use, about 4 % here. The guest's own numbers say it:
- * the VM's size less MemTotal and, unless they count in MemTotal
- * (deflate-on-oom: in_total), the balloon's pages (has_pages, pages).
- * Counted as used, so that the headroom above a guest's use is memory it
- * can use. 0 when unknown, or above a quarter of the VM (torn numbers).
- */
-uint64_t pe_reserved_kib(uint64_t max_kib, uint64_t total_kib,
-    bool in_total, bool has_pages, uint64_t pages);
 
 /* ---- KSM ---- */
 

@@ -14,37 +14,7 @@
 
 #include <uv.h>
 
-#include "bus.h"
 #include "conf.h"
-
-/* The [bus] section every daemon's configuration has. */
-struct daemon_bus_conf {
-	char *url;		/* amqp://user:password@host:port/vhost */
-	int64_t heartbeat_ms;
-	int64_t prefetch;
-	int64_t outbox;		/* messages kept while the broker is away */
-};
-
-/* The conf_key entries of the [bus] section, for a program's table:
- * type is its config struct, member its struct daemon_bus_conf field. */
-#define DAEMON_BUS_KEYS(type, member)					\
-	{ "bus", "url", CONF_STRING, 1, 1024,				\
-	  "amqp://guest:guest@127.0.0.1:5672/mm",			\
-	  offsetof(type, member.url), NULL,				\
-	  "broker: amqp://user:password@host:port/vhost" },		\
-	{ "bus", "heartbeat", CONF_DURATION_MS, 1000, 600000, "10s",	\
-	  offsetof(type, member.heartbeat_ms), NULL,			\
-	  "AMQP heartbeat; a silent broker is dropped after two" },	\
-	{ "bus", "prefetch", CONF_INT, 1, 65535, "64",			\
-	  offsetof(type, member.prefetch), NULL,			\
-	  "unacknowledged deliveries per consumer" },			\
-	{ "bus", "outbox", CONF_INT, 1, 1000000, "10000",		\
-	  offsetof(type, member.outbox), NULL,				\
-	  "messages kept for the broker while it is unreachable" }
-
-/* Fill *ret (zeroed first) from c; strings are borrowed from c. */
-void daemon_bus_config(const struct daemon_bus_conf *c, const char *app_id,
-    struct bus_config *ret);
 
 struct daemon_opts {
 	const char *conf_path;	/* -c, or the program's default */
@@ -82,30 +52,6 @@ int daemon_load_conf(const struct conf_key *table, size_t n, void *out,
  */
 void daemon_check_done(const struct daemon_opts *opts,
     const struct conf_key *table, size_t n, const void *conf);
-
-/*
- * The host id of section's host_id key: *id (malloc'd or NULL) is set to
- * the hostname when NULL, then checked with topo_id_valid(). An invalid
- * id is printed with conf_path and exits(1).
- */
-void daemon_host_id(char **id, const char *conf_path, const char *section);
-
-/*
- * The start of a per-host daemon: daemon_parse_args(), then the
- * configuration into conf (a load error exits 1 with -n, else is fatal),
- * daemon_host_id() on *host_id (a field of conf) with section, and
- * daemon_check_done(): with -n, exits once the host id has been checked too.
- */
-void daemon_host_conf(int argc, char **argv, const char *prog,
-    const char *default_conf, const struct conf_key *table, size_t n,
-    void *conf, char **host_id, const char *section,
-    struct daemon_opts *ret_opts);
-
-struct hv;
-struct hv_config;
-
-/* hv_new() and hv_start() for a per-host daemon: failure is fatal. */
-struct hv *daemon_hv_start(uv_loop_t *loop, const struct hv_config *hc);
 
 struct daemon_signals {
 	uv_signal_t term;

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "guestmem.h"
 #include "policy.h"
 
 #define MiB	1024ull
@@ -993,21 +994,21 @@ test_policy_reserved_counted_as_used(void **state)
 
 	(void)state;
 	/* deflate-on-oom: its 1,000 MiB balloon is inside MemTotal. */
-	assert_int_equal(pe_reserved_kib(max, total, true, true, 256000),
+	assert_int_equal(gm_reserved_kib(max, total, true, true, 256000),
 	    90 * 1024);
 	/* Any other balloon is out of MemTotal: added back. */
-	assert_int_equal(pe_reserved_kib(max, total - 1000 * 1024, false,
+	assert_int_equal(gm_reserved_kib(max, total - 1000 * 1024, false,
 	    true, 256000), 90 * 1024);
 	/* Unknown balloon, unknown size, torn or impossible numbers. */
-	assert_int_equal(pe_reserved_kib(max, total, false, false, 0), 0);
-	assert_int_equal(pe_reserved_kib(0, total, true, true, 0), 0);
-	assert_int_equal(pe_reserved_kib(max, max + 1, true, true, 0), 0);
-	assert_int_equal(pe_reserved_kib(max, max / 2, true, true, 0), 0);
+	assert_int_equal(gm_reserved_kib(max, total, false, false, 0), 0);
+	assert_int_equal(gm_reserved_kib(0, total, true, true, 0), 0);
+	assert_int_equal(gm_reserved_kib(max, max + 1, true, true, 0), 0);
+	assert_int_equal(gm_reserved_kib(max, max / 2, true, true, 0), 0);
 	/* A small VM's kernel takes a larger part: 50 of 384 MiB. */
-	assert_int_equal(pe_reserved_kib(384 * 1024, 334 * 1024, true, true,
+	assert_int_equal(gm_reserved_kib(384 * 1024, 334 * 1024, true, true,
 	    0), 50 * 1024);
 	/* The engine's used memory carries it. */
-	g.reserved_kib = pe_reserved_kib(max, total, true, true, 0);
+	g.reserved_kib = gm_reserved_kib(max, total, true, true, 0);
 	assert_int_equal(pe_guest_used_kib(&g), total - 1000 * 1024 +
 	    90 * 1024);
 }

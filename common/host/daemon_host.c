@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon.h"
+#include "daemon_host.h"
 #include "hv.h"
 #include "log.h"
 #include "topology.h"

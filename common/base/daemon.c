@@ -146,18 +146,6 @@ daemon_signals_close(struct daemon_signals *s)
 }
 
 void
-daemon_bus_config(const struct daemon_bus_conf *c, const char *app_id,
-    struct bus_config *ret)
-{
-	memset(ret, 0, sizeof(*ret));
-	ret->url = c->url;
-	ret->app_id = app_id;
-	ret->heartbeat_s = (unsigned)((c->heartbeat_ms + 999) / 1000);
-	ret->prefetch = (unsigned)c->prefetch;
-	ret->outbox_max = (size_t)c->outbox;
-}
-
-void
 daemon_check_done(const struct daemon_opts *opts,
     const struct conf_key *table, size_t n, const void *conf)
 {

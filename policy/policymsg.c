@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "guestmem.h"
 #include "policymsg.h"
 
 enum ptype { P_PCT, P_DOUBLE, P_KIB, P_MS, P_U64, P_U32 };
@@ -403,7 +404,7 @@ pm_guest_memory(struct pe_guest *g, const Mm__V1__GuestStats *gs)
 	}
 	/* The host knows whether the balloon stays in MemTotal; the sample
 	 * says how much it holds. */
-	g->has_balloon_in_total = pe_balloon_in_total(gs->has_deflate_on_oom,
+	g->has_balloon_in_total = gm_balloon_in_total(gs->has_deflate_on_oom,
 	    doo, has_pages, pages, &g->balloon_in_total_kib);
 	if (gs->has_balloon_actual_kib) {
 		g->has_balloon = true;
@@ -420,6 +421,6 @@ pm_guest_memory(struct pe_guest *g, const Mm__V1__GuestStats *gs)
 	g->host_used_kib = gs->has_host_resident_kib ?
 	    gs->host_resident_kib : 0;
 	if (g->has_meminfo)
-		g->reserved_kib = pe_reserved_kib(g->max_kib, g->total_kib,
+		g->reserved_kib = gm_reserved_kib(g->max_kib, g->total_kib,
 		    doo, has_pages, pages);
 }
