@@ -867,6 +867,26 @@ msg_unpack(enum msg_type t, const void *data, size_t len,
 	return unpack(t, data, len, NULL, ret, why, whylen);
 }
 
+ProtobufCMessage *
+msg_dup(enum msg_type t, const ProtobufCMessage *m)
+{
+	ProtobufCMessage *copy;
+	uint8_t *buf;
+	size_t len;
+	int r;
+
+	r = msg_pack(t, m, &buf, &len);
+	if (r == 0) {
+		r = msg_unpack(t, buf, len, &copy, NULL, 0);
+		free(buf);
+	}
+	if (r < 0) {
+		errno = -r;
+		return NULL;
+	}
+	return copy;
+}
+
 void
 msg_free(ProtobufCMessage *m)
 {

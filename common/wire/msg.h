@@ -112,6 +112,15 @@ int msg_unpack(enum msg_type t, const void *data, size_t len,
     ProtobufCMessage **ret, char *why, size_t whylen);
 
 /*
+ * A deep copy of m (borrowed), a t, through the wire format: validated, and
+ * malloc'd throughout like msg_unpack()'s, so that it outlives m (a
+ * delivery's message lives only as long as its handler) and is freed with
+ * msg_free(). NULL with errno set (EINVAL invalid, EMSGSIZE too large,
+ * ENOMEM).
+ */
+ProtobufCMessage *msg_dup(enum msg_type t, const ProtobufCMessage *m);
+
+/*
  * Free a message returned by msg_unpack(), with everything below it. NULL
  * is a no-op. A message built by hand may be passed only if every string,
  * array and submessage in it was malloc'd.

@@ -730,6 +730,34 @@ test_msg_roundtrip_status(void **state)
 	msg_free(&s->base);
 }
 
+/* msg_dup(): a copy equal field by field that outlives the original, and
+ * nothing for an invalid message. */
+static void
+test_msg_dup_copies_deeply(void **state)
+{
+	Mm__V1__HostReport *r = new_host_report();
+	ProtobufCMessage *copy;
+	Mm__V1__HostReport *c;
+
+	(void)state;
+	copy = msg_dup(MSG_HOST_REPORT, &r->base);
+	assert_non_null(copy);
+	assert_msg_equal(&r->base, copy, "HostReport");
+	msg_free(&r->base);
+	c = (Mm__V1__HostReport *)copy;
+	assert_string_equal(c->guests[1]->vm_id, "vm-2");
+	assert_int_equal(c->host->vm_numa[0]->nodes[1]->pages, 1001);
+	msg_free(copy);
+
+	r = new_host_report();
+	free(r->host_id);
+	r->host_id = strdup("not a host id!");
+	errno = 0;
+	assert_null(msg_dup(MSG_HOST_REPORT, &r->base));
+	assert_int_equal(errno, EINVAL);
+	msg_free(&r->base);
+}
+
 static void
 test_msg_type_names_map_both_ways(void **state)
 {
@@ -1477,6 +1505,7 @@ main(void)
 		cmocka_unit_test(test_msg_roundtrip_policy),
 		cmocka_unit_test(test_msg_roundtrip_event),
 		cmocka_unit_test(test_msg_roundtrip_status),
+		cmocka_unit_test(test_msg_dup_copies_deeply),
 		cmocka_unit_test(test_msg_type_names_map_both_ways),
 		cmocka_unit_test(test_msg_unpack_checks_size_first),
 		cmocka_unit_test(test_msg_pack_refuses_oversized),
