@@ -64,6 +64,11 @@ struct san_limits {
 	size_t guest_max_bytes;		/* 0: SAN_GUEST_MAX_BYTES */
 };
 
+/* Monotonic counters of a sample the sanitizer follows: vmstat's major
+ * faults, swap in and out, refaults and OOM kills, PSI's some and full
+ * totals. */
+#define SAN_COUNTERS	7
+
 /* Per-VM sanitizer memory; zero it to start. */
 struct san_vm {
 	bool have_prev;
@@ -71,8 +76,8 @@ struct san_vm {
 	uint64_t prev_seq;
 	uint64_t prev_total_kib;
 	uint64_t prev_host_kib;		/* balloon actual at prev sample */
-	uint64_t prev_counter[7];
-	bool prev_has_counter[7];
+	uint64_t prev_counter[SAN_COUNTERS];
+	bool prev_has_counter[SAN_COUNTERS];
 	double prev_avg10;
 	double tokens;
 	uint64_t tokens_ms;

@@ -20,7 +20,30 @@
 #include "log.h"
 #include "guestmem.h"
 
+/* The guest's clock may run this far ahead of the host's, ms. */
+#define SAN_CLOCK_SLACK_MS	1000
+/* A guest total that moved less than this did not follow the host. */
+#define SAN_TOTAL_STILL_KIB	1024
+/* KiB per page of vmstat's balloon_pages. */
+#define SAN_PAGE_KIB		4
+/* Pressure is a share of time, in percent. */
+#define SAN_PCT_MAX		100.0
+#define SAN_MS_PER_S		1000.0
+
 uint64_t san_total[SAN_REASON_COUNT];
+
+/* One san_check(): the sample, what it is checked against, and the reasons
+ * it showed (each adds its SanitizerFlag). */
+struct san_run {
+	struct san_vm *s;
+	const struct san_limits *lim;
+	const struct san_host *h;
+	Mm__V1__GuestStats *g;
+	/* The host's idea of the guest's size: the balloon's actual size,
+	 * else (Xen) the target the toolstack set, as xenmm used; 0. */
+	uint64_t host_kib;
+	bool hit[SAN_REASON_COUNT];
+};
 
 static const struct {
 	const char *name;
@@ -68,16 +91,10 @@ san_reason_name(enum san_reason r)
 
 /* Count r, and log it the first time this VM shows it. */
 static void
-reject(struct san_vm *s, const struct san_host *h, enum san_reason r,
-    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static void
-reject(struct san_vm *s, const struct san_host *h, enum san_reason r,
-    const char *fmt, ...)
+vreject(struct san_vm *s, const struct san_host *h, enum san_reason r,
+    const char *fmt, va_list ap)
 {
 	char buf[256];
-	va_list ap;
-
 	uint64_t suppressed;
 
 	s->count[r]++;
@@ -89,9 +106,7 @@ reject(struct san_vm *s, const struct san_host *h, enum san_reason r,
 		return;
 	}
 	s->logged |= 1u << r;
-	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
 	if (!reasons[r].each)
 		log_warnx("vm \"%s\": %s (%s; reported once per vm)",
 		    h->vm_id, buf, reasons[r].name);
@@ -103,6 +118,37 @@ reject(struct san_vm *s, const struct san_host *h, enum san_reason r,
 		    reasons[r].name);
 }
 
+static void
+reject(struct san_vm *s, const struct san_host *h, enum san_reason r,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+reject(struct san_vm *s, const struct san_host *h, enum san_reason r,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vreject(s, h, r, fmt, ap);
+	va_end(ap);
+}
+
+/* Reject with r, and flag the sample for it. */
+static void
+flag(struct san_run *run, enum san_reason r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+flag(struct san_run *run, enum san_reason r, const char *fmt, ...)
+{
+	va_list ap;
+
+	run->hit[r] = true;
+	va_start(ap, fmt);
+	vreject(run->s, run->h, r, fmt, ap);
+	va_end(ap);
+}
+
 bool
 san_admit(struct san_vm *s, const struct san_limits *lim,
     const struct san_host *h)
@@ -112,7 +158,8 @@ san_admit(struct san_vm *s, const struct san_limits *lim,
 	if (s->tokens_ms == 0)
 		s->tokens = rate;
 	else if (h->mono_ms > s->tokens_ms)
-		s->tokens += rate * (double)(h->mono_ms - s->tokens_ms) / 1000.0;
+		s->tokens += rate * (double)(h->mono_ms - s->tokens_ms) /
+		    SAN_MS_PER_S;
 	if (s->tokens > rate)
 		s->tokens = rate;
 	s->tokens_ms = h->mono_ms;
@@ -143,51 +190,50 @@ add_flag(Mm__V1__GuestStats *g, Mm__V1__SanitizerFlag f)
 	return 0;
 }
 
-/* Clamp *v (if present) to at most max, rejecting with r. */
-static bool
-clamp(struct san_vm *s, const struct san_host *h, enum san_reason r,
-    const char *name, protobuf_c_boolean has, uint64_t *v, uint64_t max,
-    const char *maxname)
+/* Clamp *v (if present) to at most max, flagging r. */
+static void
+clamp(struct san_run *run, enum san_reason r, const char *name,
+    protobuf_c_boolean has, uint64_t *v, uint64_t max, const char *maxname)
 {
 	if (!has || *v <= max)
-		return false;
-	reject(s, h, r, "%s %" PRIu64 " KiB above %s %" PRIu64
-	    " KiB, clamping", name, *v, maxname, max);
+		return;
+	flag(run, r, "%s %" PRIu64 " KiB above %s %" PRIu64 " KiB, clamping",
+	    name, *v, maxname, max);
 	*v = max;
-	return true;
 }
 
 static bool
 clamp_pct(double *v, protobuf_c_boolean has)
 {
-	if (!has || (*v >= 0.0 && *v <= 100.0))
+	if (!has || (*v >= 0.0 && *v <= SAN_PCT_MAX))
 		return false;
-	*v = isnan(*v) || *v < 0.0 ? 0.0 : 100.0;
+	*v = isnan(*v) || *v < 0.0 ? 0.0 : SAN_PCT_MAX;
 	return true;
 }
 
 /* The monotonic counters of a sample, in prev_counter order. */
 static int
-counters(Mm__V1__GuestStats *g, uint64_t **ret, protobuf_c_boolean **has)
+counters(Mm__V1__GuestStats *g, uint64_t *ret[SAN_COUNTERS],
+    protobuf_c_boolean *has[SAN_COUNTERS])
 {
 	Mm__V1__Vmstat *vs = g->vmstat;
 	Mm__V1__Psi *p = g->psi;
 	int n = 0;
 
-#define C(msg, f)							\
+#define COUNTER(msg, f)						\
 	do {								\
 		ret[n] = msg != NULL ? &msg->f : NULL;			\
 		has[n] = msg != NULL ? &msg->has_##f : NULL;		\
 		n++;							\
 	} while (0)
-	C(vs, major_faults);
-	C(vs, swap_in_pages);
-	C(vs, swap_out_pages);
-	C(vs, refault_pages);
-	C(vs, oom_kills);
-	C(p, some_total_us);
-	C(p, full_total_us);
-#undef C
+	COUNTER(vs, major_faults);
+	COUNTER(vs, swap_in_pages);
+	COUNTER(vs, swap_out_pages);
+	COUNTER(vs, refault_pages);
+	COUNTER(vs, oom_kills);
+	COUNTER(p, some_total_us);
+	COUNTER(p, full_total_us);
+#undef COUNTER
 	return n;
 }
 
@@ -236,219 +282,323 @@ san_used_kib(const struct san_host *h, const Mm__V1__GuestStats *g,
 	return true;
 }
 
-int
-san_check(struct san_vm *s, const struct san_limits *lim,
-    const struct san_host *h, Mm__V1__GuestStats *g)
+/* ---- one function per reason a sample is flagged or refused ---- */
+
+static void
+check_unknown_fields(struct san_run *run)
 {
-	bool hit[SAN_REASON_COUNT] = { false };
-	uint64_t *ctr[7], limit, parts, tol = lim->tolerance_kib;
-	protobuf_c_boolean *has[7];
-	Mm__V1__Meminfo *mi;
-	Mm__V1__Psi *p = g->psi;
-	const char *limname;
-	bool restart = false;
-	int i, n;
-	/* The host's idea of the guest's size: the balloon's actual size,
-	 * else (Xen) the target the toolstack set, as xenmm used. */
-	uint64_t host_kib = h->balloon_known ? h->balloon_actual_kib :
-	    h->target_known ? h->target_kib : 0;
-	size_t max_bytes = lim->guest_max_bytes ? lim->guest_max_bytes :
-	    SAN_GUEST_MAX_BYTES, bytes;
+	if (msg_drop_unknown(&run->g->base))
+		flag(run, SAN_UNKNOWN_FIELDS, "fields mm does not know, "
+		    "dropping them");
+}
+
+static void
+check_owned_fields(struct san_run *run)
+{
+	if (strip_owned(run->g))
+		flag(run, SAN_OWNED_FIELD, "guest set host-owned fields, "
+		    "ignoring them");
+}
+
+/* Samples were dropped before this one (san_admit() counted them). */
+static void
+check_rate(struct san_run *run)
+{
+	if (!run->s->rate_flag_pending)
+		return;
+	run->hit[SAN_RATE] = true;
+	run->s->rate_flag_pending = false;
+}
+
+/* A time ahead of the host's clock, or none, becomes the host's. */
+static void
+check_future_time(struct san_run *run)
+{
+	Mm__V1__GuestStats *g = run->g;
+	uint64_t now = run->h->now_ms;
+
+	if (g->has_time_ms && g->time_ms > now + SAN_CLOCK_SLACK_MS)
+		flag(run, SAN_FUTURE_TIME, "time_ms %" PRIu64 " ahead of the "
+		    "host's %" PRIu64 ", using the host's", g->time_ms, now);
+	if (!g->has_time_ms || run->hit[SAN_FUTURE_TIME]) {
+		g->has_time_ms = 1;
+		g->time_ms = now;
+	}
+}
+
+static void
+check_missing(struct san_run *run)
+{
+	const Mm__V1__Meminfo *mi = run->g->meminfo;
+
+	if (mi == NULL || !mi->has_total_kib || mi->total_kib == 0 ||
+	    !mi->has_free_kib)
+		flag(run, SAN_MISSING, "no meminfo total or free");
+}
+
+/* Memory: total <= max. */
+static void
+check_total_above_max(struct san_run *run, Mm__V1__Meminfo *mi)
+{
+	const struct san_host *h = run->h;
+	uint64_t limit = UINT64_MAX;
+	const char *limname = "max";
+
+	/* Not the balloon's actual size where the maximum is known: a
+	 * balloon that deflates on OOM stays in the guest's MemTotal (its
+	 * pages count as used; the policy engine takes them out, and never
+	 * counts more used than the actual). */
+	if (h->max_known) {
+		limit = h->max_kib;
+	} else if (h->balloon_known) {
+		limit = h->balloon_actual_kib + run->lim->tolerance_kib;
+		limname = "balloon actual + tolerance";
+	}
+	clamp(run, SAN_TOTAL_ABOVE_MAX, "total", 1, &mi->total_kib, limit,
+	    limname);
+}
+
+/* Memory: each part <= total. */
+static void
+check_part_above_total(struct san_run *run, Mm__V1__Meminfo *mi)
+{
+#define PART(f)								\
+	clamp(run, SAN_PART_ABOVE_TOTAL, #f, mi->has_##f, &mi->f,	\
+	    mi->total_kib, "total")
+	PART(free_kib);
+	PART(available_kib);
+	PART(cached_kib);
+	PART(anon_kib);
+	PART(active_file_kib);
+	PART(inactive_file_kib);
+	PART(shmem_kib);
+#undef PART
+	clamp(run, SAN_PART_ABOVE_TOTAL, "swap_free",
+	    mi->has_swap_free_kib && mi->has_swap_total_kib,
+	    &mi->swap_free_kib, mi->swap_total_kib, "swap_total");
+}
+
+/* Memory: free + anon + cached <= total (within the tolerance). */
+static void
+check_parts_exceed(struct san_run *run, const Mm__V1__Meminfo *mi)
+{
+	uint64_t parts = (mi->has_free_kib ? mi->free_kib : 0) +
+	    (mi->has_anon_kib ? mi->anon_kib : 0) +
+	    (mi->has_cached_kib ? mi->cached_kib : 0);
+
+	if (parts > mi->total_kib + run->lim->tolerance_kib)
+		flag(run, SAN_PARTS_EXCEED, "free + anon + cached %" PRIu64
+		    " KiB above total %" PRIu64 " KiB", parts, mi->total_kib);
+}
+
+/* The xenmm seed's check: the host gave memory (its view of the total
+ * grew) but the guest's total did not move. Only for a total that followed
+ * the balloon: one above it (deflate-on-oom) never does. */
+static void
+check_host_grew(struct san_run *run, const Mm__V1__Meminfo *mi)
+{
+	const struct san_vm *s = run->s;
+	uint64_t host_kib = run->host_kib, tol = run->lim->tolerance_kib;
+
+	if (s->have_prev && host_kib && s->prev_host_kib &&
+	    host_kib > s->prev_host_kib + tol &&
+	    s->prev_total_kib <= s->prev_host_kib &&
+	    mi->total_kib <= s->prev_total_kib + SAN_TOTAL_STILL_KIB &&
+	    mi->total_kib + tol < host_kib)
+		flag(run, SAN_HOST_GREW, "host-side total grew %" PRIu64
+		    " -> %" PRIu64 " KiB but the guest's stayed %" PRIu64
+		    " KiB", s->prev_host_kib, host_kib, mi->total_kib);
+}
+
+/* The host's view: a guest using more than its process holds resident
+ * claims memory it does not have (host swap, KSM and pages the host never
+ * touched are within the tolerance). */
+static void
+check_host_view(struct san_run *run)
+{
+	const struct san_host *h = run->h;
 	uint64_t used;
 
-	if (msg_drop_unknown(&g->base)) {
-		hit[SAN_UNKNOWN_FIELDS] = true;
-		reject(s, h, SAN_UNKNOWN_FIELDS, "fields mm does not know, "
-		    "dropping them");
-	}
-	if (strip_owned(g)) {
-		hit[SAN_OWNED_FIELD] = true;
-		reject(s, h, SAN_OWNED_FIELD, "guest set host-owned fields, "
-		    "ignoring them");
-	}
-	if (s->rate_flag_pending) {
-		hit[SAN_RATE] = true;
-		s->rate_flag_pending = false;
-	}
-	if (g->has_time_ms && g->time_ms > h->now_ms + 1000) {
-		hit[SAN_FUTURE_TIME] = true;
-		reject(s, h, SAN_FUTURE_TIME, "time_ms %" PRIu64 " ahead of "
-		    "the host's %" PRIu64 ", using the host's", g->time_ms,
-		    h->now_ms);
-	}
-	if (!g->has_time_ms || hit[SAN_FUTURE_TIME]) {
-		g->has_time_ms = 1;
-		g->time_ms = h->now_ms;
-	}
+	if (!h->resident_known)
+		return;
+	run->g->has_host_resident_kib = 1;
+	run->g->host_resident_kib = h->resident_kib;
+	if (san_used_kib(h, run->g, &used) &&
+	    used > h->resident_kib + run->lim->tolerance_kib)
+		flag(run, SAN_HOST_VIEW, "uses %" PRIu64 " KiB by its own "
+		    "numbers, the host sees %" PRIu64 " KiB resident", used,
+		    h->resident_kib);
+}
 
-	/* Memory: used <= total <= max. */
-	mi = g->meminfo;
-	if (mi == NULL || !mi->has_total_kib || mi->total_kib == 0 ||
-	    !mi->has_free_kib) {
-		hit[SAN_MISSING] = true;
-		reject(s, h, SAN_MISSING, "no meminfo total or free");
-	}
-	if (mi != NULL && mi->has_total_kib) {
-		limit = UINT64_MAX;
-		limname = "max";
-		/* Not the balloon's actual size where the maximum is known:
-		 * a balloon that deflates on OOM stays in the guest's
-		 * MemTotal (its pages count as used; the policy engine takes
-		 * them out, and never counts more used than the actual). */
-		if (h->max_known) {
-			limit = h->max_kib;
-		} else if (h->balloon_known) {
-			limit = h->balloon_actual_kib + tol;
-			limname = "balloon actual + tolerance";
-		}
-		if (clamp(s, h, SAN_TOTAL_ABOVE_MAX, "total", 1,
-		    &mi->total_kib, limit, limname))
-			hit[SAN_TOTAL_ABOVE_MAX] = true;
-#define PART(f)								\
-		if (clamp(s, h, SAN_PART_ABOVE_TOTAL, #f,		\
-		    mi->has_##f, &mi->f, mi->total_kib, "total"))	\
-			hit[SAN_PART_ABOVE_TOTAL] = true;
-		PART(free_kib);
-		PART(available_kib);
-		PART(cached_kib);
-		PART(anon_kib);
-		PART(active_file_kib);
-		PART(inactive_file_kib);
-		PART(shmem_kib);
-#undef PART
-		if (clamp(s, h, SAN_PART_ABOVE_TOTAL, "swap_free",
-		    mi->has_swap_free_kib && mi->has_swap_total_kib,
-		    &mi->swap_free_kib, mi->swap_total_kib, "swap_total"))
-			hit[SAN_PART_ABOVE_TOTAL] = true;
-		parts = (mi->has_free_kib ? mi->free_kib : 0) +
-		    (mi->has_anon_kib ? mi->anon_kib : 0) +
-		    (mi->has_cached_kib ? mi->cached_kib : 0);
-		if (parts > mi->total_kib + tol) {
-			hit[SAN_PARTS_EXCEED] = true;
-			reject(s, h, SAN_PARTS_EXCEED, "free + anon + cached "
-			    "%" PRIu64 " KiB above total %" PRIu64 " KiB",
-			    parts, mi->total_kib);
-		}
-		/* The xenmm seed's check: the host gave memory (its view
-		 * of the total grew) but the guest's total did not move.
-		 * Only for a total that followed the balloon: one above it
-		 * (deflate-on-oom) never does. */
-		if (s->have_prev && host_kib && s->prev_host_kib &&
-		    host_kib > s->prev_host_kib + tol &&
-		    s->prev_total_kib <= s->prev_host_kib &&
-		    mi->total_kib <= s->prev_total_kib + 1024 &&
-		    mi->total_kib + tol < host_kib) {
-			hit[SAN_HOST_GREW] = true;
-			reject(s, h, SAN_HOST_GREW, "host-side total grew "
-			    "%" PRIu64 " -> %" PRIu64 " KiB but the guest's "
-			    "stayed %" PRIu64 " KiB", s->prev_host_kib,
-			    host_kib, mi->total_kib);
-		}
-	}
+/* The balloon's pages: a gauge, never more than the VM's maximum (not its
+ * MemTotal: without deflate-on-oom the pages leave it). */
+static void
+check_balloon_pages(struct san_run *run)
+{
+	Mm__V1__Vmstat *vs = run->g->vmstat;
+	uint64_t pages;
 
-	/* The host's view: a guest using more than its process holds
-	 * resident claims memory it does not have (host swap, KSM and
-	 * pages the host never touched are within the tolerance). */
-	if (h->resident_known) {
-		g->has_host_resident_kib = 1;
-		g->host_resident_kib = h->resident_kib;
-		if (san_used_kib(h, g, &used) && used > h->resident_kib + tol) {
-			hit[SAN_HOST_VIEW] = true;
-			reject(s, h, SAN_HOST_VIEW, "uses %" PRIu64 " KiB by its "
-			    "own numbers, the host sees %" PRIu64 " KiB "
-			    "resident", used, h->resident_kib);
-		}
+	if (vs == NULL || !run->h->max_known)
+		return;
+	pages = run->h->max_kib / SAN_PAGE_KIB;
+	if (vs->has_balloon_pages && vs->balloon_pages > pages) {
+		flag(run, SAN_PART_ABOVE_TOTAL, "balloon_pages %" PRIu64
+		    " above the maximum, clamping", vs->balloon_pages);
+		vs->balloon_pages = pages;
 	}
+}
 
-	/* The balloon's pages: a gauge, never more than the VM's maximum
-	 * (not its MemTotal: without deflate-on-oom the pages leave it). */
-	if (g->vmstat != NULL && h->max_known) {
-		uint64_t pages = h->max_kib / 4;
+/* Counters are monotonic within one agent run: a seq that went back is
+ * a restart. True then. */
+static bool
+check_seq_back(struct san_run *run)
+{
+	const Mm__V1__GuestStats *g = run->g;
+	const struct san_vm *s = run->s;
 
-		if (g->vmstat->has_balloon_pages &&
-		    g->vmstat->balloon_pages > pages) {
-			hit[SAN_PART_ABOVE_TOTAL] = true;
-			reject(s, h, SAN_PART_ABOVE_TOTAL, "balloon_pages %"
-			    PRIu64 " above the maximum, clamping",
-			    g->vmstat->balloon_pages);
-			g->vmstat->balloon_pages = pages;
-		}
-	}
+	if (!s->prev_has_seq || !g->has_agent_seq || g->agent_seq > s->prev_seq)
+		return false;
+	flag(run, SAN_SEQ_BACK, "agent_seq went back %" PRIu64 " -> %" PRIu64
+	    ", taking it as an agent restart", s->prev_seq, g->agent_seq);
+	return true;
+}
 
-	/* Counters: monotonic within one agent run. */
-	if (s->prev_has_seq && g->has_agent_seq && g->agent_seq <= s->prev_seq) {
-		restart = true;
-		hit[SAN_SEQ_BACK] = true;
-		reject(s, h, SAN_SEQ_BACK, "agent_seq went back %" PRIu64
-		    " -> %" PRIu64 ", taking it as an agent restart",
-		    s->prev_seq, g->agent_seq);
-	}
-	n = counters(g, ctr, has);
+/* Without a restart, a counter that went back is held at its last value. */
+static void
+check_counter_back(struct san_run *run, bool restart)
+{
+	uint64_t *ctr[SAN_COUNTERS];
+	protobuf_c_boolean *has[SAN_COUNTERS];
+	struct san_vm *s = run->s;
+	int i, n = counters(run->g, ctr, has);
+
 	for (i = 0; i < n; i++) {
-		if (ctr[i] == NULL || !*has[i])
+		if (ctr[i] == NULL || !*has[i] || restart ||
+		    !s->prev_has_counter[i] || *ctr[i] >= s->prev_counter[i])
 			continue;
-		if (!restart && s->prev_has_counter[i] &&
-		    *ctr[i] < s->prev_counter[i]) {
-			hit[SAN_COUNTER_BACK] = true;
-			reject(s, h, SAN_COUNTER_BACK, "counter %d went back "
-			    "%" PRIu64 " -> %" PRIu64 ", holding it", i,
-			    s->prev_counter[i], *ctr[i]);
-			*ctr[i] = s->prev_counter[i];
-		}
+		flag(run, SAN_COUNTER_BACK, "counter %d went back %" PRIu64
+		    " -> %" PRIu64 ", holding it", i, s->prev_counter[i],
+		    *ctr[i]);
+		*ctr[i] = s->prev_counter[i];
 	}
-	if (p != NULL) {
-		bool c = clamp_pct(&p->some_avg10_pct, p->has_some_avg10_pct);
+}
 
-		c |= clamp_pct(&p->some_avg60_pct, p->has_some_avg60_pct);
-		c |= clamp_pct(&p->some_avg300_pct, p->has_some_avg300_pct);
-		c |= clamp_pct(&p->full_avg10_pct, p->has_full_avg10_pct);
-		c |= clamp_pct(&p->full_avg60_pct, p->has_full_avg60_pct);
-		c |= clamp_pct(&p->full_avg300_pct, p->has_full_avg300_pct);
-		if (c) {
-			hit[SAN_PART_ABOVE_TOTAL] = true;
-			reject(s, h, SAN_PART_ABOVE_TOTAL,
-			    "pressure outside 0..100%%, clamping");
-		}
-	}
+static void
+check_psi_range(struct san_run *run)
+{
+	Mm__V1__Psi *p = run->g->psi;
+	bool c;
 
-	/* Pressure rising: avg10 above avg60 and up since the last sample,
-	 * or a jump of psi_jump_pct points. */
+	if (p == NULL)
+		return;
+	c = clamp_pct(&p->some_avg10_pct, p->has_some_avg10_pct);
+	c |= clamp_pct(&p->some_avg60_pct, p->has_some_avg60_pct);
+	c |= clamp_pct(&p->some_avg300_pct, p->has_some_avg300_pct);
+	c |= clamp_pct(&p->full_avg10_pct, p->has_full_avg10_pct);
+	c |= clamp_pct(&p->full_avg60_pct, p->has_full_avg60_pct);
+	c |= clamp_pct(&p->full_avg300_pct, p->has_full_avg300_pct);
+	if (c)
+		flag(run, SAN_PART_ABOVE_TOTAL,
+		    "pressure outside 0..100%%, clamping");
+}
+
+/* Known fields are bounded well below the cap: a sample above it has found
+ * a way around that, and is not passed on. Returns 0 or -EMSGSIZE. */
+static int
+check_too_big(struct san_run *run)
+{
+	size_t max_bytes = run->lim->guest_max_bytes ?
+	    run->lim->guest_max_bytes : SAN_GUEST_MAX_BYTES;
+	size_t bytes = msg_packed_size(&run->g->base);
+
+	if (bytes <= max_bytes)
+		return 0;
+	reject(run->s, run->h, SAN_TOO_BIG, "sample of %zu bytes, at most "
+	    "%zu, refusing it", bytes, max_bytes);
+	return -EMSGSIZE;
+}
+
+/* Pressure rising: avg10 above avg60 and up since the last sample, or a
+ * jump of psi_jump_pct points. */
+static void
+set_pressure_rising(struct san_run *run)
+{
+	Mm__V1__GuestStats *g = run->g;
+	const Mm__V1__Psi *p = g->psi;
+	struct san_vm *s = run->s;
+	double prev;
+
 	g->has_pressure_rising = 1;
 	g->pressure_rising = 0;
-	if (p != NULL && p->has_some_avg10_pct) {
-		double prev = s->have_prev ? s->prev_avg10 : 0.0;
+	if (p == NULL || !p->has_some_avg10_pct)
+		return;
+	prev = s->have_prev ? s->prev_avg10 : 0.0;
+	if ((p->has_some_avg60_pct && p->some_avg10_pct > p->some_avg60_pct &&
+	    p->some_avg10_pct > prev && s->have_prev) ||
+	    p->some_avg10_pct >= prev + run->lim->psi_jump_pct)
+		g->pressure_rising = 1;
+	s->prev_avg10 = p->some_avg10_pct;
+}
 
-		if ((p->has_some_avg60_pct &&
-		    p->some_avg10_pct > p->some_avg60_pct &&
-		    p->some_avg10_pct > prev && s->have_prev) ||
-		    p->some_avg10_pct >= prev + lim->psi_jump_pct)
-			g->pressure_rising = 1;
-		s->prev_avg10 = p->some_avg10_pct;
-	}
-
-	for (i = 0; i < SAN_REASON_COUNT; i++)
-		if (hit[i] && add_flag(g, reasons[i].flag) < 0)
-			return -ENOMEM;
-	/* Known fields are bounded well below this: a sample above it has
-	 * found a way around that, and is not passed on. */
-	bytes = msg_packed_size(&g->base);
-	if (bytes > max_bytes) {
-		reject(s, h, SAN_TOO_BIG, "sample of %zu bytes, at most %zu, "
-		    "refusing it", bytes, max_bytes);
-		return -EMSGSIZE;
-	}
+/* The accepted sample is the next one's baseline. */
+static void
+remember(struct san_run *run)
+{
+	uint64_t *ctr[SAN_COUNTERS];
+	protobuf_c_boolean *has[SAN_COUNTERS];
+	const Mm__V1__GuestStats *g = run->g;
+	struct san_vm *s = run->s;
+	int i, n = counters(run->g, ctr, has);
 
 	s->have_prev = true;
 	s->prev_has_seq = g->has_agent_seq;
 	if (g->has_agent_seq)
 		s->prev_seq = g->agent_seq;
-	if (mi != NULL && mi->has_total_kib)
-		s->prev_total_kib = mi->total_kib;
-	s->prev_host_kib = host_kib;
+	if (g->meminfo != NULL && g->meminfo->has_total_kib)
+		s->prev_total_kib = g->meminfo->total_kib;
+	s->prev_host_kib = run->host_kib;
 	for (i = 0; i < n; i++) {
 		s->prev_has_counter[i] = ctr[i] != NULL && *has[i];
 		if (s->prev_has_counter[i])
 			s->prev_counter[i] = *ctr[i];
 	}
+}
+
+int
+san_check(struct san_vm *s, const struct san_limits *lim,
+    const struct san_host *h, Mm__V1__GuestStats *g)
+{
+	struct san_run run = {
+		.s = s, .lim = lim, .h = h, .g = g,
+		.host_kib = h->balloon_known ? h->balloon_actual_kib :
+		    h->target_known ? h->target_kib : 0,
+	};
+	Mm__V1__Meminfo *mi = g->meminfo;
+	int i, r;
+
+	check_unknown_fields(&run);
+	check_owned_fields(&run);
+	check_rate(&run);
+	check_future_time(&run);
+	check_missing(&run);
+	if (mi != NULL && mi->has_total_kib) {
+		check_total_above_max(&run, mi);
+		check_part_above_total(&run, mi);
+		check_parts_exceed(&run, mi);
+		check_host_grew(&run, mi);
+	}
+	check_host_view(&run);
+	check_balloon_pages(&run);
+	check_counter_back(&run, check_seq_back(&run));
+	check_psi_range(&run);
+	set_pressure_rising(&run);
+
+	for (i = 0; i < SAN_REASON_COUNT; i++)
+		if (run.hit[i] && add_flag(g, reasons[i].flag) < 0)
+			return -ENOMEM;
+	r = check_too_big(&run);
+	if (r < 0)
+		return r;
+	remember(&run);
 	return 0;
 }
