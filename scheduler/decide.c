@@ -22,13 +22,19 @@ static void batch_free(struct batch *b);
 
 /* ---- hosts ---- */
 
+/* 64-bit FNV-1a, for the host table. */
+#define FNV_OFFSET	1469598103934665603ull
+#define FNV_PRIME	1099511628211ull
+/* Slots of the host table when the first host arrives. */
+#define HOSTS_CAP_MIN	64
+
 static size_t
 hash_id(const char *id)
 {
-	size_t h = 1469598103934665603ull;
+	size_t h = FNV_OFFSET;
 
 	for (; *id != '\0'; id++)
-		h = (h ^ (unsigned char)*id) * 1099511628211ull;
+		h = (h ^ (unsigned char)*id) * FNV_PRIME;
 	return h;
 }
 
@@ -100,7 +106,7 @@ hosts_rebuild(struct scheduler *s, size_t cap, uint64_t now)
 static int
 hosts_grow(struct scheduler *s)
 {
-	return hosts_rebuild(s, s->cap ? s->cap * 2 : 64, 0);
+	return hosts_rebuild(s, s->cap ? s->cap * 2 : HOSTS_CAP_MIN, 0);
 }
 
 struct host *

@@ -22,6 +22,11 @@
 
 static const char *const mode_names[] = { "enforce", "shadow", "off", NULL };
 
+/* Largest state file read (a policy: far below the bus's 4 MiB). */
+#define STATE_FILE_MAX		(1 << 20)
+/* What bus_close() waits for unconfirmed messages at stop. */
+#define CLOSE_FLUSH_MS		2000
+
 #define C(f)	offsetof(struct sched_conf, f)
 static const struct conf_key conf_table[] = {
 	{ "scheduler", "id", CONF_STRING, 1, 64, NULL, C(id), NULL,
@@ -102,7 +107,7 @@ keep_policy_msg(struct scheduler *s, const void *data, size_t len)
 static void
 state_load(struct scheduler *s)
 {
-	uint8_t buf[1 << 20];
+	uint8_t buf[STATE_FILE_MAX];
 	const Mm__V1__Policy *pol;
 	ProtobufCMessage *m;
 	struct pm_policy p;
@@ -493,7 +498,7 @@ stop_cb(void *arg)
 	daemon_notify_stopping();
 	daemon_signals_close(&s->sig);
 	uv_close((uv_handle_t *)&s->sweep, NULL);
-	bus_close(s->bus, 2000, closed_cb, NULL);
+	bus_close(s->bus, CLOSE_FLUSH_MS, closed_cb, NULL);
 }
 
 static int

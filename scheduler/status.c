@@ -19,6 +19,11 @@
 
 /* Every counter of struct sched_counters under its own name: a counter
  * added there without a line here fails the build. */
+/* A StatusReply's size bound: guests per host on average, and how long
+ * the reply waits for mmctl in its queue. */
+#define STATUS_GUESTS_PER_HOST	16
+#define STATUS_REPLY_TTL_MS	10000
+
 #define CTR(f)	{ #f, offsetof(struct sched_counters, f) }
 static const struct {
 	const char *name;
@@ -107,7 +112,7 @@ on_status_request(const ProtobufCMessage *m, const struct bus_delivery *d,
 			ng += q->guests ? s->hosts[i]->nvms : 0;
 		}
 	}
-	if (nh > MSG_REPEATED_MAX || ng > MSG_REPEATED_MAX * 16) {
+	if (nh > MSG_REPEATED_MAX || ng > MSG_REPEATED_MAX * STATUS_GUESTS_PER_HOST) {
 		rep.error = "too many hosts: ask for some by id";
 		nh = ng = 0;
 	}
@@ -192,7 +197,7 @@ on_status_request(const ProtobufCMessage *m, const struct bus_delivery *d,
 	    d->reply_to, false, &bm, &buf);
 	if (r == 0) {
 		bm.correlation_id = d->correlation_id;
-		bm.expiration_ms = 10000;
+		bm.expiration_ms = STATUS_REPLY_TTL_MS;
 		r = bus_publish(s->bus, &bm, NULL, NULL);
 		free(buf);
 	}
