@@ -3,8 +3,9 @@
  * What every mm daemon does the same way: its command line (-c FILE, -n,
  * -v, -d), loading its configuration with a check mode, logging set up for
  * a terminal or journald, signals on the loop (TERM and INT stop, HUP
- * reloads), and readiness notification to systemd (its protocol, spoken
- * directly: mm does not link libsystemd).
+ * reloads), and readiness notification to systemd. The [bus] keys are the
+ * wire layer's (bus_conf.h), a per-host daemon's start the host layer's
+ * (daemon_host.h).
  */
 #ifndef MM_DAEMON_H
 #define MM_DAEMON_H
