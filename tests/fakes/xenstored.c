@@ -3,6 +3,11 @@
  * The xenstored test double; see xenstored.h. One thread polls the
  * listening socket, the clients and a wake-up pipe; one mutex guards the
  * tree, which is a flat array of absolute paths (tests store little).
+ * Transactions work as in C xenstored: each node carries the generation
+ * of its last change (a child added or removed changes its parent), a
+ * transaction works on its own copy and notes the generation of every
+ * node it reads or writes, and its commit replays its changes only if
+ * none of those nodes changed meanwhile.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,6 +36,7 @@ struct node {
 	char *path;
 	char *value;
 	size_t len;
+	unsigned long gen;	/* of its last change; 0 inside a tx copy */
 };
 
 struct tree {
@@ -44,13 +50,28 @@ struct conn {
 	size_t inlen;
 };
 
+/* A change a transaction made, replayed on the tree at its commit. */
+struct op {
+	uint32_t type;		/* XS_WRITE, XS_MKDIR or XS_RM */
+	char *path;
+	char *value;
+	size_t len;
+};
+
+/* A node a transaction read or wrote, and its generation then (0: absent). */
+struct seen {
+	char *path;
+	unsigned long gen;
+};
+
 struct tx {
 	uint32_t id;		/* 0: free slot */
 	int conn;
-	unsigned long gen;	/* generation of the tree it copied */
-	struct tree t;
-	char **changed;		/* paths written or removed, for watches */
-	size_t nchanged;
+	struct tree t;		/* its copy, with its own changes */
+	struct op *ops;
+	size_t nops;
+	struct seen *seen;
+	size_t nseen;
 };
 
 struct watch {
@@ -87,9 +108,29 @@ tree_find(const struct tree *t, const char *path)
 	return -1;
 }
 
+/* The index of path's parent, or -1 (none, or "/"'s). */
+static int
+tree_parent(const struct tree *t, const char *path)
+{
+	char *parent = strdup(path), *slash;
+	int i = -1;
+
+	slash = parent != NULL ? strrchr(parent, '/') : NULL;
+	if (slash != NULL && slash != parent) {
+		*slash = '\0';
+		i = tree_find(t, parent);
+	} else if (slash != NULL && path[1] != '\0') {
+		i = tree_find(t, "/");
+	}
+	free(parent);
+	return i;
+}
+
+/* Set path to value (copied), its generation to gen; a new node changes
+ * its parent too. With keep, an existing node stays as it is. */
 static int
 tree_set(struct tree *t, const char *path, const char *value, size_t len,
-    bool keep)
+    bool keep, unsigned long gen)
 {
 	char *parent, *slash;
 	int i = tree_find(t, path);
@@ -106,6 +147,7 @@ tree_set(struct tree *t, const char *path, const char *value, size_t len,
 		free(t->n[i].value);
 		t->n[i].value = v;
 		t->n[i].len = len;
+		t->n[i].gen = gen;
 		return 0;
 	}
 	/* Missing parents appear empty, as in xenstored. */
@@ -113,9 +155,12 @@ tree_set(struct tree *t, const char *path, const char *value, size_t len,
 	slash = parent != NULL ? strrchr(parent, '/') : NULL;
 	if (slash != NULL && slash != parent) {
 		*slash = '\0';
-		tree_set(t, parent, "", 0, true);
+		tree_set(t, parent, "", 0, true, gen);
 	}
 	free(parent);
+	i = tree_parent(t, path);
+	if (i >= 0)
+		t->n[i].gen = gen;
 	if (t->count == t->cap) {
 		size_t cap = t->cap ? t->cap * 2 : 64;
 		struct node *n = realloc(t->n, cap * sizeof(*n));
@@ -130,6 +175,7 @@ tree_set(struct tree *t, const char *path, const char *value, size_t len,
 	t->n[t->count].path = strdup(path);
 	t->n[t->count].value = v;
 	t->n[t->count].len = len;
+	t->n[t->count].gen = gen;
 	t->count++;
 	return 0;
 }
@@ -145,13 +191,18 @@ below(const char *path, const char *top)
 	    (path[n] == '\0' || path[n] == '/');
 }
 
+/* Remove path and what is below it; its parent changes (to gen). */
 static int
-tree_rm(struct tree *t, const char *path)
+tree_rm(struct tree *t, const char *path, unsigned long gen)
 {
 	size_t i = 0;
+	int p;
 
 	if (tree_find(t, path) < 0)
 		return -ENOENT;
+	p = tree_parent(t, path);
+	if (p >= 0)
+		t->n[p].gen = gen;
 	while (i < t->count) {
 		if (!below(t->n[i].path, path)) {
 			i++;
@@ -175,14 +226,29 @@ tree_free(struct tree *t)
 	memset(t, 0, sizeof(*t));
 }
 
+/* A copy of src, generations and all. */
 static int
 tree_copy(struct tree *dst, const struct tree *src)
 {
 	memset(dst, 0, sizeof(*dst));
-	for (size_t i = 0; i < src->count; i++)
-		if (tree_set(dst, src->n[i].path, src->n[i].value,
-		    src->n[i].len, false) < 0)
+	dst->n = calloc(src->count ? src->count : 1, sizeof(*dst->n));
+	if (dst->n == NULL)
+		return -ENOMEM;
+	dst->cap = src->count ? src->count : 1;
+	for (size_t i = 0; i < src->count; i++) {
+		struct node *d = &dst->n[i];
+
+		d->path = strdup(src->n[i].path);
+		d->value = malloc(src->n[i].len + 1);
+		if (d->path == NULL || d->value == NULL) {
+			dst->count = i + 1;
 			return -ENOMEM;
+		}
+		memcpy(d->value, src->n[i].value, src->n[i].len + 1);
+		d->len = src->n[i].len;
+		d->gen = src->n[i].gen;
+	}
+	dst->count = src->count;
 	return 0;
 }
 
@@ -193,7 +259,8 @@ absolute(const struct xsd_fake *f, const char *path, char *buf, size_t size)
 {
 	size_t n;
 
-	if (path[0] == '/')
+	/* "/..." is absolute; "@introduceDomain" and the like are names. */
+	if (path[0] == '/' || path[0] == '@')
 		snprintf(buf, size, "%s", path);
 	else
 		snprintf(buf, size, "%s/%s", f->home, path);
@@ -229,8 +296,10 @@ err_name(int err)
 	return "EINVAL";
 }
 
+/* Fire the watches on abs and above it, and with below (a removal) those
+ * under it too; a special watch ("@...") fires only on its own name. */
 static void
-fire_watches(struct xsd_fake *f, const char *abs)
+fire_watches(struct xsd_fake *f, const char *abs, bool below_too)
 {
 	char body[XENSTORE_PAYLOAD_MAX];
 	size_t hl = strlen(f->home);
@@ -238,9 +307,17 @@ fire_watches(struct xsd_fake *f, const char *abs)
 	for (int i = 0; i < WATCH_MAX; i++) {
 		struct watch *w = &f->watches[i];
 		const char *p = abs;
+		bool hit;
 		int n;
 
-		if (w->conn < 0 || !(below(abs, w->abs) || below(w->abs, abs)))
+		if (w->conn < 0)
+			continue;
+		if (abs[0] == '@' || w->abs[0] == '@')
+			hit = strcmp(abs, w->abs) == 0;
+		else
+			hit = below(abs, w->abs) ||
+			    (below_too && below(w->abs, abs));
+		if (!hit)
 			continue;
 		/* A relative watch hears relative paths. */
 		if (w->path[0] != '/' && strncmp(abs, f->home, hl) == 0 &&
@@ -266,30 +343,108 @@ static void
 tx_free(struct tx *t)
 {
 	tree_free(&t->t);
-	for (size_t i = 0; i < t->nchanged; i++)
-		free(t->changed[i]);
-	free(t->changed);
+	for (size_t i = 0; i < t->nops; i++) {
+		free(t->ops[i].path);
+		free(t->ops[i].value);
+	}
+	free(t->ops);
+	for (size_t i = 0; i < t->nseen; i++)
+		free(t->seen[i].path);
+	free(t->seen);
 	memset(t, 0, sizeof(*t));
 }
 
-/* Note a change: at once outside a transaction, at commit inside one. */
-static void
-changed(struct xsd_fake *f, struct tx *t, const char *abs)
+/* Note that t reads or writes path, with the generation its copy has:
+ * only the first time, before t changes it. */
+static int
+tx_see(struct tx *t, const char *path)
 {
-	char **c;
+	struct seen *s;
+	int i;
 
-	if (t == NULL) {
-		f->gen++;
-		fire_watches(f, abs);
-		return;
-	}
-	c = realloc(t->changed, (t->nchanged + 1) * sizeof(*c));
-	if (c == NULL)
-		return;
-	t->changed = c;
-	c[t->nchanged++] = strdup(abs);
+	for (size_t k = 0; k < t->nseen; k++)
+		if (strcmp(t->seen[k].path, path) == 0)
+			return 0;
+	s = realloc(t->seen, (t->nseen + 1) * sizeof(*s));
+	if (s == NULL)
+		return -ENOMEM;
+	t->seen = s;
+	s = &s[t->nseen];
+	s->path = strdup(path);
+	if (s->path == NULL)
+		return -ENOMEM;
+	i = tree_find(&t->t, path);
+	s->gen = i >= 0 ? t->t.n[i].gen : 0;
+	t->nseen++;
+	return 0;
 }
 
+/* What a request of t touches: the node; for a new node its missing
+ * parents and the first one there; for a removal its parent and all
+ * below it. */
+static int
+tx_touch(struct tx *t, uint32_t type, const char *abs)
+{
+	char path[XENSTORE_ABS_PATH_MAX + 64], *slash;
+	int r = tx_see(t, abs);
+
+	snprintf(path, sizeof(path), "%s", abs);
+	if (type == XS_WRITE || type == XS_MKDIR) {
+		while (r == 0 && tree_find(&t->t, path) < 0 &&
+		    (slash = strrchr(path, '/')) != NULL && slash != path) {
+			*slash = '\0';
+			r = tx_see(t, path);
+		}
+	} else if (type == XS_RM) {
+		for (size_t k = 0; r == 0 && k < t->t.count; k++)
+			if (below(t->t.n[k].path, abs))
+				r = tx_see(t, t->t.n[k].path);
+		slash = strrchr(path, '/');
+		if (r == 0 && slash != NULL && slash != path) {
+			*slash = '\0';
+			r = tx_see(t, path);
+		}
+	}
+	return r;
+}
+
+/* Apply a change to the tree and fire its watches. */
+static int
+apply(struct xsd_fake *f, uint32_t type, const char *abs, const char *value,
+    size_t len)
+{
+	int r;
+
+	if (type == XS_RM)
+		r = tree_rm(&f->tree, abs, ++f->gen);
+	else
+		r = tree_set(&f->tree, abs, value, len, type == XS_MKDIR,
+		    ++f->gen);
+	if (r == 0)
+		fire_watches(f, abs, type == XS_RM);
+	return r;
+}
+
+/* Note a change t made to its copy, for its commit. */
+static void
+tx_log(struct tx *t, uint32_t type, const char *abs, const char *value,
+    size_t len)
+{
+	struct op *o = realloc(t->ops, (t->nops + 1) * sizeof(*o));
+
+	if (o == NULL)
+		return;
+	t->ops = o;
+	o = &o[t->nops++];
+	o->type = type;
+	o->path = strdup(abs);
+	o->value = malloc(len + 1);
+	if (o->value != NULL)
+		memcpy(o->value, value, len);
+	o->len = o->value != NULL ? len : 0;
+}
+
+/* Commit (or abort) t: EAGAIN when a node it saw has changed since. */
 static int
 do_commit(struct xsd_fake *f, struct tx *t, bool commit)
 {
@@ -298,16 +453,17 @@ do_commit(struct xsd_fake *f, struct tx *t, bool commit)
 	if (commit && f->fail_commits > 0) {
 		f->fail_commits--;
 		r = -EAGAIN;
-	} else if (commit && t->gen != f->gen) {
-		r = -EAGAIN;
-	} else if (commit) {
-		tree_free(&f->tree);
-		f->tree = t->t;
-		memset(&t->t, 0, sizeof(t->t));
-		f->gen++;
-		for (size_t i = 0; i < t->nchanged; i++)
-			fire_watches(f, t->changed[i]);
 	}
+	for (size_t k = 0; commit && r == 0 && k < t->nseen; k++) {
+		int i = tree_find(&f->tree, t->seen[k].path);
+
+		if ((i >= 0 ? f->tree.n[i].gen : 0) != t->seen[k].gen)
+			r = -EAGAIN;
+	}
+	for (size_t k = 0; commit && r == 0 && k < t->nops; k++)
+		apply(f, t->ops[k].type, t->ops[k].path,
+		    t->ops[k].value != NULL ? t->ops[k].value : "",
+		    t->ops[k].len);
 	tx_free(t);
 	return r;
 }
@@ -322,7 +478,7 @@ handle(struct xsd_fake *f, int ci, const struct xsd_sockmsg *h,
 	struct tx *tx = NULL;
 	char abs[XENSTORE_ABS_PATH_MAX + 64], out[XENSTORE_PAYLOAD_MAX];
 	const char *arg2;
-	size_t n1 = strnlen(body, h->len), outlen = 0;
+	size_t n1 = strnlen(body, h->len), outlen = 0, len;
 	int r = 0, i;
 
 	if (h->type < XS_TYPE_COUNT)
@@ -337,6 +493,11 @@ handle(struct xsd_fake *f, int ci, const struct xsd_sockmsg *h,
 	}
 	arg2 = n1 < h->len ? body + n1 + 1 : body + h->len;
 	absolute(f, body, abs, sizeof(abs));
+	if (tx != NULL && h->type != XS_TRANSACTION_END &&
+	    tx_touch(tx, h->type, abs) < 0) {
+		r = -ENOMEM;
+		goto reply;
+	}
 
 	switch (h->type) {
 	case XS_READ:
@@ -349,20 +510,20 @@ handle(struct xsd_fake *f, int ci, const struct xsd_sockmsg *h,
 		memcpy(out, tree->n[i].value, outlen);
 		goto reply_data;
 	case XS_WRITE:
-		r = tree_set(tree, abs, arg2,
-		    h->len - (size_t)(arg2 - body), false);
-		if (r == 0)
-			changed(f, tx, abs);
-		break;
 	case XS_MKDIR:
-		r = tree_set(tree, abs, "", 0, true);
-		if (r == 0)
-			changed(f, tx, abs);
-		break;
 	case XS_RM:
-		r = tree_rm(tree, abs);
+		len = h->type == XS_WRITE ? h->len - (size_t)(arg2 - body) : 0;
+		if (tx == NULL) {
+			r = apply(f, h->type, abs, arg2, len);
+			break;
+		}
+		if (h->type == XS_RM)
+			r = tree_rm(tree, abs, 0);
+		else
+			r = tree_set(tree, abs, arg2, len,
+			    h->type == XS_MKDIR, 0);
 		if (r == 0)
-			changed(f, tx, abs);
+			tx_log(tx, h->type, abs, arg2, len);
 		break;
 	case XS_DIRECTORY:
 		if (tree_find(tree, abs) < 0) {
@@ -397,7 +558,6 @@ handle(struct xsd_fake *f, int ci, const struct xsd_sockmsg *h,
 		}
 		f->txs[i].id = ++f->next_tx;
 		f->txs[i].conn = ci;
-		f->txs[i].gen = f->gen;
 		outlen = (size_t)snprintf(out, sizeof(out), "%u",
 		    f->txs[i].id) + 1;
 		goto reply_data;
@@ -422,7 +582,7 @@ handle(struct xsd_fake *f, int ci, const struct xsd_sockmsg *h,
 		    h->len - (size_t)(arg2 - body));
 		send_msg(fd, XS_WATCH, h->req_id, h->tx_id, "OK", 3);
 		/* xenstored fires every new watch once. */
-		fire_watches(f, abs);
+		fire_watches(f, abs, false);
 		return;
 	case XS_UNWATCH:
 		r = -ENOENT;
@@ -583,8 +743,8 @@ xsd_fake_start(const char *dir, unsigned domid)
 	}
 	memcpy(sa.sun_path, f->path, strlen(f->path) + 1);
 	pthread_mutex_init(&f->lock, NULL);
-	tree_set(&f->tree, "/", "", 0, false);
-	tree_set(&f->tree, f->home, "", 0, false);
+	tree_set(&f->tree, "/", "", 0, false, ++f->gen);
+	tree_set(&f->tree, f->home, "", 0, false, ++f->gen);
 	f->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (f->lfd < 0 || bind(f->lfd, (struct sockaddr *)&sa, sizeof(sa)) <
 	    0 || listen(f->lfd, 8) < 0 || pipe2(f->wake, O_CLOEXEC) < 0)
@@ -640,9 +800,7 @@ xsd_fake_write(struct xsd_fake *f, const char *path, const char *value)
 
 	absolute(f, path, abs, sizeof(abs));
 	pthread_mutex_lock(&f->lock);
-	r = tree_set(&f->tree, abs, value, strlen(value), false);
-	if (r == 0)
-		changed(f, NULL, abs);
+	r = apply(f, XS_WRITE, abs, value, strlen(value));
 	pthread_mutex_unlock(&f->lock);
 	return r;
 }
@@ -655,11 +813,17 @@ xsd_fake_rm(struct xsd_fake *f, const char *path)
 
 	absolute(f, path, abs, sizeof(abs));
 	pthread_mutex_lock(&f->lock);
-	r = tree_rm(&f->tree, abs);
-	if (r == 0)
-		changed(f, NULL, abs);
+	r = apply(f, XS_RM, abs, "", 0);
 	pthread_mutex_unlock(&f->lock);
 	return r;
+}
+
+void
+xsd_fake_fire(struct xsd_fake *f, const char *special)
+{
+	pthread_mutex_lock(&f->lock);
+	fire_watches(f, special, false);
+	pthread_mutex_unlock(&f->lock);
 }
 
 unsigned

@@ -2,10 +2,16 @@
 /*
  * A xenstored test double: a thread serving the xenstore wire protocol
  * (xen/io/xs_wire.h) on a Unix socket, so tests use the real libxenstore
- * by pointing XENSTORED_PATH at it. It keeps an in-memory tree and knows
- * READ, WRITE, MKDIR, RM, DIRECTORY, TRANSACTION_START/END (snapshots;
- * a commit after a concurrent change fails with EAGAIN), WATCH/UNWATCH
- * with WATCH_EVENT, and GET_DOMAIN_PATH. Permissions are not modelled.
+ * by pointing XENSTORED_PATH at it; the one xenstored double, for the
+ * guest's side (the agent's channel) and the host's (the xen driver). It
+ * keeps an in-memory tree and knows READ, WRITE, MKDIR, RM, DIRECTORY,
+ * WATCH/UNWATCH with WATCH_EVENT (a new watch fires once; a removal fires
+ * the watches below too; "@introduceDomain" and "@releaseDomain" fire
+ * when the test says), GET_DOMAIN_PATH and TRANSACTION_START/END as real
+ * xenstored has them: a transaction sees its own writes and nobody else's
+ * after its start, commits atomically, and its commit fails with EAGAIN
+ * when a node it read or wrote (or a parent whose children it changed)
+ * was changed by someone else meanwhile. Permissions are not modelled.
  */
 #ifndef MM_FAKE_XENSTORED_H
 #define MM_FAKE_XENSTORED_H
@@ -35,6 +41,10 @@ const char *xsd_fake_path(const struct xsd_fake *f);
 char *xsd_fake_read(struct xsd_fake *f, const char *path);
 int xsd_fake_write(struct xsd_fake *f, const char *path, const char *value);
 int xsd_fake_rm(struct xsd_fake *f, const char *path);
+
+/* Fire the watches on a special path ("@introduceDomain", borrowed), as
+ * xenstored does when the toolstack introduces or releases a domain. */
+void xsd_fake_fire(struct xsd_fake *f, const char *special);
 
 /* Number of nodes at and below path (0 when absent). */
 unsigned xsd_fake_count_nodes(struct xsd_fake *f, const char *path);

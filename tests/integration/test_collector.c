@@ -29,7 +29,7 @@
 #include "testutil.h"
 #include "tu_hv.h"
 #include "topology.h"
-#include "xsd_mini.h"
+#include "xenstored.h"
 
 #define MIB	1024ull
 #define GIB	(1024ull * 1024)
@@ -443,13 +443,13 @@ static bool flood_done;		/* written by the flood thread */
 static void *
 flood_main(void *arg)
 {
-	struct xsd_mini *xsd = arg;
+	struct xsd_fake *xsd = arg;
 	struct timespec ts = { 0, 10 * 1000 * 1000 };
 	char v[32];
 
 	for (unsigned long i = 0; i < FLOOD_PER_S * FLOOD_S; i++) {
 		snprintf(v, sizeof(v), "%lu", 100 + i);
-		xsd_mini_write(xsd, DOM3 "/data/mm/agent_seq", v);
+		xsd_fake_write(xsd, DOM3 "/data/mm/agent_seq", v);
 		if (i % (FLOOD_PER_S / 100) == FLOOD_PER_S / 100 - 1)
 			nanosleep(&ts, NULL);
 	}
@@ -479,23 +479,22 @@ flood_over(void)
 static void
 test_collector_xen_flood(void **state)
 {
-	char *dir = tu_tmpdir(), sock[4200], conf[4096], *path, *col_bin;
-	struct xsd_mini *xsd;
+	char *dir = tu_tmpdir(), conf[4096], *path, *col_bin;
+	struct xsd_fake *xsd;
 	uint64_t gap, max_gap = 0, t0, t1;
 	size_t first, n = 0;
 	pthread_t th;
 
-	snprintf(sock, sizeof(sock), "%s/xenstored.sock", dir);
-	xsd = xsd_mini_start(sock);
+	xsd = xsd_fake_start(dir, 0);
 	assert_non_null(xsd);
-	setenv("XENSTORED_PATH", sock, 1);
-	xsd_mini_write(xsd, DOM3 "/name", "web");
-	xsd_mini_write(xsd, DOM3 "/memory/target", "1048576");
-	xsd_mini_write(xsd, DOM3 "/memory/static-max", "2097152");
-	xsd_mini_write(xsd, DOM3 "/data/mm/meminfo/total_kib", "1000000");
-	xsd_mini_write(xsd, DOM3 "/data/mm/meminfo/free_kib", "400000");
-	xsd_mini_write(xsd, DOM3 "/data/mm/meminfo/available_kib", "500000");
-	xsd_mini_write(xsd, DOM3 "/data/mm/agent_seq", "1");
+	setenv("XENSTORED_PATH", xsd_fake_path(xsd), 1);
+	xsd_fake_write(xsd, DOM3 "/name", "web");
+	xsd_fake_write(xsd, DOM3 "/memory/target", "1048576");
+	xsd_fake_write(xsd, DOM3 "/memory/static-max", "2097152");
+	xsd_fake_write(xsd, DOM3 "/data/mm/meminfo/total_kib", "1000000");
+	xsd_fake_write(xsd, DOM3 "/data/mm/meminfo/free_kib", "400000");
+	xsd_fake_write(xsd, DOM3 "/data/mm/meminfo/available_kib", "500000");
+	xsd_fake_write(xsd, DOM3 "/data/mm/agent_seq", "1");
 
 	consumer_start("xen");
 	col_bin = tu_bin_path("mm-collector");
@@ -534,7 +533,7 @@ test_collector_xen_flood(void **state)
 
 	assert_int_equal(stop(T.col), 0);
 	consumer_finish();
-	xsd_mini_stop(xsd);
+	xsd_fake_stop(xsd);
 	unsetenv("XENSTORED_PATH");
 	tu_rmtree(dir);
 	free(dir);

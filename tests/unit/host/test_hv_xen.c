@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The xen driver with the real libxenstore against xsd_mini, a xenstored
- * test double ($XENSTORED_PATH): domains appear and go with
- * @introduceDomain / @releaseDomain, the agent's data/mm keys are read when
- * agent_seq changes, memory/target and static-max follow their watch, and
- * keys that are not numbers or not valid drop the whole sample. A guest
+ * The xen driver with the real libxenstore against the xenstored test
+ * double (tests/fakes/xenstored.h, $XENSTORED_PATH): domains appear and go
+ * with @introduceDomain / @releaseDomain, the agent's data/mm keys are read
+ * when agent_seq changes, memory/target and static-max follow their watch,
+ * and keys that are not numbers or not valid drop the whole sample. A guest
  * flooding agent_seq does not stall the loop: reads are coalesced and run
  * off it.
  */
@@ -24,14 +24,14 @@
 #include "hv.h"
 #include "testutil.h"
 #include "tu_hv.h"
-#include "xsd_mini.h"
+#include "xenstored.h"
 
 #define DOM3	"/local/domain/3"
 
 static struct {
 	uv_loop_t loop;
 	struct hv *hv;
-	struct xsd_mini *xsd;
+	struct xsd_fake *xsd;
 	unsigned added, removed, guests, balloons, rejected;
 	char last_added[80];
 	bool set_done;
@@ -121,19 +121,18 @@ c_bad(void)
 static char *
 xsd_up(void)
 {
-	char *dir, sock[4096];
+	char *dir;
 
 	memset(&T, 0, sizeof(T));
 	dir = tu_tmpdir();
-	snprintf(sock, sizeof(sock), "%s/xenstored.sock", dir);
-	T.xsd = xsd_mini_start(sock);
+	T.xsd = xsd_fake_start(dir, 0);	/* the host's, dom0's, xenstored */
 	assert_non_null(T.xsd);
-	setenv("XENSTORED_PATH", sock, 1);
-	xsd_mini_write(T.xsd, DOM3 "/name", "web");
-	xsd_mini_write(T.xsd, DOM3 "/memory/target", "1048576");
-	xsd_mini_write(T.xsd, DOM3 "/memory/static-max", "2097152");
-	xsd_mini_write(T.xsd, DOM3 "/data/mm/meminfo/total_kib", "1000000");
-	xsd_mini_write(T.xsd, DOM3 "/data/mm/meminfo/free_kib", "400000");
+	setenv("XENSTORED_PATH", xsd_fake_path(T.xsd), 1);
+	xsd_fake_write(T.xsd, DOM3 "/name", "web");
+	xsd_fake_write(T.xsd, DOM3 "/memory/target", "1048576");
+	xsd_fake_write(T.xsd, DOM3 "/memory/static-max", "2097152");
+	xsd_fake_write(T.xsd, DOM3 "/data/mm/meminfo/total_kib", "1000000");
+	xsd_fake_write(T.xsd, DOM3 "/data/mm/meminfo/free_kib", "400000");
 	return dir;
 }
 
@@ -160,10 +159,10 @@ test_hv_xen_driver(void **state)
 	unsigned g;
 
 	dir = xsd_up();
-	xsd_mini_write(T.xsd, "/local/domain/0/name", "Domain-0");
-	xsd_mini_write(T.xsd, DOM3 "/data/mm/psi/some_avg10_pct", "1.50");
-	xsd_mini_write(T.xsd, DOM3 "/data/mm/time_ms", "1700000000000");
-	xsd_mini_write(T.xsd, DOM3 "/data/mm/agent_seq", "1");
+	xsd_fake_write(T.xsd, "/local/domain/0/name", "Domain-0");
+	xsd_fake_write(T.xsd, DOM3 "/data/mm/psi/some_avg10_pct", "1.50");
+	xsd_fake_write(T.xsd, DOM3 "/data/mm/time_ms", "1700000000000");
+	xsd_fake_write(T.xsd, DOM3 "/data/mm/agent_seq", "1");
 
 	/* Domain 3 is a VM, dom0 is not; what the agent wrote is read. */
 	hv_up();
@@ -180,21 +179,21 @@ test_hv_xen_driver(void **state)
 	assert_string_equal(vm->guest->vm_id, "web");
 
 	/* A new report: fields first, agent_seq last. */
-	xsd_mini_write(T.xsd, DOM3 "/data/mm/meminfo/total_kib", "900000");
-	xsd_mini_write(T.xsd, DOM3 "/data/mm/agent_seq", "2");
+	xsd_fake_write(T.xsd, DOM3 "/data/mm/meminfo/total_kib", "900000");
+	xsd_fake_write(T.xsd, DOM3 "/data/mm/agent_seq", "2");
 	want_total = 900000;
 	assert_true(run_until(c_total));
 
 	/* Hostile keys drop the whole sample, counted. */
 	g = T.guests;
-	xsd_mini_write(T.xsd, DOM3 "/data/mm/meminfo/free_kib", "12abc");
-	xsd_mini_write(T.xsd, DOM3 "/data/mm/agent_seq", "3");
+	xsd_fake_write(T.xsd, DOM3 "/data/mm/meminfo/free_kib", "12abc");
+	xsd_fake_write(T.xsd, DOM3 "/data/mm/agent_seq", "3");
 	want_bad = 1;
 	assert_true(run_until(c_bad));
-	xsd_mini_write(T.xsd, DOM3 "/data/mm/meminfo/free_kib", "1");
-	xsd_mini_write(T.xsd, DOM3 "/data/mm/meminfo/total_kib",
+	xsd_fake_write(T.xsd, DOM3 "/data/mm/meminfo/free_kib", "1");
+	xsd_fake_write(T.xsd, DOM3 "/data/mm/meminfo/total_kib",
 	    "9999999999999999999");
-	xsd_mini_write(T.xsd, DOM3 "/data/mm/agent_seq", "4");
+	xsd_fake_write(T.xsd, DOM3 "/data/mm/agent_seq", "4");
 	want_bad = 2;
 	assert_true(run_until(c_bad));
 	hv_get_stats(T.hv, &st);
@@ -205,7 +204,7 @@ test_hv_xen_driver(void **state)
 	assert_int_equal(find("web")->guest->meminfo->total_kib, 900000);
 
 	/* The toolstack moves the target. */
-	xsd_mini_write(T.xsd, DOM3 "/memory/target", "524288");
+	xsd_fake_write(T.xsd, DOM3 "/memory/target", "524288");
 	want_target = 524288;
 	assert_true(run_until(c_target));
 
@@ -217,7 +216,7 @@ test_hv_xen_driver(void **state)
 	assert_true(run_until(c_set));
 	assert_int_equal(T.set_status, 0);
 	{
-		char *v = xsd_mini_read(T.xsd, DOM3 "/memory/target");
+		char *v = xsd_fake_read(T.xsd, DOM3 "/memory/target");
 
 		assert_string_equal(v, "786432");
 		free(v);
@@ -228,28 +227,28 @@ test_hv_xen_driver(void **state)
 	assert_int_equal(hv_set_target(T.hv, "nope", 1, set_cb, NULL),
 	    -ENOENT);
 	/* hv_refresh reads what the toolstack wrote. */
-	xsd_mini_write(T.xsd, DOM3 "/memory/target", "700000");
+	xsd_fake_write(T.xsd, DOM3 "/memory/target", "700000");
 	T.set_done = false;
 	assert_int_equal(hv_refresh(T.hv, "web", set_cb, NULL), 0);
 	assert_true(run_until(c_set));
 	assert_int_equal(find("web")->balloon_target_kib, 700000);
 
 	/* A domain with a name that is not an id. */
-	xsd_mini_write(T.xsd, "/local/domain/7/name", "bad name!");
-	xsd_mini_fire(T.xsd, "@introduceDomain");
+	xsd_fake_write(T.xsd, "/local/domain/7/name", "bad name!");
+	xsd_fake_fire(T.xsd, "@introduceDomain");
 	assert_true(run_until(c_dom7));
 	assert_string_equal(T.last_added, "domain-7");
 
 	/* Domain 3 is destroyed. */
-	xsd_mini_rm(T.xsd, DOM3);
-	xsd_mini_fire(T.xsd, "@releaseDomain");
+	xsd_fake_rm(T.xsd, DOM3);
+	xsd_fake_fire(T.xsd, "@releaseDomain");
 	assert_true(run_until(c_web_gone));
 	assert_int_equal(T.removed, 1);
 	assert_int_equal(hv_vm_count(T.hv), 1);
 
 	hv_close(T.hv, NULL, NULL);
 	assert_int_equal(tu_loop_finish(&T.loop), 0);
-	xsd_mini_stop(T.xsd);
+	xsd_fake_stop(T.xsd);
 	unsetenv("XENSTORED_PATH");
 	tu_rmtree(dir);
 	free(dir);
@@ -314,7 +313,7 @@ flood_main(void *arg)
 
 	for (i = 0; i < n; i++) {
 		snprintf(v, sizeof(v), "%lu", 100 + i);
-		xsd_mini_write(T.xsd, DOM3 "/data/mm/agent_seq", v);
+		xsd_fake_write(T.xsd, DOM3 "/data/mm/agent_seq", v);
 		/* 20 writes per 10 ms: 2,000 a second. */
 		if (i % (FLOOD_PER_S / 100) == FLOOD_PER_S / 100 - 1)
 			nanosleep(&ts, NULL);
@@ -346,7 +345,7 @@ test_hv_xen_flood(void **state)
 
 	memset(&F, 0, sizeof(F));
 	dir = xsd_up();
-	xsd_mini_write(T.xsd, DOM3 "/data/mm/agent_seq", "1");
+	xsd_fake_write(T.xsd, DOM3 "/data/mm/agent_seq", "1");
 	hv_up();
 
 	uv_timer_init(&T.loop, &lag);
@@ -374,7 +373,7 @@ test_hv_xen_flood(void **state)
 	uv_close((uv_handle_t *)&lag, NULL);
 	hv_close(T.hv, NULL, NULL);
 	assert_int_equal(tu_loop_finish(&T.loop), 0);
-	xsd_mini_stop(T.xsd);
+	xsd_fake_stop(T.xsd);
 	unsetenv("XENSTORED_PATH");
 	tu_rmtree(dir);
 	free(dir);
