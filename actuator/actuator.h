@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * mm-actuator's private header: its configuration, the safety rules it
- * applies whatever the scheduler says (limits, batch order, fail-safe), and
- * the KSM and NUMA writers. These are small pure or root-parameterised
- * pieces so that unit tests run them against fixtures and fakes.
+ * applies whatever the scheduler says (limits, batch order, fail-safe), the
+ * KSM and NUMA writers, and the daemon's state (struct actuator) with the
+ * functions its files share. The rules are small pure or root-parameterised
+ * pieces; the daemon runs on any loop and bus, so that unit tests run it
+ * against fixtures and fakes.
  */
 #ifndef MM_ACTUATOR_H
 #define MM_ACTUATOR_H
@@ -13,8 +15,13 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <uv.h>
+
+#include "bus.h"
 #include "bus_conf.h"
 #include "daemon_host.h"
+#include "hv.h"
+#include "log.h"
 #include "msg.h"
 #include "topology.h"
 
@@ -255,5 +262,132 @@ int act_numa_online(const char *sys_root, uint64_t *ret_mask);
 /* migrate_pages(2) of pid from from_mask to to_mask. Returns the pages
  * not moved (>= 0) or -errno. */
 long act_migrate_pages(pid_t pid, uint64_t from_mask, uint64_t to_mask);
+
+/* ---- the daemon ---- */
+
+/* The configuration keys (conf.c), for conf_defaults(), conf_load() and
+ * conf_free() on a struct actuator_conf. */
+extern const struct conf_key act_conf_table[];
+extern const size_t act_conf_nkeys;
+
+#define ACT_ERR_MAX	256	/* text of one command's result */
+#define ACT_TICK_MS	250	/* deferred targets and the fail-safe */
+
+/* What the actuator keeps per VM (hv_vm.user). */
+struct avm {
+	bool changed;		/* last_change_ms is set */
+	uint64_t last_change_ms;	/* loop ms of the last target write */
+	bool deferred;		/* a target waits for the rate limit or
+				 * for fresh guest stats */
+	uint64_t deferred_kib;
+	uint64_t deferred_until_ms;	/* its batch's expiry, epoch ms */
+	uint64_t deferred_seq;		/* its batch */
+	uint32_t deferred_index;	/* and command in it */
+	char deferred_sched[MSG_ID_MAX + 1];	/* the batch's sender */
+	uint64_t fs_next_ms;	/* earliest next fail-safe step */
+	uint64_t fs_faults;	/* major faults in the sample of */
+	uint64_t fs_faults_ms;	/* this time (epoch ms; 0: none yet) */
+	double fs_faults_s;	/* the rate between the last two samples */
+	bool fs_has_rate;
+};
+
+struct job;	/* a batch being executed or waiting (exec.c) */
+
+struct actuator {
+	struct actuator_conf conf;	/* the caller's, freed by it */
+	char host_id[TOPO_ID_MAX + 1];
+	char queue[TOPO_ID_MAX + 32];
+	char result_key[TOPO_ID_MAX + 32];
+	char alert_key[TOPO_ID_MAX + 32];
+	uv_loop_t *loop;		/* borrowed */
+	struct bus *bus;
+	struct hv *hv;
+	struct daemon_signals sig;	/* main()'s, closed with the rest */
+	bool sig_on;
+	uv_timer_t tick;
+	uv_timer_t op_timer;
+	struct act_limits lim;
+	struct act_failsafe fs;
+	struct act_order order;
+	struct act_ksm ksm;
+	bool ksm_ok;
+	uint64_t online_mask;
+	struct job *head, *tail, *cur;
+	uint64_t op_gen;		/* the hypervisor request awaited */
+	uint64_t last_cmd_ms;		/* loop ms of the last batch run */
+	bool failsafe_on;
+	bool stopping, releasing, closed;
+	unsigned release_pending, released, release_failed;
+	struct msg_dispatch_stats dstats;
+	uint64_t batches, expired, stale, clamped, failed, deferred;
+	uint64_t misrouted, ignored, failsafe_steps, publish_errors;
+	uint64_t refused[ACT_REFUSAL_COUNT];	/* by reason */
+	struct log_limit lim_refused;
+};
+
+/* run.c */
+/*
+ * Start the actuator on loop with a->conf (filled by the caller, host_id
+ * set; everything else in *a zeroed): its bus (declared, consuming, then
+ * started), its hypervisor driver and its timers. A driver that cannot
+ * start is fatal (daemon_hv_start()). Returns 0 or -errno; on error what
+ * was started is left for act_stop() to close.
+ */
+int act_start(struct actuator *a, uv_loop_t *loop);
+/*
+ * Stop (SIGTERM): the batch in progress finishes, queued ones are
+ * dropped, guests are released (release_on_stop), KSM restored, then
+ * every handle is closed and a->closed set; the loop then ends. Once
+ * more is a no-op.
+ */
+void act_stop(struct actuator *a);
+/* The end of act_stop(), after the release: close everything. */
+void act_close(struct actuator *a);
+
+/* wire.c: the bus glue */
+/* Create a->bus, declare the actuator's topology and consume its queue.
+ * Returns 0 or -errno. */
+int act_bus_open(struct actuator *a);
+/* Publish ev on mm.events with key, stamped with the host and the time.
+ * ev's strings are borrowed. Returns what msg_publish() returns. */
+int act_publish_event(struct actuator *a, const char *key,
+    Mm__V1__Event *ev);
+/* An ALERT event; vm_id, reason and metrics may be NULL, batch_seq 0. */
+void act_alert(struct actuator *a, Mm__V1__Severity sev, const char *vm_id,
+    uint64_t batch_seq, const char *reason, Mm__V1__Metric **metrics,
+    size_t nmetrics);
+/*
+ * Publish ar (its results filled by the caller) as a RESULT event: the
+ * host, the time, and the batch it answers (batch_seq 0: none, as when
+ * the actuator asks for its targets). vm_id and reason may be NULL.
+ */
+void act_publish_result(struct actuator *a, Mm__V1__ActionResult *ar,
+    uint64_t batch_seq, const char *vm_id, const char *reason);
+
+/* exec.c: the batch executor */
+/* What to do with a batch delivered on the actuator's queue (borrowed):
+ * refused, ignored, or queued and run in turn. */
+enum bus_disposition act_batch_receive(struct actuator *a,
+    const Mm__V1__CommandBatch *b);
+/* Drop the queued batches (stopping); the one in progress finishes. */
+void act_jobs_drop(struct actuator *a);
+/* Free the queued batches and the one in progress, unfinished. */
+void act_jobs_free(struct actuator *a);
+/* Set the deferred targets whose time has come (every tick). */
+void act_deferred_tick(struct actuator *a);
+/* The target in force: what was last set, else the balloon. */
+bool act_vm_current(const struct hv_vm *vm, uint64_t *ret_kib);
+/* True when the guest's stats are younger than stale_after. */
+bool act_vm_fresh(const struct actuator *a, const struct hv_vm *vm);
+
+/* failsafe.c: the scheduler silent, and the stop */
+/* The fail-safe's round (every tick): nothing before failsafe_after
+ * without a batch, then guests under pressure grow a step. */
+void act_failsafe_tick(struct actuator *a);
+/* The batch executed: the fail-safe is off. */
+void act_failsafe_off(struct actuator *a);
+/* After the batch in progress (if any) has finished while stopping: drop
+ * the queue, release the guests, then act_close(). */
+void act_release(struct actuator *a);
 
 #endif
