@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * mm-collector's private header: its configuration and the sanitizer of
- * untrusted guest numbers. The collector turns what the hypervisor driver
- * and the host's procfs/sysfs say into HostReport messages on mm.stats.
+ * mm-collector's private header: its state, the functions its files share
+ * and the sanitizer of untrusted guest numbers. The collector turns what the
+ * hypervisor driver and the host's procfs/sysfs say into HostReport
+ * messages on mm.stats: report.c builds them (no bus needed), sample.c
+ * follows the driver and times them, publish.c puts them on the bus,
+ * collector.c starts and stops it all.
  */
 #ifndef MM_COLLECTOR_H
 #define MM_COLLECTOR_H
@@ -10,9 +13,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 #include "bus_conf.h"
 #include "daemon_host.h"
+#include "hv.h"
 #include "msg.h"
+#include "topology.h"
 
 struct collector_conf {
 	char *host_id;			/* NULL: the hostname */
@@ -142,5 +149,125 @@ int san_check(struct san_vm *s, const struct san_limits *lim,
  */
 bool san_used_kib(const struct san_host *h, const Mm__V1__GuestStats *g,
     uint64_t *ret_kib);
+
+/* ---- the collector ---- */
+
+/* What the collector keeps per VM (hv_vm.user). */
+struct cvm {
+	struct san_vm san;
+	Mm__V1__GuestStats *clean;	/* sanitized copy, owned */
+	bool seen;		/* a sample was sanitized: these are its */
+	uint64_t seen_seq;
+	uint64_t seen_time_ms;
+	uint64_t clean_rx_ms;		/* loop time it arrived */
+	bool rising_unreported;		/* a rising sample since the last
+					 * report, maybe replaced since */
+	bool reported_used;		/* reported_used_kib is set */
+	uint64_t reported_used_kib;	/* used memory in the last report */
+	unsigned rejects_logged;	/* enum hv_reject bits */
+	uint64_t numa_at_ms;		/* last numa_maps reading, loop ms */
+	bool have_pages, have_vcpus;
+	uint64_t pages[MSG_NODES_MAX];	/* resident 4 KiB pages per node */
+	uint64_t vcpu_mask;		/* nodes its threads last ran on */
+};
+
+struct collector {
+	struct collector_conf conf;
+	char host_id[TOPO_ID_MAX + 1];
+	char key[TOPO_ID_MAX + 8];	/* host.<host_id> */
+	struct san_limits lim;
+	int ksmd_pid;			/* cached by hs_read_ksmd_cpu() */
+	uint64_t seq;			/* of the next report */
+	uv_loop_t *loop;
+	struct bus *bus;
+	struct hv *hv;
+	struct daemon_signals sig;
+	uv_timer_t tick;		/* the periodic report */
+	uv_timer_t fast;		/* an early one, coalesced */
+	uint64_t last_pub_ms;		/* loop time of the last report */
+	bool fast_pending;		/* fast is started */
+	bool stopping;
+	uint64_t published, fast_published, publish_errors;
+};
+
+/* A HostReport and everything it points into, for report_build(). */
+struct report {
+	Mm__V1__HostReport msg;
+	Mm__V1__HostStats host;
+	Mm__V1__Meminfo meminfo;
+	Mm__V1__Vmstat vmstat;
+	Mm__V1__Psi psi;
+	Mm__V1__KsmStats ksm;
+	Mm__V1__KsmSettings ksm_settings;
+	Mm__V1__NumaNode nodes[MSG_NODES_MAX];
+	Mm__V1__NumaNode *nodes_p[MSG_NODES_MAX];
+	/* per VM, malloc'd */
+	Mm__V1__GuestStats **guests;
+	Mm__V1__GuestStats *stubs;	/* VMs without a sample yet */
+	Mm__V1__VmNuma *vm_numa;
+	Mm__V1__VmNuma **vm_numa_p;
+	Mm__V1__NodePages *pages;	/* MSG_NODES_MAX per VM */
+	Mm__V1__NodePages **pages_p;
+	uint32_t *vcpu_nodes;		/* MSG_NODES_MAX per VM */
+};
+
+/* report.c */
+
+/* A VM's state, zeroed; NULL with errno ENOMEM. cvm_free(NULL) is a no-op;
+ * it frees the kept sample too. */
+struct cvm *cvm_new(void);
+void cvm_free(struct cvm *cv);
+
+/*
+ * vm's guest sent a sample (vm->guest; vm->user is its cvm, both
+ * borrowed): unless it is the one already taken (a balloon event), comes
+ * before the host knows the VM's size, or is over the rate limit, a copy is
+ * sanitized against the host's view (the process's resident memory under
+ * conf.proc_root) with c->lim and kept for the next report. mono_ms is the
+ * loop's time. True when it should be reported before the interval: its
+ * pressure is rising, or it uses conf.fast_rise_kib more than in the last
+ * report.
+ */
+bool report_take_guest(struct collector *c, struct hv_vm *vm,
+    uint64_t mono_ms);
+
+/*
+ * Build the next report (seq c->seq, then incremented) into *ret: the
+ * host's statistics read under conf.proc_root and conf.sys_root, and for
+ * each of the nvms VMs with a cvm its last sanitized sample, or a stub
+ * without one, stale when older than conf.stale_ms at mono_ms, with the
+ * host's balloon figures and, with conf.numa, its NUMA placement. Each VM's
+ * rising flag is consumed and its used memory noted for fast_rise. vms and
+ * the samples are borrowed: publish or copy the report before the next
+ * driver event, then report_release() it. Returns 0 or -ENOMEM (nothing to
+ * release then).
+ */
+int report_build(struct collector *c, struct hv_vm *const *vms, size_t nvms,
+    uint64_t mono_ms, struct report *ret);
+
+/* Free what report_build() allocated. */
+void report_release(struct report *rep);
+
+/* sample.c */
+
+/* The driver's events (hv_config.event_cb); arg is the collector. */
+void sample_hv_event_cb(struct hv *hv, enum hv_event ev, struct hv_vm *vm,
+    void *arg);
+
+/* Start the periodic report on c->loop. Returns 0 or a negative errno. */
+int sample_start(struct collector *c);
+
+/* Close the timers and free every VM's state (before hv_close()). */
+void sample_stop(struct collector *c);
+
+/* publish.c */
+
+/* Connect to the broker as conf.bus says (the bus starts with
+ * bus_start()) and declare mm.stats. Returns 0 or a negative errno. */
+int publish_open(struct collector *c);
+
+/* Build a report of every VM and publish it to mm.stats, key c->key; fast:
+ * it comes early. Counted in c. Returns 0 or a negative errno. */
+int publish_report(struct collector *c, bool fast);
 
 #endif
