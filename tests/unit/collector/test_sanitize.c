@@ -21,6 +21,7 @@
 #include "collector.h"
 #include "hoststats.h"
 #include "testutil.h"
+#include "tu_hv.h"
 
 #define MIB	1024ull
 #define GIB	(1024ull * 1024)
@@ -94,17 +95,6 @@ make(const struct sample *s)
 		g->vm_uuid = strdup("00000000-0000-0000-0000-000000000001");
 	}
 	return g;
-}
-
-static unsigned
-flags_of(const Mm__V1__GuestStats *g)
-{
-	unsigned f = 0;
-	size_t i;
-
-	for (i = 0; i < g->n_flags; i++)
-		f |= 1u << (g->flags[i] - 1);
-	return f;
 }
 
 static const struct san_limits lim = {
@@ -249,7 +239,7 @@ test_sanitize_table(void **state)
 		if (c->prev.total != 0)
 			msg_free(&feed(&s, &c->prev, 1000)->base);
 		g = feed(&s, &c->cur, 2000);
-		assert_int_equal(flags_of(g), c->want_flags);
+		assert_int_equal(tu_guest_flags(g), c->want_flags);
 		if (c->want_total)
 			assert_int_equal(g->meminfo->total_kib, c->want_total);
 		if (c->want_free)
@@ -293,14 +283,14 @@ test_sanitize_rate_limit(void **state)
 	assert_true(san_admit(&s, &lim, &h));
 	g = make(&smp);
 	assert_int_equal(san_check(&s, &lim, &h, g), 0);
-	assert_int_equal(flags_of(g), F_RATE);
+	assert_int_equal(tu_guest_flags(g), F_RATE);
 	msg_free(&g->base);
 	smp.seq = 2;
 	h.mono_ms = 11000;
 	assert_true(san_admit(&s, &lim, &h));
 	g = make(&smp);
 	assert_int_equal(san_check(&s, &lim, &h, g), 0);
-	assert_int_equal(flags_of(g), 0);
+	assert_int_equal(tu_guest_flags(g), 0);
 	msg_free(&g->base);
 }
 
@@ -323,34 +313,6 @@ test_sanitize_counts_every_rejection(void **state)
 	assert_true(s.logged & (1u << SAN_TOTAL_ABOVE_MAX));
 	assert_string_equal(san_reason_name(SAN_TOTAL_ABOVE_MAX),
 	    "total_above_max");
-}
-
-/* Attach an unknown length-delimited field (number tag, len bytes of
- * payload) to m, as protobuf-c keeps one it cannot place: the bytes after
- * the tag, the length's varint first. */
-static void
-add_unknown(ProtobufCMessage *m, uint32_t tag, size_t len)
-{
-	ProtobufCMessageUnknownField *u;
-	uint8_t *d;
-	size_t n = 0, v = len;
-
-	u = realloc(m->unknown_fields,
-	    (m->n_unknown_fields + 1) * sizeof(*u));
-	assert_non_null(u);
-	m->unknown_fields = u;
-	u = &u[m->n_unknown_fields++];
-	u->tag = tag;
-	u->wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
-	d = malloc(len + 10);
-	assert_non_null(d);
-	do {
-		d[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-		v >>= 7;
-	} while (v > 0);
-	memset(d + n, 'x', len);
-	u->len = n + len;
-	u->data = d;
 }
 
 /* Through the wire and back, as an agent frame reaches the collector. */
@@ -380,9 +342,9 @@ checked_size(const struct sample *smp, bool unknown, unsigned *ret_flags)
 	size_t n;
 
 	if (unknown) {
-		add_unknown(&g->base, 1000, 60000);
-		add_unknown(&g->meminfo->base, 99, 100);
-		add_unknown(&g->psi->base, 77, 10);
+		tu_msg_add_unknown(&g->base, 1000, 60000);
+		tu_msg_add_unknown(&g->meminfo->base, 99, 100);
+		tu_msg_add_unknown(&g->psi->base, 77, 10);
 	}
 	g = round_trip(g);
 	assert_int_equal(g->base.n_unknown_fields, unknown ? 1 : 0);
@@ -391,7 +353,7 @@ checked_size(const struct sample *smp, bool unknown, unsigned *ret_flags)
 	assert_int_equal(g->meminfo->base.n_unknown_fields, 0);
 	assert_int_equal(g->psi->base.n_unknown_fields, 0);
 	assert_int_equal(s.count[SAN_UNKNOWN_FIELDS], unknown ? 1 : 0);
-	*ret_flags = flags_of(g);
+	*ret_flags = tu_guest_flags(g);
 	n = protobuf_c_message_get_packed_size(&g->base);
 	msg_free(&g->base);
 	return n;
@@ -469,7 +431,7 @@ test_sanitize_host_view(void **state)
 	smp.balloon = 2 * GIB;
 	g = make(&smp);
 	assert_int_equal(san_check(&s, &lim, &h, g), 0);
-	assert_int_equal(flags_of(g), 0);
+	assert_int_equal(tu_guest_flags(g), 0);
 	assert_true(g->has_host_resident_kib);
 	assert_int_equal(g->host_resident_kib, 512 * MIB);
 	msg_free(&g->base);
@@ -479,7 +441,7 @@ test_sanitize_host_view(void **state)
 	smp.avail = 1536 * MIB - 40 * MIB;
 	g = make(&smp);
 	assert_int_equal(san_check(&s, &lim, &h, g), 0);
-	assert_int_equal(flags_of(g), 0);
+	assert_int_equal(tu_guest_flags(g), 0);
 	msg_free(&g->base);
 
 	/* Claims 1.5 GiB used: more than the host sees it hold. */
@@ -487,7 +449,7 @@ test_sanitize_host_view(void **state)
 	smp.avail = 512 * MIB;
 	g = make(&smp);
 	assert_int_equal(san_check(&s, &lim, &h, g), 0);
-	assert_int_equal(flags_of(g), F_HOST_VIEW);
+	assert_int_equal(tu_guest_flags(g), F_HOST_VIEW);
 	assert_int_equal(s.count[SAN_HOST_VIEW], 1);
 	assert_true(s.logged & (1u << SAN_HOST_VIEW));
 	msg_free(&g->base);
@@ -499,7 +461,7 @@ test_sanitize_host_view(void **state)
 	g->has_host_resident_kib = 1;
 	g->host_resident_kib = 64 * GIB;
 	assert_int_equal(san_check(&s, &lim, &h, g), 0);
-	assert_int_equal(flags_of(g), F_CLAMP);
+	assert_int_equal(tu_guest_flags(g), F_CLAMP);
 	assert_int_equal(g->host_resident_kib, 512 * MIB);
 	msg_free(&g->base);
 	/* ...and without a host view it is simply gone. */
@@ -509,7 +471,7 @@ test_sanitize_host_view(void **state)
 	g->has_host_resident_kib = 1;
 	g->host_resident_kib = 64 * GIB;
 	assert_int_equal(san_check(&s, &lim, &h, g), 0);
-	assert_int_equal(flags_of(g), F_CLAMP);
+	assert_int_equal(tu_guest_flags(g), F_CLAMP);
 	assert_false(g->has_host_resident_kib);
 	msg_free(&g->base);
 
