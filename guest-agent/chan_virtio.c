@@ -39,42 +39,6 @@ chan_virtio_frame(const struct agent_sample *s, uint8_t **ret_buf,
     size_t *ret_len)
 {
 	Mm__V1__GuestStats g = MM__V1__GUEST_STATS__INIT;
-	Mm__V1__Meminfo mi = MM__V1__MEMINFO__INIT;
-	Mm__V1__Vmstat vm = MM__V1__VMSTAT__INIT;
-	Mm__V1__Psi psi = MM__V1__PSI__INIT;
-	uint64_t *mem_dst[PROCFS_MEM_COUNT] = {
-		&mi.total_kib, &mi.free_kib, &mi.available_kib,
-		&mi.cached_kib, &mi.swap_total_kib, &mi.swap_free_kib,
-		&mi.anon_kib, &mi.active_file_kib, &mi.inactive_file_kib,
-		&mi.shmem_kib,
-	};
-	protobuf_c_boolean *mem_has[PROCFS_MEM_COUNT] = {
-		&mi.has_total_kib, &mi.has_free_kib, &mi.has_available_kib,
-		&mi.has_cached_kib, &mi.has_swap_total_kib,
-		&mi.has_swap_free_kib, &mi.has_anon_kib,
-		&mi.has_active_file_kib, &mi.has_inactive_file_kib,
-		&mi.has_shmem_kib,
-	};
-	uint64_t *vm_dst[PROCFS_VM_COUNT] = {
-		&vm.major_faults, &vm.swap_in_pages, &vm.swap_out_pages,
-		&vm.refault_pages, &vm.oom_kills, &vm.balloon_pages,
-	};
-	protobuf_c_boolean *vm_has[PROCFS_VM_COUNT] = {
-		&vm.has_major_faults, &vm.has_swap_in_pages,
-		&vm.has_swap_out_pages, &vm.has_refault_pages,
-		&vm.has_oom_kills, &vm.has_balloon_pages,
-	};
-	double *psi_dst[PROCFS_PSI_COUNT] = {
-		&psi.some_avg10_pct, &psi.some_avg60_pct,
-		&psi.some_avg300_pct, &psi.full_avg10_pct,
-		&psi.full_avg60_pct, &psi.full_avg300_pct,
-	};
-	protobuf_c_boolean *psi_has[PROCFS_PSI_COUNT] = {
-		&psi.has_some_avg10_pct, &psi.has_some_avg60_pct,
-		&psi.has_some_avg300_pct, &psi.has_full_avg10_pct,
-		&psi.has_full_avg60_pct, &psi.has_full_avg300_pct,
-	};
-	unsigned i;
 
 	g.vm_id = (char *)s->vm_id;
 	g.has_time_ms = true;
@@ -83,28 +47,14 @@ chan_virtio_frame(const struct agent_sample *s, uint8_t **ret_buf,
 	g.source = MM__V1__STATS_SOURCE__STATS_SOURCE_AGENT;
 	g.has_agent_seq = true;
 	g.agent_seq = s->seq;
-	for (i = 0; i < PROCFS_MEM_COUNT; i++) {
-		*mem_has[i] = procfs_has(s->mem.have, i);
-		*mem_dst[i] = s->mem.kib[i];
-	}
-	for (i = 0; i < PROCFS_VM_COUNT; i++) {
-		*vm_has[i] = procfs_has(s->vm.have, i);
-		*vm_dst[i] = s->vm.count[i];
-	}
-	for (i = 0; i < PROCFS_PSI_COUNT; i++) {
-		*psi_has[i] = procfs_has(s->psi.have, i);
-		*psi_dst[i] = s->psi.pct[i];
-	}
-	psi.has_some_total_us = (s->psi.have & PROCFS_PSI_HAVE_SOME_TOTAL) != 0;
-	psi.some_total_us = s->psi.some_total_us;
-	psi.has_full_total_us = (s->psi.have & PROCFS_PSI_HAVE_FULL_TOTAL) != 0;
-	psi.full_total_us = s->psi.full_total_us;
-	if (s->mem.have != 0)
-		g.meminfo = &mi;
-	if (s->vm.have != 0)
-		g.vmstat = &vm;
-	if (s->psi.have != 0)
-		g.psi = &psi;
+	/* The sample holds the report's own structs; packing only reads
+	 * them. A file that gave nothing is left out whole. */
+	if (hs_count(&hs_meminfo_fields, &s->mem) > 0)
+		g.meminfo = (Mm__V1__Meminfo *)&s->mem;
+	if (hs_count(&hs_vmstat_fields, &s->vm) > 0)
+		g.vmstat = (Mm__V1__Vmstat *)&s->vm;
+	if (hs_count(&hs_psi_fields, &s->psi) > 0)
+		g.psi = (Mm__V1__Psi *)&s->psi;
 
 	return msg_pack_frame(MSG_GUEST_STATS, &g.base, ret_buf, ret_len);
 }

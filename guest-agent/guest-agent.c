@@ -92,7 +92,7 @@ struct agent {
 	struct agent_chan *chan;
 	struct agent_sources src;
 	struct report_state st;
-	struct procfs_meminfo last_check;
+	Mm__V1__Meminfo last_check;
 	bool check_low;			/* no PSI: watch available_low_pct */
 	bool climbing;			/* used rose at the last check */
 	bool check_used_ok;
@@ -202,7 +202,7 @@ tight_kib(const struct agent *a)
 	uint64_t t = 2 * (uint64_t)a->conf.rise_kib;
 	unsigned long long min_free;
 
-	if (procfs_read_file("/proc/sys/vm/min_free_kbytes", buf, sizeof(buf),
+	if (hs_read_file("/proc/sys/vm/min_free_kbytes", buf, sizeof(buf),
 	    NULL) > 0 && sscanf(buf, "%llu", &min_free) == 1 &&
 	    4 * min_free > t)
 		t = 4 * min_free;
@@ -212,35 +212,35 @@ tight_kib(const struct agent *a)
 static bool
 check_worth_reading(struct agent *a)
 {
-	const struct procfs_meminfo *last = &a->st.last.mem;
+	const Mm__V1__Meminfo *last = &a->st.last.mem;
 	uint64_t step = (uint64_t)a->conf.rise_kib / 8, was, free_kib;
 	struct sysinfo si;
 
 	if (a->check_low || a->meminfo_fd < 0 || !a->st.sent_once ||
-	    !procfs_has(last->have, PROCFS_MEM_FREE) || sysinfo(&si) < 0)
+	    !last->has_free_kib || sysinfo(&si) < 0)
 		return true;
 	free_kib = (uint64_t)si.freeram * si.mem_unit / 1024;
 	was = a->check_free_kib;
 	a->check_free_kib = free_kib;
 	return free_kib < a->tight_kib || free_kib + step <= was ||
-	    free_kib + (uint64_t)a->conf.rise_kib <= last->kib[PROCFS_MEM_FREE];
+	    free_kib + (uint64_t)a->conf.rise_kib <= last->free_kib;
 }
 
 static int
-check_read(struct agent *a, struct procfs_meminfo *m)
+check_read(struct agent *a, Mm__V1__Meminfo *m)
 {
 	if (a->meminfo_fd >= 0)
-		return procfs_pread_meminfo(a->meminfo_fd, m);
-	return procfs_read_meminfo(a->conf.proc_root, m);
+		return hs_pread_meminfo(a->meminfo_fd, m, NULL);
+	return hs_load_meminfo(a->conf.proc_root, m, NULL);
 }
 
 static void
 check_cb(uv_timer_t *t)
 {
 	struct agent *a = t->data;
-	struct procfs_meminfo m;
-	struct procfs_vmstat v;
-	const struct procfs_vmstat *vp = &a->st.last.vm;
+	Mm__V1__Meminfo m;
+	Mm__V1__Vmstat v;
+	const Mm__V1__Vmstat *vp = &a->st.last.vm;
 	uint64_t rise = (uint64_t)a->conf.rise_kib, used, ref;
 	bool was = a->climbing;
 
@@ -253,7 +253,7 @@ check_cb(uv_timer_t *t)
 	/* While it climbs the host is growing it: a deflate-on-oom balloon
 	 * then shrinks inside MemTotal, so count it afresh. */
 	if (was && a->balloon_in_total &&
-	    procfs_read_vmstat(a->conf.proc_root, &v) == 0)
+	    hs_load_vmstat(a->conf.proc_root, &v, NULL) == 0)
 		vp = &v;
 	if (!report_used_kib(&m, vp, a->balloon_in_total, &used)) {
 		a->check_used_ok = a->climbing = false;
@@ -300,13 +300,13 @@ balloon_in_total(void)
 	if (glob("/sys/bus/virtio/devices/*/device", 0, NULL, &g) != 0)
 		return false;
 	for (size_t i = 0; i < g.gl_pathc && !doo; i++) {
-		if (procfs_read_file(g.gl_pathv[i], buf, sizeof(buf),
+		if (hs_read_file(g.gl_pathv[i], buf, sizeof(buf),
 		    NULL) <= 0 || strtoul(buf, NULL, 0) != 5)
 			continue;
 		snprintf(path, sizeof(path), "%.*s/features",
 		    (int)(strrchr(g.gl_pathv[i], '/') - g.gl_pathv[i]),
 		    g.gl_pathv[i]);
-		doo = procfs_read_file(path, buf, sizeof(buf), NULL) > 2 &&
+		doo = hs_read_file(path, buf, sizeof(buf), NULL) > 2 &&
 		    buf[2] == '1';
 	}
 	globfree(&g);

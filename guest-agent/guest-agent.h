@@ -15,7 +15,7 @@
 #include <uv.h>
 
 #include "conf.h"
-#include "procfs.h"
+#include "hoststats.h"
 
 #define AGENT_CONF_PATH		"/etc/mm/guest-agent.conf"
 #define AGENT_VIRTIO_PORT	"/dev/virtio-ports/org.mm.agent.0"
@@ -49,14 +49,16 @@ extern const struct conf_key agent_conf_keys[];
 extern const size_t agent_conf_nkeys;
 extern const char *const agent_channel_names[];
 
-/* One report's content. */
+/* One report's content: the GuestStats fields, as hoststats.h parses
+ * them. A file that cannot be read or holds nothing valid leaves its
+ * struct initialised with no field set. */
 struct agent_sample {
 	char vm_id[65];
 	uint64_t seq;
 	uint64_t time_ms;
-	struct procfs_meminfo mem;	/* have == 0: file unusable */
-	struct procfs_vmstat vm;
-	struct procfs_psi psi;
+	Mm__V1__Meminfo mem;
+	Mm__V1__Vmstat vm;
+	Mm__V1__Psi psi;
 };
 
 /* What went wrong reading each file last time, to warn once per change. */
@@ -81,15 +83,15 @@ bool agent_sample_equal(const struct agent_sample *a,
 
 /* A value of a sample, as channels print it: an integer or a percent. */
 struct agent_value {
-	const char *group;	/* "meminfo", "vmstat", "psi" */
+	const char *group;	/* "meminfo", "vmstat", "psi" (hs_fields) */
 	const char *name;	/* the mm.v1 field name, e.g. "total_kib" */
 	bool is_pct;
 	uint64_t u;
 	double pct;
 };
 
-/* Call cb for each field s has, in a fixed order; stops early and returns
- * cb's value when it is nonzero, else returns 0. */
+/* Call cb for each field s has, in the order of the proto; stops early
+ * and returns cb's value when it is nonzero, else returns 0. */
 int agent_sample_foreach(const struct agent_sample *s,
     int (*cb)(const struct agent_value *v, void *arg), void *arg);
 
@@ -135,18 +137,19 @@ void report_sent(struct report_state *st, const struct agent_sample *s,
 
 /* True when MemAvailable crossed below pct percent of MemTotal between
  * prev (may lack the fields) and cur. */
-bool report_available_dropped(const struct procfs_meminfo *prev,
-    const struct procfs_meminfo *cur, int64_t pct);
+bool report_available_dropped(const Mm__V1__Meminfo *prev,
+    const Mm__V1__Meminfo *cur, int64_t pct);
 
 /*
- * Used memory (MemTotal - MemAvailable) in m, in *ret. A deflate-on-oom
- * balloon (balloon_in_total) leaves its pages in MemTotal, counted as used:
- * they are taken out when v (may be NULL) says how many it holds, so that
- * a deflating balloon does not look like the guest using less. False when
- * m lacks the fields.
+ * Used memory in m, in *ret, as guestmem.h defines it for everyone:
+ * MemTotal - MemAvailable, less what a deflate-on-oom balloon
+ * (balloon_in_total) holds, its pages staying in MemTotal as used: taken
+ * out when v (may be NULL) says how many it holds, so that a deflating
+ * balloon does not look like the guest using less. False when m lacks the
+ * fields or has more available than total.
  */
-bool report_used_kib(const struct procfs_meminfo *m,
-    const struct procfs_vmstat *v, bool balloon_in_total, uint64_t *ret);
+bool report_used_kib(const Mm__V1__Meminfo *m, const Mm__V1__Vmstat *v,
+    bool balloon_in_total, uint64_t *ret);
 
 /*
  * A channel. send() delivers one report or keeps it to deliver later

@@ -2,12 +2,12 @@
 /*
  * When mm-guest-agent reports: changed stats at once, unchanged ones only
  * every resend interval, pressure immediately, and never two reports
- * closer than the minimum gap, so a burst of events becomes one report.
- * Pure functions of their arguments, for the tests.
+ * closer than the minimum gap, so a burst of events becomes one report;
+ * and the used memory it watches, by guestmem.h's one definition. Pure
+ * functions of their arguments, for the tests.
  */
-#include <unistd.h>
-
 #include "guest-agent.h"
+#include "guestmem.h"
 
 enum report_action
 report_decide(const struct agent_conf *c, const struct report_state *st,
@@ -39,36 +39,36 @@ report_sent(struct report_state *st, const struct agent_sample *s,
 }
 
 static bool
-available_low(const struct procfs_meminfo *m, int64_t pct)
+available_low(const Mm__V1__Meminfo *m, int64_t pct)
 {
-	return procfs_has(m->have, PROCFS_MEM_TOTAL) &&
-	    procfs_has(m->have, PROCFS_MEM_AVAILABLE) &&
-	    m->kib[PROCFS_MEM_AVAILABLE] * 100 <
-	    m->kib[PROCFS_MEM_TOTAL] * (uint64_t)pct;
+	return m->has_total_kib && m->has_available_kib &&
+	    m->available_kib * 100 < m->total_kib * (uint64_t)pct;
 }
 
 bool
-report_available_dropped(const struct procfs_meminfo *prev,
-    const struct procfs_meminfo *cur, int64_t pct)
+report_available_dropped(const Mm__V1__Meminfo *prev,
+    const Mm__V1__Meminfo *cur, int64_t pct)
 {
 	return available_low(cur, pct) && !available_low(prev, pct);
 }
 
 bool
-report_used_kib(const struct procfs_meminfo *m, const struct procfs_vmstat *v,
+report_used_kib(const Mm__V1__Meminfo *m, const Mm__V1__Vmstat *v,
     bool balloon_in_total, uint64_t *ret)
 {
-	uint64_t used, balloon = 0;
+	uint64_t in_total_kib;
+	bool known;
 
-	if (!procfs_has(m->have, PROCFS_MEM_TOTAL) ||
-	    !procfs_has(m->have, PROCFS_MEM_AVAILABLE) ||
-	    m->kib[PROCFS_MEM_AVAILABLE] > m->kib[PROCFS_MEM_TOTAL])
+	if (!m->has_total_kib || !m->has_available_kib ||
+	    m->available_kib > m->total_kib)
 		return false;
-	used = m->kib[PROCFS_MEM_TOTAL] - m->kib[PROCFS_MEM_AVAILABLE];
-	if (balloon_in_total && v != NULL &&
-	    procfs_has(v->have, PROCFS_VM_BALLOON))
-		balloon = v->count[PROCFS_VM_BALLOON] *
-		    ((uint64_t)sysconf(_SC_PAGESIZE) / 1024);
-	*ret = used > balloon ? used - balloon : 0;
+	/* The agent knows its own balloon's kind; without its page count a
+	 * deflate-on-oom balloon's share is unknown and nothing is taken
+	 * out. The balloon's size as the host sees it is not known here. */
+	known = gm_balloon_in_total(true, balloon_in_total,
+	    v != NULL && v->has_balloon_pages,
+	    v != NULL ? v->balloon_pages : 0, &in_total_kib);
+	*ret = gm_used_kib(m->total_kib, m->available_kib, known,
+	    in_total_kib, false, 0);
 	return true;
 }

@@ -5,6 +5,7 @@
  * and when they end, never once per second.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -35,122 +36,85 @@ void
 agent_sample_read(const char *proc_root, struct agent_sources *src,
     struct agent_sample *ret)
 {
+	struct hs_scan sc = { 0 };
 	int r;
 
-	r = procfs_read_meminfo(proc_root, &ret->mem);
+	r = hs_load_meminfo(proc_root, &ret->mem, &sc);
 	if (r < 0)
-		memset(&ret->mem, 0, sizeof(ret->mem));
-	note_source(proc_root, "meminfo", r, ret->mem.bad > 0 ||
-	    ret->mem.truncated || (r == 0 && ret->mem.have == 0),
+		mm__v1__meminfo__init(&ret->mem);
+	note_source(proc_root, "meminfo", r, sc.bad > 0 || sc.truncated ||
+	    (r == 0 && hs_count(&hs_meminfo_fields, &ret->mem) == 0),
 	    &src->mem_err, &src->mem_bad);
 
-	r = procfs_read_vmstat(proc_root, &ret->vm);
+	sc = (struct hs_scan){ 0 };
+	r = hs_load_vmstat(proc_root, &ret->vm, &sc);
 	if (r < 0)
-		memset(&ret->vm, 0, sizeof(ret->vm));
-	note_source(proc_root, "vmstat", r, ret->vm.bad > 0 ||
-	    ret->vm.truncated, &src->vm_err, &src->vm_bad);
+		mm__v1__vmstat__init(&ret->vm);
+	note_source(proc_root, "vmstat", r, sc.bad > 0 || sc.truncated,
+	    &src->vm_err, &src->vm_bad);
 
-	r = procfs_read_psi(proc_root, &ret->psi);
+	sc = (struct hs_scan){ 0 };
+	r = hs_load_psi(proc_root, &ret->psi, &sc);
 	if (r < 0)
-		memset(&ret->psi, 0, sizeof(ret->psi));
-	note_source(proc_root, "pressure/memory", r, ret->psi.bad > 0 ||
-	    ret->psi.truncated, &src->psi_err, &src->psi_bad);
+		mm__v1__psi__init(&ret->psi);
+	note_source(proc_root, "pressure/memory", r, sc.bad > 0 ||
+	    sc.truncated, &src->psi_err, &src->psi_bad);
+}
+
+/* The three parts of a sample, in the order of GuestStats. */
+struct part {
+	const struct hs_fields *fields;
+	size_t off;
+};
+
+static const struct part parts[] = {
+	{ &hs_meminfo_fields, offsetof(struct agent_sample, mem) },
+	{ &hs_vmstat_fields, offsetof(struct agent_sample, vm) },
+	{ &hs_psi_fields, offsetof(struct agent_sample, psi) },
+};
+
+static const void *
+part_of(const struct agent_sample *s, const struct part *p)
+{
+	return (const char *)s + p->off;
 }
 
 bool
 agent_sample_equal(const struct agent_sample *a,
     const struct agent_sample *b)
 {
-	return a->mem.have == b->mem.have && a->vm.have == b->vm.have &&
-	    a->psi.have == b->psi.have &&
-	    memcmp(a->mem.kib, b->mem.kib, sizeof(a->mem.kib)) == 0 &&
-	    memcmp(a->vm.count, b->vm.count, sizeof(a->vm.count)) == 0 &&
-	    memcmp(a->psi.pct, b->psi.pct, sizeof(a->psi.pct)) == 0 &&
-	    a->psi.some_total_us == b->psi.some_total_us &&
-	    a->psi.full_total_us == b->psi.full_total_us &&
-	    strcmp(a->vm_id, b->vm_id) == 0;
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+		if (!hs_equal(parts[i].fields, part_of(a, &parts[i]),
+		    part_of(b, &parts[i])))
+			return false;
+	return strcmp(a->vm_id, b->vm_id) == 0;
 }
-
-static const char *const mem_fields[PROCFS_MEM_COUNT] = {
-	[PROCFS_MEM_TOTAL] = "total_kib",
-	[PROCFS_MEM_FREE] = "free_kib",
-	[PROCFS_MEM_AVAILABLE] = "available_kib",
-	[PROCFS_MEM_CACHED] = "cached_kib",
-	[PROCFS_MEM_SWAP_TOTAL] = "swap_total_kib",
-	[PROCFS_MEM_SWAP_FREE] = "swap_free_kib",
-	[PROCFS_MEM_ANON] = "anon_kib",
-	[PROCFS_MEM_ACTIVE_FILE] = "active_file_kib",
-	[PROCFS_MEM_INACTIVE_FILE] = "inactive_file_kib",
-	[PROCFS_MEM_SHMEM] = "shmem_kib",
-};
-
-static const char *const vm_fields[PROCFS_VM_COUNT] = {
-	[PROCFS_VM_MAJOR_FAULTS] = "major_faults",
-	[PROCFS_VM_SWAP_IN] = "swap_in_pages",
-	[PROCFS_VM_SWAP_OUT] = "swap_out_pages",
-	[PROCFS_VM_REFAULT] = "refault_pages",
-	[PROCFS_VM_OOM_KILLS] = "oom_kills",
-	[PROCFS_VM_BALLOON] = "balloon_pages",
-};
-
-static const char *const psi_fields[PROCFS_PSI_COUNT] = {
-	[PROCFS_PSI_SOME_AVG10] = "some_avg10_pct",
-	[PROCFS_PSI_SOME_AVG60] = "some_avg60_pct",
-	[PROCFS_PSI_SOME_AVG300] = "some_avg300_pct",
-	[PROCFS_PSI_FULL_AVG10] = "full_avg10_pct",
-	[PROCFS_PSI_FULL_AVG60] = "full_avg60_pct",
-	[PROCFS_PSI_FULL_AVG300] = "full_avg300_pct",
-};
 
 int
 agent_sample_foreach(const struct agent_sample *s,
     int (*cb)(const struct agent_value *v, void *arg), void *arg)
 {
 	struct agent_value v;
-	unsigned i;
 	int r;
 
 	memset(&v, 0, sizeof(v));
-	v.group = "meminfo";
-	for (i = 0; i < PROCFS_MEM_COUNT; i++) {
-		if (!procfs_has(s->mem.have, i))
-			continue;
-		v.name = mem_fields[i];
-		v.u = s->mem.kib[i];
-		if ((r = cb(&v, arg)) != 0)
-			return r;
-	}
-	v.group = "vmstat";
-	for (i = 0; i < PROCFS_VM_COUNT; i++) {
-		if (!procfs_has(s->vm.have, i))
-			continue;
-		v.name = vm_fields[i];
-		v.u = s->vm.count[i];
-		if ((r = cb(&v, arg)) != 0)
-			return r;
-	}
-	v.group = "psi";
-	v.is_pct = true;
-	for (i = 0; i < PROCFS_PSI_COUNT; i++) {
-		if (!procfs_has(s->psi.have, i))
-			continue;
-		v.name = psi_fields[i];
-		v.pct = s->psi.pct[i];
-		if ((r = cb(&v, arg)) != 0)
-			return r;
-	}
-	v.is_pct = false;
-	if (s->psi.have & PROCFS_PSI_HAVE_SOME_TOTAL) {
-		v.name = "some_total_us";
-		v.u = s->psi.some_total_us;
-		if ((r = cb(&v, arg)) != 0)
-			return r;
-	}
-	if (s->psi.have & PROCFS_PSI_HAVE_FULL_TOTAL) {
-		v.name = "full_total_us";
-		v.u = s->psi.full_total_us;
-		if ((r = cb(&v, arg)) != 0)
-			return r;
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		const struct hs_fields *fs = parts[i].fields;
+		const void *msg = part_of(s, &parts[i]);
+
+		v.group = fs->group;
+		for (size_t k = 0; k < fs->n; k++) {
+			const struct hs_field *f = &fs->f[k];
+
+			if (!hs_has(f, msg))
+				continue;
+			v.name = f->name;
+			v.is_pct = f->pct;
+			v.u = f->pct ? 0 : hs_u64(f, msg);
+			v.pct = f->pct ? hs_pct(f, msg) : 0.0;
+			if ((r = cb(&v, arg)) != 0)
+				return r;
+		}
 	}
 	return 0;
 }

@@ -99,24 +99,34 @@ test_agent_used_kib(void **state)
 	uint64_t total, used;
 
 	fixture_sample("normal", &a, 0);
-	total = a.mem.kib[PROCFS_MEM_TOTAL];
+	total = a.mem.total_kib;
 	assert_true(report_used_kib(&a.mem, NULL, false, &used));
-	assert_int_equal(used, total - a.mem.kib[PROCFS_MEM_AVAILABLE]);
+	assert_int_equal(used, total - a.mem.available_kib);
+	assert_int_equal(used, 4028464 - 3301520);	/* 726944 */
 	/* A deflate-on-oom balloon of 10 MiB: its pages are not the
 	 * guest's use; any other balloon is already out of MemTotal. */
-	a.vm.count[PROCFS_VM_BALLOON] = 2560;
-	a.vm.have |= 1u << PROCFS_VM_BALLOON;
+	a.vm.balloon_pages = 2560;
+	a.vm.has_balloon_pages = 1;
 	assert_true(report_used_kib(&a.mem, &a.vm, true, &used));
-	assert_int_equal(used, total - a.mem.kib[PROCFS_MEM_AVAILABLE] -
-	    10240);
+	assert_int_equal(used, total - a.mem.available_kib - 10240);
+	/* guestmem.h's definition: 2560 pages * 4 = 10240 KiB inside
+	 * MemTotal; 726944 - 10240 = 716704 */
+	assert_int_equal(used, 716704);
 	assert_true(report_used_kib(&a.mem, &a.vm, false, &used));
-	assert_int_equal(used, total - a.mem.kib[PROCFS_MEM_AVAILABLE]);
+	assert_int_equal(used, total - a.mem.available_kib);
 	/* More balloon than use: torn numbers, not below zero. */
-	a.vm.count[PROCFS_VM_BALLOON] = total;
+	a.vm.balloon_pages = total;
 	assert_true(report_used_kib(&a.mem, &a.vm, true, &used));
 	assert_int_equal(used, 0);
+	/* Deflate-on-oom without the page count: nothing taken out. */
+	a.vm.has_balloon_pages = 0;
+	assert_true(report_used_kib(&a.mem, &a.vm, true, &used));
+	assert_int_equal(used, 726944);
+	/* More available than total: torn, not known. */
+	a.mem.available_kib = total + 1;
+	assert_false(report_used_kib(&a.mem, NULL, false, &used));
 	/* Without MemAvailable nobody knows. */
-	a.mem.have &= ~(1u << PROCFS_MEM_AVAILABLE);
+	a.mem.has_available_kib = 0;
 	assert_false(report_used_kib(&a.mem, NULL, false, &used));
 }
 
@@ -162,8 +172,8 @@ test_agent_sample_warns_once(void **state)
 	assert_int_equal(count_log_lines(dir, root, 5), 1);
 	agent_sample_read(root, &src, &s);
 	assert_int_equal(src.psi_err, -ENOENT);
-	assert_int_equal(s.psi.have, 0);
-	assert_int_equal(s.mem.kib[PROCFS_MEM_TOTAL], 4028464);
+	assert_int_equal(hs_count(&hs_psi_fields, &s.psi), 0);
+	assert_int_equal(s.mem.total_kib, 4028464);
 	free(root);
 	/* Hostile: one warning per malformed file (3). */
 	root = tu_source_path("tests/fixtures/proc/hostile");
@@ -172,7 +182,9 @@ test_agent_sample_warns_once(void **state)
 	/* Nothing there at all: a warning per file, an empty sample. */
 	assert_int_equal(count_log_lines(dir, "/nonexistent/proc", 5), 3);
 	agent_sample_read("/nonexistent/proc", &src, &s);
-	assert_int_equal(s.mem.have | s.vm.have | s.psi.have, 0);
+	assert_int_equal(hs_count(&hs_meminfo_fields, &s.mem) +
+	    hs_count(&hs_vmstat_fields, &s.vm) +
+	    hs_count(&hs_psi_fields, &s.psi), 0);
 	tu_rmtree(dir);
 	free(dir);
 }
