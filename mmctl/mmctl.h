@@ -70,11 +70,38 @@ int session_run(struct session *s, unsigned timeout_ms);
 
 void session_close(struct session *s);
 
+#define REPLIES_MAX	64
+
+/* The status replies of every scheduler to one request (status.c). */
+struct gather {
+	struct session s;
+	char correlation[64];
+	Mm__V1__StatusReply *replies[REPLIES_MAX];
+	size_t n;
+	uint64_t last_ms;
+	uv_timer_t quiet;
+};
+
+/* Open g's session to url (exits(1) as session_open() does). Close with
+ * gather_close(), which frees the replies. */
+void gather_open(struct gather *g, const char *url);
+
+/*
+ * Ask every scheduler (with host not NULL: about that host only, "-" for
+ * none; with guests: each host's VMs too) and wait for the replies, which
+ * g keeps until the next call. Returns 0 with g->replies filled, 3 when
+ * none answered within 3 s, or another exit status.
+ */
+int gather(struct gather *g, const char *host, bool guests);
+void gather_close(struct gather *g);
+
+/* "enforce", "shadow", "off", or "?" for anything else. */
+const char *mode_name(Mm__V1__PolicyMode m);
+
 /* Subcommands: each returns mmctl's exit status. */
 int cmd_status(const char *url, int argc, char **argv);
 int cmd_top(const char *url, int argc, char **argv);
 int cmd_policy(const char *url, int argc, char **argv);
-int cmd_policy_show(const char *url, bool json);
 int cmd_events(const char *url, int argc, char **argv);
 int cmd_sim(int argc, char **argv);
 

@@ -3,12 +3,16 @@
  * mmctl policy apply: read and check a policy file with the schedulers'
  * own rules (nothing leaves when it is wrong), publish it on mm.policy, and
  * report what each scheduler answered: accepted, or rejected and why.
+ * mmctl policy show: the policy each scheduler has in force, as a policy
+ * file that apply reads back, or as JSON.
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <jansson.h>
 
 #include "clock.h"
 #include "conf.h"
@@ -75,7 +79,7 @@ static int
 apply(const char *url, const char *path, unsigned wait_ms, bool reset)
 {
 	static const char *const keys[] = { "alert.#", NULL };
-	struct pf_policy p;
+	struct pm_msg p;
 	struct apply a;
 	char err[600];
 	int r;
@@ -131,6 +135,51 @@ apply(const char *url, const char *path, unsigned wait_ms, bool reset)
 	return r;
 }
 
+/* The policy in force at a scheduler as a policy file. */
+static void
+print_policy(FILE *f, const Mm__V1__StatusReply *r)
+{
+	fprintf(f, "; in force at %s\n", r->scheduler_id);
+	if (r->policy == NULL)
+		fprintf(f, "; built-in defaults (no policy published): %s\n",
+		    mode_name(r->policy_mode));
+	else
+		pf_write(f, r->policy);
+}
+
+static int
+show(const char *url, bool json)
+{
+	struct gather g;
+	int r;
+
+	gather_open(&g, url);
+	/* No host is called this: the replies carry only the policy. */
+	r = gather(&g, "-", false);
+	if (r == 0) {
+		for (size_t i = 0; i < g.n; i++) {
+			if (json) {
+				json_t *o = json_pack("{s:s, s:I, s:s?, s:s}",
+				    "scheduler", g.replies[i]->scheduler_id,
+				    "version", (json_int_t)
+				    g.replies[i]->policy_version, "name",
+				    g.replies[i]->policy_name, "mode",
+				    mode_name(g.replies[i]->policy_mode));
+
+				json_dumpf(o, stdout, JSON_SORT_KEYS);
+				fputc('\n', stdout);
+				json_decref(o);
+			} else {
+				print_policy(stdout, g.replies[i]);
+				if (i + 1 < g.n)
+					fputc('\n', stdout);
+			}
+		}
+	}
+	gather_close(&g);
+	return r;
+}
+
 int
 cmd_policy(const char *url, int argc, char **argv)
 {
@@ -167,7 +216,7 @@ cmd_policy(const char *url, int argc, char **argv)
 		}
 	}
 	if (strcmp(argv[1], "show") == 0 && optind == argc && !reset)
-		return cmd_policy_show(url, json);
+		return show(url, json);
 	if (strcmp(argv[1], "apply") == 0 && optind == argc - 1)
 		return apply(url, argv[optind], (unsigned)wait_ms, reset);
 	fprintf(stderr, "usage: mmctl policy apply FILE [--wait 5s] [--reset] "

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * mmctl status, top and policy show: a status request to every scheduler
- * on mm.control, their replies merged into one view of the fleet, printed
- * as a table, as JSON, or (the policy) as a policy file.
+ * mmctl status and top: a status request to every scheduler on mm.control,
+ * their replies merged into one view of the fleet, printed as a table or as
+ * JSON. mmctl policy show gathers the same way.
  */
 #define _GNU_SOURCE
 #include <getopt.h>
@@ -19,17 +19,6 @@
 #include "mmctl.h"
 #include "policy.h"
 #include "topology.h"
-
-#define REPLIES_MAX	64
-
-struct gather {
-	struct session s;
-	char correlation[64];
-	Mm__V1__StatusReply *replies[REPLIES_MAX];
-	size_t n;
-	uint64_t last_ms;
-	uv_timer_t quiet;
-};
 
 /* The reply is kept: unpacked again, since the one handed here is freed
  * when this returns. */
@@ -73,8 +62,7 @@ gather_free(struct gather *g)
 	g->n = 0;
 }
 
-/* Ask every scheduler; returns 0 with g->replies filled, or 3. */
-static int
+int
 gather(struct gather *g, const char *host, bool guests)
 {
 	Mm__V1__StatusRequest q = MM__V1__STATUS_REQUEST__INIT;
@@ -115,7 +103,7 @@ gather(struct gather *g, const char *host, bool guests)
 	return g->n > 0 ? 0 : r;
 }
 
-static void
+void
 gather_open(struct gather *g, const char *url)
 {
 	memset(g, 0, sizeof(*g));
@@ -124,7 +112,7 @@ gather_open(struct gather *g, const char *url)
 	g->quiet.data = g;
 }
 
-static void
+void
 gather_close(struct gather *g)
 {
 	gather_free(g);
@@ -132,7 +120,7 @@ gather_close(struct gather *g)
 	session_close(&g->s);
 }
 
-static const char *
+const char *
 mode_name(Mm__V1__PolicyMode m)
 {
 	switch (m) {
@@ -470,140 +458,4 @@ cmd_top(const char *url, int argc, char **argv)
 	}
 	gather_close(&g);
 	return 0;
-}
-
-static void
-print_limits(FILE *f, const Mm__V1__VmLimits *l)
-{
-	char b[32];
-
-	if (l == NULL)
-		return;
-	if (l->has_min_kib)
-		fprintf(f, "min = %s\n", (conf_format_size_kib(b, sizeof(b),
-		    (int64_t)l->min_kib), b));
-	if (l->has_max_kib)
-		fprintf(f, "max = %s\n", (conf_format_size_kib(b, sizeof(b),
-		    (int64_t)l->max_kib), b));
-	if (l->has_weight)
-		fprintf(f, "weight = %u\n", l->weight);
-	if (l->has_headroom_kib)
-		fprintf(f, "headroom = %s\n", (conf_format_size_kib(b,
-		    sizeof(b), (int64_t)l->headroom_kib), b));
-	if (l->has_headroom_pct)
-		fprintf(f, "headroom_pct = %g\n", l->headroom_pct);
-	if (l->has_unmanaged)
-		fprintf(f, "unmanaged = %s\n", l->unmanaged ? "yes" : "no");
-}
-
-/* The policy as a policy file that mmctl policy apply reads back. */
-static void
-print_policy(FILE *f, const Mm__V1__StatusReply *r)
-{
-	const Mm__V1__Policy *p = r->policy;
-	char b[32];
-
-	fprintf(f, "; in force at %s\n", r->scheduler_id);
-	if (p == NULL) {
-		fprintf(f, "; built-in defaults (no policy published): %s\n",
-		    mode_name(r->policy_mode));
-		return;
-	}
-	fprintf(f, "[policy]\nversion = %llu\n", (unsigned long long)p->version);
-	if (p->name != NULL)
-		fprintf(f, "name = %s\n", p->name);
-	fprintf(f, "mode = %s\n", mode_name(p->mode));
-	if (p->algorithm != NULL)
-		fprintf(f, "algorithm = %s\n", p->algorithm);
-	if (p->has_host_reserve_kib)
-		fprintf(f, "host_reserve = %s\n", (conf_format_size_kib(b,
-		    sizeof(b), (int64_t)p->host_reserve_kib), b));
-	if (p->defaults != NULL) {
-		fprintf(f, "\n[defaults]\n");
-		print_limits(f, p->defaults);
-	}
-	for (size_t i = 0; i < p->n_rules; i++) {
-		fprintf(f, "\n[vm %s]\n", p->rules[i]->pattern);
-		print_limits(f, p->rules[i]->limits);
-	}
-	if (p->ksm != NULL) {
-		const Mm__V1__KsmPolicy *k = p->ksm;
-
-		fprintf(f, "\n[ksm]\n");
-		if (k->has_enable)
-			fprintf(f, "enable = %s\n", k->enable ? "yes" : "no");
-		if (k->has_cpu_budget_pct)
-			fprintf(f, "cpu_budget_pct = %g\n", k->cpu_budget_pct);
-		if (k->has_start_available_pct)
-			fprintf(f, "start_available_pct = %g\n",
-			    k->start_available_pct);
-		if (k->has_stop_available_pct)
-			fprintf(f, "stop_available_pct = %g\n",
-			    k->stop_available_pct);
-		if (k->has_min_pages_to_scan)
-			fprintf(f, "min_pages_to_scan = %u\n",
-			    k->min_pages_to_scan);
-		if (k->has_max_pages_to_scan)
-			fprintf(f, "max_pages_to_scan = %u\n",
-			    k->max_pages_to_scan);
-		if (k->has_sleep_ms)
-			fprintf(f, "sleep = %ums\n", k->sleep_ms);
-		if (k->has_merge_across_nodes)
-			fprintf(f, "merge_across_nodes = %s\n",
-			    k->merge_across_nodes ? "yes" : "no");
-	}
-	if (p->numa != NULL) {
-		const Mm__V1__NumaPolicy *n = p->numa;
-
-		fprintf(f, "\n[numa]\n");
-		if (n->has_enable)
-			fprintf(f, "enable = %s\n", n->enable ? "yes" : "no");
-		if (n->has_min_interval_s)
-			fprintf(f, "min_interval = %us\n", n->min_interval_s);
-		if (n->has_round_pages)
-			fprintf(f, "round_quota = %s\n", (conf_format_size_kib(
-			    b, sizeof(b), (int64_t)n->round_pages * 4), b));
-		if (n->has_node_reserve_kib)
-			fprintf(f, "node_reserve = %s\n", (conf_format_size_kib(
-			    b, sizeof(b), (int64_t)n->node_reserve_kib), b));
-	}
-	if (p->n_params > 0) {
-		fprintf(f, "\n[params]\n");
-		for (size_t i = 0; i < p->n_params; i++)
-			fprintf(f, "%s = %g\n", p->params[i]->name,
-			    p->params[i]->value);
-	}
-}
-
-int
-cmd_policy_show(const char *url, bool json)
-{
-	struct gather g;
-	int r;
-
-	gather_open(&g, url);
-	/* No host is called this: the replies carry only the policy. */
-	r = gather(&g, "-", false);
-	if (r == 0) {
-		for (size_t i = 0; i < g.n; i++) {
-			if (json) {
-				json_t *o = json_pack("{s:s, s:I, s:s?, s:s}",
-				    "scheduler", g.replies[i]->scheduler_id,
-				    "version", (json_int_t)
-				    g.replies[i]->policy_version, "name",
-				    g.replies[i]->policy_name, "mode",
-				    mode_name(g.replies[i]->policy_mode));
-
-				json_dumpf(o, stdout, JSON_SORT_KEYS);
-				fputc('\n', stdout);
-				json_decref(o);
-			} else {
-				print_policy(stdout, g.replies[i]);
-				if (i + 1 < g.n)
-					fputc('\n', stdout);
-			}
-		}
-	}
-	gather_close(&g);
-	return r;
 }

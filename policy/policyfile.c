@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Reading policy files. Each key is parsed with the units conf.c knows
- * (768M, 30s) as the file is read, so a bad value is reported on its line;
- * the finished message then goes through msg_validate() and pm_from_msg(),
- * the checks every scheduler applies, and their complaint is placed on the
- * line of the section it is about.
+ * Reading and writing policy files. Each key is parsed with the units
+ * conf.c knows (768M, 30s) as the file is read, so a bad value is reported
+ * on its line; the finished message then goes through msg_validate() and
+ * pm_from_msg(), the checks every scheduler applies, and their complaint is
+ * placed on the line of the section it is about. Sizes are judged only
+ * there, against what a host can hold. The plain keys, read and written
+ * alike, come from policykeys.h's table.
  */
 #include <errno.h>
 #include <math.h>
@@ -15,13 +17,21 @@
 
 #include "conf.h"
 #include "policyfile.h"
+#include "policykeys.h"
 #include "policymsg.h"
 
 #define SET(m, f, v)	do { (m)->has_##f = true; (m)->f = (v); } while (0)
 
 struct pf_read {
-	struct pf_policy *p;
+	struct pm_msg *p;
 	Mm__V1__VmLimits *limits;	/* of the current [defaults] or [vm] */
+	/* where things were, for errors found after reading */
+	int policy_line;
+	int defaults_line;
+	int ksm_line;
+	int numa_line;
+	int rule_line[PE_RULES_MAX];
+	int param_line[PM_PARAMS_MAX];
 };
 
 static int
@@ -85,15 +95,11 @@ get_num(const char *key, const char *v, double lo, double hi, double *ret,
 }
 
 static int
-get_bool(const char *key, const char *v, protobuf_c_boolean *ret, char *why,
-    size_t whylen)
+get_bool(const char *key, const char *v, bool *ret, char *why, size_t whylen)
 {
-	bool b;
-
-	if (conf_parse_bool(v, &b) < 0)
+	if (conf_parse_bool(v, ret) < 0)
 		return bad(why, whylen, "value \"%s\" of \"%s\" is not yes or "
 		    "no", v, key);
-	*ret = b;
 	return 0;
 }
 
@@ -113,6 +119,64 @@ get_str(const char *key, const char *v, char *dst, size_t size, char *why,
 	memcpy(dst, v, n);
 	dst[n] = '\0';
 	return 0;
+}
+
+/* The value of k, as text, into its section's message m. */
+static int
+key_value(const struct pk_key *k, const char *text, void *m, char *why,
+    size_t whylen)
+{
+	const char *unit = k->unit == PK_S ? "s" : "ms";
+	struct pk_value v;
+	uint64_t x = 0;
+	double d = 0;
+	bool b = false;
+	int e;
+
+	switch (k->unit) {
+	case PK_KIB:
+	case PK_PAGES:
+		e = get_size(k->name, text, &x, why, whylen);
+		v = pk_value_u(k->unit == PK_PAGES ? x / 4 : x);
+		break;
+	case PK_MS:
+	case PK_S:
+		e = get_ms(k->name, text, &x, why, whylen);
+		v = pk_value_u(k->unit == PK_S ? x / 1000 : x);
+		if (e == 0 && !pk_in_range(k, v))
+			e = bad(why, whylen, "value %s of \"%s\" is out of "
+			    "range %llu%s..%llu%s", text, k->name,
+			    (unsigned long long)k->min, unit,
+			    (unsigned long long)k->max, unit);
+		break;
+	case PK_BOOL:
+		e = get_bool(k->name, text, &b, why, whylen);
+		v = pk_value_u(b);
+		break;
+	default:
+		e = get_num(k->name, text, k->min, k->max, &d, why, whylen);
+		v = pk_value_d(d);
+		break;
+	}
+	if (e == 0)
+		pk_msg_set(k, m, v);
+	return e;
+}
+
+/* A key of section s into its message m; for an unknown one, in says
+ * where for people (" in [ksm]"), others the keys not in the table. */
+static int
+key_in(enum pk_section s, const char *in, const char *others, void *m,
+    const char *key, const char *text, char *why, size_t whylen)
+{
+	const struct pk_key *k = pk_find(s, key);
+	char names[256];
+
+	if (k != NULL)
+		return key_value(k, text, m, why, whylen);
+	pk_names(s, names, sizeof(names));
+	return bad(why, whylen, "unknown key \"%s\"%s (known: %s%s)", key, in,
+	    others, names);
 }
 
 static int
@@ -158,160 +222,22 @@ key_policy(struct pf_read *r, const char *k, const char *v, char *why,
 		m->algorithm = r->p->algorithm;
 		return 0;
 	}
-	if (strcmp(k, "host_reserve") == 0) {
-		uint64_t kib = 0;
-
-		e = get_size(k, v, &kib, why, whylen);
-		if (e == 0)
-			SET(m, host_reserve_kib, kib);
-		return e;
-	}
-	return bad(why, whylen, "unknown key \"%s\" in [policy] (known: "
-	    "version, name, mode, algorithm, host_reserve)", k);
-}
-
-static int
-key_limits(Mm__V1__VmLimits *l, const char *k, const char *v, char *why,
-    size_t whylen)
-{
-	uint64_t kib = 0;
-	double d;
-	int e;
-
-	if (strcmp(k, "min") == 0 || strcmp(k, "max") == 0 ||
-	    strcmp(k, "headroom") == 0) {
-		e = get_size(k, v, &kib, why, whylen);
-		if (e < 0)
-			return e;
-		if (k[1] == 'i')
-			SET(l, min_kib, kib);
-		else if (k[1] == 'a')
-			SET(l, max_kib, kib);
-		else
-			SET(l, headroom_kib, kib);
-		return 0;
-	}
-	if (strcmp(k, "weight") == 0) {
-		e = get_num(k, v, 0, 10000, &d, why, whylen);
-		if (e == 0)
-			SET(l, weight, (uint32_t)d);
-		return e;
-	}
-	if (strcmp(k, "headroom_pct") == 0) {
-		e = get_num(k, v, 0, 100, &d, why, whylen);
-		if (e == 0)
-			SET(l, headroom_pct, d);
-		return e;
-	}
-	if (strcmp(k, "unmanaged") == 0) {
-		l->has_unmanaged = true;
-		return get_bool(k, v, &l->unmanaged, why, whylen);
-	}
-	return bad(why, whylen, "unknown key \"%s\" (known: min, max, weight, "
-	    "headroom, headroom_pct, unmanaged)", k);
-}
-
-static int
-key_ksm(Mm__V1__KsmPolicy *m, const char *k, const char *v, char *why,
-    size_t whylen)
-{
-	uint64_t ms = 0;
-	double d;
-	int e;
-
-	if (strcmp(k, "enable") == 0) {
-		m->has_enable = true;
-		return get_bool(k, v, &m->enable, why, whylen);
-	}
-	if (strcmp(k, "merge_across_nodes") == 0) {
-		m->has_merge_across_nodes = true;
-		return get_bool(k, v, &m->merge_across_nodes, why, whylen);
-	}
-	if (strcmp(k, "sleep") == 0) {
-		e = get_ms(k, v, &ms, why, whylen);
-		if (e == 0 && (ms < KSM_SLEEP_MS_MIN || ms > KSM_SLEEP_MS_MAX))
-			e = bad(why, whylen, "value %s of \"sleep\" is out of "
-			    "range %ums..%ums", v, KSM_SLEEP_MS_MIN,
-			    KSM_SLEEP_MS_MAX);
-		if (e == 0)
-			SET(m, sleep_ms, (uint32_t)ms);
-		return e;
-	}
-	if (strcmp(k, "cpu_budget_pct") == 0 ||
-	    strcmp(k, "start_available_pct") == 0 ||
-	    strcmp(k, "stop_available_pct") == 0) {
-		e = get_num(k, v, 0, 100, &d, why, whylen);
-		if (e < 0)
-			return e;
-		if (k[0] == 'c')
-			SET(m, cpu_budget_pct, d);
-		else if (k[2] == 'a')
-			SET(m, start_available_pct, d);
-		else
-			SET(m, stop_available_pct, d);
-		return 0;
-	}
-	if (strcmp(k, "min_pages_to_scan") == 0 ||
-	    strcmp(k, "max_pages_to_scan") == 0) {
-		e = get_num(k, v, KSM_PAGES_TO_SCAN_MIN,
-		    KSM_PAGES_TO_SCAN_MAX, &d, why, whylen);
-		if (e < 0)
-			return e;
-		if (k[1] == 'i')
-			SET(m, min_pages_to_scan, (uint32_t)d);
-		else
-			SET(m, max_pages_to_scan, (uint32_t)d);
-		return 0;
-	}
-	return bad(why, whylen, "unknown key \"%s\" in [ksm] (known: enable, "
-	    "cpu_budget_pct, start_available_pct, stop_available_pct, "
-	    "min_pages_to_scan, max_pages_to_scan, sleep, "
-	    "merge_across_nodes)", k);
-}
-
-static int
-key_numa(Mm__V1__NumaPolicy *m, const char *k, const char *v, char *why,
-    size_t whylen)
-{
-	uint64_t x = 0;
-	int e;
-
-	if (strcmp(k, "enable") == 0) {
-		m->has_enable = true;
-		return get_bool(k, v, &m->enable, why, whylen);
-	}
-	if (strcmp(k, "min_interval") == 0) {
-		e = get_ms(k, v, &x, why, whylen);
-		if (e == 0)
-			SET(m, min_interval_s, (uint32_t)(x / 1000));
-		return e;
-	}
-	if (strcmp(k, "round_quota") == 0 || strcmp(k, "node_reserve") == 0) {
-		e = get_size(k, v, &x, why, whylen);
-		if (e < 0)
-			return e;
-		if (k[0] == 'r')
-			SET(m, round_pages, x / 4);
-		else
-			SET(m, node_reserve_kib, x);
-		return 0;
-	}
-	return bad(why, whylen, "unknown key \"%s\" in [numa] (known: enable, "
-	    "min_interval, round_quota, node_reserve)", k);
+	return key_in(PK_POLICY, " in [policy]", "version, name, mode, "
+	    "algorithm, ", m, k, v, why, whylen);
 }
 
 static int
 key_param(struct pf_read *r, const char *k, const char *v, int line,
     char *why, size_t whylen)
 {
-	struct pf_policy *p = r->p;
+	struct pm_msg *p = r->p;
 	size_t i = p->msg.n_params;
 	double d;
 	int e;
 
-	if (i == PF_PARAMS_MAX)
+	if (i == PM_PARAMS_MAX)
 		return bad(why, whylen, "more than %d parameters",
-		    PF_PARAMS_MAX);
+		    PM_PARAMS_MAX);
 	e = get_num(k, v, -1e15, 1e15, &d, why, whylen);
 	if (e < 0)
 		return e;
@@ -322,7 +248,7 @@ key_param(struct pf_read *r, const char *k, const char *v, int line,
 	p->params[i].name = p->param_names[i];
 	SET(&p->params[i], value, d);
 	p->param_ptrs[i] = &p->params[i];
-	p->param_line[i] = line;
+	r->param_line[i] = line;
 	p->msg.n_params++;
 	return 0;
 }
@@ -332,20 +258,20 @@ static int
 enter_section(struct pf_read *r, const char *section, int line, char *why,
     size_t whylen)
 {
-	struct pf_policy *p = r->p;
+	struct pm_msg *p = r->p;
 
 	r->limits = NULL;
 	if (strcmp(section, "policy") == 0) {
-		p->policy_line = line;
+		r->policy_line = line;
 	} else if (strcmp(section, "defaults") == 0) {
-		p->defaults_line = line;
+		r->defaults_line = line;
 		r->limits = &p->defaults;
 		p->msg.defaults = &p->defaults;
 	} else if (strcmp(section, "ksm") == 0) {
-		p->ksm_line = line;
+		r->ksm_line = line;
 		p->msg.ksm = &p->ksm;
 	} else if (strcmp(section, "numa") == 0) {
-		p->numa_line = line;
+		r->numa_line = line;
 		p->msg.numa = &p->numa;
 	} else if (strncmp(section, "vm ", 3) == 0) {
 		size_t i = p->msg.n_rules;
@@ -360,13 +286,13 @@ enter_section(struct pf_read *r, const char *section, int line, char *why,
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(p->patterns[j], pat) == 0)
 				return bad(why, whylen, "[vm %s] appears twice, "
-				    "first on line %d", pat, p->rule_line[j]);
+				    "first on line %d", pat, r->rule_line[j]);
 		mm__v1__vm_rule__init(&p->rules[i]);
 		mm__v1__vm_limits__init(&p->rule_limits[i]);
 		p->rules[i].pattern = pat;
 		p->rules[i].limits = &p->rule_limits[i];
 		p->rule_ptrs[i] = &p->rules[i];
-		p->rule_line[i] = line;
+		r->rule_line[i] = line;
 		p->msg.n_rules++;
 		r->limits = &p->rule_limits[i];
 	} else if (strcmp(section, "params") != 0) {
@@ -387,44 +313,48 @@ read_key(const char *section, const char *key, const char *value, int line,
 	if (strcmp(section, "policy") == 0)
 		return key_policy(r, key, value, why, whylen);
 	if (r->limits != NULL)
-		return key_limits(r->limits, key, value, why, whylen);
+		return key_in(PK_LIMITS, "", "", r->limits, key, value, why,
+		    whylen);
 	if (strcmp(section, "ksm") == 0)
-		return key_ksm(&r->p->ksm, key, value, why, whylen);
+		return key_in(PK_KSM, " in [ksm]", "", &r->p->ksm, key, value,
+		    why, whylen);
 	if (strcmp(section, "numa") == 0)
-		return key_numa(&r->p->numa, key, value, why, whylen);
+		return key_in(PK_NUMA, " in [numa]", "", &r->p->numa, key,
+		    value, why, whylen);
 	return key_param(r, key, value, line, why, whylen);
 }
 
 /* The line of what a validation complaint names. */
 static int
-line_of(const struct pf_policy *p, const char *why)
+line_of(const struct pf_read *r, const char *why)
 {
+	const struct pm_msg *p = r->p;
 	char needle[PE_ID_MAX * 2 + 16];
 
 	for (size_t i = 0; i < p->msg.n_rules; i++) {
 		snprintf(needle, sizeof(needle), "rule \"%s\"", p->patterns[i]);
 		if (strstr(why, needle) != NULL)
-			return p->rule_line[i];
+			return r->rule_line[i];
 		snprintf(needle, sizeof(needle), "rules[%zu]", i);
 		if (strstr(why, needle) != NULL)
-			return p->rule_line[i];
+			return r->rule_line[i];
 	}
 	for (size_t i = 0; i < p->msg.n_params; i++) {
 		snprintf(needle, sizeof(needle), "\"%s\"", p->param_names[i]);
 		if (strstr(why, needle) != NULL)
-			return p->param_line[i];
+			return r->param_line[i];
 	}
 	if (strncmp(why, "defaults", 8) == 0)
-		return p->defaults_line;
+		return r->defaults_line;
 	if (strncmp(why, "ksm", 3) == 0)
-		return p->ksm_line;
+		return r->ksm_line;
 	if (strncmp(why, "numa", 4) == 0)
-		return p->numa_line;
-	return p->policy_line;
+		return r->numa_line;
+	return r->policy_line;
 }
 
 int
-pf_load(const char *path, uint64_t default_version, struct pf_policy *out,
+pf_load(const char *path, uint64_t default_version, struct pm_msg *out,
     char *err, size_t errlen)
 {
 	struct pf_read r = { .p = out };
@@ -432,13 +362,7 @@ pf_load(const char *path, uint64_t default_version, struct pf_policy *out,
 	char why[512];
 	int e;
 
-	memset(out, 0, sizeof(*out));
-	mm__v1__policy__init(&out->msg);
-	mm__v1__vm_limits__init(&out->defaults);
-	mm__v1__ksm_policy__init(&out->ksm);
-	mm__v1__numa_policy__init(&out->numa);
-	out->msg.rules = out->rule_ptrs;
-	out->msg.params = out->param_ptrs;
+	pm_msg_init(out);
 	e = conf_read_ini(path, read_key, &r, err, errlen);
 	if (e < 0)
 		return e;
@@ -448,7 +372,7 @@ pf_load(const char *path, uint64_t default_version, struct pf_policy *out,
 		SET(&out->msg, mode, MM__V1__POLICY_MODE__POLICY_MODE_ENFORCE);
 	if (msg_validate(MSG_POLICY, &out->msg.base, why, sizeof(why)) < 0 ||
 	    pm_from_msg(&out->msg, &checked, why, sizeof(why)) < 0) {
-		int line = line_of(out, why);
+		int line = line_of(&r, why);
 
 		if (line > 0)
 			snprintf(err, errlen, "%s:%d: %s", path, line, why);
@@ -457,4 +381,88 @@ pf_load(const char *path, uint64_t default_version, struct pf_policy *out,
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/* k's value v as a file writes it. */
+static void
+format_value(const struct pk_key *k, struct pk_value v, char *buf,
+    size_t size)
+{
+	switch (k->unit) {
+	case PK_KIB:
+		conf_format_size_kib(buf, size, (int64_t)v.u);
+		break;
+	case PK_PAGES:
+		conf_format_size_kib(buf, size, (int64_t)v.u * 4);
+		break;
+	case PK_MS:
+	case PK_S:
+		snprintf(buf, size, "%llu%s", (unsigned long long)v.u,
+		    k->unit == PK_S ? "s" : "ms");
+		break;
+	case PK_BOOL:
+		snprintf(buf, size, "%s", v.u != 0 ? "yes" : "no");
+		break;
+	default:
+		if (pk_whole(k))
+			snprintf(buf, size, "%llu", (unsigned long long)v.u);
+		else
+			snprintf(buf, size, "%g", v.d);
+		break;
+	}
+}
+
+/* The keys of section s that its message m (may be NULL) sets. */
+static void
+write_keys(FILE *f, enum pk_section s, const void *m)
+{
+	const struct pk_key *k;
+	struct pk_value v;
+	char b[64];
+
+	if (m == NULL)
+		return;
+	for (size_t i = 0; (k = pk_key_at(i)) != NULL; i++) {
+		if (k->section != s || !pk_msg_get(k, m, &v))
+			continue;
+		format_value(k, v, b, sizeof(b));
+		fprintf(f, "%s = %s\n", k->name, b);
+	}
+}
+
+void
+pf_write(FILE *f, const Mm__V1__Policy *m)
+{
+	const char *mode = pm_mode_name((enum pm_mode)m->mode);
+
+	fprintf(f, "[policy]\nversion = %llu\n",
+	    (unsigned long long)m->version);
+	if (m->name != NULL)
+		fprintf(f, "name = %s\n", m->name);
+	fprintf(f, "mode = %s\n", mode != NULL ? mode : "?");
+	if (m->algorithm != NULL)
+		fprintf(f, "algorithm = %s\n", m->algorithm);
+	write_keys(f, PK_POLICY, m);
+	if (m->defaults != NULL) {
+		fprintf(f, "\n[defaults]\n");
+		write_keys(f, PK_LIMITS, m->defaults);
+	}
+	for (size_t i = 0; i < m->n_rules; i++) {
+		fprintf(f, "\n[vm %s]\n", m->rules[i]->pattern);
+		write_keys(f, PK_LIMITS, m->rules[i]->limits);
+	}
+	if (m->ksm != NULL) {
+		fprintf(f, "\n[ksm]\n");
+		write_keys(f, PK_KSM, m->ksm);
+	}
+	if (m->numa != NULL) {
+		fprintf(f, "\n[numa]\n");
+		write_keys(f, PK_NUMA, m->numa);
+	}
+	if (m->n_params > 0) {
+		fprintf(f, "\n[params]\n");
+		for (size_t i = 0; i < m->n_params; i++)
+			fprintf(f, "%s = %g\n", m->params[i]->name,
+			    m->params[i]->value);
+	}
 }

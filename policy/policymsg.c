@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Policy message to policy engine: every optional field that is set
- * overrides the engine's default, rules apply over the policy's defaults
- * field by field, and parameters are looked up in one table.
+ * Policy message to policy engine and back: every optional field that is
+ * set overrides the engine's default, rules apply over the policy's
+ * defaults field by field, and every plain key (policykeys.h) is checked
+ * and converted by walking the one table.
  */
 #include <errno.h>
 #include <math.h>
@@ -12,57 +13,19 @@
 #include <string.h>
 
 #include "guestmem.h"
+#include "policykeys.h"
 #include "policymsg.h"
-
-enum ptype { P_PCT, P_DOUBLE, P_KIB, P_MS, P_U64, P_U32 };
-
-struct param {
-	const char *name;
-	enum ptype type;
-	size_t offset;		/* into struct pm_policy */
-	double min;
-	double max;
-};
-
-#define B(f)	offsetof(struct pm_policy, balloon.f)
-#define K(f)	offsetof(struct pm_policy, ksm.f)
-#define N(f)	offsetof(struct pm_policy, numa.f)
-
-static const struct param params[] = {
-	{ "psi_low_pct", P_PCT, B(psi_low_pct), 0, 100 },
-	{ "psi_high_pct", P_PCT, B(psi_high_pct), 0, 100 },
-	{ "faults_high_s", P_DOUBLE, B(faults_high_s), 1, 1e9 },
-	{ "avail_low_pct", P_PCT, B(avail_low_pct), 0, 100 },
-	{ "grow_pct", P_PCT, B(grow_pct), 0, 1000 },
-	{ "grow_min_kib", P_KIB, B(grow_min_kib), 0, PM_VM_KIB_MAX },
-	{ "shrink_pct", P_PCT, B(shrink_pct), 0, 100 },
-	{ "shrink_max_kib", P_KIB, B(shrink_max_kib), 0, PM_VM_KIB_MAX },
-	{ "hold_ms", P_MS, B(hold_ms), 0, 86400000 },
-	{ "deadband_pct", P_PCT, B(deadband_pct), 0, 100 },
-	{ "deadband_kib", P_KIB, B(deadband_kib), 0, PM_VM_KIB_MAX },
-	{ "ewma_alpha", P_DOUBLE, B(ewma_alpha), 0.001, 1 },
-	{ "peak_halflife_ms", P_MS, B(peak_halflife_ms), 0, 86400000 },
-	{ "spare_pct", P_PCT, B(spare_pct), 0, 100 },
-	{ "surge_halflife_ms", P_MS, B(surge_halflife_ms), 0, 86400000 },
-	{ "inactive_ms", P_MS, B(inactive_ms), 1, 86400000 },
-	{ "uncooperative_ms", P_MS, B(uncooperative_ms), 1, 86400000 },
-	{ "vm_overhead_kib", P_KIB, B(vm_overhead_kib), 0, PM_VM_KIB_MAX },
-	{ "guest_capacity_kib", P_KIB, B(guest_capacity_kib), 0,
-	  PM_HOST_KIB_MAX },
-	{ "ksm_min_profit", P_DOUBLE, K(min_profit), 0, 1e12 },
-	{ "ksm_ample_pct", P_PCT, K(ample_free_pct), 0, 100 },
-	{ "ksm_ample_hold_ms", P_MS, K(ample_hold_ms), 0, 86400000 },
-	{ "ksm_retry_ms", P_MS, K(retry_ms), 0, 86400000 },
-	{ "ksm_step_up", P_U32, K(step_up), 0, 100000 },
-	{ "ksm_step_down", P_U32, K(step_down), 0, 100000 },
-	{ "numa_min_remote_pct", P_PCT, N(min_remote_pct), 0, 100 },
-	{ "numa_min_pages", P_U64, N(min_pages), 0, PM_NUMA_PAGES_MAX },
-};
 
 const char *
 pm_param_name(size_t i)
 {
-	return i < sizeof(params) / sizeof(*params) ? params[i].name : NULL;
+	const struct pk_key *k;
+	size_t n = 0;
+
+	for (size_t j = 0; (k = pk_key_at(j)) != NULL; j++)
+		if (k->section == PK_PARAMS && n++ == i)
+			return k->name;
+	return NULL;
 }
 
 const char *
@@ -107,85 +70,72 @@ fail(char *why, size_t whylen, const char *fmt, ...)
 	return -EINVAL;
 }
 
-/* A size (KiB) or page count the policy sets, against its bound. */
+/*
+ * A key's value in m outside its range, as "<where>: <field> <value> ...":
+ * a size above what a host can hold names its bound for people.
+ */
 static int
-bounded(const char *where, const char *field, uint64_t v, uint64_t max,
-    const char *unit, char *why, size_t whylen)
+out_of_range(const struct pk_key *k, const char *where, struct pk_value v,
+    char *why, size_t whylen)
 {
-	if (v <= max)
-		return 0;
-	return fail(why, whylen, "%s%s%s %llu above %llu (%s)", where,
-	    *where != '\0' ? ": " : "", field, (unsigned long long)v,
-	    (unsigned long long)max, unit);
+	const char *sep = *where != '\0' ? ": " : "";
+
+	if (!pk_whole(k))
+		return fail(why, whylen, "%s%s%s %g outside %g..%g", where, sep,
+		    k->field, v.d, k->min, k->max);
+	if ((k->unit == PK_KIB || k->unit == PK_PAGES) && v.u > k->max)
+		return fail(why, whylen, "%s%s%s %llu above %llu (%g TiB%s)",
+		    where, sep, k->field, (unsigned long long)v.u,
+		    (unsigned long long)k->max, k->max / (1 << 30) *
+		    (k->unit == PK_PAGES ? 4 : 1),
+		    k->unit == PK_PAGES ? " of 4 KiB pages" : "");
+	return fail(why, whylen, "%s%s%s %llu outside %llu..%llu", where, sep,
+	    k->field, (unsigned long long)v.u, (unsigned long long)k->min,
+	    (unsigned long long)k->max);
 }
 
-/* A VM's sizes no host can give are refused (where: "defaults" or
- * "rule \"<glob>\"", as the engine names them). */
+/*
+ * The keys of section s that m (may be NULL) sets, checked and copied into
+ * base (struct pm_policy, or struct pe_limits for PK_LIMITS), in the
+ * table's order. where names the part for people: "defaults",
+ * "rule \"<glob>\"", "ksm".
+ */
 static int
-limits_check(const Mm__V1__VmLimits *m, const char *where, char *why,
-    size_t whylen)
+keys_from_msg(enum pk_section s, const void *m, void *base, const char *where,
+    char *why, size_t whylen)
 {
-	int r = 0;
+	const struct pk_key *k;
+	struct pk_value v;
 
 	if (m == NULL)
 		return 0;
-	if (m->has_min_kib)
-		r = bounded(where, "min_kib", m->min_kib, PM_VM_KIB_MAX,
-		    "32 TiB", why, whylen);
-	if (r == 0 && m->has_max_kib)
-		r = bounded(where, "max_kib", m->max_kib, PM_VM_KIB_MAX,
-		    "32 TiB", why, whylen);
-	if (r == 0 && m->has_headroom_kib)
-		r = bounded(where, "headroom_kib", m->headroom_kib,
-		    PM_VM_KIB_MAX, "32 TiB", why, whylen);
-	if (r == 0 && m->has_headroom_pct && !(m->headroom_pct >= 0 &&
-	    m->headroom_pct <= 100))
-		r = fail(why, whylen, "%s: headroom_pct %g outside 0..100",
-		    where, m->headroom_pct);
-	return r;
+	for (size_t i = 0; (k = pk_key_at(i)) != NULL; i++) {
+		if (k->section != s || !pk_msg_get(k, m, &v))
+			continue;
+		if (!pk_in_range(k, v))
+			return out_of_range(k, where, v, why, whylen);
+		pk_struct_set(k, base, v);
+	}
+	return 0;
 }
 
-/* A KSM setting the policy sets, within ksm_limits.h. */
-static int
-ksm_ranged(const char *field, bool has, uint32_t v, uint32_t lo,
-    uint32_t hi, char *why, size_t whylen)
+/* The keys of section s whose value in base differs from dflt's (same
+ * struct) into its message m. */
+static void
+keys_to_msg(enum pk_section s, const void *base, const void *dflt, void *m)
 {
-	if (!has || (v >= lo && v <= hi))
-		return 0;
-	return fail(why, whylen, "ksm: %s %u outside %u..%u", field, v, lo,
-	    hi);
-}
+	const struct pk_key *k;
 
-static int
-ksm_check(const Mm__V1__KsmPolicy *k, char *why, size_t whylen)
-{
-	int r;
+	for (size_t i = 0; (k = pk_key_at(i)) != NULL; i++) {
+		struct pk_value v, d;
 
-	r = ksm_ranged("min_pages_to_scan", k->has_min_pages_to_scan,
-	    k->min_pages_to_scan, KSM_PAGES_TO_SCAN_MIN,
-	    KSM_PAGES_TO_SCAN_MAX, why, whylen);
-	if (r == 0)
-		r = ksm_ranged("max_pages_to_scan", k->has_max_pages_to_scan,
-		    k->max_pages_to_scan, KSM_PAGES_TO_SCAN_MIN,
-		    KSM_PAGES_TO_SCAN_MAX, why, whylen);
-	if (r == 0)
-		r = ksm_ranged("sleep_ms", k->has_sleep_ms, k->sleep_ms,
-		    KSM_SLEEP_MS_MIN, KSM_SLEEP_MS_MAX, why, whylen);
-	return r;
-}
-
-static int
-numa_check(const Mm__V1__NumaPolicy *n, char *why, size_t whylen)
-{
-	int r = 0;
-
-	if (n->has_round_pages)
-		r = bounded("numa", "round_pages", n->round_pages,
-		    PM_NUMA_PAGES_MAX, "64 TiB of 4 KiB pages", why, whylen);
-	if (r == 0 && n->has_node_reserve_kib)
-		r = bounded("numa", "node_reserve_kib", n->node_reserve_kib,
-		    PM_HOST_KIB_MAX, "64 TiB", why, whylen);
-	return r;
+		if (k->section != s)
+			continue;
+		v = pk_struct_get(k, base);
+		d = pk_struct_get(k, dflt);
+		if (pk_whole(k) ? v.u != d.u : v.d != d.d)
+			pk_msg_set(k, m, v);
+	}
 }
 
 enum pm_version_verdict
@@ -218,63 +168,20 @@ pm_version_check(uint64_t version, bool reset, uint64_t in_force,
 	return PM_VERSION_NEWER;
 }
 
-/* Fields set in m override l. */
-static void
-limits_apply(struct pe_limits *l, const Mm__V1__VmLimits *m)
-{
-	if (m == NULL)
-		return;
-	if (m->has_min_kib)
-		l->min_kib = m->min_kib;
-	if (m->has_max_kib)
-		l->max_kib = m->max_kib;
-	if (m->has_weight)
-		l->weight = m->weight;
-	if (m->has_headroom_kib)
-		l->headroom_kib = m->headroom_kib;
-	if (m->has_headroom_pct)
-		l->headroom_pct = m->headroom_pct;
-	if (m->has_unmanaged)
-		l->unmanaged = m->unmanaged;
-}
-
 static int
-param_apply(struct pm_policy *p, const Mm__V1__Param *m, char *why,
+param_from_msg(struct pm_policy *p, const Mm__V1__Param *m, char *why,
     size_t whylen)
 {
-	for (size_t i = 0; i < sizeof(params) / sizeof(*params); i++) {
-		const struct param *q = &params[i];
-		char *field = (char *)p + q->offset;
-		double v = m->value;
+	const struct pk_key *k = pk_find(PK_PARAMS, m->name);
+	struct pk_value v = pk_value_d(m->value);
 
-		if (strcmp(q->name, m->name) != 0)
-			continue;
-		if (!m->has_value || !isfinite(v) || v < q->min || v > q->max)
-			return fail(why, whylen, "parameter \"%s\": %g outside "
-			    "%g..%g", q->name, v, q->min, q->max);
-		switch (q->type) {
-		case P_PCT:
-		case P_DOUBLE:
-			memcpy(field, &v, sizeof(v));
-			break;
-		case P_KIB:
-		case P_MS:
-		case P_U64: {
-			uint64_t u = (uint64_t)v;
-
-			memcpy(field, &u, sizeof(u));
-			break;
-		}
-		case P_U32: {
-			uint32_t u = (uint32_t)v;
-
-			memcpy(field, &u, sizeof(u));
-			break;
-		}
-		}
-		return 0;
-	}
-	return fail(why, whylen, "unknown parameter \"%s\"", m->name);
+	if (k == NULL)
+		return fail(why, whylen, "unknown parameter \"%s\"", m->name);
+	if (!m->has_value || !isfinite(v.d) || !pk_in_range(k, v))
+		return fail(why, whylen, "parameter \"%s\": %g outside %g..%g",
+		    k->name, v.d, k->min, k->max);
+	pk_struct_set(k, p, v);
+	return 0;
 }
 
 int
@@ -298,17 +205,12 @@ pm_from_msg(const Mm__V1__Policy *m, struct pm_policy *ret, char *why,
 	    pe_algo_from_name(m->algorithm, &p.balloon.algo) < 0)
 		return fail(why, whylen, "unknown algorithm \"%s\" (known: "
 		    "pressure, static, xenmm, mom)", m->algorithm);
-	if (m->has_host_reserve_kib) {
-		r = bounded("", "host_reserve_kib", m->host_reserve_kib,
-		    PM_HOST_KIB_MAX, "64 TiB", why, whylen);
-		if (r < 0)
-			return r;
-		p.balloon.host_reserve_kib = m->host_reserve_kib;
-	}
-	r = limits_check(m->defaults, "defaults", why, whylen);
+	r = keys_from_msg(PK_POLICY, m, &p, "", why, whylen);
+	if (r == 0)
+		r = keys_from_msg(PK_LIMITS, m->defaults, &p.balloon.defaults,
+		    "defaults", why, whylen);
 	if (r < 0)
 		return r;
-	limits_apply(&p.balloon.defaults, m->defaults);
 	if (m->n_rules > PE_RULES_MAX)
 		return fail(why, whylen, "%zu rules, at most %d", m->n_rules,
 		    PE_RULES_MAX);
@@ -322,56 +224,28 @@ pm_from_msg(const Mm__V1__Policy *m, struct pm_policy *ret, char *why,
 			    sizeof(rule->pattern) - 1);
 		snprintf(rule->pattern, sizeof(rule->pattern), "%s", pat);
 		snprintf(where, sizeof(where), "rule \"%s\"", pat);
-		r = limits_check(m->rules[i]->limits, where, why, whylen);
+		rule->limits = p.balloon.defaults;
+		r = keys_from_msg(PK_LIMITS, m->rules[i]->limits, &rule->limits,
+		    where, why, whylen);
 		if (r < 0)
 			return r;
-		rule->limits = p.balloon.defaults;
-		limits_apply(&rule->limits, m->rules[i]->limits);
 	}
 	p.balloon.n_rules = m->n_rules;
 	if (m->ksm != NULL) {
-		const Mm__V1__KsmPolicy *k = m->ksm;
-
-		r = ksm_check(k, why, whylen);
+		r = keys_from_msg(PK_KSM, m->ksm, &p, "ksm", why, whylen);
 		if (r < 0)
 			return r;
 		p.ksm_managed = true;
-		if (k->has_enable)
-			p.ksm.enable = k->enable;
-		if (k->has_cpu_budget_pct)
-			p.ksm.cpu_budget_pct = k->cpu_budget_pct;
-		if (k->has_start_available_pct)
-			p.ksm.start_free_pct = k->start_available_pct;
-		if (k->has_stop_available_pct)
-			p.ksm.ample_free_pct = k->stop_available_pct;
-		if (k->has_min_pages_to_scan)
-			p.ksm.min_scan = k->min_pages_to_scan;
-		if (k->has_max_pages_to_scan)
-			p.ksm.max_scan = k->max_pages_to_scan;
-		if (k->has_sleep_ms)
-			p.ksm.sleep_ms = k->sleep_ms;
-		p.merge_across_nodes_set = k->has_merge_across_nodes;
-		p.merge_across_nodes = k->merge_across_nodes;
+		p.merge_across_nodes_set = m->ksm->has_merge_across_nodes;
 	}
 	if (m->numa != NULL) {
-		const Mm__V1__NumaPolicy *n = m->numa;
-
-		r = numa_check(n, why, whylen);
+		r = keys_from_msg(PK_NUMA, m->numa, &p, "numa", why, whylen);
 		if (r < 0)
 			return r;
 		p.numa_managed = true;
-		if (n->has_enable)
-			p.numa.enable = n->enable;
-		if (n->has_min_interval_s)
-			p.numa.min_interval_ms = (uint64_t)n->min_interval_s *
-			    1000;
-		if (n->has_round_pages)
-			p.numa.quota_pages = n->round_pages;
-		if (n->has_node_reserve_kib)
-			p.numa.node_reserve_kib = n->node_reserve_kib;
 	}
 	for (size_t i = 0; i < m->n_params; i++) {
-		r = param_apply(&p, m->params[i], why, whylen);
+		r = param_from_msg(&p, m->params[i], why, whylen);
 		if (r < 0)
 			return r;
 	}
@@ -385,6 +259,81 @@ pm_from_msg(const Mm__V1__Policy *m, struct pm_policy *ret, char *why,
 		    "min <= max pages to scan, start <= stop available");
 	*ret = p;
 	return 0;
+}
+
+void
+pm_msg_init(struct pm_msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	mm__v1__policy__init(&m->msg);
+	mm__v1__vm_limits__init(&m->defaults);
+	mm__v1__ksm_policy__init(&m->ksm);
+	mm__v1__numa_policy__init(&m->numa);
+	m->msg.rules = m->rule_ptrs;
+	m->msg.params = m->param_ptrs;
+}
+
+void
+pm_to_msg(const struct pm_policy *p, struct pm_msg *out)
+{
+	const struct pk_key *k;
+	struct pm_policy dflt;
+
+	pm_defaults(&dflt, p->mode);
+	pm_msg_init(out);
+	out->msg.has_version = out->msg.has_mode = true;
+	out->msg.version = p->version;
+	out->msg.mode = (Mm__V1__PolicyMode)p->mode;
+	snprintf(out->name, sizeof(out->name), "%s", p->name);
+	/* A file says a name of 1 to 128 characters, or none. */
+	out->msg.name = out->name[0] != '\0' ? out->name : NULL;
+	snprintf(out->algorithm, sizeof(out->algorithm), "%s",
+	    pe_algo_name(p->balloon.algo));
+	out->msg.algorithm = out->algorithm;
+	keys_to_msg(PK_POLICY, p, &dflt, &out->msg);
+	out->msg.defaults = &out->defaults;
+	keys_to_msg(PK_LIMITS, &p->balloon.defaults, &dflt.balloon.defaults,
+	    &out->defaults);
+	for (size_t i = 0; i < p->balloon.n_rules; i++) {
+		snprintf(out->patterns[i], sizeof(out->patterns[i]), "%s",
+		    p->balloon.rules[i].pattern);
+		mm__v1__vm_rule__init(&out->rules[i]);
+		mm__v1__vm_limits__init(&out->rule_limits[i]);
+		out->rules[i].pattern = out->patterns[i];
+		out->rules[i].limits = &out->rule_limits[i];
+		out->rule_ptrs[i] = &out->rules[i];
+		/* A rule applies over the policy's defaults. */
+		keys_to_msg(PK_LIMITS, &p->balloon.rules[i].limits,
+		    &p->balloon.defaults, &out->rule_limits[i]);
+	}
+	out->msg.n_rules = p->balloon.n_rules;
+	if (p->ksm_managed) {
+		out->msg.ksm = &out->ksm;
+		keys_to_msg(PK_KSM, p, &dflt, &out->ksm);
+		out->ksm.has_merge_across_nodes = p->merge_across_nodes_set;
+	}
+	if (p->numa_managed) {
+		out->msg.numa = &out->numa;
+		keys_to_msg(PK_NUMA, p, &dflt, &out->numa);
+	}
+	for (size_t i = 0; (k = pk_key_at(i)) != NULL; i++) {
+		size_t n = out->msg.n_params;
+		double v;
+
+		if (k->section != PK_PARAMS || n == PM_PARAMS_MAX)
+			continue;
+		v = pk_struct_get(k, p).d;
+		if (v == pk_struct_get(k, &dflt).d)
+			continue;
+		snprintf(out->param_names[n], sizeof(out->param_names[n]), "%s",
+		    k->name);
+		mm__v1__param__init(&out->params[n]);
+		out->params[n].name = out->param_names[n];
+		out->params[n].has_value = true;
+		out->params[n].value = v;
+		out->param_ptrs[n] = &out->params[n];
+		out->msg.n_params++;
+	}
 }
 
 void

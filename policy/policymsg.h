@@ -56,6 +56,37 @@ struct pm_policy {
  * NUMA left alone. */
 void pm_defaults(struct pm_policy *p, enum pm_mode mode);
 
+#define PM_PARAMS_MAX	64
+
+/* A Policy message and the memory behind it, without allocation: what a
+ * policy file is read into (pf_load()) and pm_to_msg() writes. */
+struct pm_msg {
+	Mm__V1__Policy msg;
+	Mm__V1__VmLimits defaults;
+	Mm__V1__VmRule rules[PE_RULES_MAX];
+	Mm__V1__VmRule *rule_ptrs[PE_RULES_MAX];
+	Mm__V1__VmLimits rule_limits[PE_RULES_MAX];
+	Mm__V1__KsmPolicy ksm;
+	Mm__V1__NumaPolicy numa;
+	Mm__V1__Param params[PM_PARAMS_MAX];
+	Mm__V1__Param *param_ptrs[PM_PARAMS_MAX];
+	char name[129];
+	char algorithm[65];
+	char patterns[PE_RULES_MAX][PE_ID_MAX * 2 + 1];
+	char param_names[PM_PARAMS_MAX][65];
+};
+
+/* An empty message in m: no field set, no rules, no parameters, the
+ * sub-messages ready (msg.defaults, ksm, numa NULL until used). */
+void pm_msg_init(struct pm_msg *m);
+
+/*
+ * The message for p (borrowed) into out, so that pm_from_msg() gives p
+ * back: the keys of policykeys.h whose value is not the built-in one (in a
+ * rule: not the policy's defaults), KSM and NUMA only where p manages them.
+ */
+void pm_to_msg(const struct pm_policy *p, struct pm_msg *out);
+
 /*
  * Convert and validate m (borrowed) into *ret: known algorithm and mode,
  * rules within PE_RULES_MAX, known parameters, sizes a host can hold
