@@ -28,7 +28,7 @@ static const char *const mode_names[] = { "enforce", "shadow", "off", NULL };
 #define CLOSE_FLUSH_MS		2000
 
 #define C(f)	offsetof(struct sched_conf, f)
-static const struct conf_key conf_table[] = {
+const struct conf_key sched_conf_table[] = {
 	{ "scheduler", "id", CONF_STRING, 1, 64, NULL, C(id), NULL,
 	  "this scheduler's id; default sched-<hostname>" },
 	{ "scheduler", "state_file", CONF_STRING, 1, 4096,
@@ -64,7 +64,8 @@ static const struct conf_key conf_table[] = {
 	  "a host that sent no report this long is forgotten" },
 	BUS_CONF_KEYS(struct sched_conf, bus),
 };
-#define CONF_N	(sizeof(conf_table) / sizeof(conf_table[0]))
+const size_t sched_conf_n = sizeof(sched_conf_table) /
+    sizeof(sched_conf_table[0]);
 
 /* ---- the state file ---- */
 
@@ -472,10 +473,9 @@ closed_cb(void *arg)
 	(void)arg;
 }
 
-static void
-stop_cb(void *arg)
+void
+sched_stop(struct scheduler *s)
 {
-	struct scheduler *s = arg;
 
 	if (s->stopping)
 		return;
@@ -496,7 +496,6 @@ stop_cb(void *arg)
 	    (unsigned long long)(s->n.reports_bad + s->n.reports_future +
 	    s->n.reports_seq_jump));
 	daemon_notify_stopping();
-	daemon_signals_close(&s->sig);
 	uv_close((uv_handle_t *)&s->sweep, NULL);
 	bus_close(s->bus, CLOSE_FLUSH_MS, closed_cb, NULL);
 }
@@ -548,64 +547,31 @@ setup_bus(struct scheduler *s)
 	return r;
 }
 
-/* "sched-<hostname>", with anything an id may not hold made a '-'. */
-static void
-default_id(char *buf, size_t size, const char *hostname)
-{
-	snprintf(buf, size, "sched-%.50s", hostname);
-	for (char *c = buf; *c != '\0'; c++)
-		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-		    (*c >= '0' && *c <= '9') || *c == '_' || *c == '-'))
-			*c = '-';
-}
-
 int
-main(int argc, char **argv)
+sched_start(struct scheduler *s, uv_loop_t *loop)
 {
-	static struct scheduler s;
-	struct daemon_opts opts;
-	uv_loop_t loop;
 	int r;
 
-	daemon_parse_args(argc, argv, "mm-scheduler",
-	    "/etc/mm/scheduler.conf", &opts);
-	if (daemon_load_conf(conf_table, CONF_N, &s.conf, &opts) < 0)
-		return 1;
-	if (s.conf.id != NULL) {
-		snprintf(s.id, sizeof(s.id), "%s", s.conf.id);
-	} else {
-		char hn[64] = "local";
-
-		gethostname(hn, sizeof(hn) - 1);
-		default_id(s.id, sizeof(s.id), hn);
-	}
-	if (!topo_id_valid(s.id))
-		fatalx("scheduler id \"%s\" is not valid: 1..64 of "
-		    "[A-Za-z0-9_.-]", s.id);
-	pm_defaults(&s.policy, (enum pm_mode)(s.conf.mode + 1));
-	state_load(&s);
-	log_info("%s starting: policy %llu \"%s\" (%s, algorithm %s)", s.id,
-	    (unsigned long long)s.policy.version, s.policy.name,
-	    pm_mode_name(s.policy.mode), pe_algo_name(s.policy.balloon.algo));
-
-	if (uv_loop_init(&loop) != 0)
-		fatalx("cannot create the event loop");
-	s.loop = &loop;
-	r = setup_bus(&s);
+	pm_defaults(&s->policy, (enum pm_mode)(s->conf.mode + 1));
+	state_load(s);
+	log_info("%s starting: policy %llu \"%s\" (%s, algorithm %s)", s->id,
+	    (unsigned long long)s->policy.version, s->policy.name,
+	    pm_mode_name(s->policy.mode), pe_algo_name(s->policy.balloon.algo));
+	s->loop = loop;
+	r = setup_bus(s);
 	if (r < 0)
-		fatalx("bus: %s", strerror(-r));
-	r = daemon_signals_init(&s.sig, &loop, stop_cb, NULL, &s);
-	if (r < 0)
-		fatalx("signals: %s", uv_strerror(r));
-	uv_timer_init(&loop, &s.sweep);
-	s.sweep.data = &s;
-	uv_timer_start(&s.sweep, sweep_cb, SWEEP_MS, SWEEP_MS);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	hosts_free(&s);
-	free(s.policy_msg);
-	conf_free(conf_table, CONF_N, &s.conf);
-	r = uv_loop_close(&loop);
-	if (r != 0)
-		log_warnx("event loop not empty at exit: %s", uv_strerror(r));
+		return r;
+	uv_timer_init(loop, &s->sweep);
+	s->sweep.data = s;
+	uv_timer_start(&s->sweep, sweep_cb, SWEEP_MS, SWEEP_MS);
 	return 0;
+}
+
+void
+sched_free(struct scheduler *s)
+{
+	hosts_free(s);
+	free(s->policy_msg);
+	s->policy_msg = NULL;
+	conf_free(sched_conf_table, sched_conf_n, &s->conf);
 }

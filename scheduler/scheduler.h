@@ -186,4 +186,24 @@ void publish_alert(struct scheduler *s, const char *host_id,
     const char *vm_id, int severity, uint64_t policy_version,
     const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
+/* ---- scheduler.c: the daemon's life ---- */
+
+/* The configuration's keys (scheduler.conf), sched_conf_n of them. */
+extern const struct conf_key sched_conf_table[];
+extern const size_t sched_conf_n;
+
+/*
+ * Start s on loop: s->conf is loaded and s->id set (valid). Reads the
+ * state file, declares the scheduler's queues and consumes them, starts
+ * the bus and the sweep. Returns 0 or a negative errno (the bus).
+ */
+int sched_start(struct scheduler *s, uv_loop_t *loop);
+
+/* Stop: close the sweep and the bus (pending confirms get a moment); the
+ * loop then ends once the caller closed its own handles. Idempotent. */
+void sched_stop(struct scheduler *s);
+
+/* Free what s holds, after its loop ended (the configuration too). */
+void sched_free(struct scheduler *s);
+
 #endif

@@ -245,13 +245,30 @@ int
 tu_publish_report_sized(struct bus *bus, const char *host_id, uint64_t seq,
     uint64_t time_ms, double psi, uint64_t size_kib)
 {
+	struct bus_msg bm;
+	uint8_t *buf;
+	int r;
+
+	r = tu_report_msg(host_id, seq, time_ms, psi, size_kib, &bm, &buf);
+	if (r == 0) {
+		r = bus_publish(bus, &bm, NULL, NULL);
+		free(buf);
+	}
+	return r;
+}
+
+int
+tu_report_msg(const char *host_id, uint64_t seq, uint64_t time_ms,
+    double psi, uint64_t size_kib, struct bus_msg *ret_msg,
+    uint8_t **ret_buf)
+{
 	const uint64_t gib = 1024ull * 1024ull;
 	Mm__V1__HostReport r = MM__V1__HOST_REPORT__INIT;
 	Mm__V1__HostStats hs = MM__V1__HOST_STATS__INIT;
 	Mm__V1__Meminfo hm = MM__V1__MEMINFO__INIT, gm = MM__V1__MEMINFO__INIT;
 	Mm__V1__GuestStats g = MM__V1__GUEST_STATS__INIT, *gp = &g;
 	Mm__V1__Psi p = MM__V1__PSI__INIT;
-	char key[128];
+	static char key[128];
 
 	hm.has_total_kib = hm.has_available_kib = true;
 	hm.total_kib = 64 * gib;
@@ -277,8 +294,8 @@ tu_publish_report_sized(struct bus *bus, const char *host_id, uint64_t seq,
 	r.n_guests = 1;
 	r.guests = &gp;
 	snprintf(key, sizeof(key), "host.%s", host_id);
-	return msg_publish(bus, MSG_HOST_REPORT, (const ProtobufCMessage *)&r,
-	    TOPO_EX_STATS, key, false, NULL, NULL);
+	return msg_to_bus(MSG_HOST_REPORT, (const ProtobufCMessage *)&r,
+	    TOPO_EX_STATS, key, false, ret_msg, ret_buf);
 }
 
 char *

@@ -87,6 +87,17 @@ int tu_publish_report_sized(struct bus *bus, const char *host_id,
     uint64_t seq, uint64_t time_ms, double psi, uint64_t size_kib);
 
 /*
+ * The same report as a bus message to publish or hand to a consumer
+ * (bus_fake_deliver()): *ret_buf is the malloc'd body the caller frees;
+ * the routing key is in a static buffer, overwritten by the next call.
+ * Returns what msg_to_bus() returns.
+ */
+struct bus_msg;
+int tu_report_msg(const char *host_id, uint64_t seq, uint64_t time_ms,
+    double psi, uint64_t size_kib, struct bus_msg *ret_msg,
+    uint8_t **ret_buf);
+
+/*
  * GET path from the test broker's management API ($MM_TEST_MGMT_URL, as
  * guest); the body, in a static buffer overwritten by the next call. A
  * request that fails aborts the test.

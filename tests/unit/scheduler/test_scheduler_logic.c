@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * mm-scheduler's logic without a broker: the daemon (mm_scheduler_lib) on
+ * the test's loop, with the in-memory bus (fakes/bus_fake.h) in place of
+ * RabbitMQ. The test plays the collectors and actuators: it hands reports
+ * and results to the scheduler's queues and reads the batches it publishes.
+ * tests/integration/test_scheduler.c does the same against the real broker.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "bus_fake.h"
+#include "clock.h"
+#include "scheduler.h"
+#include "testutil.h"
+#include "topology.h"
+
+#define GiB	(1024ull * 1024ull)
+#define HOST	"host-u1"
+
+struct world {
+	uv_loop_t loop;
+	struct scheduler s;
+	char *dir;
+	uint64_t seq;
+	uint64_t time_ms;
+};
+
+static struct world w;
+
+static int
+setup(void **state)
+{
+	(void)state;
+	memset(&w, 0, sizeof(w));
+	bus_fake_reset();
+	assert_int_equal(uv_loop_init(&w.loop), 0);
+	w.dir = tu_tmpdir();
+	assert_int_equal(conf_defaults(sched_conf_table, sched_conf_n,
+	    &w.s.conf), 0);
+	free(w.s.conf.state_file);
+	w.s.conf.state_file = malloc(strlen(w.dir) + sizeof("/state"));
+	assert_non_null(w.s.conf.state_file);
+	strcat(strcpy(w.s.conf.state_file, w.dir), "/state");
+	/* The shortest resend the configuration allows; no heartbeat, so
+	 * that every batch is a decision's. */
+	w.s.conf.resend_ms = 500;
+	w.s.conf.heartbeat_ms = 0;
+	snprintf(w.s.id, sizeof(w.s.id), "sched-unit");
+	assert_int_equal(sched_start(&w.s, &w.loop), 0);
+	tu_run_for(&w.loop, 20);
+	assert_true(bus_fake_consumed(w.s.stats_queue));
+	assert_true(bus_fake_consumed(w.s.results_queue));
+	w.time_ms = tu_wall_ms();
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	sched_stop(&w.s);
+	assert_int_equal(tu_loop_finish(&w.loop), 0);
+	sched_free(&w.s);
+	tu_rmtree(w.dir);
+	free(w.dir);
+	return 0;
+}
+
+/* Hand the scheduler a report of HOST (one guest, "vm-a", its balloon at
+ * size_kib, memory pressure psi) dated ahead_ms from the last one; the
+ * disposition its handler returned. */
+static enum bus_disposition
+report(double psi, uint64_t size_kib, uint64_t ahead_ms)
+{
+	enum bus_disposition disp = BUS_ACK;
+	struct bus_msg bm;
+	uint8_t *buf;
+
+	w.time_ms += ahead_ms;
+	assert_int_equal(tu_report_msg(HOST, ++w.seq, w.time_ms, psi,
+	    size_kib, &bm, &buf), 0);
+	assert_int_equal(bus_fake_deliver(w.s.stats_queue, &bm, &disp), 0);
+	free(buf);
+	return disp;
+}
+
+/* The last CommandBatch published to HOST since the last bus_fake_reset()
+ * (NULL: none); the caller frees it with msg_free(). */
+static Mm__V1__CommandBatch *
+last_batch(void)
+{
+	Mm__V1__CommandBatch *b = NULL;
+
+	for (size_t i = bus_fake_count(); i-- > 0 && b == NULL;) {
+		const struct bus_fake_msg *m = bus_fake_msg(i);
+		ProtobufCMessage *u;
+
+		if (strcmp(m->exchange, TOPO_EX_COMMANDS) != 0 ||
+		    strcmp(m->routing_key, HOST) != 0)
+			continue;
+		assert_int_equal(msg_unpack(MSG_COMMAND_BATCH, m->body, m->len,
+		    &u, NULL, 0), 0);
+		b = (Mm__V1__CommandBatch *)u;
+	}
+	return b;
+}
+
+/* vm-a's balloon command in b (NULL: none). */
+static const Mm__V1__Command *
+balloon_cmd(const Mm__V1__CommandBatch *b)
+{
+	for (size_t i = 0; b != NULL && i < b->n_commands; i++) {
+		const Mm__V1__Command *c = b->commands[i];
+
+		if (c->kind_case == MM__V1__COMMAND__KIND_BALLOON &&
+		    strcmp(c->balloon->vm_id, "vm-a") == 0)
+			return c;
+	}
+	return NULL;
+}
+
+/* The balloon target for vm-a in b, 0 when it has none. */
+static uint64_t
+balloon_target(const Mm__V1__CommandBatch *b)
+{
+	const Mm__V1__Command *c = balloon_cmd(b);
+
+	return c != NULL ? c->balloon->target_kib : 0;
+}
+
+/* Answer batch b as HOST's actuator would: every balloon command with
+ * status st. */
+static void
+result(const Mm__V1__CommandBatch *b, Mm__V1__ResultStatus st)
+{
+	Mm__V1__Event ev = MM__V1__EVENT__INIT;
+	Mm__V1__ActionResult ar = MM__V1__ACTION_RESULT__INIT;
+	Mm__V1__CommandResult cr[8], *crp[8];
+	struct bus_msg bm;
+	uint8_t *buf;
+	char key[128];
+
+	assert_true(b->n_commands <= 8);
+	for (size_t i = 0; i < b->n_commands; i++) {
+		mm__v1__command_result__init(&cr[i]);
+		crp[i] = &cr[i];
+		cr[i].has_index = cr[i].has_status = true;
+		cr[i].index = (uint32_t)i;
+		cr[i].status = st;
+		if (b->commands[i]->kind_case == MM__V1__COMMAND__KIND_BALLOON)
+			cr[i].vm_id = b->commands[i]->balloon->vm_id;
+	}
+	ar.host_id = HOST;
+	ar.has_batch_seq = ar.has_time_ms = true;
+	ar.batch_seq = b->seq;
+	ar.time_ms = tu_wall_ms();
+	ar.scheduler_id = b->scheduler_id;
+	ar.n_results = b->n_commands;
+	ar.results = crp;
+	ev.has_kind = ev.has_time_ms = true;
+	ev.kind = MM__V1__EVENT_KIND__EVENT_KIND_RESULT;
+	ev.time_ms = ar.time_ms;
+	ev.host_id = HOST;
+	ev.result = &ar;
+	assert_int_equal(topo_event_key(key, sizeof(key), TOPO_EV_RESULT,
+	    HOST), 0);
+	assert_int_equal(msg_to_bus(MSG_EVENT, (const ProtobufCMessage *)&ev,
+	    TOPO_EX_EVENTS, key, false, &bm, &buf), 0);
+	assert_int_equal(bus_fake_deliver(w.s.results_queue, &bm, NULL), 0);
+	free(buf);
+}
+
+/* A guest under memory pressure gets a bigger target, within its maximum,
+ * in a batch to its host's actuator. */
+static void
+test_sched_pressure_grows_within_max(void **state)
+{
+	Mm__V1__CommandBatch *b;
+
+	(void)state;
+	assert_int_equal(report(30, 2 * GiB, 1000), BUS_ACK);
+	b = last_batch();
+	assert_non_null(b);
+	assert_string_equal(b->scheduler_id, "sched-unit");
+	assert_true(b->has_expires_ms && b->expires_ms > tu_wall_ms());
+	assert_true(balloon_target(b) > 2 * GiB);
+	assert_true(balloon_target(b) <= 8 * GiB);
+	msg_free(&b->base);
+}
+
+/* A target the actuator does not confirm is sent again after `resend`;
+ * once a result says it is set, it is not. */
+static void
+test_sched_unconfirmed_target_sent_again(void **state)
+{
+	Mm__V1__CommandBatch *b, *again, *after;
+	uint64_t target;
+
+	(void)state;
+	assert_int_equal(report(30, 2 * GiB, 1000), BUS_ACK);
+	b = last_batch();
+	target = balloon_target(b);
+	assert_true(target > 2 * GiB);
+
+	/* The balloon got there and the pressure went: the engine has
+	 * nothing new to say, but no result came, so the target goes out
+	 * again, saying why. */
+	bus_fake_reset();
+	tu_run_for(&w.loop, 600);
+	report(0, target, 1000);
+	again = last_batch();
+	assert_non_null(again);
+	assert_int_equal(balloon_target(again), target);
+	assert_true(again->seq > b->seq);
+	assert_non_null(strstr(balloon_cmd(again)->reason, "reconcile"));
+
+	/* Confirmed: no more resends, however long it takes. */
+	result(again, MM__V1__RESULT_STATUS__RESULT_STATUS_OK);
+	bus_fake_reset();
+	tu_run_for(&w.loop, 1200);
+	report(0, target, 1000);
+	after = last_batch();
+	assert_int_equal(balloon_target(after), 0);
+	msg_free(after ? &after->base : NULL);
+	msg_free(&again->base);
+	msg_free(&b->base);
+}
+
+/* A report dated an hour ahead (a host's clock, or a forger) is refused
+ * to the dead letters and counted, and the host goes on being decided. */
+static void
+test_sched_report_ahead_refused_host_still_decided(void **state)
+{
+	Mm__V1__CommandBatch *b;
+
+	(void)state;
+	assert_int_equal(report(0, 2 * GiB, 1000), BUS_ACK);
+	assert_int_equal(report(30, 2 * GiB, 3600 * 1000), BUS_REJECT);
+	assert_int_equal(w.s.n.reports_future, 1);
+	bus_fake_reset();
+	w.time_ms -= 3600 * 1000;
+	assert_int_equal(report(30, 2 * GiB, 1000), BUS_ACK);
+	b = last_batch();
+	assert_non_null(b);
+	assert_true(balloon_target(b) > 2 * GiB);
+	msg_free(&b->base);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(
+		    test_sched_pressure_grows_within_max, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_sched_unconfirmed_target_sent_again, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_sched_report_ahead_refused_host_still_decided, setup,
+		    teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
