@@ -864,7 +864,8 @@ random_guests(struct pe_guest *g, char (*ids)[16], size_t n)
 		uint64_t cur = 256 * MiB + rnd(max - 256 * MiB);
 		uint64_t used = rnd(cur);
 
-		snprintf(ids[i], 16, "vm-%zu", i);
+		/* n is at most a few hundred: "vm-" and 3 digits */
+		snprintf(ids[i], 16, "vm-%u", (unsigned)(i % 100000));
 		g[i] = guest(ids[i], used, cur, max);
 		g[i].psi_some_avg10 = rnd(4) == 0 ? (double)rnd(60) : 0;
 		g[i].major_faults = rnd(1000);
