@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hoststats.h"
 #include "hv/hv_impl.h"
 #include "log.h"
 
@@ -72,6 +73,7 @@ struct xen_read {
 	uint64_t target_kib, max_kib;
 	Mm__V1__GuestStats *g;	/* NULL: no agent yet (or no memory) */
 	const char *bad_key;	/* a key that is not a number, static */
+	const char *bad_group;	/* its group below data/mm/, or NULL */
 };
 
 /* The reads in flight: one at a time, off the loop. */
@@ -106,46 +108,10 @@ struct xen {
 	struct xen_done *done;	/* pending completions */
 };
 
-/* A field of the agent's data/mm/ layout and where it goes. */
-struct xfield {
-	const char *key;	/* below data/mm/ */
-	int msg;		/* 0 meminfo, 1 vmstat, 2 psi */
-	size_t off;
-	size_t has_off;
-	bool pct;
-};
-
-#define XF(key, msg, type, f, pct)					\
-	{ key, msg, offsetof(type, f), offsetof(type, has_##f), pct }
-
-static const struct xfield xfields[] = {
-	XF("meminfo/total_kib", 0, Mm__V1__Meminfo, total_kib, false),
-	XF("meminfo/free_kib", 0, Mm__V1__Meminfo, free_kib, false),
-	XF("meminfo/available_kib", 0, Mm__V1__Meminfo, available_kib, false),
-	XF("meminfo/cached_kib", 0, Mm__V1__Meminfo, cached_kib, false),
-	XF("meminfo/swap_total_kib", 0, Mm__V1__Meminfo, swap_total_kib,
-	    false),
-	XF("meminfo/swap_free_kib", 0, Mm__V1__Meminfo, swap_free_kib, false),
-	XF("meminfo/anon_kib", 0, Mm__V1__Meminfo, anon_kib, false),
-	XF("meminfo/active_file_kib", 0, Mm__V1__Meminfo, active_file_kib,
-	    false),
-	XF("meminfo/inactive_file_kib", 0, Mm__V1__Meminfo,
-	    inactive_file_kib, false),
-	XF("meminfo/shmem_kib", 0, Mm__V1__Meminfo, shmem_kib, false),
-	XF("vmstat/major_faults", 1, Mm__V1__Vmstat, major_faults, false),
-	XF("vmstat/swap_in_pages", 1, Mm__V1__Vmstat, swap_in_pages, false),
-	XF("vmstat/swap_out_pages", 1, Mm__V1__Vmstat, swap_out_pages, false),
-	XF("vmstat/refault_pages", 1, Mm__V1__Vmstat, refault_pages, false),
-	XF("vmstat/oom_kills", 1, Mm__V1__Vmstat, oom_kills, false),
-	XF("vmstat/balloon_pages", 1, Mm__V1__Vmstat, balloon_pages, false),
-	XF("psi/some_avg10_pct", 2, Mm__V1__Psi, some_avg10_pct, true),
-	XF("psi/some_avg60_pct", 2, Mm__V1__Psi, some_avg60_pct, true),
-	XF("psi/some_avg300_pct", 2, Mm__V1__Psi, some_avg300_pct, true),
-	XF("psi/full_avg10_pct", 2, Mm__V1__Psi, full_avg10_pct, true),
-	XF("psi/full_avg60_pct", 2, Mm__V1__Psi, full_avg60_pct, true),
-	XF("psi/full_avg300_pct", 2, Mm__V1__Psi, full_avg300_pct, true),
-	XF("psi/some_total_us", 2, Mm__V1__Psi, some_total_us, false),
-	XF("psi/full_total_us", 2, Mm__V1__Psi, full_total_us, false),
+/* The agent's data/mm/ layout: <group>/<name> of hoststats' tables (the
+ * report's own field names), in the sample's three parts. */
+static const struct hs_fields *const xgroups[] = {
+	&hs_meminfo_fields, &hs_vmstat_fields, &hs_psi_fields,
 };
 
 /* Read a key; NULL when absent. The result is malloc'd. Any thread, on
@@ -313,7 +279,7 @@ fetch_guest(struct xs_handle *xs, unsigned domid, struct xen_read *r)
 	char *s;
 	uint64_t u;
 	double f;
-	size_t i;
+	size_t i, k;
 
 	g = guest_new();
 	if (g == NULL)
@@ -336,25 +302,32 @@ fetch_guest(struct xs_handle *xs, unsigned domid, struct xen_read *r)
 		g->has_time_ms = 1;
 		free(s);
 	}
-	for (i = 0; i < sizeof(xfields) / sizeof(xfields[0]); i++) {
-		const struct xfield *xf = &xfields[i];
-		void *m = xf->msg == 0 ? (void *)g->meminfo :
-		    xf->msg == 1 ? (void *)g->vmstat : (void *)g->psi;
+	for (k = 0; k < sizeof(xgroups) / sizeof(xgroups[0]); k++) {
+		const struct hs_fields *fs = xgroups[k];
+		void *m = k == 0 ? (void *)g->meminfo :
+		    k == 1 ? (void *)g->vmstat : (void *)g->psi;
 
-		s = xread(xs, t, DOM_ROOT "/%u/data/mm/%s", domid, xf->key);
-		if (s == NULL)
-			continue;
-		if (xf->pct ? parse_pct(s, &f) : parse_u64(s, &u)) {
-			if (xf->pct)
-				*(double *)((char *)m + xf->off) = f;
-			else
-				*(uint64_t *)((char *)m + xf->off) = u;
-			*(protobuf_c_boolean *)((char *)m + xf->has_off) = 1;
-			any[xf->msg] = true;
-		} else {
-			r->bad_key = xf->key;
+		for (i = 0; i < fs->n; i++) {
+			const struct hs_field *hf = &fs->f[i];
+
+			s = xread(xs, t, DOM_ROOT "/%u/data/mm/%s/%s", domid,
+			    fs->group, hf->name);
+			if (s == NULL)
+				continue;
+			if (hf->pct ? parse_pct(s, &f) : parse_u64(s, &u)) {
+				if (hf->pct)
+					*(double *)((char *)m + hf->off) = f;
+				else
+					*(uint64_t *)((char *)m + hf->off) = u;
+				*(protobuf_c_boolean *)((char *)m +
+				    hf->has_off) = 1;
+				any[k] = true;
+			} else {
+				r->bad_key = hf->name;
+				r->bad_group = fs->group;
+			}
+			free(s);
 		}
-		free(s);
 	}
 	xs_transaction_end(xs, t, true);
 	guest_trim(g, any);
@@ -382,8 +355,9 @@ apply_guest(struct xen *x, struct xen_dom *d, struct xen_read *r)
 	}
 	if (r->bad_key != NULL) {
 		hv_reject(hv, &d->pub, HV_REJECT_UNDECODABLE);
-		log_debug("xen: domain \"%s\": data/mm/%s is not a number",
-		    d->pub.id, r->bad_key);
+		log_debug("xen: domain \"%s\": data/mm/%s%s%s is not a "
+		    "number", d->pub.id, r->bad_group ? r->bad_group : "",
+		    r->bad_group ? "/" : "", r->bad_key);
 		msg_free(&g->base);
 		return;
 	}
