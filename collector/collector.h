@@ -71,9 +71,9 @@ struct san_limits {
 	size_t guest_max_bytes;		/* 0: SAN_GUEST_MAX_BYTES */
 };
 
-/* Monotonic counters of a sample the sanitizer follows: vmstat's major
- * faults, swap in and out, refaults and OOM kills, PSI's some and full
- * totals. */
+/* Monotonic counters of a sample the sanitizer follows: the counter
+ * fields of hoststats' vmstat and PSI tables (major faults, swap in and
+ * out, refaults, OOM kills; PSI's some and full totals). */
 #define SAN_COUNTERS	7
 
 /* Per-VM sanitizer memory; zero it to start. */

@@ -17,8 +17,9 @@
 #include <string.h>
 
 #include "collector.h"
-#include "log.h"
 #include "guestmem.h"
+#include "hoststats.h"
+#include "log.h"
 
 /* The guest's clock may run this far ahead of the host's, ms. */
 #define SAN_CLOCK_SLACK_MS	1000
@@ -216,24 +217,22 @@ static int
 counters(Mm__V1__GuestStats *g, uint64_t *ret[SAN_COUNTERS],
     protobuf_c_boolean *has[SAN_COUNTERS])
 {
-	Mm__V1__Vmstat *vs = g->vmstat;
-	Mm__V1__Psi *p = g->psi;
+	const struct hs_fields *fs[] = { &hs_vmstat_fields, &hs_psi_fields };
+	char *msg[] = { (char *)g->vmstat, (char *)g->psi };
 	int n = 0;
 
-#define COUNTER(msg, f)						\
-	do {								\
-		ret[n] = msg != NULL ? &msg->f : NULL;			\
-		has[n] = msg != NULL ? &msg->has_##f : NULL;		\
-		n++;							\
-	} while (0)
-	COUNTER(vs, major_faults);
-	COUNTER(vs, swap_in_pages);
-	COUNTER(vs, swap_out_pages);
-	COUNTER(vs, refault_pages);
-	COUNTER(vs, oom_kills);
-	COUNTER(p, some_total_us);
-	COUNTER(p, full_total_us);
-#undef COUNTER
+	for (size_t k = 0; k < sizeof(fs) / sizeof(fs[0]); k++)
+		for (size_t i = 0; i < fs[k]->n; i++) {
+			const struct hs_field *f = &fs[k]->f[i];
+
+			if (!f->counter || n == SAN_COUNTERS)
+				continue;
+			ret[n] = msg[k] != NULL ?
+			    (uint64_t *)(msg[k] + f->off) : NULL;
+			has[n] = msg[k] != NULL ?
+			    (protobuf_c_boolean *)(msg[k] + f->has_off) : NULL;
+			n++;
+		}
 	return n;
 }
 
@@ -486,17 +485,18 @@ check_counter_back(struct san_run *run, bool restart)
 static void
 check_psi_range(struct san_run *run)
 {
-	Mm__V1__Psi *p = run->g->psi;
-	bool c;
+	char *p = (char *)run->g->psi;
+	bool c = false;
 
 	if (p == NULL)
 		return;
-	c = clamp_pct(&p->some_avg10_pct, p->has_some_avg10_pct);
-	c |= clamp_pct(&p->some_avg60_pct, p->has_some_avg60_pct);
-	c |= clamp_pct(&p->some_avg300_pct, p->has_some_avg300_pct);
-	c |= clamp_pct(&p->full_avg10_pct, p->has_full_avg10_pct);
-	c |= clamp_pct(&p->full_avg60_pct, p->has_full_avg60_pct);
-	c |= clamp_pct(&p->full_avg300_pct, p->has_full_avg300_pct);
+	for (size_t i = 0; i < hs_psi_fields.n; i++) {
+		const struct hs_field *f = &hs_psi_fields.f[i];
+
+		if (f->pct)
+			c |= clamp_pct((double *)(p + f->off),
+			    *(protobuf_c_boolean *)(p + f->has_off));
+	}
 	if (c)
 		flag(run, SAN_PART_ABOVE_TOTAL,
 		    "pressure outside 0..100%%, clamping");

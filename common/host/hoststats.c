@@ -33,21 +33,25 @@
 
 /* ---- the fields, once ---- */
 
-#define FIELD(type, kname, member, whole, maxv, is_pct)			\
+#define FIELD(type, kname, member, whole, maxv, is_pct, is_ctr)		\
 	{ .name = #member, .kernel = kname, .part_of = whole,		\
 	  .off = offsetof(type, member),				\
 	  .has_off = offsetof(type, has_##member), .max = maxv,	\
-	  .pct = is_pct }
+	  .pct = is_pct, .counter = is_ctr }
 #define MEM(kname, member, whole)					\
-	FIELD(Mm__V1__Meminfo, kname, member, whole, MSG_KIB_MAX, false)
+	FIELD(Mm__V1__Meminfo, kname, member, whole, MSG_KIB_MAX, false, \
+	    false)
 #define VM(kname, member, maxv)						\
-	FIELD(Mm__V1__Vmstat, kname, member, NULL, maxv, false)
+	FIELD(Mm__V1__Vmstat, kname, member, NULL, maxv, false, true)
+#define VM_LEVEL(kname, member, maxv)					\
+	FIELD(Mm__V1__Vmstat, kname, member, NULL, maxv, false, false)
 #define PSI_PCT(kname, member)						\
-	FIELD(Mm__V1__Psi, kname, member, NULL, 100, true)
+	FIELD(Mm__V1__Psi, kname, member, NULL, 100, true, false)
 #define PSI_US(kname, member)						\
-	FIELD(Mm__V1__Psi, kname, member, NULL, HS_COUNT_MAX, false)
+	FIELD(Mm__V1__Psi, kname, member, NULL, HS_COUNT_MAX, false, true)
 #define KSM(kname, member)						\
-	FIELD(Mm__V1__KsmStats, kname, member, NULL, UINT64_MAX, false)
+	FIELD(Mm__V1__KsmStats, kname, member, NULL, UINT64_MAX, false, \
+	    false)
 
 static const struct hs_field meminfo_f[] = {
 	MEM("MemTotal", total_kib, NULL),
@@ -70,7 +74,7 @@ static const struct hs_field vmstat_f[] = {
 	VM("workingset_refault", refault_pages, MSG_PAGES_MAX),
 	VM("oom_kill", oom_kills, HS_COUNT_MAX),
 	/* Since 5.1 (5.7 for virtio); before, inflated less deflated. */
-	VM("nr_balloon_pages", balloon_pages, MSG_PAGES_MAX),
+	VM_LEVEL("nr_balloon_pages", balloon_pages, MSG_PAGES_MAX),
 };
 
 /* The PSI file's lines are "some ..." and "full ...", each with these

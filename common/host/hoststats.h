@@ -51,6 +51,8 @@ struct hs_field {
 	size_t has_off;		/* offsetof its has_ flag */
 	uint64_t max;		/* larger values are dropped */
 	bool pct;		/* a double, percent 0.00..100.00 */
+	bool counter;		/* a guest's counter (vmstat events, PSI
+				 * totals): only grows while it runs */
 };
 
 struct hs_fields {

@@ -260,6 +260,21 @@ test_sanitize_table(void **state)
 	}
 }
 
+/* The sanitizer follows every counter of hoststats' tables: a counter
+ * added there without room in san_vm would go unchecked. */
+static void
+test_sanitize_follows_every_counter(void **state)
+{
+	const struct hs_fields *fs[] = { &hs_vmstat_fields, &hs_psi_fields };
+	unsigned n = 0;
+
+	(void)state;
+	for (size_t k = 0; k < 2; k++)
+		for (size_t i = 0; i < fs[k]->n; i++)
+			n += fs[k]->f[i].counter;
+	assert_int_equal(n, SAN_COUNTERS);
+}
+
 static void
 test_sanitize_rate_limit(void **state)
 {
@@ -484,6 +499,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sanitize_table),
+		cmocka_unit_test(test_sanitize_follows_every_counter),
 		cmocka_unit_test(test_sanitize_rate_limit),
 		cmocka_unit_test(test_sanitize_counts_every_rejection),
 		cmocka_unit_test(test_sanitize_unknown_fields),
