@@ -6,8 +6,9 @@
  * plus margin are clamped and answered CLAMPED with what was set; an
  * expired or out-of-order batch changes nothing and is answered so; a
  * batch from an unlisted scheduler, from the future or for another host is
- * dead-lettered unanswered. What is checked is what a user sees: the
- * balloon of the VM and the ActionResult on mm.events.
+ * dead-lettered unanswered; back from a lost connection it asks for its
+ * targets again. What is checked is what a user sees: the balloon of the
+ * VM and the ActionResult on mm.events.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -75,6 +76,7 @@ test_actuator_exec_within_limits(void **state)
 	};
 	const Mm__V1__CommandResult *r;
 	Mm__V1__Event *ev;
+	size_t at;
 
 	th_start(&H, vms, conf_exec);
 	ev = th_result(&H, 0, 0, 2000, NULL);
@@ -100,6 +102,15 @@ test_actuator_exec_within_limits(void **state)
 	assert_int_equal(th_target_kib(&H, "web"), 700 * MIB);
 	assert_true(th_wait_actual(&H, "web", 700 * MIB, 5000));
 	assert_true(th_wait_actual(&H, "idle", 448 * MIB, 5000));
+
+	/* Back from a lost connection, it asks for its targets again. */
+	bus_fake_set_up(false, "connection reset");
+	at = bus_fake_count();
+	bus_fake_set_up(true, NULL);
+	ev = th_result(&H, 0, at, 2000, NULL);
+	assert_non_null(ev);
+	assert_true(ev->result->has_sync && ev->result->sync);
+	msg_free(&ev->base);
 }
 
 /* Above the maximum: the maximum. Below vm_min: vm_min. Below what the
