@@ -35,11 +35,11 @@
 #include "conf.h"
 #include "log.h"
 #include "msg.h"
+#include "qmp_server.h"
 
 #define TICK_MS		100
 #define INFLATE_KIB_S	(100 * 1024)	/* balloon grows: guest shrinks */
 #define DEFLATE_KIB_S	(400 * 1024)
-#define LINE_MAX_BYTES	(64 * 1024)
 #define PID_BASE	100000
 /* What a hostile guest pads each frame with, in fields mm does not know. */
 #define HOSTILE_PAD	60000
@@ -55,15 +55,6 @@ enum workload { WL_IDLE, WL_STATIC, WL_MONO, WL_HOSTILE, WL_TRACE };
 struct trace_pt {
 	double t;
 	uint64_t used_kib;
-};
-
-struct client {
-	uv_pipe_t pipe;
-	struct sim_vm *vm;
-	bool qmp;
-	char *buf;
-	size_t len;
-	struct client *next;
 };
 
 struct sim_vm {
@@ -83,8 +74,8 @@ struct sim_vm {
 	double trace_len;
 	uint64_t last_event_kib;
 	uint64_t statm_kib;	/* resident memory last written to statm */
-	uv_pipe_t qmp_srv, act_srv, agent_srv;
-	struct client *clients;
+	/* <vm>.qmp, <vm>.actuator (QMP) and <vm>.agent */
+	struct qmp_server *qmp_srv, *act_srv, *agent_srv;
 };
 
 static struct sim {
@@ -313,98 +304,44 @@ vm_frame(struct sim_vm *v, uint8_t **ret, size_t *ret_len)
 	return msg_pack_frame(MSG_GUEST_STATS, &g.base, ret, ret_len);
 }
 
-struct wreq {
-	uv_write_t req;
-	void *buf;
-};
-
-static void
-wreq_cb(uv_write_t *req, int status)
-{
-	struct wreq *w = (struct wreq *)req;
-
-	free(w->buf);
-	free(w);
-}
-
-/* Send buf (taken) to c. */
-static void
-client_send(struct client *c, void *buf, size_t len)
-{
-	struct wreq *w = malloc(sizeof(*w));
-	uv_buf_t b = uv_buf_init(buf, (unsigned)len);
-
-	if (w == NULL) {
-		free(buf);
-		return;
-	}
-	w->buf = buf;
-	if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, wreq_cb) < 0) {
-		free(buf);
-		free(w);
-	}
-}
-
 static void
 vm_send_frames(struct sim_vm *v)
 {
-	struct client *c;
+	struct qmp_conn *c;
 	uint8_t *frame;
 	size_t len;
 
-	for (c = v->clients; c != NULL; c = c->next) {
-		if (c->qmp)
-			continue;
+	for (c = qmp_server_first(v->agent_srv); c != NULL;
+	    c = qmp_conn_next(c)) {
 		if (v->wl == WL_HOSTILE && v->seq % 5 == 4) {
 			/* Now and then bytes that are no GuestStats. */
 			static const uint8_t junk[] = { 0, 0, 0, 3, 0xff, 0xff,
 			    0xff };
 
 			v->seq++;
-			frame = malloc(sizeof(junk));
-			if (frame == NULL)
-				continue;
-			memcpy(frame, junk, sizeof(junk));
-			client_send(c, frame, sizeof(junk));
+			qmp_conn_send(c, junk, sizeof(junk));
 			continue;
 		}
 		if (vm_frame(v, &frame, &len) < 0)
 			continue;
-		client_send(c, frame, len);
+		qmp_conn_send(c, frame, len);
+		free(frame);
 	}
 }
 
 /* ---- QMP ---- */
 
 static void
-qmp_send(struct client *c, json_t *j)
-{
-	char *s = json_dumps(j, JSON_COMPACT);
-	char *line;
-
-	json_decref(j);
-	if (s == NULL)
-		return;
-	if (asprintf(&line, "%s\r\n", s) < 0) {
-		free(s);
-		return;
-	}
-	free(s);
-	client_send(c, line, strlen(line));
-}
-
-static void
 vm_event_balloon(struct sim_vm *v)
 {
-	struct client *c;
+	json_t *ev = json_pack("{s:s, s:{s:I}, s:{s:I, s:I}}",
+	    "event", "BALLOON_CHANGE", "data", "actual",
+	    (json_int_t)(v->actual_kib * 1024), "timestamp",
+	    "seconds", (json_int_t)(clock_ms(CLOCK_REALTIME) / 1000),
+	    "microseconds", (json_int_t)0);
 
-	for (c = v->clients; c != NULL; c = c->next)
-		if (c->qmp)
-			qmp_send(c, json_pack("{s:s, s:{s:I}, s:{s:I, s:I}}",
-			    "event", "BALLOON_CHANGE", "data", "actual",
-			    (json_int_t)(v->actual_kib * 1024), "timestamp",
-			    "seconds", (json_int_t)(clock_ms(CLOCK_REALTIME) / 1000),
-			    "microseconds", (json_int_t)0));
+	qmp_server_send_json(v->qmp_srv, json_incref(ev));
+	qmp_server_send_json(v->act_srv, ev);
 }
 
 static json_t *
@@ -427,17 +364,13 @@ qmp_guest_stats(struct sim_vm *v)
 }
 
 static void
-qmp_command(struct client *c, const char *line, size_t len)
+qmp_cb(struct qmp_conn *c, const char *cmd, json_t *args, void *arg)
 {
-	struct sim_vm *v = c->vm;
-	json_t *j, *id, *args, *ret = NULL, *reply;
-	const char *cmd, *prop;
+	struct sim_vm *v = arg;
+	json_t *ret = NULL;
+	const char *prop;
 	json_int_t value;
 
-	j = json_loadb(line, len, 0, NULL);
-	cmd = json_string_value(json_object_get(j, "execute"));
-	id = json_object_get(j, "id");
-	args = json_object_get(j, "arguments");
 	prop = json_string_value(json_object_get(args, "property"));
 	if (cmd == NULL) {
 		ret = NULL;
@@ -468,117 +401,25 @@ qmp_command(struct client *c, const char *line, size_t len)
 		ret = json_boolean(v->doo);
 	}
 	if (ret != NULL)
-		reply = json_pack("{s:o}", "return", ret);
+		qmp_conn_return(c, ret);
 	else
-		reply = json_pack("{s:{s:s, s:s}}", "error", "class",
-		    "GenericError", "desc", "not supported by mm-sim");
-	if (id != NULL)
-		json_object_set(reply, "id", id);
-	qmp_send(c, reply);
-	json_decref(j);
+		qmp_conn_error(c, "not supported by mm-sim");
 }
 
-/* ---- connections ---- */
-
-static void
-client_closed_cb(uv_handle_t *h)
-{
-	struct client *c = h->data, **pp;
-
-	for (pp = &c->vm->clients; *pp != NULL; pp = &(*pp)->next) {
-		if (*pp == c) {
-			*pp = c->next;
-			break;
-		}
-	}
-	free(c->buf);
-	free(c);
-}
-
-static void
-client_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-	struct client *c = h->data;
-
-	buf->base = c->buf + c->len;
-	buf->len = LINE_MAX_BYTES - c->len;
-}
-
-static void
-client_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
-{
-	struct client *c = s->data;
-	char *start, *nl;
-
-	if (n < 0) {
-		uv_close((uv_handle_t *)s, client_closed_cb);
-		return;
-	}
-	if (!c->qmp) {
-		c->len = 0;	/* the agent channel is one-way */
-		return;
-	}
-	c->len += (size_t)n;
-	start = c->buf;
-	while ((nl = memchr(start, '\n', c->len - (size_t)(start - c->buf)))) {
-		qmp_command(c, start, (size_t)(nl - start));
-		start = nl + 1;
-	}
-	c->len -= (size_t)(start - c->buf);
-	memmove(c->buf, start, c->len);
-	if (c->len == LINE_MAX_BYTES)
-		uv_close((uv_handle_t *)s, client_closed_cb);
-}
-
-static void
-connection_cb(uv_stream_t *srv, int status)
-{
-	struct sim_vm *v = srv->data;
-	struct client *c;
-
-	if (status < 0)
-		return;
-	c = calloc(1, sizeof(*c));
-	if (c == NULL || (c->buf = malloc(LINE_MAX_BYTES)) == NULL) {
-		free(c);
-		return;
-	}
-	c->vm = v;
-	c->qmp = srv != (uv_stream_t *)&v->agent_srv;
-	uv_pipe_init(sim.loop, &c->pipe, 0);
-	c->pipe.data = c;
-	if (uv_accept(srv, (uv_stream_t *)&c->pipe) < 0) {
-		uv_close((uv_handle_t *)&c->pipe, client_closed_cb);
-		c->next = v->clients;
-		v->clients = c;
-		return;
-	}
-	c->next = v->clients;
-	v->clients = c;
-	uv_read_start((uv_stream_t *)&c->pipe, client_alloc_cb,
-	    client_read_cb);
-	if (c->qmp)
-		qmp_send(c, json_pack("{s:{s:{s:{s:i, s:i, s:i}, s:s}, s:[]}}",
-		    "QMP", "version", "qemu", "major", 8, "minor", 0, "micro",
-		    0, "package", "mm-sim", "capabilities"));
-}
-
+/* Serve <dir>/<vm>.<suffix>: QMP, or the agent's chardev (qmp false). */
 static int
-listen_on(struct sim_vm *v, uv_pipe_t *p, const char *suffix)
+listen_on(struct sim_vm *v, struct qmp_server **ret, const char *suffix,
+    bool qmp)
 {
 	char path[4096];
-	int r;
 
 	snprintf(path, sizeof(path), "%s/%s.%s", sim.dir, v->name, suffix);
-	unlink(path);
-	uv_pipe_init(sim.loop, p, 0);
-	p->data = v;
-	r = uv_pipe_bind(p, path);
-	if (r == 0)
-		r = uv_listen((uv_stream_t *)p, 16, connection_cb);
-	if (r < 0)
-		log_warnx("%s: %s", path, uv_strerror(r));
-	return r;
+	*ret = qmp_server_new(sim.loop, path, qmp ? qmp_cb : NULL, v);
+	if (*ret == NULL) {
+		log_warnx("%s: %s", path, uv_strerror(-errno));
+		return -errno;
+	}
+	return 0;
 }
 
 /* ---- the host's procfs/sysfs tree ---- */
@@ -810,7 +651,6 @@ close_walk_cb(uv_handle_t *h, void *arg)
 static void
 signal_cb(uv_signal_t *h, int signum)
 {
-	struct client *c;
 	char path[4096];
 	int i;
 
@@ -821,19 +661,15 @@ signal_cb(uv_signal_t *h, int signum)
 		return;
 	}
 	for (i = 0; i < sim.nvms; i++) {
-		static const char *const sfx[] = { "qmp", "actuator", "agent",
-		    "pid" };
-		int j;
+		struct sim_vm *v = &sim.vms[i];
 
-		for (j = 0; j < 4; j++) {
-			snprintf(path, sizeof(path), "%s/%s.%s", sim.dir,
-			    sim.vms[i].name, sfx[j]);
-			unlink(path);
-		}
-		for (c = sim.vms[i].clients; c != NULL; c = c->next)
-			if (!uv_is_closing((uv_handle_t *)&c->pipe))
-				uv_close((uv_handle_t *)&c->pipe,
-				    client_closed_cb);
+		/* Each removes its socket and closes its clients. */
+		qmp_server_close(v->qmp_srv);
+		qmp_server_close(v->act_srv);
+		qmp_server_close(v->agent_srv);
+		v->qmp_srv = v->act_srv = v->agent_srv = NULL;
+		snprintf(path, sizeof(path), "%s/%s.pid", sim.dir, v->name);
+		unlink(path);
 	}
 	uv_walk(sim.loop, close_walk_cb, NULL);
 }
@@ -1033,9 +869,11 @@ main(int argc, char **argv)
 	write_file("sys/kernel/mm/ksm/merge_across_nodes", "1\n");
 	write_host();
 	for (i = 0; i < sim.nvms; i++) {
-		if (listen_on(&sim.vms[i], &sim.vms[i].qmp_srv, "qmp") < 0 ||
-		    listen_on(&sim.vms[i], &sim.vms[i].act_srv, "actuator") < 0 ||
-		    listen_on(&sim.vms[i], &sim.vms[i].agent_srv, "agent") < 0)
+		struct sim_vm *v = &sim.vms[i];
+
+		if (listen_on(v, &v->qmp_srv, "qmp", true) < 0 ||
+		    listen_on(v, &v->act_srv, "actuator", true) < 0 ||
+		    listen_on(v, &v->agent_srv, "agent", false) < 0)
 			fatalx("cannot serve vm \"%s\"", sim.vms[i].name);
 	}
 	uv_timer_init(&loop, &sim.tick);

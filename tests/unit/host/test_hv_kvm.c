@@ -20,21 +20,16 @@
 #include <jansson.h>
 
 #include "hv.h"
+#include "qmp_server.h"
 #include "testutil.h"
 #include "tu_hv.h"
 
 #define GIB	(1024ll * 1024 * 1024)
 
+/* A fake QEMU's socket: QMP (the one QMP double, sim/qmp_server.h) or the
+ * agent's chardev, and what its QMP commands did. */
 struct fake {
-	uv_pipe_t srv;
-	uv_pipe_t cli;
-	bool qmp;
-	bool connected;
-	bool cli_open;
-	unsigned conns;
-	unsigned eofs;
-	char buf[65536];
-	size_t len;
+	struct qmp_server *srv;
 	char cmds[4096];	/* commands received, space separated */
 	long long balloon_value;
 	long long actual;
@@ -50,43 +45,25 @@ struct ctx {
 	bool done;
 	int set_status;
 	bool set_done;
+	unsigned long agent1_drops;	/* before the agent was last dropped */
 };
 
 static struct ctx T;
 
+/* To the driver, which is f's one client. */
 static void
 fake_write(struct fake *f, const void *data, size_t len)
 {
-	uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-	int r;
-
-	assert_true(f->connected);
-	r = uv_try_write((uv_stream_t *)&f->cli, &b, 1);
-	assert_int_equal(r, (int)len);
+	assert_int_equal(qmp_server_send(f->srv, data, len), 1);
 }
 
 static void
-fake_json(struct fake *f, json_t *j)
+qmp_cb(struct qmp_conn *c, const char *cmd, json_t *args, void *arg)
 {
-	char *s = json_dumps(j, JSON_COMPACT), *line;
+	struct fake *f = arg;
+	json_t *ret;
 
-	json_decref(j);
-	assert_true(asprintf(&line, "%s\r\n", s) > 0);
-	fake_write(f, line, strlen(line));
-	free(s);
-	free(line);
-}
-
-static void
-qmp_line(struct fake *f, const char *line, size_t len)
-{
-	json_t *j = json_loadb(line, len, 0, NULL), *ret, *reply, *args;
-	const char *cmd;
-
-	assert_non_null(j);
-	cmd = json_string_value(json_object_get(j, "execute"));
 	assert_non_null(cmd);
-	args = json_object_get(j, "arguments");
 	strncat(f->cmds, cmd, sizeof(f->cmds) - strlen(f->cmds) - 2);
 	if (json_is_string(json_object_get(args, "property"))) {
 		strncat(f->cmds, "/", sizeof(f->cmds) - strlen(f->cmds) - 2);
@@ -107,16 +84,14 @@ qmp_line(struct fake *f, const char *line, size_t len)
 
 		/* As QEMU prints a statistic the guest never sent: -1 as a
 		 * uint64, beyond what a JSON int64 holds. */
-		assert_true(asprintf(&s, "{\"return\": {\"stats\": {"
+		assert_true(asprintf(&s, "{\"stats\": {"
 		    "\"stat-total-memory\": %llu, \"stat-free-memory\": %llu, "
 		    "\"stat-major-faults\": 42, \"stat-swap-in\": "
-		    "18446744073709551615}, \"last-update\": 1700000000}, "
-		    "\"id\": %lld}\r\n", (unsigned long long)(2 * GIB),
-		    (unsigned long long)GIB, (long long)json_integer_value(
-		    json_object_get(j, "id"))) > 0);
-		fake_write(f, s, strlen(s));
+		    "18446744073709551615}, \"last-update\": 1700000000}",
+		    (unsigned long long)(2 * GIB), (unsigned long long)GIB) >
+		    0);
+		assert_int_equal(qmp_conn_return_raw(c, s), 0);
 		free(s);
-		json_decref(j);
 		return;
 	} else if (strcmp(cmd, "balloon") == 0) {
 		f->balloon_value = json_integer_value(
@@ -125,73 +100,11 @@ qmp_line(struct fake *f, const char *line, size_t len)
 	} else {
 		ret = json_object();
 	}
-	reply = json_pack("{s:o}", "return", ret);
-	json_object_set(reply, "id", json_object_get(j, "id"));
-	fake_json(f, reply);
+	assert_int_equal(qmp_conn_return(c, ret), 0);
 	if (strcmp(cmd, "balloon") == 0)
-		fake_json(f, json_pack("{s:s, s:{s:I}}", "event",
+		qmp_conn_send_json(c, json_pack("{s:s, s:{s:I}}", "event",
 		    "BALLOON_CHANGE", "data", "actual",
 		    (json_int_t)f->balloon_value));
-	json_decref(j);
-}
-
-static void
-fake_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-	struct fake *f = h->data;
-
-	buf->base = f->buf + f->len;
-	buf->len = sizeof(f->buf) - f->len;
-}
-
-static void
-fake_closed_cb(uv_handle_t *h)
-{
-	struct fake *f = h->data;
-
-	f->cli_open = false;
-}
-
-static void
-fake_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
-{
-	struct fake *f = s->data;
-	char *nl;
-
-	if (n < 0) {
-		f->eofs++;
-		f->connected = false;
-		uv_close((uv_handle_t *)s, fake_closed_cb);
-		return;
-	}
-	f->len += (size_t)n;
-	while (f->qmp && (nl = memchr(f->buf, '\n', f->len)) != NULL) {
-		qmp_line(f, f->buf, (size_t)(nl - f->buf));
-		f->len -= (size_t)(nl + 1 - f->buf);
-		memmove(f->buf, nl + 1, f->len);
-	}
-	if (!f->qmp)
-		f->len = 0;
-}
-
-static void
-fake_conn_cb(uv_stream_t *srv, int status)
-{
-	struct fake *f = srv->data;
-
-	assert_int_equal(status, 0);
-	assert_false(f->cli_open);
-	uv_pipe_init(&T.loop, &f->cli, 0);
-	f->cli.data = f;
-	f->cli_open = true;
-	assert_int_equal(uv_accept(srv, (uv_stream_t *)&f->cli), 0);
-	f->connected = true;
-	f->conns++;
-	f->len = 0;
-	uv_read_start((uv_stream_t *)&f->cli, fake_alloc_cb, fake_read_cb);
-	if (f->qmp)
-		fake_json(f, json_pack("{s:{s:{}, s:[]}}", "QMP", "version",
-		    "capabilities"));
 }
 
 static void
@@ -200,22 +113,26 @@ fake_listen(struct fake *f, const char *name, bool qmp)
 	char path[4096];
 
 	memset(f, 0, sizeof(*f));
-	f->qmp = qmp;
 	f->actual = GIB;
 	snprintf(path, sizeof(path), "%s/%s", T.dir, name);
-	uv_pipe_init(&T.loop, &f->srv, 0);
-	f->srv.data = f;
-	assert_int_equal(uv_pipe_bind(&f->srv, path), 0);
-	assert_int_equal(uv_listen((uv_stream_t *)&f->srv, 4, fake_conn_cb),
-	    0);
+	f->srv = qmp_server_new(&T.loop, path, qmp ? qmp_cb : NULL, f);
+	assert_non_null(f->srv);
+}
+
+/* Whether the driver is connected; never twice at once. */
+static bool
+fake_connected(const struct fake *f)
+{
+	unsigned n = qmp_server_clients(f->srv);
+
+	assert_true(n <= 1);
+	return n == 1;
 }
 
 static void
 fake_close(struct fake *f)
 {
-	if (f->cli_open && !uv_is_closing((uv_handle_t *)&f->cli))
-		uv_close((uv_handle_t *)&f->cli, fake_closed_cb);
-	uv_close((uv_handle_t *)&f->srv, NULL);
+	qmp_server_close(f->srv);
 }
 
 /* A GuestStats frame: 4-byte big-endian length, then the body. */
@@ -273,20 +190,21 @@ run_until(bool (*cond)(void))
 }
 
 static bool c_added(void) { return T.added == 2; }
-static bool c_agent(void) { return T.agent1.connected &&
+static bool c_agent(void) { return fake_connected(&T.agent1) &&
     find("vm1") != NULL && find("vm1")->agent_up; }
 static bool c_guest(void) { return find("vm1") && find("vm1")->guest; }
 static bool c_balloon(void) { return find("vm1") &&
     find("vm1")->balloon_known; }
 static bool c_vm2_guest(void) { return find("vm2") && find("vm2")->guest; }
-static bool c_agent_dropped(void) { return T.agent1.eofs > 0 &&
-    !T.agent1.cli_open; }
+static bool c_agent_dropped(void) { return
+    qmp_server_dropped(T.agent1.srv) > T.agent1_drops; }
 static bool c_set(void) { return T.set_done && find("vm1")->
     balloon_actual_kib == 768 * 1024; }
 static bool c_done(void) { return T.set_done; }
 static bool c_removed(void) { return T.removed == 1; }
 static bool c_removed2(void) { return T.removed == 2; }
-static bool c_vm2_back(void) { return T.added == 3 && T.qmp2.connected; }
+static bool c_vm2_back(void) { return T.added == 3 &&
+    fake_connected(&T.qmp2); }
 
 static void
 set_cb(struct hv *hv, int status, void *arg)
@@ -316,7 +234,7 @@ good_stats(const char *claimed_id, uint64_t seq)
 static void
 reconnect_agent(void)
 {
-	T.agent1.eofs = 0;
+	T.agent1_drops = qmp_server_dropped(T.agent1.srv);
 	assert_true(run_until(c_agent_dropped));
 	assert_true(run_until(c_agent));
 }
