@@ -36,6 +36,7 @@
 #include "log.h"
 #include "msg.h"
 #include "qmp_server.h"
+#include "replay.h"
 
 #define TICK_MS		100
 #define INFLATE_KIB_S	(100 * 1024)	/* balloon grows: guest shrinks */
@@ -674,39 +675,47 @@ signal_cb(uv_signal_t *h, int signum)
 	uv_walk(sim.loop, close_walk_cb, NULL);
 }
 
-/* NAME,MAX,WORKLOAD[:A[:B]]: "web,2G,static:1G", "db,4G,mono:512M:3G". */
-/* The rows of a "time_s,vm,used_kib,max_kib" CSV (mmctl sim's) for VM
- * v, by name; times relative to the first. */
+/* The rows for VM v, by name, of a "time_s,vm,used_kib,max_kib" CSV
+ * (mmctl sim's, read and checked by the replay's reader); times relative to
+ * the first. */
 static int
 load_trace(struct sim_vm *v, const char *path)
 {
-	char line[512], name[256];
-	unsigned long long ts, used, max;
 	FILE *f = fopen(path, "r");
+	struct rp_trace tr;
+	char err[512];
 	double t0 = -1;
+	int r;
 
 	if (f == NULL) {
+		r = -errno;
 		log_warn("cannot open trace \"%s\"", path);
-		return -errno;
+		return r;
 	}
-	while (fgets(line, sizeof(line), f) != NULL) {
+	r = rp_trace_read(&tr, f, path, err, sizeof(err));
+	fclose(f);
+	if (r < 0) {
+		log_warnx("%s", err);
+		return r;
+	}
+	for (size_t i = 0; i < tr.n; i++) {
+		const struct rp_sample *s = &tr.samples[i];
 		struct trace_pt *pts;
 
-		if (sscanf(line, "%llu,%255[^,],%llu,%llu", &ts, name, &used,
-		    &max) != 4 || strcmp(name, v->name) != 0)
+		if (strcmp(tr.names[s->vm], v->name) != 0)
 			continue;
 		if (t0 < 0)
-			t0 = (double)ts;
+			t0 = (double)s->time_s;
 		pts = realloc(v->trace, (v->ntrace + 1) * sizeof(*pts));
 		if (pts == NULL)
 			break;
 		v->trace = pts;
-		v->trace[v->ntrace].t = (double)ts - t0;
-		v->trace[v->ntrace].used_kib = used < v->max_kib ? used :
-		    v->max_kib;
+		v->trace[v->ntrace].t = (double)s->time_s - t0;
+		v->trace[v->ntrace].used_kib = s->used_kib < v->max_kib ?
+		    s->used_kib : v->max_kib;
 		v->ntrace++;
 	}
-	fclose(f);
+	rp_trace_free(&tr);
 	if (v->ntrace == 0) {
 		log_warnx("trace \"%s\" has no rows for vm \"%s\"", path,
 		    v->name);
@@ -716,6 +725,7 @@ load_trace(struct sim_vm *v, const char *path)
 	return 0;
 }
 
+/* NAME,MAX,WORKLOAD[:A[:B]]: "web,2G,static:1G", "db,4G,mono:512M:3G". */
 static int
 parse_vm(const char *arg, struct sim_vm *v)
 {

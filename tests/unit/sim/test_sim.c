@@ -3,7 +3,8 @@
  * mm-sim seen through the unchanged kvm driver code (driver "sim"): its VMs
  * are found with their simulated pids, their agents report what the
  * workloads hold, and a balloon target set over QMP is reached at about
- * 100 MiB/s when shrinking the guest and faster when growing it back.
+ * 100 MiB/s when shrinking the guest and faster when growing it back. A
+ * malformed trace is refused with the replay's reasons.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -269,9 +270,8 @@ test_sim_guests_and_ksm(void **state)
 	memset(&T, 0, sizeof(T));
 	dir = tu_tmpdir();
 	csv = tu_write_file(dir, "t.csv", "time_s,vm,used_kib,max_kib\n"
-	    "0,tr,307200,2097152\n1,tr,716800,2097152\n"
-	    "0,other,1,2\n"
-	    "0,doo,204800,1048576\n8,doo,921600,1048576\n"
+	    "0,tr,307200,2097152\n0,other,1,2\n0,doo,204800,1048576\n"
+	    "1,tr,716800,2097152\n8,doo,921600,1048576\n"
 	    "60,doo,921600,1048576\n");
 	snprintf(trace, sizeof(trace), "%s", csv);
 	snprintf(vmdir, sizeof(vmdir), "%s/vm", dir);
@@ -358,6 +358,87 @@ test_sim_guests_and_ksm(void **state)
 	free(csv);
 }
 
+/* mm-sim's stderr and exit status for a VM driven by a trace of text csv;
+ * the messages (malloc'd) are returned. */
+static char *
+sim_with_trace(const char *csv, int *ret_status)
+{
+	char *dir = tu_tmpdir(), *bin, *trace, *out, spec[4200], buf[4096];
+	size_t n;
+	pid_t pid;
+	FILE *f;
+
+	trace = tu_write_file(dir, "t.csv", csv);
+	snprintf(spec, sizeof(spec), "tr,2G,trace:%s", trace);
+	assert_true(asprintf(&bin, "%s/bin/mm-sim",
+	    getenv("MM_BINARY_DIR")) > 0);
+	assert_true(asprintf(&out, "%s/stderr", dir) > 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (freopen(out, "w", stderr) == NULL)
+			_exit(126);
+		execl(bin, bin, "-s", dir, "-r", dir, "-m", spec,
+		    (char *)NULL);
+		_exit(127);
+	}
+	/* It refuses at once; one that took the trace would serve on. */
+	for (int ms = 0; waitpid(pid, ret_status, WNOHANG) == 0; ms += 10) {
+		if (ms > 5000) {
+			kill(pid, SIGKILL);
+			waitpid(pid, ret_status, 0);
+			fail_msg("mm-sim took trace \"%s\"", csv);
+		}
+		usleep(10 * 1000);
+	}
+	f = fopen(out, "r");
+	assert_non_null(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	tu_rmtree(dir);
+	free(dir);
+	free(bin);
+	free(trace);
+	free(out);
+	return strdup(buf);
+}
+
+/* A malformed trace is refused at the start with the replay's reasons
+ * (mmctl sim's), naming the file and line. */
+static void
+test_sim_bad_trace(void **state)
+{
+	static const struct {
+		const char *csv, *want;
+	} bad[] = {
+		{ "0,tr,1,2\n1,tr,1,2\n0,other,1,2\n",
+		    "t.csv:3: time 0 goes back" },
+		{ "0,tr,1,2\n1,tr,lots,2\n",
+		    "t.csv:2: expected time_s,vm,used_kib,max_kib" },
+		{ "0,tr,3,2\n", "t.csv:1: need 0 <= used_kib <= max_kib" },
+		{ "0,tr,1,2,9\n",
+		    "t.csv:1: expected time_s,vm,used_kib,max_kib" },
+		{ "time_s,vm,used_kib,max_kib\n", "t.csv: no samples" },
+	};
+	char *err;
+	int status;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err = sim_with_trace(bad[i].csv, &status);
+		if (strstr(err, bad[i].want) == NULL)
+			fail_msg("trace %zu: \"%s\", want \"%s\"", i, err,
+			    bad[i].want);
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+		free(err);
+	}
+	/* Rows for other VMs only: no trace for this one. */
+	err = sim_with_trace("0,other,1,2\n", &status);
+	assert_non_null(strstr(err, "has no rows for vm \"tr\""));
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+	free(err);
+}
+
 int
 main(void)
 {
@@ -365,6 +446,7 @@ main(void)
 		cmocka_unit_test_teardown(test_sim_through_kvm_driver,
 		    teardown),
 		cmocka_unit_test_teardown(test_sim_guests_and_ksm, teardown),
+		cmocka_unit_test(test_sim_bad_trace),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
