@@ -125,7 +125,7 @@ xsd_up(void)
 
 	memset(&T, 0, sizeof(T));
 	dir = tu_tmpdir();
-	T.xsd = xsd_fake_start(dir, 0);	/* the host's, dom0's, xenstored */
+	T.xsd = xsd_fake_start(dir, 0);	/* dom0's, the host's */
 	assert_non_null(T.xsd);
 	setenv("XENSTORED_PATH", xsd_fake_path(T.xsd), 1);
 	xsd_fake_write(T.xsd, DOM3 "/name", "web");
