@@ -3,11 +3,12 @@
  * The xenstored test double; see xenstored.h. One thread polls the
  * listening socket, the clients and a wake-up pipe; one mutex guards the
  * tree, which is a flat array of absolute paths (tests store little).
- * Transactions work as in C xenstored: each node carries the generation
- * of its last change (a child added or removed changes its parent), a
- * transaction works on its own copy and notes the generation of every
- * node it reads or writes, and its commit replays its changes only if
- * none of those nodes changed meanwhile.
+ * Conflicts are found as C xenstored finds them: each node carries the
+ * generation of its last change (a child added or removed changes its
+ * parent), a transaction notes the generation of every node it reads or
+ * writes, and its commit replays its changes only if none of those nodes
+ * changed meanwhile. A transaction works on a copy of the tree, so it
+ * also sees nothing committed after its start.
  */
 #define _GNU_SOURCE
 #include <errno.h>
