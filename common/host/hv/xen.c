@@ -277,8 +277,8 @@ fetch_guest(struct xs_handle *xs, unsigned domid, struct xen_read *r)
 	bool any[3] = { false };
 	xs_transaction_t t;
 	char *s;
-	uint64_t u;
-	double f;
+	uint64_t u = 0;
+	double f = 0;
 	size_t i, k;
 
 	g = guest_new();

@@ -44,7 +44,7 @@ result_of(const Mm__V1__Event *ev, const char *vm_id)
 		    strcmp(r->vm_id, vm_id) == 0))
 			return r;
 	}
-	fail_msg("no result for vm \"%s\"", vm_id);
+	fail_msg("no result for vm \"%s\"", vm_id != NULL ? vm_id : "(any)");
 	return NULL;
 }
 
