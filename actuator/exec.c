@@ -67,23 +67,6 @@ act_vm_fresh(const struct actuator *a, const struct hv_vm *vm)
 	    (uint64_t)a->conf.stale_ms;
 }
 
-/* What the balloon holds inside the guest's MemTotal: all of it with
- * deflate-on-oom (when the sample says how much), none without. */
-static uint64_t
-balloon_in_total_kib(const struct hv_vm *vm)
-{
-	const Mm__V1__Vmstat *vs = vm->guest ? vm->guest->vmstat : NULL;
-	uint64_t kib;
-
-	if (gm_balloon_in_total(true, vm->deflate_on_oom, vs != NULL &&
-	    vs->has_balloon_pages, vs != NULL ? vs->balloon_pages : 0, &kib))
-		return kib;
-	/* Not in the sample (the balloon's own statistics): what the
-	 * balloon held when it was last read. */
-	return vm->balloon_known && vm->max_kib > vm->balloon_actual_kib ?
-	    vm->max_kib - vm->balloon_actual_kib : 0;
-}
-
 static void
 vm_view(const struct actuator *a, const struct hv_vm *vm,
     struct act_vm_view *v)
@@ -96,10 +79,9 @@ vm_view(const struct actuator *a, const struct hv_vm *vm,
 	v->current_known = act_vm_current(vm, &v->current_kib);
 	if (act_vm_fresh(a, vm) && mi != NULL && mi->has_total_kib &&
 	    mi->has_available_kib && mi->available_kib <= mi->total_kib) {
-		v->used_known = true;
-		v->used_kib = gm_used_kib(mi->total_kib, mi->available_kib,
-		    vm->doo_known, balloon_in_total_kib(vm),
-		    vm->balloon_known, vm->balloon_actual_kib);
+		v->used_known = gm_sample_used_kib(vm->guest, vm->doo_known,
+		    vm->deflate_on_oom, vm->balloon_known,
+		    vm->balloon_actual_kib, &v->used_kib);
 	}
 }
 
@@ -118,21 +100,6 @@ observe(const struct hv_vm *vm, Mm__V1__CommandResult *r)
 
 static void job_step(struct job *j);
 static void job_next(struct actuator *a);
-
-static Mm__V1__CommandBatch *
-batch_dup(const Mm__V1__CommandBatch *b)
-{
-	ProtobufCMessage *m;
-	uint8_t *buf;
-	size_t len;
-	int r;
-
-	if (msg_pack(MSG_COMMAND_BATCH, &b->base, &buf, &len) < 0)
-		return NULL;
-	r = msg_unpack(MSG_COMMAND_BATCH, buf, len, &m, NULL, 0);
-	free(buf);
-	return r < 0 ? NULL : (Mm__V1__CommandBatch *)m;
-}
 
 static void
 job_free(struct job *j)
@@ -707,7 +674,7 @@ act_batch_receive(struct actuator *a, const Mm__V1__CommandBatch *b)
 		a->ignored++;
 		return BUS_ACK;
 	}
-	copy = batch_dup(b);
+	copy = (Mm__V1__CommandBatch *)msg_dup(MSG_COMMAND_BATCH, &b->base);
 	j = copy ? job_new(a, copy) : NULL;
 	if (j == NULL)
 		return BUS_REQUEUE;

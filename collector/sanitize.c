@@ -267,18 +267,8 @@ bool
 san_used_kib(const struct san_host *h, const Mm__V1__GuestStats *g,
     uint64_t *ret_kib)
 {
-	const Mm__V1__Meminfo *mi = g->meminfo;
-	const Mm__V1__Vmstat *vs = g->vmstat;
-	uint64_t balloon;
-	bool in_total = gm_balloon_in_total(h->doo_known, h->deflate_on_oom,
-	    vs != NULL && vs->has_balloon_pages, vs != NULL ?
-	    vs->balloon_pages : 0, &balloon);
-
-	if (mi == NULL || !mi->has_total_kib || !mi->has_available_kib)
-		return false;
-	*ret_kib = gm_used_kib(mi->total_kib, mi->available_kib, in_total,
-	    balloon, h->balloon_known, h->balloon_actual_kib);
-	return true;
+	return gm_sample_used_kib(g, h->doo_known, h->deflate_on_oom,
+	    h->balloon_known, h->balloon_actual_kib, ret_kib);
 }
 
 /* ---- one function per reason a sample is flagged or refused ---- */

@@ -50,3 +50,21 @@ gm_reserved_kib(uint64_t max_kib, uint64_t total_kib, bool in_total,
 		return 0;
 	return max_kib - managed;
 }
+
+bool
+gm_sample_used_kib(const Mm__V1__GuestStats *g, bool doo_known, bool doo,
+    bool has_actual, uint64_t actual_kib, uint64_t *ret_kib)
+{
+	const Mm__V1__Meminfo *mi = g->meminfo;
+	const Mm__V1__Vmstat *vs = g->vmstat;
+	uint64_t balloon;
+	bool in_total = gm_balloon_in_total(doo_known, doo,
+	    vs != NULL && vs->has_balloon_pages, vs != NULL ?
+	    vs->balloon_pages : 0, &balloon);
+
+	if (mi == NULL || !mi->has_total_kib || !mi->has_available_kib)
+		return false;
+	*ret_kib = gm_used_kib(mi->total_kib, mi->available_kib, in_total,
+	    balloon, has_actual, actual_kib);
+	return true;
+}

@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "msg.h"
+
 /*
  * A guest's used memory: total - available, less what a deflate-on-oom
  * balloon holds (it stays in MemTotal as used pages): in_total_kib when
@@ -43,5 +45,19 @@ bool gm_balloon_in_total(bool doo_known, bool doo, bool has_pages,
  */
 uint64_t gm_reserved_kib(uint64_t max_kib, uint64_t total_kib,
     bool in_total, bool has_pages, uint64_t pages);
+
+/*
+ * The used memory of a guest's sample g (borrowed) as the host counts it:
+ * gm_used_kib() of its MemTotal and MemAvailable, with what the balloon
+ * holds inside MemTotal from gm_balloon_in_total() (the host's word on
+ * deflate-on-oom: doo_known, doo; the sample's nr_balloon_pages), else
+ * guessed from the balloon's size as the host last read it (has_actual,
+ * actual_kib). The collector's sanitizer and the actuator's safety floor
+ * count a guest with this; the policy engine with the same functions on
+ * the same numbers (pe_guest_used_kib(), which adds gm_reserved_kib()).
+ * False, *ret_kib untouched, when g lacks MemTotal or MemAvailable.
+ */
+bool gm_sample_used_kib(const Mm__V1__GuestStats *g, bool doo_known,
+    bool doo, bool has_actual, uint64_t actual_kib, uint64_t *ret_kib);
 
 #endif

@@ -291,6 +291,74 @@ test_guestmem_engine_from_stats(void **state)
 	assert_int_equal(pe_guest_used_kib(&g), 3145728);
 }
 
+/*
+ * One sample, three readers: the collector's sanitizer and the actuator's
+ * floor (gm_sample_used_kib(), with the host's word on the balloon) and
+ * the engine (pm_guest_memory(), pe_guest_used_kib(), which adds the
+ * reserved memory) count the same use, in each case that matters.
+ */
+static void
+test_guestmem_sample_as_everyone_counts_it(void **state)
+{
+	Mm__V1__GuestStats gs = MM__V1__GUEST_STATS__INIT;
+	Mm__V1__Meminfo mi = MM__V1__MEMINFO__INIT;
+	Mm__V1__Vmstat vs = MM__V1__VMSTAT__INIT;
+	struct pe_guest g;
+	uint64_t used = 0;
+
+	(void)state;
+	mi.has_total_kib = mi.has_available_kib = 1;
+	mi.total_kib = TOTAL_KIB;
+	mi.available_kib = 190000;
+	vs.has_balloon_pages = 1;
+	vs.balloon_pages = 262144;
+	gs.meminfo = &mi;
+	gs.vmstat = &vs;
+	gs.has_deflate_on_oom = gs.deflate_on_oom = 1;
+	gs.has_max_kib = 1;
+	gs.max_kib = VM_KIB;
+	gs.has_balloon_actual_kib = 1;
+	gs.balloon_actual_kib = 3145728;
+
+	/* deflate-on-oom, the balloon's pages in the sample:
+	 * 4028464 - 190000 - 1048576 = 2789888 */
+	assert_true(gm_sample_used_kib(&gs, true, true, true, 3145728, &used));
+	assert_int_equal(used, 2789888);
+	g = (struct pe_guest){ .vm_id = "g" };
+	pm_guest_memory(&g, &gs);
+	assert_int_equal(pe_guest_used_kib(&g) - g.reserved_kib, used);
+
+	/* deflate-on-oom, no nr_balloon_pages (a kernel before 5.1): the
+	 * balloon guessed as MemTotal above its size:
+	 * 4028464 - 3145728 = 882736 ballooned,
+	 * 4028464 - 190000 - 882736 = 2955728 used */
+	vs.has_balloon_pages = 0;
+	assert_true(gm_sample_used_kib(&gs, true, true, true, 3145728, &used));
+	assert_int_equal(used, 2955728);
+	g = (struct pe_guest){ .vm_id = "g" };
+	pm_guest_memory(&g, &gs);
+	assert_int_equal(pe_guest_used_kib(&g) - g.reserved_kib, used);
+
+	/* No deflate-on-oom: the balloon is outside MemTotal, nothing to
+	 * take out: 4028464 - 190000 = 3838464 */
+	vs.has_balloon_pages = 1;
+	gs.deflate_on_oom = 0;
+	assert_true(gm_sample_used_kib(&gs, true, false, true, 3145728,
+	    &used));
+	assert_int_equal(used, 3838464);
+	g = (struct pe_guest){ .vm_id = "g" };
+	pm_guest_memory(&g, &gs);
+	assert_int_equal(pe_guest_used_kib(&g) - g.reserved_kib, used);
+
+	/* The agent silent: no number from the sample (the engine falls
+	 * back to the balloon's size, test_guestmem_engine_from_stats). */
+	gs.meminfo = NULL;
+	used = 7;
+	assert_false(gm_sample_used_kib(&gs, true, false, true, 3145728,
+	    &used));
+	assert_int_equal(used, 7);
+}
+
 int
 main(void)
 {
@@ -304,6 +372,7 @@ main(void)
 		cmocka_unit_test(test_guestmem_engine_agent_present),
 		cmocka_unit_test(test_guestmem_engine_agent_silent),
 		cmocka_unit_test(test_guestmem_engine_from_stats),
+		cmocka_unit_test(test_guestmem_sample_as_everyone_counts_it),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
