@@ -285,6 +285,10 @@ struct avm {
 	uint32_t deferred_index;	/* and command in it */
 	char deferred_sched[MSG_ID_MAX + 1];	/* the batch's sender */
 	uint64_t fs_next_ms;	/* earliest next fail-safe step */
+	uint64_t fs_target_kib;	/* the last step's target (0: none) */
+	uint64_t fs_step_ms;	/* when it was set (uv_now) */
+	uint64_t fs_reached_ms;	/* when the balloon was seen there (0:
+				 * not yet) */
 	uint64_t fs_faults;	/* major faults in the sample of */
 	uint64_t fs_faults_ms;	/* this time (epoch ms; 0: none yet) */
 	double fs_faults_s;	/* the rate between the last two samples */

@@ -17,6 +17,10 @@
 #include "hv.h"
 #include "log.h"
 
+/* Intervals a step waits at most for the balloon to get there and the
+ * guest to report on it. */
+#define FS_SETTLE_STEPS		5
+
 struct fs_round {
 	struct actuator *a;
 	uint64_t host_avail_kib;
@@ -61,6 +65,20 @@ failsafe_cb(struct hv_vm *vm, void *arg)
 	fault_rate(av, g);
 	if (now < av->fs_next_ms || !vm->max_known || !act_vm_current(vm, &cur))
 		return;
+	/* The last step's effect is judged on a sample taken after the
+	 * balloon got there, not on one from before: else a guest whose
+	 * sample lags grows step after step on old numbers. A balloon that
+	 * does not get there in FS_SETTLE_STEPS intervals (an uncooperative
+	 * guest) holds the next step no longer. */
+	if (av->fs_target_kib != 0) {
+		if (av->fs_reached_ms == 0 && vm->balloon_known &&
+		    vm->balloon_actual_kib >= av->fs_target_kib)
+			av->fs_reached_ms = now;
+		if ((av->fs_reached_ms == 0 || vm->guest_rx_ms <=
+		    av->fs_reached_ms) && now - av->fs_step_ms <
+		    FS_SETTLE_STEPS * (uint64_t)a->conf.failsafe_interval_ms)
+			return;
+	}
 	f.fresh = act_vm_fresh(a, vm);
 	f.has_faults = av->fs_has_rate;
 	f.faults_s = av->fs_faults_s;
@@ -76,6 +94,9 @@ failsafe_cb(struct hv_vm *vm, void *arg)
 	if (t == 0)
 		return;
 	av->fs_next_ms = now + (uint64_t)a->conf.failsafe_interval_ms;
+	av->fs_target_kib = t;
+	av->fs_step_ms = now;
+	av->fs_reached_ms = 0;
 	av->deferred = false;
 	av->changed = true;
 	av->last_change_ms = now;
@@ -149,12 +170,24 @@ act_failsafe_tick(struct actuator *a)
 	hv_foreach(a->hv, failsafe_cb, &fr);
 }
 
+/* A new fail-safe starts from the scheduler's targets, not its last step. */
+static void
+forget_step_cb(struct hv_vm *vm, void *arg)
+{
+	struct avm *av = vm->user;
+
+	(void)arg;
+	if (av != NULL)
+		av->fs_target_kib = 0;
+}
+
 void
 act_failsafe_off(struct actuator *a)
 {
 	a->last_cmd_ms = uv_now(a->loop);
 	if (a->failsafe_on) {
 		a->failsafe_on = false;
+		hv_foreach(a->hv, forget_step_cb, NULL);
 		log_info("commands again: fail-safe off");
 	}
 }
