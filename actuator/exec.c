@@ -18,7 +18,6 @@
 
 #include "actuator.h"
 #include "clock.h"
-#include "guestmem.h"
 #include "hoststats.h"
 #include "hv.h"
 #include "log.h"
@@ -79,9 +78,7 @@ vm_view(const struct actuator *a, const struct hv_vm *vm,
 	v->current_known = act_vm_current(vm, &v->current_kib);
 	if (act_vm_fresh(a, vm) && mi != NULL && mi->has_total_kib &&
 	    mi->has_available_kib && mi->available_kib <= mi->total_kib) {
-		v->used_known = gm_sample_used_kib(vm->guest, vm->doo_known,
-		    vm->deflate_on_oom, vm->balloon_known,
-		    vm->balloon_actual_kib, &v->used_kib);
+		v->used_known = hv_guest_used_kib(vm, vm->guest, &v->used_kib);
 	}
 }
 

@@ -141,15 +141,6 @@ bool san_admit(struct san_vm *s, const struct san_limits *lim,
 int san_check(struct san_vm *s, const struct san_limits *lim,
     const struct san_host *h, Mm__V1__GuestStats *g);
 
-/*
- * The memory g's guest uses by its own numbers, as the policy engine
- * counts it (gm_used_kib(): total - available, less what a deflate-on-oom
- * balloon holds in MemTotal), with the host's word on the balloon from h.
- * False when g lacks total or available. Everything is borrowed.
- */
-bool san_used_kib(const struct san_host *h, const Mm__V1__GuestStats *g,
-    uint64_t *ret_kib);
-
 /* ---- the collector ---- */
 
 /* What the collector keeps per VM (hv_vm.user). */

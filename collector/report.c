@@ -46,17 +46,6 @@ host_view(const struct hv_vm *vm, struct san_host *ret)
 	ret->deflate_on_oom = vm->deflate_on_oom;
 }
 
-/* What the guest uses, less a deflate-on-oom balloon in its MemTotal. */
-static bool
-guest_used_kib(const struct hv_vm *vm, const Mm__V1__GuestStats *g,
-    uint64_t *ret)
-{
-	struct san_host h;
-
-	host_view(vm, &h);
-	return san_used_kib(&h, g, ret);
-}
-
 /* ---- a guest's sample ---- */
 
 bool
@@ -105,7 +94,7 @@ report_take_guest(struct collector *c, struct hv_vm *vm, uint64_t mono_ms)
 	/* Growing fast: the scheduler should know before the next
 	 * interval. */
 	return c->conf.fast_rise_kib > 0 && cv->reported_used &&
-	    guest_used_kib(vm, g, &used) &&
+	    hv_guest_used_kib(vm, g, &used) &&
 	    used >= cv->reported_used_kib + (uint64_t)c->conf.fast_rise_kib;
 }
 
@@ -173,7 +162,7 @@ add_guest(struct collector *c, struct report *rep, struct hv_vm *vm,
 	if (cv->clean != NULL) {
 		g = cv->clean;
 		stale = now - cv->clean_rx_ms > (uint64_t)c->conf.stale_ms;
-		cv->reported_used = guest_used_kib(vm, g,
+		cv->reported_used = hv_guest_used_kib(vm, g,
 		    &cv->reported_used_kib);
 	} else {
 		g = &rep->stubs[rep->msg.n_guests];

@@ -263,7 +263,9 @@ strip_owned(Mm__V1__GuestStats *g)
 	return any;
 }
 
-bool
+/* What g's guest uses (gm_sample_used_kib()), with h's word on the
+ * balloon. */
+static bool
 san_used_kib(const struct san_host *h, const Mm__V1__GuestStats *g,
     uint64_t *ret_kib)
 {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "guestmem.h"
 #include "hv.h"
 #include "hv/hv_impl.h"
 #include "log.h"
@@ -315,4 +316,12 @@ hv_vm_set_guest(struct hv *hv, struct hv_vm *vm, Mm__V1__GuestStats *g)
 	vm->guest = g;
 	vm->guest_rx_ms = uv_now(hv->loop);
 	return 0;
+}
+
+bool
+hv_guest_used_kib(const struct hv_vm *vm, const Mm__V1__GuestStats *g,
+    uint64_t *ret_kib)
+{
+	return gm_sample_used_kib(g, vm->doo_known, vm->deflate_on_oom,
+	    vm->balloon_known, vm->balloon_actual_kib, ret_kib);
 }

@@ -140,6 +140,14 @@ size_t hv_vm_count(const struct hv *hv);
 enum hv_type hv_get_type(const struct hv *hv);
 const char *hv_type_name(enum hv_type type);
 
+/*
+ * The memory the guest of vm uses by sample g (both borrowed; g may be
+ * another than vm->guest), with vm's word on its balloon (deflate-on-oom,
+ * its size): gm_sample_used_kib(). False when g lacks the numbers.
+ */
+bool hv_guest_used_kib(const struct hv_vm *vm, const Mm__V1__GuestStats *g,
+    uint64_t *ret_kib);
+
 /* Parse "kvm", "xen" or "sim". Returns 0 or -EINVAL. */
 int hv_type_from_name(const char *name, enum hv_type *ret_type);
 
