@@ -214,8 +214,8 @@ test_guestmem_engine_agent_present(void **state)
 
 /*
  * The agent silent (no meminfo): gm_used_kib has nothing to work on. The
- * collector's sanitizer and the actuator's floor (hv_guest_used_kib(),
- * (vm_view) then say "unknown", and so does the agent's own
+ * collector's sanitizer and the actuator's floor (hv_guest_used_kib() in
+ * vm_view) then say "unknown", and so does the agent's own
  * report_used_kib (test_agent); only the engine needs a number, and
  * takes the whole balloon actual as used, so that a silent guest is
  * never squeezed on a guess.
