@@ -19,7 +19,9 @@ usage: ${0##*/} start|stop|kill|restart|pause|resume|status|env
   resume   SIGCONT the node after pause
   status   say whether the node runs and is ready (exit 0) or not (exit 3)
   env      print "export ..." lines for the tests (MM_TEST_AMQP_URL,
-           MM_TEST_MGMT_URL, MM_TEST_BROKER_CTL, MM_RABBITMQ_*)
+           MM_TEST_MGMT_URL, MM_TEST_BROKER_CTL, MM_RABBITMQ_*; with a TLS
+           port also MM_TEST_AMQPS_URL, MM_TEST_TLS_CA, MM_TEST_TLS_CERT,
+           MM_TEST_TLS_KEY)
 
 environment (defaults in brackets):
   MM_RABBITMQ_DIR        state directory [/tmp/mm-rabbitmq]
@@ -29,6 +31,9 @@ environment (defaults in brackets):
   MM_RABBITMQ_NODENAME   node name [mm-<AMQP port>@localhost]
   MM_RABBITMQ_TIMEOUT    seconds "start" waits for the node [60]
   MM_RABBITMQ_BIN        RabbitMQ's scripts [/usr/lib/rabbitmq/bin]
+  MM_RABBITMQ_TLS_PORT   AMQPS port, with a CA, a server certificate for
+                         localhost and 127.0.0.1 and a client certificate
+                         made once in MM_RABBITMQ_DIR/tls [unset: no TLS]
 EOF
 }
 
@@ -43,6 +48,8 @@ dist_port=${MM_RABBITMQ_DIST_PORT:-$((port + 20000))}
 node=${MM_RABBITMQ_NODENAME:-mm-$port@localhost}
 timeout=${MM_RABBITMQ_TIMEOUT:-60}
 bin=${MM_RABBITMQ_BIN:-/usr/lib/rabbitmq/bin}
+tls_port=${MM_RABBITMQ_TLS_PORT:-}
+tls=$dir/tls
 vhost=mm
 roles=(collector scheduler actuator operator)
 
@@ -116,6 +123,43 @@ close_inherited_fds() {
 	return 0
 }
 
+# A test CA, a server certificate for localhost and 127.0.0.1, and a
+# client certificate (CN=mm-test-client), made once. The node runs as the
+# user running this script, so the keys stay 0600.
+make_tls() {
+	[[ -s $tls/client.key ]] && return 0
+	command -v openssl >/dev/null ||
+	    die "openssl not found; apt-get install openssl"
+	mkdir -p "$tls"
+	chmod 700 "$tls"
+	if ! (
+		cd "$tls"
+		umask 077
+		openssl req -x509 -newkey rsa:2048 -nodes -days 3650 \
+		    -subj "/CN=mm test CA" -keyout ca.key -out ca.pem
+		openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+		    -keyout server.key -out server.csr
+		printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+		    "extendedKeyUsage=serverAuth" >server.ext
+		openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key \
+		    -CAcreateserial -days 3650 -extfile server.ext \
+		    -out server.pem
+		openssl req -newkey rsa:2048 -nodes \
+		    -subj "/CN=mm-test-client" -keyout client.key \
+		    -out client.csr
+		printf '%s\n' "extendedKeyUsage=clientAuth" >client.ext
+		openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key \
+		    -CAcreateserial -days 3650 -extfile client.ext \
+		    -out client.pem
+		chmod 644 ca.pem
+		rm -f server.csr client.csr server.ext client.ext
+	) >"$tls/openssl.log" 2>&1; then
+		cat "$tls/openssl.log" >&2
+		rm -f "$tls/client.key"
+		die "cannot make the test certificates in $tls"
+	fi
+}
+
 prepare_dir() {
 	mkdir -p "$dir/home" "$dir/mnesia" "$dir/log"
 	chmod 700 "$dir/home"
@@ -127,6 +171,17 @@ management.tcp.port = $mgmt_port
 log.file.level = info
 log.console = false
 EOF
+	if [[ -n $tls_port ]]; then
+		make_tls
+		cat >>"$RABBITMQ_CONFIG_FILE" <<EOF
+listeners.ssl.default = 127.0.0.1:$tls_port
+ssl_options.cacertfile = $tls/ca.pem
+ssl_options.certfile = $tls/server.pem
+ssl_options.keyfile = $tls/server.key
+ssl_options.verify = verify_peer
+ssl_options.fail_if_no_peer_cert = false
+EOF
+	fi
 	if [[ ! -s $RABBITMQ_ENABLED_PLUGINS_FILE ]]; then
 		"$bin/rabbitmq-plugins" -q --offline enable \
 		    rabbitmq_management rabbitmq_consistent_hash_exchange \
@@ -136,7 +191,7 @@ EOF
 
 check_ports() {
 	local p user
-	for p in "$port" "$mgmt_port" "$dist_port"; do
+	for p in "$port" "$mgmt_port" "$dist_port" $tls_port; do
 		user=$(port_user "$p")
 		if [[ -n $user ]]; then
 			say "port $p is already in use: $user"
@@ -234,6 +289,7 @@ cmd_start() {
 	wait_ready "$pid"
 	provision
 	say "ready: amqp://127.0.0.1:$port/$vhost (pid $pid)"
+	[[ -z $tls_port ]] || say "ready: amqps://localhost:$tls_port/$vhost"
 }
 
 # Graceful shutdown, keeping the data.
@@ -329,6 +385,14 @@ export MM_RABBITMQ_PORT=$port
 export MM_RABBITMQ_MGMT_PORT=$mgmt_port
 export MM_RABBITMQ_DIST_PORT=$dist_port
 export MM_RABBITMQ_NODENAME=$node
+EOF
+	[[ -n $tls_port ]] || return 0
+	cat <<EOF
+export MM_RABBITMQ_TLS_PORT=$tls_port
+export MM_TEST_AMQPS_URL=amqps://guest:guest@localhost:$tls_port/$vhost
+export MM_TEST_TLS_CA=$tls/ca.pem
+export MM_TEST_TLS_CERT=$tls/client.pem
+export MM_TEST_TLS_KEY=$tls/client.key
 EOF
 }
 
