@@ -68,6 +68,16 @@ static const struct conf_key conf_table[] = {
 	    numa_interval_ms, NULL,
 	    "how often each VM's numa_maps is read (it walks page tables)"),
 	BUS_CONF_KEYS(struct collector_conf, bus),
+	DAEMON_LOG_KEYS(struct collector_conf, log_level),
+};
+
+/* What a reload (SIGHUP) changes in a running collector; the driver, its
+ * sockets, the host id and the broker take a restart. */
+static const char *const live_keys[] = {
+	DAEMON_LOG_LIVE, "collector.interval", "collector.fast_min_interval",
+	"collector.fast_rise", "collector.stale_after", "collector.guest_rate",
+	"collector.tolerance", "collector.psi_jump", "collector.numa_interval",
+	NULL
 };
 
 #define NKEYS	(sizeof(conf_table) / sizeof(conf_table[0]))
@@ -109,6 +119,22 @@ configure(struct collector *c)
 	c->lim.psi_jump_pct = (double)c->conf.psi_jump_pct;
 }
 
+static void
+reload_cb(void *arg)
+{
+	struct collector *c = arg;
+	int64_t interval = c->conf.interval_ms;
+
+	if (daemon_reload_conf(&c->opts, conf_table, NKEYS, &c->conf,
+	    sizeof(c->conf), live_keys, &c->conf.log_level, "collecting") <= 0)
+		return;
+	configure(c);
+	if (c->conf.interval_ms != interval) {
+		uv_timer_set_repeat(&c->tick, (uint64_t)c->conf.interval_ms);
+		uv_timer_again(&c->tick);
+	}
+}
+
 /* Connect, find the VMs and start the timers on loop; failures are
  * fatal (nothing runs yet). */
 static void
@@ -132,7 +158,8 @@ start(struct collector *c, uv_loop_t *loop)
 	hc.event_arg = c;
 	c->hv = daemon_hv_start(loop, &hc);
 
-	if (daemon_signals_init(&c->sig, loop, stop_cb, NULL, c) < 0)
+	if (daemon_signals_init(&c->sig, loop, stop_cb, reload_cb, c) < 0 ||
+	    daemon_watchdog_start(&c->sig, loop) < 0)
 		fatalx("signals");
 	if (sample_start(c) < 0)
 		fatalx("timers");
@@ -148,12 +175,12 @@ int
 main(int argc, char **argv)
 {
 	static struct collector c;
-	struct daemon_opts opts;
 	uv_loop_t loop;
 	int r;
 
 	daemon_host_conf(argc, argv, "mm-collector", DEFAULT_CONF, conf_table,
-	    NKEYS, &c.conf, &c.conf.host_id, "collector", &opts);
+	    NKEYS, &c.conf, &c.conf.host_id, "collector", &c.opts);
+	daemon_set_log_level(&c.opts, c.conf.log_level);
 	configure(&c);
 	/* A VM or broker gone mid-write is an EPIPE error, not a death. */
 	signal(SIGPIPE, SIG_IGN);

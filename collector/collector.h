@@ -40,6 +40,7 @@ struct collector_conf {
 	bool numa;			/* numa_maps and vCPU nodes per VM */
 	int64_t numa_interval_ms;
 	struct bus_conf bus;
+	int log_level;			/* [log] level */
 };
 
 /* Why a guest value was distrusted; each maps to one SanitizerFlag. */
@@ -172,6 +173,7 @@ struct collector {
 	uv_loop_t *loop;
 	struct bus *bus;
 	struct hv *hv;
+	struct daemon_opts opts;
 	struct daemon_signals sig;
 	uv_timer_t tick;		/* the periodic report */
 	uv_timer_t fast;		/* an early one, coalesced */
@@ -179,6 +181,7 @@ struct collector {
 	bool fast_pending;		/* fast is started */
 	bool stopping;
 	uint64_t published, fast_published, publish_errors;
+	uint64_t status_ms;		/* loop time of the last STATUS= */
 };
 
 /* A HostReport and everything it points into, for report_build(). */

@@ -12,6 +12,25 @@
 #include "collector.h"
 #include "log.h"
 
+/* systemctl status' line: at most every 5 s, and at each change of the
+ * broker's state. */
+#define STATUS_EVERY_MS	5000
+
+static void
+status_update(struct collector *c, size_t nvms, uint64_t now)
+{
+	char line[256];
+
+	if (c->status_ms != 0 && now - c->status_ms < STATUS_EVERY_MS)
+		return;
+	c->status_ms = now;
+	snprintf(line, sizeof(line), "host %s: %zu VMs, %" PRIu64 " reports "
+	    "(%" PRIu64 " on pressure, %" PRIu64 " failed), broker %s",
+	    c->host_id, nvms, c->published, c->fast_published,
+	    c->publish_errors, bus_is_up(c->bus) ? "up" : "DOWN");
+	daemon_notify_status(line);
+}
+
 static void
 bus_state_cb(struct bus *bus, bool up, const char *reason, void *arg)
 {
@@ -21,6 +40,7 @@ bus_state_cb(struct bus *bus, bool up, const char *reason, void *arg)
 		log_info("connected to the broker");
 	else if (!c->stopping)
 		log_warnx("broker: %s", reason);
+	c->status_ms = 0;
 }
 
 int
@@ -84,6 +104,7 @@ publish_report(struct collector *c, bool fast)
 		    fast ? " (pressure)" : "", rep.msg.n_guests);
 	}
 	c->last_pub_ms = now;
+	status_update(c, rep.msg.n_guests, now);
 	report_release(&rep);
 	return r;
 }

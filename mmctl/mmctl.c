@@ -18,6 +18,7 @@
 #include "log.h"
 #include "mmctl.h"
 #include "topology.h"
+#include "version.h"
 
 struct mmctl_conf {
 	struct bus_conf bus;
@@ -33,6 +34,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: mmctl [--broker URL] [-c FILE] COMMAND [ARGS]\n"
+	    "       mmctl --version\n"
 	    "\n"
 	    "  status [--json] [--host H] [-v]   the fleet: hosts, VMs, and "
 	    "counters\n"
@@ -265,6 +267,8 @@ main(int argc, char **argv)
 		    strcmp(argv[i], "--help") == 0) {
 			usage(stdout);
 			return 0;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			version_print_exit("mmctl");
 		} else {
 			fprintf(stderr, "mmctl: unknown option \"%s\"\n",
 			    argv[i]);

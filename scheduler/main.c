@@ -4,6 +4,7 @@
  * loop. Everything else is mm_scheduler_lib (scheduler.h), which tests run
  * on their own loop.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,6 +23,43 @@ default_id(char *buf, size_t size, const char *hostname)
 			*c = '-';
 }
 
+/* What a reload (SIGHUP) changes in a running scheduler; its id, state
+ * file, sharding and the broker take a restart. */
+static const char *const live_keys[] = {
+	DAEMON_LOG_LIVE, "scheduler.command_ttl", "scheduler.heartbeat",
+	"scheduler.mode", "scheduler.resend", "scheduler.clock_skew",
+	"scheduler.max_hosts", "scheduler.host_forget", NULL
+};
+
+/* systemctl status' line, every STATUS_MS. */
+#define STATUS_MS	5000
+
+static struct daemon_opts opts;
+static uv_timer_t status_timer;
+
+static void
+status_cb(uv_timer_t *t)
+{
+	struct scheduler *s = t->data;
+	char line[256];
+
+	snprintf(line, sizeof(line), "%s: %zu hosts, %" PRIu64 " reports, "
+	    "%" PRIu64 " batches, %" PRIu64 " results, policy v%" PRIu64
+	    ", broker %s", s->id, s->nhosts, s->n.reports, s->n.batches,
+	    s->n.results, (uint64_t)s->policy.version,
+	    bus_is_up(s->bus) ? "up" : "DOWN");
+	daemon_notify_status(line);
+}
+
+static void
+reload_cb(void *arg)
+{
+	struct scheduler *s = arg;
+
+	daemon_reload_conf(&opts, sched_conf_table, sched_conf_n, &s->conf,
+	    sizeof(s->conf), live_keys, &s->conf.log_level, "reloaded");
+}
+
 static void
 stop_cb(void *arg)
 {
@@ -30,6 +68,7 @@ stop_cb(void *arg)
 	if (s->stopping)
 		return;
 	daemon_signals_close(&s->sig);
+	uv_close((uv_handle_t *)&status_timer, NULL);
 	sched_stop(s);
 }
 
@@ -37,7 +76,6 @@ int
 main(int argc, char **argv)
 {
 	static struct scheduler s;
-	struct daemon_opts opts;
 	uv_loop_t loop;
 	int r;
 
@@ -46,6 +84,7 @@ main(int argc, char **argv)
 	if (daemon_load_conf(sched_conf_table, sched_conf_n, &s.conf,
 	    &opts) < 0)
 		return 1;
+	daemon_set_log_level(&opts, s.conf.log_level);
 	if (s.conf.id != NULL) {
 		snprintf(s.id, sizeof(s.id), "%s", s.conf.id);
 	} else {
@@ -62,9 +101,16 @@ main(int argc, char **argv)
 	r = sched_start(&s, &loop);
 	if (r < 0)
 		fatalx("bus: %s", strerror(-r));
-	r = daemon_signals_init(&s.sig, &loop, stop_cb, NULL, &s);
+	r = daemon_signals_init(&s.sig, &loop, stop_cb, reload_cb, &s);
+	if (r == 0)
+		r = daemon_watchdog_start(&s.sig, &loop);
+	if (r == 0)
+		r = uv_timer_init(&loop, &status_timer);
 	if (r < 0)
 		fatalx("signals: %s", uv_strerror(r));
+	status_timer.data = &s;
+	uv_unref((uv_handle_t *)&status_timer);
+	uv_timer_start(&status_timer, status_cb, STATUS_MS, STATUS_MS);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	sched_free(&s);
 	r = uv_loop_close(&loop);

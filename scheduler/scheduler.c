@@ -63,6 +63,7 @@ const struct conf_key sched_conf_table[] = {
 	  "10m", C(host_forget_ms), NULL,
 	  "a host that sent no report this long is forgotten" },
 	BUS_CONF_KEYS(struct sched_conf, bus),
+	DAEMON_LOG_KEYS(struct sched_conf, log_level),
 };
 const size_t sched_conf_n = sizeof(sched_conf_table) /
     sizeof(sched_conf_table[0]);

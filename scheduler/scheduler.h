@@ -35,6 +35,7 @@ struct sched_conf {
 	int64_t max_hosts;	/* hosts kept at most */
 	int64_t host_forget_ms;	/* a host silent this long is forgotten */
 	struct bus_conf bus;
+	int log_level;		/* [log] level */
 };
 
 struct batch;

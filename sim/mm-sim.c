@@ -37,6 +37,7 @@
 #include "msg.h"
 #include "qmp_server.h"
 #include "replay.h"
+#include "version.h"
 
 #define TICK_MS		100
 #define INFLATE_KIB_S	(100 * 1024)	/* balloon grows: guest shrinks */
@@ -794,6 +795,7 @@ usage(FILE *f)
 {
 	fprintf(f, "usage: mm-sim -s DIR -r ROOT [-H HOST_MEM] [-i AGENT_MS] "
 	    "[-v] -m NAME,MAX,WORKLOAD[,doo] ...\n"
+	    "       mm-sim --version\n"
 	    "  WORKLOAD: idle | static:SIZE | mono:LOW:HIGH | hostile |\n"
 	    "            trace:FILE (mmctl sim's CSV, this VM's rows, looped)\n"
 	    "  doo: a deflate-on-oom balloon (else a guest far below its need"
@@ -815,6 +817,8 @@ main(int argc, char **argv)
 	sim.vms = calloc((size_t)argc, sizeof(*sim.vms));
 	if (sim.vms == NULL)
 		return 1;
+	if (argc == 2 && strcmp(argv[1], "--version") == 0)
+		version_print_exit("mm-sim");
 	while ((c = getopt(argc, argv, "s:r:H:i:m:vh")) != -1) {
 		switch (c) {
 		case 's':

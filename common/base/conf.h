@@ -118,6 +118,19 @@ typedef int (*conf_raw_cb)(const char *section, const char *key,
 int conf_read_ini(const char *path, conf_raw_cb cb, void *arg, char *err,
     size_t errlen);
 
+/*
+ * A reload (SIGHUP): read path afresh into a scratch copy of the
+ * configuration (defaults, then the file) and copy into cur the keys named
+ * in live ("section.key", NULL-terminated) whose value changed; each is
+ * logged with its new value. A changed key that is not live is logged as
+ * needing a restart and cur keeps its old value. size is sizeof(*cur).
+ * Returns the number of live keys changed (0 or more), or a negative errno
+ * with the message in err, cur untouched: a bad file changes nothing.
+ */
+int conf_reload(const struct conf_key *table, size_t n, void *cur,
+    size_t size, const char *path, const char *const *live, char *err,
+    size_t errlen);
+
 /* Free the string fields of out named by the table and set them to NULL.
  * Other fields are left alone. out may be NULL. */
 void conf_free(const struct conf_key *table, size_t n, void *out);

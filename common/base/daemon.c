@@ -16,26 +16,37 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "version.h"
+
+const char *const daemon_log_levels[] = { "info", "debug", NULL };
 
 static void
 usage(const char *prog, const char *default_conf, FILE *f)
 {
 	fprintf(f, "usage: %s [-dnv] [-c file]\n"
+	    "       %s --version\n"
 	    "  -c file  configuration file (default %s)\n"
 	    "  -d       stay in the foreground, plain log lines on stderr\n"
 	    "  -n       check the configuration and exit (-nv: also print it)\n"
-	    "  -v       verbose: debug logging\n", prog, default_conf);
+	    "  -v       verbose: debug logging\n", prog, prog, default_conf);
 }
 
 void
 daemon_parse_args(int argc, char **argv, const char *prog,
     const char *default_conf, struct daemon_opts *ret_opts)
 {
-	struct daemon_opts o = { .conf_path = default_conf };
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct daemon_opts o = { .prog = prog, .conf_path = default_conf };
 	int c;
 
-	while ((c = getopt(argc, argv, "c:dhnv")) != -1) {
+	while ((c = getopt_long(argc, argv, "c:dhnv", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'V':
+			version_print_exit(prog);
 		case 'c':
 			o.conf_path = optarg;
 			o.conf_explicit = true;
@@ -101,6 +112,36 @@ fail:
 	return r;
 }
 
+void
+daemon_set_log_level(const struct daemon_opts *opts, int level)
+{
+	log_init(opts->prog, opts->verbose > 0 ? opts->verbose : level,
+	    !opts->foreground && getenv("JOURNAL_STREAM") != NULL);
+}
+
+uint64_t
+daemon_watchdog_ms(void)
+{
+	const char *usec = getenv("WATCHDOG_USEC");
+	const char *pid = getenv("WATCHDOG_PID");
+	unsigned long long v;
+	char *end;
+
+	if (usec == NULL)
+		return 0;
+	if (pid != NULL) {
+		errno = 0;
+		v = strtoull(pid, &end, 10);
+		if (errno != 0 || *end != '\0' || v != (unsigned long long)getpid())
+			return 0;
+	}
+	errno = 0;
+	v = strtoull(usec, &end, 10);
+	if (errno != 0 || *end != '\0' || v == 0)
+		return 0;
+	return v / 1000 > 0 ? v / 1000 : 1;
+}
+
 static void
 signal_cb(uv_signal_t *h, int signum)
 {
@@ -134,6 +175,7 @@ daemon_signals_init(struct daemon_signals *s, uv_loop_t *loop,
 		hs[i]->data = s;
 		uv_unref((uv_handle_t *)hs[i]);
 	}
+	s->watchdog_on = false;
 	return 0;
 }
 
@@ -143,6 +185,9 @@ daemon_signals_close(struct daemon_signals *s)
 	uv_close((uv_handle_t *)&s->term, NULL);
 	uv_close((uv_handle_t *)&s->intr, NULL);
 	uv_close((uv_handle_t *)&s->hup, NULL);
+	if (s->watchdog_on)
+		uv_close((uv_handle_t *)&s->watchdog, NULL);
+	s->watchdog_on = false;
 }
 
 void

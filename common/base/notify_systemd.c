@@ -4,11 +4,13 @@
  * only file that includes libsystemd. (mm-guest-agent links notify_raw.c,
  * which speaks the protocol itself, for its footprint.)
  */
+#include <stdint.h>
 #include <stdio.h>
 
 #include <systemd/sd-daemon.h>
 
 #include "daemon.h"
+#include "log.h"
 
 static void
 notify(const char *state)

@@ -559,6 +559,53 @@ test_conf_free_clears_strings(void **state)
 	conf_free(table, N, NULL);
 }
 
+/* A reload takes the live keys that changed, keeps the others (they
+ * need a restart), and a bad file changes nothing. */
+static void
+test_conf_reload_takes_live_keys_only(void **state)
+{
+	static const char *const live[] = { "collector.interval",
+	    "memory.path", "memory.mode", NULL };
+	struct fixture *fx = *state;
+	struct tconf before;
+
+	fx->path = tu_write_file(fx->dir, "t.conf",
+	    "[collector]\ninterval = 5s\nprefetch = 7\nname = other\n"
+	    "[memory]\npath = /x\nmode = off\n");
+	assert_int_equal(conf_reload(table, N, &fx->c, sizeof(fx->c),
+	    fx->path, live, fx->err, sizeof(fx->err)), 3);
+	assert_int_equal(fx->c.interval_ms, 5000);
+	assert_string_equal(fx->c.path, "/x");
+	assert_int_equal(fx->c.mode, 0);
+	/* Not live: kept as they were. */
+	assert_int_equal(fx->c.prefetch, 100);
+	assert_string_equal(fx->c.name, "host");
+
+	/* The same file again: nothing to change. */
+	assert_int_equal(conf_reload(table, N, &fx->c, sizeof(fx->c),
+	    fx->path, live, fx->err, sizeof(fx->err)), 0);
+
+	/* A key removed from the file goes back to its default. */
+	free(fx->path);
+	fx->path = tu_write_file(fx->dir, "t.conf", "[memory]\npath = /x\n");
+	assert_int_equal(conf_reload(table, N, &fx->c, sizeof(fx->c),
+	    fx->path, live, fx->err, sizeof(fx->err)), 2);
+	assert_int_equal(fx->c.interval_ms, 2000);
+	assert_int_equal(fx->c.mode, 1);
+
+	/* A bad file: an error naming it, nothing changed. */
+	memcpy(&before, &fx->c, sizeof(before));
+	free(fx->path);
+	fx->path = tu_write_file(fx->dir, "t.conf",
+	    "[collector]\ninterval = 1s\nintervall = 2s\n");
+	assert_int_equal(conf_reload(table, N, &fx->c, sizeof(fx->c),
+	    fx->path, live, fx->err, sizeof(fx->err)), -EINVAL);
+	assert_non_null(strstr(fx->err, "intervall"));
+	assert_memory_equal(&fx->c, &before, sizeof(before));
+	assert_int_equal(conf_reload(table, N, &fx->c, sizeof(fx->c),
+	    "/nonexistent/t.conf", live, fx->err, sizeof(fx->err)), -ENOENT);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -587,6 +634,7 @@ main(void)
 		T(test_conf_print_reads_back_the_same),
 		T(test_conf_defaults_reject_bad_tables),
 		T(test_conf_free_clears_strings),
+		T(test_conf_reload_takes_live_keys_only),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

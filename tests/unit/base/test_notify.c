@@ -93,6 +93,81 @@ test_notify_unset_or_bogus(void **state)
 	daemon_notify_stopping();
 }
 
+/* Count the datagrams equal to want waiting on fd. */
+static int
+count(int fd, const char *want)
+{
+	char buf[600];
+	ssize_t n;
+	int k = 0;
+
+	while ((n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT)) > 0) {
+		buf[n] = '\0';
+		if (strcmp(buf, want) == 0)
+			k++;
+	}
+	return k;
+}
+
+static void
+stop_loop(uv_timer_t *t)
+{
+	uv_stop(t->loop);
+}
+
+/* Under WatchdogSec=200ms the loop pings every 100 ms while it turns;
+ * nothing without the variables or for another process's watchdog. */
+static void
+test_watchdog_pings_from_the_loop(void **state)
+{
+	char *dir = tu_tmpdir(), path[512], pid[32];
+	struct daemon_signals sig;
+	uv_loop_t loop;
+	uv_timer_t stop;
+	int fd, k;
+
+	snprintf(path, sizeof(path), "%s/notify", dir);
+	fd = bind_dgram(path, false);
+	setenv("NOTIFY_SOCKET", path, 1);
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	setenv("WATCHDOG_PID", pid, 1);
+	setenv("WATCHDOG_USEC", "200000", 1);
+	assert_int_equal(daemon_watchdog_ms(), 200);
+
+	assert_int_equal(uv_loop_init(&loop), 0);
+	assert_int_equal(daemon_signals_init(&sig, &loop, NULL, NULL, NULL),
+	    0);
+	assert_int_equal(daemon_watchdog_start(&sig, &loop), 0);
+	/* Run the loop for 550 ms: one ping at start, one per 100 ms. */
+	uv_timer_init(&loop, &stop);
+	uv_timer_start(&stop, stop_loop, 550, 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	k = count(fd, "WATCHDOG=1");
+	assert_in_range(k, 4, 7);
+
+	/* A loop that does not turn sends nothing. */
+	usleep(300 * 1000);
+	assert_int_equal(count(fd, "WATCHDOG=1"), 0);
+
+	daemon_signals_close(&sig);
+	uv_close((uv_handle_t *)&stop, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&loop), 0);
+
+	/* Another process's watchdog, or none: no pings. */
+	setenv("WATCHDOG_PID", "1", 1);
+	assert_int_equal(daemon_watchdog_ms(), 0);
+	unsetenv("WATCHDOG_PID");
+	unsetenv("WATCHDOG_USEC");
+	assert_int_equal(daemon_watchdog_ms(), 0);
+	setenv("WATCHDOG_USEC", "soon", 1);
+	assert_int_equal(daemon_watchdog_ms(), 0);
+	unsetenv("WATCHDOG_USEC");
+	close(fd);
+	tu_rmtree(dir);
+	free(dir);
+}
+
 int
 main(void)
 {
@@ -100,6 +175,7 @@ main(void)
 		cmocka_unit_test(test_notify_path),
 		cmocka_unit_test(test_notify_abstract),
 		cmocka_unit_test(test_notify_unset_or_bogus),
+		cmocka_unit_test(test_watchdog_pings_from_the_loop),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
