@@ -4,9 +4,11 @@
  * mm.actuator.<host-id>, applies them in order through the hypervisor
  * driver (balloons), sysfs (KSM) and migrate_pages(2) (NUMA) within the
  * host's own safety rules, and answers each batch with an ActionResult on
- * mm.events. Alone it keeps guests under pressure alive (fail-safe), and
- * on shutdown it hands every guest its maximum back and KSM its settings.
- * This file is its command line and loop; run.c starts and stops it.
+ * mm.events. Alone it keeps guests under pressure alive (fail-safe). A
+ * stop leaves the guests' targets in force (a restart resumes with them)
+ * and puts KSM's settings back; `--release` grows the guests toward their
+ * maximum within the host's free memory, once, and exits. This file is
+ * its command line and loop; run.c starts and stops it.
  */
 #include <signal.h>
 #include <string.h>
@@ -35,11 +37,18 @@ main(int argc, char **argv)
 	static struct actuator a;
 	struct daemon_opts opts;
 	uv_loop_t loop;
+	bool release;
 	int r;
 
+	release = act_release_arg(&argc, argv);
 	daemon_host_conf(argc, argv, "mm-actuator", DEFAULT_CONF,
 	    act_conf_table, act_conf_nkeys, &a.conf, &a.conf.host_id,
 	    "actuator", &opts);
+	if (release) {
+		r = act_release_oneshot(&a.conf);
+		conf_free(act_conf_table, act_conf_nkeys, &a.conf);
+		return r;
+	}
 	/* A VM or broker gone mid-write is an EPIPE error, not a death. */
 	signal(SIGPIPE, SIG_IGN);
 	if (uv_loop_init(&loop) < 0)

@@ -47,7 +47,7 @@ struct actuator_conf {
 	int64_t failsafe_avail_pct;	/* available below this: pressure */
 	int64_t failsafe_faults_s;	/* major faults per second: pressure */
 	int64_t host_reserve_kib;	/* host MemAvailable kept */
-	bool release_on_stop;		/* guests back to max on shutdown */
+	bool release_on_stop;		/* the bounded release on shutdown */
 	int64_t release_timeout_ms;	/* bound of the shutdown's waits */
 	bool ksm;			/* apply SetKsm */
 	bool numa;			/* apply MigrateNuma */
@@ -187,6 +187,106 @@ bool act_fs_pressure(const struct act_failsafe *f, const struct act_fs_vm *v);
 uint64_t act_fs_target(const struct act_failsafe *f, const struct act_fs_vm *v,
     uint64_t host_avail_kib);
 
+/* ---- release (release.c) ---- */
+
+/* What a release does with one guest. */
+enum act_rel_outcome {
+	ACT_REL_UNKNOWN,	/* its maximum or size unknown: left alone */
+	ACT_REL_AT_MAX,		/* at its maximum already */
+	ACT_REL_FULL,		/* grown to its maximum */
+	ACT_REL_PARTIAL,	/* grown, short of its maximum: the host's
+				 * free memory ran out */
+	ACT_REL_NO_ROOM,	/* below its maximum, no host memory left */
+};
+
+struct act_rel_plan;
+
+/* One guest of a release: its numbers in, the plan's target out, then
+ * the write's outcome. */
+struct act_rel_vm {
+	char id[MSG_ID_MAX + 1];
+	bool max_known;
+	uint64_t max_kib;
+	bool current_known;
+	uint64_t current_kib;	/* the target in force, else the balloon */
+	uint64_t target_kib;	/* the plan's; current_kib: nothing to do */
+	enum act_rel_outcome outcome;
+	int status;		/* the write: 0 or -errno */
+	bool done;		/* the write confirmed */
+	struct act_rel_plan *plan;	/* set by act_release_plan() */
+};
+
+struct act_rel_plan {
+	uint64_t host_avail_kib;	/* host MemAvailable, in */
+	uint64_t reserve_kib;		/* host_reserve, in */
+	uint64_t budget_kib;		/* avail - reserve (0 below it) */
+	uint64_t need_kib;		/* sum of max - current */
+	uint64_t grant_kib;		/* sum of the growth planned */
+	size_t n;
+	struct act_rel_vm *vms;		/* malloc'd by act_release_collect() */
+	unsigned pending, failed;	/* writes awaited, failed */
+	bool given_up;			/* the caller stopped waiting */
+	void (*done_cb)(struct act_rel_plan *p, void *arg);
+	void *done_arg;
+};
+
+/*
+ * The release plan, pure: p->vms (p->n of them) with their maximum and
+ * current size, p->host_avail_kib and p->reserve_kib in; out, the guests
+ * sorted largest deficit (max - current) first (then by id), each given a
+ * target_kib and an outcome, and the budget, need and grant of p. A guest
+ * grows toward its maximum while the sum of the growth stays within
+ * MemAvailable - reserve; none is ever set above its maximum or below its
+ * current size; a guest without the numbers is left alone.
+ */
+void act_release_plan(struct act_rel_plan *p);
+
+/* What the release does or did with v (a line for the log or the
+ * terminal, no newline). */
+void act_release_describe(const struct act_rel_vm *v, char *buf,
+    size_t len);
+
+/* The whole release in a line: given back, left unreleased and why. */
+void act_release_summary(const struct act_rel_plan *p, char *buf,
+    size_t len);
+
+/*
+ * The plan for the VMs hv knows now and the host's MemAvailable from
+ * <proc_root>/meminfo, with reserve_kib kept. *ret is the caller's, freed
+ * with act_release_free(). Returns 0, or -errno when the host's
+ * MemAvailable cannot be read (no release without knowing the host's
+ * room), -ENOMEM.
+ */
+int act_release_collect(struct hv *hv, const char *proc_root,
+    uint64_t reserve_kib, struct act_rel_plan *ret);
+
+/*
+ * Write the plan's targets that grow a guest; done_cb (may be NULL) is
+ * called once every write has been answered, unless p->given_up is set by
+ * then. A write refused at once counts as failed (its status set). p must
+ * live until the driver is closed (it calls back cancelled writes).
+ * Returns the writes awaited (0: done_cb is not called).
+ */
+unsigned act_release_apply(struct hv *hv, struct act_rel_plan *p,
+    void (*done_cb)(struct act_rel_plan *p, void *arg), void *arg);
+
+/* Free what act_release_collect() allocated. */
+void act_release_free(struct act_rel_plan *p);
+
+/* ---- `mm-actuator --release` (oneshot.c) ---- */
+
+/* Remove "--release" from argv (updating *argc); true when it was
+ * there. */
+bool act_release_arg(int *argc, char **argv);
+
+/*
+ * The one-shot release: the hypervisor driver of c (no broker), the VMs
+ * it finds within release_timeout, the plan applied, a line per guest and
+ * the summary on stdout. Returns the exit status: 0, or 1 when a guest
+ * could not be read or set, or the host's memory could not be read.
+ */
+int act_release_oneshot(const struct actuator_conf *c);
+
 /* ---- KSM (ksm.c) ---- */
 
 #define ACT_KSM_NFILES	4
@@ -225,8 +325,9 @@ int act_ksm_apply(struct act_ksm *k, const Mm__V1__KsmSettings *s, char *why,
 int act_ksm_read(const struct act_ksm *k, Mm__V1__KsmSettings *ret);
 
 /*
- * Put back what act_ksm_init() found. A changed merge_across_nodes needs
- * run=2 first (unmerging everything) when pages are shared. Returns 0 or
+ * Put back what act_ksm_init() found, never unmerging: a changed
+ * merge_across_nodes that the kernel refuses while pages are shared stays
+ * as it is (-EBUSY), and a run=2 found is not written back. Returns 0 or
  * the first error (every file is tried). Then free what k holds.
  */
 int act_ksm_restore(struct act_ksm *k);
@@ -321,7 +422,7 @@ struct actuator {
 	uint64_t last_cmd_ms;		/* loop ms of the last batch run */
 	bool failsafe_on;
 	bool stopping, releasing, closed;
-	unsigned release_pending, released, release_failed;
+	struct act_rel_plan rel;	/* release_on_stop's */
 	struct msg_dispatch_stats dstats;
 	uint64_t batches, expired, stale, clamped, failed, deferred;
 	uint64_t misrouted, ignored, failsafe_steps, publish_errors;
@@ -340,13 +441,16 @@ struct actuator {
 int act_start(struct actuator *a, uv_loop_t *loop);
 /*
  * Stop (SIGTERM): the batch in progress finishes, queued ones are
- * dropped, guests are released (release_on_stop), KSM restored, then
- * every handle is closed and a->closed set; the loop then ends. Once
- * more is a no-op.
+ * dropped, the guests keep their targets (release_on_stop = yes: the
+ * bounded release, act_release_plan()), KSM settings are put back without
+ * unmerging, then every handle is closed and a->closed set; the loop then
+ * ends. Once more is a no-op.
  */
 void act_stop(struct actuator *a);
 /* The end of act_stop(), after the release: close everything. */
 void act_close(struct actuator *a);
+/* The driver's configuration of c (strings borrowed), without events. */
+void act_hv_config(const struct actuator_conf *c, struct hv_config *ret);
 
 /* wire.c: the bus glue */
 /* Create a->bus, declare the actuator's topology and consume its queue.
@@ -391,7 +495,8 @@ void act_failsafe_tick(struct actuator *a);
 /* The batch executed: the fail-safe is off. */
 void act_failsafe_off(struct actuator *a);
 /* After the batch in progress (if any) has finished while stopping: drop
- * the queue, release the guests, then act_close(). */
+ * the queue, with release_on_stop release the guests within the host's
+ * free memory, then act_close(). */
 void act_release(struct actuator *a);
 
 #endif

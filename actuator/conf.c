@@ -67,15 +67,17 @@ const struct conf_key act_conf_table[] = {
 	    "guest available memory (percent of total) below which it is "
 	    "pressure"),
 	K("host_reserve", CONF_SIZE_KIB, 0, 1ll << 40, "1G", host_reserve_kib,
-	    "host MemAvailable the fail-safe never gives away"),
-	K("release_on_stop", CONF_BOOL, 0, 0, "yes", release_on_stop,
-	    "on shutdown, set every guest back to its maximum"),
+	    "host MemAvailable the fail-safe and a release never give away"),
+	K("release_on_stop", CONF_BOOL, 0, 0, "no", release_on_stop,
+	    "no: a stop or restart leaves the guests' targets in force; yes: "
+	    "on shutdown, grow the guests toward their maximum, largest "
+	    "deficit first, within MemAvailable - host_reserve"),
 	K("release_timeout", CONF_DURATION_MS, 100, 600000, "5s",
 	    release_timeout_ms,
 	    "bound of the shutdown's waits (release, event confirms)"),
 	K("ksm", CONF_BOOL, 0, 0, "yes", ksm,
 	    "apply KSM commands (settings found at start are restored on "
-	    "stop)"),
+	    "stop, never by unmerging shared pages)"),
 	K("numa", CONF_BOOL, 0, 0, "yes", numa,
 	    "apply NUMA moves with migrate_pages(2)"),
 	K("schedulers", CONF_STRING, 1, 4096, NULL, schedulers,

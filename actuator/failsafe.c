@@ -3,9 +3,11 @@
  * What the actuator does on its own. When no batch has run for
  * failsafe_after (the scheduler or the bus is gone), a guest under
  * pressure by its fresh stats grows a step at a time while the host has
- * room, never shrinking anything, until the next batch. On stop, every
- * guest is handed its maximum back (release_on_stop), so that a stopped mm
- * strands no memory in balloons.
+ * room (host_reserve kept), never shrinking anything, until the next
+ * batch. A stop leaves the guests as they are, so that a restart (an
+ * upgrade, a crash, the watchdog) resumes with the targets in force; only
+ * with release_on_stop = yes does it release them, within the host's free
+ * memory (release.c).
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -192,50 +194,53 @@ act_failsafe_off(struct actuator *a)
 	}
 }
 
-/* ---- the release on stop ---- */
+/* ---- the stop ---- */
 
 /* The release is over (or timed out): say how it went, then close. */
 static void
 release_end(struct actuator *a)
 {
-	Mm__V1__Metric m[2], *mp[2] = { &m[0], &m[1] };
-	char why[MSG_TEXT_MAX];
+	Mm__V1__Metric m[3], *mp[3] = { &m[0], &m[1], &m[2] };
+	struct act_rel_plan *p = &a->rel;
+	char why[MSG_TEXT_MAX], line[512];
+	unsigned failed = p->failed + p->pending;
+	size_t i;
 
 	if (a->closed)
 		return;
+	p->given_up = true;
 	if (a->conf.release_on_stop) {
-		snprintf(why, sizeof(why), "actuator stopping: %u guest(s) "
-		    "set back to their maximum, %u failed", a->released -
-		    a->release_failed, a->release_failed + a->release_pending);
+		for (i = 0; i < p->n; i++) {
+			act_release_describe(&p->vms[i], line, sizeof(line));
+			log_info("%s", line);
+		}
+		act_release_summary(p, line, sizeof(line));
+		snprintf(why, sizeof(why), "actuator stopping: %s%s", line,
+		    failed > 0 ? ", some writes failed" : "");
 		log_info("%s", why);
-		mm__v1__metric__init(&m[0]);
-		mm__v1__metric__init(&m[1]);
-		m[0].name = "released";
-		m[0].has_value = 1;
-		m[0].value = a->released - a->release_failed;
-		m[0].unit = "count";
-		m[1].name = "release_failed";
-		m[1].has_value = 1;
-		m[1].value = a->release_failed + a->release_pending;
-		m[1].unit = "count";
-		act_alert(a, a->release_failed + a->release_pending > 0 ?
+		for (i = 0; i < 3; i++) {
+			mm__v1__metric__init(&m[i]);
+			m[i].has_value = 1;
+			m[i].unit = "KiB";
+		}
+		m[0].name = "released_kib";
+		m[0].value = (double)p->grant_kib;
+		m[1].name = "unreleased_kib";
+		m[1].value = (double)(p->need_kib - p->grant_kib);
+		m[2].name = "release_failed";
+		m[2].value = failed;
+		m[2].unit = "count";
+		act_alert(a, failed > 0 || p->need_kib > p->grant_kib ?
 		    MM__V1__SEVERITY__SEVERITY_WARNING :
-		    MM__V1__SEVERITY__SEVERITY_INFO, NULL, 0, why, mp, 2);
+		    MM__V1__SEVERITY__SEVERITY_INFO, NULL, 0, why, mp, 3);
 	}
 	act_close(a);
 }
-static void
-release_done_cb(struct hv *hv, int status, void *arg)
-{
-	struct actuator *a = arg;
 
-	if (a->closed)
-		return;
-	if (status < 0)
-		a->release_failed++;
-	a->release_pending--;
-	if (a->release_pending == 0)
-		release_end(a);
+static void
+released_cb(struct act_rel_plan *p, void *arg)
+{
+	release_end(arg);
 }
 
 static void
@@ -244,41 +249,33 @@ release_timeout_cb(uv_timer_t *t)
 	struct actuator *a = t->data;
 
 	log_warnx("release: %u guest(s) did not answer within %" PRId64
-	    " ms", a->release_pending, a->conf.release_timeout_ms);
+	    " ms", a->rel.pending, a->conf.release_timeout_ms);
 	release_end(a);
-}
-
-static void
-release_cb(struct hv_vm *vm, void *arg)
-{
-	struct actuator *a = arg;
-	int r;
-
-	if (!vm->max_known) {
-		log_warnx("vm \"%s\": maximum unknown, not released", vm->id);
-		return;
-	}
-	a->released++;
-	r = hv_set_target(a->hv, vm->id, vm->max_kib, release_done_cb, a);
-	if (r < 0) {
-		a->release_failed++;
-		log_warnx("vm \"%s\": release to %" PRIu64 " MiB: %s", vm->id,
-		    vm->max_kib / 1024, strerror(-r));
-		return;
-	}
-	a->release_pending++;
 }
 
 void
 act_release(struct actuator *a)
 {
+	int r;
+
 	if (a->releasing)
 		return;
 	a->releasing = true;
 	act_jobs_drop(a);
-	if (a->conf.release_on_stop)
-		hv_foreach(a->hv, release_cb, a);
-	if (a->release_pending == 0) {
+	if (!a->conf.release_on_stop) {
+		act_close(a);
+		return;
+	}
+	r = act_release_collect(a->hv, a->conf.proc_root,
+	    (uint64_t)a->conf.host_reserve_kib, &a->rel);
+	if (r < 0) {
+		log_warnx("release: host MemAvailable from %s/meminfo: %s: "
+		    "the guests keep their targets", a->conf.proc_root,
+		    strerror(-r));
+		act_close(a);
+		return;
+	}
+	if (act_release_apply(a->hv, &a->rel, released_cb, a) == 0) {
 		release_end(a);
 		return;
 	}

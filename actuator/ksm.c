@@ -2,7 +2,10 @@
 /*
  * KSM settings through <sys_root>/kernel/mm/ksm: written as the scheduler
  * asks, and put back as they were found when the actuator stops, so that a
- * stopped mm leaves the host's KSM as its administrator set it.
+ * stopped mm leaves the host's KSM as its administrator set it, except
+ * what only unmerging every shared page would put back (a restart must not
+ * grow the host's use). The next start reads them again as found, and the
+ * scheduler sends its settings again.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -199,22 +202,19 @@ act_ksm_restore(struct act_ksm *k)
 
 	if (k->dir == NULL)
 		return 0;
+	/* Shared pages pin merge_across_nodes (EBUSY): it stays as it is,
+	 * for unmerging them to change it would grow the host's use by
+	 * every page shared. */
 	if (k->saved[K_MERGE] && read_value(k, files[K_MERGE], cur,
 	    sizeof(cur)) == 0 && strcmp(cur, k->value[K_MERGE]) != 0) {
 		r = write_value(k, K_MERGE, k->value[K_MERGE]);
-		if (r == -EBUSY) {
-			/* Shared pages pin it: unmerge, then retry. */
-			log_debug("ksm: merge_across_nodes busy, unmerging");
-			r = write_value(k, K_RUN, "2");
-			if (r == 0)
-				r = write_value(k, K_MERGE,
-				    k->value[K_MERGE]);
-		}
 		if (r < 0)
 			first = r;
 	}
 	for (i = K_SLEEP; i >= K_RUN; i--) {
-		if (!k->saved[i])
+		/* run=2 found at start is not written back: it unmerges. */
+		if (!k->saved[i] || (i == K_RUN &&
+		    strcmp(k->value[i], "2") == 0))
 			continue;
 		r = write_value(k, i, k->value[i]);
 		if (r < 0 && first == 0)

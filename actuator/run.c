@@ -3,7 +3,8 @@
  * mm-actuator's life on its loop: the start (rules from the configuration,
  * KSM settings saved, the bus, the hypervisor driver, a tick for deferred
  * targets and the fail-safe), the VMs as the driver finds them, and the
- * stop, which lets the batch in progress finish before the release.
+ * stop, which lets the batch in progress finish and leaves the guests as
+ * they are (release_on_stop = yes: the bounded release of release.c).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -43,10 +44,25 @@ tick_cb(uv_timer_t *t)
 	act_failsafe_tick(a);
 }
 
+void
+act_hv_config(const struct actuator_conf *c, struct hv_config *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	ret->type = (enum hv_type)c->driver;
+	ret->vm_dir = c->vm_dir;
+	ret->qmp_ext = c->monitor;
+	/* The agent's socket is the collector's: the guest's use comes from
+	 * the balloon's own statistics. */
+	ret->no_agent = true;
+	ret->balloon_path = c->balloon_path;
+	ret->rescan_ms = (unsigned)c->rescan_ms;
+	ret->poll_ms = (unsigned)c->poll_ms;
+}
+
 int
 act_start(struct actuator *a, uv_loop_t *loop)
 {
-	struct hv_config hc = { 0 };
+	struct hv_config hc;
 	int r;
 
 	a->loop = loop;
@@ -82,15 +98,7 @@ act_start(struct actuator *a, uv_loop_t *loop)
 	if (r < 0)
 		return r;
 
-	hc.type = (enum hv_type)a->conf.driver;
-	hc.vm_dir = a->conf.vm_dir;
-	hc.qmp_ext = a->conf.monitor;
-	/* The agent's socket is the collector's: the guest's use comes from
-	 * the balloon's own statistics. */
-	hc.no_agent = true;
-	hc.balloon_path = a->conf.balloon_path;
-	hc.rescan_ms = (unsigned)a->conf.rescan_ms;
-	hc.poll_ms = (unsigned)a->conf.poll_ms;
+	act_hv_config(&a->conf, &hc);
 	hc.event_cb = on_hv_event;
 	hc.event_arg = a;
 	a->hv = daemon_hv_start(loop, &hc);
@@ -112,8 +120,9 @@ act_stop(struct actuator *a)
 	if (a->stopping)
 		return;
 	a->stopping = true;
-	log_info("stopping%s", a->conf.release_on_stop ?
-	    ": returning guests to their maximum" : "");
+	log_info("stopping: %s", a->conf.release_on_stop ?
+	    "release_on_stop: returning guests toward their maximum within "
+	    "the host's free memory" : "the guests keep their targets");
 	uv_timer_stop(&a->tick);
 	if (a->cur == NULL)
 		act_release(a);
@@ -165,6 +174,8 @@ act_close(struct actuator *a)
 		hv_close(a->hv, NULL, NULL);
 		a->hv = NULL;
 	}
+	/* After the driver, which calls back the writes it cancels. */
+	act_release_free(&a->rel);
 	/* Waits, bounded, for the broker to confirm the events. */
 	bus_close(a->bus, (unsigned)a->conf.release_timeout_ms, NULL, NULL);
 	a->bus = NULL;

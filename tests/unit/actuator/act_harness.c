@@ -60,10 +60,16 @@ void
 th_start(struct harness *h, const char *const *specs,
     void (*conf_fn)(struct actuator_conf *c))
 {
+	th_start_host(h, specs, NULL, conf_fn);
+}
+
+void
+th_start_host(struct harness *h, const char *const *specs,
+    const char *host_mem, void (*conf_fn)(struct actuator_conf *c))
+{
 	struct hv_config wc = { .type = HV_TYPE_SIM, .no_agent = true,
 	    .rescan_ms = 100, .poll_ms = 100 };
-	char *argv[8 + 2 * SPECS_MAX], *bin, ids[SPECS_MAX][64];
-	const char *idp[SPECS_MAX + 1];
+	char *argv[10 + 2 * SPECS_MAX], *bin;
 	size_t n = 0, i;
 
 	memset(h, 0, sizeof(*h));
@@ -80,15 +86,19 @@ th_start(struct harness *h, const char *const *specs,
 	argv[n++] = h->root;
 	argv[n++] = "-i";
 	argv[n++] = "100ms";
+	if (host_mem != NULL) {
+		argv[n++] = "-H";
+		argv[n++] = (char *)host_mem;
+	}
 	for (i = 0; specs[i] != NULL; i++) {
 		assert_true(i < SPECS_MAX);
 		argv[n++] = "-m";
 		argv[n++] = (char *)specs[i];
-		snprintf(ids[i], sizeof(ids[i]), "%.*s",
+		snprintf(h->ids[i], sizeof(h->ids[i]), "%.*s",
 		    (int)strcspn(specs[i], ","), specs[i]);
-		idp[i] = ids[i];
+		h->idp[i] = h->ids[i];
 	}
-	idp[i] = NULL;
+	h->idp[i] = NULL;
 	argv[n] = NULL;
 	h->sim = tu_spawn(argv);
 	free(bin);
@@ -122,7 +132,7 @@ th_start(struct harness *h, const char *const *specs,
 	h->watch = hv_new(&h->loop, &wc);
 	assert_non_null(h->watch);
 	assert_int_equal(hv_start(h->watch), 0);
-	ready_ids = idp;
+	ready_ids = h->idp;
 	assert_true(tu_run_until_fn(&h->loop, c_ready, 15000));
 	ready_ids = NULL;
 }
@@ -131,6 +141,34 @@ static bool
 c_closed(void)
 {
 	return cur->a.closed;
+}
+
+void
+th_stop(struct harness *h)
+{
+	cur = h;
+	assert_true(h->started);
+	act_stop(&h->a);
+	assert_true(tu_run_until_fn(&h->loop, c_closed, 15000));
+	/* The handles' close callbacks, the driver's end. */
+	tu_run_for(&h->loop, 200);
+	h->started = false;
+}
+
+void
+th_restart(struct harness *h)
+{
+	struct actuator_conf c = h->a.conf;
+
+	cur = h;
+	assert_false(h->started);
+	memset(&h->a, 0, sizeof(h->a));
+	h->a.conf = c;
+	assert_int_equal(act_start(&h->a, &h->loop), 0);
+	h->started = true;
+	ready_ids = h->idp;
+	assert_true(tu_run_until_fn(&h->loop, c_ready, 15000));
+	ready_ids = NULL;
 }
 
 void

@@ -29,6 +29,8 @@ struct harness {
 	struct actuator a;
 	struct hv *watch;	/* the VMs seen through <vm>.qmp */
 	bool started;
+	char ids[8][64];	/* the VMs' names */
+	const char *idp[9];	/* NULL-terminated */
 };
 
 /* One command of a batch: a balloon target (ksm NULL) or KSM settings. */
@@ -47,6 +49,21 @@ struct th_cmd {
  */
 void th_start(struct harness *h, const char *const *specs,
     void (*conf_fn)(struct actuator_conf *c));
+
+/* th_start() with mm-sim's host memory (-H, e.g. "2G"; NULL: its
+ * default). */
+void th_start_host(struct harness *h, const char *const *specs,
+    const char *host_mem, void (*conf_fn)(struct actuator_conf *c));
+
+/* Stop the actuator, as SIGTERM does, and wait until it has closed. */
+void th_stop(struct harness *h);
+
+/*
+ * Start the actuator again (after th_stop()) with the same configuration
+ * on the same sim, as a restart (an upgrade, the watchdog) does, and wait
+ * as th_start() does.
+ */
+void th_restart(struct harness *h);
 
 /* Stop the actuator (if running) and the sim, free everything: the
  * actuator's and the watcher's handles must all close. */
