@@ -145,9 +145,10 @@ act_bus_open(struct actuator *a)
 	a->bus = bus_new(a->loop, &bc);
 	if (a->bus == NULL)
 		return -errno;
-	if ((r = topo_declare_dead(a->bus)) < 0 ||
-	    (r = topo_declare_events_exchange(a->bus)) < 0 ||
-	    (r = topo_declare_actuator_queue(a->bus, a->host_id)) < 0) {
+	/* Its queue only: the scheduler binds it to mm.commands (this
+	 * host's broker user may not), and declares mm.dlx and mm.dead. */
+	if ((r = topo_declare_events_exchange(a->bus)) < 0 ||
+	    (r = topo_declare_actuator_queue_only(a->bus, a->host_id)) < 0) {
 		log_warnx("declaring the topology: %s", strerror(-r));
 		return r;
 	}

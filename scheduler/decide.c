@@ -130,9 +130,10 @@ host_get(struct scheduler *s, const char *id)
 
 	if (h != NULL)
 		return h;
-	/* Any holder of the collectors' credentials can make up host ids:
-	 * what they cost is bounded. The scheduler declares no queue for a
-	 * host (its actuator does), and keeps at most max_hosts. */
+	/* A host's broker user can publish reports for its own id only
+	 * (topic permissions; on_report() checks the body says the same).
+	 * What a holder of the scheduler's or a test's wide credentials can
+	 * make up is bounded: at most max_hosts. */
 	if (s->nhosts >= (size_t)s->conf.max_hosts) {
 		errno = EAGAIN;
 		return NULL;
@@ -154,6 +155,11 @@ host_get(struct scheduler *s, const char *id)
 		return NULL;
 	}
 	snprintf(h->id, sizeof(h->id), "%s", id);
+	/* Its command queue, bound to mm.commands with its key: the host's
+	 * own user may declare the queue but not bind it. Replayed on every
+	 * connection; declared and bound already, it changes nothing. */
+	if (topo_declare_actuator_queue(s->bus, h->id) < 0)
+		log_warnx("host \"%s\": cannot declare its command queue", id);
 	table_put(s->hosts, s->cap, h);
 	s->nhosts++;
 	log_info("host \"%s\": first report", id);

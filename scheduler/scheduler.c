@@ -155,6 +155,17 @@ state_load(struct scheduler *s)
 /* How often silent hosts are looked for. */
 #define SWEEP_MS		60000
 
+/* True when key is "<prefix>.<host_id>". */
+static bool
+key_names_host(const char *key, const char *prefix, const char *host_id)
+{
+	size_t n = strlen(prefix);
+
+	return key != NULL && host_id != NULL &&
+	    strncmp(key, prefix, n) == 0 && key[n] == '.' &&
+	    strcmp(key + n + 1, host_id) == 0;
+}
+
 static enum bus_disposition
 on_report(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 {
@@ -168,6 +179,15 @@ on_report(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 		s->n.reports_bad++;
 		log_warnx_limited(&s->lim_reports, "report with a bad host id, "
 		    "dead-lettered");
+		return BUS_REJECT;
+	}
+	/* The broker lets a host's user publish with its own key only
+	 * (topic permissions): a body naming another host is forged. */
+	if (!key_names_host(d->routing_key, "host", r->host_id)) {
+		s->n.reports_wrong_key++;
+		log_warnx_limited(&s->lim_reports, "report for host \"%s\" "
+		    "published with key \"%s\": forged, dead-lettered",
+		    r->host_id, d->routing_key != NULL ? d->routing_key : "");
 		return BUS_REJECT;
 	}
 	/* A report from the future would hold every real one back. */
@@ -239,9 +259,16 @@ on_result(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 	uint64_t now = clock_ms(CLOCK_REALTIME);
 	struct host *h;
 
-	(void)d;
 	if (ev->kind != MM__V1__EVENT_KIND__EVENT_KIND_RESULT || ar == NULL)
 		return BUS_ACK;
+	if (!key_names_host(d->routing_key, TOPO_EV_RESULT, ar->host_id)) {
+		s->n.results_wrong_key++;
+		log_warnx_limited(&s->lim_results, "result for host \"%s\" "
+		    "published with key \"%s\": forged, ignored",
+		    ar->host_id != NULL ? ar->host_id : "",
+		    d->routing_key != NULL ? d->routing_key : "");
+		return BUS_ACK;
+	}
 	/* Another scheduler's host (sharding), or none. */
 	h = host_find(s, ar->host_id);
 	if (h == NULL) {
@@ -485,7 +512,8 @@ sched_stop(struct scheduler *s)
 	    "refused: %llu malformed reports, %llu malformed policies, "
 	    "%llu malformed control requests, %llu invalid policies, "
 	    "%llu policy versions too far ahead, %llu older policies, "
-	    "%llu reports (bad host id, ahead of the clock, seq jump)",
+	    "%llu reports (bad host id, key of another host, ahead of the "
+	    "clock, seq jump)",
 	    (unsigned long long)s->n.reports,
 	    (unsigned long long)s->n.batches, (unsigned long long)s->n.events,
 	    (unsigned long long)s->n.stats_malformed,
@@ -494,8 +522,8 @@ sched_stop(struct scheduler *s)
 	    (unsigned long long)s->n.policies_rejected,
 	    (unsigned long long)s->n.policies_jump,
 	    (unsigned long long)s->n.policies_old,
-	    (unsigned long long)(s->n.reports_bad + s->n.reports_future +
-	    s->n.reports_seq_jump));
+	    (unsigned long long)(s->n.reports_bad + s->n.reports_wrong_key +
+	    s->n.reports_future + s->n.reports_seq_jump));
 	daemon_notify_stopping();
 	uv_close((uv_handle_t *)&s->sweep, NULL);
 	bus_close(s->bus, CLOSE_FLUSH_MS, closed_cb, NULL);

@@ -96,6 +96,7 @@ struct sched_counters {
 	uint64_t reports;
 	uint64_t reports_old;	/* seq not newer: ignored */
 	uint64_t reports_bad;	/* bad host id */
+	uint64_t reports_wrong_key;	/* body's host is not the key's */
 	uint64_t reports_future;	/* time beyond the clock skew */
 	uint64_t reports_seq_jump;	/* seq far above the last one */
 	uint64_t hosts_refused;	/* new host over max_hosts */
@@ -103,6 +104,7 @@ struct sched_counters {
 	uint64_t results;	/* ActionResults of our batches */
 	uint64_t results_ignored;	/* unknown host, other scheduler, old */
 	uint64_t results_future;	/* time beyond the clock skew */
+	uint64_t results_wrong_key;	/* body's host is not the key's */
 	uint64_t syncs;		/* actuators that asked for their state */
 	uint64_t resent;	/* targets sent again, unconfirmed */
 	uint64_t distrusted;	/* guest samples not grown on their word */

@@ -30,6 +30,7 @@ static const struct {
 	size_t offset;
 } counters[] = {
 	CTR(reports), CTR(reports_old), CTR(reports_bad),
+	CTR(reports_wrong_key), CTR(results_wrong_key),
 	CTR(reports_future), CTR(reports_seq_jump), CTR(hosts_refused),
 	CTR(hosts_forgotten), CTR(results), CTR(results_ignored),
 	CTR(results_future), CTR(syncs), CTR(resent), CTR(distrusted),

@@ -200,7 +200,7 @@ topo_actuator_queue(char *buf, size_t size, const char *host_id)
 }
 
 int
-topo_declare_actuator_queue(struct bus *bus, const char *host_id)
+topo_declare_actuator_queue_only(struct bus *bus, const char *host_id)
 {
 	const struct bus_queue_opts opts = {
 		.durable = true,
@@ -211,11 +211,23 @@ topo_declare_actuator_queue(struct bus *bus, const char *host_id)
 
 	r = topo_actuator_queue(queue, sizeof(queue), host_id);
 	if (r == 0)
+		r = bus_declare_queue(bus, queue, &opts);
+	return r;
+}
+
+int
+topo_declare_actuator_queue(struct bus *bus, const char *host_id)
+{
+	char queue[128];
+	int r;
+
+	r = topo_actuator_queue(queue, sizeof(queue), host_id);
+	if (r == 0)
 		r = topo_declare_dead(bus);
 	if (r == 0)
 		r = topo_declare_commands_exchange(bus);
 	if (r == 0)
-		r = bus_declare_queue(bus, queue, &opts);
+		r = topo_declare_actuator_queue_only(bus, host_id);
 	if (r == 0)
 		r = bus_bind(bus, queue, TOPO_EX_COMMANDS, host_id);
 	return r;

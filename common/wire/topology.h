@@ -90,8 +90,18 @@ int topo_declare_shard_queue(struct bus *bus, const char *sched_id,
     const char *pattern, unsigned weight, char *ret_queue, size_t queue_size);
 
 /* mm.commands and the durable queue mm.actuator.<host_id> bound to it with
- * key host_id. -EINVAL for a bad host id. */
+ * key host_id: what the scheduler declares for each host it hears from.
+ * -EINVAL for a bad host id. */
 int topo_declare_actuator_queue(struct bus *bus, const char *host_id);
+
+/*
+ * The queue mm.actuator.<host_id> alone, as topo_declare_actuator_queue()
+ * declares it, unbound: what an actuator declares. A host's broker user
+ * has no read permission on mm.commands, because with it the host could
+ * bind its queue with another host's key and read that host's commands;
+ * the scheduler binds it. -EINVAL for a bad host id.
+ */
+int topo_declare_actuator_queue_only(struct bus *bus, const char *host_id);
 
 /* mm.commands only: what a scheduler needs to publish commands. */
 int topo_declare_commands_exchange(struct bus *bus);

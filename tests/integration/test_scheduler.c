@@ -252,27 +252,34 @@ test_scheduler_pressure_commands_a_bigger_target(void **state)
 /* A host with nothing to change still hears from the scheduler, every
  * heartbeat (2 s here), so that its actuator's fail-safe stays off. The
  * guest's balloon follows the targets, so the host settles. */
-/* Any holder of the collectors' credentials can make up host ids: a
- * report of a made-up host creates no queue (its actuator would declare
- * its own), so a flood of them leaves no durable queue behind. */
+/* A host's broker user publishes reports with its own key only (topic
+ * permissions, test_topology); a report whose body names another host
+ * than its key is forged: refused, counted, and it makes no queue. */
 static void
-test_scheduler_made_up_hosts_declare_no_queue(void **state)
+test_scheduler_forged_reports_declare_no_queue(void **state)
 {
-	char id[128], prefix[32];
+	char id[128], prefix[32], key[128];
+	struct bus_msg bm;
+	uint8_t *buf;
 	char *json;
 
 	snprintf(prefix, sizeof(prefix), "made-up-%d-", (int)getpid());
+	snprintf(key, sizeof(key), "host.%s", w.host);
 	assert_int_equal(topo_declare_stats_exchange(w.bus), 0);
-	for (int i = 0; i < 50; i++) {
+	for (int i = 0; i < 20; i++) {
 		snprintf(id, sizeof(id), "%s%d", prefix, i);
-		assert_int_equal(tu_publish_report(w.bus, id, 1,
-		    tu_wall_ms(), 0), 0);
+		assert_int_equal(tu_report_msg(id, 1, tu_wall_ms(), 0,
+		    2 * GiB, &bm, &buf), 0);
+		/* The key of the one real host of this test. */
+		bm.routing_key = key;
+		assert_int_equal(bus_publish(w.bus, &bm, NULL, NULL), 0);
+		free(buf);
 	}
 	tu_run_for(&w.loop, 2000);
 	json = tu_mgmt_get("/api/queues/mm?columns=name");
 	snprintf(id, sizeof(id), "\"mm.actuator.%s", prefix);
 	if (strstr(json, id) != NULL)
-		fail_msg("a made-up host got a queue (%s...)", id + 1);
+		fail_msg("a forged host got a queue (%s...)", id + 1);
 }
 
 static void
@@ -368,7 +375,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_scheduler_pressure_commands_a_bigger_target),
 		cmocka_unit_test(test_scheduler_heartbeat_on_a_quiet_host),
-		cmocka_unit_test(test_scheduler_made_up_hosts_declare_no_queue),
+		cmocka_unit_test(test_scheduler_forged_reports_declare_no_queue),
 		cmocka_unit_test(test_scheduler_shadow_policy_sends_no_commands),
 		cmocka_unit_test(test_scheduler_rejects_invalid_policy_keeps_old),
 		cmocka_unit_test(test_scheduler_policy_survives_restart),
