@@ -51,28 +51,45 @@ bus_format_reply(char *buf, size_t size, const char *what,
 
 /* ---- construction ---- */
 
+/* The URL (bus_config_check() has accepted it) and the password
+ * chosen. */
 static int
-parse_url(struct bus *bus, const char *url)
+parse_url(struct bus *bus, const struct bus_config *config,
+    const struct bus_check *chk)
 {
 	struct amqp_connection_info info;
-	char *buf = strdup(url);
+	char *buf = strdup(config->url);
+	char shown[REASON_MAX];
 	int r = 0;
 
 	if (buf == NULL)
 		return -ENOMEM;
 	amqp_default_connection_info(&info);
-	if (amqp_parse_url(buf, &info) != AMQP_STATUS_OK || info.ssl) {
+	if (amqp_parse_url(buf, &info) != AMQP_STATUS_OK) {
 		free(buf);
 		return -EINVAL;
 	}
+	bus->url = strdup(bus_url_redact(config->url, shown,
+	    sizeof(shown)));
 	bus->host = strdup(info.host);
 	bus->user = strdup(info.user);
-	bus->password = strdup(info.password);
+	bus->password = strdup(chk->password_from == BUS_PASSWORD_URL ?
+	    info.password : chk->password);
 	bus->vhost = strdup(info.vhost);
 	bus->port = info.port;
-	if (bus->host == NULL || bus->user == NULL || bus->password == NULL ||
-	    bus->vhost == NULL)
+	bus->tls = info.ssl;
+	bus->ca_file = xstrdup(config->ca_file);
+	bus->cert_file = xstrdup(config->cert_file);
+	bus->key_file = xstrdup(config->key_file);
+	bus->verify_peer = !config->no_verify_peer;
+	bus->verify_hostname = !config->no_verify_hostname;
+	if (bus->url == NULL || bus->host == NULL || bus->user == NULL ||
+	    bus->password == NULL || bus->vhost == NULL ||
+	    !dup_ok(config->ca_file, bus->ca_file) ||
+	    !dup_ok(config->cert_file, bus->cert_file) ||
+	    !dup_ok(config->key_file, bus->key_file))
 		r = -ENOMEM;
+	explicit_bzero(buf, strlen(config->url));
 	free(buf);
 	return r;
 }
@@ -94,7 +111,12 @@ bus_release(struct bus *bus)
 	free(bus->url);
 	free(bus->host);
 	free(bus->user);
+	if (bus->password != NULL)
+		explicit_bzero(bus->password, strlen(bus->password));
 	free(bus->password);
+	free(bus->ca_file);
+	free(bus->cert_file);
+	free(bus->key_file);
 	free(bus->vhost);
 	free(bus->app_id);
 	free(bus->body);
@@ -104,28 +126,32 @@ bus_release(struct bus *bus)
 struct bus *
 bus_new(uv_loop_t *loop, const struct bus_config *config)
 {
+	struct bus_check chk;
 	struct bus *bus;
 	uint64_t rnd = 0;
 	int r;
 
-	if (loop == NULL || config == NULL || config->url == NULL) {
+	if (loop == NULL || config == NULL) {
 		errno = EINVAL;
 		return NULL;
 	}
-	bus = calloc(1, sizeof(*bus));
-	if (bus == NULL)
+	r = bus_config_check(config, &chk);
+	if (r < 0) {
+		log_debug("bus: %s", chk.err);
+		errno = -r;
 		return NULL;
+	}
+	bus = calloc(1, sizeof(*bus));
+	if (bus == NULL) {
+		explicit_bzero(chk.password, sizeof(chk.password));
+		return NULL;
+	}
 	bus->loop = loop;
 	bus->decls_tail = &bus->decls;
 	bus->consumers_tail = &bus->consumers;
-	bus->url = strdup(config->url);
 	bus->app_id = strdup(config->app_id != NULL ? config->app_id : "mm");
-	if (bus->url == NULL || bus->app_id == NULL) {
-		bus_release(bus);
-		errno = ENOMEM;
-		return NULL;
-	}
-	r = parse_url(bus, config->url);
+	r = bus->app_id != NULL ? parse_url(bus, config, &chk) : -ENOMEM;
+	explicit_bzero(chk.password, sizeof(chk.password));
 	if (r < 0) {
 		bus_release(bus);
 		errno = -r;

@@ -22,8 +22,30 @@
 struct bus;
 
 struct bus_config {
-	/* amqp://user:password@host:port/vhost (vhost URL-encoded). */
+	/* amqp://user:password@host:port/vhost (vhost URL-encoded), or
+	 * amqps:// for TLS (port 5671 by default). The password may come
+	 * from elsewhere instead (password, password_file below). */
 	const char *url;
+	/*
+	 * The password to log in with, replacing the URL's; NULL for none.
+	 * Without it: $CREDENTIALS_DIRECTORY/bus.password when it exists
+	 * and is not empty (systemd's LoadCredential=bus.password:...),
+	 * else the first line of password_file when it is not empty (the
+	 * file must not be readable by others), else the URL's.
+	 */
+	const char *password;
+	const char *password_file;
+	/* amqps:// only (refused with amqp://), PEM files: the CAs the
+	 * broker's certificate is checked against (required unless
+	 * no_verify_peer), and this client's certificate and key (both or
+	 * neither). NULL for none. */
+	const char *ca_file;
+	const char *cert_file;
+	const char *key_file;
+	/* amqps:// only: do not check the broker's certificate (against
+	 * ca_file), or its name (against the URL's host). */
+	bool no_verify_peer;
+	bool no_verify_hostname;
 	/* AMQP app_id of published messages and the connection's name. */
 	const char *app_id;
 	/* Heartbeat in seconds; 0 means 10. */
@@ -50,6 +72,44 @@ struct bus_config {
 	    void *arg);
 	void *state_arg;
 };
+
+/* Where the password bus_new() logs in with comes from. */
+enum bus_password_from {
+	BUS_PASSWORD_URL,		/* the URL's (or "guest" without one) */
+	BUS_PASSWORD_GIVEN,		/* bus_config.password */
+	BUS_PASSWORD_CREDENTIAL,	/* $CREDENTIALS_DIRECTORY/bus.password */
+	BUS_PASSWORD_FILE,		/* bus_config.password_file */
+};
+
+#define BUS_PASSWORD_MAX	1024	/* bytes, with the NUL */
+
+/* What bus_config_check() found. */
+struct bus_check {
+	bool tls;			/* amqps:// */
+	enum bus_password_from password_from;
+	bool url_password_ignored;	/* the URL has one; another won */
+	char password[BUS_PASSWORD_MAX];
+	char err[512];			/* why the config was refused */
+};
+
+/*
+ * Check config as bus_new() does, without connecting: the URL (amqp:// or
+ * amqps://), the TLS files (readable; certificate and key together; a CA
+ * unless no_verify_peer; none on an amqp:// URL) and the password's source
+ * (a password_file readable by others is refused). Returns 0 with
+ * *ret filled, or a negative errno with ret->err naming the bus_config
+ * field at fault (ca_file, password_file, ...) and the URL redacted. The
+ * caller should explicit_bzero() ret->password when done.
+ */
+int bus_config_check(const struct bus_config *config, struct bus_check *ret);
+
+/*
+ * url with its password, if any, replaced by "***", into buf (size
+ * bytes, truncated, always NUL-terminated): "amqps://mm:***@host/mm".
+ * Works on any string, parsed or not. Returns buf. The one way a URL is
+ * logged or printed.
+ */
+char *bus_url_redact(const char *url, char *buf, size_t size);
 
 /* Flags of bus_declare_exchange(). */
 #define BUS_DURABLE	0x1u
@@ -163,9 +223,11 @@ struct bus_stats {
 };
 
 /*
- * Create a bus on loop. The config is copied (strings too). Nothing
- * connects before bus_start(). Returns NULL with errno set: EINVAL for a
- * bad URL or config, ENOMEM. Free with bus_close().
+ * Create a bus on loop. The config is copied (strings too) and the
+ * password read (bus_config_check() says why a config is refused).
+ * Nothing connects before bus_start(). Returns NULL with errno set:
+ * EINVAL for a bad URL or config, EACCES or ENOENT for a file that cannot
+ * be read, ENOMEM. Free with bus_close().
  */
 struct bus *bus_new(uv_loop_t *loop, const struct bus_config *config);
 

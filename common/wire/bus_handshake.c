@@ -74,6 +74,62 @@ fail:
 	return NULL;
 }
 
+/* A TLS socket with the configured CA, client key and checks. */
+static amqp_socket_t *
+tls_socket(struct connect_job *job, amqp_connection_state_t c)
+{
+	const struct bus *bus = job->bus;
+	amqp_socket_t *sock = amqp_ssl_socket_new(c);
+	int r;
+
+	if (sock == NULL) {
+		snprintf(job->reason, sizeof(job->reason),
+		    "cannot create a TLS socket");
+		return NULL;
+	}
+	amqp_ssl_socket_set_verify_peer(sock, bus->verify_peer);
+	amqp_ssl_socket_set_verify_hostname(sock, bus->verify_hostname);
+	if (bus->ca_file != NULL &&
+	    (r = amqp_ssl_socket_set_cacert(sock, bus->ca_file)) !=
+	    AMQP_STATUS_OK) {
+		snprintf(job->reason, sizeof(job->reason), "ca_file \"%s\": "
+		    "not a PEM certificate file: %s", bus->ca_file,
+		    amqp_error_string2(r));
+		return NULL;
+	}
+	if (bus->cert_file != NULL &&
+	    (r = amqp_ssl_socket_set_key(sock, bus->cert_file,
+	    bus->key_file)) != AMQP_STATUS_OK) {
+		snprintf(job->reason, sizeof(job->reason), "cert_file \"%s\" "
+		    "and key_file \"%s\": not a PEM certificate and its key: "
+		    "%s", bus->cert_file, bus->key_file,
+		    amqp_error_string2(r));
+		return NULL;
+	}
+	return sock;
+}
+
+/* Why opening the socket failed, in the words of the configuration. */
+static const char *
+open_error(const struct bus *bus, int r)
+{
+	switch (r) {
+	case AMQP_STATUS_SSL_PEER_VERIFY_FAILED:
+	case AMQP_STATUS_SSL_CONNECTION_FAILED:
+		/* A certificate the CA did not sign fails in the handshake
+		 * itself, as a failed connection. */
+		return bus->verify_peer ? "TLS handshake failed: the "
+		    "broker's certificate failed verification against "
+		    "ca_file, or the broker refused this client's "
+		    "certificate" : "TLS handshake failed";
+	case AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED:
+		return "TLS certificate verification failed: the broker's "
+		    "certificate is not for this host name (verify_hostname)";
+	default:
+		return amqp_error_string2(r);
+	}
+}
+
 static int
 rpc_check(amqp_connection_state_t c, const char *what, char *reason,
     size_t rsize)
@@ -109,17 +165,23 @@ bus_connect_work_cb(uv_work_t *work)
 		return;
 	}
 	job->amqp = c;
-	sock = amqp_tcp_socket_new(c);
-	if (sock == NULL) {
-		snprintf(job->reason, sizeof(job->reason),
-		    "cannot create socket");
-		goto fail;
+	if (bus->tls) {
+		sock = tls_socket(job, c);
+		if (sock == NULL)
+			goto fail;
+	} else {
+		sock = amqp_tcp_socket_new(c);
+		if (sock == NULL) {
+			snprintf(job->reason, sizeof(job->reason),
+			    "cannot create socket");
+			goto fail;
+		}
 	}
 	r = amqp_socket_open_noblock(sock, bus->host, bus->port, &tv);
 	if (r != AMQP_STATUS_OK) {
 		snprintf(job->reason, sizeof(job->reason),
-		    "connecting to %s:%d: %s", bus->host, bus->port,
-		    amqp_error_string2(r));
+		    "connecting to %s:%d%s: %s", bus->host, bus->port,
+		    bus->tls ? " (TLS)" : "", open_error(bus, r));
 		goto fail;
 	}
 	amqp_set_handshake_timeout(c, &tv);

@@ -18,6 +18,8 @@
  *   bus_handshake.c  the connection handshake, on the thread pool
  *   bus_outbox.c     publishing: the outbox, the confirm window
  *   bus_deliver.c    deliveries: frames in, settling, acks
+ *   bus_url.c        the checks of the URL, TLS files and password;
+ *                    the URL as shown, without its password
  */
 #ifndef MM_BUS_INT_H
 #define MM_BUS_INT_H
@@ -28,6 +30,7 @@
 #include <string.h>
 
 #include <amqp.h>
+#include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
 
 #include "bus.h"
@@ -144,12 +147,18 @@ struct bus {
 	enum bus_state state;
 
 	/* configuration */
-	char *url;
+	char *url;		/* redacted (bus_url_redact()): for messages */
 	char *host;
 	int port;
 	char *user;
 	char *password;
 	char *vhost;
+	bool tls;
+	char *ca_file;
+	char *cert_file;
+	char *key_file;
+	bool verify_peer;
+	bool verify_hostname;
 	char *app_id;
 	unsigned heartbeat_s;
 	unsigned prefetch;

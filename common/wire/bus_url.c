@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What the bus checks of its configuration before it connects, and the
+ * one way a broker URL is shown: its scheme and TLS files, where the
+ * password comes from (a systemd credential, a file, the URL), and the
+ * URL with its password redacted.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bus_int.h"
+
+/*
+ * The ':' before the URL's password, or NULL when it has none, with
+ * *ret_at its end: the userinfo is what precedes the last '@' of the
+ * authority, and its password what follows its first ':'.
+ */
+static const char *
+password_span(const char *url, const char **ret_at)
+{
+	const char *auth, *end, *at = NULL;
+
+	auth = strstr(url, "://");
+	auth = auth != NULL ? auth + 3 : url;
+	end = auth + strcspn(auth, "/?#");
+	for (const char *p = auth; p < end; p++)
+		if (*p == '@')
+			at = p;
+	*ret_at = at;
+	return at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+}
+
+char *
+bus_url_redact(const char *url, char *buf, size_t size)
+{
+	const char *at, *colon;
+
+	if (size == 0)
+		return buf;
+	if (url == NULL) {
+		snprintf(buf, size, "(none)");
+		return buf;
+	}
+	colon = password_span(url, &at);
+	if (colon == NULL)
+		snprintf(buf, size, "%s", url);
+	else
+		snprintf(buf, size, "%.*s***%s", (int)(colon + 1 - url), url,
+		    at);
+	return buf;
+}
+
+static int
+fail(struct bus_check *ret, int r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int
+fail(struct bus_check *ret, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(ret->err, sizeof(ret->err), fmt, ap);
+	va_end(ap);
+	explicit_bzero(ret->password, sizeof(ret->password));
+	return r;
+}
+
+static int
+check_readable(struct bus_check *ret, const char *key, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return fail(ret, -errno, "%s \"%s\": cannot read: %s", key,
+		    path, strerror(errno));
+	close(fd);
+	return 0;
+}
+
+/*
+ * The first line of path into ret->password. Returns 1, 0 for an empty
+ * file or line (no password from it), or a negative errno. With
+ * mode_check a file others may read is refused: the password is a secret.
+ */
+static int
+read_password(struct bus_check *ret, const char *key, const char *path,
+    bool mode_check)
+{
+	char *buf = ret->password;
+	size_t len;
+	struct stat st;
+	FILE *f;
+	int r = 0;
+
+	f = fopen(path, "re");
+	if (f == NULL)
+		return fail(ret, -errno, "%s \"%s\": cannot read: %s", key,
+		    path, strerror(errno));
+	if (fstat(fileno(f), &st) < 0) {
+		r = fail(ret, -errno, "%s \"%s\": %s", key, path,
+		    strerror(errno));
+		goto out;
+	}
+	if (mode_check && (st.st_mode & S_IROTH)) {
+		r = fail(ret, -EACCES, "%s \"%s\" is readable by everyone "
+		    "(mode %04o): chmod o-r it", key, path,
+		    (unsigned)(st.st_mode & 07777));
+		goto out;
+	}
+	if (fgets(buf, BUS_PASSWORD_MAX, f) == NULL) {
+		r = ferror(f) ? fail(ret, -EIO, "%s \"%s\": cannot read",
+		    key, path) : 0;
+		buf[0] = '\0';
+		goto out;
+	}
+	len = strlen(buf);
+	if (len == BUS_PASSWORD_MAX - 1 && buf[len - 1] != '\n' &&
+	    !feof(f)) {
+		r = fail(ret, -EINVAL, "%s \"%s\": the password is longer "
+		    "than %d bytes", key, path, BUS_PASSWORD_MAX - 2);
+		goto out;
+	}
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		buf[--len] = '\0';
+	r = len > 0;
+out:
+	fclose(f);
+	return r;
+}
+
+/* The credential systemd passes with LoadCredential=bus.password:... */
+static int
+read_credential(struct bus_check *ret)
+{
+	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+	char path[4096];
+
+	if (dir == NULL || *dir == '\0')
+		return 0;
+	snprintf(path, sizeof(path), "%s/bus.password", dir);
+	if (access(path, F_OK) < 0)
+		return 0;
+	return read_password(ret, "credential", path, false);
+}
+
+static int
+check_password(const struct bus_config *cfg, struct bus_check *ret,
+    bool url_has_password)
+{
+	int r;
+
+	ret->password[0] = '\0';
+	if (cfg->password != NULL) {
+		if (strlen(cfg->password) >= BUS_PASSWORD_MAX)
+			return fail(ret, -EINVAL, "password: longer than %d "
+			    "bytes", BUS_PASSWORD_MAX - 1);
+		snprintf(ret->password, sizeof(ret->password), "%s",
+		    cfg->password);
+		ret->password_from = BUS_PASSWORD_GIVEN;
+	} else if ((r = read_credential(ret)) != 0) {
+		if (r < 0)
+			return r;
+		ret->password_from = BUS_PASSWORD_CREDENTIAL;
+	} else if (cfg->password_file != NULL &&
+	    (r = read_password(ret, "password_file", cfg->password_file,
+	    true)) != 0) {
+		if (r < 0)
+			return r;
+		ret->password_from = BUS_PASSWORD_FILE;
+	} else {
+		ret->password_from = BUS_PASSWORD_URL;
+	}
+	ret->url_password_ignored = url_has_password &&
+	    ret->password_from != BUS_PASSWORD_URL;
+	return 0;
+}
+
+/* Whether the URL's userinfo has a password ("user:password@"). */
+static bool
+url_has_password(const char *url)
+{
+	const char *at;
+
+	return password_span(url, &at) != NULL;
+}
+
+int
+bus_config_check(const struct bus_config *cfg, struct bus_check *ret)
+{
+	struct amqp_connection_info info;
+	const char *tls_key = NULL;
+	char shown[512];
+	char *buf;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	if (cfg == NULL || cfg->url == NULL)
+		return fail(ret, -EINVAL, "url: not set");
+	bus_url_redact(cfg->url, shown, sizeof(shown));
+	if (strncmp(cfg->url, "amqp://", 7) != 0 &&
+	    strncmp(cfg->url, "amqps://", 8) != 0)
+		return fail(ret, -EINVAL, "url \"%s\": not an amqp:// or "
+		    "amqps:// URL", shown);
+	buf = strdup(cfg->url);
+	if (buf == NULL)
+		return fail(ret, -ENOMEM, "out of memory");
+	amqp_default_connection_info(&info);
+	r = amqp_parse_url(buf, &info);
+	ret->tls = info.ssl;
+	free(buf);
+	if (r != AMQP_STATUS_OK)
+		return fail(ret, -EINVAL, "url \"%s\": not of the form "
+		    "amqp[s]://user:password@host:port/vhost", shown);
+
+	if (cfg->ca_file != NULL)
+		tls_key = "ca_file";
+	else if (cfg->cert_file != NULL)
+		tls_key = "cert_file";
+	else if (cfg->key_file != NULL)
+		tls_key = "key_file";
+	if (!ret->tls && tls_key != NULL)
+		return fail(ret, -EINVAL, "%s is set but url \"%s\" is not "
+		    "amqps://: TLS files need an amqps:// URL", tls_key,
+		    shown);
+	if (ret->tls && cfg->ca_file == NULL && !cfg->no_verify_peer)
+		return fail(ret, -EINVAL, "url \"%s\" is amqps:// but ca_file "
+		    "is not set: the broker's certificate cannot be checked "
+		    "(set ca_file, or verify_peer = no to skip the check)",
+		    shown);
+	if ((cfg->cert_file == NULL) != (cfg->key_file == NULL))
+		return fail(ret, -EINVAL, "%s is set without %s: a client "
+		    "certificate needs its key", cfg->cert_file != NULL ?
+		    "cert_file" : "key_file", cfg->cert_file != NULL ?
+		    "key_file" : "cert_file");
+	if (cfg->ca_file != NULL &&
+	    (r = check_readable(ret, "ca_file", cfg->ca_file)) < 0)
+		return r;
+	if (cfg->cert_file != NULL &&
+	    (r = check_readable(ret, "cert_file", cfg->cert_file)) < 0)
+		return r;
+	if (cfg->key_file != NULL &&
+	    (r = check_readable(ret, "key_file", cfg->key_file)) < 0)
+		return r;
+	return check_password(cfg, ret, url_has_password(cfg->url));
+}
