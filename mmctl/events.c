@@ -205,7 +205,7 @@ parse_duration(const char *opt, const char *s, int64_t *ret_ms)
 }
 
 int
-cmd_events(const char *url, int argc, char **argv)
+cmd_events(const struct bus_config *broker, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "follow", no_argument, NULL, 'f' },
@@ -258,7 +258,7 @@ cmd_events(const char *url, int argc, char **argv)
 	now_ms = (uint64_t)time(NULL) * 1000;
 	ev.since_ms = now_ms > (uint64_t)since_ms ? now_ms -
 	    (uint64_t)since_ms : 0;
-	session_init(&ev.s, url, MSG_EVENT, on_event, &ev);
+	session_init(&ev.s, broker, MSG_EVENT, on_event, &ev);
 	topo_declare_events_exchange(ev.s.bus);
 	bus_consume_stream(ev.s.bus, TOPO_Q_EVENTS_LOG, BUS_STREAM_TIME,
 	    ev.since_ms / 1000, log_cb, &ev);

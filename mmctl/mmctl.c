@@ -3,7 +3,8 @@
  * mmctl: the operator's tool. Fleet status, a live view, policy updates,
  * events, and an offline replay of the policy engine over a trace. The
  * broker comes from --broker, $MM_AMQP_URL or /etc/mm/mmctl.conf, in that
- * order.
+ * order, its password from --password-file, $MM_BROKER_PASSWORD, the
+ * file's [bus] password_file or the URL, and its TLS files from the file.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -33,7 +34,8 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: mmctl [--broker URL] [-c FILE] COMMAND [ARGS]\n"
+	    "usage: mmctl [--broker URL] [--password-file FILE] [-c FILE] "
+	    "COMMAND [ARGS]\n"
 	    "       mmctl --version\n"
 	    "\n"
 	    "  status [--json] [--host H] [-v]   the fleet: hosts, VMs, and "
@@ -50,7 +52,11 @@ usage(FILE *f)
 	    "      [--max-shortfall PCT] [--json]   replay a trace offline\n"
 	    "\n"
 	    "The broker: --broker, else $MM_AMQP_URL, else [bus] url in "
-	    "/etc/mm/mmctl.conf.\n");
+	    "/etc/mm/mmctl.conf\n"
+	    "(whose [bus] TLS keys apply to all three). Its password: "
+	    "--password-file,\n"
+	    "else $MM_BROKER_PASSWORD, else [bus] password_file, else the "
+	    "URL's.\n");
 }
 
 const char *
@@ -103,20 +109,10 @@ session_dispatch_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
 }
 
 void
-session_init(struct session *s, const char *url, enum msg_type t,
-    msg_handler_cb fn, void *arg)
+session_init(struct session *s, const struct bus_config *broker,
+    enum msg_type t, msg_handler_cb fn, void *arg)
 {
-	struct bus_config bc = {
-		.url = url,
-		.app_id = "mmctl",
-		.state_cb = state_cb,
-		.reconnect_min_ms = 500,
-		.reconnect_max_ms = 2000,
-		.connect_timeout_ms = 5000,
-		/* The event history comes as fast as acks let it: an
-		 * hour of a large fleet is hundreds of thousands. */
-		.prefetch = 2000,
-	};
+	struct bus_config bc = *broker;
 	char host[64] = "local";
 
 	memset(s, 0, sizeof(*s));
@@ -124,11 +120,23 @@ session_init(struct session *s, const char *url, enum msg_type t,
 	s->handler.type = t;
 	s->handler.fn = fn;
 	uv_loop_init(&s->loop);
+	bc.app_id = "mmctl";
+	bc.state_cb = state_cb;
 	bc.state_arg = s;
+	bc.reconnect_min_ms = 500;
+	bc.reconnect_max_ms = 2000;
+	bc.connect_timeout_ms = 5000;
+	/* The event history comes as fast as acks let it: an hour of a
+	 * large fleet is hundreds of thousands. */
+	bc.prefetch = 2000;
 	s->bus = bus_new(&s->loop, &bc);
 	if (s->bus == NULL) {
-		fprintf(stderr, "mmctl: broker URL \"%s\": %s\n", url,
-		    errno == EINVAL ? "not an amqp:// URL" : strerror(errno));
+		char shown[512];
+
+		/* main() checked the configuration: little is left. */
+		fprintf(stderr, "mmctl: broker \"%s\": %s\n",
+		    bus_url_redact(broker->url, shown, sizeof(shown)),
+		    strerror(errno));
 		exit(1);
 	}
 	gethostname(host, sizeof(host) - 1);
@@ -172,7 +180,7 @@ session_connect(struct session *s)
 }
 
 int
-session_open(struct session *s, const char *url,
+session_open(struct session *s, const struct bus_config *broker,
     const char *const *bind_events, enum msg_type t, msg_handler_cb fn,
     void *arg)
 {
@@ -182,7 +190,7 @@ session_open(struct session *s, const char *url,
 		.max_length = 100000,
 	};
 
-	session_init(s, url, t, fn, arg);
+	session_init(s, broker, t, fn, arg);
 	snprintf(s->reply_queue, sizeof(s->reply_queue), "%s%s",
 	    TOPO_Q_MMCTL_PREFIX, s->unique);
 	topo_declare_events_exchange(s->bus);
@@ -224,42 +232,77 @@ session_close(struct session *s)
 	uv_loop_close(&s->loop);
 }
 
-/* --broker, then $MM_AMQP_URL, then the configuration file. */
-static char *
-broker_url(const char *flag, const char *conf_path, bool conf_explicit)
+static const char *
+nonempty_env(const char *name)
 {
-	struct mmctl_conf c = { 0 };
-	char err[512];
-	char *url;
+	const char *v = getenv(name);
 
-	if (flag != NULL)
-		return strdup(flag);
-	if (getenv("MM_AMQP_URL") != NULL && *getenv("MM_AMQP_URL") != '\0')
-		return strdup(getenv("MM_AMQP_URL"));
-	if (conf_defaults(conf_table, CONF_N, &c) < 0)
-		return NULL;
-	if ((conf_explicit || access(conf_path, F_OK) == 0) &&
-	    conf_load(conf_table, CONF_N, &c, conf_path, err, sizeof(err)) < 0) {
+	return v != NULL && *v != '\0' ? v : NULL;
+}
+
+/*
+ * The broker into *ret (strings borrowed from c, the arguments and the
+ * environment): [bus] of the configuration file (when -c names one, or the
+ * default exists; with a URL from elsewhere, a default file this user
+ * cannot read is skipped), its url replaced by --broker or $MM_AMQP_URL,
+ * its password by --password-file or $MM_BROKER_PASSWORD. Checked as a
+ * daemon's -n checks its own: a bad one exits 1.
+ */
+static void
+broker_config(const char *flag_url, const char *password_file,
+    const char *conf_path, bool conf_explicit, struct mmctl_conf *c,
+    struct bus_config *ret)
+{
+	const char *env_url = nonempty_env("MM_AMQP_URL");
+	char err[640], shown[4096];
+
+	if (conf_defaults(conf_table, CONF_N, c) < 0) {
+		fprintf(stderr, "mmctl: out of memory\n");
+		exit(1);
+	}
+	if ((conf_explicit || access(conf_path, flag_url != NULL ||
+	    env_url != NULL ? R_OK : F_OK) == 0) &&
+	    conf_load(conf_table, CONF_N, c, conf_path, err, sizeof(err)) < 0) {
 		fprintf(stderr, "mmctl: %s\n", err);
 		exit(1);
 	}
-	url = strdup(c.bus.url);
-	conf_free(conf_table, CONF_N, &c);
-	return url;
+	bus_conf_apply(&c->bus, "mmctl", ret);
+	if (flag_url != NULL)
+		ret->url = flag_url;
+	else if (env_url != NULL)
+		ret->url = env_url;
+	if (password_file != NULL)
+		ret->password_file = password_file;
+	else
+		ret->password = nonempty_env("MM_BROKER_PASSWORD");
+	if (flag_url != NULL && strcmp(bus_url_redact(flag_url, shown,
+	    sizeof(shown)), flag_url) != 0)
+		log_warnx("--broker: the URL's password is visible to every "
+		    "user of this machine in the process list; use "
+		    "--password-file or $MM_BROKER_PASSWORD");
+	if (bus_conf_check_config(ret, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mmctl: %s\n", err);
+		exit(1);
+	}
 }
 
 int
 main(int argc, char **argv)
 {
 	const char *flag_url = NULL, *conf_path = "/etc/mm/mmctl.conf";
+	const char *password_file = NULL;
+	struct mmctl_conf c = { 0 };
+	struct bus_config broker;
 	bool conf_explicit = false;
-	char *url;
 	int i, r;
 
 	log_init("mmctl", 0, false);
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "--broker") == 0 && i + 1 < argc) {
 			flag_url = argv[++i];
+		} else if (strcmp(argv[i], "--password-file") == 0 &&
+		    i + 1 < argc) {
+			password_file = argv[++i];
 		} else if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
 			conf_path = argv[++i];
 			conf_explicit = true;
@@ -283,24 +326,21 @@ main(int argc, char **argv)
 	/* The replay needs no broker. */
 	if (strcmp(argv[i], "sim") == 0)
 		return cmd_sim(argc - i, argv + i);
-	url = broker_url(flag_url, conf_path, conf_explicit);
-	if (url == NULL) {
-		fprintf(stderr, "mmctl: out of memory\n");
-		return 1;
-	}
+	broker_config(flag_url, password_file, conf_path, conf_explicit, &c,
+	    &broker);
 	if (strcmp(argv[i], "status") == 0)
-		r = cmd_status(url, argc - i, argv + i);
+		r = cmd_status(&broker, argc - i, argv + i);
 	else if (strcmp(argv[i], "top") == 0)
-		r = cmd_top(url, argc - i, argv + i);
+		r = cmd_top(&broker, argc - i, argv + i);
 	else if (strcmp(argv[i], "policy") == 0)
-		r = cmd_policy(url, argc - i, argv + i);
+		r = cmd_policy(&broker, argc - i, argv + i);
 	else if (strcmp(argv[i], "events") == 0)
-		r = cmd_events(url, argc - i, argv + i);
+		r = cmd_events(&broker, argc - i, argv + i);
 	else {
 		fprintf(stderr, "mmctl: unknown command \"%s\"\n", argv[i]);
 		usage(stderr);
 		r = 2;
 	}
-	free(url);
+	conf_free(conf_table, CONF_N, &c);
 	return r;
 }

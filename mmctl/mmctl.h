@@ -32,12 +32,14 @@ struct session {
 };
 
 /*
- * Prepare s: a loop, a bus for url (app "mmctl") not started yet, Ctrl-C
- * handling; messages given to session_dispatch_cb() of type t go to fn
- * with arg. Exits(1) with a clear message for a bad URL. Declare and
+ * Prepare s: a loop, a bus to broker (url, TLS files and password, which
+ * main() has checked; app_id and timeouts are the session's) not started
+ * yet, Ctrl-C handling; messages given to session_dispatch_cb() of type t
+ * go to fn with arg. Exits(1) with a clear message when the bus cannot be
+ * made. Declare and
  * consume on s->bus, then session_connect().
  */
-void session_init(struct session *s, const char *url, enum msg_type t,
+void session_init(struct session *s, const struct bus_config *broker, enum msg_type t,
     msg_handler_cb fn, void *arg);
 
 /*
@@ -54,13 +56,13 @@ enum bus_disposition session_dispatch_cb(struct bus *bus,
     const struct bus_delivery *d, void *arg);
 
 /*
- * Connect to url as app "mmctl", with an exclusive reply queue bound (when
+ * Connect to broker as app "mmctl", with an exclusive reply queue bound (when
  * bind_events is not NULL) to mm.events with those routing keys
  * (NULL-terminated); messages of type t on it go to fn with arg, anything
  * else is dead-lettered. Returns 0, or exits(1) with a clear message when
  * the broker cannot be reached within 10 s.
  */
-int session_open(struct session *s, const char *url,
+int session_open(struct session *s, const struct bus_config *broker,
     const char *const *bind_events, enum msg_type t, msg_handler_cb fn,
     void *arg);
 
@@ -82,9 +84,9 @@ struct gather {
 	uv_timer_t quiet;
 };
 
-/* Open g's session to url (exits(1) as session_open() does). Close with
+/* Open g's session to broker (exits(1) as session_open() does). Close with
  * gather_close(), which frees the replies. */
-void gather_open(struct gather *g, const char *url);
+void gather_open(struct gather *g, const struct bus_config *broker);
 
 /*
  * Ask every scheduler (with host not NULL: about that host only, "-" for
@@ -99,10 +101,10 @@ void gather_close(struct gather *g);
 const char *mode_name(Mm__V1__PolicyMode m);
 
 /* Subcommands: each returns mmctl's exit status. */
-int cmd_status(const char *url, int argc, char **argv);
-int cmd_top(const char *url, int argc, char **argv);
-int cmd_policy(const char *url, int argc, char **argv);
-int cmd_events(const char *url, int argc, char **argv);
+int cmd_status(const struct bus_config *broker, int argc, char **argv);
+int cmd_top(const struct bus_config *broker, int argc, char **argv);
+int cmd_policy(const struct bus_config *broker, int argc, char **argv);
+int cmd_events(const struct bus_config *broker, int argc, char **argv);
 int cmd_sim(int argc, char **argv);
 
 /* "1.5 GiB", "512 MiB": KiB for people. */

@@ -76,7 +76,7 @@ confirm_cb(struct bus *bus, int status, void *arg)
 }
 
 static int
-apply(const char *url, const char *path, unsigned wait_ms, bool reset)
+apply(const struct bus_config *broker, const char *path, unsigned wait_ms, bool reset)
 {
 	static const char *const keys[] = { "alert.#", NULL };
 	struct pm_msg p;
@@ -105,7 +105,7 @@ apply(const char *url, const char *path, unsigned wait_ms, bool reset)
 	memset(&a, 0, sizeof(a));
 	a.version = p.msg.version;
 	/* Listen before publishing, so that no answer is missed. */
-	session_open(&a.s, url, keys, MSG_EVENT, on_event, &a);
+	session_open(&a.s, broker, keys, MSG_EVENT, on_event, &a);
 	uv_timer_init(&a.s.loop, &a.quiet);
 	a.quiet.data = &a;
 	r = msg_publish(a.s.bus, MSG_POLICY, (const ProtobufCMessage *)&p.msg,
@@ -148,12 +148,12 @@ print_policy(FILE *f, const Mm__V1__StatusReply *r)
 }
 
 static int
-show(const char *url, bool json)
+show(const struct bus_config *broker, bool json)
 {
 	struct gather g;
 	int r;
 
-	gather_open(&g, url);
+	gather_open(&g, broker);
 	/* No host is called this: the replies carry only the policy. */
 	r = gather(&g, "-", false);
 	if (r == 0) {
@@ -181,7 +181,7 @@ show(const char *url, bool json)
 }
 
 int
-cmd_policy(const char *url, int argc, char **argv)
+cmd_policy(const struct bus_config *broker, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
@@ -216,9 +216,9 @@ cmd_policy(const char *url, int argc, char **argv)
 		}
 	}
 	if (strcmp(argv[1], "show") == 0 && optind == argc && !reset)
-		return show(url, json);
+		return show(broker, json);
 	if (strcmp(argv[1], "apply") == 0 && optind == argc - 1)
-		return apply(url, argv[optind], (unsigned)wait_ms, reset);
+		return apply(broker, argv[optind], (unsigned)wait_ms, reset);
 	fprintf(stderr, "usage: mmctl policy apply FILE [--wait 5s] [--reset] "
 	    "| mmctl policy show [--json]\n");
 	return 2;

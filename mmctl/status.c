@@ -104,10 +104,10 @@ gather(struct gather *g, const char *host, bool guests)
 }
 
 void
-gather_open(struct gather *g, const char *url)
+gather_open(struct gather *g, const struct bus_config *broker)
 {
 	memset(g, 0, sizeof(*g));
-	session_open(&g->s, url, NULL, MSG_STATUS_REPLY, reply_cb, g);
+	session_open(&g->s, broker, NULL, MSG_STATUS_REPLY, reply_cb, g);
 	uv_timer_init(&g->s.loop, &g->quiet);
 	g->quiet.data = g;
 }
@@ -348,7 +348,7 @@ log_view(const struct gather *g, const char *dir, double t)
 }
 
 int
-cmd_status(const char *url, int argc, char **argv)
+cmd_status(const struct bus_config *broker, int argc, char **argv)
 {
 	struct gather g;
 	const char *host = NULL;
@@ -370,7 +370,7 @@ cmd_status(const char *url, int argc, char **argv)
 		fprintf(stderr, "mmctl: \"%s\" is not a host id\n", host);
 		return 2;
 	}
-	gather_open(&g, url);
+	gather_open(&g, broker);
 	r = gather(&g, host, true);
 	if (r == 0) {
 		if (json)
@@ -390,7 +390,7 @@ tick_cb(uv_timer_t *t)
 }
 
 int
-cmd_top(const char *url, int argc, char **argv)
+cmd_top(const struct bus_config *broker, int argc, char **argv)
 {
 	struct gather g;
 	int64_t interval_ms = 1000, duration_ms = 0;
@@ -422,7 +422,7 @@ cmd_top(const char *url, int argc, char **argv)
 			return 2;
 		}
 	}
-	gather_open(&g, url);
+	gather_open(&g, broker);
 	uv_update_time(&g.s.loop);
 	start = uv_now(&g.s.loop);
 	for (;;) {

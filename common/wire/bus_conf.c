@@ -39,21 +39,20 @@ password_from(enum bus_password_from from)
 	case BUS_PASSWORD_FILE:
 		return "password_file";
 	case BUS_PASSWORD_GIVEN:
-		return "the password given";
+		return "the command line or environment";
 	default:
 		return "url";
 	}
 }
 
 int
-bus_conf_check(const struct bus_conf *c, char *err, size_t errlen)
+bus_conf_check_config(const struct bus_config *bc, char *err,
+    size_t errlen)
 {
-	struct bus_config bc;
 	struct bus_check chk;
 	int r;
 
-	bus_conf_apply(c, NULL, &bc);
-	r = bus_config_check(&bc, &chk);
+	r = bus_config_check(bc, &chk);
 	explicit_bzero(chk.password, sizeof(chk.password));
 	if (r < 0) {
 		snprintf(err, errlen, "[bus] %s", chk.err);
@@ -63,14 +62,23 @@ bus_conf_check(const struct bus_conf *c, char *err, size_t errlen)
 		log_warnx("[bus] url has a password, ignored: the one from "
 		    "%s is used; remove it from the url",
 		    password_from(chk.password_from));
-	if (chk.tls && !c->verify_peer)
+	if (chk.tls && bc->no_verify_peer)
 		log_warnx("[bus] verify_peer = no: the broker's certificate "
 		    "is not checked, anyone on the path can pose as the "
 		    "broker");
-	else if (chk.tls && !c->verify_hostname)
+	else if (chk.tls && bc->no_verify_hostname)
 		log_warnx("[bus] verify_hostname = no: any certificate signed "
 		    "by ca_file is accepted for the broker");
 	return 0;
+}
+
+int
+bus_conf_check(const struct bus_conf *c, char *err, size_t errlen)
+{
+	struct bus_config bc;
+
+	bus_conf_apply(c, NULL, &bc);
+	return bus_conf_check_config(&bc, err, errlen);
 }
 
 void

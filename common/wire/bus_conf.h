@@ -77,6 +77,11 @@ void bus_conf_apply(const struct bus_conf *c, const char *app_id,
  */
 int bus_conf_check(const struct bus_conf *c, char *err, size_t errlen);
 
+/* The same for a bus_config built otherwise (mmctl's, with a password
+ * from its command line or environment). */
+int bus_conf_check_config(const struct bus_config *bc, char *err,
+    size_t errlen);
+
 /*
  * What a daemon does with its [bus] section after daemon_load_conf()
  * (loaded with check_only cleared) and before daemon_check_done():
