@@ -8,7 +8,7 @@ set -euo pipefail
 
 usage() {
 	cat <<EOF
-usage: ${0##*/} start|stop|kill|restart|pause|resume|status|env
+usage: ${0##*/} start|stop|kill|restart|pause|resume|status|env|ctl ARGS...
 
   start    start the node unless it runs, wait until it is ready (at most
            MM_RABBITMQ_TIMEOUT seconds), provision vhost, users, exchanges
@@ -40,6 +40,9 @@ EOF
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_dir=$(dirname "$script_dir")
 definitions=$repo_dir/deploy/rabbitmq/definitions.json
+# The tests' wide "collector" and "actuator" users, one for every host,
+# which a fleet does not have (each host has its own user: mm-broker-host).
+test_roles=$repo_dir/tests/fixtures/rabbitmq-roles.json
 
 dir=${MM_RABBITMQ_DIR:-/tmp/mm-rabbitmq}
 port=${MM_RABBITMQ_PORT:-5672}
@@ -236,12 +239,14 @@ wait_ready() {
 # definitions.json changes, so a restart after "kill" stays quick.
 provision() {
 	local sum user
-	sum=$(sha256sum "$definitions" | cut -d' ' -f1)
+	sum=$(cat "$definitions" "$test_roles" | sha256sum | cut -d' ' -f1)
 	if [[ -r $provisioned && $(cat "$provisioned") == "$sum" ]]; then
 		return 0
 	fi
 	ctl import_definitions "$definitions" >/dev/null ||
 	    die "cannot import $definitions"
+	ctl import_definitions "$test_roles" >/dev/null ||
+	    die "cannot import $test_roles"
 	for user in "${roles[@]}"; do
 		ctl change_password "$user" "$user" >/dev/null ||
 		    die "cannot set the password of $user"
@@ -405,6 +410,7 @@ pause) cmd_signal STOP ;;
 resume) cmd_signal CONT ;;
 status) cmd_status ;;
 env) cmd_env ;;
+ctl) shift; ctl "$@" ;;
 -h | --help | help) usage ;;
 *) usage >&2; exit 2 ;;
 esac

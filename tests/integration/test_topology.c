@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
 
 #include "bus.h"
 #include "testutil.h"
@@ -249,6 +251,214 @@ test_topology_collector_cannot_command(void **state)
 	role_close(&r);
 }
 
+/* ---- a user per host (deploy/rabbitmq/mm-broker-host) ---- */
+
+#define HOST_A	"topo-ha.example"
+#define HOST_B	"topo-hb"
+
+/* Add the broker user id (password: id, as tu_broker_url_as() says)
+ * with the tool an operator runs. Returns 0 or -1. */
+static int
+host_add(const char *id)
+{
+	char *dir = tu_tmpdir(), *pw, cmd[2048];
+	char *tool = tu_source_path("deploy/rabbitmq/mm-broker-host");
+	int r;
+
+	pw = tu_write_file(dir, "pw", id);
+	snprintf(cmd, sizeof(cmd), "MM_RABBITMQCTL='%s ctl' %s add %s "
+	    "--password-file %s >/dev/null", getenv("MM_TEST_BROKER_CTL"),
+	    tool, id, pw);
+	r = system(cmd);
+	tu_rmtree(dir);
+	free(dir);
+	free(pw);
+	free(tool);
+	return r == 0 ? 0 : -1;
+}
+
+/* The host tests need the broker's CLI (scripts/rabbitmq.sh ctl). */
+static bool
+hosts_ready(void)
+{
+	return getenv("MM_TEST_BROKER_CTL") != NULL;
+}
+
+/* What a host's collector and actuator do, as that host's user. */
+static void
+host_does_its_part(const char *id)
+{
+	char key[128], queue[128];
+	struct role r;
+
+	if (!hosts_ready())
+		skip();
+	role_open(&r, id);
+	snprintf(queue, sizeof(queue), "%s%s", TOPO_Q_ACTUATOR_PREFIX, id);
+	assert_int_equal(topo_declare_stats_exchange(r.bus), 0);
+	assert_int_equal(topo_declare_events_exchange(r.bus), 0);
+	assert_int_equal(topo_declare_actuator_queue_only(r.bus, id), 0);
+	assert_int_equal(bus_consume(r.bus, queue, false, ignore_cb, NULL),
+	    0);
+	role_up(&r);
+	snprintf(key, sizeof(key), "host.%s", id);
+	role_publish(&r, TOPO_EX_STATS, key);
+	snprintf(key, sizeof(key), "%s.%s", TOPO_EV_RESULT, id);
+	role_publish(&r, TOPO_EX_EVENTS, key);
+	snprintf(key, sizeof(key), "%s.%s", TOPO_EV_ALERT, id);
+	role_publish(&r, TOPO_EX_EVENTS, key);
+	assert_int_equal(r.nacked, 0);
+	role_close(&r);
+}
+
+static void
+test_topology_host_user_does_its_part(void **state)
+{
+	host_does_its_part(HOST_A);
+	host_does_its_part(HOST_B);
+}
+
+/* Publishing with key on exchange as host A is refused by the broker. */
+static void
+host_publish_refused(const char *exchange, const char *key)
+{
+	struct role r;
+	uint8_t b = 1;
+	struct bus_msg m = {
+		.exchange = exchange,
+		.routing_key = key,
+		.body = &b,
+		.len = 1,
+		.type = "mm.test.Probe",
+	};
+
+	role_open(&r, HOST_A);
+	/* The two it may declare; the bus publishes to declared ones. */
+	assert_int_equal(topo_declare_stats_exchange(r.bus), 0);
+	assert_int_equal(topo_declare_events_exchange(r.bus), 0);
+	role_up(&r);
+	r.want = 1;
+	assert_int_equal(bus_publish(r.bus, &m, confirm_cb, &r), 0);
+	assert_true(tu_run_until(&r.loop, &r.failed, 10000));
+	if (strstr(r.reason, "ACCESS_REFUSED") == NULL)
+		fail_msg("publishing to %s key %s as %s: %s", exchange, key,
+		    HOST_A, r.reason);
+	assert_int_equal(r.confirmed, 0);
+	role_close(&r);
+}
+
+/*
+ * Publishing to an exchange the bus would not let us publish to without
+ * declaring it (which a host's user may not): straight with librabbitmq.
+ * Returns the reply code of the broker's channel.close (403 for a
+ * refusal), or 0 when the broker confirmed the message.
+ */
+static int
+raw_publish(const char *user, const char *exchange, const char *key)
+{
+	amqp_connection_state_t c = amqp_new_connection();
+	amqp_socket_t *sock = amqp_tcp_socket_new(c);
+	struct amqp_connection_info ci;
+	char *url = strdup(tu_broker_url_as(user, user));
+	amqp_basic_properties_t props = { 0 };
+	amqp_frame_t f;
+	int code = -1;
+
+	assert_non_null(sock);
+	assert_int_equal(amqp_parse_url(url, &ci), AMQP_STATUS_OK);
+	assert_int_equal(amqp_socket_open(sock, ci.host, ci.port), 0);
+	assert_int_equal(amqp_login(c, ci.vhost, 0, 131072, 0,
+	    AMQP_SASL_METHOD_PLAIN, ci.user, ci.password).reply_type,
+	    AMQP_RESPONSE_NORMAL);
+	amqp_channel_open(c, 1);
+	assert_int_equal(amqp_get_rpc_reply(c).reply_type,
+	    AMQP_RESPONSE_NORMAL);
+	amqp_confirm_select(c, 1);
+	assert_int_equal(amqp_get_rpc_reply(c).reply_type,
+	    AMQP_RESPONSE_NORMAL);
+	assert_int_equal(amqp_basic_publish(c, 1, amqp_cstring_bytes(exchange),
+	    amqp_cstring_bytes(key), 0, 0, &props, amqp_cstring_bytes("x")),
+	    AMQP_STATUS_OK);
+	while (amqp_simple_wait_frame(c, &f) == AMQP_STATUS_OK) {
+		if (f.frame_type != AMQP_FRAME_METHOD)
+			continue;
+		if (f.payload.method.id == AMQP_BASIC_ACK_METHOD) {
+			code = 0;
+			break;
+		}
+		if (f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD) {
+			code = ((amqp_channel_close_t *)
+			    f.payload.method.decoded)->reply_code;
+			break;
+		}
+	}
+	amqp_connection_close(c, AMQP_REPLY_SUCCESS);
+	amqp_destroy_connection(c);
+	free(url);
+	return code;
+}
+
+/* One host's credentials cannot speak for another host, nor for the
+ * scheduler. */
+static void
+test_topology_host_cannot_publish_for_another(void **state)
+{
+	if (!hosts_ready())
+		skip();
+	host_publish_refused(TOPO_EX_STATS, "host." HOST_B);
+	host_publish_refused(TOPO_EX_STATS, "host.#");
+	host_publish_refused(TOPO_EX_EVENTS, TOPO_EV_RESULT "." HOST_B);
+	host_publish_refused(TOPO_EX_EVENTS, TOPO_EV_ALERT "." HOST_B);
+	host_publish_refused(TOPO_EX_EVENTS, TOPO_EV_DECISION "." HOST_A);
+	host_publish_refused("", TOPO_Q_ACTUATOR_PREFIX HOST_B);
+	/* Commands are the scheduler's. */
+	assert_int_equal(raw_publish(HOST_A, TOPO_EX_COMMANDS, HOST_A), 403);
+	assert_int_equal(raw_publish(HOST_A, TOPO_EX_COMMANDS, HOST_B), 403);
+	/* The same path works for what it may do (the check can fail). */
+	assert_int_equal(raw_publish(HOST_A, TOPO_EX_STATS, "host." HOST_A),
+	    0);
+}
+
+/* Started as host A with what setup declared: the broker refuses it and
+ * says why, naming what. */
+static void
+host_start_refused(struct role *r, const char *what)
+{
+	assert_int_equal(bus_start(r->bus), 0);
+	assert_true(tu_run_until(&r->loop, &r->failed, 10000));
+	if (strstr(r->reason, "ACCESS_REFUSED") == NULL ||
+	    strstr(r->reason, what) == NULL)
+		fail_msg("as %s, expected a refusal naming %s: %s", HOST_A,
+		    what, r->reason);
+	role_close(r);
+}
+
+/* Nor read another host's commands: not by consuming its queue, not by
+ * binding its own queue with the other host's key. */
+static void
+test_topology_host_cannot_read_another(void **state)
+{
+	struct role r;
+
+	if (!hosts_ready())
+		skip();
+	role_open(&r, HOST_A);
+	assert_int_equal(bus_consume(r.bus, TOPO_Q_ACTUATOR_PREFIX HOST_B,
+	    false, ignore_cb, NULL), 0);
+	host_start_refused(&r, TOPO_Q_ACTUATOR_PREFIX HOST_B);
+
+	role_open(&r, HOST_A);
+	assert_int_equal(topo_declare_actuator_queue_only(r.bus, HOST_A), 0);
+	assert_int_equal(bus_bind(r.bus, TOPO_Q_ACTUATOR_PREFIX HOST_A,
+	    TOPO_EX_COMMANDS, HOST_B), 0);
+	host_start_refused(&r, TOPO_EX_COMMANDS);
+
+	role_open(&r, HOST_A);
+	assert_int_equal(bus_declare_queue(r.bus, "mm.spy." HOST_A,
+	    &(struct bus_queue_opts){ .auto_delete = true }), 0);
+	host_start_refused(&r, "mm.spy." HOST_A);
+}
+
 static void
 assert_listed(const char *json, const char *name)
 {
@@ -421,8 +631,16 @@ main(void)
 		cmocka_unit_test(test_topology_operator_cannot_forge_events),
 		cmocka_unit_test(test_topology_listed_by_management_api),
 		cmocka_unit_test(test_topology_dead_keeps_rejected_only),
+		cmocka_unit_test(test_topology_host_user_does_its_part),
+		cmocka_unit_test(test_topology_host_cannot_publish_for_another),
+		cmocka_unit_test(test_topology_host_cannot_read_another),
 	};
 
 	tu_broker_url();
+	if (!hosts_ready())
+		print_message("host users not tested: MM_TEST_BROKER_CTL is "
+		    "not set (scripts/rabbitmq.sh env sets it)\n");
+	else if (host_add(HOST_A) < 0 || host_add(HOST_B) < 0)
+		return 1;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
