@@ -160,11 +160,13 @@ act_release_oneshot(const struct actuator_conf *c)
 		    (v->target_kib > v->current_kib && !v->done))
 			status = 1;
 	}
-	act_release_summary(&p, line, sizeof(line));
-	printf("%s\n", line);
-	if (p.n == 0)
+	if (p.n == 0) {
 		printf("release: no VM found in %s\n", c->driver ==
 		    HV_TYPE_XEN ? "xenstore" : c->vm_dir);
+	} else {
+		act_release_summary(&p, line, sizeof(line));
+		printf("%s\n", line);
+	}
 	for (i = 0; i < p.n; i++)
 		if (p.vms[i].outcome == ACT_REL_UNKNOWN) {
 			printf("release: a VM whose monitor does not answer "

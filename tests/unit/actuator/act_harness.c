@@ -190,6 +190,14 @@ th_finish(struct harness *h)
 	cur = NULL;
 }
 
+int
+th_teardown(void **state)
+{
+	if (cur != NULL)
+		th_finish(cur);
+	return 0;
+}
+
 enum bus_disposition
 th_batch(struct harness *h, const char *host_id, const char *sched,
     uint64_t seq, uint64_t issued_ms, uint64_t expires_ms,

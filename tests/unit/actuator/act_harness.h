@@ -65,6 +65,10 @@ void th_stop(struct harness *h);
  */
 void th_restart(struct harness *h);
 
+/* A cmocka teardown: th_finish() of the harness th_start() started last,
+ * if any. */
+int th_teardown(void **state);
+
 /* Stop the actuator (if running) and the sim, free everything: the
  * actuator's and the watcher's handles must all close. */
 void th_finish(struct harness *h);

@@ -58,13 +58,6 @@ conf_exec(struct actuator_conf *c)
 	c->schedulers = strdup("sched-t,sched-u");
 }
 
-static int
-teardown(void **state)
-{
-	th_finish(&H);
-	return 0;
-}
-
 /* Started, it asks for its targets; a batch within the limits is set on
  * the VMs and answered OK with the targets in place. */
 static void
@@ -266,13 +259,13 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_actuator_exec_within_limits,
-		    teardown),
+		    th_teardown),
 		cmocka_unit_test_teardown(test_actuator_exec_clamped,
-		    teardown),
+		    th_teardown),
 		cmocka_unit_test_teardown(test_actuator_exec_refuses,
-		    teardown),
+		    th_teardown),
 		cmocka_unit_test_teardown(test_actuator_exec_rate_limited,
-		    teardown),
+		    th_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -30,13 +30,6 @@ static const char *const vms[] = { "web,768M,static:512M", "idle,512M,idle",
 
 static struct harness H;
 
-static int
-teardown(void **state)
-{
-	th_finish(&H);
-	return 0;
-}
-
 static void
 conf_fs(struct actuator_conf *c)
 {
@@ -200,11 +193,11 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(
-		    test_actuator_failsafe_grows_under_pressure, teardown),
+		    test_actuator_failsafe_grows_under_pressure, th_teardown),
 		cmocka_unit_test_teardown(test_actuator_failsafe_up_to_maximum,
-		    teardown),
+		    th_teardown),
 		cmocka_unit_test_teardown(test_actuator_failsafe_stop_keeps,
-		    teardown),
+		    th_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

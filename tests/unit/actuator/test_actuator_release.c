@@ -162,13 +162,6 @@ static const char *const vms[] = { "web,768M,static:512M", "idle,512M,idle",
 
 static struct harness H;
 
-static int
-teardown(void **state)
-{
-	th_finish(&H);
-	return 0;
-}
-
 static void
 conf_release(struct actuator_conf *c)
 {
@@ -266,8 +259,8 @@ main(void)
 		cmocka_unit_test(test_release_plan_no_room),
 		cmocka_unit_test(test_release_plan_bounds),
 		cmocka_unit_test_teardown(
-		    test_release_on_stop_within_free_memory, teardown),
-		cmocka_unit_test_teardown(test_release_oneshot, teardown),
+		    test_release_on_stop_within_free_memory, th_teardown),
+		cmocka_unit_test_teardown(test_release_oneshot, th_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
