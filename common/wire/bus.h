@@ -86,6 +86,7 @@ enum bus_password_from {
 /* What bus_config_check() found. */
 struct bus_check {
 	bool tls;			/* amqps:// */
+	bool host_is_ip;		/* the URL's host is an IP address */
 	enum bus_password_from password_from;
 	bool url_password_ignored;	/* the URL has one; another won */
 	char password[BUS_PASSWORD_MAX];

@@ -69,6 +69,10 @@ bus_conf_check_config(const struct bus_config *bc, char *err,
 	else if (chk.tls && bc->no_verify_hostname)
 		log_warnx("[bus] verify_hostname = no: any certificate signed "
 		    "by ca_file is accepted for the broker");
+	else if (chk.tls && chk.host_is_ip)
+		log_warnx("[bus] url's host is an IP address: the TLS client "
+		    "matches only names in the broker's certificate, not IP "
+		    "addresses; give the name the certificate is for");
 	return 0;
 }
 

@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -212,7 +213,13 @@ bus_config_check(const struct bus_config *cfg, struct bus_check *ret)
 		return fail(ret, -ENOMEM, "out of memory");
 	amqp_default_connection_info(&info);
 	r = amqp_parse_url(buf, &info);
-	ret->tls = info.ssl;
+	if (r == AMQP_STATUS_OK) {
+		unsigned char addr[sizeof(struct in6_addr)];
+
+		ret->tls = info.ssl;
+		ret->host_is_ip = inet_pton(AF_INET, info.host, addr) == 1 ||
+		    inet_pton(AF_INET6, info.host, addr) == 1;
+	}
 	free(buf);
 	if (r != AMQP_STATUS_OK)
 		return fail(ret, -EINVAL, "url \"%s\": not of the form "
