@@ -55,6 +55,7 @@ struct actuator_conf {
 	int64_t clock_skew_ms;		/* batches issued further ahead are
 					 * refused */
 	struct bus_conf bus;
+	int log_level;			/* [log] level */
 };
 
 /* ---- limits (safety.c) ---- */
@@ -431,6 +432,10 @@ struct actuator {
 };
 
 /* run.c */
+/* Copy the limits and the fail-safe's thresholds from a->conf: at start
+ * and after a reload. */
+void act_apply_limits(struct actuator *a);
+
 /*
  * Start the actuator on loop with a->conf (filled by the caller, host_id
  * set; everything else in *a zeroed): its bus (declared, consuming, then

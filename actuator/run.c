@@ -59,6 +59,18 @@ act_hv_config(const struct actuator_conf *c, struct hv_config *ret)
 	ret->poll_ms = (unsigned)c->poll_ms;
 }
 
+void
+act_apply_limits(struct actuator *a)
+{
+	a->lim.vm_min_kib = (uint64_t)a->conf.vm_min_kib;
+	a->lim.used_margin_kib = (uint64_t)a->conf.used_margin_kib;
+	a->fs.psi_pct = (double)a->conf.failsafe_psi_pct;
+	a->fs.avail_pct = (double)a->conf.failsafe_avail_pct;
+	a->fs.faults_s = (double)a->conf.failsafe_faults_s;
+	a->fs.step_kib = (uint64_t)a->conf.failsafe_step_kib;
+	a->fs.host_reserve_kib = (uint64_t)a->conf.host_reserve_kib;
+}
+
 int
 act_start(struct actuator *a, uv_loop_t *loop)
 {
@@ -72,13 +84,7 @@ act_start(struct actuator *a, uv_loop_t *loop)
 	    a->host_id);
 	topo_event_key(a->alert_key, sizeof(a->alert_key), TOPO_EV_ALERT,
 	    a->host_id);
-	a->lim.vm_min_kib = (uint64_t)a->conf.vm_min_kib;
-	a->lim.used_margin_kib = (uint64_t)a->conf.used_margin_kib;
-	a->fs.psi_pct = (double)a->conf.failsafe_psi_pct;
-	a->fs.avail_pct = (double)a->conf.failsafe_avail_pct;
-	a->fs.faults_s = (double)a->conf.failsafe_faults_s;
-	a->fs.step_kib = (uint64_t)a->conf.failsafe_step_kib;
-	a->fs.host_reserve_kib = (uint64_t)a->conf.host_reserve_kib;
+	act_apply_limits(a);
 
 	if (a->conf.ksm) {
 		r = act_ksm_init(&a->ksm, a->conf.sys_root);
