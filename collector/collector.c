@@ -179,7 +179,8 @@ main(int argc, char **argv)
 	int r;
 
 	daemon_host_conf(argc, argv, "mm-collector", DEFAULT_CONF, conf_table,
-	    NKEYS, &c.conf, &c.conf.host_id, "collector", &c.opts);
+	    NKEYS, &c.conf, &c.conf.host_id, &c.conf.bus, "collector",
+	    &c.opts);
 	daemon_set_log_level(&c.opts, c.conf.log_level);
 	configure(&c);
 	/* A VM or broker gone mid-write is an EPIPE error, not a death. */

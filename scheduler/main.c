@@ -76,14 +76,19 @@ int
 main(int argc, char **argv)
 {
 	static struct scheduler s;
+	struct daemon_opts load;
 	uv_loop_t loop;
 	int r;
 
 	daemon_parse_args(argc, argv, "mm-scheduler",
 	    "/etc/mm/scheduler.conf", &opts);
+	load = opts;
+	load.check_only = false;	/* -n waits for the [bus] checks */
 	if (daemon_load_conf(sched_conf_table, sched_conf_n, &s.conf,
-	    &opts) < 0)
+	    &load) < 0)
 		return 1;
+	bus_conf_daemon_check(&s.conf.bus, &opts);
+	daemon_check_done(&opts, sched_conf_table, sched_conf_n, &s.conf);
 	daemon_set_log_level(&opts, s.conf.log_level);
 	if (s.conf.id != NULL) {
 		snprintf(s.id, sizeof(s.id), "%s", s.conf.id);

@@ -40,7 +40,7 @@ daemon_host_id(char **id, const char *conf_path, const char *section)
 void
 daemon_host_conf(int argc, char **argv, const char *prog,
     const char *default_conf, const struct conf_key *table, size_t n,
-    void *conf, char **host_id, const char *section,
+    void *conf, char **host_id, struct bus_conf *bus, const char *section,
     struct daemon_opts *ret_opts)
 {
 	struct daemon_opts load;
@@ -54,6 +54,7 @@ daemon_host_conf(int argc, char **argv, const char *prog,
 		fatalx("cannot load the configuration");
 	}
 	daemon_host_id(host_id, ret_opts->conf_path, section);
+	bus_conf_daemon_check(bus, ret_opts);
 	daemon_check_done(ret_opts, table, n, conf);
 }
 
