@@ -12,8 +12,9 @@
  *   guests have given memory back;
  * - no decided target and no balloon size ever leaves min..max;
  * - every decision event gives a reason;
- * - stopping the actuator (release_on_stop) returns all guests to their
- *   maximum.
+ * - stopping the actuator with release_on_stop = yes returns all guests
+ *   to their maximum (this host's free memory, less the 1 GiB reserve,
+ *   has room for it; a plain stop would keep the targets).
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -449,8 +450,9 @@ test_vm_fleet_balloons_follow_ramp(void **state)
 	for (int k = 0; k < NVM; k++)
 		assert_false(F.seen[k].out_of_range);
 
-	/* Stop: the scheduler first, then the actuator gives every guest
-	 * its maximum back. */
+	/* Stop: the scheduler first, then the actuator (release_on_stop)
+	 * gives every guest its maximum back, which this host's free
+	 * memory allows. */
 	assert_int_equal(fleet_stop(&F.f, &F.f.sch), 0);
 	assert_int_equal(fleet_stop(&F.f, &F.f.act), 0);
 	if (!tu_run_until_fn(&F.f.loop, all_at_max, 15000))
