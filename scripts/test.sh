@@ -11,8 +11,9 @@ repo_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # benchmark's neighbour, and real QEMU guests.
 packages=(
 	"${mm_build_packages[@]}"
-	rpm dpkg-dev qemu-guest-agent
+	rpm dpkg-dev qemu-guest-agent lintian rpmlint openssl
 	qemu-system-x86 busybox-static cpio xz-utils
+	mmdebstrap systemd-container
 )
 
 build_dir=${MM_BUILD_DIR:-$repo_dir/build}
@@ -72,6 +73,13 @@ cmake --build "$build_dir-plain" -j"$(nproc)" >/dev/null
 export MM_RABBITMQ_DIR=${MM_RABBITMQ_DIR:-/tmp/mm-test-rabbitmq}
 "$broker" stop >/dev/null 2>&1 || true
 pick_ports
+# An AMQPS listener too (test_tls, test_systemd), with certificates
+# rabbitmq.sh makes.
+export MM_RABBITMQ_TLS_PORT=${MM_RABBITMQ_TLS_PORT:-$((MM_RABBITMQ_PORT + 30000))}
+port_free "$MM_RABBITMQ_TLS_PORT" ||
+	die "the test broker's TLS port $MM_RABBITMQ_TLS_PORT is in use"
+# test_systemd installs the packages of the plain build.
+export MM_PACKAGE_BUILD_DIR=$build_dir-plain
 trap stop_broker EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
