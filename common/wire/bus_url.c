@@ -122,9 +122,9 @@ read_password(struct bus_check *ret, const char *key, const char *path,
 	}
 	len = strlen(buf);
 	if (len == BUS_PASSWORD_MAX - 1 && buf[len - 1] != '\n' &&
-	    !feof(f)) {
+	    (r = fgetc(f)) != EOF && r != '\n') {
 		r = fail(ret, -EINVAL, "%s \"%s\": the password is longer "
-		    "than %d bytes", key, path, BUS_PASSWORD_MAX - 2);
+		    "than %d bytes", key, path, BUS_PASSWORD_MAX - 1);
 		goto out;
 	}
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))

@@ -246,6 +246,23 @@ test_bus_url_password_file_refused(void **state)
 	char err[640];
 
 	refused(&cfg, -EACCES, "is readable by everyone (mode 0644)");
+
+	/* The longest password fits, one byte more is refused. */
+	{
+		char longest[BUS_PASSWORD_MAX + 2];
+		struct bus_check chk;
+
+		memset(longest, 'p', BUS_PASSWORD_MAX - 1);
+		longest[BUS_PASSWORD_MAX - 1] = '\0';
+		cfg.password_file = file("long", longest, 0600);
+		assert_int_equal(bus_config_check(&cfg, &chk), 0);
+		assert_int_equal(strlen(chk.password), BUS_PASSWORD_MAX - 1);
+		free((char *)cfg.password_file);
+		strcat(longest, "p\n");
+		cfg.password_file = file("long", longest, 0600);
+		refused(&cfg, -EINVAL, "longer than 1023 bytes");
+		free((char *)cfg.password_file);
+	}
 	unlink(missing);
 	cfg.password_file = missing;
 	refused(&cfg, -ENOENT, "password_file \"");
