@@ -6,7 +6,8 @@
  * or for another host name, is refused with a reason that says so; a
  * daemon's -n refuses a TLS configuration it could not connect with; and
  * the password, from a file, appears neither in -nv nor in a running
- * daemon's log, which connects with it over TLS.
+ * daemon's log, which connects with it over TLS; mmctl connects over TLS
+ * with its password from a file or the environment and prints none.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -489,6 +490,64 @@ test_tls_password_never_shown(void **state)
 	free(log);
 }
 
+/*
+ * mmctl over TLS: the CA from its configuration, the password from
+ * --password-file or $MM_BROKER_PASSWORD; a password in --broker's URL
+ * works but is warned about; none is ever printed.
+ */
+static void
+test_tls_mmctl(void **state)
+{
+	char *dir = tu_tmpdir(), *bin = tu_bin_path("mmctl");
+	char *pw, *conf, text[4096], out[16384];
+	int r;
+
+	snprintf(text, sizeof(text), "%s\n", secret);
+	pw = tu_write_file(dir, "pw", text);
+	assert_int_equal(chmod(pw, 0600), 0);
+	snprintf(text, sizeof(text), "[bus]\nurl = amqps://%s@localhost:%d/mm\n"
+	    "ca_file = %s\n", user, tls_port, ca);
+	conf = tu_write_file(dir, "mmctl.conf", text);
+
+	/* Connected: "no scheduler answered" (3), not a broker error (1). */
+	r = run(out, sizeof(out), "'%s' -c '%s' --password-file '%s' status "
+	    "2>&1", bin, conf, pw);
+	if (r != 3)
+		fail_msg("mmctl status exited %d: %s", r, out);
+	r = run(out, sizeof(out), "MM_BROKER_PASSWORD='%s' '%s' -c '%s' "
+	    "status 2>&1", secret, bin, conf);
+	assert_int_equal(r, 3);
+
+	/* A wrong password: the broker's refusal, and no password. */
+	r = run(out, sizeof(out), "MM_BROKER_PASSWORD='wrong-%s' '%s' -c "
+	    "'%s' status 2>&1", secret, bin, conf);
+	assert_int_equal(r, 1);
+	assert_non_null(strstr(out, "ACCESS_REFUSED"));
+	assert_null(strstr(out, secret));
+
+	/* In --broker's URL: works, warned about, never echoed. */
+	r = run(out, sizeof(out), "'%s' -c '%s' --broker "
+	    "'amqps://%s:%s@localhost:%d/mm' status 2>&1", bin, conf, user,
+	    secret, tls_port);
+	assert_int_equal(r, 3);
+	assert_non_null(strstr(out, "visible to every user"));
+	assert_null(strstr(out, secret));
+
+	/* Without the CA (no configuration): refused before connecting. */
+	r = run(out, sizeof(out), "'%s' -c /dev/null --broker "
+	    "'amqps://%s:%s@localhost:%d/mm' status 2>&1", bin, user, secret,
+	    tls_port);
+	assert_int_equal(r, 1);
+	assert_non_null(strstr(out, "ca_file is not set"));
+	assert_null(strstr(out, secret));
+
+	tu_rmtree(dir);
+	free(dir);
+	free(bin);
+	free(pw);
+	free(conf);
+}
+
 int
 main(void)
 {
@@ -498,6 +557,7 @@ main(void)
 		cmocka_unit_test(test_tls_hostname_checked),
 		cmocka_unit_test(test_tls_daemon_check_refuses),
 		cmocka_unit_test(test_tls_password_never_shown),
+		cmocka_unit_test(test_tls_mmctl),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
