@@ -152,21 +152,6 @@ state_cb(struct bus *bus, bool up, const char *reason, void *arg)
 	}
 }
 
-static void
-closed_cb(void *arg)
-{
-	*(bool *)arg = true;
-}
-
-static void
-close_bus(uv_loop_t *loop, struct bus *bus)
-{
-	bool closed = false;
-
-	bus_close(bus, 2000, closed_cb, &closed);
-	assert_true(tu_run_until(loop, &closed, 5000));
-}
-
 /* Connect with cfg and wait until up (or, with !want_up, the first
  * failure). Returns the bus, open. */
 static struct bus *
@@ -244,7 +229,7 @@ test_tls_publish_consume(void **state)
 	assert_true(tu_run_until(&loop, &got, 10000));
 	assert_true(tu_run_until(&loop, &confirmed, 5000));
 	assert_false(cs.failed);
-	close_bus(&loop, bus);
+	bus_close(bus, 0, NULL, NULL);
 	assert_int_equal(tu_loop_finish(&loop), 0);
 	free(queue);
 	free(ex);
@@ -273,13 +258,13 @@ test_tls_wrong_ca_refused(void **state)
 	/* And it stays down: a retry does not get through either. */
 	tu_run_for(&loop, 1500);
 	assert_false(cs.up);
-	close_bus(&loop, bus);
+	bus_close(bus, 0, NULL, NULL);
 
 	/* Without verification it connects (what verify_peer = no means). */
 	memset(&cs, 0, sizeof(cs));
 	cfg.no_verify_peer = true;
 	bus = connect_bus(&loop, &cfg, &cs, true);
-	close_bus(&loop, bus);
+	bus_close(bus, 0, NULL, NULL);
 	assert_int_equal(tu_loop_finish(&loop), 0);
 	tu_rmtree(dir);
 	free(dir);
@@ -314,7 +299,7 @@ test_tls_hostname_checked(void **state)
 	uv_loop_init(&loop);
 	cfg.url = url_with_host("localhost");
 	bus = connect_bus(&loop, &cfg, &cs, true);
-	close_bus(&loop, bus);
+	bus_close(bus, 0, NULL, NULL);
 
 	/* librabbitmq-c 0.11 matches names only, not the certificate's IP
 	 * entries (bus_conf_check() warns of an IP in the URL). */
@@ -322,7 +307,7 @@ test_tls_hostname_checked(void **state)
 	cfg.url = url_with_host("127.0.0.1");
 	bus = connect_bus(&loop, &cfg, &cs, false);
 	assert_non_null(strstr(cs.reason, "not for this host name"));
-	close_bus(&loop, bus);
+	bus_close(bus, 0, NULL, NULL);
 
 	if (gethostname(host, sizeof(host)) < 0 ||
 	    getaddrinfo(host, NULL, &hints, &ai) != 0 ||
@@ -336,11 +321,11 @@ test_tls_hostname_checked(void **state)
 		bus = connect_bus(&loop, &cfg, &cs, false);
 		print_message("host \"%s\": %s\n", host, cs.reason);
 		assert_non_null(strstr(cs.reason, "not for this host name"));
-		close_bus(&loop, bus);
+		bus_close(bus, 0, NULL, NULL);
 		memset(&cs, 0, sizeof(cs));
 		cfg.no_verify_hostname = true;
 		bus = connect_bus(&loop, &cfg, &cs, true);
-		close_bus(&loop, bus);
+		bus_close(bus, 0, NULL, NULL);
 	}
 	if (ai != NULL)
 		freeaddrinfo(ai);
