@@ -354,15 +354,16 @@ grep -q '^deb-systemd-invoke try-restart mm-collector.service mm-actuator.servic
 passed "mm-host upgrade: try-restart, admin's disable kept, no release, no stop"
 
 begin
-# Removal: release before stop, then mask; purge removes the password and
+# Removal: stop, then release (a running actuator holds the VMs' QMP
+# monitors; a stop keeps the targets), then mask; purge removes the password and
 # /var/lib/mm unless mm-scheduler is still installed.
 : >"$STUB_LOG"
 run mm-host prerm remove || fail "mm-host prerm remove failed"
 run mm-host postrm remove || fail "mm-host postrm remove failed"
 order=$(grep -nE '^mm-actuator --release|^deb-systemd-invoke stop' "$STUB_LOG" |
 	cut -d: -f2 | cut -d' ' -f1-2 | tr '\n' ,)
-[[ $order == "mm-actuator --release,deb-systemd-invoke stop," ]] ||
-	fail "removal: want release then stop, got \"$order\""
+[[ $order == "deb-systemd-invoke stop,mm-actuator --release," ]] ||
+	fail "removal: want stop then release, got \"$order\""
 grep -q "^mm-actuator --release -c $root/etc/mm/actuator.conf$" "$STUB_LOG" ||
 	fail "removal did not release with /etc/mm/actuator.conf"
 (($(calls 'deb-systemd-helper mask') == 1)) || fail "postrm remove did not mask"
@@ -371,7 +372,7 @@ STUB_OTHER=installed run mm-host postrm purge || fail "mm-host postrm purge fail
 [[ ! -e $root/etc/mm/host.password ]] || fail "purge left host.password"
 run mm-host postrm purge
 [[ ! -e $root/var/lib/mm ]] || fail "purge left /var/lib/mm"
-passed "mm-host removal: --release before stop, mask; purge"
+passed "mm-host removal: stop, then --release, mask; purge"
 
 begin
 # mm-scheduler: its own sysusers file and password; mm-guest-agent: started
@@ -425,13 +426,13 @@ grep -q '^systemctl try-restart mm-collector.service mm-actuator.service$' "$STU
 rpm_run PREUN 0
 order=$(grep -nE '^mm-actuator --release|^systemctl --no-reload disable --now' "$STUB_LOG" |
 	cut -d: -f2 | cut -d' ' -f1 | tr '\n' ,)
-[[ $order == "mm-actuator,systemctl," ]] ||
-	fail "rpm erase: want release then disable --now, got \"$order\""
+[[ $order == "systemctl,mm-actuator," ]] ||
+	fail "rpm erase: want disable --now then release, got \"$order\""
 : >"$STUB_LOG"
 rpm_run POSTIN 1
 grep -q '^systemctl --no-reload preset mm-collector.service mm-actuator.service$' \
     "$STUB_LOG" || fail "rpm first install did not preset the units"
-passed "rpm scriptlets: preset, try-restart on upgrade, release then stop on erase"
+passed "rpm scriptlets: preset, try-restart on upgrade, stop then release on erase"
 
 begin
 # ---- make install with the build's prefix ----
