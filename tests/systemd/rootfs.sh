@@ -14,7 +14,9 @@ packages=(
 	adduser libinih1 libjansson4 libprotobuf-c1 librabbitmq4 libuv1
 	libxenstore4 libsystemd0
 )
-want=$(printf '%s\n' "${packages[@]}" | sort | tr '\n' ' ')
+# What the stamp says was built: the packages and this script's own
+# additions (bump "hosts1" when they change).
+want="hosts1 $(printf '%s\n' "${packages[@]}" | sort | tr '\n' ' ')"
 
 if [[ -f $dir.stamp && $(cat "$dir.stamp") == "$want" && -x $dir/lib/systemd/systemd ]]; then
 	exit 0
@@ -29,7 +31,11 @@ if ! mmdebstrap --variant=minbase --include="$include" bookworm "$dir.tmp" \
 	rm -rf "$dir.tmp"
 	exit 1
 fi
-# No getty or networkd in a test container; the host's resolver.
+# No getty or networkd in a test container. It shares the host's network:
+# "localhost" (the test broker's certificate name) must resolve, and
+# minbase has no /etc/hosts.
 rm -f "$dir.tmp/etc/systemd/system/getty.target.wants/"* 2>/dev/null || true
+printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' \
+    >"$dir.tmp/etc/hosts"
 mv "$dir.tmp" "$dir"
 echo "$want" >"$dir.stamp"

@@ -92,8 +92,9 @@ rootfs=$build/systemd-rootfs
 "$src/tests/systemd/rootfs.sh" "$rootfs" || die "cannot build $rootfs"
 
 # mm-sim plays the host: two VMs of 2 GiB on a host of 3.5 GiB (512 MiB
-# of it the host's own), so that giving both their maximum back would not
-# fit (see the removal below).
+# of it the host's own): overcommitted, so the scheduler shrinks the
+# guests, and too small to give both their maximum back at the removal
+# with the actuator's 512 MiB reserve (see below).
 mkdir -p "$work/vm" "$work/sim"
 sim_bin=$pkg_build/bin/mm-sim
 "$sim_bin" -s "$work/vm" -r "$work/sim" -H 3584M -i 1s \
@@ -108,15 +109,40 @@ systemd-nspawn -D "$rootfs" --register=no --keep-unit --volatile=overlay \
     --bind-ro="$MM_TEST_TLS_CA:/mnt/ca.pem" \
     -b >"$work/nspawn.log" 2>&1 &
 nspawn_pid=$!
-leader=
-for _ in $(seq 100); do
-	leader=$(ps --ppid "$nspawn_pid" -o pid= 2>/dev/null | head -n 1 | tr -d ' ')
-	[[ -n $leader ]] && break
-	sleep 0.1
+# The container's PID 1: a "systemd" process below systemd-nspawn.
+descends() {
+	local p=$1
+	for _ in 1 2 3 4; do
+		p=$(ps -o ppid= -p "$p" 2>/dev/null | tr -d ' ')
+		[[ -n $p && $p != 0 ]] || return 1
+		[[ $p == "$nspawn_pid" ]] && return 0
+	done
+	return 1
+}
+# It is the one in a PID namespace of its own (before its exec the
+# process may still be in ours).
+find_leader() {
+	local p
+	for p in $(pgrep -x systemd); do
+		if [[ $(readlink "/proc/$p/ns/pid") != $(readlink /proc/self/ns/pid) ]] &&
+		    descends "$p"; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+leader= state=
+deadline=$((SECONDS + 90))
+while ((SECONDS < deadline)); do
+	if leader=$(find_leader); then
+		state=$(timeout 60 nsenter -t "$leader" -a systemctl \
+		    is-system-running --wait 2>/dev/null) || true
+		[[ $state == running || $state == degraded ]] && break
+	fi
+	sleep 0.2
 done
-[[ -n $leader ]] || { cat "$work/nspawn.log"; die "the container did not start"; }
 ct() { nsenter -t "$leader" -a "$@"; }
-state=$(timeout 60 nsenter -t "$leader" -a systemctl is-system-running --wait) || true
 [[ $state == running || $state == degraded ]] ||
 	{ cat "$work/nspawn.log"; die "systemd in the container: \"$state\""; }
 ok "systemd booted in the container ($state)"
@@ -207,23 +233,32 @@ for u in mm-scheduler mm-collector mm-actuator; do
 		fail "systemctl restart $u failed"
 	fi
 done
+bad=0
 for u in mm-scheduler mm-collector mm-actuator; do
-	st=$(ct systemctl show -p ActiveState,SubState,Type --value "$u.service" | tr '\n' ' ')
-	[[ $st == "active running notify " ]] || fail "$u: $st"
+	st=$(ct systemctl show -p Type,ActiveState,SubState "$u.service" | sort | tr '\n' ' ')
+	[[ $st == "ActiveState=active SubState=running Type=notify " ]] ||
+		{ fail "$u: $st"; bad=1; }
 done
-ok "mm-scheduler, mm-collector, mm-actuator active (Type=notify)"
+((bad)) || ok "mm-scheduler, mm-collector, mm-actuator active (Type=notify)"
 
 # What mm-sim's QMP monitor says the balloon is, in MiB.
+# With a second argument, set it to that many MiB first (as the
+# scheduler's targets would).
 balloon() {
-	python3 - "$work/vm/$1.qmp" <<'PY'
+	python3 - "$work/vm/$1.qmp" "${2:-}" <<'PY'
 import json, socket, sys
 s = socket.socket(socket.AF_UNIX)
 s.settimeout(5)
 s.connect(sys.argv[1])
 f = s.makefile("rw")
 f.readline()
-for cmd in ("qmp_capabilities", "query-balloon"):
-    f.write(json.dumps({"execute": cmd}) + "\n"); f.flush()
+cmds = [{"execute": "qmp_capabilities"}]
+if sys.argv[2]:
+    cmds.append({"execute": "balloon",
+                 "arguments": {"value": int(sys.argv[2]) << 20}})
+cmds.append({"execute": "query-balloon"})
+for cmd in cmds:
+    f.write(json.dumps(cmd) + "\n"); f.flush()
     while True:
         r = json.loads(f.readline())
         if "return" in r or "error" in r:
@@ -253,16 +288,21 @@ fi
 
 # ---- reload ----
 pid=$(ct systemctl show -p MainPID --value mm-collector.service)
-ct sed -i 's/^rescan = 500ms/rescan = 700ms/' /etc/mm/collector.conf
+# interval can change live; rescan (the driver's) takes a restart.
+ct sed -i -e 's/^\[collector\]$/[collector]\ninterval = 2s/' \
+    -e 's/^rescan = 500ms/rescan = 700ms/' /etc/mm/collector.conf
 ct timeout 30 systemctl reload mm-collector.service || fail "systemctl reload failed"
 sleep 1
 [[ $(ct systemctl show -p MainPID --value mm-collector.service) == "$pid" ]] ||
 	fail "reload replaced the process"
 [[ $(ct systemctl is-active mm-collector.service) == active ]] ||
 	fail "mm-collector not active after reload"
-ct journalctl -u mm-collector --no-pager | grep -q 'reload' ||
-	fail "the journal says nothing of the reload"
-ok "systemctl reload mm-collector: same pid $pid, reloaded"
+ct journalctl -u mm-collector --no-pager -o cat >"$work/reload.log"
+grep -q 'reload: \[collector\] interval = 2s' "$work/reload.log" ||
+	fail "the journal does not show the new interval: $(grep reload "$work/reload.log")"
+grep -q 'rescan changed; it takes effect at the next restart' "$work/reload.log" ||
+	fail "the journal does not say rescan needs a restart"
+ok "systemctl reload mm-collector: same pid $pid, interval 2s applied, rescan left for a restart"
 
 # ---- watchdog ----
 restarts() { ct systemctl show -p NRestarts --value "$1.service"; }
@@ -317,7 +357,19 @@ else
 fi
 
 # ---- removal releases within free memory ----
+# The scheduler stops, and the guests are set to 1100 and 700 MiB (their
+# use is 900 and 500): the host then has 3584 - 512 - 1800 = 1272 MiB
+# available, 760 above the actuator's reserve, less than the guests'
+# 2296 MiB below their maximum.
 ct systemctl stop mm-scheduler.service
+balloon web 1100 >/dev/null
+balloon db 700 >/dev/null
+# The balloons move at mm-sim's pace.
+for _ in $(seq 60); do
+	(($(balloon web) <= 1110 && $(balloon db) <= 710)) && break
+	sleep 0.5
+done
+sleep 1
 avail() { awk '/^MemAvailable:/ { print int($2 / 1024) }' "$work/sim/proc/meminfo"; }
 web0=$(balloon web) db0=$(balloon db) free0=$(avail)
 ct dpkg -r mm-host >"$work/remove.log" 2>&1 || { cat "$work/remove.log"; fail "dpkg -r mm-host failed"; }
@@ -330,6 +382,9 @@ if ((web1 >= web0 && db1 >= db0 && given > 0 && web1 <= 2048 && db1 <= 2048)); t
 else
 	fail "removal did not release the guests: web $web0 -> $web1, db $db0 -> $db1"
 fi
+# Largest need first: db lacks the most; and not everything fits.
+((db1 > db0)) || fail "the release did not start with db, the guest lacking the most"
+((web1 + db1 < 4096)) || fail "the release gave both guests their maximum: more than the host had"
 # The host keeps its reserve: what was given fits in what was available.
 ((given <= free0 - 512 + 64)) ||
 	fail "release gave $given MiB, more than the host's $free0 MiB available less its 512 MiB reserve"
