@@ -4,7 +4,8 @@
 # three simulated hosts (each with its collector and actuator) running a mix
 # of ramping, static and idle VMs on less memory than they were promised.
 # Shows "mmctl top" for about two minutes (or until Ctrl-C), stops
-# everything cleanly (actuators give every VM its maximum back), and leaves
+# everything cleanly (actuators release the VMs toward their maximum, as
+# far as each host's free memory allows), and leaves
 # per-VM logs and plots in demo-out/.
 #
 #   scripts/demo.sh [SECONDS]        default 120
@@ -48,7 +49,7 @@ stop_group() {
 
 stop_all() {
 	trap - EXIT INT TERM
-	say "stopping: actuators give every VM its maximum back"
+	say "stopping: actuators release the VMs within each host's free memory"
 	# Actuators first, while the hosts they release still run.
 	stop_group actuator
 	stop_group collector
@@ -94,8 +95,12 @@ for h in host-a host-b host-c; do
 	start "$h-sim" "$bin/mm-sim" -s "$d/vm" -r "$d/root" \
 	    -H "${host_mem[$h]}" ${vms[$h]}
 	for role in collector actuator; do
+		# A stop keeps the targets; the demo's actuators release.
+		extra=
+		[[ $role == actuator ]] && extra="release_on_stop = yes"
 		cat >"$d/$role.conf" <<CONF
 [$role]
+$extra
 host_id = $h
 driver = sim
 vm_dir = $d/vm
