@@ -294,7 +294,14 @@ cmd_start() {
 	wait_ready "$pid"
 	provision
 	say "ready: amqp://127.0.0.1:$port/$vhost (pid $pid)"
-	[[ -z $tls_port ]] || say "ready: amqps://localhost:$tls_port/$vhost"
+	[[ -n $tls_port ]] || return 0
+	# The node starts without a listener it could not open: say so.
+	if [[ -z $(ss -Hltn "sport = :$tls_port" 2>/dev/null) ]]; then
+		say "the TLS listener on port $tls_port is not up"
+		grep -m 3 -E "listen_error|eaddrinuse|ssl" "$logfile" >&2 || true
+		exit 1
+	fi
+	say "ready: amqps://localhost:$tls_port/$vhost"
 }
 
 # Graceful shutdown, keeping the data.

@@ -74,8 +74,9 @@ export MM_RABBITMQ_DIR=${MM_RABBITMQ_DIR:-/tmp/mm-test-rabbitmq}
 "$broker" stop >/dev/null 2>&1 || true
 pick_ports
 # An AMQPS listener too (test_tls, test_systemd), with certificates
-# rabbitmq.sh makes.
-export MM_RABBITMQ_TLS_PORT=${MM_RABBITMQ_TLS_PORT:-$((MM_RABBITMQ_PORT + 30000))}
+# rabbitmq.sh makes; below the ephemeral ports (32768 and up), where an
+# outgoing connection can take a port between the check and the bind.
+export MM_RABBITMQ_TLS_PORT=${MM_RABBITMQ_TLS_PORT:-$((MM_RABBITMQ_PORT + 3000))}
 port_free "$MM_RABBITMQ_TLS_PORT" ||
 	die "the test broker's TLS port $MM_RABBITMQ_TLS_PORT is in use"
 # test_systemd installs the packages of the plain build.
