@@ -17,6 +17,7 @@ static const char *const type_names[] = {
 	[HV_TYPE_KVM] = "kvm",
 	[HV_TYPE_XEN] = "xen",
 	[HV_TYPE_SIM] = "sim",
+	[HV_TYPE_LIBVIRT] = "libvirt",
 };
 
 const char *
@@ -89,13 +90,23 @@ hv_new(uv_loop_t *loop, const struct hv_config *config)
 	case HV_TYPE_XEN:
 		hv->ops = &hv_xen_ops;
 		break;
+	case HV_TYPE_LIBVIRT:
+#ifdef MM_HAVE_LIBVIRT
+		hv->ops = &hv_libvirt_ops;
+		break;
+#else
+		free(hv);
+		errno = ENOTSUP;
+		return NULL;
+#endif
 	}
 	hv->cfg.vm_dir = dup_or(config->vm_dir, "/run/mm/vm");
 	hv->cfg.balloon_path = dup_or(config->balloon_path,
 	    "/machine/peripheral/balloon0");
 	hv->cfg.qmp_ext = dup_or(config->qmp_ext, "qmp");
+	hv->cfg.uri = dup_or(config->uri, "qemu:///system");
 	if (hv->cfg.vm_dir == NULL || hv->cfg.balloon_path == NULL ||
-	    hv->cfg.qmp_ext == NULL)
+	    hv->cfg.qmp_ext == NULL || hv->cfg.uri == NULL)
 		goto fail;
 	if (hv->cfg.rescan_ms == 0)
 		hv->cfg.rescan_ms = 1000;
@@ -103,6 +114,8 @@ hv_new(uv_loop_t *loop, const struct hv_config *config)
 		hv->cfg.poll_ms = 1000;
 	if (hv->cfg.agent_timeout_ms == 0)
 		hv->cfg.agent_timeout_ms = 3000;
+	if (hv->cfg.op_timeout_ms == 0)
+		hv->cfg.op_timeout_ms = 5000;
 	if (hv->cfg.qmp_line_max == 0)
 		hv->cfg.qmp_line_max = 64 * 1024;
 	if (hv->cfg.frame_max == 0)
@@ -112,6 +125,7 @@ fail:
 	free((char *)hv->cfg.vm_dir);
 	free((char *)hv->cfg.balloon_path);
 	free((char *)hv->cfg.qmp_ext);
+	free((char *)hv->cfg.uri);
 	free(hv);
 	errno = ENOMEM;
 	return NULL;
@@ -207,6 +221,7 @@ hv_closed(struct hv *hv)
 	free((char *)hv->cfg.vm_dir);
 	free((char *)hv->cfg.balloon_path);
 	free((char *)hv->cfg.qmp_ext);
+	free((char *)hv->cfg.uri);
 	free(hv);
 	if (cb != NULL)
 		cb(arg);
@@ -324,4 +339,45 @@ hv_guest_used_kib(const struct hv_vm *vm, const Mm__V1__GuestStats *g,
 {
 	return gm_sample_used_kib(g, vm->doo_known, vm->deflate_on_oom,
 	    vm->balloon_known, vm->balloon_actual_kib, ret_kib);
+}
+
+Mm__V1__GuestStats *
+hv_guest_from_balloon(const struct hv_balloon_stats *s)
+{
+	Mm__V1__GuestStats *g;
+	Mm__V1__Meminfo *mi;
+	Mm__V1__Vmstat *vs;
+
+	g = malloc(sizeof(*g));
+	mi = malloc(sizeof(*mi));
+	vs = malloc(sizeof(*vs));
+	if (g == NULL || mi == NULL || vs == NULL) {
+		free(g);
+		free(mi);
+		free(vs);
+		return NULL;
+	}
+	mm__v1__guest_stats__init(g);
+	mm__v1__meminfo__init(mi);
+	mm__v1__vmstat__init(vs);
+	g->meminfo = mi;
+	g->vmstat = vs;
+	g->has_source = 1;
+	g->source = MM__V1__STATS_SOURCE__STATS_SOURCE_QMP;
+	g->has_time_ms = 1;
+	g->time_ms = (uint64_t)s->last_update_s * 1000;
+#define BS(msg, member)							\
+	do {								\
+		msg->has_##member = s->has_##member;			\
+		msg->member = s->member;				\
+	} while (0)
+	BS(mi, total_kib);
+	BS(mi, free_kib);
+	BS(mi, available_kib);
+	BS(mi, cached_kib);
+	BS(vs, major_faults);
+	BS(vs, swap_in_pages);
+	BS(vs, swap_out_pages);
+#undef BS
+	return g;
 }

@@ -5,7 +5,8 @@
  * program's libuv loop and calls back when a VM appears or goes, or when its
  * stats or balloon change (an agent frame, a QMP reply or event, a xenstore
  * watch); it never blocks. Drivers: kvm (QMP and agent sockets per VM), sim
- * (the kvm code against mm-sim's sockets) and xen.
+ * (the kvm code against mm-sim's sockets), xen and libvirt (libvirt's API,
+ * its calls on libuv's thread pool).
  */
 #ifndef MM_HV_H
 #define MM_HV_H
@@ -25,6 +26,7 @@ enum hv_type {
 	HV_TYPE_KVM,
 	HV_TYPE_XEN,
 	HV_TYPE_SIM,
+	HV_TYPE_LIBVIRT,
 };
 
 /* What the driver knows of one VM. Owned by the driver; callers read it
@@ -43,6 +45,10 @@ struct hv_vm {
 	 * MemTotal (QOM property deflate-on-oom). */
 	bool doo_known;
 	bool deflate_on_oom;
+	/* libvirt: from the live domain XML. */
+	bool has_balloon;		/* a memballoon other than none */
+	bool free_page_reporting;	/* memballoon freePageReporting */
+	unsigned numa_cells;		/* guest NUMA cells, 0: none */
 	/* Latest guest sample, vm_id set to id; NULL before the first one.
 	 * Owned by the driver, replaced (and freed) by the next one. */
 	const Mm__V1__GuestStats *guest;
@@ -85,6 +91,11 @@ struct hv_config {
 	/* QOM path of the virtio balloon for the agentless fallback; NULL:
 	 * /machine/peripheral/balloon0. */
 	const char *balloon_path;
+	/* libvirt: the connection URI; NULL: qemu:///system. */
+	const char *uri;
+	/* libvirt: a call unanswered this long fails with -ETIMEDOUT, ms;
+	 * 0: 5000. */
+	unsigned op_timeout_ms;
 	/* Rescan of vm_dir and reconnects, ms; 0: 1000. */
 	unsigned rescan_ms;
 	/* query-balloon (and fallback guest-stats) period, ms; 0: 1000. */
@@ -136,7 +147,7 @@ struct hv_vm *hv_find(struct hv *hv, const char *id);
 /* Number of known VMs. */
 size_t hv_vm_count(const struct hv *hv);
 
-/* The driver's type and its name ("kvm", "xen", "sim"). */
+/* The driver's type and its name ("kvm", "xen", "sim", "libvirt"). */
 enum hv_type hv_get_type(const struct hv *hv);
 const char *hv_type_name(enum hv_type type);
 
@@ -148,7 +159,7 @@ const char *hv_type_name(enum hv_type type);
 bool hv_guest_used_kib(const struct hv_vm *vm, const Mm__V1__GuestStats *g,
     uint64_t *ret_kib);
 
-/* Parse "kvm", "xen" or "sim". Returns 0 or -EINVAL. */
+/* Parse "kvm", "xen", "sim" or "libvirt". Returns 0 or -EINVAL. */
 int hv_type_from_name(const char *name, enum hv_type *ret_type);
 
 void hv_get_stats(const struct hv *hv, struct hv_stats *ret_stats);
@@ -159,11 +170,14 @@ typedef void (*hv_done_cb)(struct hv *hv, int status, void *arg);
 
 /*
  * Ask the hypervisor to make vm_id's guest target_kib in size (kvm: QMP
- * balloon; xen: memory/target, refused above memory/static-max). No other
- * safety here: mm-actuator decides what is safe. cb (may be NULL) is
- * called once, on the loop, unless this fails. Returns 0, -ENOENT,
- * -ENOTSUP for a driver without it, -ERANGE (xen: above static-max),
- * -EIO, -ENOMEM.
+ * balloon; xen: memory/target, refused above memory/static-max; libvirt:
+ * virDomainSetMemoryFlags(LIVE), refused above the domain's maximum). No
+ * other safety here: mm-actuator decides what is safe. cb (may be NULL) is
+ * called once, on the loop, unless this fails (libvirt: with -ETIMEDOUT
+ * after op_timeout_ms, -ENOENT when the domain went). Returns 0, -ENOENT,
+ * -ENOTSUP for a driver without it (libvirt: a domain without a balloon),
+ * -ERANGE (xen, libvirt: above the maximum), -EIO (libvirt: not
+ * connected), -ENOMEM.
  */
 int hv_set_target(struct hv *hv, const char *vm_id, uint64_t target_kib,
     hv_done_cb cb, void *arg);
@@ -172,7 +186,8 @@ int hv_set_target(struct hv *hv, const char *vm_id, uint64_t target_kib,
  * Read vm_id's balloon from the hypervisor now (kvm: query-balloon; xen:
  * memory/target and static-max), update its hv_vm, then call cb (may be
  * NULL) once, on the loop, unless this fails: what was observed is in the
- * hv_vm by then. Returns 0, -ENOENT, -ENOTSUP, -ENOMEM.
+ * hv_vm by then (libvirt: also its limits). Returns 0, -ENOENT, -ENOTSUP,
+ * -EIO (libvirt: not connected), -ENOMEM.
  */
 int hv_refresh(struct hv *hv, const char *vm_id, hv_done_cb cb, void *arg);
 

@@ -40,6 +40,7 @@ struct hv {
 
 extern const struct hv_ops hv_kvm_ops;
 extern const struct hv_ops hv_xen_ops;
+extern const struct hv_ops hv_libvirt_ops;
 
 /* Register vm (the driver's, which embeds it); returns 0 or -ENOMEM. */
 int hv_vm_register(struct hv *hv, struct hv_vm *vm);
@@ -66,5 +67,59 @@ void hv_closed(struct hv *hv);
 /* Replace vm->guest by g (owned; may be NULL), setting g's vm_id to the
  * VM's id and guest_rx_ms to now. Returns 0 or -ENOMEM (g freed). */
 int hv_vm_set_guest(struct hv *hv, struct hv_vm *vm, Mm__V1__GuestStats *g);
+
+/*
+ * What a virtio balloon's statistics say of the guest (QMP guest-stats,
+ * libvirt's virDomainMemoryStats), each with has_: turned into the guest
+ * sample of the agentless fallback (source QMP) by hv_guest_from_balloon().
+ */
+struct hv_balloon_stats {
+	bool has_total_kib, has_free_kib, has_available_kib, has_cached_kib;
+	bool has_major_faults, has_swap_in_pages, has_swap_out_pages;
+	uint64_t total_kib;
+	uint64_t free_kib;
+	uint64_t available_kib;
+	uint64_t cached_kib;
+	uint64_t major_faults;
+	uint64_t swap_in_pages;
+	uint64_t swap_out_pages;
+	int64_t last_update_s;		/* the guest's, seconds */
+};
+
+/* A new sample of s (NULL without memory). */
+Mm__V1__GuestStats *hv_guest_from_balloon(const struct hv_balloon_stats *s);
+
+/*
+ * The guest agent's channel (hv/agentconn.c): a Unix socket of
+ * length-prefixed GuestStats frames, each bounded by frame_max and
+ * validated; a sample is set on vm with HV_EV_GUEST, a bad frame is
+ * HV_EV_REJECTED and drops the connection. The driver zeroes it, sets hv,
+ * vm and closed (called on the loop once the socket's handle is closed).
+ */
+enum hv_agent_state {
+	HV_AGENT_NONE, HV_AGENT_CONNECTING, HV_AGENT_UP, HV_AGENT_CLOSING
+};
+
+struct hv_agent {
+	struct hv *hv;
+	struct hv_vm *vm;
+	void (*closed)(struct hv_agent *a);
+	enum hv_agent_state state;
+	uv_pipe_t pipe;
+	uv_connect_t conn;
+	uint8_t *buf;
+	size_t len;
+	uint64_t seen_ms;	/* uv_now() of the last frame or connect */
+};
+
+/* Connect to path if a socket is there and a is not open: 0 (a handle is
+ * open until closed() is called), -EALREADY, -ENOENT, -ENOMEM, -EIO. */
+int hv_agent_connect(struct hv_agent *a, const char *path);
+/* Drop the connection (ours: counted as a reset of ours). */
+void hv_agent_reset(struct hv_agent *a, bool ours);
+/* Close it if open (no count). */
+void hv_agent_close(struct hv_agent *a);
+/* Free the buffer (after closed()). */
+void hv_agent_free(struct hv_agent *a);
 
 #endif

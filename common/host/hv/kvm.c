@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,6 @@ enum qmp_state { QMP_CONNECTING, QMP_GREETING, QMP_CAPS, QMP_READY };
  * again by the next rescan): QEMU's monitor hangs for a second client. */
 #define QMP_HANDSHAKE_MS	10000
 #define QMP_PENDING_MAX		32
-enum agent_state { AGENT_NONE, AGENT_CONNECTING, AGENT_UP, AGENT_CLOSING };
 
 struct kvm_vm;
 
@@ -65,12 +65,7 @@ struct kvm_vm {
 	bool stats_inflight;
 	int64_t stats_last_update;
 
-	uv_pipe_t agent;
-	uv_connect_t agent_conn;
-	enum agent_state astate;
-	uint8_t *abuf;
-	size_t alen;
-	uint64_t agent_seen_ms;
+	struct hv_agent agent;
 };
 
 struct kvm {
@@ -106,7 +101,7 @@ vm_free_maybe(struct kvm_vm *v)
 		free(c);
 	}
 	free(v->qbuf);
-	free(v->abuf);
+	hv_agent_free(&v->agent);
 	free(v);
 	kvm_unref(k);
 }
@@ -117,153 +112,32 @@ vm_handle_closed_cb(uv_handle_t *h)
 	struct kvm_vm *v = h->data;
 
 	v->handles--;
-	if (h == (uv_handle_t *)&v->agent)
-		v->astate = AGENT_NONE;
 	vm_free_maybe(v);
 }
 
-/* ---- agent channel ---- */
+/* ---- agent channel (hv/agentconn.c) ---- */
 
 static void
-agent_reset(struct kvm_vm *v, bool ours)
+agent_closed(struct hv_agent *a)
 {
-	if (v->astate == AGENT_NONE || v->astate == AGENT_CLOSING)
-		return;
-	if (ours)
-		v->hv->stats.agent_resets++;
-	v->astate = AGENT_CLOSING;
-	v->pub.agent_up = false;
-	v->alen = 0;
-	uv_close((uv_handle_t *)&v->agent, vm_handle_closed_cb);
-}
+	struct kvm_vm *v = (struct kvm_vm *)((char *)a -
+	    offsetof(struct kvm_vm, agent));
 
-static void
-agent_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-	struct kvm_vm *v = h->data;
-	size_t cap = 4 + v->hv->cfg.frame_max;
-
-	buf->base = (char *)v->abuf + v->alen;
-	buf->len = cap - v->alen;
-}
-
-/* One complete frame: unpack, validate, hand over. */
-static bool
-agent_frame(struct kvm_vm *v, const uint8_t *data, size_t len)
-{
-	struct hv *hv = v->hv;
-	ProtobufCMessage *m;
-	char why[256];
-	int r;
-
-	r = msg_unpack(MSG_GUEST_STATS, data, len, &m, why, sizeof(why));
-	if (r == -EBADMSG || r == -EMSGSIZE) {
-		hv_reject(hv, &v->pub, HV_REJECT_UNDECODABLE);
-		log_debug("kvm: vm \"%s\": undecodable agent frame: %s",
-		    v->pub.id, why);
-		return false;
-	}
-	if (r < 0) {
-		hv_reject(hv, &v->pub, HV_REJECT_INVALID);
-		log_debug("kvm: vm \"%s\": invalid agent frame: %s",
-		    v->pub.id, why);
-		return false;
-	}
-	hv->stats.frames++;
-	v->agent_seen_ms = uv_now(hv->loop);
-	/* Where it came from is ours to say, not the guest's. */
-	((Mm__V1__GuestStats *)m)->has_source = 1;
-	((Mm__V1__GuestStats *)m)->source = hv->cfg.type == HV_TYPE_SIM ?
-	    MM__V1__STATS_SOURCE__STATS_SOURCE_SIM :
-	    MM__V1__STATS_SOURCE__STATS_SOURCE_AGENT;
-	if (hv_vm_set_guest(hv, &v->pub, (Mm__V1__GuestStats *)m) == 0)
-		hv_emit(hv, HV_EV_GUEST, &v->pub);
-	return true;
-}
-
-static void
-agent_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
-{
-	struct kvm_vm *v = s->data;
-	size_t off = 0;
-	uint32_t len;
-
-	if (n < 0) {
-		agent_reset(v, false);
-		return;
-	}
-	v->alen += (size_t)n;
-	while (v->alen - off >= 4) {
-		const uint8_t *p = v->abuf + off;
-
-		len = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-		    (uint32_t)p[2] << 8 | p[3];
-		if (len > v->hv->cfg.frame_max) {
-			hv_reject(v->hv, &v->pub, HV_REJECT_TOO_BIG);
-			log_debug("kvm: vm \"%s\": agent frame of %" PRIu32
-			    " bytes, dropping the connection", v->pub.id, len);
-			agent_reset(v, true);
-			return;
-		}
-		if (v->alen - off - 4 < len)
-			break;
-		if (!agent_frame(v, p + 4, len)) {
-			agent_reset(v, true);
-			return;
-		}
-		if (v->dead || v->astate != AGENT_UP)
-			return;
-		off += 4 + len;
-	}
-	memmove(v->abuf, v->abuf + off, v->alen - off);
-	v->alen -= off;
-}
-
-static void
-agent_connect_cb(uv_connect_t *req, int status)
-{
-	struct kvm_vm *v = req->data;
-
-	if (v->astate != AGENT_CONNECTING)
-		return;
-	if (status < 0) {
-		log_debug("kvm: vm \"%s\": agent: %s", v->pub.id,
-		    uv_strerror(status));
-		agent_reset(v, false);
-		return;
-	}
-	v->astate = AGENT_UP;
-	v->pub.agent_up = true;
-	v->alen = 0;
-	v->agent_seen_ms = uv_now(v->hv->loop);
-	if (uv_read_start((uv_stream_t *)&v->agent, agent_alloc_cb,
-	    agent_read_cb) < 0)
-		agent_reset(v, false);
+	v->handles--;
+	vm_free_maybe(v);
 }
 
 static void
 agent_connect(struct kvm_vm *v)
 {
 	char path[4096];
-	struct stat st;
 
-	if (v->astate != AGENT_NONE || v->dead || v->hv->cfg.no_agent)
+	if (v->agent.state != HV_AGENT_NONE || v->dead ||
+	    v->hv->cfg.no_agent)
 		return;
 	path_of(v, "agent", path, sizeof(path));
-	if (stat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
-		return;
-	if (v->abuf == NULL) {
-		v->abuf = malloc(4 + v->hv->cfg.frame_max);
-		if (v->abuf == NULL)
-			return;
-	}
-	if (uv_pipe_init(v->hv->loop, &v->agent, 0) < 0)
-		return;
-	v->agent.data = v;
-	v->handles++;
-	v->astate = AGENT_CONNECTING;
-	v->agent_conn.data = v;
-	uv_pipe_connect(&v->agent_conn, &v->agent, path, agent_connect_cb);
+	if (hv_agent_connect(&v->agent, path) == 0)
+		v->handles++;
 }
 
 /* ---- QMP ---- */
@@ -396,41 +270,19 @@ qstat(json_t *stats, const char *name, uint64_t div, uint64_t *ret)
 static Mm__V1__GuestStats *
 guest_from_qmp(json_t *stats, int64_t last_update)
 {
-	Mm__V1__GuestStats *g;
-	Mm__V1__Meminfo *mi;
-	Mm__V1__Vmstat *vs;
-	uint64_t tot = 0;
+	struct hv_balloon_stats s = { .last_update_s = last_update };
 
-	g = malloc(sizeof(*g));
-	mi = malloc(sizeof(*mi));
-	vs = malloc(sizeof(*vs));
-	if (g == NULL || mi == NULL || vs == NULL) {
-		free(g);
-		free(mi);
-		free(vs);
-		return NULL;
-	}
-	mm__v1__guest_stats__init(g);
-	mm__v1__meminfo__init(mi);
-	mm__v1__vmstat__init(vs);
-	g->meminfo = mi;
-	g->vmstat = vs;
-	g->has_source = 1;
-	g->source = MM__V1__STATS_SOURCE__STATS_SOURCE_QMP;
-	g->has_time_ms = 1;
-	g->time_ms = (uint64_t)last_update * 1000;
-#define QS(name, div, msg, member)					\
-	msg->has_##member = qstat(stats, name, div, &msg->member)
-	QS("stat-total-memory", 1024, mi, total_kib);
-	QS("stat-free-memory", 1024, mi, free_kib);
-	QS("stat-available-memory", 1024, mi, available_kib);
-	QS("stat-disk-caches", 1024, mi, cached_kib);
-	QS("stat-major-faults", 1, vs, major_faults);
-	QS("stat-swap-in", 4096, vs, swap_in_pages);
-	QS("stat-swap-out", 4096, vs, swap_out_pages);
+#define QS(name, div, member)						\
+	s.has_##member = qstat(stats, name, div, &s.member)
+	QS("stat-total-memory", 1024, total_kib);
+	QS("stat-free-memory", 1024, free_kib);
+	QS("stat-available-memory", 1024, available_kib);
+	QS("stat-disk-caches", 1024, cached_kib);
+	QS("stat-major-faults", 1, major_faults);
+	QS("stat-swap-in", 4096, swap_in_pages);
+	QS("stat-swap-out", 4096, swap_out_pages);
 #undef QS
-	(void)tot;
-	return g;
+	return hv_guest_from_balloon(&s);
 }
 
 static void
@@ -548,7 +400,7 @@ vm_poll(struct kvm_vm *v)
 	/* The agent had its chance since the VM was found or since its
 	 * last frame; a reconnecting agent keeps it. */
 	if (!hv->cfg.no_agent &&
-	    now - v->agent_seen_ms < hv->cfg.agent_timeout_ms)
+	    now - v->agent.seen_ms < hv->cfg.agent_timeout_ms)
 		return;
 	if (!v->stats_polling) {
 		secs = (hv->cfg.poll_ms + 999) / 1000;
@@ -757,7 +609,7 @@ qmp_connect_cb(uv_connect_t *req, int status)
 	}
 	v->qstate = QMP_GREETING;
 	v->qmp_since_ms = uv_now(v->hv->loop);
-	v->agent_seen_ms = uv_now(v->hv->loop);
+	v->agent.seen_ms = uv_now(v->hv->loop);
 	v->pub.pid = vm_pid(v);
 	if (uv_read_start((uv_stream_t *)&v->qmp, qmp_alloc_cb,
 	    qmp_read_cb) < 0) {
@@ -780,10 +632,7 @@ vm_kill(struct kvm_vm *v)
 	if (announced)
 		hv_emit(v->hv, HV_EV_REMOVED, &v->pub);
 	hv_vm_unregister(v->hv, &v->pub);
-	if (v->astate == AGENT_CONNECTING || v->astate == AGENT_UP) {
-		v->astate = AGENT_CLOSING;
-		uv_close((uv_handle_t *)&v->agent, vm_handle_closed_cb);
-	}
+	hv_agent_close(&v->agent);
 	uv_close((uv_handle_t *)&v->qmp, vm_handle_closed_cb);
 }
 
@@ -797,6 +646,9 @@ vm_add(struct hv *hv, const char *id, size_t len)
 	if (v == NULL)
 		return;
 	v->hv = hv;
+	v->agent.hv = hv;
+	v->agent.vm = &v->pub;
+	v->agent.closed = agent_closed;
 	memcpy(v->pub.id, id, len);
 	v->qbuf = malloc(hv->cfg.qmp_line_max);
 	v->next_id = 1;
