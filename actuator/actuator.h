@@ -29,6 +29,7 @@ struct actuator_conf {
 	char *host_id;			/* NULL: the hostname */
 	int driver;			/* enum hv_type */
 	char *vm_dir;
+	char *libvirt_uri;		/* libvirt: the connection */
 	char *monitor;		/* kvm, sim: <vm_dir>/<vm>.<monitor> is QMP */
 	char *balloon_path;
 	char *proc_root;

@@ -7,7 +7,8 @@
 
 #include "actuator.h"
 
-static const char *const driver_names[] = { "kvm", "xen", "sim", NULL };
+static const char *const driver_names[] = { "kvm", "xen", "sim", "libvirt",
+	NULL };
 
 #define K(key, type, min, max, def, field, help)			\
 	{ "actuator", key, type, min, max, def,				\
@@ -19,7 +20,9 @@ const struct conf_key act_conf_table[] = {
 	    "hostname"),
 	{ "actuator", "driver", CONF_ENUM, 0, 0, "kvm",
 	  offsetof(struct actuator_conf, driver), driver_names,
-	  "hypervisor driver: kvm, xen or sim (mm-sim's sockets)" },
+	  "hypervisor driver: kvm, xen, sim (mm-sim's sockets) or libvirt" },
+	K("libvirt_uri", CONF_STRING, 1, 1023, "qemu:///system", libvirt_uri,
+	    "libvirt: the connection URI of the domains' libvirtd"),
 	K("vm_dir", CONF_STRING, 1, 4096, "/run/mm/vm", vm_dir,
 	    "kvm, sim: directory of the VMs' sockets"),
 	K("monitor", CONF_STRING, 1, 16, "actuator", monitor,
@@ -34,9 +37,9 @@ const struct conf_key act_conf_table[] = {
 	K("sys_root", CONF_STRING, 1, 4096, "/sys", sys_root,
 	    "where sysfs is (KSM settings, NUMA nodes)"),
 	K("rescan", CONF_DURATION_MS, 100, 600000, "1s", rescan_ms,
-	    "kvm, sim: rescan of vm_dir"),
+	    "kvm, sim: rescan of vm_dir; libvirt: reconnects (with backoff)"),
 	K("poll", CONF_DURATION_MS, 100, 600000, "1s", poll_ms,
-	    "kvm, sim: query-balloon period"),
+	    "kvm, sim: query-balloon period; libvirt: memory stats period"),
 	K("vm_min", CONF_SIZE_KIB, 65536, 1ll << 32, "128M", vm_min_kib,
 	    "no guest is ever made smaller than this"),
 	K("used_margin", CONF_SIZE_KIB, 0, 1ll << 32, "64M",

@@ -50,6 +50,8 @@ act_hv_config(const struct actuator_conf *c, struct hv_config *ret)
 	memset(ret, 0, sizeof(*ret));
 	ret->type = (enum hv_type)c->driver;
 	ret->vm_dir = c->vm_dir;
+	ret->uri = c->libvirt_uri;
+	ret->op_timeout_ms = (unsigned)c->op_timeout_ms;
 	ret->qmp_ext = c->monitor;
 	/* The agent's socket is the collector's: the guest's use comes from
 	 * the balloon's own statistics. */

@@ -21,7 +21,8 @@
 
 #define DEFAULT_CONF	"/etc/mm/collector.conf"
 
-static const char *const driver_names[] = { "kvm", "xen", "sim", NULL };
+static const char *const driver_names[] = { "kvm", "xen", "sim", "libvirt",
+	NULL };
 
 #define K(key, type, min, max, def, field, choices, help)		\
 	{ "collector", key, type, min, max, def,			\
@@ -39,7 +40,9 @@ static const struct conf_key conf_table[] = {
 	    "a guest using this much more than in the last report is "
 	    "reported early too (0: never)"),
 	K("driver", CONF_ENUM, 0, 0, "kvm", driver, driver_names,
-	    "hypervisor driver: kvm, xen or sim (mm-sim's sockets)"),
+	    "hypervisor driver: kvm, xen, sim (mm-sim's sockets) or libvirt"),
+	K("libvirt_uri", CONF_STRING, 1, 1023, "qemu:///system", libvirt_uri,
+	    NULL, "libvirt: the connection URI of the domains' libvirtd"),
 	K("vm_dir", CONF_STRING, 1, 4096, "/run/mm/vm", vm_dir, NULL,
 	    "kvm, sim: directory of <vm>.qmp and <vm>.agent sockets"),
 	K("balloon_path", CONF_STRING, 1, 1024,
@@ -50,7 +53,8 @@ static const struct conf_key conf_table[] = {
 	K("sys_root", CONF_STRING, 1, 4096, "/sys", sys_root, NULL,
 	    "where sysfs is (a fixture tree for tests and mm-sim)"),
 	K("rescan", CONF_DURATION_MS, 100, 600000, "1s", rescan_ms, NULL,
-	    "kvm, sim: rescan of vm_dir and agent reconnects"),
+	    "kvm, sim: rescan of vm_dir and agent reconnects; libvirt: "
+	    "reconnects (with backoff)"),
 	K("agent_timeout", CONF_DURATION_MS, 100, 600000, "3s",
 	    agent_timeout_ms, NULL,
 	    "kvm: agent silence before falling back to QMP guest-stats"),
@@ -150,6 +154,7 @@ start(struct collector *c, uv_loop_t *loop)
 
 	hc.type = (enum hv_type)c->conf.driver;
 	hc.vm_dir = c->conf.vm_dir;
+	hc.uri = c->conf.libvirt_uri;
 	hc.balloon_path = c->conf.balloon_path;
 	hc.rescan_ms = (unsigned)c->conf.rescan_ms;
 	hc.poll_ms = (unsigned)c->conf.interval_ms;

@@ -28,6 +28,7 @@ struct collector_conf {
 	int64_t fast_rise_kib;		/* used memory up this much: early */
 	int driver;			/* enum hv_type */
 	char *vm_dir;
+	char *libvirt_uri;		/* libvirt: the connection */
 	char *balloon_path;
 	char *proc_root;
 	char *sys_root;
