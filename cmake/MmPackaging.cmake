@@ -189,4 +189,11 @@ mm_package(mmctl
 the events on the mm broker; mm-sim simulates a host with virtual machines
 for tests and demonstrations.")
 
+# mm.conf(5), every daemon's configuration, is in mmctl, which both
+# daemon packages recommend (with the operator's status command).
+foreach(c MM-HOST MM-SCHEDULER)
+	set(CPACK_DEBIAN_${c}_PACKAGE_RECOMMENDS "mmctl")
+	set(CPACK_RPM_${c}_PACKAGE_SUGGESTS "mmctl")
+endforeach()
+
 include(CPack)

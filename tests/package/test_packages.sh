@@ -59,7 +59,6 @@ files[mm-host]="/usr/sbin/mm-collector
 /usr/lib/tmpfiles.d/mm-host.conf
 /usr/share/man/man8/mm-collector.8.gz
 /usr/share/man/man8/mm-actuator.8.gz
-/usr/share/man/man5/mm.conf.5.gz
 /usr/share/doc/mm-host/copyright"
 files[mm-scheduler]="/usr/sbin/mm-scheduler
 /usr/lib/systemd/system/mm-scheduler.service
@@ -72,6 +71,7 @@ files[mmctl]="/usr/bin/mmctl
 /usr/share/man/man8/mmctl.8.gz
 /usr/share/man/man1/mm-sim.1.gz
 /usr/share/man/man5/mm-policy.5.gz
+/usr/share/man/man5/mm.conf.5.gz
 /usr/share/doc/mmctl/examples/policy.example"
 configs[mm-guest-agent]="/etc/mm/guest-agent.conf"
 configs[mm-host]="/etc/mm/actuator.conf
