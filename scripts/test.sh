@@ -14,6 +14,7 @@ packages=(
 	rpm dpkg-dev qemu-guest-agent lintian rpmlint openssl
 	qemu-system-x86 busybox-static cpio xz-utils
 	mmdebstrap systemd-container
+	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 )
 
 build_dir=${MM_BUILD_DIR:-$repo_dir/build}
