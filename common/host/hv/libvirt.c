@@ -82,6 +82,12 @@ struct lv {
 	uv_timer_t reconnect, poll, deadline;
 	uv_async_t async;
 	struct lv_work *pending;	/* callers' requests, oldest first */
+	/* Calls on conn run one at a time (a hung libvirtd holds one thread
+	 * of the pool, and libvirt's client has crashed with several
+	 * callers waiting when keepalive closed it): the one running, and
+	 * those waiting their turn. */
+	struct lv_work *busy;
+	struct lv_work *q_head, **q_tail;
 
 	pthread_mutex_t mu;	/* the rest, with the event thread */
 	struct lv_ev *evq, **evtail;
@@ -136,12 +142,13 @@ struct lv_work {
 	void *arg;
 	bool answered;
 	uint64_t deadline_ms;
-	struct lv_work *next;
+	struct lv_work *next;		/* in pending */
+	struct lv_work *q_next;		/* in the queue of conn's calls */
 };
 
 static void vm_unref(struct lv_vm *v);
 static void lv_unref(struct lv *lv);
-static void conn_lost(struct lv *lv, const char *why);
+static void conn_lost(struct lv *lv, const void *c, const char *why);
 
 /* ---- off the loop: libvirt calls ---- */
 
@@ -725,15 +732,78 @@ work_new(struct lv *lv, enum lv_op op, struct lv_vm *v)
 
 static void after_work_cb(uv_work_t *req, int status);
 
+static bool
+serial(const struct lv_work *w)
+{
+	return w->op == OP_PROBE || w->op == OP_STATS || w->op == OP_SET ||
+	    w->op == OP_REFRESH;
+}
+
 static int
 work_queue(struct lv_work *w)
 {
 	struct lv *lv = w->lv;
 
+	if (serial(w) && lv->busy != NULL) {
+		w->q_next = NULL;
+		*lv->q_tail = w;
+		lv->q_tail = &w->q_next;
+		lv->refs++;
+		return 0;
+	}
 	if (uv_queue_work(lv->hv->loop, &w->req, work_cb, after_work_cb) < 0)
 		return -EIO;
+	if (serial(w))
+		lv->busy = w;
 	lv->refs++;
 	return 0;
+}
+
+/* Complete w without calling libvirt: its connection is gone. */
+static void
+work_skip(struct lv_work *w, int err)
+{
+	w->err = err;
+	snprintf(w->errmsg, sizeof(w->errmsg), "connection lost");
+	after_work_cb(&w->req, UV_ECANCELED);
+}
+
+/* The next call waiting for conn, if any. */
+static void
+queue_pump(struct lv *lv)
+{
+	struct lv_work *w;
+
+	while (lv->busy == NULL && (w = lv->q_head) != NULL) {
+		lv->q_head = w->q_next;
+		if (lv->q_head == NULL)
+			lv->q_tail = &lv->q_head;
+		if (lv->closing || w->conn == NULL || w->conn != lv->conn) {
+			work_skip(w, lv->closing ? -ECANCELED : -ENOTCONN);
+			continue;
+		}
+		if (uv_queue_work(lv->hv->loop, &w->req, work_cb,
+		    after_work_cb) < 0) {
+			work_skip(w, -EIO);
+			continue;
+		}
+		lv->busy = w;
+	}
+}
+
+/* Fail every call waiting for a connection that is gone. */
+static void
+queue_flush(struct lv *lv, int err)
+{
+	struct lv_work *w;
+
+	lv->busy = NULL;	/* its call ends on its own */
+	while ((w = lv->q_head) != NULL) {
+		lv->q_head = w->q_next;
+		if (lv->q_head == NULL)
+			lv->q_tail = &lv->q_head;
+		work_skip(w, err);
+	}
 }
 
 /* A work that could not be queued. */
@@ -986,7 +1056,7 @@ drain_events(struct lv *lv)
 				set_balloon(v, e->actual_kib);
 			break;
 		case EV_CLOSED:
-			conn_lost(lv, "libvirtd closed the connection");
+			conn_lost(lv, e->conn, "libvirtd closed the connection");
 			break;
 		}
 		free(e);
@@ -1057,17 +1127,19 @@ conn_dropped_work(struct lv *lv, virConnectPtr c, int life, int balloon,
 	}
 }
 
-/* The connection failed: forget it, keep the VMs, reconnect later. */
+/* The connection c failed: forget it, keep the VMs, reconnect later. An
+ * older connection's failure is no news. */
 static void
-conn_lost(struct lv *lv, const char *why)
+conn_lost(struct lv *lv, const void *c, const char *why)
 {
-	if (lv->conn == NULL)
+	if (lv->conn == NULL || c != lv->conn)
 		return;
 	log_warnx("libvirt: %s: connection lost (%s), reconnecting",
 	    lv->hv->cfg.uri, why);
 	conn_dropped_work(lv, lv->conn, lv->cb_life, lv->cb_balloon, true);
 	lv->conn = NULL;
 	lv->backoff_ms = lv->hv->cfg.rescan_ms;
+	queue_flush(lv, -ENOTCONN);
 	reconnect_later(lv);
 }
 
@@ -1078,7 +1150,7 @@ vm_failed(struct lv_vm *v, struct lv_work *w)
 	if (w->err == -ENOENT)
 		vm_gone(v);
 	else if (w->err == -ENOTCONN)
-		conn_lost(v->lv, w->errmsg);
+		conn_lost(v->lv, w->conn, w->errmsg);
 	else
 		log_debug("libvirt: domain \"%s\": %s", v->pub.id, w->errmsg);
 }
@@ -1117,6 +1189,9 @@ after_work_cb(uv_work_t *req, int status)
 	struct lv_vm *v = w->vm;
 	bool live = !lv->closing && (v == NULL || !v->dead);
 
+	if (lv->busy == w)
+		lv->busy = NULL;
+
 	switch (w->op) {
 	case OP_CONNECT:
 		lv->connecting = false;
@@ -1143,7 +1218,7 @@ after_work_cb(uv_work_t *req, int status)
 				log_debug("libvirt: domain \"%s\": %s",
 				    v->pub.id, w->errmsg);
 			if (w->err == -ENOTCONN)
-				conn_lost(lv, w->errmsg);
+				conn_lost(lv, w->conn, w->errmsg);
 			/* Found again by the next listing. */
 			vm_gone(v);
 			break;
@@ -1184,6 +1259,8 @@ after_work_cb(uv_work_t *req, int status)
 		vm_unref(w->vm);
 	free(w->infos);
 	free(w);
+	if (status != UV_ECANCELED)
+		queue_pump(lv);
 	lv_unref(lv);
 }
 
@@ -1313,6 +1390,7 @@ lv_start(struct hv *hv)
 	lv->hv = hv;
 	lv->cb_life = lv->cb_balloon = -1;
 	lv->evtail = &lv->evq;
+	lv->q_tail = &lv->q_head;
 	lv->backoff_ms = hv->cfg.rescan_ms;
 	pthread_mutex_init(&lv->mu, NULL);
 	if (uv_async_init(hv->loop, &lv->async, async_cb) < 0) {
@@ -1352,6 +1430,7 @@ lv_close(struct hv *hv)
 		vm_gone((struct lv_vm *)hv->vms[hv->nvms - 1]);
 	while ((w = lv->pending) != NULL)
 		answer(w, -ECANCELED);
+	queue_flush(lv, -ECANCELED);
 	pthread_mutex_lock(&lv->mu);
 	lv->async_live = false;
 	pthread_mutex_unlock(&lv->mu);
