@@ -120,7 +120,7 @@ struct lv_work {
 	virConnectPtr conn;	/* a reference, or NULL */
 	char name[MSG_ID_MAX + 1];
 	uint64_t target_kib;
-	int period_s;		/* set the stats period (probe), 0: no */
+	int period_s;		/* set the stats period (connect, probe) */
 	bool no_agent;
 	char uri[1024];
 	int err;		/* 0 or -errno; -ENOTCONN: connection lost */
@@ -717,6 +717,9 @@ work_new(struct lv *lv, enum lv_op op, struct lv_vm *v)
 	w->op = op;
 	w->cb_life = w->cb_balloon = -1;
 	w->no_agent = lv->hv->cfg.no_agent;
+	/* The balloon's stats period, set live when a domain is found. */
+	if (op == OP_CONNECT || op == OP_PROBE)
+		w->period_s = (int)((lv->hv->cfg.poll_ms + 999) / 1000);
 	snprintf(w->uri, sizeof(w->uri), "%s", lv->hv->cfg.uri);
 	if (v != NULL) {
 		w->vm = v;
@@ -1008,7 +1011,6 @@ probe(struct lv *lv, const char *name)
 		vm_gone(v);
 		return;
 	}
-	w->period_s = (int)((lv->hv->cfg.poll_ms + 999) / 1000);
 	if (work_queue(w) < 0) {
 		work_free(w);
 		vm_gone(v);

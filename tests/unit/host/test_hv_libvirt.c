@@ -154,7 +154,7 @@ test_default(void **state)
 	virConnectPtr c;
 	virDomainPtr d;
 	struct hv_vm *vm;
-	char *before, *after;
+	char *before, *after, *live;
 	enum hv_type t;
 
 	assert_int_equal(hv_type_from_name("libvirt", &t), 0);
@@ -180,6 +180,11 @@ test_default(void **state)
 	assert_false(vm->free_page_reporting);
 	assert_int_equal(vm->numa_cells, 0);
 	assert_int_equal(vm->pid, 0);	/* not a QEMU */
+	/* The balloon's stats period, set live (poll_ms rounded up). */
+	live = virDomainGetXMLDesc(d, 0);
+	assert_non_null(live);
+	assert_non_null(strstr(live, "<stats period='1'/>"));
+	free(live);
 
 	/* Without an agent, samples from the balloon's statistics. */
 	assert_true(run_until(c_guest));
