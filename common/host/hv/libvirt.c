@@ -20,6 +20,10 @@
  * fail. When the connection goes (close callback, or a call failing on
  * it), the VMs are kept and the driver reconnects every rescan_ms, with
  * backoff, then lists again: what is gone is REMOVED, what is new ADDED.
+ * Calls on a connection run one at a time. hv_close() completes without
+ * waiting for a call still blocked (a connect to a hung libvirtd, which
+ * keepalive does not cover yet): the driver's state outlives hv until it
+ * returns.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -71,10 +75,16 @@ struct lv_vm {
 };
 
 struct lv {
-	struct hv *hv;
+	struct hv *hv;		/* NULL once closed (works may outlive it) */
+	uv_loop_t *loop;
+	char *uri;
+	bool no_agent;
+	unsigned poll_ms;
 	int refs;		/* handles, VMs, works: freed at 0 */
+	int handles;		/* open: hv_closed() at 0 */
 	bool closing;
 	virConnectPtr conn;	/* NULL while not connected */
+	uint64_t gen;		/* of conn: one more per connection */
 	int cb_life, cb_balloon;
 	bool connecting;
 	bool lost_logged;
@@ -118,6 +128,7 @@ struct lv_work {
 	struct lv_vm *vm;	/* a reference, or NULL */
 	enum lv_op op;
 	virConnectPtr conn;	/* a reference, or NULL */
+	uint64_t gen;		/* lv->gen of conn */
 	char name[MSG_ID_MAX + 1];
 	uint64_t target_kib;
 	int period_s;		/* set the stats period (connect, probe) */
@@ -148,7 +159,7 @@ struct lv_work {
 
 static void vm_unref(struct lv_vm *v);
 static void lv_unref(struct lv *lv);
-static void conn_lost(struct lv *lv, const void *c, const char *why);
+static void conn_lost(struct lv *lv, uint64_t gen, const char *why);
 
 /* ---- off the loop: libvirt calls ---- */
 
@@ -703,6 +714,20 @@ work_cb(uv_work_t *req)
 	virDomainFree(d);
 }
 
+/* A call on a domain; its connection released here, off the loop (the
+ * last reference of a lost connection closes it). */
+static void
+dom_work_cb(uv_work_t *req)
+{
+	struct lv_work *w = req->data;
+
+	work_cb(req);
+	if (w->op != OP_CONNECT && w->conn != NULL) {
+		virConnectClose(w->conn);
+		w->conn = NULL;
+	}
+}
+
 /* ---- on the loop ---- */
 
 static struct lv_work *
@@ -716,11 +741,11 @@ work_new(struct lv *lv, enum lv_op op, struct lv_vm *v)
 	w->lv = lv;
 	w->op = op;
 	w->cb_life = w->cb_balloon = -1;
-	w->no_agent = lv->hv->cfg.no_agent;
+	w->no_agent = lv->no_agent;
 	/* The balloon's stats period, set live when a domain is found. */
 	if (op == OP_CONNECT || op == OP_PROBE)
-		w->period_s = (int)((lv->hv->cfg.poll_ms + 999) / 1000);
-	snprintf(w->uri, sizeof(w->uri), "%s", lv->hv->cfg.uri);
+		w->period_s = (int)((lv->poll_ms + 999) / 1000);
+	snprintf(w->uri, sizeof(w->uri), "%s", lv->uri);
 	if (v != NULL) {
 		w->vm = v;
 		v->refs++;
@@ -728,6 +753,7 @@ work_new(struct lv *lv, enum lv_op op, struct lv_vm *v)
 	}
 	if (lv->conn != NULL && op != OP_CONNECT) {
 		w->conn = lv->conn;
+		w->gen = lv->gen;
 		virConnectRef(w->conn);
 	}
 	return w;
@@ -754,7 +780,7 @@ work_queue(struct lv_work *w)
 		lv->refs++;
 		return 0;
 	}
-	if (uv_queue_work(lv->hv->loop, &w->req, work_cb, after_work_cb) < 0)
+	if (uv_queue_work(lv->loop, &w->req, dom_work_cb, after_work_cb) < 0)
 		return -EIO;
 	if (serial(w))
 		lv->busy = w;
@@ -768,6 +794,11 @@ work_skip(struct lv_work *w, int err)
 {
 	w->err = err;
 	snprintf(w->errmsg, sizeof(w->errmsg), "connection lost");
+	if (w->conn != NULL) {
+		/* Lost (closed already: no call) or still lv's. */
+		virConnectClose(w->conn);
+		w->conn = NULL;
+	}
 	after_work_cb(&w->req, UV_ECANCELED);
 }
 
@@ -781,11 +812,11 @@ queue_pump(struct lv *lv)
 		lv->q_head = w->q_next;
 		if (lv->q_head == NULL)
 			lv->q_tail = &lv->q_head;
-		if (lv->closing || w->conn == NULL || w->conn != lv->conn) {
+		if (lv->closing || lv->conn == NULL || w->gen != lv->gen) {
 			work_skip(w, lv->closing ? -ECANCELED : -ENOTCONN);
 			continue;
 		}
-		if (uv_queue_work(lv->hv->loop, &w->req, work_cb,
+		if (uv_queue_work(lv->loop, &w->req, dom_work_cb,
 		    after_work_cb) < 0) {
 			work_skip(w, -EIO);
 			continue;
@@ -825,7 +856,7 @@ static void
 deadline_cb(uv_timer_t *t)
 {
 	struct lv *lv = t->data;
-	uint64_t now = uv_now(lv->hv->loop);
+	uint64_t now = uv_now(lv->loop);
 	struct lv_work *w;
 
 	while ((w = lv->pending) != NULL && w->deadline_ms <= now) {
@@ -848,7 +879,7 @@ request(struct lv_work *w, hv_done_cb cb, void *arg)
 
 	w->cb = cb;
 	w->arg = arg;
-	w->deadline_ms = uv_now(lv->hv->loop) + lv->hv->cfg.op_timeout_ms;
+	w->deadline_ms = uv_now(lv->loop) + lv->hv->cfg.op_timeout_ms;
 	r = work_queue(w);
 	if (r < 0) {
 		work_free(w);
@@ -1058,7 +1089,9 @@ drain_events(struct lv *lv)
 				set_balloon(v, e->actual_kib);
 			break;
 		case EV_CLOSED:
-			conn_lost(lv, e->conn, "libvirtd closed the connection");
+			if (e->conn == lv->conn)
+				conn_lost(lv, lv->gen,
+				    "libvirtd closed the connection");
 			break;
 		}
 		free(e);
@@ -1078,12 +1111,13 @@ connected(struct lv *lv, struct lv_work *w)
 	size_t i;
 
 	lv->conn = w->conn;
+	lv->gen++;
 	w->conn = NULL;
 	lv->cb_life = w->cb_life;
 	lv->cb_balloon = w->cb_balloon;
 	lv->backoff_ms = lv->hv->cfg.rescan_ms;
 	log_info("libvirt: connected to %s, %zu running domain%s",
-	    lv->hv->cfg.uri, w->ninfos, w->ninfos == 1 ? "" : "s");
+	    lv->uri, w->ninfos, w->ninfos == 1 ? "" : "s");
 	lv->lost_logged = false;
 	for (i = 0; i < lv->hv->nvms; i++)
 		((struct lv_vm *)lv->hv->vms[i])->seen = false;
@@ -1132,12 +1166,12 @@ conn_dropped_work(struct lv *lv, virConnectPtr c, int life, int balloon,
 /* The connection c failed: forget it, keep the VMs, reconnect later. An
  * older connection's failure is no news. */
 static void
-conn_lost(struct lv *lv, const void *c, const char *why)
+conn_lost(struct lv *lv, uint64_t gen, const char *why)
 {
-	if (lv->conn == NULL || c != lv->conn)
+	if (lv->conn == NULL || gen != lv->gen)
 		return;
 	log_warnx("libvirt: %s: connection lost (%s), reconnecting",
-	    lv->hv->cfg.uri, why);
+	    lv->uri, why);
 	conn_dropped_work(lv, lv->conn, lv->cb_life, lv->cb_balloon, true);
 	lv->conn = NULL;
 	lv->backoff_ms = lv->hv->cfg.rescan_ms;
@@ -1152,7 +1186,7 @@ vm_failed(struct lv_vm *v, struct lv_work *w)
 	if (w->err == -ENOENT)
 		vm_gone(v);
 	else if (w->err == -ENOTCONN)
-		conn_lost(v->lv, w->conn, w->errmsg);
+		conn_lost(v->lv, w->gen, w->errmsg);
 	else
 		log_debug("libvirt: domain \"%s\": %s", v->pub.id, w->errmsg);
 }
@@ -1204,7 +1238,7 @@ after_work_cb(uv_work_t *req, int status)
 		} else if (w->err < 0) {
 			if (!lv->lost_logged)
 				log_warnx("libvirt: %s: %s; retrying",
-				    lv->hv->cfg.uri, w->errmsg);
+				    lv->uri, w->errmsg);
 			lv->lost_logged = true;
 			reconnect_later(lv);
 		} else {
@@ -1220,7 +1254,7 @@ after_work_cb(uv_work_t *req, int status)
 				log_debug("libvirt: domain \"%s\": %s",
 				    v->pub.id, w->errmsg);
 			if (w->err == -ENOTCONN)
-				conn_lost(lv, w->conn, w->errmsg);
+				conn_lost(lv, w->gen, w->errmsg);
 			/* Found again by the next listing. */
 			vm_gone(v);
 			break;
@@ -1252,10 +1286,8 @@ after_work_cb(uv_work_t *req, int status)
 	case OP_STOP:
 		break;
 	}
-	if (w->conn != NULL && w->conn == lv->conn)
-		virConnectClose(w->conn);	/* not the last reference */
-	else if (w->conn != NULL)
-		conn_dropped_work(lv, w->conn, -1, -1, false);
+	if (w->conn != NULL)	/* OP_CONNECT's, unused */
+		conn_dropped_work(lv, w->conn, -1, -1, true);
 	w->conn = NULL;
 	if (w->vm != NULL)
 		vm_unref(w->vm);
@@ -1355,10 +1387,10 @@ lv_refresh(struct hv *hv, struct hv_vm *vm, hv_done_cb cb, void *arg)
 	return request(w, cb, arg);
 }
 
+/* Freed when its last work is done, which may be after hv_closed(). */
 static void
 lv_unref(struct lv *lv)
 {
-	struct hv *hv = lv->hv;
 	struct lv_ev *e;
 
 	if (--lv->refs > 0)
@@ -1368,14 +1400,23 @@ lv_unref(struct lv *lv)
 		free(e);
 	}
 	pthread_mutex_destroy(&lv->mu);
+	free(lv->uri);
 	free(lv);
-	hv_closed(hv);
 }
 
+/* The handles closed, the VMs forgotten: hv is done, even while a call
+ * (a connect to a hung libvirtd) still runs; lv outlives it. */
 static void
 handle_closed_cb(uv_handle_t *h)
 {
-	lv_unref(h->data);
+	struct lv *lv = h->data;
+	struct hv *hv = lv->hv;
+
+	if (--lv->handles == 0) {
+		lv->hv = NULL;
+		hv_closed(hv);
+	}
+	lv_unref(lv);
 }
 
 static int
@@ -1390,15 +1431,23 @@ lv_start(struct hv *hv)
 	if (lv == NULL)
 		return -ENOMEM;
 	lv->hv = hv;
+	lv->loop = hv->loop;
+	lv->uri = strdup(hv->cfg.uri);
+	lv->no_agent = hv->cfg.no_agent;
+	lv->poll_ms = hv->cfg.poll_ms;
 	lv->cb_life = lv->cb_balloon = -1;
 	lv->evtail = &lv->evq;
 	lv->q_tail = &lv->q_head;
 	lv->backoff_ms = hv->cfg.rescan_ms;
 	pthread_mutex_init(&lv->mu, NULL);
-	if (uv_async_init(hv->loop, &lv->async, async_cb) < 0) {
+	if (lv->uri == NULL || uv_async_init(hv->loop, &lv->async,
+	    async_cb) < 0) {
+		int r = lv->uri == NULL ? -ENOMEM : -EIO;
+
 		pthread_mutex_destroy(&lv->mu);
+		free(lv->uri);
 		free(lv);
-		return -EIO;
+		return r;
 	}
 	hv->priv = lv;
 	lv->async.data = lv;
@@ -1407,7 +1456,7 @@ lv_start(struct hv *hv)
 	uv_timer_init(hv->loop, &lv->poll);
 	uv_timer_init(hv->loop, &lv->deadline);
 	lv->reconnect.data = lv->poll.data = lv->deadline.data = lv;
-	lv->refs = 4;
+	lv->refs = lv->handles = 4;
 	if (pthread_create(&lv->thread, NULL, event_thread, lv) == 0)
 		lv->thread_started = true;
 	else
