@@ -162,7 +162,8 @@ act_release_oneshot(const struct actuator_conf *c)
 	}
 	if (p.n == 0) {
 		printf("release: no VM found in %s\n", c->driver ==
-		    HV_TYPE_XEN ? "xenstore" : c->vm_dir);
+		    HV_TYPE_XEN ? "xenstore" : c->driver == HV_TYPE_LIBVIRT ?
+		    c->libvirt_uri : c->vm_dir);
 	} else {
 		act_release_summary(&p, line, sizeof(line));
 		printf("%s\n", line);
