@@ -64,13 +64,31 @@ image_path(const char *name)
 
 /* The uncompressed vmlinux, or with MM_VM_KERNEL=vmlinuz the compressed
  * one (to measure what booting it costs). */
-static char *
-kernel_path(void)
+char *
+vm_kernel_path(void)
 {
 	const char *k = getenv("MM_VM_KERNEL");
 
 	return image_path(k != NULL && strcmp(k, "vmlinuz") == 0 ?
 	    "kernel/vmlinuz" : "kernel/vmlinux");
+}
+
+char *
+vm_initrd_path(void)
+{
+	return image_path("initrd.cpio");
+}
+
+char *
+vm_cmdline(const struct vm_opts *o)
+{
+	/* Debian builds PSI in but leaves it off (CONFIG_PSI_DEFAULT_
+	 * DISABLED): psi=1 turns it on, as on the hosts mm runs in. */
+	return xasprintf("console=ttyS0 quiet panic=-1 psi=1 "
+	    "mm.vm_id=%s%s%s%s%s%s%s", o->id, o->workload ? " mm.workload=" : "",
+	    o->workload ? o->workload : "", o->interval ? " mm.interval=" : "",
+	    o->interval ? o->interval : "", o->resend ? " mm.resend=" : "",
+	    o->resend ? o->resend : "");
 }
 
 static void
@@ -188,17 +206,11 @@ build_argv(const struct vm_opts *o, const char *accel, const char *console,
 	add_arg(argv, &n, xasprintf("-serial"));
 	add_arg(argv, &n, xasprintf("file:%s", console));
 	add_arg(argv, &n, xasprintf("-kernel"));
-	add_arg(argv, &n, kernel_path());
+	add_arg(argv, &n, vm_kernel_path());
 	add_arg(argv, &n, xasprintf("-initrd"));
-	add_arg(argv, &n, image_path("initrd.cpio"));
+	add_arg(argv, &n, vm_initrd_path());
 	add_arg(argv, &n, xasprintf("-append"));
-	/* Debian builds PSI in but leaves it off (CONFIG_PSI_DEFAULT_
-	 * DISABLED): psi=1 turns it on, as on the hosts mm runs in. */
-	add_arg(argv, &n, xasprintf("console=ttyS0 quiet panic=-1 psi=1 "
-	    "mm.vm_id=%s%s%s%s%s%s%s", o->id, o->workload ? " mm.workload=" : "",
-	    o->workload ? o->workload : "", o->interval ? " mm.interval=" : "",
-	    o->interval ? o->interval : "", o->resend ? " mm.resend=" : "",
-	    o->resend ? o->resend : ""));
+	add_arg(argv, &n, vm_cmdline(o));
 	add_arg(argv, &n, xasprintf("-device"));
 	add_arg(argv, &n, xasprintf("virtio-balloon-pci,id=balloon0,"
 	    "deflate-on-oom=%s,free-page-reporting=on",

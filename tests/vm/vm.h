@@ -45,6 +45,14 @@ struct vm {
  */
 void vm_require(void);
 
+/* The test image's boot files under $MM_BINARY_DIR/vm (the kernel as
+ * MM_VM_KERNEL chooses) and the guest's kernel command line for o
+ * (console=ttyS0, psi=1, mm.vm_id and o's workload, interval and resend);
+ * malloc'd, the caller frees them. */
+char *vm_kernel_path(void);
+char *vm_initrd_path(void);
+char *vm_cmdline(const struct vm_opts *o);
+
 /* "kvm" when a trial boot under KVM reached "mm-init: ready" (cached in
  * $MM_BINARY_DIR/vm/accel; $MM_VM_ACCEL overrides), else "tcg". Static. */
 const char *vm_accel(void);

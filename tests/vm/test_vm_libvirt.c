@@ -1,0 +1,740 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Real guests under a real libvirtd of the test's own (libvirtd.h): QEMU
+ * under TCG, domains defined and started through libvirt.
+ * (a) A guest boots; libvirt's balloon statistics (virsh dommemstat) come
+ *     with the period its XML sets and the balloon goes to its
+ *     <currentMemory>; the agent's channel is a socket at the path of the
+ *     live XML, and the guest agent's frames arrive on it.
+ * (b) A libvirtd restart leaves the guest running, the same QEMU, and
+ *     libvirt drives its balloon again (virsh setmem after the restart).
+ * (c) The fleet test on libvirt: three guests defined through libvirt (one
+ *     ramping, two idle) under the real mm-collector, mm-scheduler and
+ *     mm-actuator with driver = libvirt: the ramp gets memory the idle
+ *     guests give back, every target within the guest's limits, a
+ *     libvirtd restart before the ramp after which decisions and balloon
+ *     changes resume, and each domain's persistent definition is left as
+ *     it was (virsh dumpxml --inactive before and after). Skipped with a
+ *     message while mm-collector does not know driver = libvirt.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fleet.h"
+#include "libvirtd.h"
+#include "msg.h"
+#include "testutil.h"
+#include "tu_hv.h"
+
+#define MIB		1024ULL
+#define ONE		"lv1"
+#define ONE_MAX_MIB	512
+#define ONE_CUR_MIB	384
+#define AGENT_PORT	"org.mm.agent.0"
+
+/* The fleet, as test_vm_fleet.c runs it. */
+#define MAXDEC		2048
+#define NVM		3
+#define RAMP		2
+#define RAMP_MIB	768
+#define IDLE_MIB	384
+#define POOL_MIB	1152
+#define MONO		"mm_test_mono:50M:400M:25M:1000:5000:20000"
+#define MONO_PEAK_MIB	400
+
+static const char *const names[NVM] = { "idle1", "idle2", "ramp" };
+static const unsigned max_mib[NVM] = { IDLE_MIB, IDLE_MIB, RAMP_MIB };
+
+struct decision {
+	int vm;
+	uint64_t rx_ms, target_kib;
+	double min_kib, max_kib;
+	bool has_reason;
+};
+
+static struct {
+	char *dir;		/* the libvirtd's and (a)'s guest's */
+	char *vmdir;
+	struct libvirtd *lv;
+	struct vm *one;		/* (a) and (b) */
+
+	/* (c) */
+	struct fleet f;
+	struct vm *vms[NVM];
+	char *inactive[NVM];	/* dumpxml --inactive after define */
+	struct decision dec[MAXDEC];
+	size_t ndec;
+	uint64_t actual_kib[NVM], max_actual_kib[NVM], used_kib[NVM];
+	uint64_t max_actual_after_kib;	/* the ramp's, after the restart */
+	bool fresh[NVM], restarted, out_of_range;
+	uint64_t restart_ms;
+	unsigned reports;
+} S;
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* One figure of virsh dommemstat (KiB, or seconds for last_update). */
+static bool
+memstat(const char *name, const char *key, uint64_t *ret)
+{
+	char *out = NULL, *line, *save;
+	size_t klen = strlen(key);
+	bool found = false;
+
+	if (libvirtd_virsh(S.lv, &out, "dommemstat %s", name) == 0)
+		for (line = strtok_r(out, "\n", &save); line != NULL &&
+		    !found; line = strtok_r(NULL, "\n", &save))
+			if (strncmp(line, key, klen) == 0 && line[klen] == ' ')
+				found = sscanf(line + klen, "%" SCNu64, ret) == 1;
+	free(out);
+	return found;
+}
+
+/* Wait up to timeout_s for the balloon ("actual") to reach want_kib. */
+static bool
+wait_actual(const char *name, uint64_t want_kib, unsigned timeout_s,
+    uint64_t *ret_kib)
+{
+	double deadline = now_s() + timeout_s;
+	uint64_t v = 0;
+
+	do {
+		if (memstat(name, "actual", &v) && v == want_kib)
+			break;
+		usleep(200000);
+	} while (now_s() < deadline);
+	*ret_kib = v;
+	return v == want_kib;
+}
+
+/* The path of the unix channel named port in the live XML; malloc'd. */
+static char *
+channel_path(const char *name, const char *port)
+{
+	char *xml = NULL, *ch, *end, *p, *q, *path = NULL;
+
+	if (libvirtd_virsh(S.lv, &xml, "dumpxml %s", name) != 0) {
+		fprintf(stderr, "virsh dumpxml %s: %s\n", name, xml);
+		free(xml);
+		return NULL;
+	}
+	for (ch = strstr(xml, "<channel type='unix'>"); ch != NULL && !path;
+	    ch = strstr(end, "<channel type='unix'>")) {
+		end = strstr(ch, "</channel>");
+		if (end == NULL)
+			break;
+		*end++ = '\0';
+		if (strstr(ch, port) == NULL ||
+		    (p = strstr(ch, "path='")) == NULL ||
+		    (q = strchr(p + 6, '\'')) == NULL)
+			continue;
+		path = strndup(p + 6, (size_t)(q - p - 6));
+	}
+	free(xml);
+	return path;
+}
+
+static bool
+read_full(int fd, void *buf, size_t len, double deadline)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < len) {
+		int left = (int)((deadline - now_s()) * 1000);
+
+		if (left <= 0 || poll(&p, 1, left) <= 0)
+			return false;
+		n = read(fd, (char *)buf + got, len - got);
+		if (n <= 0)
+			return false;
+		got += (size_t)n;
+	}
+	return true;
+}
+
+/*
+ * Connect to the agent's channel and read one frame (4-byte big-endian
+ * length, a GuestStats) within timeout_s; returns it (msg_free()) or
+ * NULL after printing why.
+ */
+static Mm__V1__GuestStats *
+agent_frame(const char *path, unsigned timeout_s)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	double deadline = now_s() + timeout_s;
+	ProtobufCMessage *m = NULL;
+	uint8_t hdr[4], *body = NULL;
+	char why[256] = "";
+	uint32_t len;
+	int fd;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		fprintf(stderr, "connect %s: %s\n", path, strerror(errno));
+		goto out;
+	}
+	if (!read_full(fd, hdr, 4, deadline)) {
+		fprintf(stderr, "%s: no frame in %u s\n", path, timeout_s);
+		goto out;
+	}
+	len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 |
+	    (uint32_t)hdr[2] << 8 | hdr[3];
+	if (len == 0 || len > 65536 || (body = malloc(len)) == NULL ||
+	    !read_full(fd, body, len, deadline)) {
+		fprintf(stderr, "%s: a frame of %u bytes not read\n", path,
+		    len);
+		goto out;
+	}
+	if (msg_unpack(MSG_GUEST_STATS, body, len, &m, why, sizeof(why)) < 0)
+		fprintf(stderr, "%s: not a GuestStats: %s\n", path, why);
+out:
+	free(body);
+	if (fd >= 0)
+		close(fd);
+	return (Mm__V1__GuestStats *)m;
+}
+
+static int
+group_setup(void **state)
+{
+	(void)state;
+	libvirtd_require();
+	(void)tu_broker_url();	/* (c) needs the broker: skip early */
+	signal(SIGPIPE, SIG_IGN);
+	S.dir = tu_tmpdir();
+	if (asprintf(&S.vmdir, "%s/vm", S.dir) < 0)
+		return -1;
+	mkdir(S.vmdir, 0755);
+	S.lv = libvirtd_start(S.dir);
+	return S.lv != NULL ? 0 : -1;
+}
+
+static int
+group_teardown(void **state)
+{
+	(void)state;
+	libvirtd_destroy(S.lv, S.one);
+	libvirtd_stop(S.lv);
+	if (getenv("MM_TEST_KEEP") == NULL)
+		tu_rmtree(S.dir);
+	else
+		fprintf(stderr, "libvirt: kept %s\n", S.dir);
+	free(S.dir);
+	free(S.vmdir);
+	return 0;
+}
+
+static void
+boot_one(void)
+{
+	struct vm_opts o = {
+		.id = ONE, .dir = S.vmdir, .mem_mib = ONE_MAX_MIB,
+		.interval = "500ms", .resend = "1s",
+	};
+
+	if (S.one == NULL)
+		S.one = libvirtd_boot(S.lv, &o, ONE_CUR_MIB);
+	assert_non_null(S.one);
+}
+
+/* (a) */
+static void
+test_vm_libvirt_guest(void **state)
+{
+	uint64_t actual, avail = 0, t1 = 0, t2 = 0;
+	Mm__V1__GuestStats *g;
+	struct stat st;
+	char *path;
+
+	(void)state;
+	boot_one();
+
+	/* The balloon goes to <currentMemory>, its stats every second. */
+	if (!wait_actual(ONE, ONE_CUR_MIB * MIB, 30, &actual))
+		fail_msg("balloon at %llu KiB, not the %u MiB of "
+		    "<currentMemory>, 30 s after boot",
+		    (unsigned long long)actual, ONE_CUR_MIB);
+	assert_true(memstat(ONE, "last_update", &t1));
+	usleep(2500000);
+	assert_true(memstat(ONE, "last_update", &t2));
+	assert_true(memstat(ONE, "available", &avail));
+	printf("libvirt: \"%s\" balloon %llu MiB, available %llu MiB, stats "
+	    "updated %llu s apart over 2.5 s\n", ONE,
+	    (unsigned long long)actual / MIB, (unsigned long long)avail / MIB,
+	    (unsigned long long)(t2 - t1));
+	assert_true(t2 > t1);
+	assert_true(avail > 0 && avail <= ONE_MAX_MIB * MIB);
+
+	/* The agent's channel, found as the driver finds it. */
+	path = channel_path(ONE, AGENT_PORT);
+	assert_non_null(path);
+	if (stat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
+		fail_msg("%s (the live XML's channel %s) is not a socket",
+		    path, AGENT_PORT);
+	g = agent_frame(path, 10);
+	assert_non_null(g);
+	printf("libvirt: a frame from \"%s\" on %s: seq %llu, MemTotal %llu "
+	    "MiB\n", g->vm_id, path, (unsigned long long)g->agent_seq,
+	    g->meminfo != NULL ? (unsigned long long)g->meminfo->total_kib /
+	    MIB : 0);
+	assert_string_equal(g->vm_id, ONE);
+	assert_non_null(g->meminfo);
+	assert_true(g->meminfo->total_kib > 0 &&
+	    g->meminfo->total_kib <= ONE_MAX_MIB * MIB);
+	msg_free((ProtobufCMessage *)g);
+	free(path);
+}
+
+/* (b) */
+static void
+test_vm_libvirt_restart(void **state)
+{
+	uint64_t actual;
+	Mm__V1__GuestStats *g;
+	char *out = NULL, *path;
+	pid_t before;
+
+	(void)state;
+	boot_one();
+	before = libvirtd_qemu_pid(S.lv, ONE);
+	assert_true(before > 0);
+	assert_int_equal(libvirtd_restart(S.lv), 0);
+	assert_int_equal(libvirtd_qemu_pid(S.lv, ONE), before);
+	assert_int_equal(libvirtd_virsh(S.lv, &out, "domstate %s", ONE), 0);
+	printf("libvirt: after the restart \"%s\" is %s", ONE, out);
+	assert_non_null(strstr(out, "running"));
+	free(out);
+
+	/* libvirtd has QEMU's monitor again: the balloon follows. */
+	assert_int_equal(libvirtd_virsh(S.lv, NULL, "setmem %s %lluK --live",
+	    ONE, 320 * MIB), 0);
+	if (!wait_actual(ONE, 320 * MIB, 30, &actual))
+		fail_msg("balloon at %llu KiB 30 s after setmem 320 MiB",
+		    (unsigned long long)actual);
+	path = channel_path(ONE, AGENT_PORT);
+	assert_non_null(path);
+	g = agent_frame(path, 10);
+	assert_non_null(g);
+	msg_free((ProtobufCMessage *)g);
+	free(path);
+	printf("libvirt: same qemu (pid %d), balloon set to 320 MiB through "
+	    "the restarted libvirtd, agent frames still arrive\n",
+	    (int)before);
+}
+
+/* (c): the fleet. */
+
+static int
+vm_index(const char *id)
+{
+	for (int i = 0; i < NVM; i++)
+		if (id != NULL && strcmp(id, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+static double
+metric(const Mm__V1__Event *e, const char *name)
+{
+	for (size_t i = 0; i < e->n_metrics; i++)
+		if (strcmp(e->metrics[i]->name, name) == 0)
+			return e->metrics[i]->value;
+	return -1;
+}
+
+static enum bus_disposition
+on_event(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
+{
+	const Mm__V1__Event *e = (const Mm__V1__Event *)m;
+	struct decision *x;
+	int k = vm_index(e->vm_id);
+
+	(void)d;
+	(void)arg;
+	if (e->kind != MM__V1__EVENT_KIND__EVENT_KIND_DECISION || k < 0 ||
+	    S.ndec == MAXDEC)
+		return BUS_ACK;
+	x = &S.dec[S.ndec++];
+	x->vm = k;
+	x->rx_ms = uv_now(&S.f.loop);
+	x->target_kib = e->balloon_target_kib;
+	x->min_kib = metric(e, "min_kib");
+	x->max_kib = metric(e, "max_kib");
+	x->has_reason = e->reason != NULL && e->reason[0] != '\0';
+	return BUS_ACK;
+}
+
+static enum bus_disposition
+on_report(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
+{
+	const Mm__V1__HostReport *r = (const Mm__V1__HostReport *)m;
+
+	(void)d;
+	(void)arg;
+	for (size_t i = 0; i < r->n_guests; i++) {
+		const Mm__V1__GuestStats *g = r->guests[i];
+		int k = vm_index(g->vm_id);
+
+		if (k < 0)
+			continue;
+		S.fresh[k] = !g->stale && g->source ==
+		    MM__V1__STATS_SOURCE__STATS_SOURCE_AGENT &&
+		    g->meminfo != NULL && g->meminfo->total_kib > 0;
+		fleet_used_kib(g, &S.used_kib[k]);
+		if (!g->has_balloon_actual_kib)
+			continue;
+		S.actual_kib[k] = g->balloon_actual_kib;
+		if (S.actual_kib[k] > S.max_actual_kib[k])
+			S.max_actual_kib[k] = S.actual_kib[k];
+		if (S.actual_kib[k] > max_mib[k] * MIB)
+			S.out_of_range = true;
+		if (k == RAMP && S.restarted &&
+		    S.actual_kib[k] > S.max_actual_after_kib)
+			S.max_actual_after_kib = S.actual_kib[k];
+	}
+	S.reports++;
+	return BUS_ACK;
+}
+
+static bool
+all_fresh(void)
+{
+	for (int i = 0; i < NVM; i++)
+		if (!S.fresh[i])
+			return false;
+	return true;
+}
+
+/* The newest target decided for guest k; its maximum if none. */
+static uint64_t
+last_target(int k)
+{
+	for (size_t i = S.ndec; i-- > 0;)
+		if (S.dec[i].vm == k)
+			return S.dec[i].target_kib;
+	return max_mib[k] * MIB;
+}
+
+static bool
+all_at_max(void)
+{
+	for (int i = 0; i < NVM; i++)
+		if (S.actual_kib[i] != max_mib[i] * MIB)
+			return false;
+	return true;
+}
+
+/* Run a program, its output (stdout and stderr) to *ret_out. */
+static int
+run(char **ret_out, const char *cmd)
+{
+	char buf[1024];
+	size_t n, len = 0;
+	FILE *p;
+
+	*ret_out = calloc(1, 1);
+	fflush(NULL);
+	p = popen(cmd, "r");
+	if (p == NULL)
+		return -1;
+	while ((n = fread(buf, 1, sizeof(buf), p)) > 0) {
+		*ret_out = realloc(*ret_out, len + n + 1);
+		memcpy(*ret_out + len, buf, n);
+		len += n;
+		(*ret_out)[len] = '\0';
+	}
+	return pclose(p);
+}
+
+static void
+daemon_conf(char *buf, size_t len, const char *section, const char *keys,
+    const char *user)
+{
+	snprintf(buf, len, "[%s]\nhost_id = %s\ndriver = libvirt\n"
+	    "libvirt_uri = %s\nrescan = 200ms\n%s[bus]\nurl = %s\n", section,
+	    S.f.host, S.lv->uri, keys, tu_broker_url_as(user, user));
+}
+
+/* Start $MM_BINARY_DIR/bin/<name> -d on conf_text; its pid. */
+static int
+start(const char *name, const char *conf_text)
+{
+	char file[64], *conf, *bin;
+	int pid;
+
+	snprintf(file, sizeof(file), "%s.conf", name);
+	conf = tu_write_file(S.f.dir, file, conf_text);
+	bin = tu_bin_path(name);
+	{
+		char *argv[] = { bin, "-d", "-c", conf, NULL };
+
+		pid = tu_spawn(argv);
+	}
+	free(bin);
+	free(conf);
+	return pid;
+}
+
+/* Does mm-collector know driver = libvirt? (Before the driver existed it
+ * said the value is not one of kvm, xen, sim.) */
+static bool
+collector_has_libvirt(void)
+{
+	char text[2048], *conf, *bin, *cmd, *out;
+	bool known;
+
+	daemon_conf(text, sizeof(text), "collector", "", "collector");
+	conf = tu_write_file(S.f.dir, "check.conf", text);
+	bin = tu_bin_path("mm-collector");
+	if (asprintf(&cmd, "'%s' -n -c '%s' 2>&1", bin, conf) < 0)
+		abort();
+	run(&out, cmd);
+	known = strstr(out, "\"libvirt\" of \"driver\" is not one of") ==
+	    NULL;
+	if (!known)
+		printf("skipped: the fleet on libvirt: mm-collector has no "
+		    "libvirt driver yet (%s)\n", out);
+	free(out);
+	free(cmd);
+	free(bin);
+	free(conf);
+	return known;
+}
+
+static int
+fleet_setup(void **state)
+{
+	static const struct fleet_param params[] = {
+		{ "hold_ms", 2000 },
+		{ "shrink_pct", 25 },
+		{ "psi_low_pct", 20 },
+		{ "psi_high_pct", 80 },
+		{ "guest_capacity_kib", POOL_MIB * MIB },
+	};
+
+	(void)state;
+	/* (a) and (b)'s guest makes room. */
+	libvirtd_destroy(S.lv, S.one);
+	S.one = NULL;
+	S.f.on_report = on_report;
+	S.f.on_event = on_event;
+	fleet_open(&S.f, "test_vm_libvirt");
+	fleet_start_scheduler(&S.f, 0, params, 5);
+	return 0;
+}
+
+static int
+fleet_teardown(void **state)
+{
+	(void)state;
+	fleet_stop(&S.f, &S.f.act);
+	for (int i = 0; i < NVM; i++) {
+		libvirtd_destroy(S.lv, S.vms[i]);
+		free(S.inactive[i]);
+	}
+	fleet_close(&S.f);
+	return 0;
+}
+
+static void
+start_daemons(void)
+{
+	char text[2048];
+
+	daemon_conf(text, sizeof(text), "collector", "interval = 1s\n"
+	    "fast_min_interval = 100ms\n", "collector");
+	S.f.col = start("mm-collector", text);
+	daemon_conf(text, sizeof(text), "actuator", "poll = 500ms\n"
+	    "release_on_stop = yes\nrelease_timeout = 10s\nksm = no\n"
+	    "numa = no\n", "actuator");
+	S.f.act = start("mm-actuator", text);
+}
+
+/* Each domain's persistent definition is what it was after define. */
+static void
+check_inactive(const char *when)
+{
+	char *now = NULL;
+
+	for (int k = 0; k < NVM; k++) {
+		assert_int_equal(libvirtd_virsh(S.lv, &now,
+		    "dumpxml --inactive %s", names[k]), 0);
+		if (strcmp(now, S.inactive[k]) != 0)
+			fail_msg("%s the persistent definition of \"%s\" "
+			    "changed:\n---- after define\n%s---- now\n%s",
+			    when, names[k], S.inactive[k], now);
+		free(now);
+	}
+}
+
+static void
+test_vm_libvirt_fleet(void **state)
+{
+	const double t0 = now_s();
+	uint64_t before_kib, base_kib = 0, at_restart_kib, idle_at_peak[2];
+	uint64_t after = 0, peak_target = 0, pool_at_peak = 0;
+	size_t dec_before;
+
+	(void)state;
+	if (!collector_has_libvirt())
+		return;
+	for (int k = 0; k < NVM; k++) {
+		struct vm_opts o = {
+			.id = names[k], .dir = S.f.vmdir, .mem_mib = max_mib[k],
+			.workload = k == RAMP ? MONO : NULL,
+			.interval = "500ms", .resend = "1s",
+		};
+
+		S.vms[k] = libvirtd_boot(S.lv, &o, 0);
+		assert_non_null(S.vms[k]);
+		assert_int_equal(libvirtd_virsh(S.lv, &S.inactive[k],
+		    "dumpxml --inactive %s", names[k]), 0);
+	}
+	start_daemons();
+	if (!tu_run_until_fn(&S.f.loop, all_fresh, 30000))
+		fail_msg("the collector's reports never carried 3 fresh agent "
+		    "samples from the libvirt guests (%u reports)",
+		    S.reports);
+
+	/* Before the ramp the host shrinks the guests toward their need;
+	 * then libvirtd restarts under the daemons. */
+	if (!vm_wait_console(S.vms[RAMP], "mono: start", 60000, NULL, 0)) {
+		vm_dump_console(S.vms[RAMP]);
+		fail_msg("mono did not start");
+	}
+	tu_run_for(&S.f.loop, 200);
+	before_kib = S.actual_kib[RAMP];
+	base_kib = S.used_kib[RAMP];
+	printf("vm libvirt fleet: before the ramp \"ramp\" holds %llu MiB of "
+	    "%u (uses %llu), the idle ones %llu and %llu MiB of %u (%zu "
+	    "decisions)\n", (unsigned long long)before_kib / MIB, RAMP_MIB,
+	    (unsigned long long)base_kib / MIB,
+	    (unsigned long long)S.actual_kib[0] / MIB,
+	    (unsigned long long)S.actual_kib[1] / MIB, IDLE_MIB, S.ndec);
+	assert_true(before_kib < (RAMP_MIB - 128) * MIB);
+	assert_true(base_kib > 0);
+	assert_int_equal(libvirtd_restart(S.lv), 0);
+	S.restart_ms = uv_now(&S.f.loop);
+	S.restarted = true;
+	at_restart_kib = S.actual_kib[RAMP];
+	dec_before = S.ndec;
+
+	/* The ramp, to its peak: covered, with the idle guests' memory. */
+	for (unsigned t = 0; t < 90000; t += 100) {
+		if (vm_wait_console(S.vms[RAMP], "mono: held 400 MiB", 0,
+		    NULL, 0))
+			break;
+		tu_run_for(&S.f.loop, 100);
+	}
+	tu_run_for(&S.f.loop, 3000);
+	idle_at_peak[0] = S.actual_kib[0];
+	idle_at_peak[1] = S.actual_kib[1];
+	for (int k = 0; k < NVM; k++)
+		pool_at_peak += last_target(k);
+	if (!vm_wait_console(S.vms[RAMP], "mono: done", 30000, NULL, 0)) {
+		vm_dump_console(S.vms[RAMP]);
+		fail_msg("mono did not finish");
+	}
+	tu_run_for(&S.f.loop, 1000);
+	for (size_t i = dec_before; i < S.ndec; i++)
+		if (S.dec[i].vm == RAMP) {
+			after++;
+			if (S.dec[i].target_kib > peak_target)
+				peak_target = S.dec[i].target_kib;
+		}
+	printf("vm libvirt fleet: after the restart %llu decisions for "
+	    "\"ramp\", target up to %llu MiB, its balloon from %llu up to "
+	    "%llu MiB; at the peak the idle guests held %llu and %llu MiB, "
+	    "the targets %llu MiB together (pool %u MiB)\n",
+	    (unsigned long long)after, (unsigned long long)peak_target / MIB,
+	    (unsigned long long)at_restart_kib / MIB,
+	    (unsigned long long)S.max_actual_after_kib / MIB,
+	    (unsigned long long)idle_at_peak[0] / MIB,
+	    (unsigned long long)idle_at_peak[1] / MIB,
+	    (unsigned long long)pool_at_peak / MIB, POOL_MIB);
+	if (vm_wait_console(S.vms[RAMP], "Out of memory", 0, NULL, 0) ||
+	    vm_wait_console(S.vms[RAMP], "oom-kill", 0, NULL, 0)) {
+		vm_dump_console(S.vms[RAMP]);
+		fail_msg("the ramping guest OOM-killed");
+	}
+	assert_true(vm_wait_console(S.vms[RAMP],
+	    "mm-init: workload mm_test_mono exited 0", 2000, NULL, 0));
+	/* Decisions resumed after the restart and were applied: the
+	 * target covered the peak on top of what the guest used before,
+	 * and the balloon grew with it. */
+	assert_true(after > 0);
+	assert_true(peak_target >= base_kib + MONO_PEAK_MIB * MIB);
+	assert_true(S.max_actual_after_kib >= at_restart_kib +
+	    MONO_PEAK_MIB / 2 * MIB);
+	/* The ramp's memory came from the idle guests, within the pool. */
+	for (int k = 0; k < 2; k++)
+		assert_true(idle_at_peak[k] <= (IDLE_MIB - 64) * MIB);
+	assert_true(pool_at_peak <= POOL_MIB * MIB);
+	/* Every target within the guest's limits, with a reason. */
+	for (size_t i = 0; i < S.ndec; i++) {
+		const struct decision *d = &S.dec[i];
+
+		assert_true(d->has_reason);
+		assert_true(d->min_kib >= 0 && d->max_kib > 0);
+		assert_true((double)d->target_kib >= d->min_kib);
+		assert_true((double)d->target_kib <= d->max_kib);
+		assert_true(d->target_kib <= max_mib[d->vm] * MIB);
+	}
+	assert_false(S.out_of_range);
+	check_inactive("while mm ran,");
+
+	/* Stop: release_on_stop gives every guest its maximum back, and
+	 * the definitions are still as defined. */
+	assert_int_equal(fleet_stop(&S.f, &S.f.sch), 0);
+	assert_int_equal(fleet_stop(&S.f, &S.f.act), 0);
+	if (!tu_run_until_fn(&S.f.loop, all_at_max, 15000))
+		fail_msg("after the actuator stopped the guests hold %llu, "
+		    "%llu, %llu MiB, not their maximum",
+		    (unsigned long long)S.actual_kib[0] / MIB,
+		    (unsigned long long)S.actual_kib[1] / MIB,
+		    (unsigned long long)S.actual_kib[2] / MIB);
+	check_inactive("after mm stopped,");
+	printf("vm libvirt fleet: %zu decisions, %u reports, released; "
+	    "definitions unchanged; %.0f s\n", S.ndec, S.reports,
+	    now_s() - t0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_vm_libvirt_guest),
+		cmocka_unit_test(test_vm_libvirt_restart),
+		cmocka_unit_test_setup_teardown(test_vm_libvirt_fleet,
+		    fleet_setup, fleet_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
