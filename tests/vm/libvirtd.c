@@ -23,7 +23,6 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "libvirtd.h"
@@ -63,31 +62,6 @@ static const char qemu_conf[] =
     "namespaces = [ ]\n"
     "stdio_handler = \"file\"\n";
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static char *
-xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static char *
-xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	return s;
-}
-
 /* prog's path: the first in $PATH, then the sbin directories (root's
  * programs, which a test's PATH may lack); NULL if none. Malloc'd. */
 static char *
@@ -96,11 +70,11 @@ find_prog(const char *prog)
 	const char *path = getenv("PATH");
 	char *dirs, *dir, *save, *f;
 
-	dirs = xasprintf("%s:/usr/sbin:/sbin:/usr/local/sbin",
+	dirs = vm_asprintf("%s:/usr/sbin:/sbin:/usr/local/sbin",
 	    path != NULL ? path : "/usr/bin:/bin");
 	for (dir = strtok_r(dirs, ":", &save); dir != NULL;
 	    dir = strtok_r(NULL, ":", &save)) {
-		f = xasprintf("%s/%s", dir, prog);
+		f = vm_asprintf("%s/%s", dir, prog);
 		if (access(f, X_OK) == 0) {
 			free(dirs);
 			return f;
@@ -131,22 +105,6 @@ libvirtd_require(void)
 	free(l);
 	free(v);
 	vm_require();
-}
-
-static void
-dump_file(const char *what, const char *path)
-{
-	char buf[4096];
-	size_t n;
-	FILE *f = fopen(path, "r");
-
-	fprintf(stderr, "---- %s (%s) ----\n", what, path);
-	if (f == NULL)
-		return;
-	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-		fwrite(buf, 1, n, stderr);
-	fclose(f);
-	fprintf(stderr, "---- end of %s ----\n", what);
 }
 
 /* A pid from a pid file, 0 if none. */
@@ -202,7 +160,7 @@ reap(pid_t pid, unsigned timeout_ms)
 static void
 kill_qemus(const char *dir, bool wait)
 {
-	char *qdir = xasprintf("%s/run/qemu", dir), *f;
+	char *qdir = vm_asprintf("%s/run/qemu", dir), *f;
 	struct dirent *e;
 	DIR *dp = opendir(qdir);
 	size_t len;
@@ -213,7 +171,7 @@ kill_qemus(const char *dir, bool wait)
 		if (len < 5 || strcmp(e->d_name + len - 4, ".pid") != 0 ||
 		    strcmp(e->d_name, "driver.pid") == 0)
 			continue;
-		f = xasprintf("%s/%s", qdir, e->d_name);
+		f = vm_asprintf("%s/%s", qdir, e->d_name);
 		pid = read_pid(f);
 		if (pid > 0 && alive(pid)) {
 			kill(pid, SIGKILL);
@@ -259,7 +217,7 @@ start_guard(const char *dir, int *ret_fd)
 	while (read(fds[0], &c, 1) != 0 && errno == EINTR)
 		;
 	{
-		char *pf = xasprintf("%s/run/libvirtd.pid", dir);
+		char *pf = vm_asprintf("%s/run/libvirtd.pid", dir);
 		pid_t l = read_pid(pf);
 
 		if (l > 0 && alive(l))
@@ -285,7 +243,7 @@ prepare(const char *dir)
 
 	mkdir(dir, 0755);
 	for (i = 0; i < NDIRS; i++) {
-		p = xasprintf("%s/%s", dir, binds[i][0]);
+		p = vm_asprintf("%s/%s", dir, binds[i][0]);
 		mkdir(p, 0755);
 		free(p);
 		if (mkdir(binds[i][1], 0755) < 0 && errno != EEXIST) {
@@ -299,8 +257,8 @@ prepare(const char *dir)
 	/* passwd and group: the host's, plus libvirt-qemu if missing. */
 	for (i = 0; i < 2; i++) {
 		const char *name = i == 0 ? "passwd" : "group";
-		char *src = xasprintf("/etc/%s", name);
-		char *dst = xasprintf("%s/%s", dir, name);
+		char *src = vm_asprintf("/etc/%s", name);
+		char *dst = vm_asprintf("%s/%s", dir, name);
 		FILE *in = fopen(src, "r"), *out = fopen(dst, "w");
 		bool has = false;
 
@@ -329,13 +287,13 @@ static pid_t
 spawn_libvirtd(const struct libvirtd *d)
 {
 	char *src[NBINDS], *prog = find_prog("libvirtd");
-	char *log = xasprintf("%s/log/libvirtd.out", d->dir);
+	char *log = vm_asprintf("%s/log/libvirtd.out", d->dir);
 	pid_t parent = getpid(), pid;
 	size_t i;
 	int fd;
 
 	for (i = 0; i < NBINDS; i++)
-		src[i] = xasprintf("%s/%s", d->dir, binds[i][0]);
+		src[i] = vm_asprintf("%s/%s", d->dir, binds[i][0]);
 	pid = fork();
 	if (pid > 0)
 		setpgid(pid, pid);
@@ -376,11 +334,11 @@ spawn_libvirtd(const struct libvirtd *d)
 static void
 dump_logs(const struct libvirtd *d)
 {
-	char *out = xasprintf("%s/log/libvirtd.out", d->dir);
-	char *log = xasprintf("%s/log/libvirtd.log", d->dir);
+	char *out = vm_asprintf("%s/log/libvirtd.out", d->dir);
+	char *log = vm_asprintf("%s/log/libvirtd.log", d->dir);
 
-	dump_file("libvirtd output", out);
-	dump_file("libvirtd log", log);
+	vm_dump_file("libvirtd output", out);
+	vm_dump_file("libvirtd log", log);
 	free(out);
 	free(log);
 }
@@ -389,8 +347,8 @@ dump_logs(const struct libvirtd *d)
 static int
 launch(struct libvirtd *d)
 {
-	double t0 = now_s();
-	char *sock = xasprintf("%s/run/libvirt-sock", d->dir), *out = NULL;
+	double t0 = vm_now_s();
+	char *sock = vm_asprintf("%s/run/libvirt-sock", d->dir), *out = NULL;
 	int status;
 
 	d->pid = spawn_libvirtd(d);
@@ -398,7 +356,7 @@ launch(struct libvirtd *d)
 		free(sock);
 		return -errno;
 	}
-	while (now_s() < t0 + READY_TIMEOUT_S) {
+	while (vm_now_s() < t0 + READY_TIMEOUT_S) {
 		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
 			fprintf(stderr, "libvirtd: exited with status %d\n",
 			    status);
@@ -409,7 +367,7 @@ launch(struct libvirtd *d)
 			free(out);
 			out = NULL;
 			if (libvirtd_virsh(d, &out, "uri") == 0) {
-				d->start_s = now_s() - t0;
+				d->start_s = vm_now_s() - t0;
 				free(out);
 				free(sock);
 				return 0;
@@ -434,7 +392,7 @@ libvirtd_start(const char *dir)
 	if (d == NULL)
 		abort();
 	d->dir = strdup(dir);
-	d->uri = xasprintf("qemu:///system?socket=%s/run/libvirt-sock", dir);
+	d->uri = vm_asprintf("qemu:///system?socket=%s/run/libvirt-sock", dir);
 	d->guard_fd = -1;
 	if (prepare(dir) < 0)
 		goto fail;
@@ -477,14 +435,14 @@ stop_daemon(struct libvirtd *d)
 int
 libvirtd_restart(struct libvirtd *d)
 {
-	double t0 = now_s();
+	double t0 = vm_now_s();
 	int r;
 
 	stop_daemon(d);
 	r = launch(d);
 	if (r == 0)
 		printf("libvirtd: restarted in %.2f s (up %.2f s after its "
-		    "start)\n", now_s() - t0, d->start_s);
+		    "start)\n", vm_now_s() - t0, d->start_s);
 	fflush(stdout);
 	return r;
 }
@@ -520,9 +478,9 @@ libvirtd_virsh(struct libvirtd *d, char **ret_out, const char *fmt, ...)
 	if (vasprintf(&args, fmt, ap) < 0)
 		abort();
 	va_end(ap);
-	cmd = xasprintf("virsh -q -c '%s' %s 2>&1", d->uri, args);
+	cmd = vm_asprintf("virsh -q -c '%s' %s 2>&1", d->uri, args);
 	fflush(NULL);
-	t0 = now_s();
+	t0 = vm_now_s();
 	p = popen(cmd, "r");
 	free(cmd);
 	if (p == NULL) {
@@ -538,9 +496,9 @@ libvirtd_virsh(struct libvirtd *d, char **ret_out, const char *fmt, ...)
 		out[len] = '\0';
 	}
 	status = pclose(p);
-	if (now_s() - t0 > SLOW_VIRSH_S)
+	if (vm_now_s() - t0 > SLOW_VIRSH_S)
 		fprintf(stderr, "libvirtd: virsh %s took %.1f s\n", args,
-		    now_s() - t0);
+		    vm_now_s() - t0);
 	free(args);
 	if (out == NULL)
 		out = strdup("");
@@ -572,7 +530,7 @@ libvirtd_domain_xml(const struct vm_opts *o, unsigned cur_mib)
 		goto out;
 	}
 	/* No network, no disk, no USB; q35 as vm.c boots it. */
-	xml = xasprintf("<domain type='%s'>\n"
+	xml = vm_asprintf("<domain type='%s'>\n"
 	    "  <name>%s</name>\n"
 	    "  <memory unit='MiB'>%u</memory>\n"
 	    "  <currentMemory unit='MiB'>%u</currentMemory>\n"
@@ -615,7 +573,7 @@ out:
 pid_t
 libvirtd_qemu_pid(const struct libvirtd *d, const char *name)
 {
-	char *f = xasprintf("%s/run/qemu/%s.pid", d->dir, name);
+	char *f = vm_asprintf("%s/run/qemu/%s.pid", d->dir, name);
 	pid_t pid = read_pid(f);
 
 	free(f);
@@ -625,9 +583,9 @@ libvirtd_qemu_pid(const struct libvirtd *d, const char *name)
 static void
 dump_qemu_log(const struct libvirtd *d, const char *name)
 {
-	char *f = xasprintf("%s/log/qemu/%s.log", d->dir, name);
+	char *f = vm_asprintf("%s/log/qemu/%s.log", d->dir, name);
 
-	dump_file("qemu log", f);
+	vm_dump_file("qemu log", f);
 	free(f);
 }
 
@@ -645,14 +603,14 @@ libvirtd_boot(struct libvirtd *d, const struct vm_opts *o, unsigned cur_mib)
 		    "characters the domain XML would need escaped\n", o->id);
 		return NULL;
 	}
-	name = xasprintf("%s.xml", o->id);
+	name = vm_asprintf("%s.xml", o->id);
 	file = tu_write_file(o->dir, name, xml);
 	free(name);
 	free(xml);
 	vm = calloc(1, sizeof(*vm));
 	vm->id = strdup(o->id);
 	vm->dir = strdup(o->dir);
-	vm->console = xasprintf("%s/%s.console", o->dir, o->id);
+	vm->console = vm_asprintf("%s/%s.console", o->dir, o->id);
 	unlink(vm->console);
 	if (libvirtd_virsh(d, &out, "define '%s'", file) != 0) {
 		fprintf(stderr, "vm \"%s\": virsh define %s: %s\n", o->id,
@@ -664,7 +622,7 @@ libvirtd_boot(struct libvirtd *d, const struct vm_opts *o, unsigned cur_mib)
 	}
 	free(out);
 	free(file);
-	t0 = now_s();
+	t0 = vm_now_s();
 	if (libvirtd_virsh(d, &out, "start %s", o->id) != 0) {
 		fprintf(stderr, "vm \"%s\": virsh start: %s\n", o->id, out);
 		goto fail;
@@ -672,9 +630,9 @@ libvirtd_boot(struct libvirtd *d, const struct vm_opts *o, unsigned cur_mib)
 	free(out);
 	out = NULL;
 	vm->pid = libvirtd_qemu_pid(d, o->id);
-	while (now_s() < t0 + timeout_s) {
+	while (vm_now_s() < t0 + timeout_s) {
 		if (vm_wait_console(vm, "mm-init: ready", 0, NULL, 0)) {
-			vm->boot_s = now_s() - t0;
+			vm->boot_s = vm_now_s() - t0;
 			printf("vm \"%s\": booted under libvirt in %.2f s (%s, "
 			    "%u MiB, current %u MiB, qemu pid %d)\n", vm->id,
 			    vm->boot_s, vm_accel(), o->mem_mib ? o->mem_mib :

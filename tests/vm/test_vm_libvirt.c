@@ -109,7 +109,8 @@ memstat(const char *name, const char *key, uint64_t *ret)
 		for (line = strtok_r(out, "\n", &save); line != NULL &&
 		    !found; line = strtok_r(NULL, "\n", &save))
 			if (strncmp(line, key, klen) == 0 && line[klen] == ' ')
-				found = sscanf(line + klen, "%" SCNu64, ret) == 1;
+				found = sscanf(line + klen, "%" SCNu64,
+				    ret) == 1;
 	free(out);
 	return found;
 }

@@ -29,8 +29,8 @@
 static pid_t running[MAX_VMS];
 static bool hooks_set;
 
-static double
-now_s(void)
+double
+vm_now_s(void)
 {
 	struct timespec ts;
 
@@ -38,11 +38,8 @@ now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static char *
-xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static char *
-xasprintf(const char *fmt, ...)
+char *
+vm_asprintf(const char *fmt, ...)
 {
 	va_list ap;
 	char *s;
@@ -59,7 +56,7 @@ image_path(const char *name)
 {
 	const char *b = getenv("MM_BINARY_DIR");
 
-	return xasprintf("%s/vm/%s", b != NULL ? b : ".", name);
+	return vm_asprintf("%s/vm/%s", b != NULL ? b : ".", name);
 }
 
 /* The uncompressed vmlinux, or with MM_VM_KERNEL=vmlinuz the compressed
@@ -84,7 +81,7 @@ vm_cmdline(const struct vm_opts *o)
 {
 	/* Debian builds PSI in but leaves it off (CONFIG_PSI_DEFAULT_
 	 * DISABLED): psi=1 turns it on, as on the hosts mm runs in. */
-	return xasprintf("console=ttyS0 quiet panic=-1 psi=1 "
+	return vm_asprintf("console=ttyS0 quiet panic=-1 psi=1 "
 	    "mm.vm_id=%s%s%s%s%s%s%s", o->id, o->workload ? " mm.workload=" : "",
 	    o->workload ? o->workload : "", o->interval ? " mm.interval=" : "",
 	    o->interval ? o->interval : "", o->resend ? " mm.resend=" : "",
@@ -137,7 +134,7 @@ in_path(const char *prog)
 	copy = strdup(path != NULL ? path : "/usr/bin:/bin");
 	for (dir = strtok_r(copy, ":", &save); dir != NULL && !found;
 	    dir = strtok_r(NULL, ":", &save)) {
-		f = xasprintf("%s/%s", dir, prog);
+		f = vm_asprintf("%s/%s", dir, prog);
 		found = access(f, X_OK) == 0;
 		free(f);
 	}
@@ -180,58 +177,60 @@ build_argv(const struct vm_opts *o, const char *accel, const char *console,
 	int n = 0;
 
 	add_arg(argv, &n, strdup(QEMU));
-	add_arg(argv, &n, xasprintf("-machine"));
-	add_arg(argv, &n, xasprintf("q35,accel=%s", accel));
-	add_arg(argv, &n, xasprintf("-m"));
-	add_arg(argv, &n, xasprintf("%u", mem));
+	add_arg(argv, &n, vm_asprintf("-machine"));
+	add_arg(argv, &n, vm_asprintf("q35,accel=%s", accel));
+	add_arg(argv, &n, vm_asprintf("-m"));
+	add_arg(argv, &n, vm_asprintf("%u", mem));
 	if (o->numa) {
-		add_arg(argv, &n, xasprintf("-smp"));
-		add_arg(argv, &n, xasprintf("2"));
-		add_arg(argv, &n, xasprintf("-object"));
-		add_arg(argv, &n, xasprintf("memory-backend-ram,id=m0,size=%uM",
-		    mem / 2));
-		add_arg(argv, &n, xasprintf("-object"));
-		add_arg(argv, &n, xasprintf("memory-backend-ram,id=m1,size=%uM",
-		    mem - mem / 2));
-		add_arg(argv, &n, xasprintf("-numa"));
-		add_arg(argv, &n, xasprintf("node,nodeid=0,memdev=m0,cpus=0"));
-		add_arg(argv, &n, xasprintf("-numa"));
-		add_arg(argv, &n, xasprintf("node,nodeid=1,memdev=m1,cpus=1"));
+		add_arg(argv, &n, vm_asprintf("-smp"));
+		add_arg(argv, &n, vm_asprintf("2"));
+		add_arg(argv, &n, vm_asprintf("-object"));
+		add_arg(argv, &n, vm_asprintf(
+		    "memory-backend-ram,id=m0,size=%uM", mem / 2));
+		add_arg(argv, &n, vm_asprintf("-object"));
+		add_arg(argv, &n, vm_asprintf(
+		    "memory-backend-ram,id=m1,size=%uM", mem - mem / 2));
+		add_arg(argv, &n, vm_asprintf("-numa"));
+		add_arg(argv, &n,
+		    vm_asprintf("node,nodeid=0,memdev=m0,cpus=0"));
+		add_arg(argv, &n, vm_asprintf("-numa"));
+		add_arg(argv, &n,
+		    vm_asprintf("node,nodeid=1,memdev=m1,cpus=1"));
 	}
-	add_arg(argv, &n, xasprintf("-display"));
-	add_arg(argv, &n, xasprintf("none"));
-	add_arg(argv, &n, xasprintf("-monitor"));
-	add_arg(argv, &n, xasprintf("none"));
-	add_arg(argv, &n, xasprintf("-no-reboot"));
-	add_arg(argv, &n, xasprintf("-serial"));
-	add_arg(argv, &n, xasprintf("file:%s", console));
-	add_arg(argv, &n, xasprintf("-kernel"));
+	add_arg(argv, &n, vm_asprintf("-display"));
+	add_arg(argv, &n, vm_asprintf("none"));
+	add_arg(argv, &n, vm_asprintf("-monitor"));
+	add_arg(argv, &n, vm_asprintf("none"));
+	add_arg(argv, &n, vm_asprintf("-no-reboot"));
+	add_arg(argv, &n, vm_asprintf("-serial"));
+	add_arg(argv, &n, vm_asprintf("file:%s", console));
+	add_arg(argv, &n, vm_asprintf("-kernel"));
 	add_arg(argv, &n, vm_kernel_path());
-	add_arg(argv, &n, xasprintf("-initrd"));
+	add_arg(argv, &n, vm_asprintf("-initrd"));
 	add_arg(argv, &n, vm_initrd_path());
-	add_arg(argv, &n, xasprintf("-append"));
+	add_arg(argv, &n, vm_asprintf("-append"));
 	add_arg(argv, &n, vm_cmdline(o));
-	add_arg(argv, &n, xasprintf("-device"));
-	add_arg(argv, &n, xasprintf("virtio-balloon-pci,id=balloon0,"
+	add_arg(argv, &n, vm_asprintf("-device"));
+	add_arg(argv, &n, vm_asprintf("virtio-balloon-pci,id=balloon0,"
 	    "deflate-on-oom=%s,free-page-reporting=on",
 	    o->no_deflate_on_oom ? "off" : "on"));
-	add_arg(argv, &n, xasprintf("-qmp"));
-	add_arg(argv, &n, xasprintf("unix:%s/%s.qmp,server=on,wait=off",
+	add_arg(argv, &n, vm_asprintf("-qmp"));
+	add_arg(argv, &n, vm_asprintf("unix:%s/%s.qmp,server=on,wait=off",
 	    o->dir, o->id));
 	/* A second monitor for mm-actuator: QEMU serves one client each. */
-	add_arg(argv, &n, xasprintf("-qmp"));
-	add_arg(argv, &n, xasprintf("unix:%s/%s.actuator,server=on,wait=off",
+	add_arg(argv, &n, vm_asprintf("-qmp"));
+	add_arg(argv, &n, vm_asprintf("unix:%s/%s.actuator,server=on,wait=off",
 	    o->dir, o->id));
-	add_arg(argv, &n, xasprintf("-device"));
-	add_arg(argv, &n, xasprintf("virtio-serial-pci"));
-	add_arg(argv, &n, xasprintf("-chardev"));
-	add_arg(argv, &n, xasprintf("socket,id=agent,path=%s/%s.agent,"
+	add_arg(argv, &n, vm_asprintf("-device"));
+	add_arg(argv, &n, vm_asprintf("virtio-serial-pci"));
+	add_arg(argv, &n, vm_asprintf("-chardev"));
+	add_arg(argv, &n, vm_asprintf("socket,id=agent,path=%s/%s.agent,"
 	    "server=on,wait=off", o->dir, o->id));
-	add_arg(argv, &n, xasprintf("-device"));
-	add_arg(argv, &n, xasprintf("virtserialport,chardev=agent,"
+	add_arg(argv, &n, vm_asprintf("-device"));
+	add_arg(argv, &n, vm_asprintf("virtserialport,chardev=agent,"
 	    "name=org.mm.agent.0"));
-	add_arg(argv, &n, xasprintf("-pidfile"));
-	add_arg(argv, &n, xasprintf("%s/%s.pid", o->dir, o->id));
+	add_arg(argv, &n, vm_asprintf("-pidfile"));
+	add_arg(argv, &n, vm_asprintf("%s/%s.pid", o->dir, o->id));
 }
 
 static pid_t
@@ -259,8 +258,8 @@ spawn(char **argv, const char *log)
 	_exit(127);
 }
 
-static void
-dump_file(const char *what, const char *path)
+void
+vm_dump_file(const char *what, const char *path)
 {
 	char buf[4096];
 	size_t n;
@@ -278,7 +277,7 @@ dump_file(const char *what, const char *path)
 void
 vm_dump_console(const struct vm *vm)
 {
-	dump_file("guest console", vm->console);
+	vm_dump_file("guest console", vm->console);
 }
 
 static bool
@@ -327,12 +326,12 @@ boot(const struct vm_opts *o, const char *accel, unsigned timeout_s)
 	vm = calloc(1, sizeof(*vm));
 	vm->id = strdup(o->id);
 	vm->dir = strdup(o->dir);
-	vm->console = xasprintf("%s/%s.console", o->dir, o->id);
-	log = xasprintf("%s/%s.qemu.log", o->dir, o->id);
+	vm->console = vm_asprintf("%s/%s.console", o->dir, o->id);
+	log = vm_asprintf("%s/%s.qemu.log", o->dir, o->id);
 	unlink(vm->console);
 	build_argv(o, accel, vm->console, argv);
 	set_hooks();
-	t0 = now_s();
+	t0 = vm_now_s();
 	vm->pid = spawn(argv, log);
 	for (i = 0; argv[i] != NULL; i++)
 		free(argv[i]);
@@ -340,9 +339,9 @@ boot(const struct vm_opts *o, const char *accel, unsigned timeout_s)
 		goto fail;
 	track(vm->pid, true);
 	deadline = t0 + timeout_s;
-	while (now_s() < deadline) {
+	while (vm_now_s() < deadline) {
 		if (find_line(vm->console, "mm-init: ready", NULL, 0)) {
-			vm->boot_s = now_s() - t0;
+			vm->boot_s = vm_now_s() - t0;
 			free(log);
 			return vm;
 		}
@@ -351,7 +350,7 @@ boot(const struct vm_opts *o, const char *accel, unsigned timeout_s)
 			vm->pid = 0;
 			fprintf(stderr, "vm \"%s\": qemu exited with status "
 			    "%d\n", o->id, status);
-			dump_file("qemu output", log);
+			vm_dump_file("qemu output", log);
 			goto fail;
 		}
 		usleep(50000);
@@ -423,9 +422,9 @@ vm_start(const struct vm_opts *opts)
 	vm = boot(opts, accel, opts->boot_timeout_s ? opts->boot_timeout_s :
 	    120);
 	if (vm == NULL) {
-		char *c = xasprintf("%s/%s.console", opts->dir, opts->id);
+		char *c = vm_asprintf("%s/%s.console", opts->dir, opts->id);
 
-		dump_file("guest console", c);
+		vm_dump_file("guest console", c);
 		free(c);
 		return NULL;
 	}
@@ -442,13 +441,13 @@ bool
 vm_wait_console(const struct vm *vm, const char *needle, unsigned timeout_ms,
     char *ret_line, size_t len)
 {
-	double deadline = now_s() + timeout_ms / 1000.0;
+	double deadline = vm_now_s() + timeout_ms / 1000.0;
 
 	do {
 		if (find_line(vm->console, needle, ret_line, len))
 			return true;
 		usleep(50000);
-	} while (now_s() < deadline);
+	} while (vm_now_s() < deadline);
 	return false;
 }
 
@@ -468,7 +467,7 @@ vm_stop(struct vm *vm)
 		track(vm->pid, false);
 	}
 	for (i = 0; i < 4; i++) {
-		char *f = xasprintf("%s/%s.%s", vm->dir, vm->id, ext[i]);
+		char *f = vm_asprintf("%s/%s.%s", vm->dir, vm->id, ext[i]);
 
 		unlink(f);
 		free(f);

@@ -53,6 +53,13 @@ char *vm_kernel_path(void);
 char *vm_initrd_path(void);
 char *vm_cmdline(const struct vm_opts *o);
 
+/* Small helpers of the VM tests: the monotonic clock in seconds, a
+ * vasprintf() that aborts when out of memory (malloc'd result), and a
+ * file copied to stderr between "---- what (path) ----" lines. */
+double vm_now_s(void);
+char *vm_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void vm_dump_file(const char *what, const char *path);
+
 /* "kvm" when a trial boot under KVM reached "mm-init: ready" (cached in
  * $MM_BINARY_DIR/vm/accel; $MM_VM_ACCEL overrides), else "tcg". Static. */
 const char *vm_accel(void);
