@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "fleet.h"
+#include "libvirtd.h"
 #include "policy.h"
 #include "policymsg.h"
 #include "testutil.h"
@@ -65,6 +66,184 @@ unique_id(const char *prefix)
 		if (*p == '.')
 			*p = '-';
 	return s;
+}
+
+int
+fleet_vm_index(const struct fleet_record *rec, const char *id)
+{
+	for (int i = 0; i < rec->n; i++)
+		if (id != NULL && strcmp(id, rec->names[i]) == 0)
+			return i;
+	return -1;
+}
+
+static double
+metric(const Mm__V1__Event *e, const char *name)
+{
+	for (size_t i = 0; i < e->n_metrics; i++)
+		if (strcmp(e->metrics[i]->name, name) == 0)
+			return e->metrics[i]->value;
+	return -1;
+}
+
+static enum bus_disposition
+record_event(const ProtobufCMessage *m, const struct bus_delivery *d,
+    void *arg)
+{
+	const Mm__V1__Event *e = (const Mm__V1__Event *)m;
+	struct fleet *f = arg;
+	struct fleet_record *rec = f->rec;
+	struct fleet_decision *x;
+	int k = fleet_vm_index(rec, e->vm_id);
+
+	(void)d;
+	if (e->kind != MM__V1__EVENT_KIND__EVENT_KIND_DECISION ||
+	    e->host_id == NULL || strcmp(e->host_id, f->host) != 0 || k < 0 ||
+	    rec->ndec == FLEET_MAXDEC)
+		return BUS_ACK;
+	x = &rec->dec[rec->ndec++];
+	x->vm = k;
+	x->rx_ms = uv_now(&f->loop);
+	x->target_kib = e->balloon_target_kib;
+	x->batch = e->batch_seq;
+	x->used_kib = metric(e, "used_kib");
+	x->need_kib = metric(e, "need_kib");
+	x->min_kib = metric(e, "min_kib");
+	x->max_kib = metric(e, "max_kib");
+	x->has_reason = e->reason != NULL && e->reason[0] != '\0';
+	snprintf(x->reason, sizeof(x->reason), "%s",
+	    x->has_reason ? e->reason : "");
+	return BUS_ACK;
+}
+
+static enum bus_disposition
+record_report(const ProtobufCMessage *m, const struct bus_delivery *d,
+    void *arg)
+{
+	const Mm__V1__HostReport *r = (const Mm__V1__HostReport *)m;
+	struct fleet *f = arg;
+	struct fleet_record *rec = f->rec;
+
+	(void)d;
+	for (size_t i = 0; i < r->n_guests; i++) {
+		const Mm__V1__GuestStats *g = r->guests[i];
+		int k = fleet_vm_index(rec, g->vm_id);
+		struct fleet_seen *s;
+
+		if (k < 0)
+			continue;
+		s = &rec->seen[k];
+		s->fresh = !g->stale && g->source ==
+		    MM__V1__STATS_SOURCE__STATS_SOURCE_AGENT &&
+		    g->meminfo != NULL && g->meminfo->total_kib > 0;
+		fleet_used_kib(g, &s->used_kib);
+		if (g->has_max_kib)
+			s->max_kib = g->max_kib;
+		if (!g->has_balloon_actual_kib)
+			continue;
+		s->actual_kib = g->balloon_actual_kib;
+		if (s->min_actual_kib == 0 ||
+		    s->actual_kib < s->min_actual_kib)
+			s->min_actual_kib = s->actual_kib;
+		if (s->actual_kib > s->max_actual_kib)
+			s->max_actual_kib = s->actual_kib;
+		if (s->actual_kib > rec->max_mib[k] * 1024ULL)
+			s->out_of_range = true;
+	}
+	rec->reports++;
+	return BUS_ACK;
+}
+
+void
+fleet_record(struct fleet *f, struct fleet_record *rec)
+{
+	if (rec->n < 0 || rec->n > FLEET_MAXVM)
+		die("%d guests to record, at most %d", rec->n, FLEET_MAXVM);
+	f->rec = rec;
+	f->on_event = record_event;
+	f->on_report = record_report;
+}
+
+bool
+fleet_all_fresh(const struct fleet_record *rec)
+{
+	for (int i = 0; i < rec->n; i++)
+		if (!rec->seen[i].fresh)
+			return false;
+	return true;
+}
+
+bool
+fleet_all_at_max(const struct fleet_record *rec)
+{
+	for (int i = 0; i < rec->n; i++)
+		if (rec->seen[i].actual_kib != rec->max_mib[i] * 1024ULL)
+			return false;
+	return true;
+}
+
+void
+fleet_use_libvirt(struct fleet *f, struct libvirtd *d)
+{
+	f->lv = d;
+}
+
+bool
+fleet_require_driver(const char *driver)
+{
+	if (strcmp(driver, "kvm") == 0)
+		vm_require();
+	else if (strcmp(driver, "libvirt") == 0 ||
+	    strcmp(driver, "both") == 0)
+		libvirtd_require();
+	else
+		return false;
+	return true;
+}
+
+struct libvirtd *
+fleet_libvirtd_start(void)
+{
+	char *dir = tu_tmpdir();
+	struct libvirtd *d = libvirtd_start(dir);
+
+	if (d == NULL)
+		tu_rmtree(dir);
+	free(dir);
+	return d;
+}
+
+void
+fleet_libvirtd_stop(struct libvirtd *d)
+{
+	char *dir;
+
+	if (d == NULL)
+		return;
+	dir = strdup(d->dir);
+	libvirtd_stop(d);
+	if (dir != NULL)
+		tu_rmtree(dir);
+	free(dir);
+}
+
+const char *
+fleet_ratio(char *buf, size_t len, double b, double a)
+{
+	if (a == 0)
+		snprintf(buf, len, "%s", b == 0 ? "=" : "-");
+	else
+		snprintf(buf, len, "%.2f", b / a);
+	return buf;
+}
+
+/* The driver lines of the collector's and the actuator's section. */
+static char *
+driver_lines(const struct fleet *f)
+{
+	return f->lv != NULL ? vm_asprintf("driver = libvirt\n"
+	    "libvirt_uri = %s\n", f->lv->uri) : vm_asprintf("driver = kvm\n"
+	    "vm_dir = %s\n", f->vmdir);
 }
 
 void
@@ -193,28 +372,29 @@ fleet_policy(struct fleet *f, uint64_t version, uint64_t host_reserve_kib,
 void
 fleet_start_collector(struct fleet *f, const char *extra)
 {
-	char text[2048];
+	char text[2048], *drv = driver_lines(f);
 
 	snprintf(text, sizeof(text), "[collector]\nhost_id = %s\n"
-	    "driver = kvm\nvm_dir = %s\ninterval = 1s\n"
-	    "fast_min_interval = 100ms\nrescan = 200ms\n%s[bus]\nurl = %s\n",
-	    f->host, f->vmdir, extra != NULL ? extra : "",
+	    "%sinterval = 1s\nfast_min_interval = 100ms\nrescan = 200ms\n"
+	    "%s[bus]\nurl = %s\n", f->host, drv, extra != NULL ? extra : "",
 	    tu_broker_url_as("collector", "collector"));
+	free(drv);
 	f->col = start_daemon(f, "mm-collector", text);
 }
 
 void
 fleet_start_actuator(struct fleet *f, const char *extra)
 {
-	char text[2048];
+	char text[2048], *drv = driver_lines(f);
 
 	/* KSM and NUMA stay as they are unless extra says otherwise. */
 	snprintf(text, sizeof(text), "[actuator]\nhost_id = %s\n"
-	    "driver = kvm\nvm_dir = %s\nrescan = 200ms\npoll = 500ms\n"
+	    "%srescan = 200ms\npoll = 500ms\n"
 	    "release_on_stop = yes\nrelease_timeout = 10s\n%s"
-	    "[bus]\nurl = %s\n", f->host, f->vmdir,
+	    "[bus]\nurl = %s\n", f->host, drv,
 	    extra != NULL ? extra : "ksm = no\nnuma = no\n",
 	    tu_broker_url_as("actuator", "actuator"));
+	free(drv);
 	f->act = start_daemon(f, "mm-actuator", text);
 }
 
@@ -243,13 +423,49 @@ fleet_boot(struct fleet *f, const char *id, unsigned mem_mib,
 		.resend = "1s",
 	};
 
-	return vm_start(&o);
+	return fleet_boot_opts(f, &o);
+}
+
+struct vm *
+fleet_boot_opts(struct fleet *f, const struct vm_opts *o)
+{
+	struct vm_opts in_dir = *o;
+	struct vm **slot = NULL;
+
+	in_dir.dir = f->vmdir;
+	for (size_t i = 0; i < FLEET_MAXVM && slot == NULL; i++)
+		if (f->vms[i] == NULL)
+			slot = &f->vms[i];
+	if (slot == NULL) {
+		fprintf(stderr, "fleet: vm \"%s\": already %d guests\n",
+		    o->id, FLEET_MAXVM);
+		return NULL;
+	}
+	*slot = f->lv != NULL ? libvirtd_boot(f->lv, &in_dir, 0) :
+	    vm_start(&in_dir);
+	return *slot;
+}
+
+void
+fleet_stop_vm(struct fleet *f, struct vm *vm)
+{
+	if (vm == NULL)
+		return;
+	for (size_t i = 0; i < FLEET_MAXVM; i++)
+		if (f->vms[i] == vm)
+			f->vms[i] = NULL;
+	if (f->lv != NULL)
+		libvirtd_destroy(f->lv, vm);
+	else
+		vm_stop(vm);
 }
 
 void
 fleet_close(struct fleet *f)
 {
 	fleet_stop(f, &f->act);
+	for (size_t i = 0; i < FLEET_MAXVM; i++)
+		fleet_stop_vm(f, f->vms[i]);
 	fleet_stop(f, &f->col);
 	fleet_stop(f, &f->sch);
 	if (f->bus != NULL)
@@ -266,6 +482,8 @@ fleet_close(struct fleet *f)
 	free(f->host);
 	free(f->sched);
 	f->dir = f->vmdir = f->host = f->sched = NULL;
+	f->lv = NULL;
+	f->rec = NULL;
 }
 
 bool

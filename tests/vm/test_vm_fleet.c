@@ -33,7 +33,6 @@
 #include "tu_hv.h"
 
 #define MIB		1024ULL
-#define MAXDEC		2048
 #define NVM		3
 #define RAMP		2		/* index of the ramping guest */
 #define RAMP_MIB	768
@@ -46,117 +45,14 @@
 #define MONO		"mm_test_mono:50M:400M:25M:1000:5000:20000"
 #define MONO_PEAK_MIB	400
 
-struct decision {
-	int vm;
-	uint64_t rx_ms;
-	uint64_t target_kib;
-	uint64_t batch;
-	double used_kib, need_kib, min_kib, max_kib;
-	bool has_reason;
-	char reason[160];
-};
-
-/* What the collector's reports said of one guest. */
-struct seen {
-	uint64_t actual_kib, max_kib, used_kib;
-	uint64_t min_actual_kib, max_actual_kib;
-	bool fresh;		/* the newest report had a fresh agent sample */
-	bool out_of_range;	/* some balloon size above max */
-};
-
 static const char *const names[NVM] = { "idle1", "idle2", "ramp" };
 static const unsigned max_mib[NVM] = { IDLE_MIB, IDLE_MIB, RAMP_MIB };
 
 static struct {
 	struct fleet f;
-	struct vm *vms[NVM];
-	struct decision dec[MAXDEC];
-	size_t ndec;
-	struct seen seen[NVM];
-	unsigned reports;
+	struct vm *vms[NVM];	/* the fleet's */
+	struct fleet_record rec;
 } F;
-
-static int
-vm_index(const char *id)
-{
-	for (int i = 0; i < NVM; i++)
-		if (id != NULL && strcmp(id, names[i]) == 0)
-			return i;
-	return -1;
-}
-
-static double
-metric(const Mm__V1__Event *e, const char *name)
-{
-	for (size_t i = 0; i < e->n_metrics; i++)
-		if (strcmp(e->metrics[i]->name, name) == 0)
-			return e->metrics[i]->value;
-	return -1;
-}
-
-static enum bus_disposition
-on_event(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
-{
-	const Mm__V1__Event *e = (const Mm__V1__Event *)m;
-	struct decision *x;
-	int k = vm_index(e->vm_id);
-
-	(void)d;
-	(void)arg;
-	if (e->kind != MM__V1__EVENT_KIND__EVENT_KIND_DECISION ||
-	    e->host_id == NULL || strcmp(e->host_id, F.f.host) != 0 || k < 0 ||
-	    F.ndec == MAXDEC)
-		return BUS_ACK;
-	x = &F.dec[F.ndec++];
-	x->vm = k;
-	x->rx_ms = uv_now(&F.f.loop);
-	x->target_kib = e->balloon_target_kib;
-	x->batch = e->batch_seq;
-	x->used_kib = metric(e, "used_kib");
-	x->need_kib = metric(e, "need_kib");
-	x->min_kib = metric(e, "min_kib");
-	x->max_kib = metric(e, "max_kib");
-	x->has_reason = e->reason != NULL && e->reason[0] != '\0';
-	snprintf(x->reason, sizeof(x->reason), "%s",
-	    x->has_reason ? e->reason : "");
-	return BUS_ACK;
-}
-
-static enum bus_disposition
-on_report(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
-{
-	const Mm__V1__HostReport *r = (const Mm__V1__HostReport *)m;
-
-	(void)d;
-	(void)arg;
-	for (size_t i = 0; i < r->n_guests; i++) {
-		const Mm__V1__GuestStats *g = r->guests[i];
-		int k = vm_index(g->vm_id);
-		struct seen *s;
-
-		if (k < 0)
-			continue;
-		s = &F.seen[k];
-		s->fresh = !g->stale && g->source ==
-		    MM__V1__STATS_SOURCE__STATS_SOURCE_AGENT &&
-		    g->meminfo != NULL && g->meminfo->total_kib > 0;
-		fleet_used_kib(g, &s->used_kib);
-		if (g->has_max_kib)
-			s->max_kib = g->max_kib;
-		if (!g->has_balloon_actual_kib)
-			continue;
-		s->actual_kib = g->balloon_actual_kib;
-		if (s->min_actual_kib == 0 ||
-		    s->actual_kib < s->min_actual_kib)
-			s->min_actual_kib = s->actual_kib;
-		if (s->actual_kib > s->max_actual_kib)
-			s->max_actual_kib = s->actual_kib;
-		if (s->actual_kib > max_mib[k] * MIB)
-			s->out_of_range = true;
-	}
-	F.reports++;
-	return BUS_ACK;
-}
 
 static int
 setup(void **state)
@@ -177,8 +73,10 @@ setup(void **state)
 	(void)state;
 	vm_require();
 	memset(&F, 0, sizeof(F));
-	F.f.on_report = on_report;
-	F.f.on_event = on_event;
+	F.rec.names = names;
+	F.rec.max_mib = max_mib;
+	F.rec.n = NVM;
+	fleet_record(&F.f, &F.rec);
 	fleet_open(&F.f, "test_vm_fleet");
 	fleet_start_scheduler(&F.f, 0, params, 5);
 	fleet_start_collector(&F.f, NULL);
@@ -190,9 +88,6 @@ static int
 teardown(void **state)
 {
 	(void)state;
-	fleet_stop(&F.f, &F.f.act);
-	for (int i = 0; i < NVM; i++)
-		vm_stop(F.vms[i]);
 	fleet_close(&F.f);
 	return 0;
 }
@@ -207,31 +102,25 @@ boot(int k, const char *workload)
 }
 
 /* The newest decision for guest k, NULL if none. */
-static const struct decision *
+static const struct fleet_decision *
 last_decision(int k)
 {
-	for (size_t i = F.ndec; i-- > 0;)
-		if (F.dec[i].vm == k)
-			return &F.dec[i];
+	for (size_t i = F.rec.ndec; i-- > 0;)
+		if (F.rec.dec[i].vm == k)
+			return &F.rec.dec[i];
 	return NULL;
 }
 
 static bool
 all_fresh(void)
 {
-	for (int i = 0; i < NVM; i++)
-		if (!F.seen[i].fresh)
-			return false;
-	return true;
+	return fleet_all_fresh(&F.rec);
 }
 
 static bool
 all_at_max(void)
 {
-	for (int i = 0; i < NVM; i++)
-		if (F.seen[i].actual_kib != max_mib[i] * MIB)
-			return false;
-	return true;
+	return fleet_all_at_max(&F.rec);
 }
 
 /*
@@ -248,13 +137,13 @@ pool_sums(uint64_t idle_at_peak[2])
 
 	for (int k = 0; k < NVM; k++)
 		target[k] = max_mib[k] * MIB;
-	for (size_t i = 0; i < F.ndec; i++) {
+	for (size_t i = 0; i < F.rec.ndec; i++) {
 		uint64_t sum = 0;
 		bool all = true;
 
-		target[F.dec[i].vm] = F.dec[i].target_kib;
-		decided[F.dec[i].vm] = true;
-		if (i + 1 < F.ndec && F.dec[i + 1].batch == F.dec[i].batch)
+		target[F.rec.dec[i].vm] = F.rec.dec[i].target_kib;
+		decided[F.rec.dec[i].vm] = true;
+		if (i + 1 < F.rec.ndec && F.rec.dec[i + 1].batch == F.rec.dec[i].batch)
 			continue;
 		/* Counted once every guest had a decision. */
 		for (int k = 0; k < NVM; k++) {
@@ -263,7 +152,7 @@ pool_sums(uint64_t idle_at_peak[2])
 		}
 		if (all && sum > worst)
 			worst = sum;
-		if (F.dec[i].vm == RAMP && target[RAMP] > peak) {
+		if (F.rec.dec[i].vm == RAMP && target[RAMP] > peak) {
 			peak = target[RAMP];
 			idle_at_peak[0] = target[0];
 			idle_at_peak[1] = target[1];
@@ -275,14 +164,14 @@ pool_sums(uint64_t idle_at_peak[2])
 static void
 print_decisions(int k)
 {
-	for (size_t i = 0; i < F.ndec; i++)
-		if (F.dec[i].vm == k)
+	for (size_t i = 0; i < F.rec.ndec; i++)
+		if (F.rec.dec[i].vm == k)
 			printf("  decision %s at %llu ms: target %llu MiB, used "
 			    "%.0f MiB, need %.0f MiB: %s\n", names[k],
-			    (unsigned long long)(F.dec[i].rx_ms - F.dec[0].rx_ms),
-			    (unsigned long long)(F.dec[i].target_kib / MIB),
-			    F.dec[i].used_kib / MIB, F.dec[i].need_kib / MIB,
-			    F.dec[i].reason);
+			    (unsigned long long)(F.rec.dec[i].rx_ms - F.rec.dec[0].rx_ms),
+			    (unsigned long long)(F.rec.dec[i].target_kib / MIB),
+			    F.rec.dec[i].used_kib / MIB, F.rec.dec[i].need_kib / MIB,
+			    F.rec.dec[i].reason);
 }
 
 /* The ramp, as the guest's console and the host's reports saw it. */
@@ -319,7 +208,7 @@ watch_ramp(struct ramp_watch *w, uint64_t base_kib, unsigned timeout_ms)
 		}
 		for (unsigned j = 50 / 25; j <= MONO_PEAK_MIB / 25; j++)
 			if (w->held_at_ms[j] != 0 && w->covered_at_ms[j] == 0 &&
-			    F.seen[RAMP].actual_kib >= base_kib + j * 25 * MIB)
+			    F.rec.seen[RAMP].actual_kib >= base_kib + j * 25 * MIB)
 				w->covered_at_ms[j] = uv_now(&F.f.loop);
 		w->done = vm_wait_console(F.vms[RAMP], "mono: done", 0, NULL,
 		    0);
@@ -332,7 +221,7 @@ test_vm_fleet_balloons_follow_ramp(void **state)
 {
 	struct ramp_watch w = { .next_mib = 50 };
 	uint64_t before_kib, base_kib, lag, worst_lag = 0, peak_target = 0;
-	const struct decision *d;
+	const struct fleet_decision *d;
 	unsigned late = 0;
 
 	(void)state;
@@ -341,7 +230,7 @@ test_vm_fleet_balloons_follow_ramp(void **state)
 	F.vms[RAMP] = boot(RAMP, MONO);
 	if (!tu_run_until_fn(&F.f.loop, all_fresh, 20000))
 		fail_msg("the collector's reports never carried 3 fresh agent "
-		    "samples (%u reports)", F.reports);
+		    "samples (%u reports)", F.rec.reports);
 
 	/* Before the ramp: the host shrinks the guest toward its need. */
 	if (!vm_wait_console(F.vms[RAMP], "mono: start", 60000, NULL, 0)) {
@@ -349,8 +238,8 @@ test_vm_fleet_balloons_follow_ramp(void **state)
 		fail_msg("mono did not start");
 	}
 	tu_run_for(&F.f.loop, 200);
-	before_kib = F.seen[RAMP].actual_kib;
-	base_kib = F.seen[RAMP].used_kib;
+	before_kib = F.rec.seen[RAMP].actual_kib;
+	base_kib = F.rec.seen[RAMP].used_kib;
 	printf("vm fleet: before the ramp \"ramp\" holds %llu MiB (uses "
 	    "%llu MiB, max %u MiB)\n", (unsigned long long)before_kib / MIB,
 	    (unsigned long long)base_kib / MIB, RAMP_MIB);
@@ -374,16 +263,16 @@ test_vm_fleet_balloons_follow_ramp(void **state)
 		if (lag > worst_lag)
 			worst_lag = lag;
 	}
-	for (size_t i = 0; i < F.ndec; i++)
-		if (F.dec[i].vm == RAMP && F.dec[i].target_kib > peak_target)
-			peak_target = F.dec[i].target_kib;
+	for (size_t i = 0; i < F.rec.ndec; i++)
+		if (F.rec.dec[i].vm == RAMP && F.rec.dec[i].target_kib > peak_target)
+			peak_target = F.rec.dec[i].target_kib;
 	print_decisions(RAMP);
 	printf("vm fleet: \"ramp\" peak %u MiB on top of %llu MiB: target up "
 	    "to %llu MiB, balloon up to %llu MiB; a step was covered by the "
 	    "balloon at worst %llu ms after the guest took it\n",
 	    MONO_PEAK_MIB, (unsigned long long)base_kib / MIB,
 	    (unsigned long long)peak_target / MIB,
-	    (unsigned long long)F.seen[RAMP].max_actual_kib / MIB,
+	    (unsigned long long)F.rec.seen[RAMP].max_actual_kib / MIB,
 	    (unsigned long long)worst_lag);
 	if (vm_wait_console(F.vms[RAMP], "Out of memory", 0, NULL, 0) ||
 	    vm_wait_console(F.vms[RAMP], "oom-kill", 0, NULL, 0)) {
@@ -425,7 +314,7 @@ test_vm_fleet_balloons_follow_ramp(void **state)
 		    "needs %.0f MiB)\n", names[k],
 		    (unsigned long long)d->target_kib / MIB, max_mib[k],
 		    d->used_kib / MIB, d->need_kib / MIB);
-		assert_true(F.seen[k].min_actual_kib <= d->target_kib + 8 * MIB);
+		assert_true(F.rec.seen[k].min_actual_kib <= d->target_kib + 8 * MIB);
 	}
 
 	/* Every decision: a reason, inside min..max, never below the need
@@ -434,8 +323,8 @@ test_vm_fleet_balloons_follow_ramp(void **state)
 	 * has heard from all three, the silent one holds its maximum), or
 	 * growth as far as the pool has memory free, never below what the
 	 * guest uses. */
-	for (size_t i = 0; i < F.ndec; i++) {
-		d = &F.dec[i];
+	for (size_t i = 0; i < F.rec.ndec; i++) {
+		d = &F.rec.dec[i];
 		assert_true(d->has_reason);
 		assert_true(d->min_kib >= 0 && d->max_kib > 0);
 		assert_true((double)d->target_kib >= d->min_kib);
@@ -448,7 +337,7 @@ test_vm_fleet_balloons_follow_ramp(void **state)
 			    d->max_kib ? d->need_kib : d->max_kib));
 	}
 	for (int k = 0; k < NVM; k++)
-		assert_false(F.seen[k].out_of_range);
+		assert_false(F.rec.seen[k].out_of_range);
 
 	/* Stop: the scheduler first, then the actuator (release_on_stop)
 	 * gives every guest its maximum back, which this host's free
@@ -458,11 +347,11 @@ test_vm_fleet_balloons_follow_ramp(void **state)
 	if (!tu_run_until_fn(&F.f.loop, all_at_max, 15000))
 		fail_msg("after the actuator stopped the guests hold %llu, "
 		    "%llu, %llu MiB, not their maximum",
-		    (unsigned long long)F.seen[0].actual_kib / MIB,
-		    (unsigned long long)F.seen[1].actual_kib / MIB,
-		    (unsigned long long)F.seen[2].actual_kib / MIB);
+		    (unsigned long long)F.rec.seen[0].actual_kib / MIB,
+		    (unsigned long long)F.rec.seen[1].actual_kib / MIB,
+		    (unsigned long long)F.rec.seen[2].actual_kib / MIB);
 	printf("vm fleet: %zu decisions, %u reports; released: all guests "
-	    "back at their maximum\n", F.ndec, F.reports);
+	    "back at their maximum\n", F.rec.ndec, F.rec.reports);
 }
 
 int

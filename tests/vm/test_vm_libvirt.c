@@ -14,8 +14,9 @@
  *     guests give back, every target within the guest's limits, a
  *     libvirtd restart before the ramp after which decisions and balloon
  *     changes resume, and each domain's persistent definition is left as
- *     it was (virsh dumpxml --inactive before and after). Skipped with a
- *     message while mm-collector does not know driver = libvirt.
+ *     it was (virsh dumpxml --inactive before and after). fleet.c
+ *     writes the daemons' configurations and records what they do, as
+ *     for test_vm_fleet.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -32,7 +33,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -50,7 +50,6 @@
 #define AGENT_PORT	"org.mm.agent.0"
 
 /* The fleet, as test_vm_fleet.c runs it. */
-#define MAXDEC		2048
 #define NVM		3
 #define RAMP		2
 #define RAMP_MIB	768
@@ -62,13 +61,6 @@
 static const char *const names[NVM] = { "idle1", "idle2", "ramp" };
 static const unsigned max_mib[NVM] = { IDLE_MIB, IDLE_MIB, RAMP_MIB };
 
-struct decision {
-	int vm;
-	uint64_t rx_ms, target_kib;
-	double min_kib, max_kib;
-	bool has_reason;
-};
-
 static struct {
 	char *dir;		/* the libvirtd's and (a)'s guest's */
 	char *vmdir;
@@ -77,25 +69,10 @@ static struct {
 
 	/* (c) */
 	struct fleet f;
-	struct vm *vms[NVM];
+	struct vm *vms[NVM];	/* the fleet's */
 	char *inactive[NVM];	/* dumpxml --inactive after define */
-	struct decision dec[MAXDEC];
-	size_t ndec;
-	uint64_t actual_kib[NVM], max_actual_kib[NVM], used_kib[NVM];
-	uint64_t max_actual_after_kib;	/* the ramp's, after the restart */
-	bool fresh[NVM], restarted, out_of_range;
-	uint64_t restart_ms;
-	unsigned reports;
+	struct fleet_record rec;
 } S;
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* One figure of virsh dommemstat (KiB, or seconds for last_update). */
 static bool
@@ -120,14 +97,14 @@ static bool
 wait_actual(const char *name, uint64_t want_kib, unsigned timeout_s,
     uint64_t *ret_kib)
 {
-	double deadline = now_s() + timeout_s;
+	double deadline = vm_now_s() + timeout_s;
 	uint64_t v = 0;
 
 	do {
 		if (memstat(name, "actual", &v) && v == want_kib)
 			break;
 		usleep(200000);
-	} while (now_s() < deadline);
+	} while (vm_now_s() < deadline);
 	*ret_kib = v;
 	return v == want_kib;
 }
@@ -167,7 +144,7 @@ read_full(int fd, void *buf, size_t len, double deadline)
 	ssize_t n;
 
 	while (got < len) {
-		int left = (int)((deadline - now_s()) * 1000);
+		int left = (int)((deadline - vm_now_s()) * 1000);
 
 		if (left <= 0 || poll(&p, 1, left) <= 0)
 			return false;
@@ -188,7 +165,7 @@ static Mm__V1__GuestStats *
 agent_frame(const char *path, unsigned timeout_s)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	double deadline = now_s() + timeout_s;
+	double deadline = vm_now_s() + timeout_s;
 	ProtobufCMessage *m = NULL;
 	uint8_t hdr[4], *body = NULL;
 	char why[256] = "";
@@ -352,181 +329,26 @@ test_vm_libvirt_restart(void **state)
 
 /* (c): the fleet. */
 
-static int
-vm_index(const char *id)
-{
-	for (int i = 0; i < NVM; i++)
-		if (id != NULL && strcmp(id, names[i]) == 0)
-			return i;
-	return -1;
-}
-
-static double
-metric(const Mm__V1__Event *e, const char *name)
-{
-	for (size_t i = 0; i < e->n_metrics; i++)
-		if (strcmp(e->metrics[i]->name, name) == 0)
-			return e->metrics[i]->value;
-	return -1;
-}
-
-static enum bus_disposition
-on_event(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
-{
-	const Mm__V1__Event *e = (const Mm__V1__Event *)m;
-	struct decision *x;
-	int k = vm_index(e->vm_id);
-
-	(void)d;
-	(void)arg;
-	if (e->kind != MM__V1__EVENT_KIND__EVENT_KIND_DECISION || k < 0 ||
-	    S.ndec == MAXDEC)
-		return BUS_ACK;
-	x = &S.dec[S.ndec++];
-	x->vm = k;
-	x->rx_ms = uv_now(&S.f.loop);
-	x->target_kib = e->balloon_target_kib;
-	x->min_kib = metric(e, "min_kib");
-	x->max_kib = metric(e, "max_kib");
-	x->has_reason = e->reason != NULL && e->reason[0] != '\0';
-	return BUS_ACK;
-}
-
-static enum bus_disposition
-on_report(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
-{
-	const Mm__V1__HostReport *r = (const Mm__V1__HostReport *)m;
-
-	(void)d;
-	(void)arg;
-	for (size_t i = 0; i < r->n_guests; i++) {
-		const Mm__V1__GuestStats *g = r->guests[i];
-		int k = vm_index(g->vm_id);
-
-		if (k < 0)
-			continue;
-		S.fresh[k] = !g->stale && g->source ==
-		    MM__V1__STATS_SOURCE__STATS_SOURCE_AGENT &&
-		    g->meminfo != NULL && g->meminfo->total_kib > 0;
-		fleet_used_kib(g, &S.used_kib[k]);
-		if (!g->has_balloon_actual_kib)
-			continue;
-		S.actual_kib[k] = g->balloon_actual_kib;
-		if (S.actual_kib[k] > S.max_actual_kib[k])
-			S.max_actual_kib[k] = S.actual_kib[k];
-		if (S.actual_kib[k] > max_mib[k] * MIB)
-			S.out_of_range = true;
-		if (k == RAMP && S.restarted &&
-		    S.actual_kib[k] > S.max_actual_after_kib)
-			S.max_actual_after_kib = S.actual_kib[k];
-	}
-	S.reports++;
-	return BUS_ACK;
-}
-
 static bool
 all_fresh(void)
 {
-	for (int i = 0; i < NVM; i++)
-		if (!S.fresh[i])
-			return false;
-	return true;
+	return fleet_all_fresh(&S.rec);
 }
 
 /* The newest target decided for guest k; its maximum if none. */
 static uint64_t
 last_target(int k)
 {
-	for (size_t i = S.ndec; i-- > 0;)
-		if (S.dec[i].vm == k)
-			return S.dec[i].target_kib;
+	for (size_t i = S.rec.ndec; i-- > 0;)
+		if (S.rec.dec[i].vm == k)
+			return S.rec.dec[i].target_kib;
 	return max_mib[k] * MIB;
 }
 
 static bool
 all_at_max(void)
 {
-	for (int i = 0; i < NVM; i++)
-		if (S.actual_kib[i] != max_mib[i] * MIB)
-			return false;
-	return true;
-}
-
-/* Run a program, its output (stdout and stderr) to *ret_out. */
-static int
-run(char **ret_out, const char *cmd)
-{
-	char buf[1024];
-	size_t n, len = 0;
-	FILE *p;
-
-	*ret_out = calloc(1, 1);
-	fflush(NULL);
-	p = popen(cmd, "r");
-	if (p == NULL)
-		return -1;
-	while ((n = fread(buf, 1, sizeof(buf), p)) > 0) {
-		*ret_out = realloc(*ret_out, len + n + 1);
-		memcpy(*ret_out + len, buf, n);
-		len += n;
-		(*ret_out)[len] = '\0';
-	}
-	return pclose(p);
-}
-
-static void
-daemon_conf(char *buf, size_t len, const char *section, const char *keys,
-    const char *user)
-{
-	snprintf(buf, len, "[%s]\nhost_id = %s\ndriver = libvirt\n"
-	    "libvirt_uri = %s\nrescan = 200ms\n%s[bus]\nurl = %s\n", section,
-	    S.f.host, S.lv->uri, keys, tu_broker_url_as(user, user));
-}
-
-/* Start $MM_BINARY_DIR/bin/<name> -d on conf_text; its pid. */
-static int
-start(const char *name, const char *conf_text)
-{
-	char file[64], *conf, *bin;
-	int pid;
-
-	snprintf(file, sizeof(file), "%s.conf", name);
-	conf = tu_write_file(S.f.dir, file, conf_text);
-	bin = tu_bin_path(name);
-	{
-		char *argv[] = { bin, "-d", "-c", conf, NULL };
-
-		pid = tu_spawn(argv);
-	}
-	free(bin);
-	free(conf);
-	return pid;
-}
-
-/* Does mm-collector know driver = libvirt? (Before the driver existed it
- * said the value is not one of kvm, xen, sim.) */
-static bool
-collector_has_libvirt(void)
-{
-	char text[2048], *conf, *bin, *cmd, *out;
-	bool known;
-
-	daemon_conf(text, sizeof(text), "collector", "", "collector");
-	conf = tu_write_file(S.f.dir, "check.conf", text);
-	bin = tu_bin_path("mm-collector");
-	if (asprintf(&cmd, "'%s' -n -c '%s' 2>&1", bin, conf) < 0)
-		abort();
-	run(&out, cmd);
-	known = strstr(out, "\"libvirt\" of \"driver\" is not one of") ==
-	    NULL;
-	if (!known)
-		printf("skipped: the fleet on libvirt: mm-collector has no "
-		    "libvirt driver yet (%s)\n", out);
-	free(out);
-	free(cmd);
-	free(bin);
-	free(conf);
-	return known;
+	return fleet_all_at_max(&S.rec);
 }
 
 static int
@@ -544,8 +366,11 @@ fleet_setup(void **state)
 	/* (a) and (b)'s guest makes room. */
 	libvirtd_destroy(S.lv, S.one);
 	S.one = NULL;
-	S.f.on_report = on_report;
-	S.f.on_event = on_event;
+	S.rec.names = names;
+	S.rec.max_mib = max_mib;
+	S.rec.n = NVM;
+	fleet_record(&S.f, &S.rec);
+	fleet_use_libvirt(&S.f, S.lv);
 	fleet_open(&S.f, "test_vm_libvirt");
 	fleet_start_scheduler(&S.f, 0, params, 5);
 	return 0;
@@ -555,27 +380,11 @@ static int
 fleet_teardown(void **state)
 {
 	(void)state;
-	fleet_stop(&S.f, &S.f.act);
-	for (int i = 0; i < NVM; i++) {
-		libvirtd_destroy(S.lv, S.vms[i]);
-		free(S.inactive[i]);
-	}
+	/* The actuator, the domains, the other daemons. */
 	fleet_close(&S.f);
+	for (int i = 0; i < NVM; i++)
+		free(S.inactive[i]);
 	return 0;
-}
-
-static void
-start_daemons(void)
-{
-	char text[2048];
-
-	daemon_conf(text, sizeof(text), "collector", "interval = 1s\n"
-	    "fast_min_interval = 100ms\n", "collector");
-	S.f.col = start("mm-collector", text);
-	daemon_conf(text, sizeof(text), "actuator", "poll = 500ms\n"
-	    "release_on_stop = yes\nrelease_timeout = 10s\nksm = no\n"
-	    "numa = no\n", "actuator");
-	S.f.act = start("mm-actuator", text);
 }
 
 /* Each domain's persistent definition is what it was after define. */
@@ -598,31 +407,25 @@ check_inactive(const char *when)
 static void
 test_vm_libvirt_fleet(void **state)
 {
-	const double t0 = now_s();
+	const double t0 = vm_now_s();
 	uint64_t before_kib, base_kib = 0, at_restart_kib, idle_at_peak[2];
 	uint64_t after = 0, peak_target = 0, pool_at_peak = 0;
 	size_t dec_before;
 
 	(void)state;
-	if (!collector_has_libvirt())
-		return;
 	for (int k = 0; k < NVM; k++) {
-		struct vm_opts o = {
-			.id = names[k], .dir = S.f.vmdir, .mem_mib = max_mib[k],
-			.workload = k == RAMP ? MONO : NULL,
-			.interval = "500ms", .resend = "1s",
-		};
-
-		S.vms[k] = libvirtd_boot(S.lv, &o, 0);
+		S.vms[k] = fleet_boot(&S.f, names[k], max_mib[k],
+		    k == RAMP ? MONO : NULL);
 		assert_non_null(S.vms[k]);
 		assert_int_equal(libvirtd_virsh(S.lv, &S.inactive[k],
 		    "dumpxml --inactive %s", names[k]), 0);
 	}
-	start_daemons();
+	fleet_start_collector(&S.f, NULL);
+	fleet_start_actuator(&S.f, NULL);
 	if (!tu_run_until_fn(&S.f.loop, all_fresh, 30000))
 		fail_msg("the collector's reports never carried 3 fresh agent "
 		    "samples from the libvirt guests (%u reports)",
-		    S.reports);
+		    S.rec.reports);
 
 	/* Before the ramp the host shrinks the guests toward their need;
 	 * then libvirtd restarts under the daemons. */
@@ -631,21 +434,22 @@ test_vm_libvirt_fleet(void **state)
 		fail_msg("mono did not start");
 	}
 	tu_run_for(&S.f.loop, 200);
-	before_kib = S.actual_kib[RAMP];
-	base_kib = S.used_kib[RAMP];
+	before_kib = S.rec.seen[RAMP].actual_kib;
+	base_kib = S.rec.seen[RAMP].used_kib;
 	printf("vm libvirt fleet: before the ramp \"ramp\" holds %llu MiB of "
 	    "%u (uses %llu), the idle ones %llu and %llu MiB of %u (%zu "
 	    "decisions)\n", (unsigned long long)before_kib / MIB, RAMP_MIB,
 	    (unsigned long long)base_kib / MIB,
-	    (unsigned long long)S.actual_kib[0] / MIB,
-	    (unsigned long long)S.actual_kib[1] / MIB, IDLE_MIB, S.ndec);
+	    (unsigned long long)S.rec.seen[0].actual_kib / MIB,
+	    (unsigned long long)S.rec.seen[1].actual_kib / MIB, IDLE_MIB,
+	    S.rec.ndec);
 	assert_true(before_kib < (RAMP_MIB - 128) * MIB);
 	assert_true(base_kib > 0);
 	assert_int_equal(libvirtd_restart(S.lv), 0);
-	S.restart_ms = uv_now(&S.f.loop);
-	S.restarted = true;
-	at_restart_kib = S.actual_kib[RAMP];
-	dec_before = S.ndec;
+	/* From here on the ramp's largest balloon is the one since. */
+	at_restart_kib = S.rec.seen[RAMP].actual_kib;
+	S.rec.seen[RAMP].max_actual_kib = 0;
+	dec_before = S.rec.ndec;
 
 	/* The ramp, to its peak: covered, with the idle guests' memory. */
 	for (unsigned t = 0; t < 90000; t += 100) {
@@ -655,8 +459,8 @@ test_vm_libvirt_fleet(void **state)
 		tu_run_for(&S.f.loop, 100);
 	}
 	tu_run_for(&S.f.loop, 3000);
-	idle_at_peak[0] = S.actual_kib[0];
-	idle_at_peak[1] = S.actual_kib[1];
+	idle_at_peak[0] = S.rec.seen[0].actual_kib;
+	idle_at_peak[1] = S.rec.seen[1].actual_kib;
 	for (int k = 0; k < NVM; k++)
 		pool_at_peak += last_target(k);
 	if (!vm_wait_console(S.vms[RAMP], "mono: done", 30000, NULL, 0)) {
@@ -664,11 +468,11 @@ test_vm_libvirt_fleet(void **state)
 		fail_msg("mono did not finish");
 	}
 	tu_run_for(&S.f.loop, 1000);
-	for (size_t i = dec_before; i < S.ndec; i++)
-		if (S.dec[i].vm == RAMP) {
+	for (size_t i = dec_before; i < S.rec.ndec; i++)
+		if (S.rec.dec[i].vm == RAMP) {
 			after++;
-			if (S.dec[i].target_kib > peak_target)
-				peak_target = S.dec[i].target_kib;
+			if (S.rec.dec[i].target_kib > peak_target)
+				peak_target = S.rec.dec[i].target_kib;
 		}
 	printf("vm libvirt fleet: after the restart %llu decisions for "
 	    "\"ramp\", target up to %llu MiB, its balloon from %llu up to "
@@ -676,7 +480,7 @@ test_vm_libvirt_fleet(void **state)
 	    "the targets %llu MiB together (pool %u MiB)\n",
 	    (unsigned long long)after, (unsigned long long)peak_target / MIB,
 	    (unsigned long long)at_restart_kib / MIB,
-	    (unsigned long long)S.max_actual_after_kib / MIB,
+	    (unsigned long long)S.rec.seen[RAMP].max_actual_kib / MIB,
 	    (unsigned long long)idle_at_peak[0] / MIB,
 	    (unsigned long long)idle_at_peak[1] / MIB,
 	    (unsigned long long)pool_at_peak / MIB, POOL_MIB);
@@ -692,15 +496,15 @@ test_vm_libvirt_fleet(void **state)
 	 * and the balloon grew with it. */
 	assert_true(after > 0);
 	assert_true(peak_target >= base_kib + MONO_PEAK_MIB * MIB);
-	assert_true(S.max_actual_after_kib >= at_restart_kib +
+	assert_true(S.rec.seen[RAMP].max_actual_kib >= at_restart_kib +
 	    MONO_PEAK_MIB / 2 * MIB);
 	/* The ramp's memory came from the idle guests, within the pool. */
 	for (int k = 0; k < 2; k++)
 		assert_true(idle_at_peak[k] <= (IDLE_MIB - 64) * MIB);
 	assert_true(pool_at_peak <= POOL_MIB * MIB);
 	/* Every target within the guest's limits, with a reason. */
-	for (size_t i = 0; i < S.ndec; i++) {
-		const struct decision *d = &S.dec[i];
+	for (size_t i = 0; i < S.rec.ndec; i++) {
+		const struct fleet_decision *d = &S.rec.dec[i];
 
 		assert_true(d->has_reason);
 		assert_true(d->min_kib >= 0 && d->max_kib > 0);
@@ -708,7 +512,8 @@ test_vm_libvirt_fleet(void **state)
 		assert_true((double)d->target_kib <= d->max_kib);
 		assert_true(d->target_kib <= max_mib[d->vm] * MIB);
 	}
-	assert_false(S.out_of_range);
+	for (int k = 0; k < NVM; k++)
+		assert_false(S.rec.seen[k].out_of_range);
 	check_inactive("while mm ran,");
 
 	/* Stop: release_on_stop gives every guest its maximum back, and
@@ -718,13 +523,13 @@ test_vm_libvirt_fleet(void **state)
 	if (!tu_run_until_fn(&S.f.loop, all_at_max, 15000))
 		fail_msg("after the actuator stopped the guests hold %llu, "
 		    "%llu, %llu MiB, not their maximum",
-		    (unsigned long long)S.actual_kib[0] / MIB,
-		    (unsigned long long)S.actual_kib[1] / MIB,
-		    (unsigned long long)S.actual_kib[2] / MIB);
+		    (unsigned long long)S.rec.seen[0].actual_kib / MIB,
+		    (unsigned long long)S.rec.seen[1].actual_kib / MIB,
+		    (unsigned long long)S.rec.seen[2].actual_kib / MIB);
 	check_inactive("after mm stopped,");
 	printf("vm libvirt fleet: %zu decisions, %u reports, released; "
-	    "definitions unchanged; %.0f s\n", S.ndec, S.reports,
-	    now_s() - t0);
+	    "definitions unchanged; %.0f s\n", S.rec.ndec, S.rec.reports,
+	    vm_now_s() - t0);
 }
 
 int
