@@ -11,8 +11,15 @@
  * mm-collector runs in both, and the figures come from its reports: per
  * guest the OOM kills (vmstat oom_kill) and the time stalled on memory
  * (PSI some total), and the most the three balloons held at once.
+ * The daemons use the kvm driver on guests QEMU runs for the benchmark
+ * (the static split over a QMP monitor of its own), or (-d libvirt) the
+ * libvirt driver on domains of a libvirtd the benchmark starts for itself
+ * (the static split with virsh setmem --live); -d both runs the two one
+ * after the other and prints their figures side by side with the ratios
+ * libvirt/kvm.
  *
- *   overcommit [-v] [-b budget_mib] [-g gap_s] [-o static|mm]
+ *   overcommit [-v] [-d kvm|libvirt|both] [-b budget_mib] [-g gap_s]
+ *              [-o static|mm]
  * -v prints every decision; -o runs one side only.
  * Environment: as bench/reaction.
  */
@@ -26,6 +33,7 @@
 #include <unistd.h>
 
 #include "fleet.h"
+#include "libvirtd.h"
 #include "testutil.h"
 
 #define NVM		3
@@ -40,6 +48,15 @@ struct gstat {
 };
 
 static const char *const names[NVM] = { "a", "b", "c" };
+
+/* One side's figures (static or mm) under one driver. */
+struct side {
+	bool ran;
+	unsigned oom, done;	/* OOM kills, ramps done, of the three */
+	double stall_s;		/* PSI some, the three together */
+	uint64_t max_sum_mib;	/* most the balloons held at once */
+	uint64_t wall_s;	/* booted until every ramp ended (or gave up) */
+};
 
 static struct {
 	struct fleet f;
@@ -158,8 +175,11 @@ out:
 	return ok;
 }
 
+/* One side (with_mm or the static split) on lv's driver (NULL: kvm) into
+ * *ret. */
 static void
-run(bool with_mm, uint64_t budget_kib, unsigned gap_s)
+run(bool with_mm, uint64_t budget_kib, unsigned gap_s, struct libvirtd *lv,
+    struct side *ret)
 {
 	/* The pressure policy; the capacity is the budget. Emulated
 	 * guests stall now and then: PSI below 20 % is that. Guests that
@@ -187,6 +207,8 @@ run(bool with_mm, uint64_t budget_kib, unsigned gap_s)
 	}
 	O.f.on_report = on_report;
 	O.f.on_event = on_event;
+	if (lv != NULL)
+		fleet_use_libvirt(&O.f, lv);
 	fleet_open(&O.f, "overcommit");
 	if (with_mm)
 		fleet_start_scheduler(&O.f, 0, params, 5);
@@ -209,16 +231,23 @@ run(bool with_mm, uint64_t budget_kib, unsigned gap_s)
 		snprintf(workload, sizeof(workload),
 		    "mm_test_mono:50M:500M:25M:400:4000:%u",
 		    (unsigned)(20 + (NVM - 1 - k) * 5 + k * gap_s) * 1000);
-		O.vms[k] = vm_start(&o);
+		O.vms[k] = fleet_boot_opts(&O.f, &o);
 		if (O.vms[k] == NULL)
 			exit(1);
-		if (!with_mm) {
-			snprintf(path, sizeof(path), "%s/%s.actuator",
-			    O.f.vmdir, names[k]);
-			if (qmp_balloon(path, budget_kib / NVM * 1024) < 0)
-				fprintf(stderr, "overcommit: QMP balloon on %s "
-				    "failed\n", path);
+		if (with_mm)
+			continue;
+		if (lv != NULL) {
+			if (libvirtd_virsh(lv, NULL, "setmem %s %lluK --live",
+			    names[k], (unsigned long long)budget_kib / NVM) != 0)
+				fprintf(stderr, "overcommit: virsh setmem on "
+				    "\"%s\" failed\n", names[k]);
+			continue;
 		}
+		snprintf(path, sizeof(path), "%s/%s.actuator", O.f.vmdir,
+		    names[k]);
+		if (qmp_balloon(path, budget_kib / NVM * 1024) < 0)
+			fprintf(stderr, "overcommit: QMP balloon on %s failed\n",
+			    path);
 	}
 	wall0 = O.t0 = uv_now(&O.f.loop);
 	t = wall0 + (30 + NVM * gap_s + 60) * 1000;
@@ -233,36 +262,104 @@ run(bool with_mm, uint64_t budget_kib, unsigned gap_s)
 				done++;
 	}
 	tu_run_for(&O.f.loop, 2000);
-	printf("%-6s (%llu s):", with_mm ? "mm" : "static",
-	    (unsigned long long)(uv_now(&O.f.loop) - wall0) / 1000);
+	memset(ret, 0, sizeof(*ret));
+	ret->ran = true;
+	ret->wall_s = (uv_now(&O.f.loop) - wall0) / 1000;
+	ret->max_sum_mib = O.max_sum_kib / MIB;
+	printf("%-6s %s (%llu s):", with_mm ? "mm" : "static",
+	    lv != NULL ? "libvirt" : "kvm", (unsigned long long)ret->wall_s);
 	for (int k = 0; k < NVM; k++) {
 		char line[128] = "";
+		bool ok;
 
 		vm_wait_console(O.vms[k], "mm-init: workload", 0, line,
 		    sizeof(line));
+		ok = strstr(line, "exited 0") != NULL;
+		ret->oom += (unsigned)(O.g[k].oom - O.g[k].oom0);
+		ret->done += ok;
+		ret->stall_s += (double)(O.g[k].psi - O.g[k].psi0) / 1e6;
 		printf("  %s: %llu OOM kills, %.1f s stalled, %s;", names[k],
 		    (unsigned long long)(O.g[k].oom - O.g[k].oom0),
 		    (double)(O.g[k].psi - O.g[k].psi0) / 1e6,
-		    strstr(line, "exited 0") != NULL ? "ramp done" :
-		    line[0] != '\0' ? "ramp killed" : "ramp unfinished");
+		    ok ? "ramp done" : line[0] != '\0' ? "ramp killed" :
+		    "ramp unfinished");
 	}
 	printf("  balloons held at most %llu MiB together (budget %llu)\n",
-	    (unsigned long long)O.max_sum_kib / MIB,
+	    (unsigned long long)ret->max_sum_mib,
 	    (unsigned long long)budget_kib / MIB);
-	for (int k = 0; k < NVM; k++)
-		vm_stop(O.vms[k]);
+	/* The actuator, the guests (or their domains), the rest. */
 	fleet_close(&O.f);
+}
+
+/* Both sides (as only says) on driver ("kvm" or "libvirt", under a
+ * libvirtd of its own); 1 when libvirtd did not start. */
+static int
+run_driver(const char *driver, const char *only, uint64_t budget_kib,
+    unsigned gap_s, struct side ret[2])
+{
+	struct libvirtd *lv = NULL;
+
+	memset(ret, 0, 2 * sizeof(*ret));
+	if (strcmp(driver, "libvirt") == 0 &&
+	    (lv = fleet_libvirtd_start()) == NULL)
+		return 1;
+	if (only == NULL || strcmp(only, "static") == 0)
+		run(false, budget_kib, gap_s, lv, &ret[0]);
+	if (only == NULL || strcmp(only, "mm") == 0)
+		run(true, budget_kib, gap_s, lv, &ret[1]);
+	fleet_libvirtd_stop(lv);
+	return 0;
+}
+
+/* The two drivers' figures side by side, libvirt/kvm. */
+static void
+compare(const struct side kvm[2], const struct side lv[2])
+{
+	static const char *const side_name[2] = { "static", "mm" };
+	char r[5][16];
+
+	printf("overcommit: libvirt beside kvm, ratio libvirt/kvm (=: both "
+	    "0, -: kvm 0)\n");
+	printf("  %-7s %-8s %9s %6s %9s %12s %7s\n", "side", "driver",
+	    "OOM kills", "ramps", "stalled", "balloons max", "time");
+	for (int i = 0; i < 2; i++) {
+		const struct side *x[2] = { &kvm[i], &lv[i] };
+
+		if (!kvm[i].ran || !lv[i].ran)
+			continue;
+		for (int j = 0; j < 2; j++)
+			printf("  %-7s %-8s %9u %4u/3 %7.1f s %8llu MiB %5llu "
+			    "s\n", side_name[i], j ? "libvirt" : "kvm",
+			    x[j]->oom, x[j]->done, x[j]->stall_s,
+			    (unsigned long long)x[j]->max_sum_mib,
+			    (unsigned long long)x[j]->wall_s);
+		printf("  %-7s %-8s %9s %6s %9s %12s %7s\n", side_name[i],
+		    "ratio", fleet_ratio(r[0], 16, lv[i].oom, kvm[i].oom),
+		    fleet_ratio(r[1], 16, lv[i].done, kvm[i].done),
+		    fleet_ratio(r[2], 16, lv[i].stall_s, kvm[i].stall_s),
+		    fleet_ratio(r[3], 16, (double)lv[i].max_sum_mib,
+		    (double)kvm[i].max_sum_mib),
+		    fleet_ratio(r[4], 16, (double)lv[i].wall_s,
+		    (double)kvm[i].wall_s));
+	}
 }
 
 int
 main(int argc, char **argv)
 {
+	static const char *const usage = "usage: overcommit [-v] "
+	    "[-d kvm|libvirt|both] [-b budget_mib] [-g gap_s] "
+	    "[-o static|mm]\n";
 	unsigned budget_mib = 1280, gap_s = 25;
-	const char *only = NULL;
-	int c;
+	const char *only = NULL, *driver = "kvm";
+	struct side kvm[2], lv[2];
+	int c, rc = 0;
 
-	while ((c = getopt(argc, argv, "b:g:o:vh")) != -1) {
+	while ((c = getopt(argc, argv, "b:d:g:o:vh")) != -1) {
 		switch (c) {
+		case 'd':
+			driver = optarg;
+			break;
 		case 'o':
 			only = optarg;
 			break;
@@ -276,10 +373,14 @@ main(int argc, char **argv)
 			gap_s = (unsigned)atoi(optarg);
 			break;
 		default:
-			fprintf(stderr, "usage: overcommit [-v] [-b budget_mib] "
-			    "[-g gap_s] [-o static|mm]\n");
+			fputs(usage, stderr);
 			return 2;
 		}
+	}
+	if (optind != argc || (only != NULL && strcmp(only, "static") != 0 &&
+	    strcmp(only, "mm") != 0)) {
+		fputs(usage, stderr);
+		return 2;
 	}
 	if (budget_mib < NVM * 192 || budget_mib > NVM * MAX_MIB ||
 	    gap_s < 10) {
@@ -287,16 +388,21 @@ main(int argc, char **argv)
 		    "least 10 s apart\n", NVM * 192, NVM * MAX_MIB);
 		return 2;
 	}
-	vm_require();
+	if (!fleet_require_driver(driver)) {
+		fputs(usage, stderr);
+		return 2;
+	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("overcommit: %d %s guests of %u MiB (%u MiB together) on a "
 	    "budget of %u MiB; each ramps 50 -> 500 -> 50 MiB, %u s after "
 	    "the one before\n", NVM, vm_accel(), MAX_MIB, NVM * MAX_MIB,
 	    budget_mib, gap_s);
 	fflush(stdout);
-	if (only == NULL || strcmp(only, "static") == 0)
-		run(false, budget_mib * MIB, gap_s);
-	if (only == NULL || strcmp(only, "mm") == 0)
-		run(true, budget_mib * MIB, gap_s);
-	return 0;
+	if (strcmp(driver, "libvirt") != 0)
+		rc |= run_driver("kvm", only, budget_mib * MIB, gap_s, kvm);
+	if (strcmp(driver, "kvm") != 0)
+		rc |= run_driver("libvirt", only, budget_mib * MIB, gap_s, lv);
+	if (strcmp(driver, "both") == 0)
+		compare(kvm, lv);
+	return rc;
 }

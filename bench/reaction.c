@@ -2,8 +2,12 @@
 /*
  * bench/reaction: how fast mm gives a real guest the memory it starts to
  * use. One TCG guest (tests/vm's image) under mm-collector, mm-scheduler
- * and mm-actuator (kvm driver) on a real RabbitMQ steps its memory up N
- * times (mm_test_steps). For each step, on this process's clock:
+ * and mm-actuator on a real RabbitMQ steps its memory up N times
+ * (mm_test_steps). The daemons use the kvm driver on a guest QEMU runs
+ * for the benchmark, or (-d libvirt) the libvirt driver on a domain of a
+ * libvirtd the benchmark starts for itself; -d both runs the two one
+ * after the other and prints their figures side by side with the ratios
+ * libvirt/kvm. For each step, on this process's clock:
  *   t0  the guest's console says it begins to allocate,
  *   th  ... and that it holds the step (TCG takes 150-750 ms to touch it),
  *   t1  the HostReport that decision was taken on arrives (agent ->
@@ -11,19 +15,22 @@
  *   t2  the scheduler's decision event sets a target that covers the
  *       guest's use after the step and half the pressure policy's
  *       headroom,
- *   t3  the actuator's result says QMP set such a target.
+ *   t3  the actuator's result says the driver (QMP, or libvirt's
+ *       virDomainSetMemoryFlags) set such a target.
  * A step whose use the target in force already covered when it began
  * needs nothing. For the others it prints p50 and p99 of each stage and
  * end to end, from the allocation's beginning (t3 - t0) and from its end
  * (t3 - th, 0 when the target came first: the guest never waited), with
  * the ratio to oVirt MOM's 10 s policy interval and xenmm's 2 s loop.
  *
- *   reaction [-Pv] [-n steps] [-s step_mib] [-p period_ms]
+ *   reaction [-Pv] [-d kvm|libvirt|both] [-n steps] [-s step_mib]
+ *            [-p period_ms]
  * -v prints every decision for the guest with its reason; -P keeps the
  * pressure policy's growth step under pressure (grow_pct, grow_min_kib),
  * which grows the guest ahead of most steps.
  * Environment: MM_TEST_AMQP_URL (scripts/rabbitmq.sh env), MM_BINARY_DIR
- * (a build with the daemons and the vm image: ctest -R vm_image).
+ * (a build with the daemons and the vm image: ctest -R vm_image); the
+ * libvirt driver needs root, libvirtd and virsh (tests/vm/libvirtd.h).
  */
 #define _GNU_SOURCE
 #include <getopt.h>
@@ -47,6 +54,28 @@ struct step {
 	uint64_t enough_kib;		/* a target that covers the step */
 	uint64_t target_kib;		/* the covering decision's target */
 	bool covered;			/* by the target in force at t0 */
+};
+
+/* The stages timed, from and to being indexes of a step's t0, t1, t2,
+ * t3, th. */
+enum { ST_REPORT, ST_DECISION, ST_APPLIED, ST_BEGIN, ST_HELD, NSTAGE };
+static const struct {
+	const char *name;
+	unsigned from, to;
+} stages[NSTAGE] = {
+	{ "allocation begins -> report on the bus", 0, 1 },
+	{ "report -> covering decision", 1, 2 },
+	{ "decision -> balloon applied", 2, 3 },
+	{ "allocation begins -> applied", 0, 3 },
+	{ "allocation held -> applied", 4, 3 },
+};
+
+/* One driver's figures. */
+struct figures {
+	const char *driver;
+	unsigned covered, served;	/* steps */
+	size_t n[NSTAGE];		/* samples of each stage */
+	uint64_t p50[NSTAGE], p99[NSTAGE];	/* ms */
 };
 
 static struct {
@@ -171,12 +200,13 @@ pct(uint64_t *v, size_t n, double p)
 	return v[k == 0 ? 0 : k - 1];
 }
 
-/* Stage from..to of the steps that needed a new target, t[] being a
- * step's t0, t1, t2, t3, th; a stage that ends before it begins (the target came while the guest was still allocating)
- * counts as 0. */
+/* Stage k over the steps that needed a new target, into fig; a stage
+ * that ends before it begins (the target came while the guest was still
+ * allocating) counts as 0. */
 static void
-stage(const char *name, unsigned from, unsigned to, uint64_t *ret_p99)
+stage(unsigned k, struct figures *fig)
 {
+	const unsigned from = stages[k].from, to = stages[k].to;
 	uint64_t v[MAXSTEPS];
 	size_t n = 0;
 
@@ -187,15 +217,16 @@ stage(const char *name, unsigned from, unsigned to, uint64_t *ret_p99)
 		if (!s->covered && t[from] != 0 && t[to] != 0)
 			v[n++] = t[to] > t[from] ? t[to] - t[from] : 0;
 	}
+	fig->n[k] = n;
 	if (n == 0) {
-		printf("  %-40s no samples\n", name);
+		printf("  %-40s no samples\n", stages[k].name);
 		return;
 	}
+	fig->p50[k] = pct(v, n, 50);
+	fig->p99[k] = pct(v, n, 99);
 	printf("  %-40s p50 %5llu ms  p99 %5llu ms  (%zu steps)\n",
-	    name, (unsigned long long)pct(v, n, 50),
-	    (unsigned long long)pct(v, n, 99), n);
-	if (ret_p99 != NULL)
-		*ret_p99 = pct(v, n, 99);
+	    stages[k].name, (unsigned long long)fig->p50[k],
+	    (unsigned long long)fig->p99[k], n);
 }
 
 /* b - a in ms for printing, -1 when b never happened. */
@@ -221,68 +252,71 @@ console_has(const char *needle)
 	return vm_wait_console(B.vm, needle, 0, NULL, 0);
 }
 
-int
-main(int argc, char **argv)
+/* The two drivers' figures side by side, libvirt/kvm. */
+static void
+compare(const struct figures *kvm, const struct figures *lv)
 {
-	/* Growth only from the step itself: no buffer above the need (it
-	 * would hide the next steps), and, unless -P, no step more under
-	 * pressure (half the target: it covers the next steps too), so each
-	 * one asks for a new target. Emulated guests stall now and then:
-	 * PSI below 20 % is that. */
-	struct fleet_param params[8] = {
-		{ "spare_pct", 0 },
-		{ "deadband_pct", 2 },
-		{ "psi_low_pct", 20 },
-		{ "psi_high_pct", 80 },
-	};
-	size_t nsteady = 4;
-	bool pressure_steps = false;
-	unsigned period_ms = 3000, step_mib = 96, mem_mib;
-	char workload[128], needle[64], held[64];
-	uint64_t t, p99_begin = 0, p99_held = 0;
-	unsigned served = 0;
-	int c;
+	char r50[16], r99[16];
 
-	B.n = 20;
-	while ((c = getopt(argc, argv, "n:s:p:Pvh")) != -1) {
-		switch (c) {
-		case 'v':
-			B.verbose = true;
-			break;
-		case 'P':
-			pressure_steps = true;
-			break;
-		case 'n':
-			B.n = (unsigned)atoi(optarg);
-			break;
-		case 's':
-			step_mib = (unsigned)atoi(optarg);
-			break;
-		case 'p':
-			period_ms = (unsigned)atoi(optarg);
-			break;
-		default:
-			fprintf(stderr, "usage: reaction [-Pv] [-n steps] "
-			    "[-s step_mib] [-p period_ms]\n");
-			return 2;
-		}
+	printf("reaction: libvirt beside kvm, p50 / p99 in ms, ratio "
+	    "libvirt/kvm (=: both 0)\n");
+	printf("  %-40s %13s %13s %13s\n", "stage", "kvm", "libvirt",
+	    "ratio");
+	printf("  %-40s %13u %13u\n", "steps that needed a new target",
+	    B.n - kvm->covered, B.n - lv->covered);
+	for (unsigned k = 0; k < NSTAGE; k++) {
+		char a[24], b[24], r[40];
+
+		snprintf(a, sizeof(a), "%llu / %llu",
+		    (unsigned long long)kvm->p50[k],
+		    (unsigned long long)kvm->p99[k]);
+		snprintf(b, sizeof(b), "%llu / %llu",
+		    (unsigned long long)lv->p50[k],
+		    (unsigned long long)lv->p99[k]);
+		snprintf(r, sizeof(r), "%s / %s",
+		    fleet_ratio(r50, sizeof(r50), (double)lv->p50[k],
+		    (double)kvm->p50[k]),
+		    fleet_ratio(r99, sizeof(r99), (double)lv->p99[k],
+		    (double)kvm->p99[k]));
+		if (kvm->n[k] == 0 || lv->n[k] == 0)
+			snprintf(r, sizeof(r), "no samples");
+		printf("  %-40s %13s %13s %13s\n", stages[k].name, a, b, r);
 	}
-	if (B.n == 0 || B.n >= MAXSTEPS || step_mib < 64 || period_ms < 500) {
-		fprintf(stderr, "reaction: 1..63 steps of at least 64 MiB, "
-		    "at least 500 ms apart\n");
-		return 2;
+}
+
+/*
+ * One run of the steps on driver ("kvm" or "libvirt"; libvirt: under a
+ * libvirtd of the run's own) into *fig. params[0..nsteady) is the policy
+ * of the steps, the two after it the settling one. Returns 0 when every
+ * step was served, 1 when not or the guest did not boot.
+ */
+static int
+run(const char *driver, unsigned step_mib, unsigned period_ms,
+    const struct fleet_param *params, size_t nsteady, struct figures *fig)
+{
+	char workload[128], needle[64], held[64];
+	struct libvirtd *lv = NULL;
+	unsigned mem_mib, served = 0;
+	bool booted;
+	uint64_t t;
+
+	{
+		unsigned n = B.n;
+		bool verbose = B.verbose;
+
+		memset(&B, 0, sizeof(B));
+		B.n = n;
+		B.verbose = verbose;
 	}
-	if (!pressure_steps) {
-		params[nsteady++] = (struct fleet_param){ "grow_pct", 0 };
-		params[nsteady++] = (struct fleet_param){ "grow_min_kib", 0 };
-	}
-	/* Until the steps: shrink to the need quickly. */
-	params[nsteady] = (struct fleet_param){ "hold_ms", 2000 };
-	params[nsteady + 1] = (struct fleet_param){ "shrink_pct", 50 };
-	vm_require();
-	setvbuf(stdout, NULL, _IOLBF, 0);
+	memset(fig, 0, sizeof(*fig));
+	fig->driver = driver;
 	B.step_kib = step_mib * MIB;
 	mem_mib = 256 + B.n * step_mib + 256;
+	if (strcmp(driver, "libvirt") == 0) {
+		if ((lv = fleet_libvirtd_start()) == NULL)
+			return 1;
+		fleet_use_libvirt(&B.f, lv);
+	}
 	B.f.on_report = on_report;
 	B.f.on_event = on_event;
 	fleet_open(&B.f, "reaction");
@@ -293,13 +327,12 @@ main(int argc, char **argv)
 	snprintf(workload, sizeof(workload), "mm_test_steps:%uM:%u:%u:40000",
 	    step_mib, B.n, period_ms);
 	B.vm = fleet_boot(&B.f, GUEST, mem_mib, workload);
-	if (B.vm == NULL) {
-		fleet_close(&B.f);
-		return 1;
-	}
-	printf("reaction: %s guest of %u MiB (boot %.1f s), %u steps of %u "
-	    "MiB every %u ms\n", vm_accel(), mem_mib, B.vm->boot_s, B.n,
-	    step_mib, period_ms);
+	booted = B.vm != NULL;
+	if (!booted)
+		goto out;
+	printf("reaction: %s driver, %s guest of %u MiB (boot %.1f s), %u "
+	    "steps of %u MiB every %u ms\n", driver, vm_accel(), mem_mib,
+	    B.vm->boot_s, B.n, step_mib, period_ms);
 	/* Settled: then the default hold and steps down, so what follows
 	 * is growth alone. */
 	t = clock_ms(CLOCK_MONOTONIC) + 35000;
@@ -364,23 +397,104 @@ main(int argc, char **argv)
 		    (unsigned long long)s->target_kib / MIB,
 		    (unsigned long long)s->enough_kib / MIB);
 	}
-	printf("reaction: %llu reports, %llu decisions; %u of %u steps were "
-	    "covered by the target in force when they began\n",
-	    (unsigned long long)B.reports, (unsigned long long)B.decisions,
-	    covered(), B.n);
-	stage("allocation begins -> report on the bus", 0, 1, NULL);
-	stage("report -> covering decision", 1, 2, NULL);
-	stage("decision -> QMP balloon applied", 2, 3, NULL);
-	stage("allocation begins -> applied", 0, 3, &p99_begin);
-	stage("allocation held -> applied", 4, 3, &p99_held);
-	if (p99_begin != 0 || p99_held != 0)
+	fig->covered = covered();
+	fig->served = served;
+	printf("reaction: %s: %llu reports, %llu decisions; %u of %u steps "
+	    "were covered by the target in force when they began\n",
+	    driver, (unsigned long long)B.reports,
+	    (unsigned long long)B.decisions, fig->covered, B.n);
+	for (unsigned k = 0; k < NSTAGE; k++)
+		stage(k, fig);
+	if (fig->p99[ST_BEGIN] != 0 || fig->p99[ST_HELD] != 0)
 		printf("  p99 vs MOM's 10 s policy interval: %.3f from the "
 		    "beginning, %.3f from the end; vs xenmm's 2 s loop: %.3f, "
-		    "%.3f\n", (double)p99_begin / 10000,
-		    (double)p99_held / 10000, (double)p99_begin / 2000,
-		    (double)p99_held / 2000);
-	vm_stop(B.vm);
+		    "%.3f\n", (double)fig->p99[ST_BEGIN] / 10000,
+		    (double)fig->p99[ST_HELD] / 10000,
+		    (double)fig->p99[ST_BEGIN] / 2000,
+		    (double)fig->p99[ST_HELD] / 2000);
+out:
+	/* The actuator, the guest (or its domain), the rest. */
 	fleet_close(&B.f);
+	fleet_libvirtd_stop(lv);
 	/* Every step served, the guest never short for long. */
-	return served == B.n ? 0 : 1;
+	return booted && served == B.n ? 0 : 1;
+}
+
+int
+main(int argc, char **argv)
+{
+	/* Growth only from the step itself: no buffer above the need (it
+	 * would hide the next steps), and, unless -P, no step more under
+	 * pressure (half the target: it covers the next steps too), so each
+	 * one asks for a new target. Emulated guests stall now and then:
+	 * PSI below 20 % is that. */
+	struct fleet_param params[8] = {
+		{ "spare_pct", 0 },
+		{ "deadband_pct", 2 },
+		{ "psi_low_pct", 20 },
+		{ "psi_high_pct", 80 },
+	};
+	static const char *const usage = "usage: reaction [-Pv] "
+	    "[-d kvm|libvirt|both] [-n steps] [-s step_mib] [-p period_ms]\n";
+	size_t nsteady = 4;
+	bool pressure_steps = false;
+	unsigned period_ms = 3000, step_mib = 96;
+	const char *driver = "kvm";
+	struct figures fig[2];
+	int c, rc = 0;
+
+	B.n = 20;
+	while ((c = getopt(argc, argv, "d:n:s:p:Pvh")) != -1) {
+		switch (c) {
+		case 'd':
+			driver = optarg;
+			break;
+		case 'v':
+			B.verbose = true;
+			break;
+		case 'P':
+			pressure_steps = true;
+			break;
+		case 'n':
+			B.n = (unsigned)atoi(optarg);
+			break;
+		case 's':
+			step_mib = (unsigned)atoi(optarg);
+			break;
+		case 'p':
+			period_ms = (unsigned)atoi(optarg);
+			break;
+		default:
+			fputs(usage, stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	if (B.n == 0 || B.n >= MAXSTEPS || step_mib < 64 || period_ms < 500) {
+		fprintf(stderr, "reaction: 1..63 steps of at least 64 MiB, "
+		    "at least 500 ms apart\n");
+		return 2;
+	}
+	if (!pressure_steps) {
+		params[nsteady++] = (struct fleet_param){ "grow_pct", 0 };
+		params[nsteady++] = (struct fleet_param){ "grow_min_kib", 0 };
+	}
+	/* Until the steps: shrink to the need quickly. */
+	params[nsteady] = (struct fleet_param){ "hold_ms", 2000 };
+	params[nsteady + 1] = (struct fleet_param){ "shrink_pct", 50 };
+	if (!fleet_require_driver(driver)) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (strcmp(driver, "both") != 0)
+		return run(driver, step_mib, period_ms, params, nsteady,
+		    &fig[0]);
+	rc |= run("kvm", step_mib, period_ms, params, nsteady, &fig[0]);
+	rc |= run("libvirt", step_mib, period_ms, params, nsteady, &fig[1]);
+	compare(&fig[0], &fig[1]);
+	return rc;
 }
