@@ -34,6 +34,8 @@ environment (defaults in brackets):
   MM_RABBITMQ_TLS_PORT   AMQPS port, with a CA, a server certificate for
                          localhost and 127.0.0.1 and a client certificate
                          made once in MM_RABBITMQ_DIR/tls [unset: no TLS]
+  MM_RABBITMQ_PROVISION  "no": "start" skips the provisioning, for a node
+                         about to join a provisioned cluster [yes]
 EOF
 }
 
@@ -52,6 +54,7 @@ node=${MM_RABBITMQ_NODENAME:-mm-$port@localhost}
 timeout=${MM_RABBITMQ_TIMEOUT:-60}
 bin=${MM_RABBITMQ_BIN:-/usr/lib/rabbitmq/bin}
 tls_port=${MM_RABBITMQ_TLS_PORT:-}
+provision=${MM_RABBITMQ_PROVISION:-yes}
 tls=$dir/tls
 vhost=mm
 roles=(collector scheduler actuator operator)
@@ -239,6 +242,7 @@ wait_ready() {
 # definitions.json changes, so a restart after "kill" stays quick.
 provision() {
 	local sum user
+	[[ $provision != no ]] || return 0
 	sum=$(cat "$definitions" "$test_roles" | sha256sum | cut -d' ' -f1)
 	if [[ -r $provisioned && $(cat "$provisioned") == "$sum" ]]; then
 		return 0
