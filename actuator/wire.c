@@ -125,7 +125,8 @@ bus_state_cb(struct bus *bus, bool up, const char *reason, void *arg)
 	struct actuator *a = arg;
 
 	if (up) {
-		log_info("connected to the broker");
+		log_info("connected to the broker at %s",
+		    bus_current_url(bus));
 		if (!a->stopping)
 			ask_sync(a);
 	} else if (!a->stopping) {

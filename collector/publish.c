@@ -37,7 +37,8 @@ bus_state_cb(struct bus *bus, bool up, const char *reason, void *arg)
 	struct collector *c = arg;
 
 	if (up)
-		log_info("connected to the broker");
+		log_info("connected to the broker at %s",
+		    bus_current_url(bus));
 	else if (!c->stopping)
 		log_warnx("broker: %s", reason);
 	c->status_ms = 0;

@@ -57,6 +57,7 @@ host_free(struct host *h)
 	pe_numa_state_free(h->numa);
 	free(h->report);
 	free(h->vms);
+	free(h->moves_sent);
 	free(h);
 }
 
@@ -568,6 +569,18 @@ numa_moves(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r,
 	return n > 0 ? (size_t)n : 0;
 }
 
+/* A batch's fate at the bus: superseded by a newer one for its host
+ * before it was sent (its content went out in the newer one). */
+static void
+batch_confirm_cb(struct bus *bus, int status, void *arg)
+{
+	struct scheduler *s = arg;
+
+	(void)bus;
+	if (status == -ESTALE)
+		s->n.batches_superseded++;
+}
+
 static int
 publish_batch(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r,
     struct batch *b)
@@ -600,12 +613,18 @@ publish_batch(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r,
 			/* Commands are absolute and expire: an old one
 			 * left in the queue is worth nothing. */
 			m.expiration_ms = (uint32_t)s->conf.command_ttl_ms;
-			rc = bus_publish(s->bus, &m, NULL, NULL);
+			/* A level, not an edge: the newest batch for a host
+			 * replaces one still waiting to be sent (it carries
+			 * what that one did, decide_host()), so the bus
+			 * never refuses one and holds one per host. */
+			m.supersede_key = h->id;
+			rc = bus_publish(s->bus, &m, batch_confirm_cb, s);
 			free(buf);
 		}
 	}
 	if (rc < 0) {
 		s->n.publish_failed++;
+		s->n.batches_refused++;
 		log_warnx("host \"%s\": batch %llu not sent: %s", h->id,
 		    (unsigned long long)cb.seq, strerror(-rc));
 		return rc;
@@ -669,6 +688,62 @@ keep_status(struct host *h, const Mm__V1__HostReport *r,
 	}
 }
 
+/* ---- superseding ---- */
+
+static void recon_sent(struct scheduler *s, struct host *h, int n,
+    int rc_publish);
+
+/*
+ * h's last batch still waits in the bus and the next one will replace
+ * it: what it carried besides balloon targets (recon_mark() carries
+ * those) goes out in the next one, unless the next one has newer: its
+ * KSM settings, its NUMA moves for other VMs. Returns the moves.
+ */
+static size_t
+carry_over(struct host *h, struct pe_ksm_decision *kd,
+    struct pe_numa_move *moves, size_t nmoves)
+{
+	if (h->ksm_seq == h->batch_seq && !kd->changed) {
+		*kd = h->ksm_sent;
+		kd->changed = true;
+	}
+	if (h->moves_seq != h->batch_seq)
+		return nmoves;
+	for (size_t i = 0; i < h->nmoves_sent && nmoves < MOVES_MAX; i++) {
+		bool newer = false;
+
+		for (size_t k = 0; k < nmoves && !newer; k++)
+			newer = strcmp(moves[k].vm_id,
+			    h->moves_sent[i].vm_id) == 0;
+		if (!newer)
+			moves[nmoves++] = h->moves_sent[i];
+	}
+	return nmoves;
+}
+
+/* Remember what batch h->batch_seq carried (rc: how publishing it
+ * went), for reconciliation and for carry_over(). */
+static void
+sent(struct scheduler *s, struct host *h, int n, int rc,
+    const struct pe_ksm_decision *kd, const struct pe_numa_move *moves,
+    size_t nmoves)
+{
+	recon_sent(s, h, n, rc);
+	if (rc < 0)
+		return;
+	if (kd->changed) {
+		h->ksm_sent = *kd;
+		h->ksm_seq = h->batch_seq;
+	}
+	if (nmoves > 0 && h->moves_sent == NULL)
+		h->moves_sent = calloc(MOVES_MAX, sizeof(*h->moves_sent));
+	if (nmoves > 0 && h->moves_sent != NULL) {
+		memcpy(h->moves_sent, moves, nmoves * sizeof(*moves));
+		h->nmoves_sent = nmoves;
+		h->moves_seq = h->batch_seq;
+	}
+}
+
 /* ---- reconciliation ---- */
 
 /* A target that goes out though unchanged (a repeat, a resend) shrinks
@@ -684,6 +759,16 @@ shrinks(const struct pe_decision *d, const struct pe_guest *g)
 #define RESEND_BACKOFF_MAX	4	/* resend_ms doubles up to 16 times */
 #define RESEND_ALERT_TRIES	3	/* then an alert: who takes them? */
 
+/* Whether VM's target went out in h's last batch, which still waits in
+ * the bus (h->pending) and which the next one replaces: it goes out in
+ * the next one instead. */
+static bool
+carried(const struct host *h, const struct vm_recon *rc)
+{
+	return h->pending && rc->sent_kib != 0 && !rc->confirmed &&
+	    rc->sent_seq == h->batch_seq;
+}
+
 /* Whether VM i's target, unchanged by the policy, goes out again: the
  * actuator did not confirm it (it was down, the batch expired or was
  * lost, or it asked for its state). */
@@ -697,6 +782,8 @@ recon_due(const struct scheduler *s, const struct host *h, size_t i,
 
 	if (d->reason == PE_UNMANAGED)
 		return false;
+	if (carried(h, rc))
+		return true;
 	if (h->sync)
 		return true;
 	if (rc->sent_kib == 0 || rc->confirmed)
@@ -723,6 +810,13 @@ recon_mark(struct scheduler *s, struct host *h, int n)
 		if (d->changed || !recon_due(s, h, (size_t)i, now))
 			continue;
 		d->changed = true;
+		if (carried(h, rc)) {
+			snprintf(s->why[i], PE_WHY_MAX, "reconcile: %llu MiB: "
+			    "the batch that carried it was superseded before "
+			    "it was sent", (unsigned long long)d->target_kib /
+			    1024);
+			continue;
+		}
 		snprintf(s->why[i], PE_WHY_MAX, "reconcile: %llu MiB %s",
 		    (unsigned long long)d->target_kib / 1024, h->sync ?
 		    "again: the actuator asked for its host's targets" :
@@ -887,7 +981,10 @@ decide_host(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r)
 	b = batch_begin(s, (size_t)n);
 	if (b == NULL)
 		return -ENOMEM;
+	h->pending = bus_pending(s->bus, h->id);
 	recon_mark(s, h, n);
+	if (h->pending)
+		nmoves = carry_over(h, &kd, moves, nmoves);
 	/* Take before give: what shrinks goes first. */
 	for (int i = 0; i < n; i++)
 		if (s->decisions[i].changed && shrinks(&s->decisions[i],
@@ -907,7 +1004,8 @@ decide_host(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r)
 	if (b->n > 0 || (s->conf.heartbeat_ms > 0 &&
 	    clock_ms(CLOCK_REALTIME) - h->batch_ms >=
 	    (uint64_t)s->conf.heartbeat_ms))
-		recon_sent(s, h, n, publish_batch(s, h, r, b));
+		sent(s, h, n, publish_batch(s, h, r, b), &kd, moves, nmoves);
+	h->pending = false;
 	return 0;
 }
 

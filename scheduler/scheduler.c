@@ -485,7 +485,8 @@ state_cb(struct bus *bus, bool up, const char *reason, void *arg)
 	struct scheduler *s = arg;
 
 	if (up) {
-		log_info("connected to the broker");
+		log_info("connected to the broker at %s",
+		    bus_current_url(bus));
 		if (!s->ready) {
 			s->ready = true;
 			daemon_notify_ready("connected");
@@ -508,14 +509,18 @@ sched_stop(struct scheduler *s)
 	if (s->stopping)
 		return;
 	s->stopping = true;
-	log_info("stopping: %llu reports, %llu batches, %llu events; "
+	log_info("stopping: %llu reports, %llu batches (%llu superseded, "
+	    "%llu not sent), %llu events; "
 	    "refused: %llu malformed reports, %llu malformed policies, "
 	    "%llu malformed control requests, %llu invalid policies, "
 	    "%llu policy versions too far ahead, %llu older policies, "
 	    "%llu reports (bad host id, key of another host, ahead of the "
 	    "clock, seq jump)",
 	    (unsigned long long)s->n.reports,
-	    (unsigned long long)s->n.batches, (unsigned long long)s->n.events,
+	    (unsigned long long)s->n.batches,
+	    (unsigned long long)s->n.batches_superseded,
+	    (unsigned long long)s->n.batches_refused,
+	    (unsigned long long)s->n.events,
 	    (unsigned long long)s->n.stats_malformed,
 	    (unsigned long long)s->n.policies_malformed,
 	    (unsigned long long)s->n.control_malformed,

@@ -76,7 +76,16 @@ struct host {
 	uint64_t seen_ms;	/* last report accepted (monotonic) */
 	uint64_t result_ms;	/* last ActionResult's time */
 	bool sync;		/* the actuator asked for the desired state */
+	bool pending;		/* deciding: the last batch still waits in
+				 * the bus, the next one supersedes it */
 	uint64_t resent;	/* targets sent again, counter */
+	/* What the last batch carried besides balloon targets, should a
+	 * newer one supersede it before it is sent (bus_pending()). */
+	struct pe_ksm_decision ksm_sent;
+	uint64_t ksm_seq;	/* the batch that carried ksm_sent */
+	struct pe_numa_move *moves_sent;	/* MOVES_MAX, or NULL */
+	size_t nmoves_sent;
+	uint64_t moves_seq;
 	struct pe_state *pe;
 	struct pe_ksm_state ksm;
 	struct pe_numa_state *numa;
@@ -112,6 +121,8 @@ struct sched_counters {
 	uint64_t commands;
 	uint64_t events;
 	uint64_t publish_failed;
+	uint64_t batches_superseded;	/* replaced, unsent, by a newer one */
+	uint64_t batches_refused;	/* not sent: bus_publish() failed */
 	uint64_t policies_accepted;
 	uint64_t policies_rejected;
 	uint64_t policies_old;

@@ -35,6 +35,7 @@ static const struct {
 	CTR(hosts_forgotten), CTR(results), CTR(results_ignored),
 	CTR(results_future), CTR(syncs), CTR(resent), CTR(distrusted),
 	CTR(batches), CTR(commands), CTR(events), CTR(publish_failed),
+	CTR(batches_superseded), CTR(batches_refused),
 	CTR(policies_accepted), CTR(policies_rejected), CTR(policies_old),
 	CTR(stats_malformed), CTR(policies_malformed), CTR(control_malformed),
 	CTR(policies_jump), CTR(policies_reset),

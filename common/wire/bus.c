@@ -51,15 +51,17 @@ bus_format_reply(char *buf, size_t size, const char *what,
 
 /* ---- construction ---- */
 
-/* The URL (bus_config_check() has accepted it) and the password
- * chosen. */
+/* One URL of the list into endpoint i; the first also gives the user,
+ * vhost and scheme (bus_config_check() checked that the others agree)
+ * and, unless it comes from elsewhere, the password. */
 static int
-parse_url(struct bus *bus, const struct bus_config *config,
+parse_one(struct bus *bus, const char *url, size_t i,
     const struct bus_check *chk)
 {
 	struct amqp_connection_info info;
-	char *buf = strdup(config->url);
-	char shown[REASON_MAX];
+	struct endpoint *ep = &bus->eps[i];
+	char *buf = strdup(url);
+	char shown[BUS_URL_MAX];
 	int r = 0;
 
 	if (buf == NULL)
@@ -69,28 +71,58 @@ parse_url(struct bus *bus, const struct bus_config *config,
 		free(buf);
 		return -EINVAL;
 	}
+	ep->host = strdup(info.host);
+	ep->port = info.port;
+	ep->shown = strdup(bus_url_redact(url, shown, sizeof(shown)));
+	if (ep->host == NULL || ep->shown == NULL)
+		r = -ENOMEM;
+	if (i == 0) {
+		bus->user = strdup(info.user);
+		bus->password = strdup(chk->password_from ==
+		    BUS_PASSWORD_URL ? info.password : chk->password);
+		bus->vhost = strdup(info.vhost);
+		bus->tls = info.ssl;
+		if (bus->user == NULL || bus->password == NULL ||
+		    bus->vhost == NULL)
+			r = -ENOMEM;
+	}
+	explicit_bzero(buf, strlen(url));
+	free(buf);
+	return r;
+}
+
+/* The URLs (bus_config_check() has accepted them) and the password
+ * chosen. */
+static int
+parse_url(struct bus *bus, const struct bus_config *config,
+    const struct bus_check *chk)
+{
+	char urls[BUS_URLS_MAX][BUS_URL_MAX];
+	char shown[BUS_URLS_MAX * 64];
+	size_t n;
+	int r;
+
+	r = bus_url_split(config->url, urls, BUS_URLS_MAX, &n);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		r = parse_one(bus, urls[i], i, chk);
+		bus->neps = i + 1;
+	}
+	for (size_t i = 0; i < BUS_URLS_MAX; i++)
+		explicit_bzero(urls[i], sizeof(urls[i]));
+	if (r < 0)
+		return r;
 	bus->url = strdup(bus_url_redact(config->url, shown,
 	    sizeof(shown)));
-	bus->host = strdup(info.host);
-	bus->user = strdup(info.user);
-	bus->password = strdup(chk->password_from == BUS_PASSWORD_URL ?
-	    info.password : chk->password);
-	bus->vhost = strdup(info.vhost);
-	bus->port = info.port;
-	bus->tls = info.ssl;
 	bus->ca_file = xstrdup(config->ca_file);
 	bus->cert_file = xstrdup(config->cert_file);
 	bus->key_file = xstrdup(config->key_file);
 	bus->verify_peer = !config->no_verify_peer;
 	bus->verify_hostname = !config->no_verify_hostname;
-	if (bus->url == NULL || bus->host == NULL || bus->user == NULL ||
-	    bus->password == NULL || bus->vhost == NULL ||
+	if (bus->url == NULL ||
 	    !dup_ok(config->ca_file, bus->ca_file) ||
 	    !dup_ok(config->cert_file, bus->cert_file) ||
 	    !dup_ok(config->key_file, bus->key_file))
 		r = -ENOMEM;
-	explicit_bzero(buf, strlen(config->url));
-	free(buf);
 	return r;
 }
 
@@ -108,8 +140,12 @@ bus_release(struct bus *bus)
 		free(k);
 		k = next;
 	}
+	bus_outbox_free(bus);
 	free(bus->url);
-	free(bus->host);
+	for (size_t i = 0; i < bus->neps; i++) {
+		free(bus->eps[i].host);
+		free(bus->eps[i].shown);
+	}
 	free(bus->user);
 	if (bus->password != NULL)
 		explicit_bzero(bus->password, strlen(bus->password));
@@ -256,7 +292,8 @@ conn_teardown(struct bus *bus, bool graceful)
 	bus->in.active = false;
 	bus->ack_upto = 0;
 	bus->stats.resent += bus->unconfirmed.count;
-	bus_msgq_prepend(&bus->outbox, &bus->unconfirmed);
+	bus_outbox_requeue(bus);
+	bus_set_blocked(bus, false);
 }
 
 static void
@@ -281,19 +318,31 @@ retry_cb(uv_timer_t *t)
 	bus_connect(t->data);
 }
 
+/*
+ * Try again: with a list, the next URL, at once while some of the list has
+ * not been tried since the last success (a node lost, its neighbours
+ * serve), with a growing backoff once the whole list has failed.
+ */
 static void
 schedule_retry(struct bus *bus)
 {
 	unsigned delay = bus->backoff_ms;
 	uint32_t jitter = 0;
 
+	bus->ep_failed++;
+	if (bus->neps > 1) {
+		bus->ep = (bus->ep + 1) % bus->neps;
+		if (bus->ep_failed % bus->neps != 0)
+			delay = bus->backoff_min_ms;
+	}
 	/* +-25 % so a fleet does not reconnect in lockstep. */
 	if (getrandom(&jitter, sizeof(jitter), GRND_NONBLOCK) !=
 	    sizeof(jitter))
 		jitter = 0;
+	if (delay == bus->backoff_ms)
+		bus->backoff_ms = bus->backoff_ms * 2 > bus->backoff_max_ms ?
+		    bus->backoff_max_ms : bus->backoff_ms * 2;
 	delay = delay * 3 / 4 + (unsigned)(jitter % (delay / 2 + 1));
-	bus->backoff_ms = bus->backoff_ms * 2 > bus->backoff_max_ms ?
-	    bus->backoff_max_ms : bus->backoff_ms * 2;
 	bus->state = ST_BACKOFF;
 	uv_timer_start(&bus->retry, retry_cb, delay, 0);
 }
@@ -378,6 +427,10 @@ connect_after_cb(uv_work_t *work, int status)
 		return;
 	bus->next_tag = 0;
 	bus->backoff_ms = bus->backoff_min_ms;
+	if (bus->stats.connects > 0 && bus->ep != bus->ep_last)
+		bus->stats.failovers++;
+	bus->ep_last = bus->ep;
+	bus->ep_failed = 0;
 	bus->stats.connects++;
 	uv_timer_start(&bus->tick, bus_tick_cb, TICK_MS, TICK_MS);
 	notify(bus, true, NULL);
@@ -461,6 +514,12 @@ bus_start(struct bus *bus)
 	return 0;
 }
 
+const char *
+bus_current_url(const struct bus *bus)
+{
+	return bus->eps[bus->ep].shown;
+}
+
 bool
 bus_is_up(const struct bus *bus)
 {
@@ -471,6 +530,10 @@ void
 bus_get_stats(const struct bus *bus, struct bus_stats *ret_stats)
 {
 	*ret_stats = bus->stats;
+	if (bus->blocked)
+		ret_stats->blocked_ms += mono_ms(bus->loop) -
+		    bus->blocked_since;
+	ret_stats->is_blocked = bus->blocked;
 	ret_stats->outbox = bus->outbox.count;
 	ret_stats->unconfirmed = bus->unconfirmed.count;
 	ret_stats->up = bus->state == ST_UP;

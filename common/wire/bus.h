@@ -24,7 +24,11 @@ struct bus;
 struct bus_config {
 	/* amqp://user:password@host:port/vhost (vhost URL-encoded), or
 	 * amqps:// for TLS (port 5671 by default). The password may come
-	 * from elsewhere instead (password, password_file below). */
+	 * from elsewhere instead (password, password_file below).
+	 * A comma-separated list names the nodes of a cluster (at most
+	 * BUS_URLS_MAX, the same scheme, user and vhost in each): the bus
+	 * connects to the first that answers, and when the connection is
+	 * lost tries the next one at once, going round the list. */
 	const char *url;
 	/*
 	 * The password to log in with, replacing the URL's; NULL for none.
@@ -82,6 +86,8 @@ enum bus_password_from {
 };
 
 #define BUS_PASSWORD_MAX	1024	/* bytes, with the NUL */
+#define BUS_URLS_MAX		16	/* URLs in a list */
+#define BUS_URL_MAX		1024	/* bytes of one URL, with the NUL */
 
 /* What bus_config_check() found. */
 struct bus_check {
@@ -89,6 +95,7 @@ struct bus_check {
 	bool host_is_ip;		/* the URL's host is an IP address */
 	enum bus_password_from password_from;
 	bool url_password_ignored;	/* the URL has one; another won */
+	size_t n_urls;			/* URLs in the list */
 	char password[BUS_PASSWORD_MAX];
 	char err[512];			/* why the config was refused */
 };
@@ -144,6 +151,14 @@ struct bus_queue_opts {
 	uint32_t max_age_s;
 	uint64_t max_length_bytes;
 	uint64_t max_segment_bytes;
+	/*
+	 * x-queue-type quorum: replicated on the cluster's nodes (Raft),
+	 * survives the loss of a minority of them. Durable, neither
+	 * exclusive nor auto-delete. A queue's type cannot change: a queue
+	 * declared before with another type makes the broker refuse the
+	 * declaration (PRECONDITION_FAILED) until it is deleted.
+	 */
+	bool quorum;
 };
 
 /* A message to publish. Strings may be NULL; the bus copies everything. */
@@ -165,6 +180,15 @@ struct bus_msg {
 	bool persistent;
 	/* Per-message TTL in ms; 0 for none. */
 	uint32_t expiration_ms;
+	/*
+	 * NULL, or a key (at most 255 bytes) that makes the message a level,
+	 * not an edge: while it waits in the outbox (not sent yet, or sent
+	 * and not confirmed when the connection was lost), a newer message
+	 * with the same key takes its place and the older one's confirm
+	 * callback gets -ESTALE. Such messages are never refused for a
+	 * full outbox: there is at most one per key.
+	 */
+	const char *supersede_key;
 };
 
 /* A message received; valid only during the handler call. */
@@ -198,8 +222,9 @@ typedef enum bus_disposition (*bus_handler_cb)(struct bus *bus,
     const struct bus_delivery *d, void *arg);
 
 /* Called once per published message: status 0 when the broker confirmed
- * it, -EIO when it refused it (basic.nack), -ECANCELED when the bus was
- * closed before a confirm. */
+ * it, -EIO when it refused it (basic.nack), -ESTALE when a newer message
+ * with its supersede_key replaced it, -ECANCELED when the bus was closed
+ * before a confirm. */
 typedef void (*bus_confirm_cb)(struct bus *bus, int status, void *arg);
 
 typedef void (*bus_close_cb)(void *arg);
@@ -210,6 +235,7 @@ struct bus_stats {
 	uint64_t nacked;	/* refused by the broker */
 	uint64_t resent;	/* re-sent after a reconnect */
 	uint64_t dropped;	/* refused by bus_publish(): outbox full */
+	uint64_t superseded;	/* replaced by a newer one, same key */
 	uint64_t delivered;	/* handed to a handler */
 	uint64_t acked;
 	uint64_t rejected;	/* dead-lettered, including oversized */
@@ -218,9 +244,13 @@ struct bus_stats {
 	uint64_t connects;	/* successful connections */
 	uint64_t connect_failures;
 	uint64_t disconnects;
+	uint64_t failovers;	/* connected to another URL of the list */
+	uint64_t blocked;	/* times the broker blocked publishing */
+	uint64_t blocked_ms;	/* for this long in all */
 	size_t outbox;		/* waiting to be sent */
 	size_t unconfirmed;	/* sent, not confirmed yet */
 	bool up;
+	bool is_blocked;	/* the broker blocks publishing now */
 };
 
 /*
@@ -288,11 +318,21 @@ int bus_consume_stream(struct bus *bus, const char *queue,
 /* Begin connecting; returns 0 or -EALREADY. */
 int bus_start(struct bus *bus);
 
+/* Whether a message with supersede_key waits in the outbox (not sent
+ * yet): the next one with that key will replace it. */
+bool bus_pending(const struct bus *bus, const char *supersede_key);
+
+/* The URL connected to, or last tried, without its password. */
+const char *bus_current_url(const struct bus *bus);
+
 /*
  * Queue msg for publishing with confirms. cb (may be NULL) reports the
  * outcome. Returns 0, -EINVAL for a message without exchange or body,
  * -ENOBUFS when outbox_max messages are already waiting (counted as
- * dropped), -ESHUTDOWN after bus_close().
+ * dropped; never for a message with a supersede_key), -ESHUTDOWN after
+ * bus_close(). While the broker blocks the connection
+ * (connection.blocked: it is short of memory or disk) messages wait in
+ * the outbox.
  */
 int bus_publish(struct bus *bus, const struct bus_msg *msg, bus_confirm_cb cb,
     void *arg);

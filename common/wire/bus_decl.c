@@ -145,6 +145,8 @@ queue_args(const struct bus_queue_opts *o, amqp_table_entry_t *e,
 
 	if (o->stream)
 		arg_str(&t, "x-queue-type", "stream");
+	else if (o->quorum)
+		arg_str(&t, "x-queue-type", "quorum");
 	if (o->max_age_s > 0) {
 		snprintf(age, age_size, "%us", o->max_age_s);
 		arg_str(&t, "x-max-age", age);
@@ -418,6 +420,10 @@ bus_declare_queue(struct bus *bus, const char *name,
 
 	if (bus == NULL || name == NULL || *name == '\0' ||
 	    strlen(name) >= PROP_MAX || bus->closing)
+		return -EINVAL;
+	/* Replicated queues outlive their connections. */
+	if (opts != NULL && opts->quorum && (opts->stream || !opts->durable ||
+	    opts->exclusive || opts->auto_delete))
 		return -EINVAL;
 	for (d = bus->decls; d != NULL; d = d->next)
 		if (d->kind == DECL_QUEUE && strcmp(d->name, name) == 0)

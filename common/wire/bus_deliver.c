@@ -276,8 +276,21 @@ handle_method(struct bus *bus, const amqp_frame_t *f)
 		 * reconnecting declares the queue again. */
 		bus_fail(bus, "consumer cancelled by broker");
 		break;
+	case AMQP_CONNECTION_BLOCKED_METHOD: {
+		const amqp_connection_blocked_t *x = m->decoded;
+
+		log_warnx("bus: %s blocks publishing: %.*s; messages wait in "
+		    "the outbox", bus_current_url(bus), (int)x->reason.len,
+		    (const char *)x->reason.bytes);
+		bus_set_blocked(bus, true);
+		break;
+	}
+	case AMQP_CONNECTION_UNBLOCKED_METHOD:
+		log_info("bus: %s publishing again", bus_current_url(bus));
+		bus_set_blocked(bus, false);
+		break;
 	default:
-		/* declare-ok, bind-ok, unbind-ok, connection.blocked ... */
+		/* declare-ok, bind-ok, unbind-ok ... */
 		break;
 	}
 }

@@ -45,6 +45,7 @@ bus_job_new(struct bus *bus)
 	job->bus = bus;
 	job->work.data = job;
 	job->snap_seq = bus->seq;
+	job->ep = bus->ep;
 	bus_decl_list_free(bus->unbinds);
 	bus->unbinds = NULL;
 	dt = &job->decls;
@@ -147,6 +148,7 @@ bus_connect_work_cb(uv_work_t *work)
 {
 	struct connect_job *job = work->data;
 	struct bus *bus = job->bus;	/* configuration only: immutable */
+	const struct endpoint *ep = &bus->eps[job->ep];
 	struct timeval tv = {
 		.tv_sec = bus->connect_timeout_ms / 1000,
 		.tv_usec = (bus->connect_timeout_ms % 1000) * 1000,
@@ -177,10 +179,10 @@ bus_connect_work_cb(uv_work_t *work)
 			goto fail;
 		}
 	}
-	r = amqp_socket_open_noblock(sock, bus->host, bus->port, &tv);
+	r = amqp_socket_open_noblock(sock, ep->host, ep->port, &tv);
 	if (r != AMQP_STATUS_OK) {
 		snprintf(job->reason, sizeof(job->reason),
-		    "connecting to %s:%d%s: %s", bus->host, bus->port,
+		    "connecting to %s:%d%s: %s", ep->host, ep->port,
 		    bus->tls ? " (TLS)" : "", open_error(bus, r));
 		goto fail;
 	}
@@ -227,7 +229,7 @@ bus_connect_work_cb(uv_work_t *work)
 		char what[PROP_MAX + 64];
 
 		snprintf(what, sizeof(what), "logging in to %s:%d vhost "
-		    "\"%s\" as \"%s\"", bus->host, bus->port, bus->vhost,
+		    "\"%s\" as \"%s\"", ep->host, ep->port, bus->vhost,
 		    bus->user);
 		bus_format_reply(job->reason, sizeof(job->reason), what, reply);
 		goto fail;

@@ -84,6 +84,8 @@ struct outmsg {
 	uint64_t timestamp;
 	bool persistent;
 	uint32_t expiration_ms;
+	char *skey;		/* supersede_key, or NULL */
+	struct outmsg *hnext;	/* in bus->keyed while in the outbox */
 	void *body;
 	size_t len;
 	uint64_t tag;		/* delivery tag once sent */
@@ -120,6 +122,20 @@ struct inbound {
 	char app_id[PROP_MAX];
 };
 
+/* The keyed messages waiting in the outbox, by key (chained). */
+struct keyed {
+	struct outmsg **slots;
+	size_t cap;		/* a power of two, or 0 */
+	size_t count;
+};
+
+/* One URL of the list: where to connect. */
+struct endpoint {
+	char *host;
+	int port;
+	char *shown;		/* the URL without its password */
+};
+
 /* One TCP connection; freed after its poll handle's close callback. */
 struct conn {
 	uv_poll_t poll;
@@ -135,6 +151,7 @@ struct connect_job {
 	struct decl *decls;	/* deep copy */
 	struct consumer *consumers;	/* copies: queue, tag, no_ack */
 	uint64_t snap_seq;	/* later declarations were not replayed */
+	size_t ep;		/* the endpoint tried */
 	amqp_connection_state_t amqp;	/* result */
 	size_t window;		/* result: clamped to the send buffer */
 	char reason[REASON_MAX];	/* result when amqp is NULL */
@@ -148,8 +165,11 @@ struct bus {
 
 	/* configuration */
 	char *url;		/* redacted (bus_url_redact()): for messages */
-	char *host;
-	int port;
+	struct endpoint eps[BUS_URLS_MAX];
+	size_t neps;
+	size_t ep;		/* the one connected to, or tried next */
+	unsigned ep_failed;	/* attempts failed since the last success */
+	size_t ep_last;		/* the one last connected to */
 	char *user;
 	char *password;
 	char *vhost;
@@ -195,6 +215,9 @@ struct bus {
 
 	/* publishing */
 	struct msgq outbox;
+	struct keyed keyed;
+	bool blocked;		/* connection.blocked: send nothing */
+	uint64_t blocked_since;	/* mono ms */
 	struct msgq unconfirmed;
 	char id_prefix[24];
 	uint64_t id_counter;
@@ -280,8 +303,15 @@ void bus_job_free(struct connect_job *job);
 struct connect_job *bus_job_new(struct bus *bus);
 void bus_connect_work_cb(uv_work_t *work);
 
+/* bus_url.c: the URLs of a list, trimmed, into urls. Returns 0,
+ * -EINVAL (an empty one), -E2BIG (more than max), -ENAMETOOLONG. */
+int bus_url_split(const char *list, char urls[][BUS_URL_MAX], size_t max,
+    size_t *ret_n);
+
 /* bus_outbox.c: publishing. */
-void bus_msgq_prepend(struct msgq *dst, struct msgq *src);
+void bus_outbox_requeue(struct bus *bus);
+void bus_outbox_free(struct bus *bus);
+void bus_set_blocked(struct bus *bus, bool blocked);
 struct outmsg *bus_msgq_pop(struct msgq *q);
 void bus_flush(struct bus *bus);
 void bus_confirm_done(struct bus *bus, struct outmsg *m, int status);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The bus's publishing: the outbox kept while the broker is away, the
- * window of unconfirmed messages, publisher confirms.
+ * window of unconfirmed messages, publisher confirms, messages that
+ * supersede the one waiting with their key, connection.blocked.
  */
 #define _GNU_SOURCE
 #include <stdlib.h>
@@ -23,8 +24,99 @@ outmsg_free(struct outmsg *m)
 	free(m->message_id);
 	free(m->correlation_id);
 	free(m->reply_to);
+	free(m->skey);
 	free(m->body);
 	free(m);
+}
+
+/* ---- keyed messages waiting in the outbox ---- */
+
+static size_t
+key_hash(const char *k)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (; *k != '\0'; k++)
+		h = (h ^ (unsigned char)*k) * 1099511628211ull;
+	return (size_t)h;
+}
+
+static struct outmsg **
+keyed_slot(struct keyed *t, const char *key)
+{
+	struct outmsg **pp = &t->slots[key_hash(key) & (t->cap - 1)];
+
+	while (*pp != NULL && strcmp((*pp)->skey, key) != 0)
+		pp = &(*pp)->hnext;
+	return pp;
+}
+
+static struct outmsg *
+keyed_find(const struct keyed *t, const char *key)
+{
+	if (t->cap == 0)
+		return NULL;
+	return *keyed_slot((struct keyed *)t, key);
+}
+
+static void
+keyed_remove(struct keyed *t, struct outmsg *m)
+{
+	struct outmsg **pp;
+
+	if (m->skey == NULL || t->cap == 0)
+		return;
+	pp = keyed_slot(t, m->skey);
+	if (*pp == m) {
+		*pp = m->hnext;
+		m->hnext = NULL;
+		t->count--;
+	}
+}
+
+/* Returns 0 or -ENOMEM; the key must not be in t. */
+static int
+keyed_add(struct keyed *t, struct outmsg *m)
+{
+	struct outmsg **pp;
+
+	if (t->count + 1 > t->cap / 2) {
+		size_t cap = t->cap ? t->cap * 2 : 64;
+		struct outmsg **slots = calloc(cap, sizeof(*slots));
+
+		if (slots == NULL)
+			return -ENOMEM;
+		for (size_t i = 0; i < t->cap; i++)
+			for (struct outmsg *o = t->slots[i], *next; o != NULL;
+			    o = next) {
+				next = o->hnext;
+				o->hnext = slots[key_hash(o->skey) &
+				    (cap - 1)];
+				slots[key_hash(o->skey) & (cap - 1)] = o;
+			}
+		free(t->slots);
+		t->slots = slots;
+		t->cap = cap;
+	}
+	pp = keyed_slot(t, m->skey);
+	m->hnext = NULL;
+	*pp = m;
+	t->count++;
+	return 0;
+}
+
+void
+bus_outbox_free(struct bus *bus)
+{
+	free(bus->keyed.slots);
+	memset(&bus->keyed, 0, sizeof(bus->keyed));
+}
+
+bool
+bus_pending(const struct bus *bus, const char *supersede_key)
+{
+	return bus != NULL && supersede_key != NULL &&
+	    keyed_find(&bus->keyed, supersede_key) != NULL;
 }
 
 static void
@@ -57,8 +149,8 @@ bus_msgq_pop(struct msgq *q)
 }
 
 /* Put every message of src, in order, in front of dst. */
-void
-bus_msgq_prepend(struct msgq *dst, struct msgq *src)
+static void
+msgq_prepend(struct msgq *dst, struct msgq *src)
 {
 	if (src->head == NULL)
 		return;
@@ -78,6 +170,8 @@ bus_confirm_done(struct bus *bus, struct outmsg *m, int status)
 		bus->stats.confirmed++;
 	else if (status == -EIO)
 		bus->stats.nacked++;
+	else if (status == -ESTALE)
+		bus->stats.superseded++;
 	if (m->cb != NULL)
 		m->cb(bus, status, m->arg);
 	outmsg_free(m);
@@ -160,7 +254,8 @@ send_one(struct bus *bus, struct outmsg *m)
 void
 bus_flush(struct bus *bus)
 {
-	while (bus->state == ST_UP && bus->outbox.head != NULL) {
+	while (bus->state == ST_UP && !bus->blocked &&
+	    bus->outbox.head != NULL) {
 		struct outmsg *m = bus->outbox.head;
 		int r;
 
@@ -174,12 +269,40 @@ bus_flush(struct bus *bus)
 			return;
 		}
 		bus_msgq_pop(&bus->outbox);
+		keyed_remove(&bus->keyed, m);
 		m->tag = ++bus->next_tag;
 		msgq_push(&bus->unconfirmed, m);
 	}
 	if (bus->closing && bus->outbox.head == NULL &&
 	    bus->unconfirmed.head == NULL && bus->state != ST_CLOSING)
 		bus_finish_close(bus);
+}
+
+/*
+ * m's key has a message waiting in the outbox: m takes its place (its
+ * turn in the queue, so a level goes out no later than the one it
+ * replaces) and the older one is superseded. The two swap contents, so
+ * the queue and the table keep their links. Returns whether it did.
+ */
+static bool
+supersede(struct bus *bus, struct outmsg *m)
+{
+	struct outmsg *slot = keyed_find(&bus->keyed, m->skey), tmp;
+
+	if (slot == NULL)
+		return false;
+	bus->outbox.bytes += m->len;
+	bus->outbox.bytes -= slot->len;
+	tmp = *slot;
+	*slot = *m;
+	slot->next = tmp.next;
+	slot->hnext = tmp.hnext;
+	*m = tmp;
+	m->next = NULL;
+	m->hnext = NULL;
+	bus_confirm_done(bus, m, -ESTALE);	/* frees the older one */
+	bus_flush(bus);
+	return true;
 }
 
 int
@@ -197,7 +320,11 @@ bus_publish(struct bus *bus, const struct bus_msg *msg, bus_confirm_cb cb,
 	    (msg->body == NULL && msg->len > 0) ||
 	    !bus_exchange_declared(bus, msg->exchange))
 		return -EINVAL;
-	if (bus->outbox.count + bus->unconfirmed.count >= bus->outbox_max) {
+	if (msg->supersede_key != NULL && (*msg->supersede_key == '\0' ||
+	    strlen(msg->supersede_key) >= PROP_MAX))
+		return -EINVAL;
+	if (msg->supersede_key == NULL &&
+	    bus->outbox.count + bus->unconfirmed.count >= bus->outbox_max) {
 		bus->stats.dropped++;
 		return -ENOBUFS;
 	}
@@ -215,12 +342,14 @@ bus_publish(struct bus *bus, const struct bus_msg *msg, bus_confirm_cb cb,
 	m->type = xstrdup(msg->type);
 	m->correlation_id = xstrdup(msg->correlation_id);
 	m->reply_to = xstrdup(msg->reply_to);
+	m->skey = xstrdup(msg->supersede_key);
 	m->body = malloc(msg->len > 0 ? msg->len : 1);
 	if (m->exchange == NULL || m->key == NULL || m->message_id == NULL ||
 	    !dup_ok(msg->content_type, m->content_type) ||
 	    !dup_ok(msg->type, m->type) ||
 	    !dup_ok(msg->correlation_id, m->correlation_id) ||
-	    !dup_ok(msg->reply_to, m->reply_to) || m->body == NULL) {
+	    !dup_ok(msg->reply_to, m->reply_to) ||
+	    !dup_ok(msg->supersede_key, m->skey) || m->body == NULL) {
 		outmsg_free(m);
 		return -ENOMEM;
 	}
@@ -233,8 +362,65 @@ bus_publish(struct bus *bus, const struct bus_msg *msg, bus_confirm_cb cb,
 	m->expiration_ms = msg->expiration_ms;
 	m->cb = cb;
 	m->arg = arg;
-	msgq_push(&bus->outbox, m);
 	bus->stats.published++;
+	if (m->skey != NULL && supersede(bus, m))
+		return 0;
+	if (m->skey != NULL && keyed_add(&bus->keyed, m) < 0) {
+		bus->stats.published--;
+		outmsg_free(m);
+		return -ENOMEM;
+	}
+	msgq_push(&bus->outbox, m);
 	bus_flush(bus);
 	return 0;
+}
+
+/*
+ * connection.blocked and unblocked: while blocked nothing is sent (the
+ * broker would stop reading the socket, and a publish could block the
+ * loop); the outbox keeps it, keyed messages superseding each other.
+ */
+void
+bus_set_blocked(struct bus *bus, bool blocked)
+{
+	uint64_t now = mono_ms(bus->loop);
+
+	if (blocked == bus->blocked)
+		return;
+	bus->blocked = blocked;
+	if (blocked) {
+		bus->stats.blocked++;
+		bus->blocked_since = now;
+		return;
+	}
+	bus->stats.blocked_ms += now - bus->blocked_since;
+	if (bus->state == ST_UP)
+		bus_flush(bus);
+}
+
+/*
+ * After a connection is lost, what it had not confirmed goes back in
+ * front of the outbox, in order. A keyed one whose key has a newer
+ * message waiting is superseded by it rather than sent again.
+ */
+void
+bus_outbox_requeue(struct bus *bus)
+{
+	struct msgq back = { 0 };
+	struct outmsg *m;
+
+	while ((m = bus_msgq_pop(&bus->unconfirmed)) != NULL) {
+		if (m->skey != NULL && keyed_find(&bus->keyed, m->skey) !=
+		    NULL) {
+			bus_confirm_done(bus, m, -ESTALE);
+			continue;
+		}
+		if (m->skey != NULL && keyed_add(&bus->keyed, m) < 0) {
+			/* Out of memory: sent again, just not superseded. */
+			free(m->skey);
+			m->skey = NULL;
+		}
+		msgq_push(&back, m);
+	}
+	msgq_prepend(&bus->outbox, &back);
 }

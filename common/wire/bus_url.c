@@ -36,24 +36,85 @@ password_span(const char *url, const char **ret_at)
 	return at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
 }
 
+/* One URL of a list, from url to end, redacted into buf at *off. */
+static void
+redact_one(const char *url, const char *end, char *buf, size_t size,
+    size_t *off)
+{
+	char one[1024];
+	const char *at, *colon;
+	size_t len = (size_t)(end - url);
+	int n;
+
+	if (len >= sizeof(one))
+		len = sizeof(one) - 1;
+	memcpy(one, url, len);
+	one[len] = '\0';
+	colon = password_span(one, &at);
+	if (colon == NULL)
+		n = snprintf(buf + *off, size - *off, "%s", one);
+	else
+		n = snprintf(buf + *off, size - *off, "%.*s***%s",
+		    (int)(colon + 1 - one), one, at);
+	if (n > 0)
+		*off += (size_t)n < size - *off ? (size_t)n : size - *off - 1;
+}
+
 char *
 bus_url_redact(const char *url, char *buf, size_t size)
 {
-	const char *at, *colon;
+	size_t off = 0;
 
 	if (size == 0)
 		return buf;
+	buf[0] = '\0';
 	if (url == NULL) {
 		snprintf(buf, size, "(none)");
 		return buf;
 	}
-	colon = password_span(url, &at);
-	if (colon == NULL)
-		snprintf(buf, size, "%s", url);
-	else
-		snprintf(buf, size, "%.*s***%s", (int)(colon + 1 - url), url,
-		    at);
+	/* A list "URL, URL, ...": each one's password. */
+	for (const char *p = url;;) {
+		const char *end = p + strcspn(p, ",");
+
+		redact_one(p, end, buf, size, &off);
+		if (*end == '\0' || off + 1 >= size)
+			break;
+		off += (size_t)snprintf(buf + off, size - off, ",");
+		p = end + 1;
+	}
 	return buf;
+}
+
+int
+bus_url_split(const char *list, char urls[][BUS_URL_MAX], size_t max,
+    size_t *ret_n)
+{
+	size_t n = 0;
+
+	*ret_n = 0;
+	for (const char *p = list;;) {
+		size_t len;
+
+		p += strspn(p, " \t");
+		len = strcspn(p, ",");
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len == 0)
+			return -EINVAL;
+		if (n == max)
+			return -E2BIG;
+		if (len >= BUS_URL_MAX)
+			return -ENAMETOOLONG;
+		memcpy(urls[n], p, len);
+		urls[n][len] = '\0';
+		n++;
+		p += strcspn(p, ",");
+		if (*p == '\0')
+			break;
+		p++;
+	}
+	*ret_n = n;
+	return 0;
 }
 
 static int
@@ -191,39 +252,86 @@ url_has_password(const char *url)
 	return password_span(url, &at) != NULL;
 }
 
+/* One URL of the list: its form; its scheme, user and vhost must be
+ * those of the first (one identity, one password, on every node). */
+static int
+check_url(struct bus_check *ret, const char *url, size_t i,
+    struct amqp_connection_info *first, char *first_buf)
+{
+	struct amqp_connection_info info;
+	char shown[512], *buf;
+	int r;
+
+	bus_url_redact(url, shown, sizeof(shown));
+	if (strncmp(url, "amqp://", 7) != 0 &&
+	    strncmp(url, "amqps://", 8) != 0)
+		return fail(ret, -EINVAL, "url \"%s\": not an amqp:// or "
+		    "amqps:// URL", shown);
+	buf = i == 0 ? first_buf : strdup(url);
+	if (buf == NULL)
+		return fail(ret, -ENOMEM, "out of memory");
+	if (i == 0)	/* bus_url_split() made it shorter than BUS_URL_MAX */
+		memcpy(buf, url, strlen(url) + 1);
+	amqp_default_connection_info(&info);
+	r = amqp_parse_url(buf, &info);
+	if (r != AMQP_STATUS_OK) {
+		r = fail(ret, -EINVAL, "url \"%s\": not of the form "
+		    "amqp[s]://user:password@host:port/vhost", shown);
+	} else if (i == 0) {
+		unsigned char addr[sizeof(struct in6_addr)];
+
+		*first = info;
+		ret->tls = info.ssl;
+		ret->host_is_ip = inet_pton(AF_INET, info.host, addr) == 1 ||
+		    inet_pton(AF_INET6, info.host, addr) == 1;
+	} else if (info.ssl != first->ssl || strcmp(info.user,
+	    first->user) != 0 || strcmp(info.vhost, first->vhost) != 0) {
+		r = fail(ret, -EINVAL, "url \"%s\": the URLs of a list must "
+		    "differ only in host and port (the nodes of one cluster: "
+		    "same scheme, user and vhost as the first)", shown);
+	} else {
+		unsigned char addr[sizeof(struct in6_addr)];
+
+		ret->host_is_ip |= inet_pton(AF_INET, info.host, addr) == 1 ||
+		    inet_pton(AF_INET6, info.host, addr) == 1;
+	}
+	if (i > 0)
+		free(buf);
+	return r;
+}
+
 int
 bus_config_check(const struct bus_config *cfg, struct bus_check *ret)
 {
-	struct amqp_connection_info info;
+	struct amqp_connection_info first;
+	char urls[BUS_URLS_MAX][BUS_URL_MAX], first_buf[BUS_URL_MAX];
 	const char *tls_key = NULL;
 	char shown[512];
-	char *buf;
+	bool has_password = false;
+	size_t n;
 	int r;
 
 	memset(ret, 0, sizeof(*ret));
 	if (cfg == NULL || cfg->url == NULL)
 		return fail(ret, -EINVAL, "url: not set");
 	bus_url_redact(cfg->url, shown, sizeof(shown));
-	if (strncmp(cfg->url, "amqp://", 7) != 0 &&
-	    strncmp(cfg->url, "amqps://", 8) != 0)
-		return fail(ret, -EINVAL, "url \"%s\": not an amqp:// or "
-		    "amqps:// URL", shown);
-	buf = strdup(cfg->url);
-	if (buf == NULL)
-		return fail(ret, -ENOMEM, "out of memory");
-	amqp_default_connection_info(&info);
-	r = amqp_parse_url(buf, &info);
-	if (r == AMQP_STATUS_OK) {
-		unsigned char addr[sizeof(struct in6_addr)];
-
-		ret->tls = info.ssl;
-		ret->host_is_ip = inet_pton(AF_INET, info.host, addr) == 1 ||
-		    inet_pton(AF_INET6, info.host, addr) == 1;
+	r = bus_url_split(cfg->url, urls, BUS_URLS_MAX, &n);
+	if (r == -E2BIG)
+		return fail(ret, -EINVAL, "url \"%s\": more than %d URLs",
+		    shown, BUS_URLS_MAX);
+	if (r == -ENAMETOOLONG)
+		return fail(ret, -EINVAL, "url \"%s\": a URL longer than %d "
+		    "bytes", shown, BUS_URL_MAX - 1);
+	if (r < 0)
+		return fail(ret, -EINVAL, "url \"%s\": an empty URL in the "
+		    "list (URLs are separated by commas)", shown);
+	for (size_t i = 0; i < n; i++) {
+		r = check_url(ret, urls[i], i, &first, first_buf);
+		if (r < 0)
+			return r;
+		has_password |= url_has_password(urls[i]);
 	}
-	free(buf);
-	if (r != AMQP_STATUS_OK)
-		return fail(ret, -EINVAL, "url \"%s\": not of the form "
-		    "amqp[s]://user:password@host:port/vhost", shown);
+	ret->n_urls = n;
 
 	if (cfg->ca_file != NULL)
 		tls_key = "ca_file";
@@ -254,5 +362,5 @@ bus_config_check(const struct bus_config *cfg, struct bus_check *ret)
 	if (cfg->key_file != NULL &&
 	    (r = check_readable(ret, "key_file", cfg->key_file)) < 0)
 		return r;
-	return check_password(cfg, ret, url_has_password(cfg->url));
+	return check_password(cfg, ret, has_password);
 }

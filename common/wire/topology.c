@@ -48,6 +48,7 @@ topo_declare_dead(struct bus *bus)
 	};
 	const struct bus_queue_opts dead = {
 		.durable = true,
+		.quorum = true,
 		.max_length = TOPO_DEAD_MAX_LENGTH,
 		.drop_head = true,
 	};
@@ -114,6 +115,7 @@ topo_declare_stats_queue(struct bus *bus, const char *pattern)
 {
 	const struct bus_queue_opts opts = {
 		.durable = true,
+		.quorum = true,
 		.max_length = TOPO_STATS_MAX_LENGTH,
 		.drop_head = true,
 		.message_ttl_ms = TOPO_STATS_TTL_MS,
@@ -204,6 +206,7 @@ topo_declare_actuator_queue_only(struct bus *bus, const char *host_id)
 {
 	const struct bus_queue_opts opts = {
 		.durable = true,
+		.quorum = true,
 		.dead_letter_exchange = TOPO_EX_DLX,
 	};
 	char queue[128];
@@ -239,6 +242,7 @@ topo_declare_policy_queue(struct bus *bus, const char *sched_id,
 {
 	const struct bus_queue_opts opts = {
 		.durable = true,
+		.quorum = true,
 		.dead_letter_exchange = TOPO_EX_DLX,
 	};
 	char queue[128];

@@ -57,6 +57,7 @@ struct bus {
 static struct {
 	struct bus *buses;	/* open */
 	bool down;		/* bus_fake_set_up(false) */
+	bool hold;		/* bus_fake_hold(true) */
 	struct bus_fake_msg *msgs;
 	size_t n, cap;
 } F;
@@ -153,7 +154,7 @@ timer_cb(uv_timer_t *t)
 		if (bus->state_cb != NULL)
 			bus->state_cb(bus, true, NULL, bus->state_arg);
 	}
-	if (bus->up)
+	if (bus->up && !F.hold)
 		confirm_all(bus, 0);
 }
 
@@ -170,6 +171,11 @@ confirm_all(struct bus *bus, int status)
 {
 	struct pending *p = bus->pend;
 	size_t n = bus->npend;
+
+	/* Sent: nothing of this bus waits any more. */
+	for (size_t i = 0; i < F.n; i++)
+		if (F.msgs[i].bus == bus)
+			F.msgs[i].held = false;
 
 	/* A confirm callback may publish: those wait for the next turn. */
 	bus->pend = NULL;
@@ -310,10 +316,46 @@ exchange_declared(const struct bus *bus, const char *name)
 	    names_has(&bus->exchanges, name);
 }
 
+static void
+no_confirm_cb(struct bus *bus, int status, void *arg)
+{
+	(void)bus;
+	(void)status;
+	(void)arg;
+}
+
+/* The message of bus with key that waits, or NULL. */
+static struct bus_fake_msg *
+held(const struct bus *bus, const char *key)
+{
+	for (size_t i = 0; key != NULL && i < F.n; i++)
+		if (F.msgs[i].held && F.msgs[i].bus == bus &&
+		    strcmp(F.msgs[i].supersede_key, key) == 0)
+			return &F.msgs[i];
+	return NULL;
+}
+
+static void
+msg_clear(struct bus_fake_msg *m)
+{
+	free(m->exchange);
+	free(m->routing_key);
+	free(m->content_type);
+	free(m->type);
+	free(m->message_id);
+	free(m->correlation_id);
+	free(m->reply_to);
+	free(m->app_id);
+	free(m->supersede_key);
+	free(m->body);
+	memset(m, 0, sizeof(*m));
+}
+
 int
 bus_publish(struct bus *bus, const struct bus_msg *msg, bus_confirm_cb cb,
     void *arg)
 {
+	struct bus_fake_msg *old;
 	struct bus_fake_msg *m;
 	struct pending *p;
 	char id[64];
@@ -335,6 +377,25 @@ bus_publish(struct bus *bus, const struct bus_msg *msg, bus_confirm_cb cb,
 		F.msgs = m;
 		F.cap = cap;
 	}
+	old = bus->up && !F.hold ? NULL : held(bus, msg->supersede_key);
+	if (old != NULL) {
+		/* Supersede: the newer one takes its place and its confirm;
+		 * the older one's callback hears it was replaced. */
+		size_t pend = old->pend;
+		struct pending was = bus->pend[pend];
+
+		msg_clear(old);
+		bus->pend[pend].cb = cb != NULL ? cb : no_confirm_cb;
+		bus->pend[pend].arg = arg;
+		bus->stats.superseded++;
+		was.cb(bus, -ESTALE, was.arg);
+		m = old;
+		m->held = true;
+		m->pend = pend;
+		goto fill;
+	}
+	if (cb == NULL && msg->supersede_key != NULL && (!bus->up || F.hold))
+		cb = no_confirm_cb;
 	if (cb != NULL) {
 		p = realloc(bus->pend, (bus->npend + 1) * sizeof(*p));
 		if (p == NULL)
@@ -344,8 +405,14 @@ bus_publish(struct bus *bus, const struct bus_msg *msg, bus_confirm_cb cb,
 		p[bus->npend].arg = arg;
 		bus->npend++;
 	}
-	snprintf(id, sizeof(id), "fake-%llu", (unsigned long long)++bus->ids);
 	m = &F.msgs[F.n++];
+	memset(m, 0, sizeof(*m));
+	m->held = (!bus->up || F.hold) && msg->supersede_key != NULL;
+	m->pend = bus->npend - 1;
+fill:
+	snprintf(id, sizeof(id), "fake-%llu", (unsigned long long)++bus->ids);
+	m->bus = bus;
+	m->supersede_key = dup_or_empty(msg->supersede_key);
 	m->exchange = dup_or_empty(msg->exchange);
 	m->routing_key = dup_or_empty(msg->routing_key);
 	m->content_type = dup_or_empty(msg->content_type);
@@ -381,6 +448,20 @@ bool
 bus_is_up(const struct bus *bus)
 {
 	return bus != NULL && bus->up;
+}
+
+/* While the fake is down, what was published waits. */
+bool
+bus_pending(const struct bus *bus, const char *supersede_key)
+{
+	return held(bus, supersede_key) != NULL;
+}
+
+const char *
+bus_current_url(const struct bus *bus)
+{
+	(void)bus;
+	return "amqp://fake";
 }
 
 static void
@@ -529,6 +610,15 @@ bus_fake_deliver(const char *queue, const struct bus_msg *m,
 }
 
 void
+bus_fake_hold(bool hold)
+{
+	F.hold = hold;
+	for (struct bus *b = F.buses; b != NULL && !hold; b = b->next)
+		if (b->up)
+			kick(b);
+}
+
+void
 bus_fake_set_up(bool up, const char *reason)
 {
 	F.down = !up;
@@ -550,20 +640,10 @@ bus_fake_set_up(bool up, const char *reason)
 void
 bus_fake_reset(void)
 {
-	for (size_t i = 0; i < F.n; i++) {
-		struct bus_fake_msg *m = &F.msgs[i];
-
-		free(m->exchange);
-		free(m->routing_key);
-		free(m->content_type);
-		free(m->type);
-		free(m->message_id);
-		free(m->correlation_id);
-		free(m->reply_to);
-		free(m->app_id);
-		free(m->body);
-	}
+	for (size_t i = 0; i < F.n; i++)
+		msg_clear(&F.msgs[i]);
 	free(F.msgs);
 	F.msgs = NULL;
 	F.n = F.cap = 0;
+	F.hold = false;
 }

@@ -38,6 +38,12 @@ struct bus_fake_msg {
 	void *body;
 	size_t len;
 	bool persistent;
+	char *supersede_key;	/* "" for none */
+	/* Published while the fake was down or held (bus_fake_hold()):
+	 * waiting, so a newer one with its supersede_key replaces it. */
+	bool held;
+	size_t pend;		/* its confirm, while held */
+	const struct bus *bus;
 };
 
 /* Messages published since the last bus_fake_reset(), by any bus, in
@@ -62,6 +68,13 @@ bool bus_fake_consumed(const char *queue);
 
 /* True when an open bus declared queue (bus_declare_queue()). */
 bool bus_fake_queue_declared(const char *queue);
+
+/* While hold is true the buses stay up, deliver and accept messages, but
+ * send nothing: published messages wait (bus_pending() says so, a newer
+ * one with the same supersede_key replaces one waiting) and are confirmed
+ * only after bus_fake_hold(false). A broker short of room, or a full
+ * window. */
+void bus_fake_hold(bool hold);
 
 /*
  * Take every started bus's connection down (reason given to state_cb) or

@@ -114,6 +114,146 @@ close_bus(uv_loop_t *loop, struct bus *bus)
 	assert_true(tu_run_until(loop, &closed, 5000));
 }
 
+/* What test_bus_supersede_and_url_list receives, in order. */
+struct got {
+	char bodies[16][16];
+	unsigned n;
+	bool done;
+	unsigned want;
+};
+
+static enum bus_disposition
+got_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
+{
+	struct got *g = arg;
+
+	if (g->n < 16)
+		snprintf(g->bodies[g->n], sizeof(g->bodies[0]), "%.*s",
+		    (int)d->len, (const char *)d->body);
+	g->n++;
+	g->done = g->n >= g->want;
+	return BUS_ACK;
+}
+
+struct stale {
+	unsigned confirmed;
+	unsigned superseded;
+};
+
+static void
+stale_cb(struct bus *bus, int status, void *arg)
+{
+	struct stale *st = arg;
+
+	if (status == 0)
+		st->confirmed++;
+	else if (status == -ESTALE)
+		st->superseded++;
+}
+
+static int
+publish_text(struct bus *bus, const char *ex, const char *key,
+    const char *text, struct stale *st)
+{
+	struct bus_msg m = {
+		.exchange = ex,
+		.routing_key = "k",
+		.body = text,
+		.len = strlen(text),
+		.supersede_key = key,
+	};
+
+	return bus_publish(bus, &m, stale_cb, st);
+}
+
+/*
+ * Levels, not edges: messages with a supersede key replace the one of
+ * their key still waiting (taking its turn), are never refused for a
+ * full outbox, and the replaced one's callback says so; others are
+ * refused past outbox_max. The URL list: the first node does not answer,
+ * the bus connects to the second and says which.
+ */
+static void
+test_bus_supersede_and_url_list(void **state)
+{
+	uv_loop_t loop;
+	struct bus *bus;
+	struct got got = { .want = 5 };
+	struct stale st = { 0 };
+	char *queue = tu_unique("mm.test.supersede");
+	char *ex = tu_unique("mm.test.ex");
+	const char *url = tu_broker_url();
+	const char *at = strrchr(url, '@'), *colon, *slash;
+	char list[1024], shown[512];
+	struct bus_stats bs;
+	struct bus_config cfg = {
+		.app_id = "test-supersede",
+		.reconnect_min_ms = 50,
+		.reconnect_max_ms = 500,
+		.outbox_max = 4,
+	};
+
+	/* The same URL on port 1, where nothing listens, then the broker. */
+	assert_non_null(at);
+	colon = strchr(at, ':');
+	slash = strchr(at, '/');
+	assert_true(colon != NULL && slash != NULL && colon < slash);
+	snprintf(list, sizeof(list), "%.*s:1%s, %s", (int)(colon - url), url,
+	    slash, url);
+	cfg.url = list;
+	uv_loop_init(&loop);
+	bus = bus_new(&loop, &cfg);
+	assert_non_null(bus);
+	assert_int_equal(bus_declare_exchange(bus, ex, "direct", 0), 0);
+	assert_int_equal(bus_declare_queue(bus, queue, NULL), 0);
+	assert_int_equal(bus_bind(bus, queue, ex, "k"), 0);
+	assert_int_equal(bus_consume(bus, queue, false, got_cb, &got), 0);
+
+	/* Before any connection: everything waits in the outbox. */
+	assert_int_equal(publish_text(bus, ex, "A", "A1", &st), 0);
+	assert_int_equal(publish_text(bus, ex, "B", "B1", &st), 0);
+	assert_int_equal(publish_text(bus, ex, NULL, "x1", &st), 0);
+	assert_int_equal(publish_text(bus, ex, "A", "A2", &st), 0);
+	assert_int_equal(publish_text(bus, ex, NULL, "x2", &st), 0);
+	/* Four waiting: the next plain one is refused, keyed ones never. */
+	assert_int_equal(publish_text(bus, ex, NULL, "x3", &st), -ENOBUFS);
+	assert_int_equal(publish_text(bus, ex, "A", "A3", &st), 0);
+	assert_int_equal(publish_text(bus, ex, "C", "C1", &st), 0);
+	assert_int_equal(publish_text(bus, ex, "B", "B2", &st), 0);
+	assert_true(bus_pending(bus, "A"));
+	assert_false(bus_pending(bus, "Z"));
+	assert_int_equal(publish_text(bus, ex, "", "E", &st), -EINVAL);
+	assert_int_equal(st.superseded, 3);
+	bus_get_stats(bus, &bs);
+	assert_int_equal(bs.outbox, 5);
+	assert_int_equal(bs.superseded, 3);
+	assert_int_equal(bs.dropped, 1);
+
+	assert_int_equal(bus_start(bus), 0);
+	assert_true(tu_run_until(&loop, &got.done, 15000));
+	tu_run_for(&loop, 300);
+	/* The newest of each key, in the turn of the first of its key. */
+	assert_int_equal(got.n, 5);
+	assert_string_equal(got.bodies[0], "A3");
+	assert_string_equal(got.bodies[1], "B2");
+	assert_string_equal(got.bodies[2], "x1");
+	assert_string_equal(got.bodies[3], "x2");
+	assert_string_equal(got.bodies[4], "C1");
+	assert_int_equal(st.confirmed, 5);
+	assert_false(bus_pending(bus, "A"));
+
+	/* The second URL served, and the bus says so, without password. */
+	bus_url_redact(url, shown, sizeof(shown));
+	assert_string_equal(bus_current_url(bus), shown);
+	bus_get_stats(bus, &bs);
+	assert_int_equal(bs.connects, 1);
+	assert_true(bs.connect_failures >= 1);
+	close_bus(&loop, bus);
+	assert_int_equal(tu_loop_finish(&loop), 0);
+	free(queue);
+	free(ex);
+}
+
 static void
 test_bus_publish_consume_confirmed(void **state)
 {
@@ -700,6 +840,7 @@ main(void)
 		cmocka_unit_test(test_bus_close_right_after_publish_delivers),
 		cmocka_unit_test(test_bus_bad_credentials_reported),
 		cmocka_unit_test(test_bus_stream_offsets_and_resume),
+		cmocka_unit_test(test_bus_supersede_and_url_list),
 	};
 
 	tu_broker_url();

@@ -15,7 +15,9 @@
 
 #include <cmocka.h>
 
+#include "bus.h"
 #include "bus_fake.h"
+#include "msg.h"
 #include "clock.h"
 #include "scheduler.h"
 #include "testutil.h"
@@ -253,6 +255,129 @@ test_sched_report_ahead_refused_host_still_decided(void **state)
 	msg_free(&b->base);
 }
 
+/* A report of HOST with two guests, vm-a and vm-b, each at its size and
+ * pressure (the shape of tu_report_msg()'s one). */
+static void
+report2(double psi_a, uint64_t size_a, double psi_b, uint64_t size_b)
+{
+	Mm__V1__HostReport r = MM__V1__HOST_REPORT__INIT;
+	Mm__V1__HostStats hs = MM__V1__HOST_STATS__INIT;
+	Mm__V1__Meminfo hm = MM__V1__MEMINFO__INIT, gm[2];
+	Mm__V1__GuestStats g[2], *gp[2] = { &g[0], &g[1] };
+	Mm__V1__Psi p[2];
+	const double psi[2] = { psi_a, psi_b };
+	const uint64_t size[2] = { size_a, size_b };
+	enum bus_disposition disp = BUS_REJECT;
+	struct bus_msg bm;
+	uint8_t *buf;
+
+	hm.has_total_kib = hm.has_available_kib = true;
+	hm.total_kib = 64 * GiB;
+	hm.available_kib = 32 * GiB;
+	hs.meminfo = &hm;
+	for (int i = 0; i < 2; i++) {
+		mm__v1__meminfo__init(&gm[i]);
+		mm__v1__guest_stats__init(&g[i]);
+		mm__v1__psi__init(&p[i]);
+		gm[i].has_total_kib = gm[i].has_available_kib = true;
+		gm[i].total_kib = size[i];
+		gm[i].available_kib = size[i] > 3 * GiB / 2 ?
+		    size[i] - 3 * GiB / 2 : 0;
+		p[i].has_some_avg10_pct = true;
+		p[i].some_avg10_pct = psi[i];
+		g[i].vm_id = i == 0 ? "vm-a" : "vm-b";
+		g[i].meminfo = &gm[i];
+		g[i].psi = &p[i];
+		g[i].has_balloon_target_kib = g[i].has_balloon_actual_kib = true;
+		g[i].balloon_target_kib = g[i].balloon_actual_kib = size[i];
+		g[i].has_max_kib = true;
+		g[i].max_kib = 8 * GiB;
+	}
+	w.time_ms += 1000;
+	r.host_id = HOST;
+	r.has_seq = r.has_time_ms = true;
+	r.seq = ++w.seq;
+	r.time_ms = w.time_ms;
+	r.host = &hs;
+	r.n_guests = 2;
+	r.guests = gp;
+	assert_int_equal(msg_to_bus(MSG_HOST_REPORT, (const ProtobufCMessage *)&r,
+	    TOPO_EX_STATS, "host." HOST, false, &bm, &buf), 0);
+	assert_int_equal(bus_fake_deliver(w.s.stats_queue, &bm, &disp), 0);
+	assert_int_equal(disp, BUS_ACK);
+	free(buf);
+}
+
+/* The command batches to HOST in the fake's log. */
+static size_t
+batches_to_host(void)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < bus_fake_count(); i++)
+		n += strcmp(bus_fake_msg(i)->exchange, TOPO_EX_COMMANDS) == 0 &&
+		    strcmp(bus_fake_msg(i)->routing_key, HOST) == 0;
+	return n;
+}
+
+/* The balloon command for vm in b, or NULL. */
+static const Mm__V1__Command *
+balloon_of(const Mm__V1__CommandBatch *b, const char *vm)
+{
+	for (size_t i = 0; b != NULL && i < b->n_commands; i++)
+		if (b->commands[i]->kind_case == MM__V1__COMMAND__KIND_BALLOON &&
+		    strcmp(b->commands[i]->balloon->vm_id, vm) == 0)
+			return b->commands[i];
+	return NULL;
+}
+
+/*
+ * The broker does not take the batches (the bus holds them): a host never
+ * has more than one batch waiting, the newest, and it still carries what
+ * the one it replaced decided (vm-a's target from the first report), so
+ * nothing decided is lost and nothing is refused.
+ */
+static void
+test_sched_waiting_batch_superseded_keeps_its_targets(void **state)
+{
+	Mm__V1__CommandBatch *first, *b;
+	const Mm__V1__Command *a, *bb;
+	uint64_t target_a;
+
+	(void)state;
+	bus_fake_hold(true);
+	report2(30, 2 * GiB, 0, 2 * GiB);
+	first = last_batch();
+	assert_non_null(first);
+	target_a = balloon_target(first);
+	assert_true(target_a > 2 * GiB);
+	assert_true(bus_pending(w.s.bus, HOST));
+
+	/* vm-a is calm at its new size; vm-b comes under pressure. */
+	report2(0, target_a, 30, 2 * GiB);
+	assert_int_equal(batches_to_host(), 1);
+	assert_int_equal(w.s.n.batches_superseded, 1);
+	assert_int_equal(w.s.n.batches_refused, 0);
+	b = last_batch();
+	assert_non_null(b);
+	assert_true(b->seq > first->seq);
+	a = balloon_of(b, "vm-a");
+	bb = balloon_of(b, "vm-b");
+	assert_non_null(a);
+	assert_non_null(bb);
+	assert_int_equal(a->balloon->target_kib, target_a);
+	assert_non_null(strstr(a->reason, "superseded"));
+	assert_true(bb->balloon->target_kib > 2 * GiB);
+
+	/* The broker back: the one batch goes, nothing waits. */
+	bus_fake_hold(false);
+	tu_run_for(&w.loop, 20);
+	assert_false(bus_pending(w.s.bus, HOST));
+	assert_int_equal(batches_to_host(), 1);
+	msg_free(&b->base);
+	msg_free(&first->base);
+}
+
 int
 main(void)
 {
@@ -264,6 +389,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_sched_report_ahead_refused_host_still_decided, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_sched_waiting_batch_superseded_keeps_its_targets,
+		    setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

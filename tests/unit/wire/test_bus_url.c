@@ -97,6 +97,49 @@ refused(const struct bus_config *cfg, int r, const char *what)
 	assert_null(strstr(chk.err, "s3cret"));
 }
 
+/* A cluster's nodes as a list: each URL's password hidden, each checked,
+ * and a list that mixes identities refused with what differs. */
+static void
+test_bus_url_list(void **state)
+{
+	struct bus_config cfg = { 0 };
+	struct bus_check chk;
+	char buf[256];
+
+	(void)state;
+	assert_string_equal(bus_url_redact("amqp://mm:s3cret@n1:5672/mm,"
+	    " amqp://mm:s3cret@n2:5672/mm,amqp://n3/mm", buf, sizeof(buf)),
+	    "amqp://mm:***@n1:5672/mm, amqp://mm:***@n2:5672/mm,"
+	    "amqp://n3/mm");
+	cfg.url = "amqp://mm:s3cret@n1:5672/mm, amqp://mm:s3cret@n2:5673/mm ,"
+	    "amqp://mm@n3/mm";
+	assert_int_equal(bus_config_check(&cfg, &chk), 0);
+	assert_int_equal(chk.n_urls, 3);
+	assert_true(chk.url_password_ignored == false);
+	cfg.url = "amqp://mm:s3cret@n1/mm";
+	assert_int_equal(bus_config_check(&cfg, &chk), 0);
+	assert_int_equal(chk.n_urls, 1);
+
+	cfg.url = "amqp://mm:s3cret@n1/mm,,amqp://mm:s3cret@n2/mm";
+	refused(&cfg, -EINVAL, "an empty URL in the list");
+	cfg.url = "amqp://mm:s3cret@n1/mm,";
+	refused(&cfg, -EINVAL, "an empty URL in the list");
+	cfg.url = "amqp://mm:s3cret@n1/mm,amqp://other:s3cret@n2/mm";
+	refused(&cfg, -EINVAL, "url \"amqp://other:***@n2/mm\": the URLs "
+	    "of a list must differ only in host and port");
+	cfg.url = "amqp://mm:s3cret@n1/mm,amqp://mm:s3cret@n2/other";
+	refused(&cfg, -EINVAL, "same scheme, user and vhost as the first");
+	cfg.url = "amqp://mm:s3cret@n1/mm,amqps://mm:s3cret@n2/mm";
+	refused(&cfg, -EINVAL, "must differ only in host and port");
+	cfg.url = "amqp://mm:s3cret@n1/mm,http://n2/mm";
+	refused(&cfg, -EINVAL, "url \"http://n2/mm\": not an amqp://");
+	cfg.url = "amqp://n1/mm,amqp://n2/mm,amqp://n3/mm,amqp://n4/mm,"
+	    "amqp://n5/mm,amqp://n6/mm,amqp://n7/mm,amqp://n8/mm,amqp://n9/mm,"
+	    "amqp://n10/mm,amqp://n11/mm,amqp://n12/mm,amqp://n13/mm,"
+	    "amqp://n14/mm,amqp://n15/mm,amqp://n16/mm,amqp://n17/mm";
+	refused(&cfg, -EINVAL, "more than 16 URLs");
+}
+
 static void
 test_bus_url_tls_checks(void **state)
 {
@@ -286,6 +329,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bus_url_redact),
+		cmocka_unit_test_setup_teardown(test_bus_url_list, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_bus_url_tls_checks,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
