@@ -26,6 +26,7 @@ usage: ${0##*/} start|stop|stop-node N|start-node N|kill-node N|leader QUEUE|
   env           print "export ..." lines for the tests:
                 MM_TEST_CLUSTER_URLS (the three AMQP URLs, comma-separated),
                 MM_TEST_CLUSTER_URL1..3, MM_TEST_CLUSTER_CTL (this script)
+                and the MM_CLUSTER_* below, so the CTL reaches this cluster
   ctl N ARGS    rabbitmqctl ARGS against node N
 
 environment (defaults in brackets); node N (1-3) uses base + N - 1:
@@ -252,6 +253,10 @@ export MM_TEST_CLUSTER_URL1=$(url_of 1)
 export MM_TEST_CLUSTER_URL2=$(url_of 2)
 export MM_TEST_CLUSTER_URL3=$(url_of 3)
 export MM_TEST_CLUSTER_CTL=$script_dir/${0##*/}
+export MM_CLUSTER_PORT=$base_port
+export MM_CLUSTER_MGMT_PORT=$base_mgmt
+export MM_CLUSTER_DIST_PORT=$base_dist
+export MM_CLUSTER_DIR=$prefix
 EOF
 }
 

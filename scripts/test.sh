@@ -19,6 +19,7 @@ packages=(
 
 build_dir=${MM_BUILD_DIR:-$repo_dir/build}
 broker=$repo_dir/scripts/rabbitmq.sh
+cluster=$repo_dir/scripts/rabbitmq-cluster.sh
 started=$SECONDS
 
 say() { printf 'test.sh: %s\n' "$*" >&2; }
@@ -52,12 +53,64 @@ pick_ports() {
 	die "no free ports for the test broker in 5672..5699"
 }
 
+# The cluster's three nodes: base, base+1, base+2 (and +10000, +20000),
+# from 5681 unless taken, never the single broker's.
+pick_cluster_ports() {
+	local base p ok
+	if [[ -n ${MM_CLUSTER_PORT:-} ]]; then
+		return 0
+	fi
+	for ((base = 5681; base < 5697; base++)); do
+		ok=1
+		for ((p = base; p < base + 3; p++)); do
+			if ((p == MM_RABBITMQ_PORT)) || ! port_free "$p" ||
+			    ! port_free $((p + 10000)) ||
+			    ! port_free $((p + 20000)); then
+				ok=0
+			fi
+		done
+		if ((ok)); then
+			export MM_CLUSTER_PORT=$base
+			export MM_CLUSTER_MGMT_PORT=$((base + 10000))
+			return 0
+		fi
+	done
+	die "no free ports for the test cluster in 5681..5699"
+}
+
 # shellcheck disable=SC2317 # called by the EXIT trap
 stop_broker() {
 	"$broker" stop >/dev/null 2>&1 || say "could not stop the test broker"
+	if [[ -n ${cluster_pid:-} ]]; then
+		kill "$cluster_pid" 2>/dev/null || true
+		wait "$cluster_pid" 2>/dev/null || true
+	fi
+	if [[ -n ${cluster_log:-} ]]; then
+		"$cluster" stop >/dev/null 2>&1 ||
+		    say "could not stop the test cluster"
+	fi
 }
 
 mm_install_missing "${packages[@]}" || die "cannot install packages"
+
+# The ports first: the cluster (test_cluster) starts in the background
+# while everything builds, it takes a minute or two to form. Only when
+# the whole suite runs, or the arguments name it.
+export MM_RABBITMQ_DIR=${MM_RABBITMQ_DIR:-/tmp/mm-test-rabbitmq}
+"$broker" stop >/dev/null 2>&1 || true
+pick_ports
+trap stop_broker EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+if [[ ${MM_TEST_CLUSTER:-yes} != no && ($# -eq 0 || "$*" == *cluster*) ]]; then
+	export MM_CLUSTER_DIR=${MM_CLUSTER_DIR:-/tmp/mm-test-cluster}
+	"$cluster" stop >/dev/null 2>&1 || true
+	pick_cluster_ports
+	cluster_log=$MM_CLUSTER_DIR.log
+	say "starting the test cluster in the background (log $cluster_log)"
+	"$cluster" start >"$cluster_log" 2>&1 &
+	cluster_pid=$!
+fi
 
 say "building in $build_dir (ASan, UBSan)"
 cmake -S "$repo_dir" -B "$build_dir" -DMM_SANITIZE=ON
@@ -69,11 +122,9 @@ say "building in $build_dir-plain (RelWithDebInfo), as the demo does"
 cmake -S "$repo_dir" -B "$build_dir-plain" >/dev/null
 cmake --build "$build_dir-plain" -j"$(nproc)" >/dev/null
 
-# Its own state directory, so a broker a developer started by hand with
-# scripts/rabbitmq.sh is left alone; a previous run's leftovers are removed.
-export MM_RABBITMQ_DIR=${MM_RABBITMQ_DIR:-/tmp/mm-test-rabbitmq}
-"$broker" stop >/dev/null 2>&1 || true
-pick_ports
+# The broker has its own state directory (above), so one a developer
+# started by hand with scripts/rabbitmq.sh is left alone; a previous run's
+# leftovers are removed.
 # An AMQPS listener too (test_tls, test_systemd), with certificates
 # rabbitmq.sh makes; below the ephemeral ports (32768 and up), where an
 # outgoing connection can take a port between the check and the bind.
@@ -82,11 +133,18 @@ port_free "$MM_RABBITMQ_TLS_PORT" ||
 	die "the test broker's TLS port $MM_RABBITMQ_TLS_PORT is in use"
 # test_systemd installs the packages of the plain build.
 export MM_PACKAGE_BUILD_DIR=$build_dir-plain
-trap stop_broker EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 "$broker" start
 eval "$("$broker" env)"
+if [[ -n ${cluster_pid:-} ]]; then
+	if wait "$cluster_pid"; then
+		eval "$("$cluster" env)"
+		say "test cluster: $MM_TEST_CLUSTER_URLS"
+	else
+		cat "$cluster_log" >&2
+		die "the test cluster did not start"
+	fi
+	cluster_pid=
+fi
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}

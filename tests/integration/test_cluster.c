@@ -1,0 +1,361 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * mm on a three-node RabbitMQ cluster (scripts/rabbitmq-cluster.sh): a real
+ * mm-scheduler given the three nodes' URLs decides for two simulated hosts
+ * whose reports and actuators (this test) use the same list. Mid-run the
+ * node that leads the first host's command queue (a quorum queue) is
+ * killed. What an operator would check:
+ *   - the scheduler is connected to another node within 5 s of the loss,
+ *     and commands reach both hosts again;
+ *   - no command batch is lost: every sequence number the scheduler used
+ *     reaches its host's actuator, or was superseded by a newer batch for
+ *     the same host before it was sent (the scheduler counts those), and
+ *     none was refused.
+ * The killed node is started again at the end, so the cluster is whole for
+ * what runs next.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "bus.h"
+#include "clock.h"
+#include "msg.h"
+#include "testutil.h"
+#include "topology.h"
+
+#define HOSTS		2
+#define MAX_SEQ		4096
+#define REPORT_MS	250
+#define FAILOVER_MS	5000
+
+struct world {
+	uv_loop_t loop;
+	struct bus *bus;
+	bool up;
+	char *dir;
+	char *log;		/* the scheduler's stderr */
+	const char *urls;
+	const char *ctl;
+	char host[HOSTS][48];
+	char sched[48];
+	int pid;
+	uint64_t seq;
+	uint64_t time_ms;
+	/* per host: which batch sequence numbers arrived, and when the
+	 * last one did (monotonic ms) */
+	uint8_t got[HOSTS][MAX_SEQ];
+	uint64_t max_seq[HOSTS];
+	uint64_t last_ms[HOSTS];
+	unsigned batches;
+	unsigned duplicates;
+	uv_timer_t pace;
+};
+
+static struct world w;
+
+static enum bus_disposition
+on_batch(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
+{
+	const Mm__V1__CommandBatch *b = (const Mm__V1__CommandBatch *)m;
+
+	(void)d;
+	(void)arg;
+	for (int h = 0; h < HOSTS; h++) {
+		if (strcmp(b->host_id, w.host[h]) != 0)
+			continue;
+		if (b->seq == 0 || b->seq >= MAX_SEQ)
+			fail_msg("host %s: batch seq %llu", w.host[h],
+			    (unsigned long long)b->seq);
+		/* At least once: a batch the broker had not confirmed
+		 * when its node died is sent again. */
+		w.duplicates += w.got[h][b->seq];
+		w.got[h][b->seq] = 1;
+		if (b->seq > w.max_seq[h])
+			w.max_seq[h] = b->seq;
+		w.last_ms[h] = clock_ms(CLOCK_MONOTONIC);
+		w.batches++;
+	}
+	return BUS_ACK;
+}
+
+static enum bus_disposition
+delivery_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
+{
+	static const struct msg_handler table[] = {
+		{ MSG_COMMAND_BATCH, on_batch },
+	};
+
+	(void)bus;
+	return msg_dispatch(table, 1, d, arg, NULL, NULL, 0);
+}
+
+static void
+state_cb(struct bus *bus, bool up, const char *reason, void *arg)
+{
+	(void)bus;
+	(void)reason;
+	(void)arg;
+	w.up = up;
+}
+
+/* Every host reports, under pressure half the time, so batches change. */
+static void
+pace_cb(uv_timer_t *t)
+{
+	(void)t;
+	w.time_ms += REPORT_MS;
+	w.seq++;
+	for (int h = 0; h < HOSTS; h++)
+		tu_publish_report(w.bus, w.host[h], w.seq, w.time_ms,
+		    (w.seq / 4) % 2 ? 30 : 0);
+}
+
+/* mm-scheduler with the cluster's URLs, its stderr into w.log. */
+static int
+start_scheduler(void)
+{
+	char text[2048], *conf, *bin = tu_bin_path("mm-scheduler");
+	pid_t pid;
+
+	snprintf(text, sizeof(text), "[scheduler]\nid = %s\n"
+	    "state_file = %s/policy\nheartbeat = 500ms\n[bus]\nurl = %s\n",
+	    w.sched, w.dir, w.urls);
+	conf = tu_write_file(w.dir, "scheduler.conf", text);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char *argv[] = { bin, "-d", "-c", conf, NULL };
+		int fd = open(w.log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		    0644);
+
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (fd >= 0)
+			dup2(fd, 2);
+		execv(bin, argv);
+		_exit(127);
+	}
+	free(conf);
+	free(bin);
+	return (int)pid;
+}
+
+/* How many lines of the scheduler's log contain what. */
+static unsigned
+log_count(const char *what)
+{
+	char line[2048];
+	unsigned n = 0;
+	FILE *f = fopen(w.log, "re");
+
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		n += strstr(line, what) != NULL;
+	fclose(f);
+	return n;
+}
+
+/* The number in the scheduler's stop line right before what (e.g.
+ * " superseded"), or -1. */
+static long
+stop_figure(const char *what)
+{
+	char line[4096];
+	long v = -1;
+	FILE *f = fopen(w.log, "re");
+
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *p = strstr(line, "stopping:"), *q;
+
+		if (p == NULL || (q = strstr(p, what)) == NULL)
+			continue;
+		while (q > p && q[-1] >= '0' && q[-1] <= '9')
+			q--;
+		v = strtol(q, NULL, 10);
+	}
+	fclose(f);
+	return v;
+}
+
+/* Run the cluster script with args; its exit status (stdout into out). */
+static int
+cluster(const char *args, char *out, size_t size)
+{
+	char cmd[1024];
+	FILE *p;
+	size_t n = 0;
+
+	snprintf(cmd, sizeof(cmd), "%s %s", w.ctl, args);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	if (out != NULL) {
+		n = fread(out, 1, size - 1, p);
+		out[n] = '\0';
+	} else {
+		char sink[256];
+
+		while (fread(sink, 1, sizeof(sink), p) > 0)
+			;
+	}
+	return pclose(p);
+}
+
+/* Wait (running the loop) until every host had a batch after since. */
+static bool
+batches_after(uint64_t since, unsigned timeout_ms)
+{
+	for (unsigned t = 0; t < timeout_ms; t += 50) {
+		int ok = 0;
+
+		for (int h = 0; h < HOSTS; h++)
+			ok += w.last_ms[h] > since;
+		if (ok == HOSTS)
+			return true;
+		tu_run_for(&w.loop, 50);
+	}
+	return false;
+}
+
+static void
+test_cluster_node_lost_nothing_confirmed_lost(void **state)
+{
+	struct bus_config cfg = {
+		.app_id = "test-cluster",
+		.state_cb = state_cb,
+		.reconnect_min_ms = 100,
+		.reconnect_max_ms = 1000,
+	};
+	char out[256], args[256], queue[128];
+	uint64_t killed_ms, back_ms = 0;
+	long batches, superseded, refused;
+	unsigned received = 0, missing = 0;
+	int leader;
+
+	(void)state;
+	snprintf(w.sched, sizeof(w.sched), "cl-sched-%d", (int)getpid());
+	for (int h = 0; h < HOSTS; h++)
+		snprintf(w.host[h], sizeof(w.host[h]), "cl-%d-%d",
+		    (int)getpid(), h);
+	w.dir = tu_tmpdir();
+	w.log = malloc(strlen(w.dir) + sizeof("/scheduler.log"));
+	assert_non_null(w.log);
+	strcat(strcpy(w.log, w.dir), "/scheduler.log");
+	w.time_ms = tu_wall_ms();
+	cfg.url = w.urls;
+	uv_loop_init(&w.loop);
+	w.bus = bus_new(&w.loop, &cfg);
+	assert_non_null(w.bus);
+	assert_int_equal(topo_declare_stats_exchange(w.bus), 0);
+	for (int h = 0; h < HOSTS; h++) {
+		assert_int_equal(topo_declare_actuator_queue(w.bus, w.host[h]),
+		    0);
+		assert_int_equal(topo_actuator_queue(queue, sizeof(queue),
+		    w.host[h]), 0);
+		assert_int_equal(bus_consume(w.bus, queue, false, delivery_cb,
+		    NULL), 0);
+	}
+	assert_int_equal(bus_start(w.bus), 0);
+	assert_true(tu_run_until(&w.loop, &w.up, 20000));
+	w.pid = start_scheduler();
+	uv_timer_init(&w.loop, &w.pace);
+	uv_timer_start(&w.pace, pace_cb, REPORT_MS, REPORT_MS);
+	assert_true(batches_after(0, 30000));
+	tu_run_for(&w.loop, 3000);
+
+	/* Kill the node that leads the first host's command queue. */
+	assert_int_equal(topo_actuator_queue(queue, sizeof(queue),
+	    w.host[0]), 0);
+	snprintf(args, sizeof(args), "leader %s", queue);
+	assert_int_equal(cluster(args, out, sizeof(out)), 0);
+	leader = atoi(out);
+	assert_true(leader >= 1 && leader <= 3);
+	fprintf(stderr, "cluster: %s led by node %d; killing it (%u batches "
+	    "so far)\n", queue, leader, w.batches);
+	snprintf(args, sizeof(args), "kill-node %d", leader);
+	assert_int_equal(cluster(args, NULL, 0), 0);
+	killed_ms = clock_ms(CLOCK_MONOTONIC);
+
+	/* The scheduler on another node, and batches to both hosts again. */
+	for (unsigned t = 0; t < 3 * FAILOVER_MS && back_ms == 0; t += 50) {
+		tu_run_for(&w.loop, 50);
+		if (log_count("connected to the broker at") >= 2)
+			back_ms = clock_ms(CLOCK_MONOTONIC);
+	}
+	assert_true(batches_after(killed_ms, 30000));
+	fprintf(stderr, "cluster: scheduler reconnected %llu ms after the "
+	    "kill (connections: %u); batches to both hosts again %llu ms "
+	    "after it\n", back_ms ? (unsigned long long)(back_ms - killed_ms) :
+	    0ull, log_count("connected to the broker at"),
+	    (unsigned long long)((w.last_ms[0] < w.last_ms[1] ? w.last_ms[0] :
+	    w.last_ms[1]) - killed_ms));
+	/* A graceful close tells the client at once; a killed node only
+	 * when the kernel resets the socket: either way well within. */
+	assert_true(back_ms != 0);
+	assert_true(back_ms - killed_ms <= FAILOVER_MS);
+
+	/* Some more rounds on the two nodes left, then stop and count. */
+	tu_run_for(&w.loop, 3000);
+	uv_timer_stop(&w.pace);
+	assert_int_equal(tu_stop(w.pid, 10000), 0);
+	tu_run_for(&w.loop, 2000);
+	batches = stop_figure(" batches (");
+	superseded = stop_figure(" superseded");
+	refused = stop_figure(" not sent");
+	for (int h = 0; h < HOSTS; h++)
+		for (uint64_t s = 1; s <= w.max_seq[h]; s++) {
+			received += w.got[h][s];
+			missing += !w.got[h][s];
+		}
+	fprintf(stderr, "cluster: the scheduler sent %ld batches (%ld "
+	    "superseded, %ld not sent); the actuators got %u distinct (%u "
+	    "twice), %u sequence numbers missing\n", batches, superseded,
+	    refused, received, w.duplicates, missing);
+	assert_true(batches > 0);
+	assert_int_equal(refused, 0);
+	/* Every batch the scheduler published arrived or was superseded,
+	 * and every gap in the sequence is a superseded one. */
+	assert_int_equal((long)received + superseded, batches);
+	assert_int_equal((long)missing, superseded);
+
+	snprintf(args, sizeof(args), "start-node %d", leader);
+	assert_int_equal(cluster(args, NULL, 0), 0);
+	bus_close(w.bus, 1000, NULL, NULL);
+	uv_close((uv_handle_t *)&w.pace, NULL);
+	assert_int_equal(tu_loop_finish(&w.loop), 0);
+	tu_rmtree(w.dir);
+	free(w.dir);
+	free(w.log);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cluster_node_lost_nothing_confirmed_lost),
+	};
+
+	w.urls = getenv("MM_TEST_CLUSTER_URLS");
+	w.ctl = getenv("MM_TEST_CLUSTER_CTL");
+	if (w.urls == NULL || *w.urls == '\0' || w.ctl == NULL) {
+		fprintf(stderr, "skipped: MM_TEST_CLUSTER_URLS is not set; "
+		    "scripts/test.sh starts a cluster "
+		    "(scripts/rabbitmq-cluster.sh) and sets it\n");
+		return 77;
+	}
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
