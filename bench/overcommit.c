@@ -72,13 +72,16 @@ static enum bus_disposition
 on_event(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 {
 	const Mm__V1__Event *e = (const Mm__V1__Event *)m;
+	Mm__V1__VmDecision vd;
 
 	(void)d;
 	(void)arg;
-	if (O.verbose && e->kind == MM__V1__EVENT_KIND__EVENT_KIND_DECISION)
+	if (!O.verbose || e->kind != MM__V1__EVENT_KIND__EVENT_KIND_DECISION)
+		return BUS_ACK;
+	for (size_t i = 0; msg_event_vm(e, i, &vd); i++)
 		printf("  [%5.1f s] %s: %s\n",
-		    (double)(uv_now(&O.f.loop) - O.t0) / 1000,
-		    e->vm_id != NULL ? e->vm_id : "-", e->reason);
+		    (double)(uv_now(&O.f.loop) - O.t0) / 1000, vd.vm_id,
+		    vd.reason != NULL ? vd.reason : "");
 	return BUS_ACK;
 }
 

@@ -129,36 +129,44 @@ on_report(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 	return BUS_ACK;
 }
 
+/* A decision for the guest: the step it covers, if any, is decided. */
+static void
+on_decision(const Mm__V1__VmDecision *vd)
+{
+	B.decisions++;
+	if (B.verbose)
+		printf("  [%llu ms] decision: %s\n",
+		    (unsigned long long)(clock_ms(CLOCK_MONOTONIC) -
+		    B.s[1].t0), vd->reason);
+	/* The step's decision: the first since it began to set a target
+	 * that covers it. */
+	for (unsigned k = 1; k <= begun(); k++) {
+		struct step *s = &B.s[k];
+
+		if (s->t0 != 0 && !s->covered && s->t2 == 0 &&
+		    vd->balloon_target_kib >= s->enough_kib) {
+			/* Decided on the latest report. */
+			s->t1 = B.report_ms > s->t0 ? B.report_ms : s->t0;
+			s->t2 = clock_ms(CLOCK_MONOTONIC);
+			s->target_kib = vd->balloon_target_kib;
+		}
+	}
+	B.target_kib = vd->balloon_target_kib;
+}
+
 static enum bus_disposition
 on_event(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 {
 	const Mm__V1__Event *e = (const Mm__V1__Event *)m;
 	const Mm__V1__ActionResult *ar = e->result;
+	Mm__V1__VmDecision vd;
 
 	(void)d;
 	(void)arg;
-	if (e->kind == MM__V1__EVENT_KIND__EVENT_KIND_DECISION &&
-	    e->vm_id != NULL && strcmp(e->vm_id, GUEST) == 0) {
-		B.decisions++;
-		if (B.verbose)
-			printf("  [%llu ms] decision: %s\n",
-			    (unsigned long long)(clock_ms(CLOCK_MONOTONIC) -
-			    B.s[1].t0), e->reason);
-		/* The step's decision: the first since it began to set
-		 * a target that covers it. */
-		for (unsigned k = 1; k <= begun(); k++) {
-			struct step *s = &B.s[k];
-
-			if (s->t0 != 0 && !s->covered && s->t2 == 0 &&
-			    e->balloon_target_kib >= s->enough_kib) {
-				/* Decided on the latest report. */
-				s->t1 = B.report_ms > s->t0 ? B.report_ms :
-				    s->t0;
-				s->t2 = clock_ms(CLOCK_MONOTONIC);
-				s->target_kib = e->balloon_target_kib;
-			}
-		}
-		B.target_kib = e->balloon_target_kib;
+	if (e->kind == MM__V1__EVENT_KIND__EVENT_KIND_DECISION) {
+		for (size_t i = 0; msg_event_vm(e, i, &vd); i++)
+			if (strcmp(vd.vm_id, GUEST) == 0)
+				on_decision(&vd);
 		return BUS_ACK;
 	}
 	if (e->kind != MM__V1__EVENT_KIND__EVENT_KIND_RESULT || ar == NULL)

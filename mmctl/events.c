@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * mmctl events: decisions with their reasons, actuators' results and
- * alerts, one line each, read from the stream mm.events.log (the recent
- * history of mm.events): from --since ago up to now, then, with --follow,
- * as they are published. "Now" is a mark mmctl appends to the stream
- * itself: everything published before it is read before it. Filters are
- * applied here, on the routing key of each delivery.
+ * alerts, one line each (a decision event: one per VM), read from the
+ * stream mm.events.log (the recent history of mm.events): from --since ago
+ * up to now, then, with --follow, as they are published. "Now" is a mark
+ * mmctl appends to the stream itself: everything published before it is
+ * read before it. Filters are applied here, on the routing key of each
+ * delivery.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -77,6 +78,26 @@ print_result(const Mm__V1__ActionResult *r)
 	}
 }
 
+/* One line per VM of a decision event, as when each VM had an event of
+ * its own. Returns the lines printed. */
+static uint64_t
+print_decisions(const Mm__V1__Event *e, const char *when)
+{
+	const char *shadow = e->shadow ? " [shadow: not sent]" : "";
+	const char *host = e->host_id != NULL ? e->host_id : "";
+	Mm__V1__VmDecision vd;
+	size_t i;
+
+	for (i = 0; msg_event_vm(e, i, &vd); i++)
+		printf("%s decision %s %s: %s%s\n", when, host, vd.vm_id,
+		    vd.reason != NULL ? vd.reason : "", shadow);
+	if (i == 0)
+		printf("%s decision %s : %s%s\n", when, host,
+		    e->reason != NULL ? e->reason : "", shadow);
+	fflush(stdout);
+	return i > 0 ? i : 1;
+}
+
 static enum bus_disposition
 on_event(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 {
@@ -89,13 +110,13 @@ on_event(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 	 * may hold a few older events. */
 	if (e->time_ms < ev->since_ms)
 		return BUS_ACK;
-	printf("%s ", clock_of(e->time_ms, t, sizeof(t)));
+	clock_of(e->time_ms, t, sizeof(t));
+	if (e->kind == MM__V1__EVENT_KIND__EVENT_KIND_DECISION) {
+		ev->printed += print_decisions(e, t);
+		return BUS_ACK;
+	}
+	printf("%s ", t);
 	switch (e->kind) {
-	case MM__V1__EVENT_KIND__EVENT_KIND_DECISION:
-		printf("decision %s %s: %s%s", e->host_id, e->vm_id != NULL ?
-		    e->vm_id : "", e->reason != NULL ? e->reason : "",
-		    e->shadow ? " [shadow: not sent]" : "");
-		break;
 	case MM__V1__EVENT_KIND__EVENT_KIND_RESULT:
 		printf("result %s", e->host_id);
 		print_result(e->result);

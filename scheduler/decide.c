@@ -328,48 +328,123 @@ publish_alert(struct scheduler *s, const char *host_id, const char *vm_id,
 	publish_event(s, TOPO_EV_ALERT, ev.host_id, &ev);
 }
 
+#define EVENT_METRICS	5	/* the numbers behind each VM's decision */
+
+/* One VM of a decision event, with its numbers. */
+struct vm_event {
+	Mm__V1__VmDecision vd;
+	Mm__V1__Metric m[EVENT_METRICS];
+	Mm__V1__Metric *mp[EVENT_METRICS];
+};
+
 static void
-decision_event(struct scheduler *s, const struct host *h,
-    const struct pe_decision *d, const struct pe_guest *g, const char *reason)
+vm_event_fill(struct vm_event *ve, const struct pe_decision *d,
+    const struct pe_guest *g, const char *reason)
 {
-	Mm__V1__Event ev = MM__V1__EVENT__INIT;
-	Mm__V1__Metric m[5], *mp[5];
-	static const char *const names[5] = {
+	static const char *const names[EVENT_METRICS] = {
 		"used_kib", "need_kib", "min_kib", "max_kib", "pressure",
 	};
-	const double vals[5] = {
+	const double vals[EVENT_METRICS] = {
 		(double)d->used_kib, (double)d->need_kib, (double)d->min_kib,
 		(double)d->max_kib, d->pressure,
 	};
 
-	for (int i = 0; i < 5; i++) {
-		mm__v1__metric__init(&m[i]);
-		m[i].name = (char *)names[i];
-		m[i].has_value = true;
-		m[i].value = vals[i];
-		m[i].unit = i < 4 ? "KiB" : "ratio";
-		mp[i] = &m[i];
+	mm__v1__vm_decision__init(&ve->vd);
+	for (int i = 0; i < EVENT_METRICS; i++) {
+		mm__v1__metric__init(&ve->m[i]);
+		ve->m[i].name = (char *)names[i];
+		ve->m[i].has_value = true;
+		ve->m[i].value = vals[i];
+		ve->m[i].unit = i < 4 ? "KiB" : "ratio";
+		ve->mp[i] = &ve->m[i];
 	}
+	ve->vd.vm_id = (char *)d->vm_id;
+	ve->vd.reason = (char *)reason;
+	ve->vd.n_metrics = EVENT_METRICS;
+	ve->vd.metrics = ve->mp;
+	ve->vd.has_balloon_target_kib = true;
+	ve->vd.balloon_target_kib = d->target_kib;
+	if (g->has_balloon) {
+		ve->vd.has_balloon_actual_kib = true;
+		ve->vd.balloon_actual_kib = g->actual_kib;
+	}
+}
+
+/* Publish the n VMs at vp as one decision event of h's round: a single
+ * VM in the event's own fields, as before Event.vms, several in vms. */
+static void
+decision_publish(struct scheduler *s, const struct host *h,
+    Mm__V1__VmDecision **vp, size_t n)
+{
+	Mm__V1__Event ev = MM__V1__EVENT__INIT;
+
 	ev.has_kind = true;
 	ev.kind = MM__V1__EVENT_KIND__EVENT_KIND_DECISION;
 	ev.host_id = (char *)h->id;
-	ev.vm_id = (char *)d->vm_id;
 	ev.has_shadow = true;
 	ev.shadow = s->policy.mode == PM_SHADOW;
-	ev.reason = (char *)reason;
-	ev.n_metrics = 5;
-	ev.metrics = mp;
-	ev.has_balloon_target_kib = true;
-	ev.balloon_target_kib = d->target_kib;
-	if (g->has_balloon) {
-		ev.has_balloon_actual_kib = true;
-		ev.balloon_actual_kib = g->actual_kib;
+	if (n == 1) {
+		ev.vm_id = vp[0]->vm_id;
+		ev.reason = vp[0]->reason;
+		ev.n_metrics = vp[0]->n_metrics;
+		ev.metrics = vp[0]->metrics;
+		ev.has_balloon_target_kib = vp[0]->has_balloon_target_kib;
+		ev.balloon_target_kib = vp[0]->balloon_target_kib;
+		ev.has_balloon_actual_kib = vp[0]->has_balloon_actual_kib;
+		ev.balloon_actual_kib = vp[0]->balloon_actual_kib;
+	} else {
+		ev.n_vms = n;
+		ev.vms = vp;
 	}
+	/* The batch that carries these decisions (published next). */
 	if (s->policy.mode == PM_ENFORCE) {
 		ev.has_batch_seq = true;
 		ev.batch_seq = h->batch_seq + 1;
 	}
 	publish_event(s, TOPO_EV_DECISION, h->id, &ev);
+}
+
+/*
+ * One decision event for h's round: every changed decision of the n in
+ * s->decisions, with its reason in s->why. A round of more than
+ * MSG_EVENT_VMS_MAX VMs takes several events of that many.
+ */
+static void
+decision_event(struct scheduler *s, const struct host *h, int n)
+{
+	struct vm_event *ve;
+	Mm__V1__VmDecision **vp;
+	size_t changed = 0, cap, k = 0;
+
+	for (int i = 0; i < n; i++)
+		changed += s->decisions[i].changed;
+	if (changed == 0)
+		return;
+	cap = changed < MSG_EVENT_VMS_MAX ? changed : MSG_EVENT_VMS_MAX;
+	ve = calloc(cap, sizeof(*ve));
+	vp = calloc(cap, sizeof(*vp));
+	if (ve == NULL || vp == NULL) {
+		s->n.publish_failed++;
+		log_debug("decision event of host \"%s\": out of memory",
+		    h->id);
+		goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		if (!s->decisions[i].changed)
+			continue;
+		vm_event_fill(&ve[k], &s->decisions[i], &s->guests[i],
+		    s->why[i]);
+		vp[k] = &ve[k].vd;
+		if (++k == cap) {
+			decision_publish(s, h, vp, k);
+			k = 0;
+		}
+	}
+	if (k > 0)
+		decision_publish(s, h, vp, k);
+out:
+	free(ve);
+	free(vp);
 }
 
 #define MOVES_MAX	16	/* NUMA moves in one batch */
@@ -971,11 +1046,9 @@ decide_host(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r)
 	if (s->policy.mode == PM_OFF)
 		return 0;
 	for (int i = 0; i < n; i++)
-		if (s->decisions[i].changed) {
+		if (s->decisions[i].changed)
 			pe_format_why(&s->decisions[i], s->why[i], PE_WHY_MAX);
-			decision_event(s, h, &s->decisions[i], &s->guests[i],
-			    s->why[i]);
-		}
+	decision_event(s, h, n);
 	if (s->policy.mode != PM_ENFORCE)
 		return 0;
 	b = batch_begin(s, (size_t)n);

@@ -39,7 +39,9 @@ struct msg_type_info {
 /*
  * Size limits leave room for the worst structurally valid message: 4096
  * guests with their NUMA placement make a HostReport of about 3.5 MiB, and
- * 4 MiB is also the bus's default max_body.
+ * 4 MiB is also the bus's default max_body. A decision event of
+ * MSG_EVENT_VMS_MAX VMs, each with the scheduler's five metrics and a
+ * reason, packs to about 400 KiB.
  */
 static const struct msg_type_info msg_types[MSG_TYPE_COUNT] = {
 	[MSG_GUEST_STATS] = { &mm__v1__guest_stats__descriptor, 64 << 10 },
@@ -47,7 +49,7 @@ static const struct msg_type_info msg_types[MSG_TYPE_COUNT] = {
 	[MSG_COMMAND_BATCH] = { &mm__v1__command_batch__descriptor, 1 << 20 },
 	[MSG_ACTION_RESULT] = { &mm__v1__action_result__descriptor, 1 << 20 },
 	[MSG_POLICY] = { &mm__v1__policy__descriptor, 1 << 20 },
-	[MSG_EVENT] = { &mm__v1__event__descriptor, 256 << 10 },
+	[MSG_EVENT] = { &mm__v1__event__descriptor, 1 << 20 },
 	[MSG_STATUS_REQUEST] = { &mm__v1__status_request__descriptor,
 	    512 << 10 },
 	[MSG_STATUS_REPLY] = { &mm__v1__status_reply__descriptor, 4 << 20 },
@@ -79,6 +81,7 @@ struct field_rule {
 static const struct field_rule field_rules[] = {
 	{ "Param.name", RULE_ID, 0, 0 },
 	{ "Metric.name", RULE_ID, 0, 0 },
+	{ "Event.vms", RULE_NONE, 0, MSG_EVENT_VMS_MAX },
 	{ "kib", RULE_UINT, MSG_KIB_MAX, 0 },
 	{ "pages", RULE_UINT, MSG_PAGES_MAX, 0 },
 	{ "ms", RULE_UINT, MSG_MS_MAX, 0 },
@@ -136,6 +139,7 @@ static const struct required_field required_fields[] = {
 	{ &mm__v1__metric__descriptor, "name", false },
 	{ &mm__v1__event__descriptor, "kind", false },
 	{ &mm__v1__event__descriptor, "time_ms", false },
+	{ &mm__v1__vm_decision__descriptor, "vm_id", false },
 	{ &mm__v1__guest_status__descriptor, "vm_id", false },
 	{ &mm__v1__host_status__descriptor, "host_id", false },
 	{ &mm__v1__status_reply__descriptor, "scheduler_id", false },
@@ -1135,6 +1139,29 @@ msg_drop_unknown(ProtobufCMessage *m)
 		}
 	}
 	return any;
+}
+
+bool
+msg_event_vm(const Mm__V1__Event *e, size_t i, Mm__V1__VmDecision *ret)
+{
+	if (e->n_vms > 0) {
+		if (i >= e->n_vms)
+			return false;
+		*ret = *e->vms[i];
+		return true;
+	}
+	if (i > 0 || e->vm_id == NULL)
+		return false;
+	mm__v1__vm_decision__init(ret);
+	ret->vm_id = e->vm_id;
+	ret->reason = e->reason;
+	ret->n_metrics = e->n_metrics;
+	ret->metrics = e->metrics;
+	ret->has_balloon_target_kib = e->has_balloon_target_kib;
+	ret->balloon_target_kib = e->balloon_target_kib;
+	ret->has_balloon_actual_kib = e->has_balloon_actual_kib;
+	ret->balloon_actual_kib = e->balloon_actual_kib;
+	return true;
 }
 
 size_t

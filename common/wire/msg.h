@@ -37,6 +37,7 @@
 #define MSG_MS_MAX		(1ull << 45)	/* epoch ms: year 3084 */
 #define MSG_NODES_MAX		64		/* NUMA nodes 0..63 */
 #define MSG_REPEATED_MAX	4096		/* guests, commands, results */
+#define MSG_EVENT_VMS_MAX	1024		/* VmDecisions in one Event */
 
 /* The top-level messages; each is one AMQP body. */
 enum msg_type {
@@ -135,6 +136,15 @@ void msg_free(ProtobufCMessage *m);
  * from msg_unpack(). True when there were any.
  */
 bool msg_drop_unknown(ProtobufCMessage *m);
+
+/*
+ * The i-th VM decision (from 0) of e, a DECISION event: e->vms[i] when e
+ * has vms, else the event's own vm_id, reason, metrics and balloon fields
+ * as its only one (an event of one VM, or from a scheduler before vms).
+ * Fills *ret with pointers borrowed from e, so it lives as long as e.
+ * Returns false past the last, and for an event that names no VM.
+ */
+bool msg_event_vm(const Mm__V1__Event *e, size_t i, Mm__V1__VmDecision *ret);
 
 /* The bytes m (borrowed) packs to. */
 size_t msg_packed_size(const ProtobufCMessage *m);

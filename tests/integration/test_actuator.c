@@ -159,13 +159,17 @@ event_cb(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 		return BUS_ACK;
 	}
 	if (ev->kind == MM__V1__EVENT_KIND__EVENT_KIND_DECISION) {
-		T.decisions++;
-		if (ev->vm_id != NULL && strcmp(ev->vm_id, "web") == 0) {
-			T.decided_web_kib = ev->balloon_target_kib;
-			web_decided(ev->balloon_target_kib);
+		Mm__V1__VmDecision vd;
+
+		for (size_t k = 0; msg_event_vm(ev, k, &vd); k++) {
+			T.decisions++;
+			if (strcmp(vd.vm_id, "web") == 0) {
+				T.decided_web_kib = vd.balloon_target_kib;
+				web_decided(vd.balloon_target_kib);
+			}
+			if (strcmp(vd.vm_id, "db") == 0)
+				T.decided_db_kib = vd.balloon_target_kib;
 		}
-		if (ev->vm_id != NULL && strcmp(ev->vm_id, "db") == 0)
-			T.decided_db_kib = ev->balloon_target_kib;
 		return BUS_ACK;
 	}
 	if (ev->kind != MM__V1__EVENT_KIND__EVENT_KIND_RESULT ||

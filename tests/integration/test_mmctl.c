@@ -338,6 +338,59 @@ test_mmctl_events_prints_history(void **state)
 	free(other);
 }
 
+/*
+ * A decision event of one round of three VMs (Event.vms) is printed as
+ * three decisions would be, one line each with the event's time and
+ * host.
+ */
+static void
+test_mmctl_events_prints_each_vm_of_a_round(void **state)
+{
+	static const char *const vms[] = { "vm-r1", "vm-r2", "vm-r3" };
+	Mm__V1__VmDecision vd[3], *vp[3];
+	Mm__V1__Event e = MM__V1__EVENT__INIT;
+	char *out, args[256], key[128], reason[3][32], line[256];
+	uint64_t now_ms = tu_wall_ms();
+	struct bus *bus;
+	uv_loop_t loop;
+
+	e.has_kind = e.has_time_ms = e.has_batch_seq = true;
+	e.kind = MM__V1__EVENT_KIND__EVENT_KIND_DECISION;
+	e.time_ms = now_ms;
+	e.host_id = w.host;
+	e.batch_seq = 41;
+	for (size_t i = 0; i < 3; i++) {
+		mm__v1__vm_decision__init(&vd[i]);
+		vd[i].vm_id = (char *)vms[i];
+		snprintf(reason[i], sizeof(reason[i]), "round-%d-%zu",
+		    (int)getpid(), i);
+		vd[i].reason = reason[i];
+		vp[i] = &vd[i];
+	}
+	e.n_vms = 3;
+	e.vms = vp;
+	bus = publisher_open(&loop);
+	assert_int_equal(topo_event_key(key, sizeof(key), TOPO_EV_DECISION,
+	    w.host), 0);
+	assert_int_equal(msg_publish(bus, MSG_EVENT,
+	    (const ProtobufCMessage *)&e, TOPO_EX_EVENTS, key, false, NULL,
+	    NULL), 0);
+	publisher_close(&loop, bus);
+
+	snprintf(args, sizeof(args), "events --since 5m --host %s --kind "
+	    "decision", w.host);
+	assert_int_equal(mmctl(&out, args), 0);
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(line, sizeof(line), "decision %s %s: %s\n", w.host,
+		    vms[i], reason[i]);
+		assert_has(out, line);
+	}
+	/* In the event's order. */
+	assert_true(strstr(out, reason[0]) < strstr(out, reason[1]));
+	assert_true(strstr(out, reason[1]) < strstr(out, reason[2]));
+	free(out);
+}
+
 /* On a broker where no scheduler ever ran (here the test broker's default
  * vhost "/"), there is no history, and mmctl says why. */
 static void
@@ -550,6 +603,7 @@ main(void)
 		cmocka_unit_test(test_mmctl_policy_apply_and_show),
 		cmocka_unit_test(test_mmctl_status_shows_hosts),
 		cmocka_unit_test(test_mmctl_events_prints_history),
+		cmocka_unit_test(test_mmctl_events_prints_each_vm_of_a_round),
 		cmocka_unit_test(test_mmctl_events_follow_shows_decisions),
 		cmocka_unit_test(test_mmctl_events_without_log),
 		cmocka_unit_test(test_mmctl_policy_far_ahead_refused),

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * mm-scheduler as a user runs it, against a real RabbitMQ: a report with a
- * guest under pressure yields a command batch and a decision event; a
+ * guest under pressure yields a command batch and a decision event, and
+ * one with three such guests one event carrying the three; a
  * shadow policy is accepted and then only events flow, no commands; an
  * invalid policy is rejected with its reason and the old one stays; an
  * older version is ignored with a warning; the policy in force survives a
@@ -39,9 +40,15 @@ struct world {
 
 	unsigned batches;
 	unsigned empty_batches;
+	uint64_t batch_seq;
+	size_t batch_balloons;
 	uint64_t batch_target;
 	char batch_reason[1024];
-	unsigned decisions;
+	unsigned decisions;		/* events */
+	unsigned decided_vms;		/* the VMs in them */
+	size_t decision_vms;		/* in the last one */
+	bool decision_has_batch;
+	uint64_t decision_batch;
 	bool decision_shadow;
 	uint64_t decision_version;
 	char decision_reason[1024];
@@ -64,10 +71,13 @@ on_batch(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 		return BUS_ACK;
 	w.batches++;
 	w.empty_batches += b->n_commands == 0;
+	w.batch_seq = b->seq;
+	w.batch_balloons = 0;
 	for (size_t i = 0; i < b->n_commands; i++) {
 		const Mm__V1__Command *c = b->commands[i];
 
 		if (c->kind_case == MM__V1__COMMAND__KIND_BALLOON) {
+			w.batch_balloons++;
 			w.batch_target = c->balloon->target_kib;
 			snprintf(w.batch_reason, sizeof(w.batch_reason), "%s",
 			    c->reason);
@@ -81,13 +91,21 @@ static enum bus_disposition
 on_event(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 {
 	const Mm__V1__Event *e = (const Mm__V1__Event *)m;
+	Mm__V1__VmDecision vd;
 
 	if (e->kind == MM__V1__EVENT_KIND__EVENT_KIND_DECISION) {
 		w.decisions++;
+		w.decision_vms = 0;
+		for (size_t i = 0; msg_event_vm(e, i, &vd); i++) {
+			w.decision_vms++;
+			snprintf(w.decision_reason, sizeof(w.decision_reason),
+			    "%s", vd.reason);
+		}
+		w.decided_vms += w.decision_vms;
+		w.decision_has_batch = e->has_batch_seq;
+		w.decision_batch = e->batch_seq;
 		w.decision_shadow = e->shadow;
 		w.decision_version = e->policy_version;
-		snprintf(w.decision_reason, sizeof(w.decision_reason), "%s",
-		    e->reason);
 	} else if (e->kind == MM__V1__EVENT_KIND__EVENT_KIND_ALERT) {
 		w.alerts++;
 		w.alert_severity = e->severity;
@@ -308,6 +326,79 @@ test_scheduler_heartbeat_on_a_quiet_host(void **state)
 	assert_true(w.empty_batches - empty <= 2);
 }
 
+/* A report of n guests (names[i]) of 2 GiB each under pressure psi. */
+static void
+publish_guests(size_t n, const char *const *names, double psi)
+{
+	Mm__V1__HostReport r = MM__V1__HOST_REPORT__INIT;
+	Mm__V1__HostStats hs = MM__V1__HOST_STATS__INIT;
+	Mm__V1__Meminfo hm = MM__V1__MEMINFO__INIT, gm = MM__V1__MEMINFO__INIT;
+	Mm__V1__GuestStats g[8], *gp[8];
+	Mm__V1__Psi p = MM__V1__PSI__INIT;
+	char key[160];
+
+	assert_true(n <= 8);
+	hm.has_total_kib = hm.has_available_kib = true;
+	hm.total_kib = 64 * GiB;
+	hm.available_kib = 32 * GiB;
+	hs.meminfo = &hm;
+	gm.has_total_kib = gm.has_available_kib = true;
+	gm.total_kib = 2 * GiB;
+	gm.available_kib = GiB / 2;
+	p.has_some_avg10_pct = true;
+	p.some_avg10_pct = psi;
+	for (size_t i = 0; i < n; i++) {
+		mm__v1__guest_stats__init(&g[i]);
+		g[i].vm_id = (char *)names[i];
+		g[i].meminfo = &gm;
+		g[i].psi = &p;
+		g[i].has_balloon_target_kib = g[i].has_balloon_actual_kib = true;
+		g[i].balloon_target_kib = g[i].balloon_actual_kib = 2 * GiB;
+		g[i].has_max_kib = true;
+		g[i].max_kib = 8 * GiB;
+		gp[i] = &g[i];
+	}
+	w.time_ms += 1000;
+	r.host_id = w.host;
+	r.has_seq = r.has_time_ms = true;
+	r.seq = ++w.seq;
+	r.time_ms = w.time_ms;
+	r.host = &hs;
+	r.n_guests = n;
+	r.guests = gp;
+	snprintf(key, sizeof(key), "host.%s", w.host);
+	assert_int_equal(msg_publish(w.bus, MSG_HOST_REPORT,
+	    (const ProtobufCMessage *)&r, TOPO_EX_STATS, key, false, NULL,
+	    NULL), 0);
+}
+
+/* Three guests of one host decided in one round: one decision event
+ * carries the three, with the sequence number of the batch that carries
+ * their commands. */
+static void
+test_scheduler_one_decision_event_per_round(void **state)
+{
+	static const char *const names[] = { "vm-b", "vm-c", "vm-d" };
+	unsigned events = w.decisions, vms = w.decided_vms;
+	unsigned batches = w.batches;
+
+	publish_guests(3, names, 30);
+	assert_true(wait_more(&w.decisions, 10000));
+	/* The batch follows; a second event would come with it. */
+	tu_run_for(&w.loop, 1000);
+	print_message("one report of 3 guests: %u decision event(s), %u VMs, "
+	    "%u batch(es)\n", w.decisions - events, w.decided_vms - vms,
+	    w.batches - batches);
+	assert_int_equal(w.decisions - events, 1);
+	assert_int_equal(w.decision_vms, 3);
+	assert_int_equal(w.decided_vms - vms, 3);
+	assert_non_null(strstr(w.decision_reason, "pressure"));
+	assert_false(w.decision_shadow);
+	assert_true(w.decision_has_batch);
+	assert_int_equal(w.decision_batch, w.batch_seq);
+	assert_int_equal(w.batch_balloons, 3);
+}
+
 static void
 test_scheduler_shadow_policy_sends_no_commands(void **state)
 {
@@ -375,6 +466,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_scheduler_pressure_commands_a_bigger_target),
 		cmocka_unit_test(test_scheduler_heartbeat_on_a_quiet_host),
+		cmocka_unit_test(test_scheduler_one_decision_event_per_round),
 		cmocka_unit_test(test_scheduler_forged_reports_declare_no_queue),
 		cmocka_unit_test(test_scheduler_shadow_policy_sends_no_commands),
 		cmocka_unit_test(test_scheduler_rejects_invalid_policy_keeps_old),

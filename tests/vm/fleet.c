@@ -78,14 +78,15 @@ fleet_vm_index(const struct fleet_record *rec, const char *id)
 }
 
 static double
-metric(const Mm__V1__Event *e, const char *name)
+metric(const Mm__V1__VmDecision *vd, const char *name)
 {
-	for (size_t i = 0; i < e->n_metrics; i++)
-		if (strcmp(e->metrics[i]->name, name) == 0)
-			return e->metrics[i]->value;
+	for (size_t i = 0; i < vd->n_metrics; i++)
+		if (strcmp(vd->metrics[i]->name, name) == 0)
+			return vd->metrics[i]->value;
 	return -1;
 }
 
+/* Every VM of a decision event of f's host is one decision. */
 static enum bus_disposition
 record_event(const ProtobufCMessage *m, const struct bus_delivery *d,
     void *arg)
@@ -94,25 +95,30 @@ record_event(const ProtobufCMessage *m, const struct bus_delivery *d,
 	struct fleet *f = arg;
 	struct fleet_record *rec = f->rec;
 	struct fleet_decision *x;
-	int k = fleet_vm_index(rec, e->vm_id);
+	Mm__V1__VmDecision vd;
 
 	(void)d;
 	if (e->kind != MM__V1__EVENT_KIND__EVENT_KIND_DECISION ||
-	    e->host_id == NULL || strcmp(e->host_id, f->host) != 0 || k < 0 ||
-	    rec->ndec == FLEET_MAXDEC)
+	    e->host_id == NULL || strcmp(e->host_id, f->host) != 0)
 		return BUS_ACK;
-	x = &rec->dec[rec->ndec++];
-	x->vm = k;
-	x->rx_ms = uv_now(&f->loop);
-	x->target_kib = e->balloon_target_kib;
-	x->batch = e->batch_seq;
-	x->used_kib = metric(e, "used_kib");
-	x->need_kib = metric(e, "need_kib");
-	x->min_kib = metric(e, "min_kib");
-	x->max_kib = metric(e, "max_kib");
-	x->has_reason = e->reason != NULL && e->reason[0] != '\0';
-	snprintf(x->reason, sizeof(x->reason), "%s",
-	    x->has_reason ? e->reason : "");
+	for (size_t i = 0; msg_event_vm(e, i, &vd); i++) {
+		int k = fleet_vm_index(rec, vd.vm_id);
+
+		if (k < 0 || rec->ndec == FLEET_MAXDEC)
+			continue;
+		x = &rec->dec[rec->ndec++];
+		x->vm = k;
+		x->rx_ms = uv_now(&f->loop);
+		x->target_kib = vd.balloon_target_kib;
+		x->batch = e->batch_seq;
+		x->used_kib = metric(&vd, "used_kib");
+		x->need_kib = metric(&vd, "need_kib");
+		x->min_kib = metric(&vd, "min_kib");
+		x->max_kib = metric(&vd, "max_kib");
+		x->has_reason = vd.reason != NULL && vd.reason[0] != '\0';
+		snprintf(x->reason, sizeof(x->reason), "%s",
+		    x->has_reason ? vd.reason : "");
+	}
 	return BUS_ACK;
 }
 

@@ -47,7 +47,7 @@ struct fleet {
 	struct vm *vms[FLEET_MAXVM];	/* booted by fleet_boot*() */
 };
 
-/* One decision event for a recorded guest. */
+/* One decision for a recorded guest (a VM of a decision event). */
 struct fleet_decision {
 	int vm;			/* its index in the record's names */
 	uint64_t rx_ms;		/* the fleet's loop time it came */

@@ -357,6 +357,30 @@ new_policy(void)
 	return p;
 }
 
+/* A VM's decision as the scheduler makes it: five numbers, a reason of
+ * the policy engine's longest (159 bytes). */
+static Mm__V1__VmDecision *
+new_vm_decision(const char *vm_id)
+{
+	static const char *const names[] = { "used_kib", "need_kib",
+	    "min_kib", "max_kib", "pressure" };
+	Mm__V1__VmDecision *v = NEW(Mm__V1__VmDecision,
+	    MM__V1__VM_DECISION__INIT);
+
+	v->vm_id = str(vm_id);
+	v->reason = str_rep('r', 159);
+	ARRAY(v, metrics, 5);
+	for (size_t i = 0; i < 5; i++) {
+		v->metrics[i] = NEW(Mm__V1__Metric, MM__V1__METRIC__INIT);
+		v->metrics[i]->name = str(names[i]);
+		SET(v->metrics[i], value, 4294967296.0 + (double)i / 3);
+		v->metrics[i]->unit = str(i < 4 ? "KiB" : "ratio");
+	}
+	SET(v, balloon_target_kib, 16ull << 30);
+	SET(v, balloon_actual_kib, 15ull << 30);
+	return v;
+}
+
 static Mm__V1__Event *
 new_event(void)
 {
@@ -380,6 +404,8 @@ new_event(void)
 	SET(e, balloon_actual_kib, 4200000);
 	SET(e, batch_seq, 77);
 	e->result = new_action_result();
+	ARRAY(e, vms, 1);
+	e->vms[0] = new_vm_decision("vm-2");
 	return e;
 }
 
@@ -709,6 +735,7 @@ test_msg_roundtrip_event(void **state)
 	assert_int_equal(e->kind, MM__V1__EVENT_KIND__EVENT_KIND_RESULT);
 	assert_string_equal(e->metrics[0]->unit, "pct");
 	assert_int_equal(e->result->results[0]->balloon_target_kib, 4194304);
+	assert_string_equal(e->vms[0]->vm_id, "vm-2");
 	msg_free(&e->base);
 }
 
@@ -810,14 +837,13 @@ test_msg_pack_refuses_oversized(void **state)
 	uint8_t *buf = NULL;
 	size_t i, len = 0;
 
-	/* 256 metrics with 1 KiB units: valid, but above 256 KiB. */
-	msg_free(&e->metrics[0]->base);
-	free(e->metrics);
-	ARRAY(e, metrics, 256);
-	for (i = 0; i < 256; i++) {
-		e->metrics[i] = NEW(Mm__V1__Metric, MM__V1__METRIC__INIT);
-		e->metrics[i]->name = str("m");
-		e->metrics[i]->unit = str_rep('u', MSG_TEXT_MAX);
+	/* The most VMs with 1 KiB reasons: valid, but above 1 MiB. */
+	msg_free(&e->vms[0]->base);
+	free(e->vms);
+	ARRAY(e, vms, MSG_EVENT_VMS_MAX);
+	for (i = 0; i < MSG_EVENT_VMS_MAX; i++) {
+		e->vms[i] = new_vm_decision("vm-x");
+		set_str(&e->vms[i]->reason, str_rep('r', MSG_TEXT_MAX));
 	}
 	assert_int_equal(msg_validate(MSG_EVENT, &e->base, NULL, 0), 0);
 	assert_int_equal(msg_pack(MSG_EVENT, &e->base, &buf, &len),
@@ -1494,6 +1520,148 @@ test_msg_dispatch_from_a_handler(void **state)
 	msg_free(&inner->base);
 }
 
+/* A decision event of one host's round of n VMs (vm-0...). */
+static Mm__V1__Event *
+new_decision_event(size_t n)
+{
+	Mm__V1__Event *e = NEW(Mm__V1__Event, MM__V1__EVENT__INIT);
+	char id[MSG_ID_MAX + 1];
+
+	SET(e, kind, MM__V1__EVENT_KIND__EVENT_KIND_DECISION);
+	e->host_id = str("host-a");
+	SET(e, time_ms, 1764000002600ull);
+	e->source_id = str("sched-1");
+	SET(e, batch_seq, 78);
+	ARRAY(e, vms, n);
+	for (size_t i = 0; i < n; i++) {
+		/* The longest ids, distinct. */
+		snprintf(id, sizeof(id), "%0*zu", MSG_ID_MAX, i);
+		e->vms[i] = new_vm_decision(id);
+	}
+	return e;
+}
+
+static enum bus_disposition
+event_handler(const ProtobufCMessage *m, const struct bus_delivery *d,
+    void *arg)
+{
+	(*(int *)arg)++;
+	return BUS_ACK;
+}
+
+/* Dispatch e (packed raw: msg_pack refuses what is invalid) as an
+ * mm.v1.Event; return the disposition, the counters in *ret_stats. */
+static enum bus_disposition
+dispatch_event(Mm__V1__Event *e, struct msg_dispatch_stats *ret_stats,
+    char *why, size_t whylen)
+{
+	static const struct msg_handler table[] = {
+		{ MSG_EVENT, event_handler },
+	};
+	size_t len = protobuf_c_message_get_packed_size(&e->base);
+	uint8_t *buf = malloc(len);
+	struct bus_delivery d;
+	enum bus_disposition r;
+	int calls = 0;
+
+	assert_non_null(buf);
+	protobuf_c_message_pack(&e->base, buf);
+	d = delivery(buf, len);
+	d.type = "mm.v1.Event";
+	r = msg_dispatch(table, 1, &d, &calls, ret_stats, why, whylen);
+	assert_int_equal(calls, r == BUS_ACK ? 1 : 0);
+	free(buf);
+	return r;
+}
+
+/*
+ * A host's round in one event: the most VMs an event may carry, each
+ * as the scheduler fills it, fits the size limit and reads back; one more
+ * VM, a bad VM id or reason, a missing id or a number that is not one are
+ * refused, named, and counted by the dispatcher.
+ */
+static void
+test_msg_validate_event_vms(void **state)
+{
+	struct msg_dispatch_stats st = { 0 };
+	Mm__V1__VmDecision vd, **vms;
+	Mm__V1__Event *e, *u;
+	char why[256] = "";
+	size_t i;
+
+	e = new_decision_event(MSG_EVENT_VMS_MAX);
+	assert_true(msg_packed_size(&e->base) <= msg_max_size(MSG_EVENT));
+	print_message("an event of %d VMs: %zu bytes, at most %zu\n",
+	    MSG_EVENT_VMS_MAX, msg_packed_size(&e->base),
+	    msg_max_size(MSG_EVENT));
+	assert_int_equal(dispatch_event(e, &st, why, sizeof(why)), BUS_ACK);
+	assert_int_equal(st.ok, 1);
+	u = (Mm__V1__Event *)msg_dup(MSG_EVENT, &e->base);
+	assert_non_null(u);
+	msg_free(&e->base);
+	for (i = 0; msg_event_vm(u, i, &vd); i++) {
+		assert_string_equal(vd.vm_id, u->vms[i]->vm_id);
+		assert_int_equal(vd.n_metrics, 5);
+		assert_int_equal(vd.balloon_target_kib, 16ull << 30);
+	}
+	assert_int_equal(i, MSG_EVENT_VMS_MAX);
+	msg_free(&u->base);
+
+	/* One VM, the event's own fields as before vms: read as one. */
+	e = new_event();
+	msg_free(&e->vms[0]->base);
+	free(e->vms);
+	e->vms = NULL;
+	e->n_vms = 0;
+	assert_true(msg_event_vm(e, 0, &vd));
+	assert_string_equal(vd.vm_id, "vm-1");
+	assert_string_equal(vd.reason, "target clamped to floor");
+	assert_int_equal(vd.n_metrics, 1);
+	assert_int_equal(vd.balloon_target_kib, 4194304);
+	assert_int_equal(vd.balloon_actual_kib, 4200000);
+	assert_false(msg_event_vm(e, 1, &vd));
+	/* No VM named: none. */
+	set_str(&e->vm_id, NULL);
+	assert_false(msg_event_vm(e, 0, &vd));
+	msg_free(&e->base);
+
+	e = new_decision_event(MSG_EVENT_VMS_MAX);
+	vms = realloc(e->vms, (MSG_EVENT_VMS_MAX + 1) * sizeof(*vms));
+	assert_non_null(vms);
+	e->vms = vms;
+	e->vms[e->n_vms++] = new_vm_decision("vm-x");
+	memset(&st, 0, sizeof(st));
+	assert_int_equal(dispatch_event(e, &st, why, sizeof(why)),
+	    BUS_REJECT);
+	assert_int_equal(st.invalid, 1);
+	assert_non_null(strstr(why, "vms: 1025 elements, at most 1024"));
+	expect_invalid(MSG_EVENT, &e->base, "vms: 1025 elements, at most 1024");
+
+	e = new_decision_event(3);
+	set_str(&e->vms[1]->vm_id, str("vm b"));
+	expect_invalid(MSG_EVENT, &e->base,
+	    "vms[1].vm_id: byte 2 is not one of [A-Za-z0-9_.-]");
+
+	e = new_decision_event(3);
+	set_str(&e->vms[0]->vm_id, NULL);
+	expect_invalid(MSG_EVENT, &e->base, "vms[0].vm_id: missing");
+
+	e = new_decision_event(3);
+	e->vms[2]->reason[3] = '\033';
+	expect_invalid(MSG_EVENT, &e->base,
+	    "vms[2].reason: byte 3 is not printable UTF-8");
+
+	e = new_decision_event(3);
+	e->vms[0]->metrics[4]->value = NAN;
+	expect_invalid(MSG_EVENT, &e->base,
+	    "vms[0].metrics[4].value: not a finite number");
+
+	e = new_decision_event(3);
+	SET(e->vms[1], balloon_target_kib, MSG_KIB_MAX + 1);
+	expect_invalid(MSG_EVENT, &e->base,
+	    "vms[1].balloon_target_kib: 4398046511105 above");
+}
+
 int
 main(void)
 {
@@ -1523,6 +1691,7 @@ main(void)
 		cmocka_unit_test(test_msg_dispatch_rejects_bad_deliveries),
 		cmocka_unit_test(test_msg_dispatch_any_size_in_turn),
 		cmocka_unit_test(test_msg_dispatch_from_a_handler),
+		cmocka_unit_test(test_msg_validate_event_vms),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
