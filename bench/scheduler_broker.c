@@ -11,6 +11,7 @@
  *
  *   scheduler_broker -b path/to/mm-scheduler [-u URL[,URL...]] [-H hosts]
  *                    [-v vms] [-s seconds] [-S shards] [-B pid[,pid...]]
+ *                    [-A]
  *
  * -S N runs N schedulers with "shard = yes" (ids bench-shard-<k>) and
  * prints each one's CPU share, hosts, latency and refusals beside the
@@ -18,7 +19,10 @@
  * one scheduler without sharding (id bench-sched). -B names the broker's
  * beam.smp processes: their CPU share over the measured window is printed,
  * summed and per pid. -u's first URL is the bench's own connection; the
- * whole list is the schedulers' [bus] url.
+ * whole list is the schedulers' [bus] url. The bench takes the batches
+ * from a queue of its own bound to every host's key, or with -A from each
+ * host's queue mm.actuator.<host>, as actuators do (on a cluster, quorum
+ * queues: their replication is then measured on the delivering side too).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -546,6 +550,7 @@ main(int argc, char **argv)
 	pid_t broker[MAX_BROKER_PIDS];
 	double broker0[MAX_BROKER_PIDS], broker1[MAX_BROKER_PIDS];
 	double seconds = 20, window_s;
+	bool actuator_queues = false;
 	unsigned long shards = 0;
 	size_t nbroker = 0;
 	uint64_t t0, t1, batches0;
@@ -553,7 +558,7 @@ main(int argc, char **argv)
 
 	b.hosts = 1000;
 	b.vms = 50;
-	while ((c = getopt(argc, argv, "b:u:H:v:s:S:B:")) != -1) {
+	while ((c = getopt(argc, argv, "b:u:H:v:s:S:B:A")) != -1) {
 		switch (c) {
 		case 'b':
 			bin = optarg;
@@ -580,6 +585,9 @@ main(int argc, char **argv)
 			break;
 		case 'B':
 			broker_arg = optarg;
+			break;
+		case 'A':
+			actuator_queues = true;
 			break;
 		default:
 			goto usage;
@@ -645,13 +653,24 @@ main(int argc, char **argv)
 	}
 	if (b.bus == NULL)
 		fatal("bus_new");
-	snprintf(q, sizeof(q), "mm.bench.cmds.%d", (int)getpid());
 	topo_declare_stats_exchange(b.bus);
 	topo_declare_commands_exchange(b.bus);
-	bus_declare_queue(b.bus, q, &qo);
-	for (size_t h = 0; h < b.hosts; h++)
-		bus_bind(b.bus, q, TOPO_EX_COMMANDS, b.host_ids[h]);
-	bus_consume(b.bus, q, false, delivery_cb, &b);
+	if (actuator_queues) {
+		for (size_t h = 0; h < b.hosts; h++) {
+			if (topo_declare_actuator_queue(b.bus,
+			    b.host_ids[h]) < 0 || topo_actuator_queue(q,
+			    sizeof(q), b.host_ids[h]) < 0)
+				fatalx("host \"%s\": cannot declare its queue",
+				    b.host_ids[h]);
+			bus_consume(b.bus, q, false, delivery_cb, &b);
+		}
+	} else {
+		snprintf(q, sizeof(q), "mm.bench.cmds.%d", (int)getpid());
+		bus_declare_queue(b.bus, q, &qo);
+		for (size_t h = 0; h < b.hosts; h++)
+			bus_bind(b.bus, q, TOPO_EX_COMMANDS, b.host_ids[h]);
+		bus_consume(b.bus, q, false, delivery_cb, &b);
+	}
 	bus_start(b.bus);
 	run_until(&b.loop, &b.up);
 
@@ -751,6 +770,6 @@ main(int argc, char **argv)
 usage:
 	fprintf(stderr, "usage: scheduler_broker -b mm-scheduler "
 	    "[-u url[,url...]] [-H hosts] [-v vms] [-s seconds] "
-	    "[-S shards] [-B broker-pid[,pid...]]\n");
+	    "[-S shards] [-B broker-pid[,pid...]] [-A]\n");
 	return 2;
 }
