@@ -10,7 +10,7 @@ set -euo pipefail
 usage() {
 	cat <<EOF
 usage: ${0##*/} start|stop|stop-node N|start-node N|kill-node N|leader QUEUE|
-       status|env|ctl N ARGS...
+       status|pids|env|ctl N ARGS...
 
   start         start the three nodes, join the second and third to the
                 first, wait until the cluster reports three running nodes
@@ -18,11 +18,14 @@ usage: ${0##*/} start|stop|stop-node N|start-node N|kill-node N|leader QUEUE|
   stop          stop every node and delete the state directories
   stop-node N   stop node N (1-3) gracefully, keeping its data
   start-node N  start node N again and wait until it runs in the cluster
+                with the other running nodes
   kill-node N   SIGKILL node N's beam.smp; its data stays for start-node
   leader QUEUE  print the number of the node leading quorum queue QUEUE
                 (vhost mm)
   status        each node's state and the cluster's running nodes;
                 exit 0 only when all three run in the cluster
+  pids          the running nodes' beam.smp pids, comma-separated (for
+                scheduler_broker -B)
   env           print "export ..." lines for the tests:
                 MM_TEST_CLUSTER_URLS (the three AMQP URLs, comma-separated),
                 MM_TEST_CLUSTER_URL1..3, MM_TEST_CLUSTER_CTL (this script)
@@ -155,6 +158,23 @@ wait_cluster() {
 	die "the cluster did not report 3 running nodes within $timeout s"
 }
 
+# Wait until node N runs in one cluster with every other running node.
+wait_member() {
+	local n=$1 deadline=$2 m seen ok
+	while ((SECONDS < deadline)); do
+		seen=$(running_nodes "$n")
+		ok=yes
+		for m in "${nodes[@]}"; do
+			if [[ $m == "$n" ]] || running "$m"; then
+				grep -qxF "$(name_of "$m")" <<<"$seen" || ok=no
+			fi
+		done
+		[[ $ok == yes ]] && return 0
+		sleep 1
+	done
+	die "node $n did not run in the cluster within $timeout s"
+}
+
 cmd_start() {
 	local t0=$SECONDS n pids=() failed=0
 	cookie
@@ -197,7 +217,7 @@ cmd_start_node() {
 	cookie
 	node_sh "$n" start
 	join "$n"
-	wait_cluster $((t0 + timeout))
+	wait_member "$n" $((t0 + timeout))
 	say "node $n runs in the cluster after $((SECONDS - t0)) s"
 }
 
@@ -244,6 +264,16 @@ cmd_status() {
 	return $rc
 }
 
+cmd_pids() {
+	local n line pids=()
+	for n in "${nodes[@]}"; do
+		line=$(node_sh "$n" status 2>/dev/null) || continue
+		[[ $line =~ \ pid\ ([0-9]+)\  ]] && pids+=("${BASH_REMATCH[1]}")
+	done
+	((${#pids[@]} > 0)) || die "no node runs"
+	(IFS=,; echo "${pids[*]}")
+}
+
 url_of() { echo "amqp://guest:guest@127.0.0.1:$(port_of "$1")/$vhost"; }
 
 cmd_env() {
@@ -268,6 +298,7 @@ start-node) check_n "${2:-}"; cmd_start_node "$2" ;;
 kill-node) check_n "${2:-}"; node_sh "$2" kill ;;
 leader) [[ -n ${2:-} ]] || { usage >&2; exit 2; }; cmd_leader "$2" ;;
 status) cmd_status ;;
+pids) cmd_pids ;;
 env) cmd_env ;;
 ctl) check_n "${2:-}"; n=$2; shift 2; ctl "$n" "$@" ;;
 -h | --help | help) usage ;;
