@@ -18,8 +18,8 @@
  * totals; a batch's scheduler_id says which shard answered. Without -S,
  * one scheduler without sharding (id bench-sched). -B names the broker's
  * beam.smp processes: their CPU share over the measured window is printed,
- * summed and per pid. -u's first URL is the bench's own connection; the
- * whole list is the schedulers' [bus] url. The bench takes the batches
+ * summed and per pid. -u's URL (a list for a cluster) is the bench's and
+ * the schedulers' [bus] url. The bench takes the batches
  * from a queue of its own bound to every host's key, or with -A from each
  * host's queue mm.actuator.<host>, as actuators do (on a cluster, quorum
  * queues: their replication is then measured on the delivering side too).
@@ -599,8 +599,8 @@ main(int argc, char **argv)
 	log_init("scheduler_broker", 0, false);
 	if (broker_arg != NULL)
 		nbroker = parse_pids(broker_arg, broker, MAX_BROKER_PIDS);
-	/* The bench's own connection: the first URL of the list. */
-	url = strndup(urls, strcspn(urls, ","));
+	/* The bench's own connection: the whole list, as the hosts'. */
+	url = strdup(urls);
 	b.sharded = shards > 0;
 	b.nsched = b.sharded ? shards : 1;
 	b.sched = calloc(b.nsched, sizeof(*b.sched));

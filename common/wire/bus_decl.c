@@ -147,6 +147,10 @@ queue_args(const struct bus_queue_opts *o, amqp_table_entry_t *e,
 		arg_str(&t, "x-queue-type", "stream");
 	else if (o->quorum)
 		arg_str(&t, "x-queue-type", "quorum");
+	/* Leaders spread over the cluster's nodes, not all on the node
+	 * of whoever declared first (3.10 and later). */
+	if (o->quorum)
+		arg_str(&t, "x-queue-leader-locator", "balanced");
 	if (o->max_age_s > 0) {
 		snprintf(age, age_size, "%us", o->max_age_s);
 		arg_str(&t, "x-max-age", age);
