@@ -330,7 +330,6 @@ fu_publish_policy(struct fu *f, uint64_t version, const char *name)
 	Mm__V1__Param hold = MM__V1__PARAM__INIT, pool = MM__V1__PARAM__INIT;
 	Mm__V1__Param *params[2] = { &hold, &pool };
 
-	assert_int_equal(topo_declare_policy_exchange(f->bus), 0);
 	p.has_version = p.has_mode = 1;
 	p.version = version;
 	p.mode = MM__V1__POLICY_MODE__POLICY_MODE_ENFORCE;
@@ -430,6 +429,10 @@ fu_start(struct fu *f, const struct fu_opts *o)
 	f->queue = tu_unique("mm.test.fault");
 	assert_int_equal(topo_declare_events_exchange(f->bus), 0);
 	assert_int_equal(topo_declare_stats_exchange(f->bus), 0);
+	/* Where the tests publish, as mmctl or a scheduler would. */
+	assert_int_equal(topo_declare_commands_exchange(f->bus), 0);
+	assert_int_equal(topo_declare_control_exchange(f->bus), 0);
+	assert_int_equal(topo_declare_policy_exchange(f->bus), 0);
 	assert_int_equal(bus_declare_queue(f->bus, f->queue, &qo), 0);
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		topo_event_key(key, sizeof(key), kinds[i], f->host_id);
