@@ -90,6 +90,20 @@ struct hv_balloon_stats {
 Mm__V1__GuestStats *hv_guest_from_balloon(const struct hv_balloon_stats *s);
 
 /*
+ * The xen driver's parser (hv/xen.c) of what the guest agent writes under
+ * its domain's data/mm/: get(arg, key) returns the malloc'd value of key
+ * ("agent_seq", "time_ms", "<group>/<name>" of hoststats' tables), or NULL
+ * when absent. Returns the sample (source AGENT, no vm_id; the caller
+ * validates it), or NULL without agent_seq (no agent yet) or on ENOMEM.
+ * A value that is not a number sets *ret_bad_key (static) and, below a
+ * group, *ret_bad_group; the sample is still returned, for the caller to
+ * refuse. Any thread; built with or without libxenstore.
+ */
+Mm__V1__GuestStats *hv_xen_guest_from_keys(char *(*get)(void *arg,
+    const char *key), void *arg, const char **ret_bad_key,
+    const char **ret_bad_group);
+
+/*
  * The guest agent's channel (hv/agentconn.c): a Unix socket of
  * length-prefixed GuestStats frames, each bounded by frame_max and
  * validated; a sample is set on vm with HV_EV_GUEST, a bad frame is

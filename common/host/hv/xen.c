@@ -22,6 +22,154 @@
 #include "hv/hv_impl.h"
 #include "log.h"
 
+/* The agent's data/mm/ layout: <group>/<name> of hoststats' tables (the
+ * report's own field names), in the sample's three parts. */
+static const struct hs_fields *const xgroups[] = {
+	&hs_meminfo_fields, &hs_vmstat_fields, &hs_psi_fields,
+};
+
+/* Strict decimal: the whole string, no sign, no spaces. */
+static bool
+parse_u64(const char *s, uint64_t *ret)
+{
+	unsigned long long v;
+	char *end;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return false;
+	*ret = v;
+	return true;
+}
+
+static bool
+parse_pct(const char *s, double *ret)
+{
+	char *end;
+	double v;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || *end != '\0' || !(v >= 0.0 && v <= 1e6))
+		return false;
+	*ret = v;
+	return true;
+}
+
+static Mm__V1__GuestStats *
+guest_new(void)
+{
+	Mm__V1__GuestStats *g = calloc(1, sizeof(*g));
+	Mm__V1__Meminfo *mi = calloc(1, sizeof(*mi));
+	Mm__V1__Vmstat *vs = calloc(1, sizeof(*vs));
+	Mm__V1__Psi *p = calloc(1, sizeof(*p));
+
+	if (g == NULL || mi == NULL || vs == NULL || p == NULL) {
+		free(g);
+		free(mi);
+		free(vs);
+		free(p);
+		return NULL;
+	}
+	mm__v1__guest_stats__init(g);
+	mm__v1__meminfo__init(mi);
+	mm__v1__vmstat__init(vs);
+	mm__v1__psi__init(p);
+	g->meminfo = mi;
+	g->vmstat = vs;
+	g->psi = p;
+	return g;
+}
+
+/* Drop submessages the guest wrote nothing into. */
+static void
+guest_trim(Mm__V1__GuestStats *g, const bool *any)
+{
+	if (!any[0]) {
+		free(g->meminfo);
+		g->meminfo = NULL;
+	}
+	if (!any[1]) {
+		free(g->vmstat);
+		g->vmstat = NULL;
+	}
+	if (!any[2]) {
+		free(g->psi);
+		g->psi = NULL;
+	}
+}
+
+Mm__V1__GuestStats *
+hv_xen_guest_from_keys(char *(*get)(void *arg, const char *key), void *arg,
+    const char **ret_bad_key, const char **ret_bad_group)
+{
+	Mm__V1__GuestStats *g;
+	bool any[3] = { false };
+	char key[128], *s;
+	uint64_t u = 0;
+	double f = 0;
+	size_t i, k;
+
+	*ret_bad_key = NULL;
+	*ret_bad_group = NULL;
+	s = get(arg, "agent_seq");
+	if (s == NULL)
+		return NULL;	/* no agent (yet) */
+	g = guest_new();
+	if (g == NULL) {
+		free(s);
+		return NULL;
+	}
+	if (!parse_u64(s, &g->agent_seq))
+		*ret_bad_key = "agent_seq";
+	g->has_agent_seq = 1;
+	free(s);
+	s = get(arg, "time_ms");
+	if (s != NULL) {
+		if (!parse_u64(s, &g->time_ms))
+			*ret_bad_key = "time_ms";
+		g->has_time_ms = 1;
+		free(s);
+	}
+	for (k = 0; k < sizeof(xgroups) / sizeof(xgroups[0]); k++) {
+		const struct hs_fields *fs = xgroups[k];
+		void *m = k == 0 ? (void *)g->meminfo :
+		    k == 1 ? (void *)g->vmstat : (void *)g->psi;
+
+		for (i = 0; i < fs->n; i++) {
+			const struct hs_field *hf = &fs->f[i];
+
+			snprintf(key, sizeof(key), "%s/%s", fs->group,
+			    hf->name);
+			s = get(arg, key);
+			if (s == NULL)
+				continue;
+			if (hf->pct ? parse_pct(s, &f) : parse_u64(s, &u)) {
+				if (hf->pct)
+					*(double *)((char *)m + hf->off) = f;
+				else
+					*(uint64_t *)((char *)m + hf->off) = u;
+				*(protobuf_c_boolean *)((char *)m +
+				    hf->has_off) = 1;
+				any[k] = true;
+			} else {
+				*ret_bad_key = hf->name;
+				*ret_bad_group = fs->group;
+			}
+			free(s);
+		}
+	}
+	guest_trim(g, any);
+	g->has_source = 1;
+	g->source = MM__V1__STATS_SOURCE__STATS_SOURCE_AGENT;
+	return g;
+}
+
 #ifndef MM_HAVE_XENSTORE
 
 static int
@@ -108,12 +256,6 @@ struct xen {
 	struct xen_done *done;	/* pending completions */
 };
 
-/* The agent's data/mm/ layout: <group>/<name> of hoststats' tables (the
- * report's own field names), in the sample's three parts. */
-static const struct hs_fields *const xgroups[] = {
-	&hs_meminfo_fields, &hs_vmstat_fields, &hs_psi_fields,
-};
-
 /* Read a key; NULL when absent. The result is malloc'd. Any thread, on
  * a handle no other thread uses meanwhile. */
 static char *
@@ -133,39 +275,6 @@ xread(struct xs_handle *xs, xs_transaction_t t, const char *fmt, ...)
 	va_end(ap);
 	v = xs_read(xs, t, path, &len);
 	return v;
-}
-
-/* Strict decimal: the whole string, no sign, no spaces. */
-static bool
-parse_u64(const char *s, uint64_t *ret)
-{
-	unsigned long long v;
-	char *end;
-
-	if (s == NULL || *s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || *end != '\0')
-		return false;
-	*ret = v;
-	return true;
-}
-
-static bool
-parse_pct(const char *s, double *ret)
-{
-	char *end;
-	double v;
-
-	if (s == NULL || *s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno != 0 || *end != '\0' || !(v >= 0.0 && v <= 1e6))
-		return false;
-	*ret = v;
-	return true;
 }
 
 static struct xen_dom *
@@ -225,47 +334,19 @@ read_memory(struct xen *x, struct xen_dom *d)
 	apply_memory(x, d, &r);
 }
 
-static Mm__V1__GuestStats *
-guest_new(void)
-{
-	Mm__V1__GuestStats *g = calloc(1, sizeof(*g));
-	Mm__V1__Meminfo *mi = calloc(1, sizeof(*mi));
-	Mm__V1__Vmstat *vs = calloc(1, sizeof(*vs));
-	Mm__V1__Psi *p = calloc(1, sizeof(*p));
+/* What xen_key_cb() reads from: one domain's data/mm, in a transaction. */
+struct xen_keys {
+	struct xs_handle *xs;
+	xs_transaction_t t;
+	unsigned domid;
+};
 
-	if (g == NULL || mi == NULL || vs == NULL || p == NULL) {
-		free(g);
-		free(mi);
-		free(vs);
-		free(p);
-		return NULL;
-	}
-	mm__v1__guest_stats__init(g);
-	mm__v1__meminfo__init(mi);
-	mm__v1__vmstat__init(vs);
-	mm__v1__psi__init(p);
-	g->meminfo = mi;
-	g->vmstat = vs;
-	g->psi = p;
-	return g;
-}
-
-/* Drop submessages the guest wrote nothing into. */
-static void
-guest_trim(Mm__V1__GuestStats *g, const bool *any)
+static char *
+xen_key_cb(void *arg, const char *key)
 {
-	if (!any[0]) {
-		free(g->meminfo);
-		g->meminfo = NULL;
-	}
-	if (!any[1]) {
-		free(g->vmstat);
-		g->vmstat = NULL;
-	}
-	if (!any[2]) {
-		free(g->psi);
-		g->psi = NULL;
-	}
+	struct xen_keys *k = arg;
+
+	return xread(k->xs, k->t, DOM_ROOT "/%u/data/mm/%s", k->domid, key);
 }
 
 /* The agent's data/mm keys of domid into r->g, in one read-only
@@ -273,67 +354,12 @@ guest_trim(Mm__V1__GuestStats *g, const bool *any)
 static void
 fetch_guest(struct xs_handle *xs, unsigned domid, struct xen_read *r)
 {
-	Mm__V1__GuestStats *g;
-	bool any[3] = { false };
-	xs_transaction_t t;
-	char *s;
-	uint64_t u = 0;
-	double f = 0;
-	size_t i, k;
+	struct xen_keys k = { .xs = xs, .domid = domid };
 
-	g = guest_new();
-	if (g == NULL)
-		return;
-	t = xs_transaction_start(xs);
-	s = xread(xs, t, DOM_ROOT "/%u/data/mm/agent_seq", domid);
-	if (s == NULL) {
-		xs_transaction_end(xs, t, true);
-		msg_free(&g->base);
-		return;	/* no agent (yet) */
-	}
-	if (!parse_u64(s, &g->agent_seq))
-		r->bad_key = "agent_seq";
-	g->has_agent_seq = 1;
-	free(s);
-	s = xread(xs, t, DOM_ROOT "/%u/data/mm/time_ms", domid);
-	if (s != NULL) {
-		if (!parse_u64(s, &g->time_ms))
-			r->bad_key = "time_ms";
-		g->has_time_ms = 1;
-		free(s);
-	}
-	for (k = 0; k < sizeof(xgroups) / sizeof(xgroups[0]); k++) {
-		const struct hs_fields *fs = xgroups[k];
-		void *m = k == 0 ? (void *)g->meminfo :
-		    k == 1 ? (void *)g->vmstat : (void *)g->psi;
-
-		for (i = 0; i < fs->n; i++) {
-			const struct hs_field *hf = &fs->f[i];
-
-			s = xread(xs, t, DOM_ROOT "/%u/data/mm/%s/%s", domid,
-			    fs->group, hf->name);
-			if (s == NULL)
-				continue;
-			if (hf->pct ? parse_pct(s, &f) : parse_u64(s, &u)) {
-				if (hf->pct)
-					*(double *)((char *)m + hf->off) = f;
-				else
-					*(uint64_t *)((char *)m + hf->off) = u;
-				*(protobuf_c_boolean *)((char *)m +
-				    hf->has_off) = 1;
-				any[k] = true;
-			} else {
-				r->bad_key = hf->name;
-				r->bad_group = fs->group;
-			}
-			free(s);
-		}
-	}
-	xs_transaction_end(xs, t, true);
-	guest_trim(g, any);
-	g->has_source = 1;
-	g->source = MM__V1__STATS_SOURCE__STATS_SOURCE_AGENT;
-	r->g = g;
+	k.t = xs_transaction_start(xs);
+	r->g = hv_xen_guest_from_keys(xen_key_cb, &k, &r->bad_key,
+	    &r->bad_group);
+	xs_transaction_end(xs, k.t, true);
 }
 
 /* Check what fetch_guest() read (msg_validate() is the loop's) and hand
