@@ -11,7 +11,7 @@
  *
  *   scheduler_broker -b path/to/mm-scheduler [-u URL[,URL...]] [-H hosts]
  *                    [-v vms] [-s seconds] [-S shards] [-B pid[,pid...]]
- *                    [-A]
+ *                    [-A | -O] [-q quorum|classic]
  *
  * -S N runs N schedulers with "shard = yes" (ids bench-shard-<k>) and
  * prints each one's CPU share, hosts, latency and refusals beside the
@@ -19,10 +19,12 @@
  * one scheduler without sharding (id bench-sched). -B names the broker's
  * beam.smp processes: their CPU share over the measured window is printed,
  * summed and per pid. -u's URL (a list for a cluster) is the bench's and
- * the schedulers' [bus] url. The bench takes the batches
- * from a queue of its own bound to every host's key, or with -A from each
- * host's queue mm.actuator.<host>, as actuators do (on a cluster, quorum
- * queues: their replication is then measured on the delivering side too).
+ * the schedulers' [bus] url. The bench takes the batches from each host's
+ * queue mm.actuator.<host>, as actuators do (-A, the default; quorum
+ * queues, or with -q classic as a scheduler from before them declares
+ * them, to measure such a build), or with -O from a queue of its own bound
+ * to every host's key, leaving the hosts' queues to fill up unread until
+ * their batches expire (the benchmark before 2026-12-05).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -73,6 +75,8 @@ struct bench {
 	uint64_t round_start_ns;
 	uint64_t published;
 	uint64_t batches;
+	uint64_t report_bytes;	/* packed, all published */
+	uint64_t batch_bytes;	/* bodies, all delivered */
 	bool measuring;
 	uint64_t measure_ns;	/* reports sent before are not measured */
 	uint32_t *lat_us;
@@ -174,8 +178,11 @@ publish_next(struct bench *b)
 	b->sent_ns[h * SLOTS + b->seq % SLOTS] = now_ns();
 	if (msg_publish(b->bus, MSG_HOST_REPORT,
 	    (const ProtobufCMessage *)&b->report, TOPO_EX_STATS, key, false,
-	    NULL, NULL) == 0)
+	    NULL, NULL) == 0) {
 		b->published++;
+		b->report_bytes += protobuf_c_message_get_packed_size(
+		    (const ProtobufCMessage *)&b->report);
+	}
 }
 
 /* Each host once a second, spread over the second. */
@@ -263,6 +270,7 @@ delivery_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
 		{ MSG_COMMAND_BATCH, on_batch },
 	};
 
+	((struct bench *)arg)->batch_bytes += d->len;
 	return msg_dispatch(table, 1, d, arg, NULL, NULL, 0);
 }
 
@@ -341,14 +349,14 @@ parse_pids(const char *arg, pid_t *pids, size_t cap)
  * "batch N not sent" warnings and no superseded figure (-1). */
 static void
 read_refusals(const char *log, long long *ret_refused,
-    long long *ret_superseded)
+    long long *ret_superseded, long long *ret_events)
 {
-	char line[4096], *p;
+	char line[4096], *p, *q;
 	long long warned = 0, sup = -1, ns = -1;
 	unsigned long long rep, bat, a, c;
 	FILE *f = fopen(log, "r");
 
-	*ret_refused = *ret_superseded = -1;
+	*ret_refused = *ret_superseded = *ret_events = -1;
 	if (f == NULL)
 		return;
 	while (fgets(line, sizeof(line), f) != NULL) {
@@ -358,6 +366,12 @@ read_refusals(const char *log, long long *ret_refused,
 		p = strstr(line, "stopping: ");
 		if (p == NULL)
 			continue;
+		/* "..., E events;" in every version of the line */
+		q = strstr(p, " events");
+		while (q != NULL && q > p && q[-1] >= '0' && q[-1] <= '9')
+			q--;
+		if (q != NULL)
+			*ret_events = strtoll(q, NULL, 10);
 		if (sscanf(p, "stopping: %llu reports, %llu batches (%llu "
 		    "superseded, %llu not sent)", &rep, &bat, &a, &c) == 4) {
 			sup = (long long)a;
@@ -498,13 +512,14 @@ print_shards(struct bench *b, double window_s)
 static void
 print_refusals(const struct bench *b)
 {
-	long long refused_all = 0, sup_all = 0;
+	long long refused_all = 0, sup_all = 0, events_all = 0;
 	bool sup_known = true;
 
 	for (size_t k = 0; k < b->nsched; k++) {
-		long long refused, sup;
+		long long refused, sup, events;
 
-		read_refusals(b->sched[k].log, &refused, &sup);
+		read_refusals(b->sched[k].log, &refused, &sup, &events);
+		events_all += events > 0 ? events : 0;
 		if (refused < 0)
 			fatalx("%s: cannot read", b->sched[k].log);
 		refused_all += refused;
@@ -527,6 +542,14 @@ print_refusals(const struct bench *b)
 		printf("%lld\n", sup_all);
 	else
 		printf("n/a (this scheduler does not count them)\n");
+	/* Warm-up and measured window together, as the stop line has it. */
+	printf("  events published %lld (%.2f per report)\n",
+	    events_all, b->published > 0 ? (double)events_all /
+	    (double)b->published : 0.0);
+	printf("  bytes: report %.0f, batch %.0f on average\n",
+	    b->published > 0 ? (double)b->report_bytes /
+	    (double)b->published : 0.0, b->batches > 0 ?
+	    (double)b->batch_bytes / (double)b->batches : 0.0);
 }
 
 static void
@@ -550,7 +573,10 @@ main(int argc, char **argv)
 	pid_t broker[MAX_BROKER_PIDS];
 	double broker0[MAX_BROKER_PIDS], broker1[MAX_BROKER_PIDS];
 	double seconds = 20, window_s;
-	bool actuator_queues = false;
+	/* Like the hosts' actuators, which empty their queues at once: a
+	 * queue nobody reads piles batches up until they expire, which is
+	 * not what a fleet asks of its broker. */
+	bool actuator_queues = true, classic = false;
 	unsigned long shards = 0;
 	size_t nbroker = 0;
 	uint64_t t0, t1, batches0;
@@ -558,7 +584,7 @@ main(int argc, char **argv)
 
 	b.hosts = 1000;
 	b.vms = 50;
-	while ((c = getopt(argc, argv, "b:u:H:v:s:S:B:A")) != -1) {
+	while ((c = getopt(argc, argv, "b:u:H:v:s:S:B:AOq:")) != -1) {
 		switch (c) {
 		case 'b':
 			bin = optarg;
@@ -588,6 +614,15 @@ main(int argc, char **argv)
 			break;
 		case 'A':
 			actuator_queues = true;
+			break;
+		case 'O':
+			actuator_queues = false;
+			break;
+		case 'q':
+			if (strcmp(optarg, "classic") == 0)
+				classic = true;
+			else if (strcmp(optarg, "quorum") != 0)
+				goto usage;
 			break;
 		default:
 			goto usage;
@@ -656,10 +691,19 @@ main(int argc, char **argv)
 	topo_declare_stats_exchange(b.bus);
 	topo_declare_commands_exchange(b.bus);
 	if (actuator_queues) {
+		/* Classic: as a scheduler from before quorum queues declares
+		 * them (and nothing else: its mm.dead is classic too). */
+		const struct bus_queue_opts cq = { .durable = true,
+		    .dead_letter_exchange = TOPO_EX_DLX };
+
 		for (size_t h = 0; h < b.hosts; h++) {
-			if (topo_declare_actuator_queue(b.bus,
-			    b.host_ids[h]) < 0 || topo_actuator_queue(q,
-			    sizeof(q), b.host_ids[h]) < 0)
+			if (topo_actuator_queue(q, sizeof(q),
+			    b.host_ids[h]) < 0 || (classic ?
+			    bus_declare_queue(b.bus, q, &cq) < 0 ||
+			    bus_bind(b.bus, q, TOPO_EX_COMMANDS,
+			    b.host_ids[h]) < 0 :
+			    topo_declare_actuator_queue(b.bus,
+			    b.host_ids[h]) < 0))
 				fatalx("host \"%s\": cannot declare its queue",
 				    b.host_ids[h]);
 			bus_consume(b.bus, q, false, delivery_cb, &b);
@@ -770,6 +814,7 @@ main(int argc, char **argv)
 usage:
 	fprintf(stderr, "usage: scheduler_broker -b mm-scheduler "
 	    "[-u url[,url...]] [-H hosts] [-v vms] [-s seconds] "
-	    "[-S shards] [-B broker-pid[,pid...]] [-A]\n");
+	    "[-S shards] [-B broker-pid[,pid...]] [-A | -O] "
+	    "[-q quorum|classic]\n");
 	return 2;
 }

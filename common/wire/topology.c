@@ -113,9 +113,10 @@ topo_declare_policy_exchange(struct bus *bus)
 int
 topo_declare_stats_queue(struct bus *bus, const char *pattern)
 {
+	/* Not replicated, not durable: stats are stale a second later.
+	 * A transient queue whose node is lost goes with it, and the
+	 * scheduler declares it again on the node it fails over to. */
 	const struct bus_queue_opts opts = {
-		.durable = true,
-		.quorum = true,
 		.max_length = TOPO_STATS_MAX_LENGTH,
 		.drop_head = true,
 		.message_ttl_ms = TOPO_STATS_TTL_MS,

@@ -425,6 +425,126 @@ test_bus_heartbeats_keep_and_detect(void **state)
 	assert_int_equal(closed, 1);
 }
 
+/* The broker's memory alarm back where it was, whatever the test did. */
+static int
+watermark_restore(void **state)
+{
+	(void)state;
+	ctl_sync("ctl set_vm_memory_high_watermark 0.4");
+	return 0;
+}
+
+struct blk {
+	unsigned confirmed;
+	unsigned received;
+	bool all;
+	unsigned want;
+};
+
+static void
+blk_confirm_cb(struct bus *bus, int status, void *arg)
+{
+	struct blk *b = arg;
+
+	(void)bus;
+	b->confirmed += status == 0;
+}
+
+static enum bus_disposition
+blk_rx_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
+{
+	struct blk *b = arg;
+
+	(void)bus;
+	(void)d;
+	b->all = ++b->received >= b->want;
+	return BUS_ACK;
+}
+
+/*
+ * A broker short of memory blocks its publishers (connection.blocked): the
+ * bus stops sending (a publish would block the loop), says so in its
+ * stats, keeps what is published in the outbox, and sends it all once the
+ * broker unblocks it.
+ */
+static void
+test_bus_blocked_broker_holds_messages(void **state)
+{
+	uv_loop_t loop;
+	struct blk b = { .want = 11 };
+	char *queue = tu_unique("mm.test.blocked");
+	char *ex = tu_unique("mm.test.ex");
+	struct bus_config cfg = {
+		.url = tu_broker_url(),
+		.app_id = "test-blocked",
+		.reconnect_min_ms = 100,
+		.reconnect_max_ms = 500,
+	};
+	struct bus *producer, *consumer;
+	struct bus_stats st;
+	unsigned x = 42;
+	struct bus_msg m = { .routing_key = "k", .body = &x, .len = sizeof(x) };
+
+	(void)state;
+	uv_loop_init(&loop);
+	producer = bus_new(&loop, &cfg);
+	cfg.app_id = "test-blocked-rx";
+	consumer = bus_new(&loop, &cfg);
+	assert_non_null(producer);
+	assert_non_null(consumer);
+	m.exchange = ex;
+	assert_int_equal(bus_declare_exchange(producer, ex, "direct", 0), 0);
+	assert_int_equal(bus_declare_exchange(consumer, ex, "direct", 0), 0);
+	assert_int_equal(bus_declare_queue(consumer, queue, NULL), 0);
+	assert_int_equal(bus_bind(consumer, queue, ex, "k"), 0);
+	assert_int_equal(bus_consume(consumer, queue, false, blk_rx_cb, &b),
+	    0);
+	assert_int_equal(bus_start(consumer), 0);
+	assert_int_equal(bus_start(producer), 0);
+	for (int i = 0; i < 100 && !(bus_is_up(producer) &&
+	    bus_is_up(consumer)); i++)
+		tu_run_for(&loop, 100);
+	assert_true(bus_is_up(producer) && bus_is_up(consumer));
+
+	/* The alarm: RabbitMQ blocks a connection once it publishes. */
+	ctl_sync("ctl set_vm_memory_high_watermark 0.0000001");
+	assert_int_equal(bus_publish(producer, &m, blk_confirm_cb, &b), 0);
+	for (int i = 0; i < 100; i++) {
+		bus_get_stats(producer, &st);
+		if (st.is_blocked)
+			break;
+		tu_run_for(&loop, 100);
+	}
+	assert_true(st.is_blocked);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(bus_publish(producer, &m, blk_confirm_cb, &b),
+		    0);
+	tu_run_for(&loop, 1000);
+	bus_get_stats(producer, &st);
+	assert_true(st.is_blocked);
+	assert_int_equal(st.blocked, 1);
+	assert_int_equal(st.outbox, 10);
+	assert_true(st.up);
+	assert_int_equal(b.received, 0);
+
+	/* Room again: everything goes, nothing was lost. */
+	ctl_sync("ctl set_vm_memory_high_watermark 0.4");
+	assert_true(tu_run_until(&loop, &b.all, 20000));
+	tu_run_for(&loop, 300);
+	bus_get_stats(producer, &st);
+	assert_false(st.is_blocked);
+	assert_true(st.blocked_ms >= 1000);
+	assert_int_equal(st.outbox, 0);
+	assert_int_equal(b.confirmed, 11);
+	assert_int_equal(b.received, 11);
+	assert_int_equal(st.disconnects, 0);
+	bus_close(producer, 1000, NULL, NULL);
+	bus_close(consumer, 1000, NULL, NULL);
+	assert_int_equal(tu_loop_finish(&loop), 0);
+	free(queue);
+	free(ex);
+}
+
 int
 main(void)
 {
@@ -432,6 +552,8 @@ main(void)
 		cmocka_unit_test(test_bus_stalled_broker_does_not_block_loop),
 		cmocka_unit_test(test_bus_heartbeats_keep_and_detect),
 		cmocka_unit_test(test_bus_restart_loses_no_confirmed_message),
+		cmocka_unit_test_teardown(
+		    test_bus_blocked_broker_holds_messages, watermark_restore),
 	};
 
 	tu_broker_url();
