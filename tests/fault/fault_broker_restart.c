@@ -3,10 +3,10 @@
  * The broker killed (SIGKILL) and started again under a running system:
  * mm-sim's two guests, mm-collector, mm-actuator and mm-scheduler. Every
  * daemon is connected again within 5 s of the broker being back (each logs
- * "connected to the broker at"), a policy the broker confirmed just before
- * it died is in force after it, reports, decisions and the actuator's
- * results flow again, the guests end at the scheduler's targets, and no
- * guest left its limits meanwhile. Prints the reconnect times.
+ * "connected to the broker at"); the targets the scheduler sent just before
+ * the broker died, while the actuator was frozen (SIGSTOP), are executed
+ * after it; reports, decisions and results flow again, and no guest left
+ * its limits meanwhile. Prints the reconnect and convergence times.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -25,15 +26,16 @@
 #include "testutil.h"
 
 #define BACK_MS		5000	/* every daemon connected again by then */
+#define HEADROOM_KIB	(512 * FU_MIB)	/* the second policy's */
 #define DOWN_MS		3000	/* the broker stays dead this long before
 				 * its start (of 8-12 s); MM_FAULT_DOWN_MS */
 
 static struct fu F;
 
-static void
-confirm_cb(struct bus *bus, int status, void *arg)
+static bool
+decided_growth(struct fu *f)
 {
-	*(int *)arg = status == 0 ? 1 : -1;
+	return f->vm[0].decided_kib >= FU_GIB + HEADROOM_KIB - FU_NEAR_KIB;
 }
 
 static unsigned results_before;
@@ -68,36 +70,36 @@ test_fault_broker_restart(void **state)
 	uint64_t killed_ms, back_ms = 0, at_ms[3] = { 0 }, v2;
 	pid_t start;
 	long after[3];
-	char accepted[128];
-	int confirmed = 0;
 	long ms;
 
-	fu_start(&F, &(struct fu_opts){ .sched_extra = "command_ttl = 5s\n" });
+	/* Batches live a minute: one queued before the broker dies is still
+	 * good after it. */
+	fu_start(&F, &(struct fu_opts){ .sched_extra = "command_ttl = 60s\n" });
 	for (int i = 0; i < 3; i++)
 		conn[i] = fu_log_count(d[i], "connected to the broker at");
 
-	/* A new policy, confirmed by the broker, then the broker dies. */
+	/* A command confirmed by the broker and not yet executed when it
+	 * dies: the actuator frozen, a policy with 512 MiB of headroom makes
+	 * the scheduler grow both guests (web to 1.5 GiB); its batch waits
+	 * in the actuator's durable queue (or unacked in the frozen
+	 * actuator's socket). */
+	kill(F.act.pid, SIGSTOP);
 	v2 = clock_ms(CLOCK_REALTIME);
-	fu_publish_policy(&F, v2, "fault-2");
-	/* fu_publish_policy() does not wait: a confirmed marker behind it
-	 * on the same channel means the broker has it too. */
-	{
-		struct bus_msg m = {
-			.exchange = "",
-			.routing_key = F.queue,
-			.body = "m",
-			.len = 1,
-			.type = "mm.test.Marker",
-		};
-
-		assert_int_equal(bus_publish(F.bus, &m, confirm_cb,
-		    &confirmed), 0);
-	}
-	for (int i = 0; i < 500 && confirmed == 0; i++)
-		fu_run_for(&F, 10);
-	assert_int_equal(confirmed, 1);
+	fu_publish_policy(&F, v2, "fault-2", HEADROOM_KIB);
+	if (fu_run_until(&F, decided_growth, 15000) < 0)
+		fail_msg("no decision for the new policy's targets: web %llu MiB",
+		    (unsigned long long)F.vm[0].decided_kib / FU_MIB);
+	fu_run_for(&F, 1000);	/* the batch confirmed by then */
+	fprintf(stderr, "fault: decided before the kill: web %llu MiB, db %llu "
+	    "MiB; the actuator frozen, web at %llu MiB\n",
+	    (unsigned long long)F.vm[0].decided_kib / FU_MIB,
+	    (unsigned long long)F.vm[1].decided_kib / FU_MIB,
+	    (unsigned long long)fu_balloon_kib(&F, 0) / FU_MIB);
+	assert_true(fu_balloon_kib(&F, 0) + FU_NEAR_KIB <
+	    F.vm[0].decided_kib);
 	killed_ms = tu_wall_ms();
 	fu_broker_ctl("kill");
+	kill(F.act.pid, SIGCONT);
 	fu_run_for(&F, getenv("MM_FAULT_DOWN_MS") != NULL ?
 	    (unsigned)atoi(getenv("MM_FAULT_DOWN_MS")) : DOWN_MS);
 	for (int i = 0; i < 3; i++)
@@ -136,15 +138,10 @@ test_fault_broker_restart(void **state)
 			fail_msg("%s connected %ld ms after the broker was back "
 			    "(at most %u)", d[i]->name, after[i], BACK_MS);
 
-	/* The policy the broker confirmed survived it. */
-	snprintf(accepted, sizeof(accepted), "policy %llu \"fault-2\" accepted",
-	    (unsigned long long)v2);
-	if (fu_wait_log(&F, &F.sched, accepted, 0, 10000) < 0)
-		fail_msg("policy %llu, confirmed before the broker died, not in "
-		    "force after it", (unsigned long long)v2);
-
-	/* The loop is whole again: reports, decisions, results (the
-	 * actuator's sync answered), the guests at the targets. */
+	/* Nothing lost: the guests reach the targets decided before the
+	 * kill (the batch queued then, or the answer to the actuator's
+	 * sync); reports and results flow again (decisions are events of
+	 * changes: none is due). */
 	ms = fu_run_until(&F, results_again, 15000);
 	if (ms < 0)
 		fail_msg("no result, or guests not at the targets, 15 s after "
@@ -158,7 +155,6 @@ test_fault_broker_restart(void **state)
 	    "since\n", (unsigned long long)(tu_wall_ms() - back_ms),
 	    F.reports - reports, F.decisions - decisions);
 	assert_true(F.reports > reports);
-	assert_true(F.decisions > decisions);
 	fu_assert_safe(&F, "broker restart");
 	fu_finish(&F);
 }

@@ -162,7 +162,7 @@ policy_not_saved(const char *reason)
 	long ms;
 
 	before = slurp(F.state, &len_before);
-	fu_publish_policy(&F, v2, "fault-2");
+	fu_publish_policy(&F, v2, "fault-2", 0);
 	snprintf(line, sizeof(line), "policy %llu: cannot save",
 	    (unsigned long long)v2);
 	ms = fu_wait_log(&F, &F.sched, line, 0, 10000);

@@ -111,7 +111,7 @@ test_fault_malformed_everywhere(void **state)
 	 * actuator's fail-safe (3 s) off. */
 	fu_run_for(&F, 500);
 	v2 = clock_ms(CLOCK_REALTIME);
-	fu_publish_policy(&F, v2, "fault-2");
+	fu_publish_policy(&F, v2, "fault-2", 0);
 	snprintf(accepted, sizeof(accepted), "policy %llu \"fault-2\" accepted",
 	    (unsigned long long)v2);
 	if (fu_wait_log(&F, &F.sched, accepted, 0, 10000) < 0)

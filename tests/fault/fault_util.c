@@ -324,9 +324,11 @@ daemon_init(struct fu *f, struct fu_daemon *d, const char *name,
 }
 
 void
-fu_publish_policy(struct fu *f, uint64_t version, const char *name)
+fu_publish_policy(struct fu *f, uint64_t version, const char *name,
+    uint64_t headroom_kib)
 {
 	Mm__V1__Policy p = MM__V1__POLICY__INIT;
+	Mm__V1__VmLimits lim = MM__V1__VM_LIMITS__INIT;
 	Mm__V1__Param hold = MM__V1__PARAM__INIT, pool = MM__V1__PARAM__INIT;
 	Mm__V1__Param *params[2] = { &hold, &pool };
 
@@ -341,6 +343,12 @@ fu_publish_policy(struct fu *f, uint64_t version, const char *name)
 	pool.name = "guest_capacity_kib";
 	pool.has_value = 1;
 	pool.value = 1536 * 1024;
+	if (headroom_kib != 0) {
+		lim.has_headroom_kib = 1;
+		lim.headroom_kib = headroom_kib;
+		p.defaults = &lim;
+		pool.value = 3 * FU_GIB;
+	}
 	p.n_params = 2;
 	p.params = params;
 	assert_int_equal(msg_publish(f->bus, MSG_POLICY, &p.base,
@@ -518,7 +526,7 @@ fu_start(struct fu *f, const struct fu_opts *o)
 		fail_msg("mm-scheduler not connected in 20 s: %s",
 		    fu_log_line(&f->sched, ""));
 	f->policy_version = clock_ms(CLOCK_REALTIME);
-	fu_publish_policy(f, f->policy_version, "fault");
+	fu_publish_policy(f, f->policy_version, "fault", 0);
 	ms = fu_run_until(f, db_shrunk, 60000);
 	if (ms < 0)
 		fail_msg("not converged in 60 s: web at %llu MiB (wanted %llu),"

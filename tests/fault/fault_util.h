@@ -144,8 +144,10 @@ uint64_t fu_balloon_kib(struct fu *f, int vm);
 void fu_move_balloon(struct fu *f, int vm, uint64_t kib);
 
 /* Publish the suite's pressure policy (a 2 s hold, a guest pool of
- * 1.5 GiB) with the given version and name (borrowed). */
-void fu_publish_policy(struct fu *f, uint64_t version, const char *name);
+ * 1.5 GiB) with the given version and name (borrowed); a headroom_kib
+ * other than 0 is every VM's headroom, with a pool of 3 GiB. */
+void fu_publish_policy(struct fu *f, uint64_t version, const char *name,
+    uint64_t headroom_kib);
 
 /* $MM_TEST_BROKER_CTL verb (kill, start, ...), synchronously; skips the
  * test when it is not set. */
