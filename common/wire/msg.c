@@ -676,6 +676,7 @@ validate_message(struct vctx *c, const ProtobufCMessage *m,
 	bool has_oneof = false, oneof_set = false;
 	const struct plan *p;
 	unsigned i;
+	size_t k;
 	int r;
 
 	if (m->descriptor != desc)
@@ -687,6 +688,13 @@ validate_message(struct vctx *c, const ProtobufCMessage *m,
 	if (p == NULL)
 		return fail(c, "message", -1, "no validation plan for %s",
 		    desc->name);
+	/* protobuf-c takes field number 0 when its tag is encoded in more
+	 * than one byte, and keeps it as unknown; packed again it is one
+	 * byte, which it refuses: such a message would not decode again. */
+	for (k = 0; k < m->n_unknown_fields; k++)
+		if (m->unknown_fields[k].tag == 0)
+			return fail(c, c->depth > 0 ? "" : "message", -1,
+			    "a field numbered 0");
 	for (i = 0; i < desc->n_fields; i++) {
 		fd = &desc->fields[i];
 		if (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
