@@ -96,6 +96,9 @@ rp_trace_read(struct rp_trace *t, FILE *f, const char *path, char *err,
 {
 	char line[512], vm[256];
 	unsigned long long ts, used, max;
+	uint64_t *seen = NULL;	/* per VM: the step of its last row */
+	size_t nseen = 0;
+	uint32_t idx;
 	int lineno = 0, r;
 
 	memset(t, 0, sizeof(*t));
@@ -128,19 +131,43 @@ rp_trace_read(struct rp_trace *t, FILE *f, const char *path, char *err,
 			    lineno, ts);
 			goto fail;
 		}
-		if (r < 0) {
-			snprintf(err, errlen, "out of memory");
-			rp_trace_free(t);
-			return r;
+		if (r < 0)
+			goto nomem;
+		/* Two rows of one VM at one time would be two VMs to
+		 * rp_run(). */
+		idx = t->samples[t->n - 1].vm;
+		if (idx >= nseen) {
+			uint64_t *ns = realloc(seen, t->names_cap *
+			    sizeof(*ns));
+
+			if (ns == NULL)
+				goto nomem;
+			memset(ns + nseen, 0, (t->names_cap - nseen) *
+			    sizeof(*ns));
+			seen = ns;
+			nseen = t->names_cap;
 		}
+		if (seen[idx] == t->steps) {
+			snprintf(err, errlen, "%s:%d: vm \"%s\" twice at time "
+			    "%llu", path, lineno, vm, ts);
+			goto fail;
+		}
+		seen[idx] = t->steps;
 	}
+	free(seen);
 	if (t->n == 0) {
 		snprintf(err, errlen, "%s: no samples", path);
 		rp_trace_free(t);
 		return -EINVAL;
 	}
 	return 0;
+nomem:
+	snprintf(err, errlen, "out of memory");
+	free(seen);
+	rp_trace_free(t);
+	return -ENOMEM;
 fail:
+	free(seen);
 	rp_trace_free(t);
 	return -EINVAL;
 }
@@ -206,6 +233,9 @@ rp_run(const struct rp_trace *t, const struct pe_policy *p,
 			const struct rp_sample *s = &t->samples[i];
 			struct rp_vm *v = &vms[s->vm];
 
+			if (v->seen_step == step + 1)
+				continue;	/* twice in a step: the first
+						 * counts (rp_trace_add()) */
 			if (v->seen_step == 0)	/* boots at its maximum */
 				v->size_kib = s->max_kib;
 			v->seen_step = step + 1;
