@@ -450,7 +450,8 @@ results_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
 	};
 	struct scheduler *s = arg;
 
-	return msg_dispatch(table, 1, d, s, &s->results_dispatch, NULL, 0);
+	return dispatch_counted(s, table, d, &s->results_dispatch,
+	    &s->n.results_malformed, &s->lim_results, "result");
 }
 
 static enum bus_disposition
@@ -512,8 +513,9 @@ sched_stop(struct scheduler *s)
 	log_info("stopping: %llu reports, %llu batches (%llu superseded, "
 	    "%llu not sent), %llu events; "
 	    "refused: %llu malformed reports, %llu malformed policies, "
-	    "%llu malformed control requests, %llu invalid policies, "
-	    "%llu policy versions too far ahead, %llu older policies, "
+	    "%llu malformed control requests, %llu malformed results, "
+	    "%llu invalid policies, %llu policy versions too far ahead, "
+	    "%llu older policies, "
 	    "%llu reports (bad host id, key of another host, ahead of the "
 	    "clock, seq jump)",
 	    (unsigned long long)s->n.reports,
@@ -524,6 +526,7 @@ sched_stop(struct scheduler *s)
 	    (unsigned long long)s->n.stats_malformed,
 	    (unsigned long long)s->n.policies_malformed,
 	    (unsigned long long)s->n.control_malformed,
+	    (unsigned long long)s->n.results_malformed,
 	    (unsigned long long)s->n.policies_rejected,
 	    (unsigned long long)s->n.policies_jump,
 	    (unsigned long long)s->n.policies_old,

@@ -130,6 +130,7 @@ struct sched_counters {
 	uint64_t stats_malformed;	/* dead-lettered by msg_dispatch() */
 	uint64_t policies_malformed;	/* ditto */
 	uint64_t control_malformed;	/* ditto, or no mmctl reply queue */
+	uint64_t results_malformed;	/* ditto, the actuators' results */
 	uint64_t policies_jump;		/* version too far ahead: refused */
 	uint64_t policies_reset;	/* accepted as an operator's reset */
 };

@@ -38,6 +38,7 @@ static const struct {
 	CTR(batches_superseded), CTR(batches_refused),
 	CTR(policies_accepted), CTR(policies_rejected), CTR(policies_old),
 	CTR(stats_malformed), CTR(policies_malformed), CTR(control_malformed),
+	CTR(results_malformed),
 	CTR(policies_jump), CTR(policies_reset),
 };
 #define NCOUNTERS	(sizeof(counters) / sizeof(counters[0]))

@@ -8,6 +8,7 @@ mm_build_packages=(
 	librabbitmq-dev libprotobuf-c-dev protobuf-c-compiler libuv1-dev
 	libcmocka-dev libinih-dev libjansson-dev libsystemd-dev libnuma-dev
 	libxen-dev libvirt-dev rabbitmq-server curl iproute2 procps
+	clang libclang-rt-14-dev llvm
 )
 
 # mm_install_missing PACKAGE...: install what dpkg does not have.

@@ -121,6 +121,16 @@ cmake --build "$build_dir" -j"$(nproc)"
 say "building in $build_dir-plain (RelWithDebInfo), as the demo does"
 cmake -S "$repo_dir" -B "$build_dir-plain" >/dev/null
 cmake --build "$build_dir-plain" -j"$(nproc)" >/dev/null
+# The fuzz targets (tests/fuzz): clang, libFuzzer, ASan and UBSan.
+fuzz=${MM_TEST_FUZZ_S:-15}
+if ((fuzz > 0)) && [[ $# -eq 0 || "$*" == *fuzz* ]]; then
+	say "building the fuzz targets in $build_dir-fuzz (clang, libFuzzer)"
+	CC=clang cmake -S "$repo_dir" -B "$build_dir-fuzz" -DMM_FUZZ=ON \
+	    -DMM_TESTS=OFF -DMM_BENCH=OFF -DMM_AGENT_STATIC=OFF >/dev/null
+	cmake --build "$build_dir-fuzz" --target mm_fuzz -j"$(nproc)" >/dev/null
+else
+	fuzz=0
+fi
 
 # The broker has its own state directory (above), so one a developer
 # started by hand with scripts/rabbitmq.sh is left alone; a previous run's
@@ -151,6 +161,11 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 status=0
 ctest --test-dir "$build_dir" --output-on-failure "$@" || status=$?
+if ((fuzz > 0)); then
+	say "fuzzing each target for $fuzz s, then replaying its corpus"
+	"$repo_dir/tests/fuzz/run.sh" -b "$build_dir-fuzz" -t "$fuzz" ||
+	    status=$?
+fi
 
 if ((status == 0)); then
 	say "PASS in $((SECONDS - started)) s (broker $MM_TEST_AMQP_URL)"

@@ -202,7 +202,7 @@ bus_new(uv_loop_t *loop, const struct bus_config *config)
 	bus->backoff_min_ms = config->reconnect_min_ms ?
 	    config->reconnect_min_ms : 100;
 	bus->backoff_max_ms = config->reconnect_max_ms ?
-	    config->reconnect_max_ms : 10000;
+	    config->reconnect_max_ms : 3000;
 	if (bus->backoff_max_ms < bus->backoff_min_ms)
 		bus->backoff_max_ms = bus->backoff_min_ms;
 	bus->connect_timeout_ms = config->connect_timeout_ms ?

@@ -65,7 +65,8 @@ struct bus_config {
 	 * to a quarter of the socket's send buffer, so a publish never
 	 * blocks on a stalled broker. */
 	size_t window_bytes;
-	/* Reconnect backoff bounds in ms; 0 means 100 and 10000. */
+	/* Reconnect backoff bounds in ms; 0 means 100 and 3000 (with the
+	 * +-25 % jitter a daemon is back at most 3.75 s after its broker). */
 	unsigned reconnect_min_ms;
 	unsigned reconnect_max_ms;
 	/* Connect and handshake timeout in ms; 0 means 5000. */

@@ -280,6 +280,7 @@ topo_declare_control_queue(struct bus *bus, const char *sched_id,
 		.exclusive = true,
 		.auto_delete = true,
 		.message_ttl_ms = 10000,
+		.dead_letter_exchange = TOPO_EX_DLX,
 	};
 	char queue[128];
 	int r;
@@ -288,7 +289,9 @@ topo_declare_control_queue(struct bus *bus, const char *sched_id,
 	    queue_size);
 	if (r < 0)
 		return r;
-	r = topo_declare_control_exchange(bus);
+	r = topo_declare_dead(bus);
+	if (r == 0)
+		r = topo_declare_control_exchange(bus);
 	if (r == 0)
 		r = bus_declare_queue(bus, queue, &opts);
 	if (r == 0)
@@ -321,6 +324,7 @@ topo_declare_results_queue(struct bus *bus, const char *sched_id,
 		.max_length = TOPO_RESULTS_MAX_LENGTH,
 		.drop_head = true,
 		.message_ttl_ms = TOPO_RESULTS_TTL_MS,
+		.dead_letter_exchange = TOPO_EX_DLX,
 	};
 	char queue[128];
 	int r;
@@ -329,7 +333,9 @@ topo_declare_results_queue(struct bus *bus, const char *sched_id,
 	    queue_size);
 	if (r < 0)
 		return r;
-	r = topo_declare_events_exchange(bus);
+	r = topo_declare_dead(bus);
+	if (r == 0)
+		r = topo_declare_events_exchange(bus);
 	if (r == 0)
 		r = bus_declare_queue(bus, queue, &opts);
 	if (r == 0)
