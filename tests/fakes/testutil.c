@@ -31,6 +31,86 @@ tu_broker_url(void)
 	return url;
 }
 
+char *
+tu_read_file(const char *path, size_t *ret_len)
+{
+	FILE *fp = fopen(path, "r");
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
+
+	if (fp != NULL) {
+		do {
+			if (cap - len < 4096) {
+				cap = cap ? cap * 2 : 65536;
+				buf = realloc(buf, cap + 1);
+				if (buf == NULL)
+					abort();
+			}
+			n = fread(buf + len, 1, cap - len, fp);
+			len += n;
+		} while (n > 0);
+		fclose(fp);
+	}
+	if (buf == NULL && (buf = malloc(1)) == NULL)
+		abort();
+	buf[len] = '\0';
+	if (ret_len != NULL)
+		*ret_len = len;
+	return buf;
+}
+
+unsigned
+tu_file_count(const char *path, const char *needle)
+{
+	char *text = tu_read_file(path, NULL), *p = text;
+	unsigned n = 0;
+
+	while ((p = strstr(p, needle)) != NULL) {
+		n++;
+		p += strlen(needle);
+	}
+	free(text);
+	return n;
+}
+
+const char *
+tu_file_line(const char *path, const char *needle)
+{
+	static char line[4096];
+	char *text = tu_read_file(path, NULL), *p = text, *last = NULL;
+	size_t n;
+
+	while ((p = strstr(p, needle)) != NULL) {
+		last = p;
+		p += strlen(needle);
+	}
+	line[0] = '\0';
+	if (last != NULL) {
+		while (last > text && last[-1] != '\n')
+			last--;
+		n = strcspn(last, "\n");
+		if (n >= sizeof(line))
+			n = sizeof(line) - 1;
+		memcpy(line, last, n);
+		line[n] = '\0';
+	}
+	free(text);
+	return line;
+}
+
+const char *
+tu_broker_ctl(void)
+{
+	const char *ctl = getenv("MM_TEST_BROKER_CTL");
+
+	if (ctl == NULL || *ctl == '\0') {
+		fprintf(stderr, "skipped: MM_TEST_BROKER_CTL is not set; "
+		    "scripts/test.sh sets it to scripts/rabbitmq.sh\n");
+		exit(TU_SKIP);
+	}
+	return ctl;
+}
+
 const char *
 tu_broker_url_as(const char *user, const char *password)
 {

@@ -21,9 +21,25 @@
  */
 const char *tu_broker_url(void);
 
+/* The test broker's control script (scripts/rabbitmq.sh: kill, start,
+ * pause, resume, ctl ...) from $MM_TEST_BROKER_CTL; skipped as above when
+ * it is unset. */
+const char *tu_broker_ctl(void);
+
 /* A URL for the same broker with the given user and password. Static
  * buffer, overwritten by the next call. */
 const char *tu_broker_url_as(const char *user, const char *password);
+
+/* The file at path, malloc'd and NUL-terminated, its length in *ret_len
+ * (may be NULL); "" (length 0) when it cannot be read. */
+char *tu_read_file(const char *path, size_t *ret_len);
+
+/* How many times needle occurs in the file at path (a daemon's log). */
+unsigned tu_file_count(const char *path, const char *needle);
+
+/* The last line of the file at path that contains needle, without its
+ * newline ("" for none). Static buffer, overwritten by the next call. */
+const char *tu_file_line(const char *path, const char *needle);
 
 /* Create a fresh temporary directory; returns a malloc'd path. */
 char *tu_tmpdir(void);

@@ -104,22 +104,14 @@ prepare_ro_vmdir(struct fu *f)
 	snprintf(f->daemon_vmdir, sizeof(f->daemon_vmdir), "%s", d);
 }
 
-/* The whole file at path, malloc'd, its length in *ret_len. */
+/* The whole file at path (it must have something), malloc'd. */
 static char *
 slurp(const char *path, size_t *ret_len)
 {
-	char *buf = malloc(1 << 20);
-	ssize_t n;
-	int fd;
+	char *buf = tu_read_file(path, ret_len);
 
-	assert_non_null(buf);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		fail_msg("%s: %s", path, strerror(errno));
-	n = read(fd, buf, 1 << 20);
-	close(fd);
-	assert_true(n > 0);
-	*ret_len = (size_t)n;
+	if (*ret_len == 0)
+		fail_msg("%s: empty or unreadable", path);
 	return buf;
 }
 
@@ -158,6 +150,7 @@ policy_not_saved(const char *reason)
 	char line[256], tmp[1300];
 	char *before, *after;
 	size_t len_before, len_after;
+	unsigned starts, connects;
 	uint64_t v2 = clock_ms(CLOCK_REALTIME);
 	long ms;
 
@@ -188,15 +181,21 @@ policy_not_saved(const char *reason)
 	free(before);
 	free(after);
 
-	/* Restarted, the scheduler starts from the state kept. */
+	/* Restarted, the scheduler starts from the state kept. Its log is
+	 * appended to: wait for the new start's lines, not the old ones. */
 	assert_int_equal(fu_daemon_stop(&F.sched), 0);
-	fu_daemon_start(&F, &F.sched);
 	snprintf(line, sizeof(line), "starting: policy %llu",
 	    (unsigned long long)F.policy_version);
-	if (fu_wait_log(&F, &F.sched, line, 0, 10000) < 0)
+	starts = fu_log_count(&F.sched, line);
+	connects = fu_log_count(&F.sched, "connected to the broker");
+	fu_daemon_start(&F, &F.sched);
+	if (fu_wait_log(&F, &F.sched, line, starts, 10000) < 0)
 		fail_msg("restarted scheduler not on the saved policy %llu: %s",
 		    (unsigned long long)F.policy_version,
 		    fu_log_line(&F.sched, "starting"));
+	if (fu_wait_log(&F, &F.sched, "connected to the broker", connects,
+	    10000) < 0)
+		fail_msg("restarted scheduler did not reach the broker");
 }
 
 static void
