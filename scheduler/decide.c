@@ -193,6 +193,8 @@ hosts_free(struct scheduler *s)
 	free(s->guests);
 	free(s->decisions);
 	free(s->why);
+	free(s->events);
+	free(s->event_vms);
 	batch_free(s->batch);
 	s->batch = NULL;
 	s->hosts = NULL;
@@ -201,12 +203,23 @@ hosts_free(struct scheduler *s)
 
 /* ---- report to engine ---- */
 
+#define EVENT_METRICS	5	/* the numbers behind each VM's decision */
+
+/* One VM of a decision event, with its numbers. */
+struct vm_event {
+	Mm__V1__VmDecision vd;
+	Mm__V1__Metric m[EVENT_METRICS];
+	Mm__V1__Metric *mp[EVENT_METRICS];
+};
+
 static int
 scratch_reserve(struct scheduler *s, size_t n)
 {
 	struct pe_guest *g;
 	struct pe_decision *d;
 	char (*why)[PE_WHY_MAX];
+	struct vm_event *ev;
+	Mm__V1__VmDecision **evp;
 
 	if (n <= s->scratch_cap)
 		return 0;
@@ -222,6 +235,14 @@ scratch_reserve(struct scheduler *s, size_t n)
 	if (why == NULL)
 		return -ENOMEM;
 	s->why = why;
+	ev = realloc(s->events, n * sizeof(*ev));
+	if (ev == NULL)
+		return -ENOMEM;
+	s->events = ev;
+	evp = realloc(s->event_vms, n * sizeof(*evp));
+	if (evp == NULL)
+		return -ENOMEM;
+	s->event_vms = evp;
 	s->scratch_cap = n;
 	return 0;
 }
@@ -328,14 +349,6 @@ publish_alert(struct scheduler *s, const char *host_id, const char *vm_id,
 	publish_event(s, TOPO_EV_ALERT, ev.host_id, &ev);
 }
 
-#define EVENT_METRICS	5	/* the numbers behind each VM's decision */
-
-/* One VM of a decision event, with its numbers. */
-struct vm_event {
-	Mm__V1__VmDecision vd;
-	Mm__V1__Metric m[EVENT_METRICS];
-	Mm__V1__Metric *mp[EVENT_METRICS];
-};
 
 static void
 vm_event_fill(struct vm_event *ve, const struct pe_decision *d,
@@ -412,39 +425,24 @@ decision_publish(struct scheduler *s, const struct host *h,
 static void
 decision_event(struct scheduler *s, const struct host *h, int n)
 {
-	struct vm_event *ve;
-	Mm__V1__VmDecision **vp;
-	size_t changed = 0, cap, k = 0;
+	/* The scheduler's scratch, room for every guest of the report. */
+	struct vm_event *ve = s->events;
+	Mm__V1__VmDecision **vp = s->event_vms;
+	size_t k = 0;
 
-	for (int i = 0; i < n; i++)
-		changed += s->decisions[i].changed;
-	if (changed == 0)
-		return;
-	cap = changed < MSG_EVENT_VMS_MAX ? changed : MSG_EVENT_VMS_MAX;
-	ve = calloc(cap, sizeof(*ve));
-	vp = calloc(cap, sizeof(*vp));
-	if (ve == NULL || vp == NULL) {
-		s->n.publish_failed++;
-		log_debug("decision event of host \"%s\": out of memory",
-		    h->id);
-		goto out;
-	}
 	for (int i = 0; i < n; i++) {
 		if (!s->decisions[i].changed)
 			continue;
 		vm_event_fill(&ve[k], &s->decisions[i], &s->guests[i],
 		    s->why[i]);
 		vp[k] = &ve[k].vd;
-		if (++k == cap) {
+		if (++k == MSG_EVENT_VMS_MAX) {
 			decision_publish(s, h, vp, k);
 			k = 0;
 		}
 	}
 	if (k > 0)
 		decision_publish(s, h, vp, k);
-out:
-	free(ve);
-	free(vp);
 }
 
 #define MOVES_MAX	16	/* NUMA moves in one batch */
@@ -834,13 +832,11 @@ shrinks(const struct pe_decision *d, const struct pe_guest *g)
 #define RESEND_BACKOFF_MAX	4	/* resend_ms doubles up to 16 times */
 #define RESEND_ALERT_TRIES	3	/* then an alert: who takes them? */
 
-/* Whether VM's target went out in h's last batch, which still waits in
- * the bus (h->pending) and which the next one replaces: it goes out in
- * the next one instead. */
+/* Whether VM's target went out in h's last batch, not confirmed yet. */
 static bool
-carried(const struct host *h, const struct vm_recon *rc)
+in_last_batch(const struct host *h, const struct vm_recon *rc)
 {
-	return h->pending && rc->sent_kib != 0 && !rc->confirmed &&
+	return rc->sent_kib != 0 && !rc->confirmed &&
 	    rc->sent_seq == h->batch_seq;
 }
 
@@ -857,8 +853,6 @@ recon_due(const struct scheduler *s, const struct host *h, size_t i,
 
 	if (d->reason == PE_UNMANAGED)
 		return false;
-	if (carried(h, rc))
-		return true;
 	if (h->sync)
 		return true;
 	if (rc->sent_kib == 0 || rc->confirmed)
@@ -869,9 +863,11 @@ recon_due(const struct scheduler *s, const struct host *h, size_t i,
 	return now - rc->sent_ms >= ((uint64_t)s->conf.resend_ms << shift);
 }
 
-/* Mark the targets that go out again as changed, with their reason. */
+/* Mark the targets that go out again as changed, with their reason.
+ * pending: h's last batch still waits in the bus and the next one
+ * replaces it, so what it carried goes out in the next one instead. */
 static void
-recon_mark(struct scheduler *s, struct host *h, int n)
+recon_mark(struct scheduler *s, struct host *h, int n, bool pending)
 {
 	uint64_t now = clock_ms(CLOCK_MONOTONIC);
 	uint64_t sup;
@@ -882,16 +878,19 @@ recon_mark(struct scheduler *s, struct host *h, int n)
 		struct pe_decision *d = &s->decisions[i];
 		struct vm_recon *rc = &h->vms[i].rc;
 
-		if (d->changed || !recon_due(s, h, (size_t)i, now))
+		if (d->changed || d->reason == PE_UNMANAGED)
 			continue;
-		d->changed = true;
-		if (carried(h, rc)) {
+		if (pending && in_last_batch(h, rc)) {
+			d->changed = true;
 			snprintf(s->why[i], PE_WHY_MAX, "reconcile: %llu MiB: "
 			    "the batch that carried it was superseded before "
 			    "it was sent", (unsigned long long)d->target_kib /
 			    1024);
 			continue;
 		}
+		if (!recon_due(s, h, (size_t)i, now))
+			continue;
+		d->changed = true;
 		snprintf(s->why[i], PE_WHY_MAX, "reconcile: %llu MiB %s",
 		    (unsigned long long)d->target_kib / 1024, h->sync ?
 		    "again: the actuator asked for its host's targets" :
@@ -1005,6 +1004,7 @@ decide_host(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r)
 	struct pe_ksm_decision kd = { 0 };
 	struct batch *b;
 	size_t nmoves;
+	bool pending;
 	int n;
 
 	if (scratch_reserve(s, r->n_guests + 1) < 0)
@@ -1054,9 +1054,9 @@ decide_host(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r)
 	b = batch_begin(s, (size_t)n);
 	if (b == NULL)
 		return -ENOMEM;
-	h->pending = bus_pending(s->bus, h->id);
-	recon_mark(s, h, n);
-	if (h->pending)
+	pending = bus_pending(s->bus, h->id);
+	recon_mark(s, h, n, pending);
+	if (pending)
 		nmoves = carry_over(h, &kd, moves, nmoves);
 	/* Take before give: what shrinks goes first. */
 	for (int i = 0; i < n; i++)
@@ -1078,7 +1078,6 @@ decide_host(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r)
 	    clock_ms(CLOCK_REALTIME) - h->batch_ms >=
 	    (uint64_t)s->conf.heartbeat_ms))
 		sent(s, h, n, publish_batch(s, h, r, b), &kd, moves, nmoves);
-	h->pending = false;
 	return 0;
 }
 

@@ -39,6 +39,7 @@ struct sched_conf {
 };
 
 struct batch;
+struct vm_event;
 
 /*
  * What the actuator confirmed of a VM's target (reconciliation): the target
@@ -76,8 +77,6 @@ struct host {
 	uint64_t seen_ms;	/* last report accepted (monotonic) */
 	uint64_t result_ms;	/* last ActionResult's time */
 	bool sync;		/* the actuator asked for the desired state */
-	bool pending;		/* deciding: the last batch still waits in
-				 * the bus, the next one supersedes it */
 	uint64_t resent;	/* targets sent again, counter */
 	/* What the last batch carried besides balloon targets, should a
 	 * newer one supersede it before it is sent (bus_pending()). */
@@ -160,6 +159,8 @@ struct scheduler {
 	struct pe_guest *guests;
 	struct pe_decision *decisions;
 	char (*why)[PE_WHY_MAX];	/* reason of each changed decision */
+	struct vm_event *events;	/* a decision event's VMs */
+	Mm__V1__VmDecision **event_vms;
 	size_t scratch_cap;
 	struct batch *batch;		/* its commands (decide.c) */
 

@@ -255,56 +255,42 @@ url_has_password(const char *url)
 /* One URL of the list: its form; its scheme, user and vhost must be
  * those of the first (one identity, one password, on every node). */
 static int
-check_url(struct bus_check *ret, const char *url, size_t i,
-    struct amqp_connection_info *first, char *first_buf)
+check_url(struct bus_check *ret, char *url, size_t i,
+    struct amqp_connection_info *first)
 {
 	struct amqp_connection_info info;
-	char shown[512], *buf;
-	int r;
+	unsigned char addr[sizeof(struct in6_addr)];
+	char shown[512];
 
 	bus_url_redact(url, shown, sizeof(shown));
 	if (strncmp(url, "amqp://", 7) != 0 &&
 	    strncmp(url, "amqps://", 8) != 0)
 		return fail(ret, -EINVAL, "url \"%s\": not an amqp:// or "
 		    "amqps:// URL", shown);
-	buf = i == 0 ? first_buf : strdup(url);
-	if (buf == NULL)
-		return fail(ret, -ENOMEM, "out of memory");
-	if (i == 0)	/* bus_url_split() made it shorter than BUS_URL_MAX */
-		memcpy(buf, url, strlen(url) + 1);
 	amqp_default_connection_info(&info);
-	r = amqp_parse_url(buf, &info);
-	if (r != AMQP_STATUS_OK) {
-		r = fail(ret, -EINVAL, "url \"%s\": not of the form "
+	if (amqp_parse_url(url, &info) != AMQP_STATUS_OK)
+		return fail(ret, -EINVAL, "url \"%s\": not of the form "
 		    "amqp[s]://user:password@host:port/vhost", shown);
-	} else if (i == 0) {
-		unsigned char addr[sizeof(struct in6_addr)];
-
+	if (i == 0) {
 		*first = info;
 		ret->tls = info.ssl;
-		ret->host_is_ip = inet_pton(AF_INET, info.host, addr) == 1 ||
-		    inet_pton(AF_INET6, info.host, addr) == 1;
 	} else if (info.ssl != first->ssl || strcmp(info.user,
 	    first->user) != 0 || strcmp(info.vhost, first->vhost) != 0) {
-		r = fail(ret, -EINVAL, "url \"%s\": the URLs of a list must "
-		    "differ only in host and port (the nodes of one cluster: "
-		    "same scheme, user and vhost as the first)", shown);
-	} else {
-		unsigned char addr[sizeof(struct in6_addr)];
-
-		ret->host_is_ip |= inet_pton(AF_INET, info.host, addr) == 1 ||
-		    inet_pton(AF_INET6, info.host, addr) == 1;
+		return fail(ret, -EINVAL, "url \"%s\": the URLs of a list "
+		    "must differ only in host and port (the nodes of one "
+		    "cluster: same scheme, user and vhost as the first)",
+		    shown);
 	}
-	if (i > 0)
-		free(buf);
-	return r;
+	ret->host_is_ip |= inet_pton(AF_INET, info.host, addr) == 1 ||
+	    inet_pton(AF_INET6, info.host, addr) == 1;
+	return 0;
 }
 
 int
 bus_config_check(const struct bus_config *cfg, struct bus_check *ret)
 {
 	struct amqp_connection_info first;
-	char urls[BUS_URLS_MAX][BUS_URL_MAX], first_buf[BUS_URL_MAX];
+	char urls[BUS_URLS_MAX][BUS_URL_MAX];
 	const char *tls_key = NULL;
 	char shown[512];
 	bool has_password = false;
@@ -326,10 +312,11 @@ bus_config_check(const struct bus_config *cfg, struct bus_check *ret)
 		return fail(ret, -EINVAL, "url \"%s\": an empty URL in the "
 		    "list (URLs are separated by commas)", shown);
 	for (size_t i = 0; i < n; i++) {
-		r = check_url(ret, urls[i], i, &first, first_buf);
+		/* Checked before parsing: amqp_parse_url() cuts it up. */
+		has_password |= url_has_password(urls[i]);
+		r = check_url(ret, urls[i], i, &first);
 		if (r < 0)
 			return r;
-		has_password |= url_has_password(urls[i]);
 	}
 	ret->n_urls = n;
 

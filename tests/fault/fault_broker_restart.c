@@ -174,10 +174,6 @@ main(void)
 	};
 
 	tu_broker_url();
-	if (getenv("MM_TEST_BROKER_CTL") == NULL) {
-		fprintf(stderr, "skipped: MM_TEST_BROKER_CTL is not set; "
-		    "scripts/test.sh sets it to scripts/rabbitmq.sh\n");
-		return TU_SKIP;
-	}
+	tu_broker_ctl();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

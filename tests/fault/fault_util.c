@@ -224,71 +224,16 @@ fu_daemon_alive(struct fu_daemon *d)
 	return true;
 }
 
-/* d's log, malloc'd and NUL-terminated ("" when unreadable). */
-static char *
-log_text(const struct fu_daemon *d)
-{
-	FILE *fp = fopen(d->log, "r");
-	char *buf = NULL;
-	size_t len = 0, cap = 0, n;
-
-	if (fp != NULL) {
-		do {
-			if (cap - len < 4096) {
-				cap = cap ? cap * 2 : 65536;
-				buf = realloc(buf, cap + 1);
-				assert_non_null(buf);
-			}
-			n = fread(buf + len, 1, cap - len, fp);
-			len += n;
-		} while (n > 0);
-		fclose(fp);
-	}
-	if (buf == NULL) {
-		buf = malloc(1);
-		assert_non_null(buf);
-	}
-	buf[len] = '\0';
-	return buf;
-}
-
 unsigned
 fu_log_count(const struct fu_daemon *d, const char *needle)
 {
-	char *text = log_text(d), *p = text;
-	unsigned n = 0;
-
-	while ((p = strstr(p, needle)) != NULL) {
-		n++;
-		p += strlen(needle);
-	}
-	free(text);
-	return n;
+	return tu_file_count(d->log, needle);
 }
 
 const char *
 fu_log_line(const struct fu_daemon *d, const char *needle)
 {
-	static char line[2048];
-	char *text = log_text(d), *p = text, *last = NULL;
-	size_t n;
-
-	while ((p = strstr(p, needle)) != NULL) {
-		last = p;
-		p += strlen(needle);
-	}
-	line[0] = '\0';
-	if (last != NULL) {
-		while (last > text && last[-1] != '\n')
-			last--;
-		n = strcspn(last, "\n");
-		if (n >= sizeof(line))
-			n = sizeof(line) - 1;
-		memcpy(line, last, n);
-		line[n] = '\0';
-	}
-	free(text);
-	return line;
+	return tu_file_line(d->log, needle);
 }
 
 long
@@ -630,32 +575,19 @@ fu_finish(struct fu *f)
 
 /* ---- the broker ---- */
 
-static const char *
-broker_ctl(void)
-{
-	const char *ctl = getenv("MM_TEST_BROKER_CTL");
-
-	if (ctl == NULL || *ctl == '\0') {
-		fprintf(stderr, "skipped: MM_TEST_BROKER_CTL is not set; "
-		    "scripts/test.sh sets it to scripts/rabbitmq.sh\n");
-		exit(TU_SKIP);
-	}
-	return ctl;
-}
-
 void
 fu_broker_ctl(const char *verb)
 {
 	char cmd[1200];
 
-	snprintf(cmd, sizeof(cmd), "%s %s >/dev/null", broker_ctl(), verb);
+	snprintf(cmd, sizeof(cmd), "%s %s >/dev/null", tu_broker_ctl(), verb);
 	assert_int_equal(system(cmd), 0);
 }
 
 pid_t
 fu_broker_start_async(void)
 {
-	const char *ctl = broker_ctl();
+	const char *ctl = tu_broker_ctl();
 	pid_t pid = fork();
 
 	assert_true(pid >= 0);

@@ -24,25 +24,12 @@
 #define N_MSGS		3000u
 #define KILL_AT		1000u
 
-static const char *
-broker_ctl(void)
-{
-	const char *ctl = getenv("MM_TEST_BROKER_CTL");
-
-	if (ctl == NULL || *ctl == '\0') {
-		fprintf(stderr, "skipped: MM_TEST_BROKER_CTL is not set; "
-		    "scripts/test.sh sets it to scripts/rabbitmq.sh\n");
-		exit(TU_SKIP);
-	}
-	return ctl;
-}
-
 static void
 ctl_sync(const char *verb)
 {
 	char cmd[1024];
 
-	snprintf(cmd, sizeof(cmd), "%s %s", broker_ctl(), verb);
+	snprintf(cmd, sizeof(cmd), "%s %s", tu_broker_ctl(), verb);
 	assert_int_equal(system(cmd), 0);
 }
 
@@ -96,7 +83,7 @@ kill_and_restart(struct flow *f)
 
 	f->killed = true;
 	ctl_sync("kill");
-	args[0] = (char *)broker_ctl();
+	args[0] = (char *)tu_broker_ctl();
 	args[1] = "start";
 	args[2] = NULL;
 	o.file = args[0];
@@ -557,6 +544,6 @@ main(void)
 	};
 
 	tu_broker_url();
-	broker_ctl();
+	tu_broker_ctl();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

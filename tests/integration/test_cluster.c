@@ -157,44 +157,19 @@ start_scheduler(void)
 	return (int)pid;
 }
 
-/* How many lines of the scheduler's log contain what. */
-static unsigned
-log_count(const char *what)
-{
-	char line[2048];
-	unsigned n = 0;
-	FILE *f = fopen(w.log, "re");
-
-	if (f == NULL)
-		return 0;
-	while (fgets(line, sizeof(line), f) != NULL)
-		n += strstr(line, what) != NULL;
-	fclose(f);
-	return n;
-}
-
 /* The number in the scheduler's stop line right before what (e.g.
  * " superseded"), or -1. */
 static long
 stop_figure(const char *what)
 {
-	char line[4096];
-	long v = -1;
-	FILE *f = fopen(w.log, "re");
+	const char *line = tu_file_line(w.log, "stopping:");
+	const char *q = strstr(line, what);
 
-	if (f == NULL)
+	if (q == NULL)
 		return -1;
-	while (fgets(line, sizeof(line), f) != NULL) {
-		char *p = strstr(line, "stopping:"), *q;
-
-		if (p == NULL || (q = strstr(p, what)) == NULL)
-			continue;
-		while (q > p && q[-1] >= '0' && q[-1] <= '9')
-			q--;
-		v = strtol(q, NULL, 10);
-	}
-	fclose(f);
-	return v;
+	while (q > line && q[-1] >= '0' && q[-1] <= '9')
+		q--;
+	return strtol(q, NULL, 10);
 }
 
 /* Run the cluster script with args; its exit status (stdout into out). */
@@ -324,14 +299,14 @@ test_cluster_node_lost_nothing_confirmed_lost(void **state)
 	/* The scheduler on another node, and batches to both hosts again. */
 	for (unsigned t = 0; t < 3 * FAILOVER_MS && back_ms == 0; t += 50) {
 		tu_run_for(&w.loop, 50);
-		if (log_count("connected to the broker at") >= 2)
+		if (tu_file_count(w.log, "connected to the broker at") >= 2)
 			back_ms = clock_ms(CLOCK_MONOTONIC);
 	}
 	assert_true(batches_after(killed_ms, 30000));
 	fprintf(stderr, "cluster: scheduler reconnected %llu ms after the "
 	    "kill (connections: %u); batches to both hosts again %llu ms "
 	    "after it\n", back_ms ? (unsigned long long)(back_ms - killed_ms) :
-	    0ull, log_count("connected to the broker at"),
+	    0ull, tu_file_count(w.log, "connected to the broker at"),
 	    (unsigned long long)((w.first_after[0] > w.first_after[1] ?
 	    w.first_after[0] : w.first_after[1]) - killed_ms));
 	/* A graceful close tells the client at once; a killed node only
