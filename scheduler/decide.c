@@ -650,8 +650,15 @@ batch_confirm_cb(struct bus *bus, int status, void *arg)
 	struct scheduler *s = arg;
 
 	(void)bus;
-	if (status == -ESTALE)
+	if (status == -ESTALE) {
 		s->n.batches_superseded++;
+	} else if (status == -EIO) {
+		/* Refused by the broker every time it was sent: the next
+		 * decision for the host carries what this one did. */
+		s->n.batches_refused++;
+		log_warnx("a command batch was refused by the broker "
+		    "(basic.nack) each time it was sent");
+	}
 }
 
 static int

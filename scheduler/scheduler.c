@@ -506,6 +506,7 @@ closed_cb(void *arg)
 void
 sched_stop(struct scheduler *s)
 {
+	struct bus_stats bs;
 
 	if (s->stopping)
 		return;
@@ -532,6 +533,15 @@ sched_stop(struct scheduler *s)
 	    (unsigned long long)s->n.policies_old,
 	    (unsigned long long)(s->n.reports_bad + s->n.reports_wrong_key +
 	    s->n.reports_future + s->n.reports_seq_jump));
+	bus_get_stats(s->bus, &bs);
+	log_info("broker: %llu published, %llu confirmed, %llu refused, "
+	    "%llu sent again, %zu unconfirmed, %zu waiting; %llu connects, "
+	    "%llu confirm timeouts",
+	    (unsigned long long)bs.published,
+	    (unsigned long long)bs.confirmed, (unsigned long long)bs.nacked,
+	    (unsigned long long)bs.resent, bs.unconfirmed, bs.outbox,
+	    (unsigned long long)bs.connects,
+	    (unsigned long long)bs.confirm_timeouts);
 	daemon_notify_stopping();
 	uv_close((uv_handle_t *)&s->sweep, NULL);
 	bus_close(s->bus, CLOSE_FLUSH_MS, closed_cb, NULL);

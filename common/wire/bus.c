@@ -207,6 +207,8 @@ bus_new(uv_loop_t *loop, const struct bus_config *config)
 		bus->backoff_max_ms = bus->backoff_min_ms;
 	bus->connect_timeout_ms = config->connect_timeout_ms ?
 	    config->connect_timeout_ms : 5000;
+	bus->confirm_timeout_ms = config->confirm_timeout_ms ?
+	    config->confirm_timeout_ms : 5000;
 	bus->state_cb = config->state_cb;
 	bus->state_arg = config->state_arg;
 	bus->backoff_ms = bus->backoff_min_ms;

@@ -71,6 +71,14 @@ struct bus_config {
 	unsigned reconnect_max_ms;
 	/* Connect and handshake timeout in ms; 0 means 5000. */
 	unsigned connect_timeout_ms;
+	/* A message sent and not confirmed for this long (ms; 0 means 5000)
+	 * makes the connection suspect: it is dropped and made again, and
+	 * what it had not confirmed is sent again. A broker can hold a
+	 * publish unconfirmed for good (RabbitMQ 3.10: a channel opened
+	 * while a quorum queue's leader is lost keeps sending to the dead
+	 * leader) on a connection that otherwise works and answers
+	 * heartbeats. Not counted while the broker blocks publishing. */
+	unsigned confirm_timeout_ms;
 	/* Called on the loop each time the connection comes up or goes
 	 * down; reason is NULL when up. May be NULL. */
 	void (*state_cb)(struct bus *bus, bool up, const char *reason,
@@ -130,8 +138,14 @@ struct bus_queue_opts {
 	bool auto_delete;
 	/* x-max-length; 0 for unbounded. */
 	uint32_t max_length;
-	/* x-overflow drop-head (drop oldest) instead of reject-publish. */
+	/* When full (max_length, max_length_bytes): x-overflow drop-head
+	 * drops the oldest (the broker's default too); reject-publish
+	 * makes the broker refuse (basic.nack) what is published to it
+	 * meanwhile, which the bus sends again on a new connection, up to
+	 * three times (bus_confirm_cb): fit only for a queue a consumer
+	 * keeps empty. */
 	bool drop_head;
+	bool reject_publish;
 	/* x-message-ttl in ms; 0 for none. */
 	uint32_t message_ttl_ms;
 	/* x-dead-letter-exchange; NULL for none. */
@@ -223,9 +237,10 @@ typedef enum bus_disposition (*bus_handler_cb)(struct bus *bus,
     const struct bus_delivery *d, void *arg);
 
 /* Called once per published message: status 0 when the broker confirmed
- * it, -EIO when it refused it (basic.nack), -ESTALE when a newer message
- * with its supersede_key replaced it, -ECANCELED when the bus was closed
- * before a confirm. */
+ * it, -EIO when it refused it (basic.nack) four times (each time the
+ * connection is made again and the message sent again), -ESTALE when a
+ * newer message with its supersede_key replaced it, -ECANCELED when the
+ * bus was closed before a confirm. */
 typedef void (*bus_confirm_cb)(struct bus *bus, int status, void *arg);
 
 typedef void (*bus_close_cb)(void *arg);
@@ -233,7 +248,8 @@ typedef void (*bus_close_cb)(void *arg);
 struct bus_stats {
 	uint64_t published;	/* accepted by bus_publish() */
 	uint64_t confirmed;	/* acked by the broker */
-	uint64_t nacked;	/* refused by the broker */
+	uint64_t nacked;	/* refused by the broker (basic.nack), each
+				 * one sent again up to 3 times */
 	uint64_t resent;	/* re-sent after a reconnect */
 	uint64_t dropped;	/* refused by bus_publish(): outbox full */
 	uint64_t superseded;	/* replaced by a newer one, same key */
@@ -246,6 +262,8 @@ struct bus_stats {
 	uint64_t connect_failures;
 	uint64_t disconnects;
 	uint64_t failovers;	/* connected to another URL of the list */
+	uint64_t confirm_timeouts;	/* connections dropped for a publish
+					 * left unconfirmed (confirm_timeout) */
 	uint64_t blocked;	/* times the broker blocked publishing */
 	uint64_t blocked_ms;	/* for this long in all */
 	size_t outbox;		/* waiting to be sent */

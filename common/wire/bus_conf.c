@@ -28,6 +28,7 @@ bus_conf_apply(const struct bus_conf *c, const char *app_id,
 	ret->heartbeat_s = (unsigned)((c->heartbeat_ms + 999) / 1000);
 	ret->prefetch = (unsigned)c->prefetch;
 	ret->outbox_max = (size_t)c->outbox;
+	ret->confirm_timeout_ms = (unsigned)c->confirm_timeout_ms;
 }
 
 static const char *

@@ -26,6 +26,7 @@ struct bus_conf {
 	int64_t heartbeat_ms;
 	int64_t prefetch;
 	int64_t outbox;		/* messages kept while the broker is away */
+	int64_t confirm_timeout_ms;
 };
 
 /* The conf_key entries of the [bus] section, for a program's table:
@@ -62,7 +63,11 @@ struct bus_conf {
 	  "unacknowledged deliveries per consumer" },			\
 	{ "bus", "outbox", CONF_INT, 1, 1000000, "10000",		\
 	  offsetof(type, member.outbox), NULL,				\
-	  "messages kept for the broker while it is unreachable" }
+	  "messages kept for the broker while it is unreachable" },	\
+	{ "bus", "confirm_timeout", CONF_DURATION_MS, 500, 600000, "5s", \
+	  offsetof(type, member.confirm_timeout_ms), NULL,		\
+	  "a publish unconfirmed this long drops the connection; "	\
+	  "it is sent again on a new one" }
 
 /* Fill *ret (zeroed first) from c; strings are borrowed from c. */
 void bus_conf_apply(const struct bus_conf *c, const char *app_id,

@@ -164,6 +164,8 @@ queue_args(const struct bus_queue_opts *o, amqp_table_entry_t *e,
 		arg_i64(&t, "x-max-length", o->max_length);
 	if (o->drop_head)
 		arg_str(&t, "x-overflow", "drop-head");
+	else if (o->reject_publish)
+		arg_str(&t, "x-overflow", "reject-publish");
 	if (o->message_ttl_ms > 0)
 		arg_i64(&t, "x-message-ttl", o->message_ttl_ms);
 	if (o->dead_letter_exchange != NULL)

@@ -392,9 +392,22 @@ void
 bus_tick_cb(uv_timer_t *t)
 {
 	struct bus *bus = t->data;
+	const struct outmsg *oldest;
 
 	if (bus->state == ST_UP)
 		bus_drain(bus);
+	/* Confirms can come out of order; the head of the unconfirmed
+	 * queue is the oldest one still waiting. A broker that blocks
+	 * publishing may hold confirms too: not counted then. */
+	oldest = bus->unconfirmed.head;
+	if (bus->state == ST_UP && !bus->blocked && oldest != NULL &&
+	    mono_ms(bus->loop) - oldest->sent_ms >= bus->confirm_timeout_ms) {
+		bus->stats.confirm_timeouts++;
+		bus_fail(bus, "no publisher confirm for %u ms (%zu waiting): "
+		    "connecting again, they are sent again",
+		    bus->confirm_timeout_ms, bus->unconfirmed.count);
+		return;
+	}
 	if (bus->closing && bus->state != ST_CLOSING && bus->job == NULL &&
 	    bus_flush_done(bus))
 		bus_finish_close(bus);

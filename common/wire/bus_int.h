@@ -41,6 +41,7 @@
 #define PROP_MAX	256	/* AMQP short strings are at most 255 bytes */
 #define MSG_OVERHEAD	256	/* frame and property bytes per message */
 #define TICK_MS		200
+#define BUS_NACK_RETRIES 3	/* a message refused this often is given up */
 #define REASON_MAX	512
 
 enum decl_kind { DECL_EXCHANGE, DECL_QUEUE, DECL_BIND, DECL_XBIND };
@@ -89,6 +90,8 @@ struct outmsg {
 	void *body;
 	size_t len;
 	uint64_t tag;		/* delivery tag once sent */
+	uint64_t sent_ms;	/* when sent (loop's monotonic ms) */
+	unsigned nacks;		/* times the broker refused it */
 	bus_confirm_cb cb;
 	void *arg;
 	struct outmsg *next;
@@ -188,6 +191,7 @@ struct bus {
 	unsigned backoff_min_ms;
 	unsigned backoff_max_ms;
 	unsigned connect_timeout_ms;
+	unsigned confirm_timeout_ms;
 	void (*state_cb)(struct bus *, bool, const char *, void *);
 	void *state_arg;
 

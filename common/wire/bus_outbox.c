@@ -148,6 +148,24 @@ bus_msgq_pop(struct msgq *q)
 	return m;
 }
 
+/* Take m, which is in q, out of it. */
+static void
+msgq_remove(struct msgq *q, struct outmsg *m)
+{
+	struct outmsg **pp = &q->head, *prev = NULL;
+
+	while (*pp != m) {
+		prev = *pp;
+		pp = &prev->next;
+	}
+	*pp = m->next;
+	if (q->tail == m)
+		q->tail = prev;
+	q->count--;
+	q->bytes -= m->len + MSG_OVERHEAD;
+	m->next = NULL;
+}
+
 /* Put every message of src, in order, in front of dst. */
 static void
 msgq_prepend(struct msgq *dst, struct msgq *src)
@@ -168,8 +186,6 @@ bus_confirm_done(struct bus *bus, struct outmsg *m, int status)
 {
 	if (status == 0)
 		bus->stats.confirmed++;
-	else if (status == -EIO)
-		bus->stats.nacked++;
 	else if (status == -ESTALE)
 		bus->stats.superseded++;
 	if (m->cb != NULL)
@@ -177,31 +193,53 @@ bus_confirm_done(struct bus *bus, struct outmsg *m, int status)
 	outmsg_free(m);
 }
 
+/*
+ * basic.nack for m: the broker did not take it. A message is sent again
+ * up to BUS_NACK_RETRIES times, on a new connection (the caller drops
+ * this one): RabbitMQ 3.10 can go on refusing every publish to a quorum
+ * queue on a channel opened while the queue had no leader. Returns
+ * whether m stays (in the unconfirmed queue, for bus_outbox_requeue()).
+ */
+static bool
+nack_keep(struct bus *bus, struct outmsg *m)
+{
+	bus->stats.nacked++;
+	return ++m->nacks <= BUS_NACK_RETRIES;
+}
+
 /* basic.ack or basic.nack from the broker on the publishing channel. */
 void
 bus_handle_confirm(struct bus *bus, uint64_t tag, bool multiple, int status)
 {
-	struct msgq *q = &bus->unconfirmed;
+	struct msgq *q = &bus->unconfirmed, keep = { 0 };
+	unsigned nacked = 0;
 
 	if (multiple) {
-		while (q->head != NULL && q->head->tag <= tag)
-			bus_confirm_done(bus, bus_msgq_pop(q), status);
+		while (q->head != NULL && q->head->tag <= tag) {
+			struct outmsg *m = bus_msgq_pop(q);
+
+			if (status != 0 && (nacked++, nack_keep(bus, m)))
+				msgq_push(&keep, m);
+			else
+				bus_confirm_done(bus, m, status);
+		}
+		msgq_prepend(q, &keep);
 	} else {
-		struct outmsg **pp = &q->head, *prev = NULL;
-
-		for (; *pp != NULL; prev = *pp, pp = &(*pp)->next) {
-			struct outmsg *m = *pp;
-
+		for (struct outmsg *m = q->head; m != NULL; m = m->next) {
 			if (m->tag != tag)
 				continue;
-			*pp = m->next;
-			if (q->tail == m)
-				q->tail = prev;
-			q->count--;
-			q->bytes -= m->len + MSG_OVERHEAD;
+			if (status != 0 && (nacked++, nack_keep(bus, m)))
+				break;
+			msgq_remove(q, m);
 			bus_confirm_done(bus, m, status);
 			break;
 		}
+	}
+	if (nacked > 0) {
+		bus_fail(bus, "the broker refused %u message%s (basic.nack): "
+		    "connecting again, they are sent again", nacked,
+		    nacked == 1 ? "" : "s");
+		return;
 	}
 	bus_flush(bus);
 }
@@ -271,6 +309,7 @@ bus_flush(struct bus *bus)
 		bus_msgq_pop(&bus->outbox);
 		keyed_remove(&bus->keyed, m);
 		m->tag = ++bus->next_tag;
+		m->sent_ms = mono_ms(bus->loop);
 		msgq_push(&bus->unconfirmed, m);
 	}
 	if (bus->closing && bus->outbox.head == NULL &&
@@ -394,6 +433,10 @@ bus_set_blocked(struct bus *bus, bool blocked)
 		return;
 	}
 	bus->stats.blocked_ms += now - bus->blocked_since;
+	/* The confirm timeout counts from here for what waited. */
+	for (struct outmsg *m = bus->unconfirmed.head; m != NULL; m = m->next)
+		if (m->sent_ms < now)
+			m->sent_ms = now;
 	if (bus->state == ST_UP)
 		bus_flush(bus);
 }

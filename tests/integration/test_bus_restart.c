@@ -532,12 +532,198 @@ test_bus_blocked_broker_holds_messages(void **state)
 	free(ex);
 }
 
+/*
+ * A publish the broker refuses (basic.nack) is sent again on a new
+ * connection, up to three times, then given up with -EIO. The broker
+ * refuses for real here: a queue of at most one message that rejects
+ * publishes when full (x-overflow reject-publish).
+ */
+struct refuse {
+	struct bus *bus;
+	const char *queue;
+	int status[3];		/* of messages 0, 1, 2; 1 while waiting */
+	unsigned downs;
+	bool purge;		/* empty the queue at the first refusal */
+	bool up;
+};
+
+static void
+refuse_confirm_cb(struct bus *bus, int status, void *arg)
+{
+	int *slot = arg;
+
+	(void)bus;
+	*slot = status;
+}
+
+static void
+refuse_state_cb(struct bus *bus, bool up, const char *reason, void *arg)
+{
+	struct refuse *r = arg;
+	char verb[256];
+
+	(void)bus;
+	r->up = up;
+	if (up)
+		return;
+	assert_non_null(strstr(reason, "refused"));
+	if (r->downs++ == 0 && r->purge) {
+		snprintf(verb, sizeof(verb), "ctl purge_queue -p mm %s",
+		    r->queue);
+		ctl_sync(verb);
+	}
+}
+
+static void
+refuse_publish(struct refuse *r, int i)
+{
+	static uint8_t body[16];
+	struct bus_msg m = {
+		.exchange = "",
+		.routing_key = r->queue,
+		.body = body,
+		.len = sizeof(body),
+	};
+
+	r->status[i] = 1;
+	assert_int_equal(bus_publish(r->bus, &m, refuse_confirm_cb,
+	    &r->status[i]), 0);
+}
+
+static bool
+refuse_wait(uv_loop_t *loop, struct refuse *r, int i)
+{
+	for (int t = 0; t < 15000 && r->status[i] == 1; t += 20)
+		tu_run_for(loop, 20);
+	return r->status[i] != 1;
+}
+
+static void
+test_bus_refused_message_sent_again(void **state)
+{
+	uv_loop_t loop;
+	struct refuse r = { .purge = true };
+	struct bus_config cfg = {
+		.url = tu_broker_url(),
+		.app_id = "test-refuse",
+		.reconnect_min_ms = 100,
+		.reconnect_max_ms = 500,
+		.state_cb = refuse_state_cb,
+		.state_arg = &r,
+	};
+	const struct bus_queue_opts q = {
+		.max_length = 1,
+		.reject_publish = true,
+		.expires_ms = 60000,
+	};
+	char *queue = tu_unique("mm.test.refuse");
+	struct bus_stats st;
+	int closed = 0;
+
+	(void)state;
+	r.queue = queue;
+	uv_loop_init(&loop);
+	r.bus = bus_new(&loop, &cfg);
+	assert_non_null(r.bus);
+	assert_int_equal(bus_declare_queue(r.bus, queue, &q), 0);
+	assert_int_equal(bus_start(r.bus), 0);
+	assert_true(tu_run_until(&loop, &r.up, 10000));
+
+	/* The first fills the queue; the second is refused, the queue
+	 * emptied (at the refusal), and it goes in when sent again. */
+	refuse_publish(&r, 0);
+	assert_true(refuse_wait(&loop, &r, 0));
+	assert_int_equal(r.status[0], 0);
+	refuse_publish(&r, 1);
+	assert_true(refuse_wait(&loop, &r, 1));
+	assert_int_equal(r.status[1], 0);
+	assert_int_equal(r.downs, 1);
+	bus_get_stats(r.bus, &st);
+	assert_int_equal(st.nacked, 1);
+	assert_int_equal(st.confirmed, 2);
+	assert_int_equal(st.resent, 1);
+
+	/* The queue is full again: the third is refused four times and
+	 * given up, and the connection is back. */
+	refuse_publish(&r, 2);
+	assert_true(refuse_wait(&loop, &r, 2));
+	assert_int_equal(r.status[2], -EIO);
+	bus_get_stats(r.bus, &st);
+	fprintf(stderr, "refuse: %llu refusals, %llu connects\n",
+	    (unsigned long long)st.nacked, (unsigned long long)st.connects);
+	assert_int_equal(st.nacked, 1 + 4);
+	assert_int_equal(r.downs, 1 + 4);
+	assert_true(tu_run_until(&loop, &r.up, 10000));
+	assert_int_equal(st.unconfirmed + st.outbox, 0);
+
+	bus_close(r.bus, 0, closed_cb, &closed);
+	assert_int_equal(tu_loop_finish(&loop), 0);
+	free(queue);
+}
+
+/*
+ * A broker that takes a publish and never confirms it, on a connection
+ * that is otherwise fine (heartbeats far off): after confirm_timeout the
+ * bus connects again and sends it again. Stopped broker: SIGSTOP.
+ */
+static void
+test_bus_unconfirmed_publish_times_out(void **state)
+{
+	uv_loop_t loop;
+	struct refuse r = { 0 };
+	struct bus_config cfg = {
+		.url = tu_broker_url(),
+		.app_id = "test-confirm-timeout",
+		.heartbeat_s = 60,
+		.confirm_timeout_ms = 1000,
+		.connect_timeout_ms = 1000,
+		.reconnect_min_ms = 100,
+		.reconnect_max_ms = 500,
+		.state_cb = stall_state_cb,
+	};
+	const struct bus_queue_opts q = { .expires_ms = 60000 };
+	char *queue = tu_unique("mm.test.confirm");
+	struct stall s = { 0 };
+	struct bus_stats st;
+	int closed = 0;
+
+	(void)state;
+	cfg.state_arg = &s;
+	r.queue = queue;
+	uv_loop_init(&loop);
+	r.bus = bus_new(&loop, &cfg);
+	assert_non_null(r.bus);
+	assert_int_equal(bus_declare_queue(r.bus, queue, &q), 0);
+	assert_int_equal(bus_start(r.bus), 0);
+	assert_true(tu_run_until(&loop, &s.up, 10000));
+
+	ctl_sync("pause");
+	refuse_publish(&r, 0);
+	for (int t = 0; t < 4000 && s.up; t += 20)
+		tu_run_for(&loop, 20);
+	bus_get_stats(r.bus, &st);
+	ctl_sync("resume");
+	assert_false(s.up);
+	assert_int_equal(st.confirm_timeouts, 1);
+	assert_true(refuse_wait(&loop, &r, 0));
+	assert_int_equal(r.status[0], 0);
+	bus_get_stats(r.bus, &st);
+	assert_int_equal(st.resent, 1);
+	assert_int_equal(st.confirmed, 1);
+
+	bus_close(r.bus, 0, closed_cb, &closed);
+	assert_int_equal(tu_loop_finish(&loop), 0);
+	free(queue);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bus_stalled_broker_does_not_block_loop),
 		cmocka_unit_test(test_bus_heartbeats_keep_and_detect),
+		cmocka_unit_test(test_bus_refused_message_sent_again),
+		cmocka_unit_test(test_bus_unconfirmed_publish_times_out),
 		cmocka_unit_test(test_bus_restart_loses_no_confirmed_message),
 		cmocka_unit_test_teardown(
 		    test_bus_blocked_broker_holds_messages, watermark_restore),

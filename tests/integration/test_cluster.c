@@ -10,7 +10,10 @@
  *   - no command batch is lost: every sequence number the scheduler used
  *     reaches its host's actuator, or was superseded by a newer batch for
  *     the same host before it was sent (the scheduler counts those), and
- *     none was refused.
+ *     none was refused. RabbitMQ 3.10 refuses (basic.nack) every publish
+ *     to a quorum queue on a channel opened while the queue had no
+ *     leader; the bus sends such messages again on a new connection, and
+ *     without that this host's commands stopped for good (CI, 1 run in 3).
  * The killed node is started again at the end, so the cluster is whole for
  * what runs next.
  */
@@ -51,6 +54,7 @@ struct world {
 	const char *ctl;
 	char sched_urls[1024];	/* the leader's node first */
 	uint64_t killed_ms;
+	int killed;		/* the node killed, started again at teardown */
 	uint64_t first_after[HOSTS];	/* first batch after the kill */
 	char host[HOSTS][48];
 	char sched[48];
@@ -195,6 +199,18 @@ cluster(const char *args, char *out, size_t size)
 	return pclose(p);
 }
 
+/* The scheduler's log on stderr, when a check is about to fail: what it
+ * did around the kill is what a reader of CI output needs. */
+static void
+show_log(const char *why)
+{
+	char *text = tu_read_file(w.log, NULL);
+
+	fprintf(stderr, "cluster: %s; the scheduler's log:\n%s\n", why,
+	    text != NULL ? text : "(none)");
+	free(text);
+}
+
 /* Wait (running the loop) until every host had a batch after since. */
 static bool
 batches_after(uint64_t since, unsigned timeout_ms)
@@ -293,6 +309,7 @@ test_cluster_node_lost_nothing_confirmed_lost(void **state)
 	    "so far)\n", queue, leader, w.batches);
 	snprintf(args, sizeof(args), "kill-node %d", leader);
 	assert_int_equal(cluster(args, NULL, 0), 0);
+	w.killed = leader;
 	killed_ms = clock_ms(CLOCK_MONOTONIC);
 	w.killed_ms = killed_ms;
 
@@ -302,7 +319,17 @@ test_cluster_node_lost_nothing_confirmed_lost(void **state)
 		if (tu_file_count(w.log, "connected to the broker at") >= 2)
 			back_ms = clock_ms(CLOCK_MONOTONIC);
 	}
-	assert_true(batches_after(killed_ms, 30000));
+	if (!batches_after(killed_ms, 30000)) {
+		for (int h = 0; h < HOSTS; h++)
+			fprintf(stderr, "cluster: host %s: last batch %lld ms "
+			    "after the kill\n", w.host[h],
+			    (long long)(w.last_ms[h] - killed_ms));
+		/* Its stop line counts what it received and sent. */
+		(void)tu_stop(w.pid, 5000);
+		w.pid = 0;
+		show_log("no batches to both hosts within 30 s of the kill");
+		fail();
+	}
 	fprintf(stderr, "cluster: scheduler reconnected %llu ms after the "
 	    "kill (connections: %u); batches to both hosts again %llu ms "
 	    "after it\n", back_ms ? (unsigned long long)(back_ms - killed_ms) :
@@ -318,6 +345,7 @@ test_cluster_node_lost_nothing_confirmed_lost(void **state)
 	tu_run_for(&w.loop, 3000);
 	uv_timer_stop(&w.pace);
 	assert_int_equal(tu_stop(w.pid, 10000), 0);
+	w.pid = 0;
 	tu_run_for(&w.loop, 2000);
 	batches = stop_figure(" batches (");
 	superseded = stop_figure(" superseded");
@@ -333,13 +361,15 @@ test_cluster_node_lost_nothing_confirmed_lost(void **state)
 	    refused, received, w.duplicates, missing);
 	assert_true(batches > 0);
 	assert_int_equal(refused, 0);
-	/* Every batch the scheduler published arrived or was superseded,
-	 * and every gap in the sequence is a superseded one. */
-	assert_int_equal((long)received + superseded, batches);
-	assert_int_equal((long)missing, superseded);
+	/* Every batch the scheduler published arrived or was superseded:
+	 * the sequence numbers reach as far as it counted, and there are
+	 * no more gaps than superseded batches. A batch in flight when the
+	 * connection was lost is superseded by a newer one for its host
+	 * rather than sent again, though the broker may have taken it:
+	 * superseded ones can arrive too. */
+	assert_int_equal((long)(received + missing), batches);
+	assert_true((long)missing <= superseded);
 
-	snprintf(args, sizeof(args), "start-node %d", leader);
-	assert_int_equal(cluster(args, NULL, 0), 0);
 	bus_close(w.bus, 1000, NULL, NULL);
 	uv_close((uv_handle_t *)&w.pace, NULL);
 	assert_int_equal(tu_loop_finish(&w.loop), 0);
@@ -348,11 +378,30 @@ test_cluster_node_lost_nothing_confirmed_lost(void **state)
 	free(w.log);
 }
 
+/* The killed node is started again whether the test passed or not: the
+ * tests after this one need the whole cluster. */
+static int
+restart_killed(void **state)
+{
+	char args[32];
+
+	(void)state;
+	if (w.killed == 0)
+		return 0;
+	if (w.pid > 0)
+		(void)tu_stop(w.pid, 5000);
+	snprintf(args, sizeof(args), "start-node %d", w.killed);
+	w.killed = 0;
+	return cluster(args, NULL, 0) == 0 ? 0 : -1;
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cluster_node_lost_nothing_confirmed_lost),
+		cmocka_unit_test_teardown(
+		    test_cluster_node_lost_nothing_confirmed_lost,
+		    restart_killed),
 	};
 
 	w.urls = getenv("MM_TEST_CLUSTER_URLS");
