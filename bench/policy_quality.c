@@ -195,7 +195,7 @@ main(int argc, char **argv)
 		}
 		dir = optarg;
 	}
-	printf("%-8s %-9s %8s | %12s %7s %8s | %12s %7s %8s\n", "trace",
+	printf("%-8s %-18s %8s | %12s %7s %8s | %12s %7s %8s\n", "trace",
 	    "policy", "prov GiB", "GiB @0.1%", "saved", "commands",
 	    "GiB @1%", "saved", "commands");
 	for (size_t i = 0; i < sizeof(traces) / sizeof(*traces); i++) {
@@ -205,19 +205,18 @@ main(int argc, char **argv)
 		traces[i].gen(&t);
 		if (dir != NULL)
 			write_csv(&t, dir, traces[i].name);
-		for (int a = 0; a < PE_ALGO_COUNT; a++) {
+		for (size_t a = 0; rp_variant_name(a) != NULL; a++) {
 			struct rp_result r[2];
 			struct pe_policy p;
 
-			pe_policy_defaults(&p);
-			p.algo = (enum pe_algo)a;
+			(void)rp_variant_policy(rp_variant_name(a), &p);
 			for (int b = 0; b < 2; b++)
 				if (rp_find_capacity(&t, &p, bounds[b],
 				    &r[b]) < 0)
 					return 1;
-			printf("%-8s %-9s %8.1f | %12.1f %6.1f%% %8llu | "
+			printf("%-8s %-18s %8.1f | %12.1f %6.1f%% %8llu | "
 			    "%12.1f %6.1f%% %8llu%s\n", traces[i].name,
-			    pe_algo_name(p.algo),
+			    rp_variant_name(a),
 			    (double)r[0].provisioned_kib / GiB,
 			    (double)r[0].capacity_kib / GiB, r[0].saved_pct,
 			    (unsigned long long)r[0].commands,

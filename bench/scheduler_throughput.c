@@ -95,9 +95,10 @@ fleet_reset(struct fleet *f)
 	}
 }
 
-/* One round: every host's report changes a little and is decided. */
+/* One round: every host's report changes a little and is decided,
+ * step_ms after the last. */
 static void
-round_once(struct fleet *f, const struct pe_policy *p)
+round_step(struct fleet *f, const struct pe_policy *p, uint64_t step_ms)
 {
 	for (size_t h = 0; h < f->hosts; h++) {
 		struct pe_host *hh = &f->h[h];
@@ -109,7 +110,7 @@ round_once(struct fleet *f, const struct pe_policy *p)
 			g->psi_some_avg10 = rnd(8) == 0 ? (double)rnd(40) : 0;
 			g->major_faults += rnd(100);
 		}
-		hh->time_ms += 1000;
+		hh->time_ms += step_ms;
 		if (pe_decide(f->st[h], hh, p, f->out, f->vms) < 0) {
 			fprintf(stderr, "pe_decide failed\n");
 			exit(1);
@@ -123,15 +124,25 @@ round_once(struct fleet *f, const struct pe_policy *p)
 	}
 }
 
+static void
+round_once(struct fleet *f, const struct pe_policy *p)
+{
+	round_step(f, p, 1000);
+}
+
 int
 main(int argc, char **argv)
 {
 	struct fleet f = { .hosts = 1000, .vms = 50 };
 	double seconds = 3;
+	bool no_history = false;
 	int c;
 
-	while ((c = getopt(argc, argv, "H:v:s:")) != -1) {
+	while ((c = getopt(argc, argv, "H:v:s:x")) != -1) {
 		switch (c) {
+		case 'x':
+			no_history = true;
+			break;
 		case 'H':
 			f.hosts = strtoul(optarg, NULL, 10);
 			break;
@@ -143,7 +154,8 @@ main(int argc, char **argv)
 			break;
 		default:
 			fprintf(stderr, "usage: scheduler_throughput [-H hosts] "
-			    "[-v vms-per-host] [-s seconds]\n");
+			    "[-v vms-per-host] [-s seconds] [-x]\n"
+			    "  -x  pressure without its history term\n");
 			return 2;
 		}
 	}
@@ -158,8 +170,13 @@ main(int argc, char **argv)
 
 		pe_policy_defaults(&p);
 		p.algo = (enum pe_algo)a;
+		if (no_history)
+			p.history_hours = 0;
 		fleet_reset(&f);
-		round_once(&f, &p);	/* warm: histories exist */
+		/* Warm: a day of history first (a report an hour), so that
+		 * the history term is measured too. */
+		for (int hour = 0; hour < 25; hour++)
+			round_step(&f, &p, 3600000);
 		t0 = now_s();
 		do {
 			round_once(&f, &p);

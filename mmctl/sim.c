@@ -28,7 +28,7 @@ print_row(const struct rp_result *r, bool json, json_t *arr)
 		    (json_int_t)r->commands));
 		return;
 	}
-	printf("%-9s %14llu %16llu %10.2f %14.3f %19.0f %9llu\n", r->policy,
+	printf("%-18s %14llu %16llu %10.2f %14.3f %19.0f %9llu\n", r->policy,
 	    (unsigned long long)r->capacity_kib,
 	    (unsigned long long)r->provisioned_kib, r->saved_pct,
 	    r->shortfall_pct, r->mean_shortfall_kib,
@@ -41,7 +41,8 @@ sim_usage(void)
 	fprintf(stderr, "usage: mmctl sim --trace FILE --policy NAME|all "
 	    "[--capacity-kib N | --find-capacity]\n"
 	    "                 [--max-shortfall PCT] [--json]\n"
-	    "  NAME: pressure, static, xenmm, mom; the trace is CSV "
+	    "  NAME: pressure, pressure-nohistory (pressure without its "
+	    "history term),\n  static, xenmm, mom; the trace is CSV "
 	    "time_s,vm,used_kib,max_kib\n");
 }
 
@@ -64,7 +65,7 @@ cmd_sim(int argc, char **argv)
 	struct rp_trace t;
 	json_t *arr = NULL;
 	char err[512], *end;
-	enum pe_algo only = PE_ALGO_PRESSURE;
+	struct pe_policy p;
 	FILE *f;
 	int c, r = 0;
 
@@ -112,9 +113,11 @@ cmd_sim(int argc, char **argv)
 		return 2;
 	}
 	all = strcmp(policy, "all") == 0;
-	if (!all && pe_algo_from_name(policy, &only) < 0) {
-		fprintf(stderr, "mmctl: unknown policy \"%s\" (known: pressure, "
-		    "static, xenmm, mom, all)\n", policy);
+	if (!all && rp_variant_policy(policy, &p) < 0) {
+		fprintf(stderr, "mmctl: unknown policy \"%s\" (known:", policy);
+		for (size_t i = 0; rp_variant_name(i) != NULL; i++)
+			fprintf(stderr, " %s,", rp_variant_name(i));
+		fprintf(stderr, " all)\n");
 		return 2;
 	}
 	find = find || capacity == 0;
@@ -134,23 +137,23 @@ cmd_sim(int argc, char **argv)
 	if (json)
 		arr = json_array();
 	else
-		printf("%-9s %14s %16s %10s %14s %19s %9s\n", "policy",
+		printf("%-18s %14s %16s %10s %14s %19s %9s\n", "policy",
 		    "capacity_kib", "provisioned_kib", "saved_pct",
 		    "shortfall_pct", "mean_shortfall_kib", "commands");
-	for (int a = 0; a < PE_ALGO_COUNT; a++) {
-		struct pe_policy p;
+	for (size_t i = 0; rp_variant_name(i) != NULL; i++) {
+		const char *name = rp_variant_name(i);
 		struct rp_result res;
 
-		if (!all && a != (int)only)
+		if (!all && strcmp(name, policy) != 0)
 			continue;
-		pe_policy_defaults(&p);
-		p.algo = (enum pe_algo)a;
+		(void)rp_variant_policy(name, &p);
 		r = find ? rp_find_capacity(&t, &p, max_short, &res) :
 		    rp_run(&t, &p, capacity, &res);
 		if (r < 0) {
 			fprintf(stderr, "mmctl: out of memory\n");
 			break;
 		}
+		res.policy = name;
 		print_row(&res, json, arr);
 	}
 	if (json) {

@@ -56,6 +56,7 @@ static const char *const reason_names[] = {
 	[PE_STALE] = "stale",
 	[PE_UNCOOPERATIVE] = "uncooperative",
 	[PE_GROW_SPARE] = "grow-spare",
+	[PE_GROW_HISTORY] = "grow-history",
 };
 
 const char *
@@ -90,6 +91,9 @@ pe_policy_defaults(struct pe_policy *p)
 	p->peak_halflife_ms = 600000;
 	p->spare_pct = 90;
 	p->surge_halflife_ms = 3600000;
+	p->history_hours = 24;
+	p->history_margin_pct = 10;
+	p->history_min_hours = 6;
 	p->inactive_ms = 5000;
 	p->uncooperative_ms = 20000;
 }
@@ -235,21 +239,85 @@ vm_reserve(struct pe_state *st, size_t n)
 }
 
 static struct pe_vm *
+vm_found(struct pe_vm *v, uint64_t now_ms)
+{
+	/* Restored from a saved history: calm from now on, as new. */
+	if (v->restored) {
+		v->restored = false;
+		v->calm_since_ms = now_ms;
+	}
+	return v;
+}
+
+static struct pe_vm *
 vm_find(struct pe_state *st, size_t hint, const char *id, uint64_t now_ms)
 {
 	struct pe_vm *v;
 
 	if (hint < st->n && strcmp(st->vms[hint].id, id) == 0)
-		return &st->vms[hint];
+		return vm_found(&st->vms[hint], now_ms);
 	for (size_t i = 0; i < st->n; i++)
 		if (strcmp(st->vms[i].id, id) == 0)
-			return &st->vms[i];
+			return vm_found(&st->vms[i], now_ms);
 	/* Room was reserved: pointers taken earlier in the call stay. */
 	v = &st->vms[st->n++];
 	memset(v, 0, sizeof(*v));
 	snprintf(v->id, sizeof(v->id), "%s", id);
 	v->calm_since_ms = now_ms;	/* no history: calm from now on */
 	return v;
+}
+
+bool
+pe_history_get(const struct pe_state *st, size_t i,
+    struct pe_vm_history *out)
+{
+	const struct pe_vm *v;
+
+	if (i >= st->n || st->vms[i].hist_hours == 0)
+		return false;
+	v = &st->vms[i];
+	memset(out, 0, sizeof(*out));
+	snprintf(out->vm_id, sizeof(out->vm_id), "%s", v->id);
+	out->hour = v->hist_hour;
+	out->hours = v->hist_hours;
+	for (uint32_t k = 0; k < v->hist_hours; k++)
+		out->mib[k] = v->hist[(v->hist_hour + PE_HIST_HOURS - k) %
+		    PE_HIST_HOURS];
+	return true;
+}
+
+int
+pe_history_put(struct pe_state *st, const struct pe_vm_history *h)
+{
+	struct pe_vm *v = NULL;
+
+	if (h->vm_id[0] == '\0' || memchr(h->vm_id, '\0',
+	    sizeof(h->vm_id)) == NULL || h->hours == 0 ||
+	    h->hours > PE_HIST_HOURS || h->hour < h->hours)
+		return -EINVAL;
+	for (uint32_t k = 0; k < PE_HIST_HOURS; k++)
+		if (h->mib[k] > PE_HIST_MIB_MAX ||
+		    (k >= h->hours && h->mib[k] != 0))
+			return -EINVAL;
+	for (size_t i = 0; i < st->n && v == NULL; i++)
+		if (strcmp(st->vms[i].id, h->vm_id) == 0)
+			v = &st->vms[i];
+	if (v == NULL) {
+		if (vm_reserve(st, 1) < 0)
+			return -ENOMEM;
+		v = &st->vms[st->n++];
+		memset(v, 0, sizeof(*v));
+		snprintf(v->id, sizeof(v->id), "%s", h->vm_id);
+		v->restored = true;
+	}
+	memset(v->hist, 0, sizeof(v->hist));
+	v->hist_hour = h->hour;
+	v->hist_hours = h->hours;
+	v->peak_hours = 0;
+	for (uint32_t k = 0; k < h->hours; k++)
+		v->hist[(h->hour + PE_HIST_HOURS - k) % PE_HIST_HOURS] =
+		    h->mib[k];
+	return 0;
 }
 
 /* Drop the VMs this report did not mention, keeping the order. */
@@ -314,6 +382,58 @@ track_peak(const struct pe_policy *p, struct pe_vm *v, double used,
 		v->surge = v->rise;
 	v->prev_used = used;
 	v->peak_ms = now_ms;
+}
+
+/* The hourly peaks: used_kib counts for the hour of now_ms. */
+static void
+track_history(struct pe_vm *v, uint64_t used_kib, uint64_t now_ms)
+{
+	uint64_t hour = now_ms / 3600000;
+	uint32_t mib = (uint32_t)((used_kib + 1023) / 1024);
+
+	if (v->hist_hours == 0) {
+		v->hist_hour = hour;
+		v->hist_hours = 1;
+	} else if (hour > v->hist_hour) {
+		uint64_t gap = hour - v->hist_hour;
+
+		/* Hours without a report have no peak. */
+		for (uint64_t h = 1; h <= gap && h <= PE_HIST_HOURS; h++)
+			v->hist[(v->hist_hour + h) % PE_HIST_HOURS] = 0;
+		v->hist_hours = gap >= PE_HIST_HOURS ? PE_HIST_HOURS :
+		    (uint32_t)(v->hist_hours + gap > PE_HIST_HOURS ?
+		    PE_HIST_HOURS : v->hist_hours + gap);
+		v->hist_hour = hour;
+	}
+	/* A clock that went back counts for the newest hour. */
+	if (v->hist[v->hist_hour % PE_HIST_HOURS] < mib)
+		v->hist[v->hist_hour % PE_HIST_HOURS] = mib;
+	/* The cached peak holds within its hour, rising with it. */
+	if (v->peak_hour == v->hist_hour && v->peak_mib < mib)
+		v->peak_mib = mib;
+}
+
+uint64_t
+pe_history_peak_kib(struct pe_vm *v, uint32_t hours)
+{
+	uint32_t top = 0;
+
+	if (hours > v->hist_hours)
+		hours = v->hist_hours;
+	/* Computed once an hour (a report a second: 3,600 times fewer). */
+	if (v->peak_hours == hours && v->peak_hour == v->hist_hour)
+		return (uint64_t)v->peak_mib * 1024;
+	for (uint32_t h = 0; h < hours; h++) {
+		uint32_t x = v->hist[(v->hist_hour + PE_HIST_HOURS - h) %
+		    PE_HIST_HOURS];
+
+		if (x > top)
+			top = x;
+	}
+	v->peak_mib = top;
+	v->peak_hours = hours;
+	v->peak_hour = v->hist_hour;
+	return (uint64_t)top * 1024;
 }
 
 /*
@@ -508,6 +628,7 @@ pe_decide(struct pe_state *st, const struct pe_host *host,
 			    (double)d->used_kib + (1 - p->ewma_alpha) *
 			    v->used_ewma;
 			track_peak(p, v, (double)d->used_kib, c.now_ms);
+			track_history(v, d->used_kib, c.now_ms);
 		}
 		if (d->pressure > 0)
 			v->calm_since_ms = c.now_ms;
@@ -588,15 +709,20 @@ mib(char *buf, size_t size, uint64_t kib)
 int
 pe_format_why(const struct pe_decision *d, char *buf, size_t size)
 {
-	char t[32], prev[32], used[32], need[32];
+	char t[32], prev[32], used[32], need[32], peak[32], hist[96] = "";
 
 	mib(t, sizeof(t), d->target_kib);
 	mib(prev, sizeof(prev), d->prev_kib);
 	mib(used, sizeof(used), d->used_kib);
 	mib(need, sizeof(need), d->need_kib);
-	return snprintf(buf, size, "%s: %s -> %s (used %s, need %s, "
+	if (d->reason == PE_GROW_HISTORY) {
+		mib(peak, sizeof(peak), d->history_kib);
+		snprintf(hist, sizeof(hist), ", history: %u h peak %s + %.0f %%",
+		    d->history_hours, peak, d->history_margin_pct);
+	}
+	return snprintf(buf, size, "%s: %s -> %s (used %s, need %s%s, "
 	    "pressure %.2f%s%s%s)", pe_reason_name(d->reason), prev, t, used,
-	    need, d->pressure, d->repeat ? ", repeated: the balloon is not "
+	    need, hist, d->pressure, d->repeat ? ", repeated: the balloon is not "
 	    "there yet" : "",
 	    d->coop == PE_COOP_UNCOOPERATIVE ? ", uncooperative" :
 	    d->coop == PE_COOP_INACTIVE ? ", inactive" : "",

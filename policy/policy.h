@@ -54,6 +54,9 @@ struct pe_rule {
 	struct pe_limits limits;
 };
 
+#define PE_HIST_HOURS	168	/* a week of hourly peaks per VM */
+#define PE_HIST_MIB_MAX	(32u << 20)	/* 32 TiB: no VM uses more */
+
 /*
  * The policy's balloon part, as the engine uses it (the scheduler converts
  * the Policy message; pe_policy_defaults() gives every knob its default).
@@ -88,6 +91,12 @@ struct pe_policy {
 	double spare_pct;		/* of the capacity nobody needs, this
 					 * much is handed out as buffer... */
 	uint64_t surge_halflife_ms;	/* ...by recent surges (decaying) */
+	/* history: a guest keeps at least the largest use of its last
+	 * history_hours hours (0: off) plus history_margin_pct of it, once
+	 * it has history_min_hours of history. */
+	uint32_t history_hours;
+	double history_margin_pct;
+	uint32_t history_min_hours;
 
 	/* guests that do not balloon (squeezed's thresholds) */
 	uint64_t inactive_ms;		/* no progress this long: inactive */
@@ -173,6 +182,7 @@ enum pe_reason {
 	PE_STALE,		/* no fresh data: target kept */
 	PE_UNCOOPERATIVE,	/* does not balloon: its memory is not given away */
 	PE_GROW_SPARE,		/* host memory nobody needs, as buffer */
+	PE_GROW_HISTORY,	/* its peak within history_hours + margin */
 };
 
 const char *pe_reason_name(enum pe_reason r);
@@ -197,6 +207,10 @@ struct pe_decision {
 	uint64_t max_kib;
 	double pressure;	/* 0..1 */
 	uint64_t swapped_kib;	/* swapped out since the last report */
+	uint64_t history_kib;	/* its peak of the last history_hours
+				 * (0: off, or not enough history) */
+	uint32_t history_hours;	/* ... of that many hours */
+	double history_margin_pct;	/* ... plus this */
 	uint64_t step_kib;	/* what the algorithm's rule asked before
 				 * capacity and budget cut it */
 };
@@ -223,6 +237,28 @@ struct pe_state;
  * pe_state_free() (NULL is a no-op). */
 struct pe_state *pe_state_new(void);
 void pe_state_free(struct pe_state *st);
+
+/* A VM's history of use as the engine keeps it for history_hours, to be
+ * saved and given back after a restart. */
+struct pe_vm_history {
+	char vm_id[PE_ID_MAX + 1];
+	uint64_t hour;		/* the newest hour: Unix time / 3600 */
+	uint32_t hours;		/* hours it spans, 1..PE_HIST_HOURS */
+	uint32_t mib[PE_HIST_HOURS];	/* mib[k]: the largest use in hour
+					 * (hour - k), MiB; 0: no report */
+};
+
+/* The history of st's i-th VM (i from 0) into *out; false past the last
+ * or for a VM without history. */
+bool pe_history_get(const struct pe_state *st, size_t i,
+    struct pe_vm_history *out);
+
+/* Give the VM h->vm_id the history h, for its next decision (a VM the
+ * next report does not mention is forgotten, as always). Returns 0,
+ * -EINVAL when h is not one pe_history_get() gives (empty id, hours 0 or
+ * above PE_HIST_HOURS, a use above PE_HIST_MIB_MAX or in an hour beyond
+ * hours), -ENOMEM. */
+int pe_history_put(struct pe_state *st, const struct pe_vm_history *h);
 
 /*
  * Decide the targets of host's guests under policy p, updating st. out has

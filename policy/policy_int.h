@@ -20,6 +20,20 @@ struct pe_vm {
 	double prev_used;	/* KiB, at the last report */
 	double rise;		/* growth of used since then, KiB */
 	double surge;		/* largest recent rise, decaying; KiB */
+	/* The largest use of each of the last PE_HIST_HOURS hours, in MiB
+	 * rounded up (0: no report that hour), a ring: hour h in
+	 * hist[h % PE_HIST_HOURS]; hist_hour the newest hour reported,
+	 * hist_hours how many hours it spans (at most PE_HIST_HOURS). */
+	uint32_t hist[PE_HIST_HOURS];
+	uint64_t hist_hour;
+	uint32_t hist_hours;
+	bool restored;		/* from pe_history_put(), not decided yet */
+	/* The largest of the last peak_hours hours, MiB, as of hour
+	 * peak_hour (a cache of pe_history_peak_kib(); peak_hours 0: not
+	 * computed) */
+	uint32_t peak_mib;
+	uint32_t peak_hours;
+	uint64_t peak_hour;
 	uint64_t calm_since_ms;	/* last pressure, or first sight */
 	uint64_t taken_ms;	/* last gave back for another's floor */
 	bool have_prev;
@@ -43,9 +57,14 @@ struct pe_vm {
 	uint64_t need_floor;	/* the same without holding what it has:
 				 * what counts when the host is short */
 	uint64_t use_floor;	/* the part of need_floor it uses now */
+	uint64_t hist_level;	/* its peak of the last day + margin */
 	uint64_t allowance;	/* what it gets: filled level by level */
 	uint64_t fair;		/* its weighted share of the capacity */
 };
+
+/* The largest use in v's last hours hours of history (the current one
+ * included), KiB; 0 without history. */
+uint64_t pe_history_peak_kib(struct pe_vm *v, uint32_t hours);
 
 /* The memory a VM keeps available above what it uses: the larger of the
  * rule's size and percentage. */

@@ -121,6 +121,13 @@ static const struct pk_key keys[] = {
 	    "of the memory no VM needs, this much is handed out as buffer"),
 	PARAM("surge_halflife_ms", balloon.surge_halflife_ms, PK_MS, 0, DAY_MS,
 	    3600000, "how long a surge counts for the buffer, halving so"),
+	PARAM("history_hours", balloon.history_hours, PK_NUMBER, 0,
+	    PE_HIST_HOURS, 24, "a VM keeps at least its peak of this many "
+	    "last hours (0: off)"),
+	PARAM("history_margin_pct", balloon.history_margin_pct, PK_PCT, 0,
+	    1000, 10, "kept above the peak of history_hours, percent of it"),
+	PARAM("history_min_hours", balloon.history_min_hours, PK_NUMBER, 1,
+	    PE_HIST_HOURS, 6, "hours of history before it counts"),
 	PARAM("inactive_ms", balloon.inactive_ms, PK_MS, 1, DAY_MS, 5000,
 	    "a balloon without progress this long is inactive"),
 	PARAM("uncooperative_ms", balloon.uncooperative_ms, PK_MS, 1, DAY_MS,

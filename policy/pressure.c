@@ -58,6 +58,25 @@ weight(const struct pe_vm *v)
 	return v->limits->weight > 0 ? 100ull * v->limits->weight : 1;
 }
 
+/* What the guest used at most within the last history_hours (a day),
+ * plus a margin: a VM that climbed there will likely climb there again.
+ * 0 without enough history. */
+static uint64_t
+history_level(const struct pe_ctx *c, struct pe_vm *v,
+    struct pe_decision *d)
+{
+	const struct pe_policy *p = c->p;
+	uint64_t peak;
+
+	if (p->history_hours == 0 || v->hist_hours < p->history_min_hours)
+		return 0;
+	peak = pe_history_peak_kib(v, p->history_hours);
+	d->history_kib = peak;
+	d->history_hours = p->history_hours;
+	d->history_margin_pct = p->history_margin_pct;
+	return peak + (uint64_t)((double)peak * p->history_margin_pct / 100);
+}
+
 /* Stage one. */
 static void
 floor_of(struct pe_ctx *c, size_t i)
@@ -72,6 +91,7 @@ floor_of(struct pe_ctx *c, size_t i)
 
 	v->flexible = false;
 	v->floor = v->need_floor = v->use_floor = v->allowance = cur;
+	v->hist_level = cur;
 	if (l->unmanaged) {
 		d->reason = PE_UNMANAGED;
 		return;
@@ -121,6 +141,8 @@ floor_of(struct pe_ctx *c, size_t i)
 		v->need_floor = min64(fl, need);
 	}
 	v->floor = min64(max64(fl, d->min_kib), d->max_kib);
+	v->hist_level = min64(max64(history_level(c, v, d), v->floor),
+	    d->max_kib);
 	v->need_floor = min64(max64(v->need_floor, d->min_kib), v->floor);
 	v->use_floor = min64(max64(base + d->swapped_kib, d->min_kib),
 	    v->need_floor);
@@ -223,6 +245,13 @@ room_to_floor(const struct pe_ctx *c, size_t i)
 	return room_upto(c, i, c->vms[i]->floor);
 }
 
+/* The first buffer: up to the guest's peak of the last day. */
+static uint64_t
+room_to_history(const struct pe_ctx *c, size_t i)
+{
+	return room_upto(c, i, c->vms[i]->hist_level);
+}
+
 /* Buffer stays below the guest's maximum and its weighted share of the
  * host: a guest must never get more calm than under pressure, when the
  * floors fill the host and weights decide. */
@@ -308,8 +337,11 @@ share_capacity(struct pe_ctx *c)
 	}
 	if (cut)
 		return;
+	/* Of what the floors leave, spare_pct is handed out: first up to
+	 * each guest's peak of the last day, then by recent surges. */
 	rest = fill(c, (uint64_t)((double)rest * c->p->spare_pct / 100),
-	    room_surge, by_surge);
+	    room_to_history, by_weight);
+	rest = fill(c, rest, room_surge, by_surge);
 	/* What the surge buffers leave goes to every guest by weight, so a
 	 * host with memory to spare keeps it in its guests, ready for the
 	 * first burst of one that has been idle. */
@@ -370,10 +402,12 @@ place(struct pe_ctx *c)
 		    c->now_ms - v->taken_ms >= c->p->hold_ms) {
 			/* Not while it gives back to others' floors. */
 			d->target_kib = v->allowance;
-			d->reason = PE_GROW_SPARE;
+			d->reason = v->allowance <= v->hist_level ?
+			    PE_GROW_HISTORY : PE_GROW_SPARE;
 		} else {
 			d->target_kib = cur;
 			if (d->reason == PE_GROW_NEED ||
+			    d->reason == PE_GROW_HISTORY ||
 			    d->reason == PE_GROW_PRESSURE)
 				d->reason = PE_KEEP;
 		}
@@ -563,7 +597,10 @@ take_before_give(struct pe_ctx *c)
 			continue;
 		}
 		d->target_kib = has + c->share[i];
-		d->reason = PE_BUDGET;
+		/* Growth toward the day's peak stays history's, in
+		 * slices of what is free. */
+		if (d->reason != PE_GROW_HISTORY)
+			d->reason = PE_BUDGET;
 	}
 }
 
@@ -589,7 +626,9 @@ skip_small(struct pe_ctx *c)
 		    d->prev_kib < d->min_kib || d->prev_kib > d->max_kib)
 			continue;
 		/* Only what is optional: buffer growth and calm shrinking. */
-		if (d->reason != PE_GROW_SPARE && d->reason != PE_SHRINK_IDLE)
+		if (d->reason != PE_GROW_SPARE &&
+		    d->reason != PE_GROW_HISTORY &&
+		    d->reason != PE_SHRINK_IDLE)
 			continue;
 		if (d->target_kib > d->prev_kib &&
 		    d->target_kib - d->prev_kib < small) {
@@ -619,7 +658,8 @@ buffer_growth(const struct pe_ctx *c, size_t i)
 {
 	const struct pe_decision *d = &c->out[i];
 
-	if ((d->reason != PE_GROW_SPARE && d->reason != PE_BUDGET) ||
+	if ((d->reason != PE_GROW_SPARE && d->reason != PE_GROW_HISTORY &&
+	    d->reason != PE_BUDGET) ||
 	    d->pressure > 0 || d->prev_kib < c->vms[i]->floor ||
 	    d->target_kib <= d->prev_kib)
 		return 0;

@@ -348,6 +348,46 @@ out:
 	return r;
 }
 
+static void
+no_history(struct pe_policy *p)
+{
+	p->history_hours = 0;
+}
+
+static const struct {
+	const char *name;
+	enum pe_algo algo;
+	void (*off)(struct pe_policy *);
+} variants[] = {
+	{ "pressure", PE_ALGO_PRESSURE, NULL },
+	{ "pressure-nohistory", PE_ALGO_PRESSURE, no_history },
+	{ "static", PE_ALGO_STATIC, NULL },
+	{ "xenmm", PE_ALGO_XENMM, NULL },
+	{ "mom", PE_ALGO_MOM, NULL },
+};
+
+const char *
+rp_variant_name(size_t i)
+{
+	return i < sizeof(variants) / sizeof(*variants) ? variants[i].name :
+	    NULL;
+}
+
+int
+rp_variant_policy(const char *name, struct pe_policy *p)
+{
+	for (size_t i = 0; i < sizeof(variants) / sizeof(*variants); i++) {
+		if (strcmp(variants[i].name, name) != 0)
+			continue;
+		pe_policy_defaults(p);
+		p->algo = variants[i].algo;
+		if (variants[i].off != NULL)
+			variants[i].off(p);
+		return 0;
+	}
+	return -ENOENT;
+}
+
 int
 rp_find_capacity(const struct rp_trace *t, const struct pe_policy *p,
     double max_shortfall_pct, struct rp_result *ret)

@@ -80,4 +80,15 @@ int rp_run(const struct rp_trace *t, const struct pe_policy *p,
 int rp_find_capacity(const struct rp_trace *t, const struct pe_policy *p,
     double max_shortfall_pct, struct rp_result *ret);
 
+/*
+ * The policies a replay compares, by name: each algorithm with its
+ * defaults ("pressure", "static", "xenmm", "mom"), and pressure with one
+ * of its terms switched off in turn, to show what each brings
+ * ("pressure-nohistory": no history_hours). rp_variant_name(i) for i from
+ * 0 is each name in turn, then NULL; rp_variant_policy() fills p with the
+ * named one (pe_policy_defaults() first), or returns -ENOENT.
+ */
+const char *rp_variant_name(size_t i);
+int rp_variant_policy(const char *name, struct pe_policy *p);
+
 #endif

@@ -163,6 +163,7 @@ host_get(struct scheduler *s, const char *id)
 		log_warnx("host \"%s\": cannot declare its command queue", id);
 	table_put(s->hosts, s->cap, h);
 	s->nhosts++;
+	history_claim(s, h);
 	log_info("host \"%s\": first report", id);
 	return h;
 }

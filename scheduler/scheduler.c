@@ -62,6 +62,14 @@ const struct conf_key sched_conf_table[] = {
 	{ "scheduler", "host_forget", CONF_DURATION_MS, 60000, 86400000,
 	  "10m", C(host_forget_ms), NULL,
 	  "a host that sent no report this long is forgotten" },
+	{ "scheduler", "history_file", CONF_STRING, 0, 4096, NULL,
+	  C(history_file), NULL,
+	  "where each VM's hourly peaks of use (the policy's history term) "
+	  "are kept across restarts; default scheduler.history beside "
+	  "state_file; empty: nowhere" },
+	{ "scheduler", "history_save", CONF_DURATION_MS, 1000, 86400000,
+	  "15m", C(history_save_ms), NULL,
+	  "how often the history is saved (and at stop)" },
 	BUS_CONF_KEYS(struct sched_conf, bus),
 	DAEMON_LOG_KEYS(struct sched_conf, log_level),
 };
@@ -544,6 +552,7 @@ sched_stop(struct scheduler *s)
 	    (unsigned long long)bs.confirm_timeouts);
 	daemon_notify_stopping();
 	uv_close((uv_handle_t *)&s->sweep, NULL);
+	history_stop(s);
 	bus_close(s->bus, CLOSE_FLUSH_MS, closed_cb, NULL);
 }
 
@@ -601,6 +610,7 @@ sched_start(struct scheduler *s, uv_loop_t *loop)
 
 	pm_defaults(&s->policy, (enum pm_mode)(s->conf.mode + 1));
 	state_load(s);
+	history_load(s);
 	log_info("%s starting: policy %llu \"%s\" (%s, algorithm %s)", s->id,
 	    (unsigned long long)s->policy.version, s->policy.name,
 	    pm_mode_name(s->policy.mode), pe_algo_name(s->policy.balloon.algo));
@@ -611,6 +621,7 @@ sched_start(struct scheduler *s, uv_loop_t *loop)
 	uv_timer_init(loop, &s->sweep);
 	s->sweep.data = s;
 	uv_timer_start(&s->sweep, sweep_cb, SWEEP_MS, SWEEP_MS);
+	history_start(s);
 	return 0;
 }
 
@@ -618,6 +629,7 @@ void
 sched_free(struct scheduler *s)
 {
 	hosts_free(s);
+	history_free(s);
 	free(s->policy_msg);
 	s->policy_msg = NULL;
 	conf_free(sched_conf_table, sched_conf_n, &s->conf);

@@ -34,6 +34,8 @@ struct sched_conf {
 				 * clock is refused */
 	int64_t max_hosts;	/* hosts kept at most */
 	int64_t host_forget_ms;	/* a host silent this long is forgotten */
+	char *history_file;	/* VMs' hourly peaks across restarts */
+	int64_t history_save_ms;	/* saved this often, and at stop */
 	struct bus_conf bus;
 	int log_level;		/* [log] level */
 };
@@ -100,6 +102,31 @@ struct host {
 	uint64_t ksm_sharing_pages;
 };
 
+/* A host's VMs' history read from the history file, until its first
+ * report (history.c). */
+struct hist_host {
+	char id[65];
+	struct pe_vm_history *vms;
+	size_t n;
+};
+
+struct sched_history {
+	struct scheduler *s;
+	char path[4200];	/* conf.history_file or its default; "":
+				 * none */
+	struct hist_host *hosts;	/* read, not claimed yet */
+	size_t n;
+	size_t cap;
+	uv_timer_t timer;
+	uv_work_t work;
+	uint8_t *data;		/* the save being written */
+	size_t len;
+	int error;		/* of the last write, an errno */
+	bool started;		/* history_start() ran, not history_stop() */
+	bool busy;		/* a save is being written */
+	bool again;		/* save again once it is done */
+};
+
 struct sched_counters {
 	uint64_t reports;
 	uint64_t reports_old;	/* seq not newer: ignored */
@@ -132,6 +159,9 @@ struct sched_counters {
 	uint64_t results_malformed;	/* ditto, the actuators' results */
 	uint64_t policies_jump;		/* version too far ahead: refused */
 	uint64_t policies_reset;	/* accepted as an operator's reset */
+	uint64_t history_refused;	/* history file records refused */
+	uint64_t history_saved;
+	uint64_t history_save_failed;
 };
 
 struct scheduler {
@@ -171,10 +201,22 @@ struct scheduler {
 	/* How often each kind of refusal may be logged. */
 	struct log_limit lim_reports, lim_hosts, lim_results, lim_resend;
 	struct log_limit lim_policy, lim_malformed, lim_malformed_policy;
-	struct log_limit lim_control;
+	struct log_limit lim_control, lim_history;
 	uv_timer_t sweep;	/* forgets silent hosts */
+	struct sched_history hist;
 	struct sched_counters n;
 };
+
+/* history.c: the VMs' history across restarts ([scheduler]
+ * history_file). history_load() reads it (at start, before any report);
+ * history_claim() gives a new host what was read of it; history_start()
+ * saves every history_save, history_stop() once more (the loop runs
+ * until the write is done); history_free() after the loop. */
+void history_load(struct scheduler *s);
+void history_claim(struct scheduler *s, struct host *h);
+void history_start(struct scheduler *s);
+void history_stop(struct scheduler *s);
+void history_free(struct scheduler *s);
 
 /* decide.c */
 /* The host called id, or NULL. */

@@ -39,7 +39,8 @@ static const struct {
 	CTR(policies_accepted), CTR(policies_rejected), CTR(policies_old),
 	CTR(stats_malformed), CTR(policies_malformed), CTR(control_malformed),
 	CTR(results_malformed),
-	CTR(policies_jump), CTR(policies_reset),
+	CTR(policies_jump), CTR(policies_reset), CTR(history_refused),
+	CTR(history_saved), CTR(history_save_failed),
 };
 #define NCOUNTERS	(sizeof(counters) / sizeof(counters[0]))
 _Static_assert(sizeof(struct sched_counters) == NCOUNTERS * sizeof(uint64_t),

@@ -343,6 +343,17 @@ tu_report_msg(const char *host_id, uint64_t seq, uint64_t time_ms,
     uint8_t **ret_buf)
 {
 	const uint64_t gib = 1024ull * 1024ull;
+
+	return tu_report_msg_used(host_id, seq, time_ms, psi, size_kib,
+	    size_kib < 3 * gib / 2 ? size_kib : 3 * gib / 2, ret_msg, ret_buf);
+}
+
+int
+tu_report_msg_used(const char *host_id, uint64_t seq, uint64_t time_ms,
+    double psi, uint64_t size_kib, uint64_t used_kib,
+    struct bus_msg *ret_msg, uint8_t **ret_buf)
+{
+	const uint64_t gib = 1024ull * 1024ull;
 	Mm__V1__HostReport r = MM__V1__HOST_REPORT__INIT;
 	Mm__V1__HostStats hs = MM__V1__HOST_STATS__INIT;
 	Mm__V1__Meminfo hm = MM__V1__MEMINFO__INIT, gm = MM__V1__MEMINFO__INIT;
@@ -356,7 +367,7 @@ tu_report_msg(const char *host_id, uint64_t seq, uint64_t time_ms,
 	hs.meminfo = &hm;
 	gm.has_total_kib = gm.has_available_kib = true;
 	gm.total_kib = size_kib;
-	gm.available_kib = size_kib > 3 * gib / 2 ? size_kib - 3 * gib / 2 : 0;
+	gm.available_kib = size_kib > used_kib ? size_kib - used_kib : 0;
 	p.has_some_avg10_pct = true;
 	p.some_avg10_pct = psi;
 	g.vm_id = "vm-a";

@@ -112,6 +112,11 @@ struct bus_msg;
 int tu_report_msg(const char *host_id, uint64_t seq, uint64_t time_ms,
     double psi, uint64_t size_kib, struct bus_msg *ret_msg,
     uint8_t **ret_buf);
+/* The same with the guest using used_kib (the above: 1.5 GiB, at most
+ * size_kib). */
+int tu_report_msg_used(const char *host_id, uint64_t seq, uint64_t time_ms,
+    double psi, uint64_t size_kib, uint64_t used_kib,
+    struct bus_msg *ret_msg, uint8_t **ret_buf);
 
 /*
  * GET path from the test broker's management API ($MM_TEST_MGMT_URL, as

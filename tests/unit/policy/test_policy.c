@@ -803,6 +803,102 @@ test_policy_spare_goes_where_it_surges(void **state)
 	pe_state_free(st);
 }
 
+/*
+ * History: a VM that climbed to 6 GiB for one hour keeps, as its first
+ * buffer, that peak plus 10 % for a day after it (history_hours 24), once
+ * it has six hours of history (history_min_hours 6); before that it is
+ * sized exactly as with the term off, and after the day it gives the
+ * memory back. A flat neighbour gets no such buffer. Reports every 10 minutes.
+ */
+static void
+test_policy_history_keeps_a_days_peak(void **state)
+{
+	struct pe_policy p, off;
+	struct pe_state *st[2] = { pe_state_new(), pe_state_new() };
+	struct pe_guest g[2][2];
+	struct pe_host h[2];
+	struct pe_decision d[2][2];
+	bool grew_on_history = false;
+	uint64_t at26[2] = { 0, 0 }, at30 = 0;
+
+	(void)state;
+	pe_policy_defaults(&p);
+	pe_policy_defaults(&off);
+	off.history_hours = 0;
+	for (int k = 0; k < 2; k++) {
+		g[k][0] = guest("daily", 1 * GiB, 2 * GiB, 16 * GiB);
+		g[k][1] = guest("flat", 1 * GiB, 2 * GiB, 16 * GiB);
+		/* 10 GiB for guests, 512 MiB the host's reserve. */
+		h[k] = host(g[k], 2, 10 * GiB + 512 * MiB, 0, T0);
+	}
+	for (int r = 0; r <= 30 * 6; r++) {
+		int hour = r / 6;
+
+		for (int k = 0; k < 2; k++) {
+			const struct pe_policy *pk = k == 0 ? &p : &off;
+			uint64_t sizes = 0, used;
+
+			for (int i = 0; i < 2; i++) {
+				struct pe_guest *x = &g[k][i];
+
+				if (r > 0)
+					x->target_kib = x->actual_kib =
+					    x->total_kib = d[k][i].target_kib;
+				used = i == 0 && hour == 3 ? 6 * GiB : 1 * GiB;
+				x->available_kib = x->free_kib =
+				    x->total_kib > used ? x->total_kib - used :
+				    0;
+				sizes += x->actual_kib;
+			}
+			h[k].time_ms = T0 + (uint64_t)r * 600000;
+			h[k].available_kib = 10 * GiB + 512 * MiB > sizes ?
+			    10 * GiB + 512 * MiB - sizes : 0;
+			assert_int_equal(pe_decide(st[k], &h[k], pk, d[k], 2),
+			    2);
+		}
+		/* Less than six hours of history (6 hours of the clock, the
+		 * first begun 13 minutes before T0): as without the term. */
+		if (r < 4 * 6) {
+			assert_int_equal(d[0][0].target_kib,
+			    d[1][0].target_kib);
+			assert_int_equal(d[0][1].target_kib,
+			    d[1][1].target_kib);
+		}
+		if (r >= 4 * 6 && hour < 8 &&
+		    d[0][0].reason == PE_GROW_HISTORY) {
+			char why[PE_WHY_MAX];
+
+			/* What mmctl top and the events say. */
+			pe_format_why(&d[0][0], why, sizeof(why));
+			assert_non_null(strstr(why, "grow-history: "));
+			assert_non_null(strstr(why,
+			    "history: 24 h peak 6144 MiB + 10 %"));
+			grew_on_history = true;
+		}
+		if (r == 26 * 6) {
+			at26[0] = d[0][0].target_kib;
+			at26[1] = d[0][1].target_kib;
+			assert_true(d[1][0].target_kib < 6 * GiB);
+		}
+		if (r == 30 * 6)
+			at30 = d[0][0].target_kib;
+	}
+	fprintf(stderr, "history: daily %llu MiB at hour 26 (flat %llu), "
+	    "%llu MiB at hour 30\n", (unsigned long long)at26[0] / MiB,
+	    (unsigned long long)at26[1] / MiB, (unsigned long long)at30 / MiB);
+	assert_true(grew_on_history);
+	/* Its peak of the day before plus 10 %, within the dead band (5 %):
+	 * above the peak. */
+	assert_true(at26[0] >= 6 * GiB + 6 * GiB / 20);
+	/* The flat one has what is left. */
+	assert_true(at26[1] + 2 * GiB < at26[0]);
+	assert_true(at26[0] + at26[1] <= 10 * GiB);
+	/* The peak (hour 3) left the day's window at hour 27. */
+	assert_true(at30 < 6 * GiB);
+	pe_state_free(st[0]);
+	pe_state_free(st[1]);
+}
+
 static void
 test_policy_validation(void **state)
 {
@@ -1038,6 +1134,7 @@ main(void)
 		cmocka_unit_test(test_policy_xenmm_worked_example),
 		cmocka_unit_test(test_policy_mom_worked_example),
 		cmocka_unit_test(test_policy_spare_goes_where_it_surges),
+		cmocka_unit_test(test_policy_history_keeps_a_days_peak),
 		cmocka_unit_test(test_policy_validation),
 		cmocka_unit_test(test_policy_invariants_random),
 		cmocka_unit_test(test_policy_more_pressure_never_lowers),

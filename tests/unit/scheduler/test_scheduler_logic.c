@@ -36,14 +36,13 @@ struct world {
 
 static struct world w;
 
-static int
-setup(void **state)
+/* A scheduler on a new loop, its state in w.dir. */
+static void
+start_sched(void)
 {
-	(void)state;
-	memset(&w, 0, sizeof(w));
+	memset(&w.s, 0, sizeof(w.s));
 	bus_fake_reset();
 	assert_int_equal(uv_loop_init(&w.loop), 0);
-	w.dir = tu_tmpdir();
 	assert_int_equal(conf_defaults(sched_conf_table, sched_conf_n,
 	    &w.s.conf), 0);
 	free(w.s.conf.state_file);
@@ -60,6 +59,24 @@ setup(void **state)
 	assert_true(bus_fake_consumed(w.s.stats_queue));
 	assert_true(bus_fake_consumed(w.s.results_queue));
 	w.time_ms = tu_wall_ms();
+}
+
+/* Stop it and run its loop to the end (the history's last save too). */
+static void
+stop_sched(void)
+{
+	sched_stop(&w.s);
+	assert_int_equal(tu_loop_finish(&w.loop), 0);
+	sched_free(&w.s);
+}
+
+static int
+setup(void **state)
+{
+	(void)state;
+	memset(&w, 0, sizeof(w));
+	w.dir = tu_tmpdir();
+	start_sched();
 	return 0;
 }
 
@@ -67,9 +84,7 @@ static int
 teardown(void **state)
 {
 	(void)state;
-	sched_stop(&w.s);
-	assert_int_equal(tu_loop_finish(&w.loop), 0);
-	sched_free(&w.s);
+	stop_sched();
 	tu_rmtree(w.dir);
 	free(w.dir);
 	return 0;
@@ -378,6 +393,152 @@ test_sched_waiting_batch_superseded_keeps_its_targets(void **state)
 	msg_free(&first->base);
 }
 
+/* The history file's record of HOST's vm-a: the hours it spans and its
+ * largest hourly use, MiB; false when it has none. */
+static bool
+saved_history(uint32_t *hours, uint32_t *peak_mib)
+{
+	char path[4200], host[256], vm[256], magic[8];
+	bool found = false;
+	uint8_t hl, vl;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/scheduler.history", w.dir);
+	f = fopen(path, "rb");
+	if (f == NULL)
+		return false;
+	assert_int_equal(fread(magic, 1, 8, f), 8);
+	assert_memory_equal(magic, "MMHIST01", 8);
+	while (fread(&hl, 1, 1, f) == 1) {
+		uint64_t hour;
+		uint32_t n, mib;
+
+		assert_int_equal(fread(host, 1, hl, f), hl);
+		host[hl] = '\0';
+		assert_int_equal(fread(&vl, 1, 1, f), 1);
+		assert_int_equal(fread(vm, 1, vl, f), vl);
+		vm[vl] = '\0';
+		assert_int_equal(fread(&hour, sizeof(hour), 1, f), 1);
+		assert_int_equal(fread(&n, sizeof(n), 1, f), 1);
+		assert_true(n >= 1 && n <= PE_HIST_HOURS);
+		if (strcmp(host, HOST) == 0 && strcmp(vm, "vm-a") == 0) {
+			found = true;
+			*hours = n;
+			*peak_mib = 0;
+		}
+		for (uint32_t k = 0; k < n; k++) {
+			assert_int_equal(fread(&mib, sizeof(mib), 1, f), 1);
+			if (found && strcmp(vm, "vm-a") == 0 &&
+			    strcmp(host, HOST) == 0 && mib > *peak_mib)
+				*peak_mib = mib;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* A report of HOST dated ahead_ms after the last, vm-a using used_kib of
+ * a 4 GiB balloon. */
+static void
+report_used(uint64_t used_kib, uint64_t ahead_ms)
+{
+	struct bus_msg bm;
+	uint8_t *buf;
+
+	w.time_ms += ahead_ms;
+	assert_int_equal(tu_report_msg_used(HOST, ++w.seq, w.time_ms, 0,
+	    4 * GiB, used_kib, &bm, &buf), 0);
+	assert_int_equal(bus_fake_deliver(w.s.stats_queue, &bm, NULL), 0);
+	free(buf);
+}
+
+/*
+ * The VMs' hourly peaks (the policy's history term) outlive a restart:
+ * saved at stop to scheduler.history beside the state file, read at start
+ * and given to the host at its first report, saved again with what came
+ * since. 26 hours of reports every 10 minutes, 3.5 GiB used in one hour
+ * (the 21st), 1 GiB otherwise.
+ */
+static void
+test_sched_history_survives_restart(void **state)
+{
+	uint32_t hours = 0, peak = 0, hours2 = 0, peak2 = 0;
+
+	(void)state;
+	w.time_ms = tu_wall_ms() - 26 * 3600000ull;
+	for (int r = 0; r < 26 * 6; r++)
+		report_used(r / 6 == 20 ? 3584 * 1024 : 1 * GiB, 600000);
+	stop_sched();
+	assert_true(saved_history(&hours, &peak));
+	fprintf(stderr, "history: %u hours saved, peak %u MiB\n", hours,
+	    peak);
+	assert_true(hours >= 26 && hours <= 27);
+	assert_int_equal(peak, 3584);
+
+	/* A new scheduler: one report (now), and the day's peak is still
+	 * there, the hours run on. */
+	start_sched();
+	w.seq += 1000;
+	report_used(1 * GiB, 0);
+	stop_sched();
+	assert_true(saved_history(&hours2, &peak2));
+	assert_true(hours2 >= hours);
+	assert_int_equal(peak2, 3584);
+	start_sched();
+}
+
+/* A history file that is not one, or cut short: said in the log,
+ * counted, what came before the damage kept, the scheduler decides. */
+static void
+test_sched_history_damaged_file(void **state)
+{
+	char path[4200];
+	Mm__V1__CommandBatch *b;
+	uint32_t hours = 0, peak = 0;
+	FILE *f;
+	long size;
+
+	(void)state;
+	/* A good file of one host... */
+	w.time_ms = tu_wall_ms() - 3 * 3600000ull;
+	for (int r = 0; r < 3 * 6; r++)
+		report_used(1 * GiB, 600000);
+	stop_sched();
+	assert_true(saved_history(&hours, &peak));
+	/* ...with a second record cut in the middle. */
+	snprintf(path, sizeof(path), "%s/scheduler.history", w.dir);
+	f = fopen(path, "ab");
+	assert_non_null(f);
+	fwrite("\x07host-u2\x04vm-b\x01\x02", 1, 15, f);
+	fclose(f);
+	start_sched();
+	assert_int_equal(w.s.n.history_refused, 1);
+	assert_int_equal(report(30, 2 * GiB, 1000), BUS_ACK);
+	b = last_batch();
+	assert_non_null(b);
+	msg_free(&b->base);
+	stop_sched();
+	/* The good record was kept and saved again. */
+	assert_true(saved_history(&hours, &peak));
+
+	/* Not a history file at all: neither read nor saved over. */
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	fputs("policy = something else\n", f);
+	fclose(f);
+	start_sched();
+	assert_int_equal(w.s.n.history_refused, 1);
+	assert_int_equal(report(30, 2 * GiB, 1000), BUS_ACK);
+	stop_sched();
+	f = fopen(path, "rb");
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	size = ftell(f);
+	fclose(f);
+	assert_int_equal(size, (long)strlen("policy = something else\n"));
+	start_sched();
+}
+
 int
 main(void)
 {
@@ -392,6 +553,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_sched_waiting_batch_superseded_keeps_its_targets,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_sched_history_survives_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_sched_history_damaged_file, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
