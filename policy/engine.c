@@ -313,7 +313,7 @@ pe_history_put(struct pe_state *st, const struct pe_vm_history *h)
 	memset(v->hist, 0, sizeof(v->hist));
 	v->hist_hour = h->hour;
 	v->hist_hours = h->hours;
-	v->peak_hours = 0;
+	v->peak_hours = v->soon_hours = 0;
 	for (uint32_t k = 0; k < h->hours; k++)
 		v->hist[(h->hour + PE_HIST_HOURS - k) % PE_HIST_HOURS] =
 		    h->mib[k];

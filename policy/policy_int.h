@@ -34,6 +34,11 @@ struct pe_vm {
 	uint32_t peak_mib;
 	uint32_t peak_hours;
 	uint64_t peak_hour;
+	/* The same for the hours like the present one (pressure.c's
+	 * soon_level()): the last hour and the same hour yesterday, +-1. */
+	uint32_t soon_mib;
+	uint32_t soon_hours;
+	uint64_t soon_hour;
 	uint64_t calm_since_ms;	/* last pressure, or first sight */
 	uint64_t taken_ms;	/* last gave back for another's floor */
 	bool have_prev;
@@ -58,6 +63,7 @@ struct pe_vm {
 				 * what counts when the host is short */
 	uint64_t use_floor;	/* the part of need_floor it uses now */
 	uint64_t hist_level;	/* its peak of the last day + margin */
+	uint64_t soon_level;	/* ... of the hours like this one */
 	uint64_t allowance;	/* what it gets: filled level by level */
 	uint64_t fair;		/* its weighted share of the capacity */
 };

@@ -77,6 +77,41 @@ history_level(const struct pe_ctx *c, struct pe_vm *v,
 	return peak + (uint64_t)((double)peak * p->history_margin_pct / 100);
 }
 
+/* What it used in the hours like this one: this hour, the last, and
+ * the same hour yesterday (and the hours either side), plus the margin. */
+static uint64_t
+soon_level(const struct pe_ctx *c, struct pe_vm *v)
+{
+	static const uint32_t ago[] = { 1, 23, 24, 25 };
+	uint32_t top;
+	uint64_t k;
+
+	if (c->p->history_hours == 0 ||
+	    v->hist_hours < c->p->history_min_hours)
+		return 0;
+	/* The past hours once an hour; this one as it goes. */
+	if (v->soon_hour != v->hist_hour || v->soon_hours != v->hist_hours) {
+		v->soon_mib = 0;
+		for (size_t i = 0; i < sizeof(ago) / sizeof(*ago); i++) {
+			uint32_t x;
+
+			if (ago[i] >= v->hist_hours)
+				break;
+			x = v->hist[(v->hist_hour + PE_HIST_HOURS - ago[i]) %
+			    PE_HIST_HOURS];
+			if (x > v->soon_mib)
+				v->soon_mib = x;
+		}
+		v->soon_hour = v->hist_hour;
+		v->soon_hours = v->hist_hours;
+	}
+	top = v->hist[v->hist_hour % PE_HIST_HOURS];
+	if (v->soon_mib > top)
+		top = v->soon_mib;
+	k = (uint64_t)top * 1024;
+	return k + (uint64_t)((double)k * c->p->history_margin_pct / 100);
+}
+
 /* Stage one. */
 static void
 floor_of(struct pe_ctx *c, size_t i)
@@ -91,7 +126,7 @@ floor_of(struct pe_ctx *c, size_t i)
 
 	v->flexible = false;
 	v->floor = v->need_floor = v->use_floor = v->allowance = cur;
-	v->hist_level = cur;
+	v->hist_level = v->soon_level = cur;
 	if (l->unmanaged) {
 		d->reason = PE_UNMANAGED;
 		return;
@@ -143,6 +178,8 @@ floor_of(struct pe_ctx *c, size_t i)
 	v->floor = min64(max64(fl, d->min_kib), d->max_kib);
 	v->hist_level = min64(max64(history_level(c, v, d), v->floor),
 	    d->max_kib);
+	v->soon_level = min64(max64(soon_level(c, v), v->floor),
+	    v->hist_level);
 	v->need_floor = min64(max64(v->need_floor, d->min_kib), v->floor);
 	v->use_floor = min64(max64(base + d->swapped_kib, d->min_kib),
 	    v->need_floor);
@@ -245,6 +282,12 @@ room_to_floor(const struct pe_ctx *c, size_t i)
 	return room_upto(c, i, c->vms[i]->floor);
 }
 
+static uint64_t
+room_to_soon(const struct pe_ctx *c, size_t i)
+{
+	return room_upto(c, i, c->vms[i]->soon_level);
+}
+
 /* The first buffer: up to the guest's peak of the last day. */
 static uint64_t
 room_to_history(const struct pe_ctx *c, size_t i)
@@ -340,7 +383,8 @@ share_capacity(struct pe_ctx *c)
 	/* Of what the floors leave, spare_pct is handed out: first up to
 	 * each guest's peak of the last day, then by recent surges. */
 	rest = fill(c, (uint64_t)((double)rest * c->p->spare_pct / 100),
-	    room_to_history, by_weight);
+	    room_to_soon, by_weight);
+	rest = fill(c, rest, room_to_history, by_weight);
 	rest = fill(c, rest, room_surge, by_surge);
 	/* What the surge buffers leave goes to every guest by weight, so a
 	 * host with memory to spare keeps it in its guests, ready for the
