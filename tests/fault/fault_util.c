@@ -118,6 +118,17 @@ sampler_cb(uv_timer_t *t)
 	struct fu *f = t->data;
 
 	f->samples++;
+	if (f->extra_id[0] != '\0') {
+		struct hv_vm *x = tu_hv_find(f->hv, f->extra_id);
+
+		if (x != NULL && x->balloon_known) {
+			f->extra_samples++;
+			if (x->balloon_actual_kib > f->extra_highest_kib)
+				f->extra_highest_kib = x->balloon_actual_kib;
+			f->extra_over += x->balloon_actual_kib >
+			    f->extra_max_kib;
+		}
+	}
 	for (int i = 0; i < FU_NVM; i++) {
 		struct fu_vm *v = &f->vm[i];
 		uint64_t kib = fu_balloon_kib(f, i);
@@ -405,7 +416,16 @@ fu_start(struct fu *f, const struct fu_opts *o)
 	{
 		char *bin = tu_bin_path("mm-sim");
 		char *argv[] = { bin, "-s", f->vmdir, "-r", f->root, "-H",
-		    "16G", "-m", "web,2G,static:1G", "-m", "db,1G,idle", NULL };
+		    "16G", "-m", "web,2G,static:1G", "-m", "db,1G,idle", NULL,
+		    NULL, NULL };
+
+		if (o != NULL && o->extra_vm != NULL) {
+			argv[11] = "-m";
+			argv[12] = (char *)o->extra_vm;
+			snprintf(f->extra_id, sizeof(f->extra_id), "%.*s",
+			    (int)strcspn(o->extra_vm, ","), o->extra_vm);
+			f->extra_max_kib = o->extra_max_kib;
+		}
 		pid_t pid;
 
 		snprintf(simlog, sizeof(simlog), "%s/sim.log", f->dir);

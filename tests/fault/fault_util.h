@@ -63,6 +63,11 @@ struct fu {
 	uv_timer_t sampler;
 	unsigned samples, unsafe;
 	char unsafe_what[256];
+	/* fu_opts.extra_vm: its id and maximum, how often the sampler saw
+	 * its balloon, and above its maximum. */
+	char extra_id[64];
+	uint64_t extra_max_kib, extra_highest_kib;
+	unsigned extra_samples, extra_over;
 };
 
 struct fu_opts {
@@ -72,6 +77,10 @@ struct fu_opts {
 	/* Called once f->dir, f->vmdir exist and before any program starts:
 	 * may change f->state and f->daemon_vmdir. */
 	void (*prepare)(struct fu *f);
+	/* A third guest, as mm-sim's -m NAME,MAX,WORKLOAD (NULL: none),
+	 * and its maximum: the sampler counts its balloon above it. */
+	const char *extra_vm;
+	uint64_t extra_max_kib;
 };
 
 /*
