@@ -15,6 +15,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "conf.h"
 #include "mmctl.h"
 #include "topology.h"
@@ -26,6 +28,7 @@ struct events {
 	const char *kind;	/* NULL: every kind */
 	uint64_t since_ms;	/* older events are not printed */
 	bool follow;
+	bool json;		/* a JSON object a line */
 	bool history_done;	/* our mark was read */
 	bool mark_failed;
 	char mark_id[96];	/* message_id of our mark */
@@ -98,10 +101,91 @@ print_decisions(const Mm__V1__Event *e, const char *when)
 	return i > 0 ? i : 1;
 }
 
+static const char *const severity[] = { "", "info", "warning",
+    "critical" };
+
+/* One line, compact, flushed; frees o. */
+static void
+json_line(json_t *o)
+{
+	json_dumpf(o, stdout, JSON_COMPACT | JSON_SORT_KEYS);
+	putchar('\n');
+	fflush(stdout);
+	json_decref(o);
+}
+
+/* --json: the same lines as objects ("kind", "time_ms", "time", "host"
+ * and per kind: decision "vm", "reason", "shadow", and the numbers;
+ * result "batch", "results"; alert "vm", "severity", "reason"). Returns
+ * the lines printed. */
+static uint64_t
+print_json(const Mm__V1__Event *e, const char *when)
+{
+	json_t *o;
+	Mm__V1__VmDecision vd;
+	size_t i;
+
+	switch (e->kind) {
+	case MM__V1__EVENT_KIND__EVENT_KIND_DECISION:
+		for (i = 0; msg_event_vm(e, i, &vd); i++)
+			json_line(json_pack("{s:s, s:I, s:s, s:s?, s:s, s:s?, "
+			    "s:b, s:I, s:I}", "kind", "decision", "time_ms",
+			    (json_int_t)e->time_ms, "time", when, "host",
+			    e->host_id, "vm", vd.vm_id, "reason", vd.reason,
+			    "shadow", (int)e->shadow, "target_kib",
+			    (json_int_t)vd.balloon_target_kib, "actual_kib",
+			    (json_int_t)vd.balloon_actual_kib));
+		if (i > 0)
+			return i;
+		json_line(json_pack("{s:s, s:I, s:s, s:s?, s:s?, s:b}",
+		    "kind", "decision", "time_ms", (json_int_t)e->time_ms,
+		    "time", when, "host", e->host_id, "reason", e->reason,
+		    "shadow", (int)e->shadow));
+		return 1;
+	case MM__V1__EVENT_KIND__EVENT_KIND_RESULT: {
+		json_t *rs = json_array();
+
+		for (i = 0; e->result != NULL && i < e->result->n_results;
+		    i++) {
+			const Mm__V1__CommandResult *c = e->result->results[i];
+			json_t *x = json_pack("{s:s?, s:s, s:s?}", "vm",
+			    c->vm_id, "status", status_name(c->status),
+			    "error", c->error != NULL && *c->error != '\0' ?
+			    c->error : NULL);
+
+			if (c->has_balloon_target_kib) {
+				json_object_set_new(x, "target_kib",
+				    json_integer((json_int_t)
+				    c->balloon_target_kib));
+				json_object_set_new(x, "actual_kib",
+				    json_integer((json_int_t)
+				    c->balloon_actual_kib));
+			}
+			json_array_append_new(rs, x);
+		}
+		o = json_pack("{s:s, s:I, s:s, s:s?, s:s?, s:o}", "kind",
+		    "result", "time_ms", (json_int_t)e->time_ms, "time", when,
+		    "host", e->host_id, "reason", e->reason, "results", rs);
+		if (e->result != NULL)
+			json_object_set_new(o, "batch",
+			    json_integer((json_int_t)e->result->batch_seq));
+		json_line(o);
+		return 1;
+	}
+	default:
+		json_line(json_pack("{s:s, s:I, s:s, s:s?, s:s?, s:s, s:s?}",
+		    "kind", "alert", "time_ms", (json_int_t)e->time_ms, "time",
+		    when, "host", e->host_id, "vm", e->vm_id, "severity",
+		    (unsigned)e->severity < 4 ? severity[e->severity] : "?",
+		    "reason", e->reason));
+		return 1;
+	}
+}
+
 static enum bus_disposition
 on_event(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 {
-	static const char *const sev[] = { "", "info", "warning", "critical" };
+	const char *const *sev = severity;
 	const Mm__V1__Event *e = (const Mm__V1__Event *)m;
 	struct events *ev = arg;
 	char t[32];
@@ -111,6 +195,10 @@ on_event(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 	if (e->time_ms < ev->since_ms)
 		return BUS_ACK;
 	clock_of(e->time_ms, t, sizeof(t));
+	if (ev->json) {
+		ev->printed += print_json(e, t);
+		return BUS_ACK;
+	}
 	if (e->kind == MM__V1__EVENT_KIND__EVENT_KIND_DECISION) {
 		ev->printed += print_decisions(e, t);
 		return BUS_ACK;
@@ -230,6 +318,7 @@ cmd_events(const struct bus_config *broker, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "follow", no_argument, NULL, 'f' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "host", required_argument, NULL, 'H' },
 		{ "kind", required_argument, NULL, 'k' },
 		{ "since", required_argument, NULL, 's' },
@@ -246,6 +335,9 @@ cmd_events(const struct bus_config *broker, int argc, char **argv)
 		switch (c) {
 		case 'f':
 			ev.follow = true;
+			break;
+		case 'j':
+			ev.json = true;
 			break;
 		case 'H':
 			ev.host = optarg;

@@ -247,8 +247,10 @@ guest_json(const Mm__V1__GuestStatus *v)
 	    "decision_ms", (json_int_t)v->decision_ms);
 }
 
+/* The view as one JSON document: indented, or compact on one line (a
+ * line per view of mmctl top --json). */
 static void
-print_json(const struct gather *g, FILE *f)
+print_json(const struct gather *g, FILE *f, bool compact)
 {
 	json_t *root = json_object(), *scheds = json_array();
 	json_t *hosts = json_array();
@@ -287,7 +289,8 @@ print_json(const struct gather *g, FILE *f)
 	}
 	json_object_set_new(root, "schedulers", scheds);
 	json_object_set_new(root, "hosts", hosts);
-	json_dumpf(root, f, JSON_INDENT(2) | JSON_SORT_KEYS);
+	json_dumpf(root, f, (compact ? JSON_COMPACT : JSON_INDENT(2)) |
+	    JSON_SORT_KEYS);
 	fputc('\n', f);
 	json_decref(root);
 }
@@ -298,6 +301,7 @@ static const struct option opts[] = {
 	{ "interval", required_argument, NULL, 'i' },
 	{ "log", required_argument, NULL, 'l' },
 	{ "duration", required_argument, NULL, 'd' },
+	{ "once", no_argument, NULL, 'o' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -374,7 +378,7 @@ cmd_status(const struct bus_config *broker, int argc, char **argv)
 	r = gather(&g, host, true);
 	if (r == 0) {
 		if (json)
-			print_json(&g, stdout);
+			print_json(&g, stdout, false);
 		else
 			print_table(&g, verbose ? COUNTERS_ALL :
 			    COUNTERS_NONZERO, stdout);
@@ -395,12 +399,17 @@ cmd_top(const struct bus_config *broker, int argc, char **argv)
 	struct gather g;
 	int64_t interval_ms = 1000, duration_ms = 0;
 	const char *host = NULL, *logdir = NULL;
+	bool once = false, json = false;
 	uint64_t start;
 	int c, r = 0;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 'i') {
+		if (c == 'o') {
+			once = true;
+		} else if (c == 'j') {
+			json = true;
+		} else if (c == 'i') {
 			if (conf_parse_duration_ms(optarg, &interval_ms) < 0 ||
 			    interval_ms < 200) {
 				fprintf(stderr, "mmctl: interval \"%s\": at "
@@ -431,20 +440,27 @@ cmd_top(const struct bus_config *broker, int argc, char **argv)
 		r = gather(&g, host, true);
 		if (g.s.status == 130)
 			break;
-		printf("\033[H\033[2J");
-		printf("mmctl top: every %.1f s, Ctrl-C to quit\n\n",
-		    (double)interval_ms / 1000);
-		if (r == 0)
-			print_table(&g, COUNTERS_NONE, stdout);
-		else
-			printf("no scheduler answered\n");
+		if (json) {
+			/* A line per view; none when nobody answered. */
+			if (r == 0)
+				print_json(&g, stdout, true);
+		} else {
+			if (!once)
+				printf("\033[H\033[2J");
+			printf("mmctl top: every %.1f s, Ctrl-C to quit\n\n",
+			    (double)interval_ms / 1000);
+			if (r == 0)
+				print_table(&g, COUNTERS_NONE, stdout);
+			else
+				printf("no scheduler answered\n");
+		}
 		fflush(stdout);
 		uv_update_time(&g.s.loop);
 		if (r == 0 && logdir != NULL)
 			log_view(&g, logdir, (double)(uv_now(&g.s.loop) -
 			    start) / 1000);
-		if (duration_ms > 0 &&
-		    uv_now(&g.s.loop) - start >= (uint64_t)duration_ms)
+		if (once || (duration_ms > 0 &&
+		    uv_now(&g.s.loop) - start >= (uint64_t)duration_ms))
 			break;
 		uv_timer_init(&g.s.loop, &pause);
 		uv_timer_start(&pause, tick_cb, (uint64_t)interval_ms, 0);
@@ -457,5 +473,6 @@ cmd_top(const struct bus_config *broker, int argc, char **argv)
 		g.s.done = false;
 	}
 	gather_close(&g);
-	return 0;
+	/* One view asked for and nobody answered: as mmctl status. */
+	return once && r != 0 ? r : 0;
 }

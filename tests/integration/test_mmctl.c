@@ -266,6 +266,22 @@ test_mmctl_status_shows_hosts(void **state)
 	assert_has(out, "\"vm\": \"vm-a\"");
 	assert_has(out, "\"max_kib\": 8388608");
 	free(out);
+
+	/* top --once: one view, no screen clearing; with --json, one
+	 * compact JSON document on one line. */
+	snprintf(args, sizeof(args), "top --once --host %s", w.host);
+	assert_int_equal(mmctl(&out, args), 0);
+	assert_has(out, "vm-a");
+	assert_lacks(out, "\033[2J");
+	free(out);
+	snprintf(args, sizeof(args), "top --once --json --host %s", w.host);
+	assert_int_equal(mmctl(&out, args), 0);
+	assert_true(out[0] == '{');
+	assert_non_null(strchr(out, '\n'));
+	assert_true(strchr(out, '\n')[1] == '\0');
+	assert_has(out, "\"vm\":\"vm-a\"");
+	assert_has(out, "\"max_kib\":8388608");
+	free(out);
 }
 
 /*
@@ -304,6 +320,35 @@ test_mmctl_events_prints_history(void **state)
 	/* The decision was published first and is printed first. */
 	assert_true(strstr(out, "hist-decision-1") < strstr(out,
 	    "hist-alert-1"));
+	free(out);
+
+	/* --json: an object a line, the same two events, in order. */
+	snprintf(args, sizeof(args), "events --json --since 5m --host %s",
+	    w.host);
+	assert_int_equal(mmctl(&out, args), 0);
+	{
+		const char *a = strstr(out, "\"reason\":\"hist-decision-1\""),
+		    *b = strstr(out, "\"reason\":\"hist-alert-1\"");
+		unsigned lines = 0;
+
+		assert_non_null(a);
+		assert_non_null(b);
+		assert_true(a < b);
+		for (const char *p = out; *p != '\0'; p = strchr(p, '\n') +
+		    1) {
+			assert_true(*p == '{');
+			assert_non_null(strchr(p, '\n'));
+			assert_true(strchr(p, '\n')[-1] == '}');
+			lines++;
+		}
+		/* The two, and the decisions of earlier tests' reports. */
+		assert_true(lines >= 2);
+	}
+	assert_has(out, "\"kind\":\"decision\"");
+	assert_has(out, "\"vm\":\"vm-h\"");
+	assert_has(out, "\"kind\":\"alert\"");
+	assert_has(out, "\"severity\":\"warning\"");
+	assert_lacks(out, "hist-other-1");
 	free(out);
 
 	/* --kind: the decision only. */
