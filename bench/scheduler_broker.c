@@ -578,14 +578,18 @@ main(int argc, char **argv)
 	 * not what a fleet asks of its broker. */
 	bool actuator_queues = true, classic = false;
 	unsigned long shards = 0;
+	const char *extra = "";	/* -C: lines for [scheduler] */
 	size_t nbroker = 0;
 	uint64_t t0, t1, batches0;
 	int c;
 
 	b.hosts = 1000;
 	b.vms = 50;
-	while ((c = getopt(argc, argv, "b:u:H:v:s:S:B:AOq:")) != -1) {
+	while ((c = getopt(argc, argv, "b:u:H:v:s:S:B:AOq:C:")) != -1) {
 		switch (c) {
+		case 'C':
+			extra = optarg;
+			break;
 		case 'b':
 			bin = optarg;
 			break;
@@ -670,9 +674,10 @@ main(int argc, char **argv)
 		snprintf(s->conf, sizeof(s->conf), "%s/%s.conf", dir, s->id);
 		snprintf(s->log, sizeof(s->log), "%s/%s.log", dir, s->id);
 		n = snprintf(text, sizeof(text), "[scheduler]\nid = %s\n"
-		    "%sstate_file = %s/%s.policy\n"
+		    "%sstate_file = %s/%s.policy\n%s%s"
 		    "[bus]\nurl = %s\nprefetch = 500\n", s->id,
-		    b.sharded ? "shard = yes\n" : "", dir, s->id, urls);
+		    b.sharded ? "shard = yes\n" : "", dir, s->id, extra,
+		    *extra != '\0' ? "\n" : "", urls);
 		if (n < 0 || (size_t)n >= sizeof(text))
 			fatalx("-u: the URL list is too long");
 		write_file(s->conf, text);
@@ -815,6 +820,7 @@ usage:
 	fprintf(stderr, "usage: scheduler_broker -b mm-scheduler "
 	    "[-u url[,url...]] [-H hosts] [-v vms] [-s seconds] "
 	    "[-S shards] [-B broker-pid[,pid...]] [-A | -O] "
-	    "[-q quorum|classic]\n");
+	    "[-q quorum|classic] [-C 'key = value']\n"
+	    "  -C  a line for each scheduler's [scheduler] section\n");
 	return 2;
 }

@@ -321,6 +321,8 @@ start_save(struct scheduler *s)
 	uint64_t now_hour = clock_ms(CLOCK_REALTIME) / 3600000;
 	struct pe_vm_history v;
 	struct buf b = { 0 };
+	uint64_t t0 = clock_ms(CLOCK_MONOTONIC);
+	size_t n = 0;
 
 	if (hs->path[0] == '\0')
 		return;
@@ -333,7 +335,7 @@ start_save(struct scheduler *s)
 		const struct host *h = s->hosts[i];
 
 		for (size_t k = 0; h != NULL && pe_history_get(h->pe, k, &v);
-		    k++)
+		    k++, n++)
 			put_record(&b, h->id, &v);
 	}
 	/* Saved, not claimed yet: kept while less than a week old. */
@@ -350,6 +352,10 @@ start_save(struct scheduler *s)
 		    "for a save");
 		return;
 	}
+	/* The part on the loop; the write follows on a thread. */
+	log_info("history: %zu VMs to \"%s\" (%zu KiB, %llu ms on the "
+	    "loop)", n, hs->path, b.len / 1024,
+	    (unsigned long long)(clock_ms(CLOCK_MONOTONIC) - t0));
 	hs->data = b.p;
 	hs->len = b.len;
 	hs->work.data = hs;
