@@ -93,15 +93,19 @@ get_record(FILE *f, char host[65], struct pe_vm_history *v,
 	if (!get(f, &hl, 1))
 		return 0;
 	memset(v, 0, sizeof(*v));
+	*why = "an id of a bad length";
+	if (hl == 0 || hl > 64)
+		return -1;
 	*why = "truncated";
-	if (hl == 0 || hl > 64 || !get(f, host, hl) || !get(f, &vl, 1) ||
-	    vl == 0 || vl > PE_ID_MAX || !get(f, v->vm_id, vl) ||
-	    !get(f, &v->hour, sizeof(v->hour)) ||
-	    !get(f, &v->hours, sizeof(v->hours))) {
-		if (hl == 0 || hl > 64 || vl == 0 || vl > PE_ID_MAX)
-			*why = "an id of a bad length";
+	if (!get(f, host, hl) || !get(f, &vl, 1))
+		return -1;
+	if (vl == 0 || vl > PE_ID_MAX) {
+		*why = "an id of a bad length";
 		return -1;
 	}
+	if (!get(f, v->vm_id, vl) || !get(f, &v->hour, sizeof(v->hour)) ||
+	    !get(f, &v->hours, sizeof(v->hours)))
+		return -1;
 	host[hl] = '\0';
 	v->vm_id[vl] = '\0';
 	if (v->hours == 0 || v->hours > PE_HIST_HOURS) {
@@ -182,36 +186,23 @@ set_path(struct scheduler *s)
 		    "%.*s/scheduler.history", (int)(slash - state), state);
 }
 
-void
-history_load(struct scheduler *s)
+int
+history_read(struct scheduler *s, FILE *f, const char *path,
+    uint64_t now_hour)
 {
-	uint64_t now_hour = clock_ms(CLOCK_REALTIME) / 3600000;
-	const char *path, *why = NULL;
+	const char *why = NULL;
 	char magic[sizeof(HIST_MAGIC) - 1], host[65];
 	struct pe_vm_history v;
 	size_t kept = 0, old = 0;
-	FILE *f;
 	int r;
 
-	set_path(s);
-	path = s->hist.path;
-	if (*path == '\0')
-		return;
-	f = fopen(path, "rb");
-	if (f == NULL) {
-		if (errno != ENOENT)
-			log_warn("history: cannot read \"%s\"", path);
-		return;
-	}
 	if (!get(f, magic, sizeof(magic)) ||
 	    memcmp(magic, HIST_MAGIC, sizeof(magic)) != 0) {
 		s->n.history_refused++;
 		log_warnx("history: \"%s\" is not a history file: not read, "
 		    "and not saved over (move it away, or set history_file)",
 		    path);
-		s->hist.path[0] = '\0';
-		fclose(f);
-		return;
+		return -EINVAL;
 	}
 	while ((r = get_record(f, host, &v, &why)) > 0) {
 		/* A week old or from the future (a clock that was wrong):
@@ -233,9 +224,29 @@ history_load(struct scheduler *s)
 		log_warnx("history: \"%s\": %s after %zu VMs; the rest is "
 		    "ignored", path, why, kept);
 	}
-	fclose(f);
 	log_info("history: %zu VMs of %zu hosts from \"%s\" (%zu older than "
 	    "a week, dropped)", kept, s->hist.n, path, old);
+	return 0;
+}
+
+void
+history_load(struct scheduler *s)
+{
+	FILE *f;
+
+	set_path(s);
+	if (s->hist.path[0] == '\0')
+		return;
+	f = fopen(s->hist.path, "rb");
+	if (f == NULL) {
+		if (errno != ENOENT)
+			log_warn("history: cannot read \"%s\"", s->hist.path);
+		return;
+	}
+	if (history_read(s, f, s->hist.path,
+	    clock_ms(CLOCK_REALTIME) / 3600000) == -EINVAL)
+		s->hist.path[0] = '\0';	/* not ours: never saved over */
+	fclose(f);
 }
 
 void

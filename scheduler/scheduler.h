@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <uv.h>
 
@@ -213,6 +214,10 @@ struct scheduler {
  * saves every history_save, history_stop() once more (the loop runs
  * until the write is done); history_free() after the loop. */
 void history_load(struct scheduler *s);
+/* history_load()'s reading of f (path for messages) at now_hour (Unix
+ * time / 3600): 0, or -EINVAL when f is not a history file. */
+int history_read(struct scheduler *s, FILE *f, const char *path,
+    uint64_t now_hour);
 void history_claim(struct scheduler *s, struct host *h);
 void history_start(struct scheduler *s);
 void history_stop(struct scheduler *s);

@@ -26,6 +26,16 @@ byte() {
 	printf "\\$(printf %03o "$1")"
 }
 
+# le32 <n>, le64 <n>: four and eight bytes, little endian (the history
+# file is in this machine's byte order: x86 and arm64 are little endian)
+le32() {
+	byte $(($1 & 255)); byte $(($1 >> 8 & 255))
+	byte $(($1 >> 16 & 255)); byte $(($1 >> 24 & 255))
+}
+le64() {
+	le32 $(($1 & 4294967295)); le32 $(($1 >> 32))
+}
+
 # be32 <n>: four bytes, big endian
 be32() {
 	byte $(($1 >> 24 & 255)); byte $(($1 >> 16 & 255))
@@ -269,4 +279,32 @@ files 4 'ksmd\n' '7 (ksmd) S 2 0 0 0 -1 2129984 0 0 0 0 150 250 0 0 25 5 1 0 30 
 files 5 '42 (qemu) S 1 42 42 0 -1 0 0 0 0 0 0 0 0 0 20 0 4 0 1 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 3 0 0 0 0 0 0 0 0 0 0 0 0 0\n' \
 	'' '0-3\n' '4-7\n' | seed fuzz_proc_files vcpu-nodes
 { byte 6; printf '0-3,8,10-11'; } | seed fuzz_proc_files cpulist
+# ---- fuzz_history: the scheduler's history file (scheduler/history.c) ----
+# hrec <host> <vm> <hour> <hours> <MiB per hour, newest first...>
+hrec() {
+	h=$1 v=$2 hour=$3 n=$4
+	shift 4
+	byte ${#h}; printf '%s' "$h"; byte ${#v}; printf '%s' "$v"
+	le64 "$hour"; le32 "$n"
+	for m in "$@"; do le32 "$m"; done
+}
+# FZ_HOUR of fuzz_history.c: the hour its reader takes as now.
+now=499032
+{ printf 'MMHIST01'
+  hrec host-a web-1 $now 3 1024 4096 900
+  hrec host-a db-1 $((now - 1)) 2 2048 2048
+  hrec host-b vm-9 $now 1 512
+} | seed fuzz_history two-hosts
+{ printf 'MMHIST01'; hrec host-a web-1 $now 30 \
+	1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 \
+	6144 26 27 28 29 30; } | seed fuzz_history a-day-and-more
+# A whole week: 168 hours, and a second record after it.
+{ printf 'MMHIST01'; hrec host-a web-1 $now 168 $(seq 1000 1167)
+  hrec host-a db-1 $now 1 64; } | seed fuzz_history a-week
+{ printf 'MMHIST01'; hrec host-a web-1 $((now - 200)) 2 1 1; } |
+	seed fuzz_history a-week-old
+{ printf 'MMHIST01'; hrec host-a web-1 $now 4 1 2; } |
+	seed fuzz_history truncated
+printf 'policy = not a history file\n' | seed fuzz_history not-one
+
 echo "seeds written under $corpus"
