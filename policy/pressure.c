@@ -12,12 +12,17 @@
  *    they hold while not calm. A guest the host cannot fill to its floor
  *    is cut to what it got.
  * 3. When every floor fits, spare_pct of what is left is handed out as
- *    buffer: first by weight times how much the guest has surged lately,
- *    to each at most twice its largest recent rise, so memory sits where
- *    the next burst is likely; the rest to every guest by weight, so that
- *    memory the host does not need waits in its guests for the first
- *    burst of one that was idle. No buffer goes above a guest's weighted
- *    share of the host.
+ *    buffer: first, by weight, up to the guest's peak in the hours like
+ *    this one, then up to its peak of the last day (history, with six
+ *    hours of it); then by weight times how much the guest has surged
+ *    lately, to each at most twice its largest recent rise, so memory
+ *    sits where the next burst is likely; the rest to every guest by
+ *    weight, so that memory the host does not need waits in its guests
+ *    for the first burst of one that was idle. No surge or even buffer
+ *    goes above a guest's weighted share of the host; the history tiers
+ *    may (a big VM's daily peak is often several shares), so on a host
+ *    whose floors then fill it, a guest that gets pressure can be cut
+ *    below what its history gave it while calm: weights decide then.
  * 4. Targets move only when they leave [floor, floor + buffer] by more
  *    than a dead band, so a steady host stands still.
  * 5. Take before give: growth only takes memory that is free now; when
