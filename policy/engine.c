@@ -267,6 +267,13 @@ vm_find(struct pe_state *st, size_t hint, const char *id, uint64_t now_ms)
 	return v;
 }
 
+/* The largest use ago hours before the newest hour, MiB. */
+static uint32_t
+hist_at(const struct pe_vm *v, uint32_t ago)
+{
+	return v->hist[(v->hist_hour + PE_HIST_HOURS - ago) % PE_HIST_HOURS];
+}
+
 bool
 pe_history_get(const struct pe_state *st, size_t i,
     struct pe_vm_history *out)
@@ -281,8 +288,7 @@ pe_history_get(const struct pe_state *st, size_t i,
 	out->hour = v->hist_hour;
 	out->hours = v->hist_hours;
 	for (uint32_t k = 0; k < v->hist_hours; k++)
-		out->mib[k] = v->hist[(v->hist_hour + PE_HIST_HOURS - k) %
-		    PE_HIST_HOURS];
+		out->mib[k] = hist_at(v, k);
 	return true;
 }
 
@@ -414,6 +420,28 @@ track_history(struct pe_vm *v, uint64_t used_kib, uint64_t now_ms)
 }
 
 uint64_t
+pe_history_soon_kib(struct pe_vm *v)
+{
+	static const uint32_t ago[] = { 1, 23, 24, 25 };
+	uint32_t top;
+
+	/* The past hours once an hour; this one as it goes. */
+	if (v->soon_hour != v->hist_hour || v->soon_hours != v->hist_hours) {
+		v->soon_mib = 0;
+		for (size_t i = 0; i < sizeof(ago) / sizeof(*ago) &&
+		    ago[i] < v->hist_hours; i++)
+			if (hist_at(v, ago[i]) > v->soon_mib)
+				v->soon_mib = hist_at(v, ago[i]);
+		v->soon_hour = v->hist_hour;
+		v->soon_hours = v->hist_hours;
+	}
+	top = hist_at(v, 0);
+	if (v->soon_mib > top)
+		top = v->soon_mib;
+	return (uint64_t)top * 1024;
+}
+
+uint64_t
 pe_history_peak_kib(struct pe_vm *v, uint32_t hours)
 {
 	uint32_t top = 0;
@@ -423,13 +451,9 @@ pe_history_peak_kib(struct pe_vm *v, uint32_t hours)
 	/* Computed once an hour (a report a second: 3,600 times fewer). */
 	if (v->peak_hours == hours && v->peak_hour == v->hist_hour)
 		return (uint64_t)v->peak_mib * 1024;
-	for (uint32_t h = 0; h < hours; h++) {
-		uint32_t x = v->hist[(v->hist_hour + PE_HIST_HOURS - h) %
-		    PE_HIST_HOURS];
-
-		if (x > top)
-			top = x;
-	}
+	for (uint32_t h = 0; h < hours; h++)
+		if (hist_at(v, h) > top)
+			top = hist_at(v, h);
 	v->peak_mib = top;
 	v->peak_hours = hours;
 	v->peak_hour = v->hist_hour;

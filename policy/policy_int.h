@@ -72,6 +72,24 @@ struct pe_vm {
  * included), KiB; 0 without history. */
 uint64_t pe_history_peak_kib(struct pe_vm *v, uint32_t hours);
 
+/* The largest use in the hours like the present one: this hour, the last,
+ * and the same hour yesterday and either side of it; KiB. */
+uint64_t pe_history_soon_kib(struct pe_vm *v);
+
+/* Whether the history term counts for v: on, with enough history. */
+static inline bool
+pe_history_on(const struct pe_policy *p, const struct pe_vm *v)
+{
+	return p->history_hours > 0 && v->hist_hours >= p->history_min_hours;
+}
+
+/* kib plus the policy's history margin. */
+static inline uint64_t
+pe_history_margin(const struct pe_policy *p, uint64_t kib)
+{
+	return kib + (uint64_t)((double)kib * p->history_margin_pct / 100);
+}
+
 /* The memory a VM keeps available above what it uses: the larger of the
  * rule's size and percentage. */
 static inline uint64_t

@@ -71,50 +71,22 @@ history_level(const struct pe_ctx *c, struct pe_vm *v,
     struct pe_decision *d)
 {
 	const struct pe_policy *p = c->p;
-	uint64_t peak;
 
-	if (p->history_hours == 0 || v->hist_hours < p->history_min_hours)
+	if (!pe_history_on(p, v))
 		return 0;
-	peak = pe_history_peak_kib(v, p->history_hours);
-	d->history_kib = peak;
+	d->history_kib = pe_history_peak_kib(v, p->history_hours);
 	d->history_hours = p->history_hours;
 	d->history_margin_pct = p->history_margin_pct;
-	return peak + (uint64_t)((double)peak * p->history_margin_pct / 100);
+	return pe_history_margin(p, d->history_kib);
 }
 
-/* What it used in the hours like this one: this hour, the last, and
- * the same hour yesterday (and the hours either side), plus the margin. */
+/* What it used in the hours like this one, plus the margin. */
 static uint64_t
 soon_level(const struct pe_ctx *c, struct pe_vm *v)
 {
-	static const uint32_t ago[] = { 1, 23, 24, 25 };
-	uint32_t top;
-	uint64_t k;
-
-	if (c->p->history_hours == 0 ||
-	    v->hist_hours < c->p->history_min_hours)
+	if (!pe_history_on(c->p, v))
 		return 0;
-	/* The past hours once an hour; this one as it goes. */
-	if (v->soon_hour != v->hist_hour || v->soon_hours != v->hist_hours) {
-		v->soon_mib = 0;
-		for (size_t i = 0; i < sizeof(ago) / sizeof(*ago); i++) {
-			uint32_t x;
-
-			if (ago[i] >= v->hist_hours)
-				break;
-			x = v->hist[(v->hist_hour + PE_HIST_HOURS - ago[i]) %
-			    PE_HIST_HOURS];
-			if (x > v->soon_mib)
-				v->soon_mib = x;
-		}
-		v->soon_hour = v->hist_hour;
-		v->soon_hours = v->hist_hours;
-	}
-	top = v->hist[v->hist_hour % PE_HIST_HOURS];
-	if (v->soon_mib > top)
-		top = v->soon_mib;
-	k = (uint64_t)top * 1024;
-	return k + (uint64_t)((double)k * c->p->history_margin_pct / 100);
+	return pe_history_margin(c->p, pe_history_soon_kib(v));
 }
 
 /* Stage one. */
