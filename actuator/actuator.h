@@ -22,6 +22,7 @@
 #include "daemon_host.h"
 #include "hv.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "msg.h"
 #include "topology.h"
 
@@ -56,6 +57,7 @@ struct actuator_conf {
 	int64_t clock_skew_ms;		/* batches issued further ahead are
 					 * refused */
 	struct bus_conf bus;
+	char *metrics_listen;		/* [metrics] listen */
 	int log_level;			/* [log] level */
 };
 
@@ -430,6 +432,7 @@ struct actuator {
 	uint64_t misrouted, ignored, failsafe_steps, publish_errors;
 	uint64_t refused[ACT_REFUSAL_COUNT];	/* by reason */
 	struct log_limit lim_refused;
+	struct mx_server *metrics;	/* [metrics] listen, or NULL */
 };
 
 /* run.c */
@@ -457,6 +460,9 @@ void act_stop(struct actuator *a);
 void act_close(struct actuator *a);
 /* The driver's configuration of c (strings borrowed), without events. */
 void act_hv_config(const struct actuator_conf *c, struct hv_config *ret);
+
+/* metrics.c: the /metrics text (mx_render_cb; arg is the actuator). */
+void act_metrics_cb(struct mx *m, void *arg);
 
 /* wire.c: the bus glue */
 /* Create a->bus, declare the actuator's topology and consume its queue.

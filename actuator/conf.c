@@ -90,6 +90,7 @@ const struct conf_key act_conf_table[] = {
 	    clock_skew_ms,
 	    "a batch issued further ahead of this host's clock is refused"),
 	BUS_CONF_KEYS(struct actuator_conf, bus),
+	METRICS_CONF_KEYS(struct actuator_conf, metrics_listen),
 	DAEMON_LOG_KEYS(struct actuator_conf, log_level),
 };
 

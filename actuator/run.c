@@ -116,6 +116,8 @@ act_start(struct actuator *a, uv_loop_t *loop)
 	r = bus_start(a->bus);
 	if (r < 0)
 		return r;
+	a->metrics = mx_server_start(loop, a->conf.metrics_listen,
+	    act_metrics_cb, a);
 	log_info("host \"%s\": %s driver, commands from %s, results to %s "
 	    "%s", a->host_id, hv_type_name(hc.type), a->queue,
 	    TOPO_EX_EVENTS, a->result_key);
@@ -176,6 +178,8 @@ act_close(struct actuator *a)
 	    a->refused[ACT_REFUSE_TTL]);
 	uv_close((uv_handle_t *)&a->tick, NULL);
 	uv_close((uv_handle_t *)&a->op_timer, NULL);
+	mx_server_close(a->metrics);
+	a->metrics = NULL;
 	act_jobs_free(a);
 	if (a->hv != NULL) {
 		hv_foreach(a->hv, free_vm_cb, NULL);

@@ -72,6 +72,7 @@ static const struct conf_key conf_table[] = {
 	    numa_interval_ms, NULL,
 	    "how often each VM's numa_maps is read (it walks page tables)"),
 	BUS_CONF_KEYS(struct collector_conf, bus),
+	METRICS_CONF_KEYS(struct collector_conf, metrics_listen),
 	DAEMON_LOG_KEYS(struct collector_conf, log_level),
 };
 
@@ -107,6 +108,8 @@ stop_cb(void *arg)
 			log_info("sanitizer: %s: %" PRIu64, san_reason_name(i),
 			    san_total[i]);
 	sample_stop(c);
+	mx_server_close(c->metrics);
+	c->metrics = NULL;
 	hv_close(c->hv, NULL, NULL);
 	bus_close(c->bus, 1000, NULL, NULL);
 	daemon_signals_close(&c->sig);
@@ -170,6 +173,8 @@ start(struct collector *c, uv_loop_t *loop)
 		fatalx("timers");
 	if (bus_start(c->bus) < 0)
 		fatalx("bus_start");
+	c->metrics = mx_server_start(loop, c->conf.metrics_listen,
+	    collector_metrics_cb, c);
 	log_info("host \"%s\": %s driver, reports every %" PRId64 " ms to %s "
 	    "key %s", c->host_id, hv_type_name(hc.type), c->conf.interval_ms,
 	    TOPO_EX_STATS, c->key);

@@ -18,6 +18,7 @@
 #include "bus_conf.h"
 #include "daemon_host.h"
 #include "hv.h"
+#include "metrics_http.h"
 #include "msg.h"
 #include "topology.h"
 
@@ -41,6 +42,7 @@ struct collector_conf {
 	bool numa;			/* numa_maps and vCPU nodes per VM */
 	int64_t numa_interval_ms;
 	struct bus_conf bus;
+	char *metrics_listen;		/* [metrics] listen */
 	int log_level;			/* [log] level */
 };
 
@@ -183,6 +185,11 @@ struct collector {
 	bool stopping;
 	uint64_t published, fast_published, publish_errors;
 	uint64_t status_ms;		/* loop time of the last STATUS= */
+	struct mx_server *metrics;	/* [metrics] listen, or NULL */
+	/* The host's memory as the last report read it, for metrics. */
+	bool have_host_meminfo, have_host_ksm;
+	Mm__V1__Meminfo host_meminfo;
+	uint64_t host_ksm_sharing_pages;
 };
 
 /* A HostReport and everything it points into, for report_build(). */
@@ -260,6 +267,9 @@ void sample_stop(struct collector *c);
 /* Connect to the broker as conf.bus says (the bus starts with
  * bus_start()) and declare mm.stats. Returns 0 or a negative errno. */
 int publish_open(struct collector *c);
+
+/* metrics.c: the /metrics text (mx_render_cb; arg is the collector). */
+void collector_metrics_cb(struct mx *m, void *arg);
 
 /* Build a report of every VM and publish it to mm.stats, key c->key; fast:
  * it comes early. Counted in c. Returns 0 or a negative errno. */

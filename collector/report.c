@@ -197,14 +197,19 @@ add_host(struct collector *c, struct report *rep)
 	Mm__V1__HostStats *hs = &rep->host;
 	size_t i, nn = 0;
 
-	if (hs_read_meminfo(c->conf.proc_root, &rep->meminfo) == 0)
+	if (hs_read_meminfo(c->conf.proc_root, &rep->meminfo) == 0) {
 		hs->meminfo = &rep->meminfo;
+		c->host_meminfo = rep->meminfo;
+		c->have_host_meminfo = true;
+	}
 	if (hs_read_vmstat(c->conf.proc_root, &rep->vmstat) == 0)
 		hs->vmstat = &rep->vmstat;
 	if (hs_read_psi(c->conf.proc_root, &rep->psi) == 0)
 		hs->psi = &rep->psi;
 	if (hs_read_ksm(c->conf.sys_root, &rep->ksm, &rep->ksm_settings) == 0) {
 		hs->ksm = &rep->ksm;
+		c->host_ksm_sharing_pages = rep->ksm.sharing_pages;
+		c->have_host_ksm = rep->ksm.has_sharing_pages;
 		if (hs_read_ksmd_cpu(c->conf.proc_root, &c->ksmd_pid,
 		    &rep->ksm.ksmd_cpu_ms) == 0)
 			rep->ksm.has_ksmd_cpu_ms = 1;

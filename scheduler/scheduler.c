@@ -71,6 +71,7 @@ const struct conf_key sched_conf_table[] = {
 	  "15m", C(history_save_ms), NULL,
 	  "how often the history is saved (and at stop)" },
 	BUS_CONF_KEYS(struct sched_conf, bus),
+	METRICS_CONF_KEYS(struct sched_conf, metrics_listen),
 	DAEMON_LOG_KEYS(struct sched_conf, log_level),
 };
 const size_t sched_conf_n = sizeof(sched_conf_table) /
@@ -179,7 +180,7 @@ on_report(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 {
 	const Mm__V1__HostReport *r = (const Mm__V1__HostReport *)m;
 	struct scheduler *s = arg;
-	uint64_t now = clock_ms(CLOCK_REALTIME);
+	uint64_t now = clock_ms(CLOCK_REALTIME), t0;
 	struct host *h;
 	uint8_t *copy;
 
@@ -252,8 +253,13 @@ on_report(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 		memcpy(h->report, d->body, d->len);
 		h->report_len = d->len;
 	}
+	t0 = uv_hrtime();
 	if (decide_host(s, h, r) < 0)
 		log_warnx("host \"%s\": no decision: out of memory", h->id);
+	mx_hist_observe(&s->decide_s, (double)(uv_hrtime() - t0) / 1e9);
+	if (now >= r->time_ms)
+		mx_hist_observe(&s->report_age_s,
+		    (double)(now - r->time_ms) / 1000.0);
 	return BUS_ACK;
 }
 
@@ -552,6 +558,8 @@ sched_stop(struct scheduler *s)
 	    (unsigned long long)bs.confirm_timeouts);
 	daemon_notify_stopping();
 	uv_close((uv_handle_t *)&s->sweep, NULL);
+	mx_server_close(s->metrics);
+	s->metrics = NULL;
 	history_stop(s);
 	bus_close(s->bus, CLOSE_FLUSH_MS, closed_cb, NULL);
 }
@@ -615,9 +623,14 @@ sched_start(struct scheduler *s, uv_loop_t *loop)
 	    (unsigned long long)s->policy.version, s->policy.name,
 	    pm_mode_name(s->policy.mode), pe_algo_name(s->policy.balloon.algo));
 	s->loop = loop;
+	mx_hist_init(&s->decide_s, mx_bounds_fast, mx_bounds_fast_n);
+	mx_hist_init(&s->report_age_s, mx_bounds_latency,
+	    mx_bounds_latency_n);
 	r = setup_bus(s);
 	if (r < 0)
 		return r;
+	s->metrics = mx_server_start(loop, s->conf.metrics_listen,
+	    sched_metrics_cb, s);
 	uv_timer_init(loop, &s->sweep);
 	s->sweep.data = s;
 	uv_timer_start(&s->sweep, sweep_cb, SWEEP_MS, SWEEP_MS);

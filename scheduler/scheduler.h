@@ -17,6 +17,7 @@
 #include "bus_conf.h"
 #include "daemon.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "msg.h"
 #include "policy.h"
 #include "policymsg.h"
@@ -38,6 +39,7 @@ struct sched_conf {
 	char *history_file;	/* VMs' hourly peaks across restarts */
 	int64_t history_save_ms;	/* saved this often, and at stop */
 	struct bus_conf bus;
+	char *metrics_listen;	/* [metrics] listen */
 	int log_level;		/* [log] level */
 };
 
@@ -206,6 +208,9 @@ struct scheduler {
 	uv_timer_t sweep;	/* forgets silent hosts */
 	struct sched_history hist;
 	struct sched_counters n;
+	struct mx_hist decide_s;	/* decide_host(), seconds */
+	struct mx_hist report_age_s;	/* report time to decision */
+	struct mx_server *metrics;	/* [metrics] listen, or NULL */
 };
 
 /* history.c: the VMs' history across restarts ([scheduler]
@@ -248,6 +253,9 @@ enum bus_disposition on_status_request(const ProtobufCMessage *m,
 void publish_alert(struct scheduler *s, const char *host_id,
     const char *vm_id, int severity, uint64_t policy_version,
     const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+/* metrics.c: the /metrics text (mx_render_cb; arg is the scheduler). */
+void sched_metrics_cb(struct mx *m, void *arg);
 
 /* ---- scheduler.c: the daemon's life ---- */
 

@@ -7,7 +7,7 @@ mm_build_packages=(
 	cmake gcc make pkg-config
 	librabbitmq-dev libprotobuf-c-dev protobuf-c-compiler libuv1-dev
 	libcmocka-dev libinih-dev libjansson-dev libsystemd-dev libnuma-dev
-	libxen-dev libvirt-dev rabbitmq-server curl iproute2 procps
+	libxen-dev libvirt-dev libmicrohttpd-dev rabbitmq-server curl iproute2 procps
 	clang libclang-rt-14-dev llvm
 )
 

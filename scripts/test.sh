@@ -15,6 +15,7 @@ packages=(
 	qemu-system-x86 busybox-static cpio xz-utils
 	mmdebstrap systemd-container
 	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
+	prometheus jq
 )
 
 build_dir=${MM_BUILD_DIR:-$repo_dir/build}

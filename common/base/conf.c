@@ -12,6 +12,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <ini.h>
 
 #include "conf.h"
@@ -166,6 +170,57 @@ conf_parse_size_kib(const char *s, int64_t *ret_kib)
 }
 
 int
+conf_parse_listen(const char *s, struct sockaddr_storage *ret_addr,
+    unsigned *ret_len)
+{
+	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *colon, *h = s;
+	size_t hlen;
+	int64_t port;
+	unsigned len;
+
+	if (*s == '[') {
+		colon = strstr(s, "]:");
+		if (colon == NULL)
+			return -EINVAL;
+		h = s + 1;
+		hlen = (size_t)(colon - h);
+		colon++;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL)
+			return -EINVAL;
+		hlen = (size_t)(colon - s);
+	}
+	if (hlen == 0 || hlen >= sizeof(host) ||
+	    conf_parse_int(colon + 1, &port) < 0 || port < 0 || port > 65535 ||
+	    !isdigit((unsigned char)colon[1]))
+		return -EINVAL;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	if (*s != '[' && inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons((uint16_t)port);
+		len = sizeof(*in4);
+	} else if (*s == '[' && inet_pton(AF_INET6, host, &in6->sin6_addr) ==
+	    1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		len = sizeof(*in6);
+	} else {
+		return -EINVAL;
+	}
+	if (ret_addr != NULL)
+		*ret_addr = ss;
+	if (ret_len != NULL)
+		*ret_len = len;
+	return 0;
+}
+
+int
 conf_parse_duration_ms(const char *s, int64_t *ret_ms)
 {
 	return parse_scaled(s, duration_units, strcmp, ret_ms);
@@ -293,6 +348,14 @@ parse_value(const struct conf_key *k, const char *s, struct conf_value *v,
 			return -EINVAL;
 		}
 		break;
+	case CONF_LISTEN:
+		if (*s != '\0' && conf_parse_listen(s, NULL, NULL) < 0) {
+			snprintf(why, whylen, "value \"%s\" of \"%s\" is not "
+			    "an address to listen on (127.0.0.1:9520, "
+			    "[::1]:9520, or empty for none)", s, k->key);
+			return -EINVAL;
+		}
+		/* fall through */
 	case CONF_STRING:
 		len = strlen(s);
 		if (k->max > 0 && (len < (uint64_t)k->min ||
@@ -352,6 +415,7 @@ store_value(const struct conf_key *k, struct conf_value *v, void *out)
 		*(int *)p = v->u.e;
 		break;
 	case CONF_STRING:
+	case CONF_LISTEN:
 		free(*(char **)p);
 		*(char **)p = v->u.s;
 		v->u.s = NULL;
@@ -367,14 +431,14 @@ conf_defaults(const struct conf_key *table, size_t n, void *out)
 	int r;
 
 	for (size_t i = 0; i < n; i++)
-		if (table[i].type == CONF_STRING)
+		if (CONF_IS_STRING(table[i].type))
 			*(char **)field(out, &table[i]) = NULL;
 
 	for (size_t i = 0; i < n; i++) {
 		const struct conf_key *k = &table[i];
 
 		memset(&v, 0, sizeof(v));
-		if (k->def == NULL && k->type == CONF_STRING)
+		if (k->def == NULL && CONF_IS_STRING(k->type))
 			continue;
 		if (k->def == NULL) {
 			log_debug("conf: [%s] %s has no default", k->section,
@@ -400,7 +464,7 @@ conf_free(const struct conf_key *table, size_t n, void *out)
 	for (size_t i = 0; i < n; i++) {
 		char **s = field(out, &table[i]);
 
-		if (table[i].type != CONF_STRING)
+		if (!CONF_IS_STRING(table[i].type))
 			continue;
 		free(*s);
 		*s = NULL;
@@ -635,7 +699,7 @@ conf_load(const struct conf_key *table, size_t n, void *out,
 		snprintf(err, errlen, "%s", p.msg);
 	}
 	for (size_t i = 0; i < n; i++)
-		if (table[i].type == CONF_STRING)
+		if (CONF_IS_STRING(table[i].type))
 			free(p.vals[i].u.s);
 	free(p.vals);
 	free(p.line);
@@ -669,6 +733,7 @@ print_key(const struct conf_key *k, const void *out, FILE *f)
 				s = k->choices[c];
 		break;
 	case CONF_STRING:
+	case CONF_LISTEN:
 		s = *(char *const *)p;
 		break;
 	}

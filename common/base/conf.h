@@ -24,6 +24,9 @@
  * CONF_DURATION_MS  int64_t in ms: a number with a unit ms, s, m or h; a
  *                   plain number is ms. "2s" is 2000.
  * CONF_ENUM         int: the index into choices of the value (any case).
+ * CONF_LISTEN       char *, as CONF_STRING: an address to listen on,
+ *                   "host:port" with a numeric IPv4 host or "[IPv6]:port"
+ *                   (port 0: any free one); "" or unset: off.
  */
 enum conf_type {
 	CONF_BOOL,
@@ -32,7 +35,11 @@ enum conf_type {
 	CONF_SIZE_KIB,
 	CONF_DURATION_MS,
 	CONF_ENUM,
+	CONF_LISTEN,
 };
+
+/* The types whose field is a malloc'd char *. */
+#define CONF_IS_STRING(t)	((t) == CONF_STRING || (t) == CONF_LISTEN)
 
 /*
  * One key of a program's configuration. The table and its strings are
@@ -144,6 +151,13 @@ int conf_parse_bool(const char *s, bool *ret_bool);
 int conf_parse_int(const char *s, int64_t *ret_int);
 int conf_parse_size_kib(const char *s, int64_t *ret_kib);
 int conf_parse_duration_ms(const char *s, int64_t *ret_ms);
+
+/* A CONF_LISTEN value ("127.0.0.1:9520", "[::1]:0"), not empty: the
+ * address into *ret_addr (may be NULL; struct sockaddr_storage) and its
+ * length into *ret_len (may be NULL). 0 or -EINVAL. */
+struct sockaddr_storage;
+int conf_parse_listen(const char *s, struct sockaddr_storage *ret_addr,
+    unsigned *ret_len);
 
 /* Write kib or ms to buf in the largest unit that keeps it exact ("768M",
  * "2s"), as the parsers above read it back. Returns 0 or -ENOSPC. */

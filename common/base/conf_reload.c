@@ -23,6 +23,7 @@ value_size(enum conf_type t)
 	case CONF_ENUM:
 		return sizeof(int);
 	case CONF_STRING:
+	case CONF_LISTEN:
 		return sizeof(char *);
 	default:
 		return sizeof(int64_t);
@@ -34,7 +35,7 @@ same_value(const struct conf_key *k, const char *a, const char *b)
 {
 	const char *sa, *sb;
 
-	if (k->type != CONF_STRING)
+	if (!CONF_IS_STRING(k->type))
 		return memcmp(a + k->offset, b + k->offset,
 		    value_size(k->type)) == 0;
 	memcpy(&sa, a + k->offset, sizeof(sa));
@@ -104,7 +105,7 @@ conf_reload(const struct conf_key *table, size_t n, void *cur, size_t size,
 			    "at the next restart", k->section, k->key);
 			continue;
 		}
-		if (k->type == CONF_STRING) {
+		if (CONF_IS_STRING(k->type)) {
 			char *old;
 
 			memcpy(&old, dst, sizeof(old));

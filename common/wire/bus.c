@@ -183,6 +183,8 @@ bus_new(uv_loop_t *loop, const struct bus_config *config)
 		return NULL;
 	}
 	bus->loop = loop;
+	mx_hist_init(&bus->stats.confirm_s, mx_bounds_latency,
+	    mx_bounds_latency_n);
 	bus->decls_tail = &bus->decls;
 	bus->consumers_tail = &bus->consumers;
 	bus->app_id = strdup(config->app_id != NULL ? config->app_id : "mm");

@@ -19,6 +19,8 @@
 
 #include <uv.h>
 
+#include "metrics.h"
+
 struct bus;
 
 struct bus_config {
@@ -266,11 +268,16 @@ struct bus_stats {
 					 * left unconfirmed (confirm_timeout) */
 	uint64_t blocked;	/* times the broker blocked publishing */
 	uint64_t blocked_ms;	/* for this long in all */
+	/* From bus_publish() to the broker's confirm, seconds. */
+	struct mx_hist confirm_s;
 	size_t outbox;		/* waiting to be sent */
 	size_t unconfirmed;	/* sent, not confirmed yet */
 	bool up;
 	bool is_blocked;	/* the broker blocks publishing now */
 };
+
+/* Write st as the mm_bus_* families (docs/metrics.md) into m. */
+void bus_metrics(struct mx *m, const struct bus_stats *st);
 
 /*
  * Create a bus on loop. The config is copied (strings too) and the

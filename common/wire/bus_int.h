@@ -91,6 +91,7 @@ struct outmsg {
 	size_t len;
 	uint64_t tag;		/* delivery tag once sent */
 	uint64_t sent_ms;	/* when sent (loop's monotonic ms) */
+	uint64_t queued_ns;	/* when bus_publish() took it (uv_hrtime) */
 	unsigned nacks;		/* times the broker refused it */
 	bus_confirm_cb cb;
 	void *arg;

@@ -184,9 +184,11 @@ msgq_prepend(struct msgq *dst, struct msgq *src)
 void
 bus_confirm_done(struct bus *bus, struct outmsg *m, int status)
 {
-	if (status == 0)
+	if (status == 0) {
 		bus->stats.confirmed++;
-	else if (status == -ESTALE)
+		mx_hist_observe(&bus->stats.confirm_s,
+		    (double)(uv_hrtime() - m->queued_ns) / 1e9);
+	} else if (status == -ESTALE)
 		bus->stats.superseded++;
 	if (m->cb != NULL)
 		m->cb(bus, status, m->arg);
@@ -401,6 +403,7 @@ bus_publish(struct bus *bus, const struct bus_msg *msg, bus_confirm_cb cb,
 	m->expiration_ms = msg->expiration_ms;
 	m->cb = cb;
 	m->arg = arg;
+	m->queued_ns = uv_hrtime();
 	bus->stats.published++;
 	if (m->skey != NULL && supersede(bus, m))
 		return 0;

@@ -197,6 +197,12 @@ struct msg_dispatch_stats {
 	uint64_t invalid;		/* msg_validate() failed */
 };
 
+/* Write the n dispatchers' stats as mm_messages_handled_total and
+ * mm_messages_refused_total{reason} into m, labelled queue=names[i]. */
+struct mx;
+void msg_dispatch_metrics(struct mx *m, const char *const *names,
+    const struct msg_dispatch_stats *const *stats, size_t n);
+
 /*
  * Route one delivery through table (n entries, borrowed): check the
  * content_type and type properties, the size, unpack and validate, then
