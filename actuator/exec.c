@@ -357,6 +357,21 @@ defer(struct avm *av, const struct job *j, uint64_t target_kib)
 	    j->b->scheduler_id != NULL ? j->b->scheduler_id : "");
 }
 
+/* A target about to be set, for the journal with its reason. */
+static void
+decision_to_journal(struct job *j, const struct hv_vm *vm, uint64_t t)
+{
+	const char *why = j->b->commands[j->i]->reason;
+	uint64_t cur;
+
+	if (!act_vm_current(vm, &cur))
+		cur = 0;
+	daemon_journal_decision(j->a->host_id, vm->id, why, "vm \"%s\": "
+	    "target %" PRIu64 " MiB (was %" PRIu64 " MiB), batch %" PRIu64
+	    " from \"%s\": %s", vm->id, t / 1024, cur / 1024, j->b->seq,
+	    j->b->scheduler_id, why != NULL ? why : "no reason given");
+}
+
 /* Returns true when it waits for the hypervisor. */
 static bool
 exec_balloon(struct job *j, const Mm__V1__SetBalloonTarget *c)
@@ -437,6 +452,7 @@ exec_balloon(struct job *j, const Mm__V1__SetBalloonTarget *c)
 	av->changed = true;
 	av->last_change_ms = now;
 	j->refreshing = false;
+	decision_to_journal(j, vm, t);
 	op = op_new(a);
 	rc = op != NULL ? hv_set_target(a->hv, c->vm_id, t, set_done_cb, op) :
 	    -ENOMEM;

@@ -78,6 +78,8 @@ id = demo
 state_file = $run/scheduler.policy
 [bus]
 url = $url
+[metrics]
+listen = 127.0.0.1:9522
 CONF
 start scheduler "$bin/mm-scheduler" -d -c "$run/scheduler.conf"
 
@@ -88,6 +90,9 @@ declare -A vms=(
 	[host-c]="-m batch,4G,mono:128M:3500M -m dev,3G,idle -m ci,3G,mono:256M:2G"
 )
 declare -A host_mem=([host-a]=8G [host-b]=8G [host-c]=7G)
+declare -A metrics_port=([host-a-collector]=9530 [host-a-actuator]=9531
+	[host-b-collector]=9532 [host-b-actuator]=9533
+	[host-c-collector]=9534 [host-c-actuator]=9535)
 for h in host-a host-b host-c; do
 	d=$run/$h
 	mkdir -p "$d"
@@ -108,6 +113,8 @@ proc_root = $d/root/proc
 sys_root = $d/root/sys
 [bus]
 url = $url
+[metrics]
+listen = 127.0.0.1:${metrics_port[$h-$role]}
 CONF
 	done
 done
@@ -119,6 +126,12 @@ done
 sleep 2
 
 say "RabbitMQ management UI: http://127.0.0.1:${MM_RABBITMQ_MGMT_PORT:-15672} (guest / guest)"
+say "Prometheus metrics (OpenMetrics; scrape them, or curl them):"
+say "  scheduler  http://127.0.0.1:9522/metrics"
+for h in host-a host-b host-c; do
+	say "  $h    collector http://127.0.0.1:${metrics_port[$h-collector]}/metrics, actuator http://127.0.0.1:${metrics_port[$h-actuator]}/metrics"
+done
+say "  Grafana dashboard: deploy/grafana/mm-fleet.json (docs/metrics.md)"
 say "following the fleet for $seconds s (Ctrl-C to stop early)"
 MM_AMQP_URL=$url "$bin/mmctl" top --log "$out" --duration "${seconds}s" || true
 MM_AMQP_URL=$url "$bin/mmctl" events --kind decision --wait 2s \

@@ -99,6 +99,16 @@ void daemon_notify_stopping(void);
 void daemon_notify_status(const char *status);
 void daemon_notify_watchdog(void);
 
+/*
+ * A decision for the journal, at info: the message (fmt) and, when logging
+ * goes to journald, the fields HOST_ID, VM_ID and REASON (NULL: left out)
+ * beside it, so that "journalctl -o json HOST_ID=h1" finds it; else one
+ * log line. In the notify libraries (notify_raw logs the line only).
+ */
+void daemon_journal_decision(const char *host_id, const char *vm_id,
+    const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* The watchdog period systemd asked of this process, in ms, from
  * $WATCHDOG_USEC and $WATCHDOG_PID; 0 when there is none. */
 uint64_t daemon_watchdog_ms(void);

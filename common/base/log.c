@@ -26,6 +26,18 @@ log_init(const char *progname, int verbose, bool prefix_priority)
 }
 
 bool
+log_to_journal(void)
+{
+	return log_prefix;
+}
+
+const char *
+log_name(void)
+{
+	return log_progname;
+}
+
+bool
 log_debug_enabled(void)
 {
 	return log_verbose > 0;

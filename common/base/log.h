@@ -20,6 +20,10 @@ void log_init(const char *progname, int verbose, bool prefix_priority);
 
 /* True when debug messages are printed. */
 bool log_debug_enabled(void);
+/* True when log lines go to journald (stderr with priority prefixes). */
+bool log_to_journal(void);
+/* The program's name given to log_init(), static. */
+const char *log_name(void);
 
 /* log_warn and fatal append ": strerror(errno)"; the *x variants do not. */
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

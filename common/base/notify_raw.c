@@ -6,6 +6,7 @@
  * The daemons use notify_systemd.c, libsystemd's own sd_notify().
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,23 @@
 
 #include "daemon.h"
 #include "log.h"
+
+/* No journal fields without libsystemd: the line alone. */
+void
+daemon_journal_decision(const char *host_id, const char *vm_id,
+    const char *reason, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	(void)host_id;
+	(void)vm_id;
+	(void)reason;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_info("%s", msg);
+}
 
 /*
  * systemd's notification protocol, without libsystemd (and the compression

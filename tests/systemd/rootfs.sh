@@ -12,7 +12,7 @@ dir=${1:?usage: rootfs.sh <dir>}
 packages=(
 	systemd systemd-sysv dbus procps iproute2 ca-certificates python3-minimal
 	adduser libinih1 libjansson4 libprotobuf-c1 librabbitmq4 libuv1
-	libxenstore4 libsystemd0 libvirt0
+	libxenstore4 libsystemd0 libvirt0 libmicrohttpd12
 )
 # What the stamp says was built: the packages and this script's own
 # additions (bump "hosts1" when they change).

@@ -286,6 +286,19 @@ else
 	ct journalctl -u mm-collector -u mm-actuator -u mm-scheduler --no-pager -n 60 >&2 || true
 fi
 
+# Decisions in the journal with fields, and a live status line.
+fields=$(ct journalctl -u mm-actuator -o json --no-pager "HOST_ID=$host_id" |
+    jq -r 'select(.VM_ID == "web" or .VM_ID == "db") |
+    [.HOST_ID, .VM_ID, (.REASON | length > 0), .PRIORITY] | @tsv' | head -n 1)
+if [[ $fields == "$host_id"$'\t'*$'\t'true$'\t'6 ]]; then
+	ok "decisions in the journal with HOST_ID, VM_ID and REASON at info"
+else
+	fail "no decision with HOST_ID=$host_id, VM_ID and REASON in the journal: '$fields'"
+fi
+status=$(ct systemctl show -p StatusText --value mm-actuator.service)
+[[ $status == "host $host_id: "*batches* ]] && ok "systemctl status: $status" ||
+    fail "no live status line for mm-actuator: '$status'"
+
 # ---- reload ----
 pid=$(ct systemctl show -p MainPID --value mm-collector.service)
 # interval can change live; rescan (the driver's) takes a restart.
