@@ -70,6 +70,14 @@ const struct conf_key sched_conf_table[] = {
 	{ "scheduler", "history_save", CONF_DURATION_MS, 1000, 86400000,
 	  "15m", C(history_save_ms), NULL,
 	  "how often the history is saved (and at stop)" },
+	{ "scheduler", "events_max_age", CONF_DURATION_MS, 60000,
+	  3650LL * 86400000, "1d", C(events_max_age_ms), NULL,
+	  "how long the event history (mm.events.log) keeps an event; set "
+	  "when the stream is created" },
+	{ "scheduler", "events_max_bytes", CONF_SIZE_KIB, 4096,
+	  1024LL * 1024 * 1024, "256M", C(events_max_kib), NULL,
+	  "the most the event history keeps on each broker node; set when "
+	  "the stream is created" },
 	BUS_CONF_KEYS(struct sched_conf, bus),
 	METRICS_CONF_KEYS(struct sched_conf, metrics_listen),
 	DAEMON_LOG_KEYS(struct sched_conf, log_level),
@@ -588,7 +596,9 @@ setup_bus(struct scheduler *s)
 	if (r == 0)
 		r = topo_declare_commands_exchange(s->bus);
 	if (r == 0)
-		r = topo_declare_events_log(s->bus);
+		r = topo_declare_events_log(s->bus,
+		    (uint32_t)(s->conf.events_max_age_ms / 1000),
+		    (uint64_t)s->conf.events_max_kib * 1024);
 	if (r == 0)
 		r = topo_declare_policy_queue(s->bus, s->id, s->policy_queue,
 		    sizeof(s->policy_queue));

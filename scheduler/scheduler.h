@@ -38,6 +38,8 @@ struct sched_conf {
 	int64_t host_forget_ms;	/* a host silent this long is forgotten */
 	char *history_file;	/* VMs' hourly peaks across restarts */
 	int64_t history_save_ms;	/* saved this often, and at stop */
+	int64_t events_max_age_ms;	/* mm.events.log's retention, */
+	int64_t events_max_kib;		/* set when it is created */
 	struct bus_conf bus;
 	char *metrics_listen;	/* [metrics] listen */
 	int log_level;		/* [log] level */

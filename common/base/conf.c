@@ -71,6 +71,7 @@ static const struct conf_unit size_units[] = {
 };
 
 static const struct conf_unit duration_units[] = {
+	{ "d", 24 * 3600 * 1000 },
 	{ "h", 3600 * 1000 },
 	{ "m", 60 * 1000 },
 	{ "s", 1000 },

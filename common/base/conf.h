@@ -21,7 +21,7 @@
  * CONF_SIZE_KIB     int64_t in KiB: a number with an optional unit K, M, G
  *                   or T (any case, optionally followed by "iB"), powers of
  *                   1024; a plain number is KiB. "768M" is 786432.
- * CONF_DURATION_MS  int64_t in ms: a number with a unit ms, s, m or h; a
+ * CONF_DURATION_MS  int64_t in ms: a number with a unit ms, s, m, h or d; a
  *                   plain number is ms. "2s" is 2000.
  * CONF_ENUM         int: the index into choices of the value (any case).
  * CONF_LISTEN       char *, as CONF_STRING: an address to listen on,

@@ -411,6 +411,14 @@ connect_after_cb(uv_work_t *work, int status)
 	conn->bus = bus;
 	conn->amqp = job->amqp;
 	job->amqp = NULL;
+	/* Said once at warning, then at debug on every reconnect. */
+	if (job->warning[0] != '\0') {
+		if (bus->warned_kept)
+			log_debug("bus: %s", job->warning);
+		else
+			log_warn("bus: %s", job->warning);
+		bus->warned_kept = true;
+	}
 	bus->window = job->window;
 	snap_seq = job->snap_seq;
 	bus_job_free(job);
@@ -459,7 +467,7 @@ bus_replay_late(struct bus *bus, uint64_t snap_seq)
 	    d = d->next) {
 		if (d->seq >= snap_seq &&
 		    bus_decl_send(conn->amqp, d, false, reason,
-		    sizeof(reason)) < 0)
+		    sizeof(reason), CH_PUB) < 0)
 			bus_fail(bus, "%s", reason);
 	}
 	for (struct consumer *k = bus->consumers;

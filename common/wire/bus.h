@@ -169,6 +169,15 @@ struct bus_queue_opts {
 	uint64_t max_length_bytes;
 	uint64_t max_segment_bytes;
 	/*
+	 * When a queue of this name exists with other arguments (the broker
+	 * refuses the declaration: PRECONDITION_FAILED), keep it as it is
+	 * and go on, logging a warning, instead of failing the connection.
+	 * For settings an operator may change in a configuration after the
+	 * queue was created (a stream's retention). Checked on every
+	 * connection's handshake, on a channel of its own.
+	 */
+	bool keep_existing;
+	/*
 	 * x-queue-type quorum: replicated on the cluster's nodes (Raft),
 	 * survives the loss of a minority of them. Durable, neither
 	 * exclusive nor auto-delete. A queue's type cannot change: a queue

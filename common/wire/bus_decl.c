@@ -187,13 +187,14 @@ string_args(char **kv, amqp_table_entry_t *e)
 }
 
 /*
- * Send one declaration. With wait, as an RPC whose failure is written to
- * reason (handshake thread); without, with nowait on the loop, where a
- * failure arrives later as a channel.close.
+ * Send one declaration on channel ch. With wait, as an RPC whose failure
+ * is written to reason (handshake thread); without, with nowait on the
+ * loop, where a failure arrives later as a channel.close (a queue with
+ * keep_existing is then kept on the handshake that follows).
  */
 int
 bus_decl_send(amqp_connection_state_t c, const struct decl *d, bool wait,
-    char *reason, size_t rsize)
+    char *reason, size_t rsize, amqp_channel_t ch)
 {
 	amqp_table_entry_t entries[10];
 	amqp_table_t args;
@@ -206,7 +207,7 @@ bus_decl_send(amqp_connection_state_t c, const struct decl *d, bool wait,
 		snprintf(what, sizeof(what), "declaring exchange \"%s\"",
 		    d->name);
 		if (wait) {
-			amqp_exchange_declare(c, CH_PUB,
+			amqp_exchange_declare(c, ch,
 			    amqp_cstring_bytes(d->name),
 			    amqp_cstring_bytes(d->type), 0,
 			    (d->flags & BUS_DURABLE) != 0, 0,
@@ -220,7 +221,7 @@ bus_decl_send(amqp_connection_state_t c, const struct decl *d, bool wait,
 				.nowait = 1,
 				.arguments = amqp_empty_table,
 			};
-			r = amqp_send_method(c, CH_PUB,
+			r = amqp_send_method(c, ch,
 			    AMQP_EXCHANGE_DECLARE_METHOD, &m);
 			goto sent;
 		}
@@ -229,7 +230,7 @@ bus_decl_send(amqp_connection_state_t c, const struct decl *d, bool wait,
 		snprintf(what, sizeof(what), "declaring queue \"%s\"", d->name);
 		args = queue_args(&d->qopts, entries, age, sizeof(age));
 		if (wait) {
-			amqp_queue_declare(c, CH_PUB,
+			amqp_queue_declare(c, ch,
 			    amqp_cstring_bytes(d->name), 0, d->qopts.durable,
 			    d->qopts.exclusive, d->qopts.auto_delete, args);
 		} else {
@@ -241,7 +242,7 @@ bus_decl_send(amqp_connection_state_t c, const struct decl *d, bool wait,
 				.nowait = 1,
 				.arguments = args,
 			};
-			r = amqp_send_method(c, CH_PUB,
+			r = amqp_send_method(c, ch,
 			    AMQP_QUEUE_DECLARE_METHOD, &m);
 			goto sent;
 		}
@@ -251,7 +252,7 @@ bus_decl_send(amqp_connection_state_t c, const struct decl *d, bool wait,
 		    d->name, d->exchange);
 		args = string_args(d->args, entries);
 		if (wait) {
-			amqp_queue_bind(c, CH_PUB, amqp_cstring_bytes(d->name),
+			amqp_queue_bind(c, ch, amqp_cstring_bytes(d->name),
 			    amqp_cstring_bytes(d->exchange),
 			    amqp_cstring_bytes(d->key), args);
 		} else {
@@ -262,7 +263,7 @@ bus_decl_send(amqp_connection_state_t c, const struct decl *d, bool wait,
 				.nowait = 1,
 				.arguments = args,
 			};
-			r = amqp_send_method(c, CH_PUB, AMQP_QUEUE_BIND_METHOD,
+			r = amqp_send_method(c, ch, AMQP_QUEUE_BIND_METHOD,
 			    &m);
 			goto sent;
 		}
@@ -271,7 +272,7 @@ bus_decl_send(amqp_connection_state_t c, const struct decl *d, bool wait,
 		snprintf(what, sizeof(what), "binding exchange \"%s\" to "
 		    "\"%s\"", d->name, d->exchange);
 		if (wait) {
-			amqp_exchange_bind(c, CH_PUB,
+			amqp_exchange_bind(c, ch,
 			    amqp_cstring_bytes(d->name),
 			    amqp_cstring_bytes(d->exchange),
 			    amqp_cstring_bytes(d->key), amqp_empty_table);
@@ -283,7 +284,7 @@ bus_decl_send(amqp_connection_state_t c, const struct decl *d, bool wait,
 				.nowait = 1,
 				.arguments = amqp_empty_table,
 			};
-			r = amqp_send_method(c, CH_PUB,
+			r = amqp_send_method(c, ch,
 			    AMQP_EXCHANGE_BIND_METHOD, &m);
 			goto sent;
 		}
@@ -385,7 +386,7 @@ decl_add(struct bus *bus, struct decl *d)
 		char reason[REASON_MAX];
 
 		if (bus_decl_send(bus->conn->amqp, d, false, reason,
-		    sizeof(reason)) < 0)
+		    sizeof(reason), CH_PUB) < 0)
 			bus_fail(bus, "%s", reason);
 	}
 	return 0;

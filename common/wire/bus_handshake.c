@@ -143,6 +143,61 @@ rpc_check(amqp_connection_state_t c, const char *what, char *reason,
 	return -EPROTO;
 }
 
+/*
+ * Declarations with keep_existing are tried first on a channel of their
+ * own: when the broker refuses one because the queue exists with other
+ * arguments (406), the channel it closed is acknowledged, the copy is
+ * marked to be skipped on CH_PUB, and a warning says so. Other refusals
+ * fail the handshake as on CH_PUB.
+ */
+static int
+probe_keep_existing(amqp_connection_state_t c, struct connect_job *job)
+{
+	for (struct decl *d = job->decls; d != NULL; d = d->next) {
+		char reason[REASON_MAX];
+		amqp_rpc_reply_t reply;
+		amqp_channel_close_t *m;
+		amqp_channel_close_ok_t ok = { 0 };
+
+		if (d->kind != DECL_QUEUE || !d->qopts.keep_existing)
+			continue;
+		amqp_channel_open(c, CH_PROBE);
+		if (rpc_check(c, "opening channel", job->reason,
+		    sizeof(job->reason)) < 0)
+			return -EPROTO;
+		if (bus_decl_send(c, d, true, reason, sizeof(reason),
+		    CH_PROBE) == 0) {
+			amqp_channel_close(c, CH_PROBE, AMQP_REPLY_SUCCESS);
+			if (rpc_check(c, "closing channel", job->reason,
+			    sizeof(job->reason)) < 0)
+				return -EPROTO;
+			continue;
+		}
+		reply = amqp_get_rpc_reply(c);
+		m = reply.reply.decoded;
+		if (reply.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION ||
+		    reply.reply.id != AMQP_CHANNEL_CLOSE_METHOD || m == NULL ||
+		    m->reply_code != AMQP_PRECONDITION_FAILED) {
+			snprintf(job->reason, sizeof(job->reason), "%s",
+			    reason);
+			return -EPROTO;
+		}
+		if (amqp_send_method(c, CH_PROBE,
+		    AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) != AMQP_STATUS_OK) {
+			snprintf(job->reason, sizeof(job->reason), "%.400s: "
+			    "acknowledging the refusal failed", reason);
+			return -EIO;
+		}
+		d->skip = true;
+		snprintf(job->warning, sizeof(job->warning), "queue \"%.200s\" "
+		    "exists with other arguments than configured: kept as "
+		    "it is (%.*s)", d->name, (int)(m->reply_text.len < 200 ?
+		    m->reply_text.len : 200),
+		    (const char *)m->reply_text.bytes);
+	}
+	return 0;
+}
+
 void
 bus_connect_work_cb(uv_work_t *work)
 {
@@ -242,9 +297,11 @@ bus_connect_work_cb(uv_work_t *work)
 	if (rpc_check(c, "enabling publisher confirms", job->reason,
 	    sizeof(job->reason)) < 0)
 		goto fail;
+	if (probe_keep_existing(c, job) < 0)
+		goto fail;
 	for (const struct decl *d = job->decls; d != NULL; d = d->next)
-		if (bus_decl_send(c, d, true, job->reason,
-		    sizeof(job->reason)) < 0)
+		if (!d->skip && bus_decl_send(c, d, true, job->reason,
+		    sizeof(job->reason), CH_PUB) < 0)
 			goto fail;
 	amqp_channel_open(c, CH_SUB);
 	if (rpc_check(c, "opening channel", job->reason,

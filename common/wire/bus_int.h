@@ -37,6 +37,7 @@
 
 #define CH_PUB	1	/* declarations, publishing, confirms */
 #define CH_SUB	2	/* qos, consumers, acks */
+#define CH_PROBE	3	/* handshake: declarations that may be refused */
 
 #define PROP_MAX	256	/* AMQP short strings are at most 255 bytes */
 #define MSG_OVERHEAD	256	/* frame and property bytes per message */
@@ -57,6 +58,7 @@ struct decl {
 	uint64_t seq;		/* order of creation, for replay after connect */
 	struct bus_queue_opts qopts;
 	char *dlx;		/* owned copy of qopts.dead_letter_exchange */
+	bool skip;		/* handshake copy: kept as it exists */
 	struct decl *next;
 };
 
@@ -159,6 +161,7 @@ struct connect_job {
 	amqp_connection_state_t amqp;	/* result */
 	size_t window;		/* result: clamped to the send buffer */
 	char reason[REASON_MAX];	/* result when amqp is NULL */
+	char warning[REASON_MAX];	/* result: a queue kept as it was */
 };
 
 enum bus_state { ST_IDLE, ST_CONNECTING, ST_UP, ST_BACKOFF, ST_CLOSING };
@@ -217,6 +220,7 @@ struct bus {
 	uint8_t *body;
 	size_t body_cap;
 	char last_reason[REASON_MAX];
+	bool warned_kept;	/* a keep_existing queue was kept */
 
 	/* publishing */
 	struct msgq outbox;
@@ -296,7 +300,7 @@ void bus_format_reply(char *buf, size_t size, const char *what,
 /* bus_decl.c: declarations. */
 void bus_unbind_send(struct bus *bus, const struct decl *d);
 int bus_decl_send(amqp_connection_state_t c, const struct decl *d,
-    bool wait, char *reason, size_t rsize);
+    bool wait, char *reason, size_t rsize, amqp_channel_t ch);
 int bus_consume_send(amqp_connection_state_t c, const struct consumer *k,
     bool wait, char *reason, size_t rsize);
 void bus_decl_list_free(struct decl *d);

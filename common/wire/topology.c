@@ -77,17 +77,26 @@ topo_declare_events_exchange(struct bus *bus)
 }
 
 int
-topo_declare_events_log(struct bus *bus)
+topo_declare_events_log(struct bus *bus, uint32_t max_age_s,
+    uint64_t max_bytes)
 {
-	const struct bus_queue_opts log = {
+	struct bus_queue_opts log = {
 		.durable = true,
 		.stream = true,
-		.max_age_s = TOPO_EVENTS_LOG_MAX_AGE_S,
-		.max_length_bytes = TOPO_EVENTS_LOG_MAX_BYTES,
-		.max_segment_bytes = TOPO_EVENTS_LOG_SEGMENT_BYTES,
+		.keep_existing = true,
 	};
+	uint64_t seg;
 	int r;
 
+	log.max_age_s = max_age_s > 0 ? max_age_s : TOPO_EVENTS_LOG_MAX_AGE_S;
+	log.max_length_bytes = max_bytes > 0 ? max_bytes :
+	    TOPO_EVENTS_LOG_MAX_BYTES;
+	seg = log.max_length_bytes / 8;
+	if (seg > TOPO_EVENTS_LOG_SEGMENT_MAX)
+		seg = TOPO_EVENTS_LOG_SEGMENT_MAX;
+	if (seg < TOPO_EVENTS_LOG_SEGMENT_MIN)
+		seg = TOPO_EVENTS_LOG_SEGMENT_MIN;
+	log.max_segment_bytes = seg;
 	r = topo_declare_events_exchange(bus);
 	if (r == 0)
 		r = bus_declare_queue(bus, TOPO_Q_EVENTS_LOG, &log);

@@ -43,11 +43,13 @@ struct bus;
 #define TOPO_STATS_TTL_MS	10000u
 #define TOPO_DEAD_MAX_LENGTH	100000u
 
-/* Retention of the events log: a day, at most 256 MiB, dropped in
- * segments of 8 MiB (the broker truncates whole segments). */
+/* Default retention of the events log ([scheduler] events_max_age and
+ * events_max_bytes): a day, at most 256 MiB. The broker truncates whole
+ * segments: an eighth of the size, at most 8 MiB, at least 256 KiB. */
 #define TOPO_EVENTS_LOG_MAX_AGE_S	86400u
 #define TOPO_EVENTS_LOG_MAX_BYTES	(256ull << 20)
-#define TOPO_EVENTS_LOG_SEGMENT_BYTES	(8ull << 20)
+#define TOPO_EVENTS_LOG_SEGMENT_MAX	(8ull << 20)
+#define TOPO_EVENTS_LOG_SEGMENT_MIN	(256ull << 10)
 
 /* Longest host or scheduler id accepted in a name or routing key. */
 #define TOPO_ID_MAX		64
@@ -68,10 +70,16 @@ int topo_declare_stats_exchange(struct bus *bus);
 /* mm.events only: what a publisher of events needs. */
 int topo_declare_events_exchange(struct bus *bus);
 
-/* mm.events, and the stream mm.events.log bound to it with "#": the
+/*
+ * mm.events, and the stream mm.events.log bound to it with "#": the
  * recent history of every event, which mmctl events reads from an offset.
- * Declared by the scheduler. */
-int topo_declare_events_log(struct bus *bus);
+ * Declared by the scheduler, kept max_age_s seconds and at most max_bytes
+ * (0: the defaults above). The retention is the stream's at creation: a
+ * stream that exists with another is kept as it is, with a warning
+ * (bus_queue_opts.keep_existing), as the broker cannot change it.
+ */
+int topo_declare_events_log(struct bus *bus, uint32_t max_age_s,
+    uint64_t max_bytes);
 
 /* mm.stats, and mm.scheduler.stats bound to it with key pattern
  * (e.g. "host.#"): bounded, dropping the oldest, with a message TTL and

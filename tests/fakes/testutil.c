@@ -392,6 +392,12 @@ tu_report_msg_used(const char *host_id, uint64_t seq, uint64_t time_ms,
 char *
 tu_mgmt_get(const char *path)
 {
+	return tu_mgmt_request("GET", path);
+}
+
+char *
+tu_mgmt_request(const char *method, const char *path)
+{
 	const char *mgmt = getenv("MM_TEST_MGMT_URL");
 	char cmd[1024];
 	static char buf[1 << 20];
@@ -400,8 +406,8 @@ tu_mgmt_get(const char *path)
 
 	if (mgmt == NULL || *mgmt == '\0')
 		mgmt = "http://127.0.0.1:15672";
-	snprintf(cmd, sizeof(cmd), "curl -sf -u guest:guest '%s%s'", mgmt,
-	    path);
+	snprintf(cmd, sizeof(cmd), "curl -sf -X %s -u guest:guest '%s%s'",
+	    method, mgmt, path);
 	p = popen(cmd, "r");
 	if (p == NULL) {
 		fprintf(stderr, "cannot run %s\n", cmd);

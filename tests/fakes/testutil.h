@@ -124,5 +124,7 @@ int tu_report_msg_used(const char *host_id, uint64_t seq, uint64_t time_ms,
  * request that fails aborts the test.
  */
 char *tu_mgmt_get(const char *path);
+/* The same with another method ("DELETE", "PUT" without a body). */
+char *tu_mgmt_request(const char *method, const char *path);
 
 #endif

@@ -8,6 +8,7 @@
  * older version is ignored with a warning; the policy in force survives a
  * restart.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -460,6 +461,80 @@ test_scheduler_policy_survives_restart(void **state)
 	assert_int_equal(w.stats.invalid + w.stats.undecodable, 0);
 }
 
+/* mm-scheduler with conf, its stderr into log. */
+static void
+start_scheduler_logged(const char *conf, const char *log)
+{
+	char *bin = tu_bin_path("mm-scheduler"), *cmd;
+
+	assert_true(asprintf(&cmd, "exec %s -d -c %s 2>%s", bin, conf,
+	    log) > 0);
+	{
+		char *argv[] = { "/bin/sh", "-c", cmd, NULL };
+
+		w.pid = tu_spawn(argv);
+	}
+	free(cmd);
+	free(bin);
+	tu_run_for(&w.loop, 1500);
+}
+
+/*
+ * The event history's retention comes from [scheduler] events_max_age and
+ * events_max_bytes when the scheduler creates mm.events.log. The broker
+ * cannot change a stream's arguments: a scheduler configured otherwise
+ * later keeps the stream as it is, says so, and works on (it used to fail
+ * every connection on PRECONDITION_FAILED).
+ */
+static void
+test_scheduler_events_retention_from_config(void **state)
+{
+	char text[1024], *conf, *log, *json;
+
+	assert_int_equal(tu_stop(w.pid, 5000), 0);
+	tu_mgmt_request("DELETE", "/api/queues/mm/mm.events.log");
+	snprintf(text, sizeof(text), "[scheduler]\nid = %s\n"
+	    "state_file = %s/policy\nheartbeat = 2s\nresend = 10m\n"
+	    "events_max_age = 2h\nevents_max_bytes = 64M\n"
+	    "[bus]\nurl = %s\n", w.sched, w.dir, tu_broker_url());
+	conf = tu_write_file(w.dir, "retention.conf", text);
+	assert_true(asprintf(&log, "%s/scheduler.log", w.dir) > 0);
+	start_scheduler_logged(conf, log);
+	json = tu_mgmt_get("/api/queues/mm/mm.events.log");
+	assert_non_null(strstr(json, "\"x-queue-type\":\"stream\""));
+	assert_non_null(strstr(json, "\"x-max-age\":\"7200s\""));
+	assert_non_null(strstr(json, "\"x-max-length-bytes\":67108864"));
+	/* Segments: an eighth of the size, at most 8 MiB. */
+	assert_non_null(strstr(json,
+	    "\"x-stream-max-segment-size-bytes\":8388608"));
+	assert_int_equal(tu_stop(w.pid, 5000), 0);
+	free(conf);
+
+	/* Changed in the configuration: kept, said, and decisions go on. */
+	snprintf(text, sizeof(text), "[scheduler]\nid = %s\n"
+	    "state_file = %s/policy\nheartbeat = 2s\nresend = 10m\n"
+	    "events_max_age = 3d\nevents_max_bytes = 1G\n"
+	    "[bus]\nurl = %s\n", w.sched, w.dir, tu_broker_url());
+	conf = tu_write_file(w.dir, "retention.conf", text);
+	start_scheduler_logged(conf, log);
+	publish_report(30);
+	assert_true(wait_more(&w.decisions, 10000));
+	json = tu_mgmt_get("/api/queues/mm/mm.events.log");
+	assert_non_null(strstr(json, "\"x-max-age\":\"7200s\""));
+	assert_non_null(strstr(json, "\"x-max-length-bytes\":67108864"));
+	assert_int_equal(tu_file_count(log, "queue \"mm.events.log\" exists "
+	    "with other arguments than configured: kept as it is"), 1);
+	assert_int_equal(tu_stop(w.pid, 5000), 0);
+	free(conf);
+	free(log);
+
+	/* Back to the defaults for the tests that follow. */
+	tu_mgmt_request("DELETE", "/api/queues/mm/mm.events.log");
+	start_scheduler();
+	json = tu_mgmt_get("/api/queues/mm/mm.events.log");
+	assert_non_null(strstr(json, "\"x-max-age\":\"86400s\""));
+}
+
 int
 main(void)
 {
@@ -471,6 +546,7 @@ main(void)
 		cmocka_unit_test(test_scheduler_shadow_policy_sends_no_commands),
 		cmocka_unit_test(test_scheduler_rejects_invalid_policy_keeps_old),
 		cmocka_unit_test(test_scheduler_policy_survives_restart),
+		cmocka_unit_test(test_scheduler_events_retention_from_config),
 	};
 
 	tu_broker_url();

@@ -140,7 +140,7 @@ test_topology_scheduler_role(void **state)
 	assert_int_equal(topo_declare_shard_queue(r.bus, "topo-s1", "host.#",
 	    20, queue, sizeof(queue)), 0);
 	assert_string_equal(queue, "mm.scheduler.topo-s1.stats");
-	assert_int_equal(topo_declare_events_log(r.bus), 0);
+	assert_int_equal(topo_declare_events_log(r.bus, 0, 0), 0);
 	assert_int_equal(bus_consume(r.bus, TOPO_Q_SCHED_STATS, false,
 	    ignore_cb, NULL), 0);
 	assert_int_equal(bus_consume(r.bus, queue, false, ignore_cb, NULL), 0);

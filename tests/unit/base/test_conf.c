@@ -220,10 +220,10 @@ test_conf_durations_are_ms_based(void **state)
 {
 	static const struct parse_case ok[] = {
 		{ "0", 0 }, { "300", 300 }, { "250ms", 250 }, { "2s", 2000 },
-		{ "5m", 300000 }, { "1h", 3600000 },
+		{ "5m", 300000 }, { "1h", 3600000 }, { "7d", 604800000 },
 	};
 	static const char *const bad[] = {
-		"", "s", "2S", "1.5s", "-2s", "2 s", "2sec", "5M", "1d",
+		"", "s", "2S", "1.5s", "-2s", "2 s", "2sec", "5M", "1D", "1day",
 	};
 	int64_t v;
 
@@ -268,6 +268,8 @@ test_conf_format_uses_largest_exact_unit(void **state)
 	assert_string_equal(buf, "90s");
 	conf_format_duration_ms(buf, sizeof(buf), 7200000);
 	assert_string_equal(buf, "2h");
+	conf_format_duration_ms(buf, sizeof(buf), 3 * 86400000LL);
+	assert_string_equal(buf, "3d");
 	conf_format_duration_ms(buf, sizeof(buf), 1001);
 	assert_string_equal(buf, "1001ms");
 	assert_int_equal(conf_format_duration_ms(buf, 3, 250), -ENOSPC);
