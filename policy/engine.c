@@ -292,6 +292,12 @@ pe_history_get(const struct pe_state *st, size_t i,
 	return true;
 }
 
+size_t
+pe_history_vms(const struct pe_state *st)
+{
+	return st->n;
+}
+
 int
 pe_history_put(struct pe_state *st, const struct pe_vm_history *h)
 {

@@ -248,10 +248,12 @@ struct pe_vm_history {
 					 * (hour - k), MiB; 0: no report */
 };
 
-/* The history of st's i-th VM (i from 0) into *out; false past the last
- * or for a VM without history. */
+/* The history of st's i-th VM (i from 0, below pe_history_vms()) into
+ * *out; false past the last or for a VM without history. */
 bool pe_history_get(const struct pe_state *st, size_t i,
     struct pe_vm_history *out);
+/* How many VMs st keeps (with history or not). */
+size_t pe_history_vms(const struct pe_state *st);
 
 /* Give the VM h->vm_id the history h, for its next decision (a VM the
  * next report does not mention is forgotten, as always). Returns 0,

@@ -165,6 +165,43 @@ pending_add(struct scheduler *s, const char *host,
 	return 0;
 }
 
+int
+history_pending_merge(struct scheduler *s, const char *host,
+    const struct pe_vm_history *v, uint64_t expires_ms)
+{
+	struct hist_host *h = pending_find(s, host);
+	int r;
+
+	for (size_t i = 0; h != NULL && i < h->n; i++)
+		if (strcmp(h->vms[i].vm_id, v->vm_id) == 0) {
+			history_merge(&h->vms[i], v);
+			if (h->expires_ms != 0 && h->expires_ms < expires_ms)
+				h->expires_ms = expires_ms;
+			return 0;
+		}
+	r = pending_add(s, host, v);
+	if (r == 0 && h == NULL) {
+		h = pending_find(s, host);
+		h->expires_ms = expires_ms;
+	}
+	return r;
+}
+
+void
+history_expire(struct scheduler *s, uint64_t now_ms)
+{
+	for (size_t i = 0; i < s->hist.n;) {
+		struct hist_host *h = &s->hist.hosts[i];
+
+		if (h->expires_ms == 0 || h->expires_ms > now_ms) {
+			i++;
+			continue;
+		}
+		free(h->vms);
+		*h = s->hist.hosts[--s->hist.n];
+	}
+}
+
 /* history_file, or scheduler.history in state_file's directory. */
 static void
 set_path(struct scheduler *s)
@@ -345,9 +382,13 @@ start_save(struct scheduler *s)
 	for (size_t i = 0; i < s->cap; i++) {
 		const struct host *h = s->hosts[i];
 
-		for (size_t k = 0; h != NULL && pe_history_get(h->pe, k, &v);
-		    k++, n++)
-			put_record(&b, h->id, &v);
+		/* Every VM with history: one without may come before. */
+		for (size_t k = 0; h != NULL && k < pe_history_vms(h->pe);
+		    k++)
+			if (pe_history_get(h->pe, k, &v)) {
+				put_record(&b, h->id, &v);
+				n++;
+			}
 	}
 	/* Saved, not claimed yet: kept while less than a week old. */
 	for (size_t i = 0; i < hs->n; i++)

@@ -167,11 +167,16 @@ counters(struct mx *m, const struct sched_counters *n)
 		{ "save_failed", n->history_save_failed },
 		{ "refused", n->history_refused },
 	};
+	const struct count handover[] = {
+		{ "sent", n->handover_sent },
+		{ "failed", n->handover_failed },
+		{ "received", n->handover_received },
+	};
 	const struct count misc[][1] = {
 		{ { NULL, n->hosts_forgotten } }, { { NULL, n->syncs } },
 		{ { NULL, n->resent } }, { { NULL, n->distrusted } },
 		{ { NULL, n->commands } }, { { NULL, n->events } },
-		{ { NULL, n->publish_failed } },
+		{ { NULL, n->publish_failed } }, { { NULL, n->handover_refused } },
 	};
 
 	family(m, "mm_scheduler_reports", "host reports accepted", NULL,
@@ -190,6 +195,12 @@ counters(struct mx *m, const struct sched_counters *n)
 	    "outcome", policies, N(policies));
 	family(m, "mm_scheduler_history_records", "history file records, "
 	    "by outcome", "outcome", history, N(history));
+	family(m, "mm_scheduler_handovers", "hosts' history handed over "
+	    "between shards (sent, failed to send, received)", "outcome",
+	    handover, N(handover));
+	family(m, "mm_scheduler_handover_vms_refused", "VMs of a handed-over "
+	    "history refused (malformed, a week old, from the future, no room)",
+	    NULL, misc[7], 1);
 	family(m, "mm_scheduler_hosts_forgotten", "hosts forgotten after "
 	    "host_forget without a report", NULL, misc[0], 1);
 	family(m, "mm_scheduler_syncs", "actuators that asked for their "
@@ -211,10 +222,10 @@ sched_metrics_cb(struct mx *m, void *arg)
 {
 	struct scheduler *s = arg;
 	const char *const names[] = { "stats", "policy", "control",
-		"results" };
+		"results", "history" };
 	const struct msg_dispatch_stats *const stats[] = {
 		&s->stats_dispatch, &s->policy_dispatch, &s->control_dispatch,
-		&s->results_dispatch,
+		&s->results_dispatch, &s->history_dispatch,
 	};
 	struct bus_stats bs;
 

@@ -49,6 +49,10 @@ const struct conf_key sched_conf_table[] = {
 	  "share the hosts with other schedulers (consistent hashing)" },
 	{ "scheduler", "shard_weight", CONF_INT, 1, 1000, "20",
 	  C(shard_weight), NULL, "this scheduler's share of the hosts" },
+	{ "scheduler", "handover_after", CONF_DURATION_MS, 2000, 3600000,
+	  "15s", C(handover_after_ms), NULL,
+	  "shard: a host silent this long moved to another scheduler, which "
+	  "gets its history (mm.history)" },
 	{ "scheduler", "resend", CONF_DURATION_MS, 500, 600000, "3s",
 	  C(resend_ms), NULL,
 	  "a target the actuator has not confirmed this long is sent again "
@@ -248,6 +252,7 @@ on_report(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 	h->last_seq = r->seq;
 	h->last_time_ms = r->time_ms < now ? r->time_ms : now;
 	h->seen_ms = clock_ms(CLOCK_MONOTONIC);
+	h->handed_over = false;
 	s->n.reports++;
 	/* Kept for decisions made without a new report (a policy change). */
 	if (d->len > h->report_cap) {
@@ -312,7 +317,12 @@ on_result(const ProtobufCMessage *m, const struct bus_delivery *d, void *arg)
 static void
 sweep_cb(uv_timer_t *t)
 {
-	hosts_sweep(t->data);
+	struct scheduler *s = t->data;
+
+	/* Before forgetting: handover_after is below host_forget. */
+	handover_silent(s);
+	history_expire(s, clock_ms(CLOCK_MONOTONIC));
+	hosts_sweep(s);
 }
 
 /* The policy in force again, its reset flag aside: a repeat of at least
@@ -500,6 +510,18 @@ policy_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
 	    &s->n.policies_malformed, &s->lim_malformed_policy, "policy");
 }
 
+static enum bus_disposition
+history_cb(struct bus *bus, const struct bus_delivery *d, void *arg)
+{
+	static const struct msg_handler table[] = {
+		{ MSG_HOST_HISTORY, on_history },
+	};
+	struct scheduler *s = arg;
+
+	return dispatch_counted(s, table, d, &s->history_dispatch,
+	    &s->n.history_malformed, &s->lim_history, "history");
+}
+
 /* ---- lifecycle ---- */
 
 static void
@@ -565,6 +587,8 @@ sched_stop(struct scheduler *s)
 	    (unsigned long long)bs.connects,
 	    (unsigned long long)bs.confirm_timeouts);
 	daemon_notify_stopping();
+	/* Sharded: the others take this one's hosts, and their history. */
+	handover_all(s);
 	uv_close((uv_handle_t *)&s->sweep, NULL);
 	mx_server_close(s->metrics);
 	s->metrics = NULL;
@@ -593,6 +617,12 @@ setup_bus(struct scheduler *s)
 		snprintf(s->stats_queue, sizeof(s->stats_queue), "%s",
 		    TOPO_Q_SCHED_STATS);
 	}
+	if (r == 0 && s->conf.shard)
+		r = topo_declare_history_queue(s->bus, s->id,
+		    s->history_queue, sizeof(s->history_queue));
+	if (r == 0 && s->conf.shard)
+		r = bus_consume(s->bus, s->history_queue, false, history_cb,
+		    s);
 	if (r == 0)
 		r = topo_declare_commands_exchange(s->bus);
 	if (r == 0)
@@ -624,6 +654,7 @@ setup_bus(struct scheduler *s)
 int
 sched_start(struct scheduler *s, uv_loop_t *loop)
 {
+	uint64_t period;
 	int r;
 
 	pm_defaults(&s->policy, (enum pm_mode)(s->conf.mode + 1));
@@ -643,7 +674,19 @@ sched_start(struct scheduler *s, uv_loop_t *loop)
 	    sched_metrics_cb, s);
 	uv_timer_init(loop, &s->sweep);
 	s->sweep.data = s;
-	uv_timer_start(&s->sweep, sweep_cb, SWEEP_MS, SWEEP_MS);
+	/* Sharded: often enough to hand over a silent host in time. */
+	if (s->conf.shard && s->conf.handover_after_ms >=
+	    s->conf.host_forget_ms) {
+		log_warnx("handover_after (%llu s) is not below host_forget: "
+		    "%llu s used", (unsigned long long)
+		    s->conf.handover_after_ms / 1000, (unsigned long long)
+		    s->conf.host_forget_ms / 2000);
+		s->conf.handover_after_ms = s->conf.host_forget_ms / 2;
+	}
+	period = SWEEP_MS;
+	if (s->conf.shard && (uint64_t)s->conf.handover_after_ms / 3 < period)
+		period = (uint64_t)s->conf.handover_after_ms / 3;
+	uv_timer_start(&s->sweep, sweep_cb, period, period);
 	history_start(s);
 	return 0;
 }

@@ -38,6 +38,7 @@ struct sched_conf {
 	int64_t host_forget_ms;	/* a host silent this long is forgotten */
 	char *history_file;	/* VMs' hourly peaks across restarts */
 	int64_t history_save_ms;	/* saved this often, and at stop */
+	int64_t handover_after_ms;	/* shard: a silent host's history */
 	int64_t events_max_age_ms;	/* mm.events.log's retention, */
 	int64_t events_max_kib;		/* set when it is created */
 	struct bus_conf bus;
@@ -105,6 +106,7 @@ struct host {
 	uint64_t total_kib;
 	uint64_t available_kib;
 	uint64_t ksm_sharing_pages;
+	bool handed_over;	/* silent: its history was sent (handover.c) */
 };
 
 /* A host's VMs' history read from the history file, until its first
@@ -113,6 +115,9 @@ struct hist_host {
 	char id[65];
 	struct pe_vm_history *vms;
 	size_t n;
+	/* Handed over by another scheduler (handover.c): dropped at this
+	 * time (monotonic ms) unless claimed; 0: read from the file. */
+	uint64_t expires_ms;
 };
 
 struct sched_history {
@@ -162,11 +167,16 @@ struct sched_counters {
 	uint64_t policies_malformed;	/* ditto */
 	uint64_t control_malformed;	/* ditto, or no mmctl reply queue */
 	uint64_t results_malformed;	/* ditto, the actuators' results */
+	uint64_t history_malformed;	/* ditto, mm.history */
 	uint64_t policies_jump;		/* version too far ahead: refused */
 	uint64_t policies_reset;	/* accepted as an operator's reset */
 	uint64_t history_refused;	/* history file records refused */
 	uint64_t history_saved;
 	uint64_t history_save_failed;
+	uint64_t handover_sent;		/* hosts' history handed over */
+	uint64_t handover_failed;	/* ... not published */
+	uint64_t handover_received;	/* from other schedulers */
+	uint64_t handover_refused;	/* VMs in them refused */
 };
 
 struct scheduler {
@@ -179,6 +189,7 @@ struct scheduler {
 	char stats_queue[128];
 	char control_queue[128];
 	char results_queue[128];
+	char history_queue[128];	/* shard only */
 	uint8_t *policy_msg;	/* the policy in force, packed */
 	size_t policy_len;
 	struct pm_policy policy;
@@ -203,6 +214,7 @@ struct scheduler {
 	struct msg_dispatch_stats policy_dispatch;
 	struct msg_dispatch_stats control_dispatch;
 	struct msg_dispatch_stats results_dispatch;
+	struct msg_dispatch_stats history_dispatch;
 	/* How often each kind of refusal may be logged. */
 	struct log_limit lim_reports, lim_hosts, lim_results, lim_resend;
 	struct log_limit lim_policy, lim_malformed, lim_malformed_policy;
@@ -226,6 +238,24 @@ void history_load(struct scheduler *s);
 int history_read(struct scheduler *s, FILE *f, const char *path,
     uint64_t now_hour);
 void history_claim(struct scheduler *s, struct host *h);
+/* Keep v for host's first report here, merged into what is kept of that
+ * VM; a host new to the pending list is dropped at expires_ms (monotonic)
+ * by history_expire(). Returns 0, -ENOSPC or -ENOMEM. */
+int history_pending_merge(struct scheduler *s, const char *host,
+    const struct pe_vm_history *v, uint64_t expires_ms);
+void history_expire(struct scheduler *s, uint64_t now_ms);
+
+/* handover.c: sharded schedulers hand over the history of hosts that
+ * move (mm.history). history_merge() merges two histories of one VM,
+ * hour by hour; handover_silent() sends those of hosts silent for
+ * handover_after, once; handover_all() every host's (at stop); on_history
+ * takes another scheduler's. */
+void history_merge(struct pe_vm_history *into,
+    const struct pe_vm_history *from);
+void handover_silent(struct scheduler *s);
+void handover_all(struct scheduler *s);
+enum bus_disposition on_history(const ProtobufCMessage *m,
+    const struct bus_delivery *d, void *arg);
 void history_start(struct scheduler *s);
 void history_stop(struct scheduler *s);
 void history_free(struct scheduler *s);

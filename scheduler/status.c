@@ -40,7 +40,9 @@ static const struct {
 	CTR(stats_malformed), CTR(policies_malformed), CTR(control_malformed),
 	CTR(results_malformed),
 	CTR(policies_jump), CTR(policies_reset), CTR(history_refused),
-	CTR(history_saved), CTR(history_save_failed),
+	CTR(history_saved), CTR(history_save_failed), CTR(history_malformed),
+	CTR(handover_sent), CTR(handover_failed), CTR(handover_received),
+	CTR(handover_refused),
 };
 #define NCOUNTERS	(sizeof(counters) / sizeof(counters[0]))
 _Static_assert(sizeof(struct sched_counters) == NCOUNTERS * sizeof(uint64_t),

@@ -53,6 +53,8 @@ static const struct msg_type_info msg_types[MSG_TYPE_COUNT] = {
 	[MSG_STATUS_REQUEST] = { &mm__v1__status_request__descriptor,
 	    512 << 10 },
 	[MSG_STATUS_REPLY] = { &mm__v1__status_reply__descriptor, 4 << 20 },
+	/* 4096 VMs of a week of hours: about 2.8 MiB. */
+	[MSG_HOST_HISTORY] = { &mm__v1__host_history__descriptor, 4 << 20 },
 };
 
 enum rule_kind {
@@ -82,6 +84,10 @@ static const struct field_rule field_rules[] = {
 	{ "Param.name", RULE_ID, 0, 0 },
 	{ "Metric.name", RULE_ID, 0, 0 },
 	{ "Event.vms", RULE_NONE, 0, MSG_EVENT_VMS_MAX },
+	/* A week of hourly peaks, each at most 32 TiB (policy.h's
+	 * PE_HIST_HOURS and PE_HIST_MIB_MAX). */
+	{ "VmHistory.mib", RULE_UINT, 32u << 20, 168 },
+	{ "hour", RULE_UINT, MSG_MS_MAX / 3600000, 0 },
 	{ "kib", RULE_UINT, MSG_KIB_MAX, 0 },
 	{ "pages", RULE_UINT, MSG_PAGES_MAX, 0 },
 	{ "ms", RULE_UINT, MSG_MS_MAX, 0 },
@@ -144,6 +150,11 @@ static const struct required_field required_fields[] = {
 	{ &mm__v1__host_status__descriptor, "host_id", false },
 	{ &mm__v1__status_reply__descriptor, "scheduler_id", false },
 	{ &mm__v1__status_reply__descriptor, "time_ms", false },
+	{ &mm__v1__vm_history__descriptor, "vm_id", false },
+	{ &mm__v1__vm_history__descriptor, "newest_hour", true },
+	{ &mm__v1__host_history__descriptor, "host_id", false },
+	{ &mm__v1__host_history__descriptor, "scheduler_id", false },
+	{ &mm__v1__host_history__descriptor, "time_ms", false },
 };
 
 /* Pairs of fields where lo <= hi when a message sets both. */

@@ -22,6 +22,7 @@
 #include "mm/v1/command.pb-c.h"
 #include "mm/v1/control.pb-c.h"
 #include "mm/v1/event.pb-c.h"
+#include "mm/v1/history.pb-c.h"
 #include "mm/v1/policy.pb-c.h"
 #include "mm/v1/stats.pb-c.h"
 
@@ -49,6 +50,7 @@ enum msg_type {
 	MSG_EVENT,		/* Mm__V1__Event */
 	MSG_STATUS_REQUEST,	/* Mm__V1__StatusRequest */
 	MSG_STATUS_REPLY,	/* Mm__V1__StatusReply */
+	MSG_HOST_HISTORY,	/* Mm__V1__HostHistory */
 	MSG_TYPE_COUNT
 };
 

@@ -311,6 +311,32 @@ topo_declare_control_queue(struct bus *bus, const char *sched_id,
 }
 
 int
+topo_declare_history_queue(struct bus *bus, const char *sched_id,
+    char *ret_queue, size_t queue_size)
+{
+	const struct bus_queue_opts opts = {
+		.exclusive = true,
+		.auto_delete = true,
+		.message_ttl_ms = TOPO_HISTORY_TTL_MS,
+	};
+	char queue[128];
+	int r;
+
+	r = sched_queue(queue, sizeof(queue), sched_id, "history",
+	    queue_size);
+	if (r < 0)
+		return r;
+	r = bus_declare_exchange(bus, TOPO_EX_HISTORY, "fanout", BUS_DURABLE);
+	if (r == 0)
+		r = bus_declare_queue(bus, queue, &opts);
+	if (r == 0)
+		r = bus_bind(bus, queue, TOPO_EX_HISTORY, "");
+	if (r == 0)
+		memcpy(ret_queue, queue, strlen(queue) + 1);
+	return r;
+}
+
+int
 topo_event_key(char *buf, size_t size, const char *kind, const char *host_id)
 {
 	int n;

@@ -22,6 +22,7 @@ struct bus;
 #define TOPO_EX_CONTROL		"mm.control"	/* direct, requests to schedulers */
 #define TOPO_EX_DLX		"mm.dlx"	/* headers, dead letters */
 #define TOPO_EX_STATS_SHARD	"mm.stats.shard"	/* x-consistent-hash */
+#define TOPO_EX_HISTORY		"mm.history"	/* fanout, between shards */
 
 /* Queues. */
 #define TOPO_Q_SCHED_STATS	"mm.scheduler.stats"
@@ -124,6 +125,14 @@ int topo_declare_policy_queue(struct bus *bus, const char *sched_id,
  * every scheduler gets every status request. */
 #define TOPO_CONTROL_STATUS	"status"
 int topo_declare_control_queue(struct bus *bus, const char *sched_id,
+    char *ret_queue, size_t queue_size);
+
+/* mm.history, and this scheduler's exclusive queue
+ * mm.scheduler.<sched_id>.history bound to it: sharded schedulers hand
+ * each other the history of hosts that move. Its messages expire after a
+ * minute (a host's first report comes within seconds of the move). */
+#define TOPO_HISTORY_TTL_MS	60000u
+int topo_declare_history_queue(struct bus *bus, const char *sched_id,
     char *ret_queue, size_t queue_size);
 
 /* mm.control only: what mmctl needs to send requests. */

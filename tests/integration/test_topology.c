@@ -140,6 +140,9 @@ test_topology_scheduler_role(void **state)
 	assert_int_equal(topo_declare_shard_queue(r.bus, "topo-s1", "host.#",
 	    20, queue, sizeof(queue)), 0);
 	assert_string_equal(queue, "mm.scheduler.topo-s1.stats");
+	assert_int_equal(topo_declare_history_queue(r.bus, "topo-s1", queue,
+	    sizeof(queue)), 0);
+	assert_string_equal(queue, "mm.scheduler.topo-s1.history");
 	assert_int_equal(topo_declare_events_log(r.bus, 0, 0), 0);
 	assert_int_equal(bus_consume(r.bus, TOPO_Q_SCHED_STATS, false,
 	    ignore_cb, NULL), 0);
@@ -147,6 +150,7 @@ test_topology_scheduler_role(void **state)
 	role_up(&r);
 	role_publish(&r, TOPO_EX_COMMANDS, "topo-h1");
 	role_publish(&r, TOPO_EX_EVENTS, "decision.topo-h1");
+	role_publish(&r, TOPO_EX_HISTORY, "");
 	/* Declared while connected: sent at once. */
 	assert_int_equal(topo_declare_actuator_queue(r.bus, "topo-h2"), 0);
 	tu_run_for(&r.loop, 300);
@@ -398,6 +402,16 @@ raw_publish(const char *user, const char *exchange, const char *key)
 	return code;
 }
 
+/* Only schedulers hand each other history (mm.history): sizing rests on
+ * it. The scheduler role test declared the exchange. */
+static void
+test_topology_only_schedulers_hand_over_history(void **state)
+{
+	assert_int_equal(raw_publish("operator", TOPO_EX_HISTORY, ""), 403);
+	assert_int_equal(raw_publish("collector", TOPO_EX_HISTORY, ""), 403);
+	assert_int_equal(raw_publish("scheduler", TOPO_EX_HISTORY, ""), 0);
+}
+
 /* One host's credentials cannot speak for another host, nor for the
  * scheduler. */
 static void
@@ -474,7 +488,7 @@ test_topology_listed_by_management_api(void **state)
 {
 	static const char *const exchanges[] = {
 		TOPO_EX_STATS, TOPO_EX_COMMANDS, TOPO_EX_POLICY,
-		TOPO_EX_EVENTS, TOPO_EX_CONTROL, TOPO_EX_DLX,
+		TOPO_EX_EVENTS, TOPO_EX_CONTROL, TOPO_EX_DLX, TOPO_EX_HISTORY,
 	};
 	static const char *const queues[] = {
 		TOPO_Q_SCHED_STATS, TOPO_Q_DEAD, TOPO_Q_EVENTS_LOG,
@@ -629,6 +643,7 @@ main(void)
 		cmocka_unit_test(test_topology_operator_role),
 		cmocka_unit_test(test_topology_collector_cannot_command),
 		cmocka_unit_test(test_topology_operator_cannot_forge_events),
+		cmocka_unit_test(test_topology_only_schedulers_hand_over_history),
 		cmocka_unit_test(test_topology_listed_by_management_api),
 		cmocka_unit_test(test_topology_dead_keeps_rejected_only),
 		cmocka_unit_test(test_topology_host_user_does_its_part),

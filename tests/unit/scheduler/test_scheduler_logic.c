@@ -539,6 +539,46 @@ test_sched_history_damaged_file(void **state)
 	start_sched();
 }
 
+/* Two schedulers' histories of one VM (handover.c): the newest hour of
+ * either, each hour's larger peak, at most a week. */
+static void
+test_sched_history_merge_takes_each_hours_peak(void **state)
+{
+	struct pe_vm_history a = { .vm_id = "vm-a", .hour = 1000,
+	    .hours = 3, .mib = { 5, 50, 7 } };
+	struct pe_vm_history b = { .vm_id = "vm-a", .hour = 999,
+	    .hours = 4, .mib = { 60, 1, 8, 9 } };
+	const uint32_t want[] = { 5, 60, 7, 8, 9 };
+
+	history_merge(&a, &b);
+	assert_string_equal(a.vm_id, "vm-a");
+	assert_int_equal(a.hour, 1000);
+	assert_int_equal(a.hours, 5);
+	for (size_t k = 0; k < 5; k++)
+		assert_int_equal(a.mib[k], want[k]);
+	assert_int_equal(a.mib[5], 0);
+
+	/* A week, not more: what falls out of it is dropped. */
+	memset(&a, 0, sizeof(a));
+	strcpy(a.vm_id, "vm-a");
+	a.hour = 2000;
+	a.hours = PE_HIST_HOURS;
+	for (uint32_t k = 0; k < PE_HIST_HOURS; k++)
+		a.mib[k] = 100 + k;
+	memset(&b, 0, sizeof(b));
+	strcpy(b.vm_id, "vm-a");
+	b.hour = 2010;
+	b.hours = 1;
+	b.mib[0] = 3;
+	history_merge(&a, &b);
+	assert_int_equal(a.hour, 2010);
+	assert_int_equal(a.hours, PE_HIST_HOURS);
+	assert_int_equal(a.mib[0], 3);
+	assert_int_equal(a.mib[1], 0);	/* hours 2009..2001: no report */
+	assert_int_equal(a.mib[10], 100);
+	assert_int_equal(a.mib[PE_HIST_HOURS - 1], 100 + PE_HIST_HOURS - 11);
+}
+
 int
 main(void)
 {
@@ -557,6 +597,7 @@ main(void)
 		    test_sched_history_survives_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_sched_history_damaged_file, setup, teardown),
+		cmocka_unit_test(test_sched_history_merge_takes_each_hours_peak),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
