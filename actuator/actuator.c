@@ -113,7 +113,8 @@ main(int argc, char **argv)
 	a.sig_on = true;
 	status_timer.data = &a;
 	uv_unref((uv_handle_t *)&status_timer);
-	uv_timer_start(&status_timer, status_cb, STATUS_MS, STATUS_MS);
+	/* The first a second after start, then every STATUS_MS. */
+	uv_timer_start(&status_timer, status_cb, 1000, STATUS_MS);
 	daemon_notify_ready("actuating");
 
 	uv_run(&loop, UV_RUN_DEFAULT);

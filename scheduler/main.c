@@ -115,7 +115,8 @@ main(int argc, char **argv)
 		fatalx("signals: %s", uv_strerror(r));
 	status_timer.data = &s;
 	uv_unref((uv_handle_t *)&status_timer);
-	uv_timer_start(&status_timer, status_cb, STATUS_MS, STATUS_MS);
+	/* The first a second after start, then every STATUS_MS. */
+	uv_timer_start(&status_timer, status_cb, 1000, STATUS_MS);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	sched_free(&s);
 	r = uv_loop_close(&loop);

@@ -295,7 +295,12 @@ if [[ $fields == "$host_id"$'\t'*$'\t'true$'\t'6 ]]; then
 else
 	fail "no decision with HOST_ID=$host_id, VM_ID and REASON in the journal: '$fields'"
 fi
-status=$(ct systemctl show -p StatusText --value mm-actuator.service)
+# The line comes a second after start, then every 5 s.
+for _ in $(seq 20); do
+	status=$(ct systemctl show -p StatusText --value mm-actuator.service)
+	[[ $status == "host $host_id: "*batches* ]] && break
+	sleep 0.5
+done
 [[ $status == "host $host_id: "*batches* ]] && ok "systemctl status: $status" ||
     fail "no live status line for mm-actuator: '$status'"
 
