@@ -135,13 +135,16 @@ main(int argc, char **argv)
 {
 	struct fleet f = { .hosts = 1000, .vms = 50 };
 	double seconds = 3;
-	bool no_history = false;
+	bool no_history = false, no_pool = false;
 	int c;
 
-	while ((c = getopt(argc, argv, "H:v:s:x")) != -1) {
+	while ((c = getopt(argc, argv, "H:v:s:xp")) != -1) {
 		switch (c) {
 		case 'x':
 			no_history = true;
+			break;
+		case 'p':
+			no_pool = true;
 			break;
 		case 'H':
 			f.hosts = strtoul(optarg, NULL, 10);
@@ -154,8 +157,9 @@ main(int argc, char **argv)
 			break;
 		default:
 			fprintf(stderr, "usage: scheduler_throughput [-H hosts] "
-			    "[-v vms-per-host] [-s seconds] [-x]\n"
-			    "  -x  pressure without its history term\n");
+			    "[-v vms-per-host] [-s seconds] [-x] [-p]\n"
+			    "  -x  pressure without its history term\n"
+			    "  -p  pressure without its pool-level risk\n");
 			return 2;
 		}
 	}
@@ -172,6 +176,8 @@ main(int argc, char **argv)
 		p.algo = (enum pe_algo)a;
 		if (no_history)
 			p.history_hours = 0;
+		if (no_pool)
+			p.pool_hours = 0;
 		fleet_reset(&f);
 		/* Warm: a day of history first (a report an hour), so that
 		 * the history term is measured too. */

@@ -42,7 +42,8 @@ sim_usage(void)
 	    "[--capacity-kib N | --find-capacity]\n"
 	    "                 [--max-shortfall PCT] [--json]\n"
 	    "  NAME: pressure, pressure-nohistory (pressure without its "
-	    "history term),\n  static, xenmm, mom; the trace is CSV "
+	    "history term),\n  pressure-nopool (without its pool-level "
+	    "risk), static, xenmm, mom;\n  the trace is CSV "
 	    "time_s,vm,used_kib,max_kib\n");
 }
 

@@ -92,6 +92,7 @@ pe_policy_defaults(struct pe_policy *p)
 	p->spare_pct = 90;
 	p->surge_halflife_ms = 3600000;
 	p->history_hours = 24;
+	p->pool_hours = 48;
 	p->history_margin_pct = 10;
 	p->history_min_hours = 6;
 	p->inactive_ms = 5000;
@@ -445,6 +446,25 @@ pe_history_soon_kib(struct pe_vm *v)
 	if (v->soon_mib > top)
 		top = v->soon_mib;
 	return (uint64_t)top * 1024;
+}
+
+void
+pe_history_over(const struct pe_policy *p, const struct pe_vm *v,
+    uint64_t newest, uint32_t hours, uint64_t level_kib, uint64_t *over_kib)
+{
+	for (uint32_t k = 0; k < hours && k <= newest; k++) {
+		uint64_t hour = newest - k, ago, peak;
+
+		if (hour > v->hist_hour)
+			continue;
+		ago = v->hist_hour - hour;
+		if (ago >= v->hist_hours)
+			break;
+		peak = pe_history_margin(p, (uint64_t)hist_at(v,
+		    (uint32_t)ago) * 1024);
+		if (peak > level_kib)
+			over_kib[k] += peak - level_kib;
+	}
 }
 
 uint64_t

@@ -97,6 +97,12 @@ struct pe_policy {
 	uint32_t history_hours;
 	double history_margin_pct;
 	uint32_t history_min_hours;
+	/* pool-level risk: of the memory no VM needs, the host keeps free
+	 * at least the most its VMs with history went above their day's
+	 * peak (hist_level) together within one hour of the last
+	 * pool_hours hours (each hour's peak plus history_margin_pct), and
+	 * never less than the share spare_pct leaves (0: that share). */
+	uint32_t pool_hours;
 
 	/* guests that do not balloon (squeezed's thresholds) */
 	uint64_t inactive_ms;		/* no progress this long: inactive */

@@ -76,6 +76,13 @@ uint64_t pe_history_peak_kib(struct pe_vm *v, uint32_t hours);
  * and the same hour yesterday and either side of it; KiB. */
 uint64_t pe_history_soon_kib(struct pe_vm *v);
 
+/* Add to over_kib[k] how far v's peak of Unix hour newest - k (plus the
+ * history margin) went above level_kib, for k below hours (hours without
+ * a report count nothing). */
+void pe_history_over(const struct pe_policy *p, const struct pe_vm *v,
+    uint64_t newest, uint32_t hours, uint64_t level_kib,
+    uint64_t *over_kib);
+
 /* Whether the history term counts for v: on, with enough history. */
 static inline bool
 pe_history_on(const struct pe_policy *p, const struct pe_vm *v)

@@ -128,6 +128,10 @@ static const struct pk_key keys[] = {
 	    1000, 10, "kept above the peak of history_hours, percent of it"),
 	PARAM("history_min_hours", balloon.history_min_hours, PK_NUMBER, 1,
 	    PE_HIST_HOURS, 6, "hours of history before it counts"),
+	PARAM("pool_hours", balloon.pool_hours, PK_NUMBER, 0, PE_HIST_HOURS,
+	    48, "the host keeps free at least the most its VMs went above "
+	    "their day's peaks together within an hour of this many last "
+	    "hours (0: spare_pct's share only)"),
 	PARAM("inactive_ms", balloon.inactive_ms, PK_MS, 1, DAY_MS, 5000,
 	    "a balloon without progress this long is inactive"),
 	PARAM("uncooperative_ms", balloon.uncooperative_ms, PK_MS, 1, DAY_MS,

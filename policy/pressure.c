@@ -11,9 +11,11 @@
  *    weight) before the next: the memory guests use, their headroom, what
  *    they hold while not calm. A guest the host cannot fill to its floor
  *    is cut to what it got.
- * 3. When every floor fits, spare_pct of what is left is handed out as
- *    buffer: first, by weight, up to the guest's peak in the hours like
- *    this one, then up to its peak of the last day (history, with six
+ * 3. When every floor fits, what is left is handed out as buffer, but
+ *    for spare_pct's share, or more when the VMs' histories show them
+ *    climbing beyond their day's peaks together (pool_risk()): first,
+ *    by weight, up to the guest's peak in the hours like this one, then
+ *    up to its peak of the last day (history, with six
  *    hours of it); then by weight times how much the guest has surged
  *    lately, to each at most twice its largest recent rise, so memory
  *    sits where the next burst is likely; the rest to every guest by
@@ -319,13 +321,60 @@ fill(struct pe_ctx *c, uint64_t amount,
 	return left;
 }
 
+/*
+ * Pool-level risk: how far the host's VMs with history went above their
+ * day's peak (plus margin) together within one hour, at most, over
+ * the last pool_hours (their hours are Unix hours, so they line up: VMs
+ * that climbed at the same hour add up, VMs that took turns do not), each
+ * hour's peak plus the history margin. False when the term is off or no VM
+ * has enough history.
+ */
+static bool
+pool_risk(const struct pe_ctx *c, uint64_t *ret_kib)
+{
+	const struct pe_policy *p = c->p;
+	uint64_t over[PE_HIST_HOURS] = { 0 }, newest = 0, top = 0;
+	uint32_t hours = p->pool_hours;
+	bool any = false;
+
+	if (hours == 0 || p->history_hours == 0)
+		return false;
+	for (size_t i = 0; i < c->n; i++) {
+		const struct pe_vm *v = c->vms[i];
+
+		if (!v->flexible || !pe_history_on(p, v))
+			continue;
+		any = true;
+		newest = max64(newest, v->hist_hour);
+	}
+	if (!any)
+		return false;
+	for (size_t i = 0; i < c->n; i++) {
+		struct pe_vm *v = c->vms[i];
+		uint64_t level;
+
+		if (!v->flexible || !pe_history_on(p, v))
+			continue;
+		/* What its own buffer covers: its day's peak, or its need;
+		 * not what it holds now (a calm VM's floor follows its
+		 * size, and would hide every risk once memory is out). */
+		level = max64(v->need_floor, pe_history_margin(p,
+		    pe_history_peak_kib(v, p->history_hours)));
+		pe_history_over(p, v, newest, hours, level, over);
+	}
+	for (uint32_t k = 0; k < hours; k++)
+		top = max64(top, over[k]);
+	*ret_kib = top;
+	return true;
+}
+
 /* Stages two and three: cut the floors to the capacity, or hand out the
  * spare as buffer. Sets each flexible guest's allowance. */
 static void
 share_capacity(struct pe_ctx *c)
 {
 	uint64_t cap = pe_capacity_kib(c->host, c->p);
-	uint64_t fixed = 0, mins = 0, rest, weights = 0;
+	uint64_t fixed = 0, mins = 0, rest, weights = 0, give, risk;
 	bool cut = false;
 
 	for (size_t i = 0; i < c->n; i++) {
@@ -357,10 +406,15 @@ share_capacity(struct pe_ctx *c)
 	}
 	if (cut)
 		return;
-	/* Of what the floors leave, spare_pct is handed out: first up to
-	 * each guest's peak of the last day, then by recent surges. */
-	rest = fill(c, (uint64_t)((double)rest * c->p->spare_pct / 100),
-	    room_to_soon, by_weight);
+	/* Of what the floors leave, the host keeps the share spare_pct
+	 * leaves, or more when its VMs' histories say they climb together
+	 * beyond their buffers (pool_risk()), and hands out the rest: first
+	 * up to each guest's peak of the hours like this one and of the last
+	 * day, then by recent surges. */
+	give = (uint64_t)((double)rest * c->p->spare_pct / 100);
+	if (pool_risk(c, &risk) && rest - give < risk)
+		give = rest > risk ? rest - risk : 0;
+	rest = fill(c, give, room_to_soon, by_weight);
 	rest = fill(c, rest, room_to_history, by_weight);
 	rest = fill(c, rest, room_surge, by_surge);
 	/* What the surge buffers leave goes to every guest by weight, so a

@@ -354,6 +354,12 @@ no_history(struct pe_policy *p)
 	p->history_hours = 0;
 }
 
+static void
+no_pool(struct pe_policy *p)
+{
+	p->pool_hours = 0;
+}
+
 static const struct {
 	const char *name;
 	enum pe_algo algo;
@@ -361,6 +367,7 @@ static const struct {
 } variants[] = {
 	{ "pressure", PE_ALGO_PRESSURE, NULL },
 	{ "pressure-nohistory", PE_ALGO_PRESSURE, no_history },
+	{ "pressure-nopool", PE_ALGO_PRESSURE, no_pool },
 	{ "static", PE_ALGO_STATIC, NULL },
 	{ "xenmm", PE_ALGO_XENMM, NULL },
 	{ "mom", PE_ALGO_MOM, NULL },

@@ -804,6 +804,81 @@ test_policy_spare_goes_where_it_surges(void **state)
 }
 
 /*
+ * Pool-level risk: four VMs with two days of history, each of which
+ * climbed from 1 to 4 GiB for one hour yesterday (beyond the last 24
+ * hours, so beyond the day's peak each one's buffer covers). When they
+ * climbed in the same hour the host keeps free what they took together
+ * then (about 13 GiB); when they took turns, about what one took. With
+ * pool_hours 0 both hosts keep the same fixed share.
+ */
+static uint64_t
+pool_sum_of_targets(bool together, uint32_t pool_hours)
+{
+	struct pe_policy p;
+	struct pe_state *st = pe_state_new();
+	struct pe_guest g[4];
+	struct pe_host h;
+	struct pe_decision *d;
+	uint64_t now_hour = T0 / 3600000, sum = 0;
+	static const char *const ids[] = { "a", "b", "c", "d" };
+
+	pe_policy_defaults(&p);
+	p.pool_hours = pool_hours;
+	for (int i = 0; i < 4; i++) {
+		struct pe_vm_history v = { .hour = now_hour, .hours = 48 };
+
+		snprintf(v.vm_id, sizeof(v.vm_id), "%s", ids[i]);
+		for (uint32_t k = 0; k < 48; k++)
+			v.mib[k] = 1024;
+		v.mib[together ? 30 : 30 + 3 * i] = 4096;
+		assert_int_equal(pe_history_put(st, &v), 0);
+		g[i] = guest(ids[i], 1 * GiB, 2 * GiB, 16 * GiB);
+	}
+	/* 32 GiB for guests, 512 MiB the host's reserve; a round every
+	 * 10 s within the hour, so buffers have grown. */
+	h = host(g, 4, 32 * GiB + 512 * MiB, 0, T0);
+	for (int r = 0; r < 60; r++) {
+		uint64_t sizes = 0;
+
+		for (int i = 0; i < 4; i++) {
+			if (r > 0)
+				g[i].target_kib = g[i].actual_kib =
+				    g[i].total_kib = d[i].target_kib;
+			g[i].available_kib = g[i].free_kib =
+			    g[i].total_kib - 1 * GiB;
+			sizes += g[i].actual_kib;
+		}
+		h.time_ms = T0 + (uint64_t)r * 10000;
+		h.available_kib = 32 * GiB + 512 * MiB - sizes;
+		d = decide(st, &h, &p);
+	}
+	for (int i = 0; i < 4; i++)
+		sum += d[i].target_kib;
+	pe_state_free(st);
+	return sum;
+}
+
+static void
+test_policy_pool_keeps_what_climbs_together(void **state)
+{
+	uint64_t together = pool_sum_of_targets(true, 48);
+	uint64_t apart = pool_sum_of_targets(false, 48);
+
+	(void)state;
+	fprintf(stderr, "pool: guests hold %llu MiB when they climb "
+	    "together, %llu MiB when they take turns\n",
+	    (unsigned long long)together / MiB,
+	    (unsigned long long)apart / MiB);
+	/* Together: about 4 x 3.3 GiB kept free of 32. */
+	assert_true(together <= 32 * GiB - 12 * GiB);
+	/* Apart: one VM's climb kept free, so 8 GiB more in buffers. */
+	assert_true(apart >= together + 8 * GiB);
+	/* Off: the same fixed share for both. */
+	assert_int_equal(pool_sum_of_targets(true, 0),
+	    pool_sum_of_targets(false, 0));
+}
+
+/*
  * History: a VM that climbed to 6 GiB for one hour keeps, as its first
  * buffer, that peak plus 10 % for a day after it (history_hours 24), once
  * it has six hours of history (history_min_hours 6); before that it is
@@ -1135,6 +1210,7 @@ main(void)
 		cmocka_unit_test(test_policy_mom_worked_example),
 		cmocka_unit_test(test_policy_spare_goes_where_it_surges),
 		cmocka_unit_test(test_policy_history_keeps_a_days_peak),
+		cmocka_unit_test(test_policy_pool_keeps_what_climbs_together),
 		cmocka_unit_test(test_policy_validation),
 		cmocka_unit_test(test_policy_invariants_random),
 		cmocka_unit_test(test_policy_more_pressure_never_lowers),
