@@ -20,7 +20,7 @@ struct vm_pass {
 
 enum {
 	VM_ACTUAL, VM_MAX, VM_USED, VM_AVAILABLE, VM_PRESSURE, VM_AGENT,
-	VM_FLAGS, VM_COUNT
+	VM_FLAGS, VM_RESIDENT, VM_REPORTING, VM_COUNT
 };
 
 static const struct {
@@ -43,6 +43,11 @@ static const struct {
 	  "1 while the guest agent's channel is connected" },
 	{ "mm_vm_sanitizer_rejections", MX_COUNTER, NULL,
 	  "the guest's samples refused or flagged by the sanitizer" },
+	{ "mm_vm_host_resident_bytes", MX_GAUGE, "bytes",
+	  "the VM's memory the host sees resident (its QEMU process's RSS)" },
+	{ "mm_vm_free_page_reporting", MX_GAUGE, NULL,
+	  "1 when the VM's balloon has free page reporting: what the guest "
+	  "frees goes back to the host within seconds" },
 };
 
 static void
@@ -82,6 +87,15 @@ vm_cb(struct hv_vm *vm, void *arg)
 		break;
 	case VM_AGENT:
 		mx_addu(p->m, vm->agent_up ? 1 : 0, 1, "vm", vm->id);
+		break;
+	case VM_RESIDENT:
+		if (g != NULL && g->has_host_resident_kib)
+			mx_add(p->m, (double)g->host_resident_kib * KIB, 1,
+			    "vm", vm->id);
+		break;
+	case VM_REPORTING:
+		mx_addu(p->m, vm->free_page_reporting ? 1 : 0, 1, "vm",
+		    vm->id);
 		break;
 	case VM_FLAGS:
 		if (cv == NULL)

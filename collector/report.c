@@ -185,6 +185,8 @@ add_guest(struct collector *c, struct report *rep, struct hv_vm *vm,
 	g->max_kib = vm->max_kib;
 	g->has_deflate_on_oom = vm->doo_known;
 	g->deflate_on_oom = vm->deflate_on_oom;
+	g->has_free_page_reporting = 1;
+	g->free_page_reporting = vm->free_page_reporting;
 	rep->guests[rep->msg.n_guests++] = g;
 	if (c->conf.numa && vm->pid > 0)
 		add_numa(c, rep, vm, cv, now);

@@ -242,7 +242,7 @@ strip_owned(Mm__V1__GuestStats *g)
 {
 	bool any = g->has_balloon_target_kib || g->has_balloon_actual_kib ||
 	    g->has_deflate_on_oom || g->has_min_kib || g->has_max_kib ||
-	    g->has_host_resident_kib ||
+	    g->has_host_resident_kib || g->has_free_page_reporting ||
 	    g->has_stale || g->n_flags > 0 || g->has_pressure_rising ||
 	    g->vm_name != NULL || g->vm_uuid != NULL;
 
@@ -255,6 +255,7 @@ strip_owned(Mm__V1__GuestStats *g)
 	g->has_deflate_on_oom = g->has_min_kib = g->has_max_kib = 0;
 	g->has_host_resident_kib = 0;
 	g->host_resident_kib = 0;
+	g->has_free_page_reporting = g->free_page_reporting = 0;
 	g->has_stale = g->has_pressure_rising = 0;
 	g->stale = g->pressure_rising = 0;
 	free(g->flags);

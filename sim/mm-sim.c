@@ -401,6 +401,10 @@ qmp_cb(struct qmp_conn *c, const char *cmd, json_t *args, void *arg)
 	} else if (strcmp(cmd, "qom-get") == 0 && prop != NULL &&
 	    strcmp(prop, "deflate-on-oom") == 0) {
 		ret = json_boolean(v->doo);
+	} else if (strcmp(cmd, "qom-get") == 0 && prop != NULL &&
+	    strcmp(prop, "free-page-reporting") == 0) {
+		/* Not modelled: what a simulated guest frees stays. */
+		ret = json_false();
 	}
 	if (ret != NULL)
 		qmp_conn_return(c, ret);

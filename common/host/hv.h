@@ -47,7 +47,9 @@ struct hv_vm {
 	bool deflate_on_oom;
 	/* libvirt: from the live domain XML. */
 	bool has_balloon;		/* a memballoon other than none */
-	bool free_page_reporting;	/* memballoon freePageReporting */
+	/* The balloon has free page reporting: libvirt's memballoon
+	 * freePageReporting, kvm's QOM property free-page-reporting. */
+	bool free_page_reporting;
 	unsigned numa_cells;		/* guest NUMA cells, 0: none */
 	/* Latest guest sample, vm_id set to id; NULL before the first one.
 	 * Owned by the driver, replaced (and freed) by the next one. */

@@ -212,8 +212,9 @@ build_argv(const struct vm_opts *o, const char *accel, const char *console,
 	add_arg(argv, &n, vm_cmdline(o));
 	add_arg(argv, &n, vm_asprintf("-device"));
 	add_arg(argv, &n, vm_asprintf("virtio-balloon-pci,id=balloon0,"
-	    "deflate-on-oom=%s,free-page-reporting=on",
-	    o->no_deflate_on_oom ? "off" : "on"));
+	    "deflate-on-oom=%s,free-page-reporting=%s",
+	    o->no_deflate_on_oom ? "off" : "on",
+	    o->no_free_page_reporting ? "off" : "on"));
 	add_arg(argv, &n, vm_asprintf("-qmp"));
 	add_arg(argv, &n, vm_asprintf("unix:%s/%s.qmp,server=on,wait=off",
 	    o->dir, o->id));

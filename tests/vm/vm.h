@@ -28,6 +28,7 @@ struct vm_opts {
 	 * (an idle guest's agent is otherwise quiet); NULL: 10s. */
 	const char *resend;
 	bool no_deflate_on_oom;	/* balloon without deflate-on-oom */
+	bool no_free_page_reporting;	/* ... without free page reporting */
 	unsigned boot_timeout_s; /* until "mm-init: ready"; 0: 120 */
 };
 

@@ -444,6 +444,17 @@ deflate_on_oom_cb(struct kvm_vm *v, json_t *ret, json_t *err, void *arg)
 	v->pub.deflate_on_oom = json_is_true(ret);
 }
 
+/* Free page reporting: the guest hands freed pages back to the host as it
+ * frees them (QEMU discards them), without a balloon command. */
+static void
+free_page_reporting_cb(struct kvm_vm *v, json_t *ret, json_t *err,
+    void *arg)
+{
+	if (!json_is_boolean(ret))
+		return;
+	v->pub.free_page_reporting = json_is_true(ret);
+}
+
 static void
 qmp_reply(struct kvm_vm *v, json_t *j)
 {
@@ -473,6 +484,9 @@ qmp_reply(struct kvm_vm *v, json_t *j)
 		qmp_exec(v, "qom-get", json_pack("{s:s, s:s}", "path",
 		    v->hv->cfg.balloon_path, "property", "deflate-on-oom"),
 		    deflate_on_oom_cb, NULL);
+		qmp_exec(v, "qom-get", json_pack("{s:s, s:s}", "path",
+		    v->hv->cfg.balloon_path, "property",
+		    "free-page-reporting"), free_page_reporting_cb, NULL);
 		vm_poll(v);
 	}
 	if (c->fn != NULL)

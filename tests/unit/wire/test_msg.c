@@ -137,6 +137,7 @@ new_guest(const char *id, uint64_t total)
 	SET(g, balloon_target_kib, total);
 	SET(g, balloon_actual_kib, total - 1024);
 	SET(g, deflate_on_oom, 1);
+	SET(g, free_page_reporting, 1);
 	SET(g, min_kib, 524288);
 	SET(g, max_kib, 8388608);
 	SET(g, host_resident_kib, 4000000);

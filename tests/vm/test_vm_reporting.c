@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Free page reporting on real guests (issue 18, part 4): two guests of
+ * 1 GiB, one with the balloon's free-page-reporting on and one with it
+ * off, each take 512 MiB, hold it and free it. The kvm driver knows which
+ * balloon reports; the host's view of each VM (QEMU's resident memory,
+ * read as the collector reads it for host_resident_kib) falls by most of
+ * the 512 MiB within 10 s on the reporting guest, without a balloon
+ * command, and stays on the other.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <signal.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "hoststats.h"
+#include "hv.h"
+#include "log.h"
+#include "testutil.h"
+#include "vm.h"
+
+#define MIB		1024ULL
+#define GUEST_MIB	1024
+#define FREED_MIB	512
+
+struct host {
+	uv_loop_t loop;
+	struct hv *hv;
+	char *dir;
+	/* what the driver says of each VM's balloon, once known */
+	int fpr[2];		/* -1 unknown, 0 off, 1 on */
+};
+
+static struct host host;
+static const char *const ids[2] = { "fpr-on", "fpr-off" };
+
+static void
+event_cb(struct hv *hv, enum hv_event ev, struct hv_vm *vm, void *arg)
+{
+	(void)hv;
+	(void)ev;
+	(void)arg;
+	/* Set with the QOM reply, before the first balloon event. */
+	for (int i = 0; i < 2; i++)
+		if (strcmp(vm->id, ids[i]) == 0 && vm->balloon_known)
+			host.fpr[i] = vm->free_page_reporting;
+}
+
+static uint64_t
+resident_kib(const struct vm *vm)
+{
+	uint64_t kib = 0;
+
+	assert_int_equal(hs_read_resident_kib("/proc", vm->pid, &kib), 0);
+	return kib;
+}
+
+static void
+test_vm_reporting_gives_freed_memory_back(void **state)
+{
+	struct hv_config c = {
+		.type = HV_TYPE_KVM,
+		.rescan_ms = 200,
+		.poll_ms = 200,
+		.event_cb = event_cb,
+		.event_arg = &host,
+	};
+	struct vm *vm[2];
+	uint64_t held[2], low[2];
+	double t_freed, took = -1;
+
+	(void)state;
+	host.dir = tu_tmpdir();
+	host.fpr[0] = host.fpr[1] = -1;
+	c.vm_dir = host.dir;
+	assert_int_equal(uv_loop_init(&host.loop), 0);
+	host.hv = hv_new(&host.loop, &c);
+	assert_non_null(host.hv);
+	assert_int_equal(hv_start(host.hv), 0);
+	for (int i = 0; i < 2; i++) {
+		struct vm_opts o = {
+			.id = ids[i],
+			.dir = host.dir,
+			.mem_mib = GUEST_MIB,
+			/* 512 MiB after 2 s, held 4 s, then freed. */
+			.workload = "mm_test_free:512M:4000:2000",
+			.no_free_page_reporting = i == 1,
+		};
+
+		vm[i] = vm_start(&o);
+		assert_non_null(vm[i]);
+	}
+	for (int i = 0; i < 2; i++) {
+		if (!vm_wait_console(vm[i], "free: held", 60000, NULL, 0)) {
+			vm_dump_console(vm[i]);
+			fail_msg("%s: the workload never held its memory",
+			    ids[i]);
+		}
+		tu_run_for(&host.loop, 200);
+		held[i] = resident_kib(vm[i]);
+	}
+	for (int i = 0; i < 2; i++)
+		assert_true(vm_wait_console(vm[i], "free: freed", 30000, NULL,
+		    0));
+	/* From the later of the two frees: both are gone by now. */
+	t_freed = vm_now_s();
+	low[0] = held[0];
+	low[1] = held[1];
+	while (vm_now_s() - t_freed < 10) {
+		tu_run_for(&host.loop, 250);
+		for (int i = 0; i < 2; i++) {
+			uint64_t r = resident_kib(vm[i]);
+
+			if (r < low[i])
+				low[i] = r;
+		}
+		if (took < 0 && held[0] - low[0] >= FREED_MIB * MIB * 3 / 4)
+			took = vm_now_s() - t_freed;
+	}
+	fprintf(stderr, "reporting: QEMU resident with reporting %llu -> "
+	    "%llu MiB (%.1f s to give back 3/4 of %d MiB), without %llu -> "
+	    "%llu MiB\n", (unsigned long long)held[0] / MIB,
+	    (unsigned long long)low[0] / MIB, took, FREED_MIB,
+	    (unsigned long long)held[1] / MIB,
+	    (unsigned long long)low[1] / MIB);
+	/* The driver knows which balloon reports. */
+	assert_int_equal(host.fpr[0], 1);
+	assert_int_equal(host.fpr[1], 0);
+	/* Most of it back within 10 s, without a balloon command. */
+	assert_true(held[0] - low[0] >= FREED_MIB * MIB * 3 / 4);
+	/* Without reporting, QEMU keeps what the guest freed. */
+	assert_true(held[1] - low[1] < 64 * MIB);
+	for (int i = 0; i < 2; i++)
+		vm_stop(vm[i]);
+	hv_close(host.hv, NULL, NULL);
+	tu_loop_finish(&host.loop);
+	tu_rmtree(host.dir);
+	free(host.dir);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_vm_reporting_gives_freed_memory_back),
+	};
+
+	vm_require();
+	/* The driver writes to QMP sockets of guests being stopped. */
+	signal(SIGPIPE, SIG_IGN);
+	if (getenv("MM_TEST_DEBUG") != NULL)
+		log_init("test_vm_reporting", 1, false);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
