@@ -20,7 +20,7 @@ struct vm_pass {
 
 enum {
 	VM_ACTUAL, VM_MAX, VM_USED, VM_AVAILABLE, VM_PRESSURE, VM_AGENT,
-	VM_FLAGS, VM_RESIDENT, VM_REPORTING, VM_COUNT
+	VM_FLAGS, VM_RESIDENT, VM_REPORTING, VM_COLD, VM_COLD_IDLE, VM_COUNT
 };
 
 static const struct {
@@ -48,6 +48,11 @@ static const struct {
 	{ "mm_vm_free_page_reporting", MX_GAUGE, NULL,
 	  "1 when the VM's balloon has free page reporting: what the guest "
 	  "frees goes back to the host within seconds" },
+	{ "mm_vm_cold_bytes", MX_GAUGE, "bytes",
+	  "guest memory not touched for at least mm_vm_cold_idle_seconds of "
+	  "the same bucket (MGLRU), by kind: anon or file" },
+	{ "mm_vm_cold_idle_seconds", MX_GAUGE, "seconds",
+	  "how long the memory of a cold bucket was not touched, at least" },
 };
 
 static void
@@ -96,6 +101,23 @@ vm_cb(struct hv_vm *vm, void *arg)
 	case VM_REPORTING:
 		mx_addu(p->m, vm->free_page_reporting ? 1 : 0, 1, "vm",
 		    vm->id);
+		break;
+	case VM_COLD:
+	case VM_COLD_IDLE:
+		for (i = 0; g != NULL && i < g->n_cold && i < 9; i++) {
+			const Mm__V1__ColdBucket *b = g->cold[i];
+			char k[2] = { (char)('1' + i), '\0' };
+
+			if (p->what == VM_COLD_IDLE) {
+				mx_add(p->m, (double)b->idle_ms / 1000.0, 2,
+				    "vm", vm->id, "bucket", k);
+				continue;
+			}
+			mx_add(p->m, (double)b->anon_kib * KIB, 3, "vm",
+			    vm->id, "bucket", k, "kind", "anon");
+			mx_add(p->m, (double)b->file_kib * KIB, 3, "vm",
+			    vm->id, "bucket", k, "kind", "file");
+		}
 		break;
 	case VM_FLAGS:
 		if (cv == NULL)

@@ -383,6 +383,38 @@ check_parts_exceed(struct san_run *run, const Mm__V1__Meminfo *mi)
 		    " KiB above total %" PRIu64 " KiB", parts, mi->total_kib);
 }
 
+/* Cold memory (GuestStats.cold): each bucket within the guest's total, and
+ * shorter idle times holding no less. A guest whose buckets are not is
+ * flagged and sends none this time: reclaim must not act on them. */
+static void
+check_cold(struct san_run *run, const Mm__V1__Meminfo *mi)
+{
+	Mm__V1__GuestStats *g = run->g;
+	uint64_t tol = run->lim->tolerance_kib, prev_idle = 0, prev_sum = 0;
+	bool bad = false;
+
+	for (size_t i = 0; i < g->n_cold && !bad; i++) {
+		const Mm__V1__ColdBucket *b = g->cold[i];
+		uint64_t sum = b->anon_kib + b->file_kib;
+
+		bad = b->anon_kib > MSG_KIB_MAX || b->file_kib > MSG_KIB_MAX ||
+		    (mi != NULL && mi->has_total_kib &&
+		    sum > mi->total_kib + tol) ||
+		    (i > 0 && (b->idle_ms <= prev_idle || sum > prev_sum + tol));
+		prev_idle = b->idle_ms;
+		prev_sum = sum;
+	}
+	if (!bad)
+		return;
+	flag(run, SAN_PARTS_EXCEED, "cold memory above the guest's total, or "
+	    "growing with idle time: dropped");
+	for (size_t i = 0; i < g->n_cold; i++)
+		protobuf_c_message_free_unpacked(&g->cold[i]->base, NULL);
+	free(g->cold);
+	g->cold = NULL;
+	g->n_cold = 0;
+}
+
 /* The xenmm seed's check: the host gave memory (its view of the total
  * grew) but the guest's total did not move. Only for a total that followed
  * the balloon: one above it (deflate-on-oom) never does. */
@@ -580,6 +612,7 @@ san_check(struct san_vm *s, const struct san_limits *lim,
 		check_parts_exceed(&run, mi);
 		check_host_grew(&run, mi);
 	}
+	check_cold(&run, mi);
 	check_host_view(&run);
 	check_balloon_pages(&run);
 	check_counter_back(&run, check_seq_back(&run));

@@ -68,6 +68,14 @@ const struct conf_key agent_conf_keys[] = {
 	{ "pressure", "rise", CONF_SIZE_KIB, 0, 1ll << 40, "32M", F(rise_kib),
 	  NULL, "report at once when used memory rose this much since the "
 	  "last report (0: never)" },
+	{ "cold", "interval", CONF_DURATION_MS, 0, 86400000, "60s",
+	  F(cold_ms), NULL, "how often MGLRU's generations are aged for the "
+	  "cold-memory estimate (idle for 1 to 3 intervals); 0: no estimate" },
+	{ "cold", "enable_lru_gen", CONF_BOOL, 0, 0, "no", F(cold_enable),
+	  NULL, "turn MGLRU on when it is off (it changes how the guest "
+	  "reclaims)" },
+	{ "cold", "sys_root", CONF_STRING, 1, 1024, "/sys", F(sys_root), NULL,
+	  "where sysfs is mounted (debugfs below it, at kernel/debug)" },
 	{ "virtio", "port", CONF_STRING, 1, 1024, AGENT_VIRTIO_PORT,
 	  F(virtio_port), NULL, "the virtio-serial port" },
 	{ "xenstore", "prefix", CONF_STRING, 1, 128, "data/mm",
@@ -85,6 +93,8 @@ struct agent {
 	uv_timer_t deferred;		/* a report held back by min_gap */
 	uv_timer_t check;		/* fallback MemAvailable check */
 	uv_timer_t trim;		/* agent_trim_rss() once settled */
+	uv_timer_t cold_timer;		/* cold_age() every [cold] interval */
+	struct agent_cold_state cold;
 	uv_poll_t psi_poll;
 	int psi_fd;			/* PSI trigger, or -1 */
 	bool urgent_pending;		/* the deferred report is urgent */
@@ -117,6 +127,7 @@ sample_and_report(struct agent *a, bool urgent)
 	memset(&s, 0, sizeof(s));
 	agent_sample_read(a->conf.proc_root, &a->src, &s);
 	memcpy(s.vm_id, a->vm_id, sizeof(s.vm_id));
+	s.cold = a->cold.last;
 	switch (report_decide(&a->conf, &a->st, &s, now, urgent, &at)) {
 	case REPORT_SKIP:
 		log_debug("stats unchanged, not sent");
@@ -156,6 +167,14 @@ tick_cb(uv_timer_t *t)
 
 /* After the first reports every code path of the loop has run once. */
 #define TRIM_DELAY_MS	3000
+
+static void
+cold_cb(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+
+	cold_age(&a->cold);
+}
 
 static void
 trim_cb(uv_timer_t *t)
@@ -551,6 +570,11 @@ main(int argc, char **argv)
 		    (uint64_t)a.conf.check_ms);
 	uv_timer_start(&a.tick, tick_cb, 0, (uint64_t)a.conf.interval_ms);
 	uv_timer_start(&a.trim, trim_cb, TRIM_DELAY_MS, 0);
+	uv_timer_init(&loop, &a.cold_timer);
+	a.cold_timer.data = &a;
+	if (cold_start(&a.cold, &a.conf) == 0)
+		uv_timer_start(&a.cold_timer, cold_cb, 0,
+		    (uint64_t)a.conf.cold_ms);
 	daemon_notify_ready("reporting");
 	uv_run(&loop, UV_RUN_DEFAULT);
 
@@ -559,6 +583,7 @@ main(int argc, char **argv)
 	uv_close((uv_handle_t *)&a.deferred, NULL);
 	uv_close((uv_handle_t *)&a.check, NULL);
 	uv_close((uv_handle_t *)&a.trim, NULL);
+	uv_close((uv_handle_t *)&a.cold_timer, NULL);
 	if (a.psi_fd >= 0)
 		uv_close((uv_handle_t *)&a.psi_poll, NULL);
 out:

@@ -43,6 +43,9 @@ struct agent_conf {
 	char *virtio_port;
 	char *xenstore_prefix;	/* relative to the domain's home: "data/mm" */
 	char *vm_id;		/* NULL: the host name */
+	int64_t cold_ms;	/* MGLRU aged this often; 0: no estimate */
+	bool cold_enable;	/* turn MGLRU on when it is off */
+	char *sys_root;		/* "/sys" */
 };
 
 extern const struct conf_key agent_conf_keys[];
@@ -52,6 +55,15 @@ extern const char *const agent_channel_names[];
 /* One report's content: the GuestStats fields, as hoststats.h parses
  * them. A file that cannot be read or holds nothing valid leaves its
  * struct initialised with no field set. */
+/* Cold memory (cold.c): memory not touched for at least idle_ms. */
+#define AGENT_COLD_MAX	4
+struct agent_cold {
+	size_t n;
+	struct {
+		uint64_t idle_ms, anon_kib, file_kib;
+	} b[AGENT_COLD_MAX];
+};
+
 struct agent_sample {
 	char vm_id[65];
 	uint64_t seq;
@@ -59,6 +71,7 @@ struct agent_sample {
 	Mm__V1__Meminfo mem;
 	Mm__V1__Vmstat vm;
 	Mm__V1__Psi psi;
+	struct agent_cold cold;
 };
 
 /* What went wrong reading each file last time, to warn once per change. */
@@ -98,6 +111,38 @@ int agent_sample_foreach(const struct agent_sample *s,
 /* Write vm_id sanitized to [A-Za-z0-9_.-]{1,64} into buf (65 bytes):
  * name (may be NULL) or the host name, other bytes become '-'. */
 void agent_vm_id(const char *name, char buf[65]);
+
+/* cold.c: the cold-memory estimate from MGLRU's generations. */
+struct agent_cold_state {
+	bool on;		/* MGLRU there, on, and debugfs usable */
+	bool failing;		/* the last aging could not read lru_gen */
+	char path[1100];	/* <sys_root>/kernel/debug/lru_gen */
+	unsigned page_kib;
+	struct agent_cold last;	/* after the last aging */
+};
+
+/* Generations of one memcg on one node, as lru_gen lists them (oldest
+ * first, at most the youngest AGENT_COLD_MAX). */
+struct cold_lruvec {
+	unsigned long memcg, node;
+	size_t n;
+	struct {
+		unsigned long long seq, age_ms, anon, file;
+	} g[AGENT_COLD_MAX];
+};
+
+/* Whether the estimate can run ([cold] interval, MGLRU on or turned on
+ * by enable_lru_gen, debugfs mounted or mountable); logs why not once.
+ * Returns 0 or a negative errno. */
+int cold_start(struct agent_cold_state *c, const struct agent_conf *conf);
+/* Age every lruvec once and read the generations into c->last (no
+ * buckets when lru_gen cannot be read). */
+void cold_age(struct agent_cold_state *c);
+/* lru_gen's text into v (at most max lruvecs): how many, or -EINVAL. */
+int cold_parse(const char *text, struct cold_lruvec *v, size_t max);
+/* The buckets of n lruvecs, pages of page_kib, shortest idle first. */
+void cold_buckets(const struct cold_lruvec *v, size_t n, unsigned page_kib,
+    struct agent_cold *ret);
 
 /* footprint.c: drop the pages of read-only file mappings that fault-around
  * brought in, and stop fault-around on them, so RSS is what the agent uses.

@@ -87,7 +87,8 @@ agent_sample_equal(const struct agent_sample *a,
 		if (!hs_equal(parts[i].fields, part_of(a, &parts[i]),
 		    part_of(b, &parts[i])))
 			return false;
-	return strcmp(a->vm_id, b->vm_id) == 0;
+	return strcmp(a->vm_id, b->vm_id) == 0 &&
+	    memcmp(&a->cold, &b->cold, sizeof(a->cold)) == 0;
 }
 
 int

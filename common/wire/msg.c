@@ -84,6 +84,7 @@ static const struct field_rule field_rules[] = {
 	{ "Param.name", RULE_ID, 0, 0 },
 	{ "Metric.name", RULE_ID, 0, 0 },
 	{ "Event.vms", RULE_NONE, 0, MSG_EVENT_VMS_MAX },
+	{ "GuestStats.cold", RULE_NONE, 0, 4 },
 	/* A week of hourly peaks, each at most 32 TiB (policy.h's
 	 * PE_HIST_HOURS and PE_HIST_MIB_MAX). */
 	{ "VmHistory.mib", RULE_UINT, 32u << 20, 168 },
@@ -150,6 +151,7 @@ static const struct required_field required_fields[] = {
 	{ &mm__v1__host_status__descriptor, "host_id", false },
 	{ &mm__v1__status_reply__descriptor, "scheduler_id", false },
 	{ &mm__v1__status_reply__descriptor, "time_ms", false },
+	{ &mm__v1__cold_bucket__descriptor, "idle_ms", false },
 	{ &mm__v1__vm_history__descriptor, "vm_id", false },
 	{ &mm__v1__vm_history__descriptor, "newest_hour", true },
 	{ &mm__v1__host_history__descriptor, "host_id", false },

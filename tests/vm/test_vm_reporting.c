@@ -30,15 +30,10 @@
 #define GUEST_MIB	1024
 #define FREED_MIB	512
 
-struct host {
-	uv_loop_t loop;
-	struct hv *hv;
-	char *dir;
-	/* what the driver says of each VM's balloon, once known */
-	int fpr[2];		/* -1 unknown, 0 off, 1 on */
-};
-
-static struct host host;
+static struct vm_host host;
+/* What the driver says of each VM's balloon, once known: -1 unknown, 0
+ * off, 1 on. */
+static int fpr[2] = { -1, -1 };
 static const char *const ids[2] = { "fpr-on", "fpr-off" };
 
 static void
@@ -50,7 +45,7 @@ event_cb(struct hv *hv, enum hv_event ev, struct hv_vm *vm, void *arg)
 	/* Set with the QOM reply, before the first balloon event. */
 	for (int i = 0; i < 2; i++)
 		if (strcmp(vm->id, ids[i]) == 0 && vm->balloon_known)
-			host.fpr[i] = vm->free_page_reporting;
+			fpr[i] = vm->free_page_reporting;
 }
 
 static uint64_t
@@ -65,25 +60,12 @@ resident_kib(const struct vm *vm)
 static void
 test_vm_reporting_gives_freed_memory_back(void **state)
 {
-	struct hv_config c = {
-		.type = HV_TYPE_KVM,
-		.rescan_ms = 200,
-		.poll_ms = 200,
-		.event_cb = event_cb,
-		.event_arg = &host,
-	};
 	struct vm *vm[2];
 	uint64_t held[2], low[2];
 	double t_freed, took = -1;
 
 	(void)state;
-	host.dir = tu_tmpdir();
-	host.fpr[0] = host.fpr[1] = -1;
-	c.vm_dir = host.dir;
-	assert_int_equal(uv_loop_init(&host.loop), 0);
-	host.hv = hv_new(&host.loop, &c);
-	assert_non_null(host.hv);
-	assert_int_equal(hv_start(host.hv), 0);
+	vm_host_open(&host, event_cb, NULL);
 	for (int i = 0; i < 2; i++) {
 		struct vm_opts o = {
 			.id = ids[i],
@@ -131,18 +113,15 @@ test_vm_reporting_gives_freed_memory_back(void **state)
 	    (unsigned long long)held[1] / MIB,
 	    (unsigned long long)low[1] / MIB);
 	/* The driver knows which balloon reports. */
-	assert_int_equal(host.fpr[0], 1);
-	assert_int_equal(host.fpr[1], 0);
+	assert_int_equal(fpr[0], 1);
+	assert_int_equal(fpr[1], 0);
 	/* Most of it back within 10 s, without a balloon command. */
 	assert_true(held[0] - low[0] >= FREED_MIB * MIB * 3 / 4);
 	/* Without reporting, QEMU keeps what the guest freed. */
 	assert_true(held[1] - low[1] < 64 * MIB);
 	for (int i = 0; i < 2; i++)
 		vm_stop(vm[i]);
-	hv_close(host.hv, NULL, NULL);
-	tu_loop_finish(&host.loop);
-	tu_rmtree(host.dir);
-	free(host.dir);
+	vm_host_close(&host);
 }
 
 int
@@ -153,8 +132,6 @@ main(void)
 	};
 
 	vm_require();
-	/* The driver writes to QMP sockets of guests being stopped. */
-	signal(SIGPIPE, SIG_IGN);
 	if (getenv("MM_TEST_DEBUG") != NULL)
 		log_init("test_vm_reporting", 1, false);
 	return cmocka_run_group_tests(tests, NULL, NULL);

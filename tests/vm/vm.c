@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "testutil.h"
 #include "vm.h"
 
 #define QEMU		"qemu-system-x86_64"
@@ -82,10 +83,12 @@ vm_cmdline(const struct vm_opts *o)
 	/* Debian builds PSI in but leaves it off (CONFIG_PSI_DEFAULT_
 	 * DISABLED): psi=1 turns it on, as on the hosts mm runs in. */
 	return vm_asprintf("console=ttyS0 quiet panic=-1 psi=1 "
-	    "mm.vm_id=%s%s%s%s%s%s%s", o->id, o->workload ? " mm.workload=" : "",
+	    "mm.vm_id=%s%s%s%s%s%s%s%s%s", o->id,
+	    o->workload ? " mm.workload=" : "",
 	    o->workload ? o->workload : "", o->interval ? " mm.interval=" : "",
 	    o->interval ? o->interval : "", o->resend ? " mm.resend=" : "",
-	    o->resend ? o->resend : "");
+	    o->resend ? o->resend : "", o->cold ? " mm.cold=" : "",
+	    o->cold ? o->cold : "");
 }
 
 static void
@@ -450,6 +453,40 @@ vm_wait_console(const struct vm *vm, const char *needle, unsigned timeout_ms,
 		usleep(50000);
 	} while (vm_now_s() < deadline);
 	return false;
+}
+
+void
+vm_host_open(struct vm_host *h, hv_event_cb event_cb, void *arg)
+{
+	struct hv_config c = {
+		.type = HV_TYPE_KVM,
+		.rescan_ms = 200,
+		.poll_ms = 200,
+		.event_cb = event_cb,
+		.event_arg = arg,
+	};
+
+	/* The driver writes to QMP sockets of guests being stopped. */
+	signal(SIGPIPE, SIG_IGN);
+	h->dir = tu_tmpdir();
+	c.vm_dir = h->dir;
+	if (uv_loop_init(&h->loop) < 0)
+		abort();
+	h->hv = hv_new(&h->loop, &c);
+	if (h->hv == NULL || hv_start(h->hv) < 0) {
+		fprintf(stderr, "vm_host_open: the kvm driver did not start\n");
+		abort();
+	}
+}
+
+void
+vm_host_close(struct vm_host *h)
+{
+	hv_close(h->hv, NULL, NULL);
+	tu_loop_finish(&h->loop);
+	tu_rmtree(h->dir);
+	free(h->dir);
+	h->dir = NULL;
 }
 
 void

@@ -15,6 +15,10 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <uv.h>
+
+#include "hv.h"
+
 struct vm_opts {
 	const char *id;		/* socket base name, [A-Za-z0-9_.-] */
 	const char *dir;	/* socket directory (the kvm driver's vm_dir) */
@@ -27,6 +31,9 @@ struct vm_opts {
 	/* Its resend_interval: unchanged numbers are sent again this often
 	 * (an idle guest's agent is otherwise quiet); NULL: 10s. */
 	const char *resend;
+	/* mm.cold: the agent's [cold] interval with MGLRU turned on
+	 * ("5s"); NULL: no estimate. */
+	const char *cold;
 	bool no_deflate_on_oom;	/* balloon without deflate-on-oom */
 	bool no_free_page_reporting;	/* ... without free page reporting */
 	unsigned boot_timeout_s; /* until "mm-init: ready"; 0: 120 */
@@ -79,6 +86,20 @@ struct vm *vm_start(const struct vm_opts *opts);
  */
 bool vm_wait_console(const struct vm *vm, const char *needle,
     unsigned timeout_ms, char *ret_line, size_t len);
+
+/*
+ * The host side of a VM test in process: the kvm driver on its own loop
+ * over a fresh socket directory (the vm_opts' dir), calling event_cb, as
+ * the collector runs it. vm_host_close() closes the driver, ends the loop
+ * and removes the directory.
+ */
+struct vm_host {
+	uv_loop_t loop;
+	struct hv *hv;
+	char *dir;
+};
+void vm_host_open(struct vm_host *h, hv_event_cb event_cb, void *arg);
+void vm_host_close(struct vm_host *h);
 
 /* Print the console log to stderr (after a failure). */
 void vm_dump_console(const struct vm *vm);

@@ -398,6 +398,59 @@ test_agent_virtio_host_absent_and_back(void **state)
 	free(dir);
 }
 
+/*
+ * The cold-memory estimate from lru_gen's text (two memcgs, one node each,
+ * as Linux 6.1 prints it): bucket k holds the k + 1 oldest generations of
+ * every lruvec, idle for at least the next one's age, the youngest of the
+ * two; shortest idle first. Garbage is refused, not half read.
+ */
+static void
+test_agent_cold_from_lru_gen(void **state)
+{
+	static const char text[] =
+	    "memcg     1 /\n"
+	    " node     0\n"
+	    "          4     180000       1000         10 \n"
+	    "          5     120000       2000         20 \n"
+	    "          6      60000       3000         30 \n"
+	    "          7        100       4000         40 \n"
+	    "memcg     2 /system.slice\n"
+	    " node     0\n"
+	    "          1     170000        100          1 \n"
+	    "          2     110000        200          2 \n"
+	    "          3      65000        300          3 \n"
+	    "          4         90        400          4 \n";
+	struct cold_lruvec v[4];
+	struct agent_cold c;
+
+	(void)state;
+	assert_int_equal(cold_parse(text, v, 4), 2);
+	assert_int_equal(v[1].memcg, 2);
+	assert_int_equal(v[1].n, 4);
+	cold_buckets(v, 2, 4, &c);
+	/* Idle since the youngest generation began (90 ms): left out. */
+	assert_int_equal(c.n, 2);
+	/* At least 60 s: the two oldest of each. */
+	assert_int_equal(c.b[0].idle_ms, 60000);
+	assert_int_equal(c.b[0].anon_kib, (1000 + 2000 + 100 + 200) * 4);
+	assert_int_equal(c.b[0].file_kib, (10 + 20 + 1 + 2) * 4);
+	/* At least 110 s: the oldest of each. */
+	assert_int_equal(c.b[1].idle_ms, 110000);
+	assert_int_equal(c.b[1].anon_kib, (1000 + 100) * 4);
+
+	/* Fewer than two generations: nothing is known to be idle. */
+	assert_int_equal(cold_parse("memcg 1 /\n node 0\n 3 5 7 9\n", v, 4),
+	    1);
+	cold_buckets(v, 1, 4, &c);
+	assert_int_equal(c.n, 0);
+	/* Not lru_gen's text. */
+	assert_int_equal(cold_parse(" node 0\n 1 2 3 4\n", v, 4), -EINVAL);
+	assert_int_equal(cold_parse("memcg 1 /\n node 0\n 5 1 1 1\n"
+	    " 4 1 1 1\n", v, 4), -EINVAL);
+	assert_int_equal(cold_parse("memcg 1 /\n node 0\n 1 2 x 4\n", v, 4),
+	    -EINVAL);
+}
+
 int
 main(void)
 {
@@ -410,6 +463,7 @@ main(void)
 		cmocka_unit_test(test_agent_virtio_frame),
 		cmocka_unit_test(test_agent_virtio_slow_host),
 		cmocka_unit_test(test_agent_virtio_host_absent_and_back),
+		cmocka_unit_test(test_agent_cold_from_lru_gen),
 	};
 
 	log_init("test_agent", 0, false);

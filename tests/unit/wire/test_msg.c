@@ -134,6 +134,14 @@ new_guest(const char *id, uint64_t total)
 	g->meminfo = new_meminfo(total);
 	g->vmstat = new_vmstat();
 	g->psi = new_psi(12.5);
+	ARRAY(g, cold, 2);
+	for (size_t i = 0; i < 2; i++) {
+		g->cold[i] = NEW(Mm__V1__ColdBucket,
+		    MM__V1__COLD_BUCKET__INIT);
+		SET(g->cold[i], idle_ms, 60000 * (i + 1));
+		SET(g->cold[i], anon_kib, 1048576 >> i);
+		SET(g->cold[i], file_kib, 65536 >> i);
+	}
 	SET(g, balloon_target_kib, total);
 	SET(g, balloon_actual_kib, total - 1024);
 	SET(g, deflate_on_oom, 1);
