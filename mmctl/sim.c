@@ -28,7 +28,7 @@ print_row(const struct rp_result *r, bool json, json_t *arr)
 		    (json_int_t)r->commands));
 		return;
 	}
-	printf("%-18s %14llu %16llu %10.2f %14.3f %19.0f %9llu\n", r->policy,
+	printf("%-28s %14llu %16llu %10.2f %14.3f %19.0f %9llu\n", r->policy,
 	    (unsigned long long)r->capacity_kib,
 	    (unsigned long long)r->provisioned_kib, r->saved_pct,
 	    r->shortfall_pct, r->mean_shortfall_kib,
@@ -40,11 +40,13 @@ sim_usage(void)
 {
 	fprintf(stderr, "usage: mmctl sim --trace FILE --policy NAME|all "
 	    "[--capacity-kib N | --find-capacity]\n"
-	    "                 [--max-shortfall PCT] [--json]\n"
+	    "                 [--max-shortfall PCT] [--json] [--reporting]\n"
 	    "  NAME: pressure, pressure-nohistory (pressure without its "
 	    "history term),\n  pressure-nopool (without its pool-level "
 	    "risk), static, xenmm, mom;\n  the trace is CSV "
-	    "time_s,vm,used_kib,max_kib\n");
+	    "time_s,vm,used_kib,max_kib\n"
+	    "  --reporting: each policy again with the guests' free page "
+	    "reporting\n");
 }
 
 int
@@ -57,12 +59,13 @@ cmd_sim(int argc, char **argv)
 		{ "find-capacity", no_argument, NULL, 'f' },
 		{ "max-shortfall", required_argument, NULL, 'm' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "reporting", no_argument, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *trace = NULL, *policy = NULL;
 	unsigned long long capacity = 0;
 	double max_short = 0.1;
-	bool find = false, json = false, all;
+	bool find = false, json = false, reporting = false, all;
 	struct rp_trace t;
 	json_t *arr = NULL;
 	char err[512], *end;
@@ -103,6 +106,9 @@ cmd_sim(int argc, char **argv)
 		case 'j':
 			json = true;
 			break;
+		case 'r':
+			reporting = true;
+			break;
 		default:
 			sim_usage();
 			return 2;
@@ -138,24 +144,31 @@ cmd_sim(int argc, char **argv)
 	if (json)
 		arr = json_array();
 	else
-		printf("%-18s %14s %16s %10s %14s %19s %9s\n", "policy",
+		printf("%-28s %14s %16s %10s %14s %19s %9s\n", "policy",
 		    "capacity_kib", "provisioned_kib", "saved_pct",
 		    "shortfall_pct", "mean_shortfall_kib", "commands");
-	for (size_t i = 0; rp_variant_name(i) != NULL; i++) {
-		const char *name = rp_variant_name(i);
-		struct rp_result res;
+	/* With --reporting, each policy again with free page reporting. */
+	for (int fpr = 0; fpr <= (int)reporting && r >= 0; fpr++) {
+		t.free_page_reporting = fpr;
+		for (size_t i = 0; rp_variant_name(i) != NULL; i++) {
+			const char *name = rp_variant_name(i);
+			struct rp_result res;
+			char row[64];
 
-		if (!all && strcmp(name, policy) != 0)
-			continue;
-		(void)rp_variant_policy(name, &p);
-		r = find ? rp_find_capacity(&t, &p, max_short, &res) :
-		    rp_run(&t, &p, capacity, &res);
-		if (r < 0) {
-			fprintf(stderr, "mmctl: out of memory\n");
-			break;
+			if (!all && strcmp(name, policy) != 0)
+				continue;
+			(void)rp_variant_policy(name, &p);
+			r = find ? rp_find_capacity(&t, &p, max_short, &res) :
+			    rp_run(&t, &p, capacity, &res);
+			if (r < 0) {
+				fprintf(stderr, "mmctl: out of memory\n");
+				break;
+			}
+			snprintf(row, sizeof(row), "%s%s", name,
+			    fpr ? "+reporting" : "");
+			res.policy = row;
+			print_row(&res, json, arr);
 		}
-		res.policy = name;
-		print_row(&res, json, arr);
 	}
 	if (json) {
 		json_dumpf(arr, stdout, JSON_INDENT(2));

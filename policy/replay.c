@@ -182,6 +182,7 @@ struct rp_vm {
 	uint64_t max_kib;
 	uint64_t used_kib;
 	uint64_t resident_kib;	/* touched and not given back */
+	uint64_t cache_kib;	/* page cache (free page reporting only) */
 	uint64_t seen_step;
 	uint64_t oom;		/* counter */
 	uint64_t swap_out;	/* counter, pages */
@@ -251,12 +252,26 @@ rp_run(const struct rp_trace *t, const struct pe_policy *p,
 		 */
 		for (size_t k = 0; k < n; k++) {
 			struct rp_vm *v = &vms[idx[k]];
+			double fill = v->seen_step > 1 && now > v->last_s ?
+			    1 - exp(-(double)(now - v->last_s) / CACHE_FILL_S) :
+			    0;
 
-			if (v->seen_step > 1 && now > v->last_s)
-				v->resident_kib += (uint64_t)((double)
-				    (v->size_kib - v->resident_kib) * (1 -
-				    exp(-(double)(now - v->last_s) / CACHE_FILL_S)));
 			v->last_s = now;
+			if (t->free_page_reporting) {
+				uint64_t room = v->size_kib > v->used_kib ?
+				    v->size_kib - v->used_kib : 0;
+
+				/* Use takes from the cache; the cache fills
+				 * what is left; the rest is reported free. */
+				if (v->cache_kib > room)
+					v->cache_kib = room;
+				v->cache_kib += (uint64_t)((double)(room -
+				    v->cache_kib) * fill);
+				v->resident_kib = v->used_kib + v->cache_kib;
+			} else {
+				v->resident_kib += (uint64_t)((double)
+				    (v->size_kib - v->resident_kib) * fill);
+			}
 			if (v->used_kib > v->resident_kib)
 				v->resident_kib = v->used_kib;
 			if (v->resident_kib > v->size_kib)
@@ -327,6 +342,10 @@ rp_run(const struct rp_trace *t, const struct pe_policy *p,
 			v->size_kib = d[k].target_kib;
 			if (v->resident_kib > v->size_kib)
 				v->resident_kib = v->size_kib;
+			/* A balloon takes free pages first, then cache. */
+			if (v->used_kib + v->cache_kib > v->size_kib)
+				v->cache_kib = v->size_kib > v->used_kib ?
+				    v->size_kib - v->used_kib : 0;
 		}
 		step++;
 	}

@@ -31,6 +31,11 @@ struct rp_trace {
 	size_t names_cap;
 	size_t steps;		/* distinct times */
 	uint64_t provisioned_kib;	/* sum of each VM's largest max */
+	/* How the replay models the guests (set before rp_run()): with
+	 * free page reporting, what a guest frees goes back to the host
+	 * within the step; its page cache still fills what it does not
+	 * use. */
+	bool free_page_reporting;
 };
 
 /*
@@ -67,7 +72,10 @@ struct rp_result {
  * capacity (the host swaps: every VM loses its share). A guest's resident
  * memory is the high-water mark of its use within its size, and what it
  * has but does not use fills with page cache (time constant 30 min): all
- * of it stays on the host until a balloon takes it back. A guest short of
+ * of it stays on the host until a balloon takes it back; with
+ * t->free_page_reporting, resident memory is its use plus its page cache,
+ * so what it frees goes back at once, and the cache shrinks as use grows
+ * into it. A guest short of
  * memory swaps the difference out (pswpout) and shows pressure (PSI) in
  * proportion.
  * Returns 0 or -ENOMEM.
