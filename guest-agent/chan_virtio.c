@@ -40,6 +40,7 @@ chan_virtio_frame(const struct agent_sample *s, uint8_t **ret_buf,
 {
 	Mm__V1__GuestStats g = MM__V1__GUEST_STATS__INIT;
 	Mm__V1__ColdBucket cb[AGENT_COLD_MAX], *cbp[AGENT_COLD_MAX];
+	Mm__V1__ReclaimStatus rs = MM__V1__RECLAIM_STATUS__INIT;
 
 	g.vm_id = (char *)s->vm_id;
 	g.has_time_ms = true;
@@ -66,6 +67,17 @@ chan_virtio_frame(const struct agent_sample *s, uint8_t **ret_buf,
 		g.n_cold = i + 1;
 	}
 	g.cold = g.n_cold > 0 ? cbp : NULL;
+	if (s->has_reclaim) {
+		rs.has_seq = rs.has_reclaimed_kib = rs.has_state = 1;
+		rs.has_stall_pct = 1;
+		rs.seq = s->reclaim_seq;
+		rs.reclaimed_kib = s->reclaim_kib;
+		rs.state = (Mm__V1__ReclaimState)s->reclaim_state;
+		/* A step's stall can read above 100 % (several tasks). */
+		rs.stall_pct = s->reclaim_stall_pct > 100 ? 100 :
+		    s->reclaim_stall_pct < 0 ? 0 : s->reclaim_stall_pct;
+		g.reclaim = &rs;
+	}
 
 	return msg_pack_frame(MSG_GUEST_STATS, &g.base, ret_buf, ret_len);
 }

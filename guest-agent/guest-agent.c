@@ -76,6 +76,18 @@ const struct conf_key agent_conf_keys[] = {
 	  "reclaims)" },
 	{ "cold", "sys_root", CONF_STRING, 1, 1024, "/sys", F(sys_root), NULL,
 	  "where sysfs is mounted (debugfs below it, at kernel/debug)" },
+	{ "reclaim", "max", CONF_SIZE_KIB, 0, 1ll << 40, "1G",
+	  F(reclaim_max_kib), NULL, "the most one host request may reclaim "
+	  "into the guest's swap (0: no request is taken)" },
+	{ "reclaim", "step", CONF_SIZE_KIB, 1024, 1ll << 30, "32M",
+	  F(reclaim_step_kib), NULL, "reclaimed at once, the stall checked "
+	  "between steps" },
+	{ "reclaim", "cgroup", CONF_STRING, 1, 1024, "/sys/fs/cgroup",
+	  F(reclaim_cgroup), NULL, "the cgroup v2 whose memory.reclaim is "
+	  "written (the root: all of the guest)" },
+	{ "reclaim", "control_port", CONF_STRING, 1, 1024,
+	  "/dev/virtio-ports/org.mm.control.0", F(control_port), NULL,
+	  "where the host's reclaim requests come in (read only)" },
 	{ "virtio", "port", CONF_STRING, 1, 1024, AGENT_VIRTIO_PORT,
 	  F(virtio_port), NULL, "the virtio-serial port" },
 	{ "xenstore", "prefix", CONF_STRING, 1, 128, "data/mm",
@@ -95,6 +107,7 @@ struct agent {
 	uv_timer_t trim;		/* agent_trim_rss() once settled */
 	uv_timer_t cold_timer;		/* cold_age() every [cold] interval */
 	struct agent_cold_state cold;
+	struct agent_reclaim reclaim;
 	uv_poll_t psi_poll;
 	int psi_fd;			/* PSI trigger, or -1 */
 	bool urgent_pending;		/* the deferred report is urgent */
@@ -128,6 +141,7 @@ sample_and_report(struct agent *a, bool urgent)
 	agent_sample_read(a->conf.proc_root, &a->src, &s);
 	memcpy(s.vm_id, a->vm_id, sizeof(s.vm_id));
 	s.cold = a->cold.last;
+	reclaim_status(&a->reclaim, &s);
 	switch (report_decide(&a->conf, &a->st, &s, now, urgent, &at)) {
 	case REPORT_SKIP:
 		log_debug("stats unchanged, not sent");
@@ -575,6 +589,7 @@ main(int argc, char **argv)
 	if (cold_start(&a.cold, &a.conf) == 0)
 		uv_timer_start(&a.cold_timer, cold_cb, 0,
 		    (uint64_t)a.conf.cold_ms);
+	(void)reclaim_start(&a.reclaim, &loop, &a.conf);
 	daemon_notify_ready("reporting");
 	uv_run(&loop, UV_RUN_DEFAULT);
 
@@ -584,6 +599,7 @@ main(int argc, char **argv)
 	uv_close((uv_handle_t *)&a.check, NULL);
 	uv_close((uv_handle_t *)&a.trim, NULL);
 	uv_close((uv_handle_t *)&a.cold_timer, NULL);
+	reclaim_stop(&a.reclaim);
 	if (a.psi_fd >= 0)
 		uv_close((uv_handle_t *)&a.psi_poll, NULL);
 out:

@@ -44,6 +44,10 @@ struct agent_conf {
 	char *xenstore_prefix;	/* relative to the domain's home: "data/mm" */
 	char *vm_id;		/* NULL: the host name */
 	int64_t cold_ms;	/* MGLRU aged this often; 0: no estimate */
+	int64_t reclaim_max_kib;	/* a request's cap; 0: none taken */
+	int64_t reclaim_step_kib;	/* written to memory.reclaim at once */
+	char *reclaim_cgroup;	/* its memory.reclaim: "/sys/fs/cgroup" */
+	char *control_port;	/* the host's requests come in here */
 	bool cold_enable;	/* turn MGLRU on when it is off */
 	char *sys_root;		/* "/sys" */
 };
@@ -72,6 +76,11 @@ struct agent_sample {
 	Mm__V1__Vmstat vm;
 	Mm__V1__Psi psi;
 	struct agent_cold cold;
+	/* The last reclaim request's progress (reclaim.c). */
+	bool has_reclaim;
+	uint64_t reclaim_seq, reclaim_kib;
+	int reclaim_state;		/* Mm__V1__ReclaimState */
+	double reclaim_stall_pct;
 };
 
 /* What went wrong reading each file last time, to warn once per change. */
@@ -143,6 +152,41 @@ int cold_parse(const char *text, struct cold_lruvec *v, size_t max);
 /* The buckets of n lruvecs, pages of page_kib, shortest idle first. */
 void cold_buckets(const struct cold_lruvec *v, size_t n, unsigned page_kib,
     struct agent_cold *ret);
+
+/* reclaim.c: proactive reclaim on the host's request, read from the
+ * control port. */
+struct agent_reclaim {
+	uv_loop_t *loop;
+	const char *proc_root;
+	char path[1100];	/* <cgroup>/memory.reclaim */
+	char port[1100];
+	int fd;			/* the control port, or -1 */
+	uv_poll_t *poll;
+	uv_timer_t retry, pause;
+	uv_work_t work;
+	uint8_t buf[260];	/* a frame being read */
+	size_t len;
+	uint64_t refused;	/* frames refused */
+	uint64_t max_kib, max_step_kib;
+	/* the request */
+	uint64_t seq, want_kib, reclaimed_kib, step_kib;
+	double budget_pct, stall_pct;
+	int state;		/* Mm__V1__ReclaimState */
+	bool running, busy, closing, started;
+	int step_err;		/* the step's write: 0 or negative errno */
+	int64_t stall0;		/* PSI some total before the step, us */
+	uint64_t t0_ms;
+};
+/* Open the control port ([reclaim] max above 0 and the port there);
+ * 0 or a negative errno, said once. reclaim_stop() in any case. */
+int reclaim_start(struct agent_reclaim *rc, uv_loop_t *loop,
+    const struct agent_conf *conf);
+void reclaim_stop(struct agent_reclaim *rc);
+/* Act on a validated request (the control port's, or a test's). */
+void reclaim_request(struct agent_reclaim *rc,
+    const Mm__V1__ReclaimRequest *rq);
+/* Its progress into s. */
+void reclaim_status(const struct agent_reclaim *rc, struct agent_sample *s);
 
 /* footprint.c: drop the pages of read-only file mappings that fault-around
  * brought in, and stop fault-around on them, so RSS is what the agent uses.

@@ -88,7 +88,11 @@ agent_sample_equal(const struct agent_sample *a,
 		    part_of(b, &parts[i])))
 			return false;
 	return strcmp(a->vm_id, b->vm_id) == 0 &&
-	    memcmp(&a->cold, &b->cold, sizeof(a->cold)) == 0;
+	    memcmp(&a->cold, &b->cold, sizeof(a->cold)) == 0 &&
+	    a->has_reclaim == b->has_reclaim &&
+	    a->reclaim_seq == b->reclaim_seq &&
+	    a->reclaim_kib == b->reclaim_kib &&
+	    a->reclaim_state == b->reclaim_state;
 }
 
 int

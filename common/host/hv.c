@@ -7,6 +7,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "guestmem.h"
 #include "hv.h"
@@ -182,6 +185,50 @@ hv_set_target(struct hv *hv, const char *vm_id, uint64_t target_kib,
 	if (vm == NULL)
 		return -ENOENT;
 	return hv->ops->set_target(hv, vm, target_kib, cb, arg);
+}
+
+int
+hv_reclaim(struct hv *hv, const char *vm_id, uint64_t seq, uint64_t kib,
+    double psi_budget_pct)
+{
+	Mm__V1__ReclaimRequest rq = MM__V1__RECLAIM_REQUEST__INIT;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct hv_vm *vm;
+	uint8_t *frame;
+	size_t len;
+	ssize_t n;
+	int fd, r;
+
+	if (hv->ops->control_path == NULL)
+		return -ENOTSUP;
+	vm = hv_vm_find(hv, vm_id);
+	if (vm == NULL)
+		return -ENOENT;
+	hv->ops->control_path(hv, vm, sa.sun_path, sizeof(sa.sun_path));
+	rq.has_seq = rq.has_kib = rq.has_psi_budget_pct = true;
+	rq.seq = seq;
+	rq.kib = kib;
+	rq.psi_budget_pct = psi_budget_pct;
+	r = msg_pack_frame(MSG_RECLAIM_REQUEST, &rq.base, &frame, &len);
+	if (r < 0)
+		return r;
+	/* A local socket and a frame of a few bytes: neither the connect
+	 * nor the write waits (and would fail rather than block). */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		free(frame);
+		return -errno;
+	}
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = errno == ENOENT || errno == ECONNREFUSED ? -ENOTCONN :
+		    -errno;
+	} else {
+		n = write(fd, frame, len);
+		r = n == (ssize_t)len ? 0 : n < 0 ? -errno : -EIO;
+	}
+	close(fd);
+	free(frame);
+	return r;
 }
 
 int

@@ -185,6 +185,20 @@ int hv_set_target(struct hv *hv, const char *vm_id, uint64_t target_kib,
     hv_done_cb cb, void *arg);
 
 /*
+ * Ask vm_id's guest agent to reclaim up to kib of the guest's memory into
+ * its swap, stopping when the stall during a step rises above
+ * psi_budget_pct (ReclaimRequest, docs/protocol.md): written to the VM's
+ * agent control socket (kvm: <vm_dir>/<id>.control, a virtio-serial port
+ * org.mm.control.0 in the guest). seq is nonzero and new for a new
+ * request; kib 0 stops the running one. Its progress comes back in the
+ * agent's samples (GuestStats.reclaim). Returns 0, -EINVAL (a request
+ * msg_validate() refuses), -ENOENT, -ENOTSUP (xen, libvirt: no control
+ * channel yet), -ENOTCONN (no control socket), -EAGAIN, -ENOMEM, -EIO.
+ */
+int hv_reclaim(struct hv *hv, const char *vm_id, uint64_t seq, uint64_t kib,
+    double psi_budget_pct);
+
+/*
  * Read vm_id's balloon from the hypervisor now (kvm: query-balloon; xen:
  * memory/target and static-max), update its hv_vm, then call cb (may be
  * NULL) once, on the loop, unless this fails: what was observed is in the

@@ -55,6 +55,7 @@ static const struct msg_type_info msg_types[MSG_TYPE_COUNT] = {
 	[MSG_STATUS_REPLY] = { &mm__v1__status_reply__descriptor, 4 << 20 },
 	/* 4096 VMs of a week of hours: about 2.8 MiB. */
 	[MSG_HOST_HISTORY] = { &mm__v1__host_history__descriptor, 4 << 20 },
+	[MSG_RECLAIM_REQUEST] = { &mm__v1__reclaim_request__descriptor, 256 },
 };
 
 enum rule_kind {
@@ -152,6 +153,10 @@ static const struct required_field required_fields[] = {
 	{ &mm__v1__status_reply__descriptor, "scheduler_id", false },
 	{ &mm__v1__status_reply__descriptor, "time_ms", false },
 	{ &mm__v1__cold_bucket__descriptor, "idle_ms", false },
+	{ &mm__v1__reclaim_request__descriptor, "seq", true },
+	{ &mm__v1__reclaim_request__descriptor, "kib", false },
+	{ &mm__v1__reclaim_request__descriptor, "psi_budget_pct", false },
+	{ &mm__v1__reclaim_status__descriptor, "seq", false },
 	{ &mm__v1__vm_history__descriptor, "vm_id", false },
 	{ &mm__v1__vm_history__descriptor, "newest_hour", true },
 	{ &mm__v1__host_history__descriptor, "host_id", false },

@@ -51,6 +51,7 @@ enum msg_type {
 	MSG_STATUS_REQUEST,	/* Mm__V1__StatusRequest */
 	MSG_STATUS_REPLY,	/* Mm__V1__StatusReply */
 	MSG_HOST_HISTORY,	/* Mm__V1__HostHistory */
+	MSG_RECLAIM_REQUEST,	/* Mm__V1__ReclaimRequest (host -> agent) */
 	MSG_TYPE_COUNT
 };
 

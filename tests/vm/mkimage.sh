@@ -18,8 +18,9 @@ say() { printf 'mkimage: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
 # The guest needs these; virtio_pci pulls virtio, virtio_ring and the
-# modern/legacy device helpers.
-wanted_modules=(virtio_pci virtio_balloon virtio_console)
+# modern/legacy device helpers; zram (with zsmalloc) is the swap proactive
+# reclaim compresses into.
+wanted_modules=(virtio_pci virtio_balloon virtio_console zram)
 
 kernel_package() {
 	local pkg=${MM_VM_KERNEL_PKG:-}
@@ -68,7 +69,8 @@ build_kernel() {
 	local -a loaded=()
 
 	pkg=$(kernel_package)
-	if [[ -f $out/stamp && $(cat "$out/stamp") == "$pkg" ]]; then
+	# The stamp names the package and the modules taken from it.
+	if [[ -f $out/stamp && $(cat "$out/stamp") == "$pkg ${wanted_modules[*]}" ]]; then
 		return 0
 	fi
 	say "fetching $pkg"
@@ -103,7 +105,7 @@ build_kernel() {
 	done
 	printf '%s\n' "$ver" > "$out/version"
 	rm -rf "$tmp"
-	printf '%s\n' "$pkg" > "$out/stamp"
+	printf '%s\n' "$pkg ${wanted_modules[*]}" > "$out/stamp"
 	say "kernel $ver: $(wc -l < "$out/modules/order") modules" \
 	    "($(tr '\n' ' ' < "$out/modules/order"))"
 }

@@ -20,7 +20,6 @@
 
 #include <cmocka.h>
 
-#include "hoststats.h"
 #include "hv.h"
 #include "log.h"
 #include "testutil.h"
@@ -46,15 +45,6 @@ event_cb(struct hv *hv, enum hv_event ev, struct hv_vm *vm, void *arg)
 	for (int i = 0; i < 2; i++)
 		if (strcmp(vm->id, ids[i]) == 0 && vm->balloon_known)
 			fpr[i] = vm->free_page_reporting;
-}
-
-static uint64_t
-resident_kib(const struct vm *vm)
-{
-	uint64_t kib = 0;
-
-	assert_int_equal(hs_read_resident_kib("/proc", vm->pid, &kib), 0);
-	return kib;
 }
 
 static void
@@ -86,7 +76,7 @@ test_vm_reporting_gives_freed_memory_back(void **state)
 			    ids[i]);
 		}
 		tu_run_for(&host.loop, 200);
-		held[i] = resident_kib(vm[i]);
+		held[i] = vm_resident_kib(vm[i]);
 	}
 	for (int i = 0; i < 2; i++)
 		assert_true(vm_wait_console(vm[i], "free: freed", 30000, NULL,
@@ -98,7 +88,7 @@ test_vm_reporting_gives_freed_memory_back(void **state)
 	while (vm_now_s() - t_freed < 10) {
 		tu_run_for(&host.loop, 250);
 		for (int i = 0; i < 2; i++) {
-			uint64_t r = resident_kib(vm[i]);
+			uint64_t r = vm_resident_kib(vm[i]);
 
 			if (r < low[i])
 				low[i] = r;

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hoststats.h"
 #include "testutil.h"
 #include "vm.h"
 
@@ -83,12 +84,12 @@ vm_cmdline(const struct vm_opts *o)
 	/* Debian builds PSI in but leaves it off (CONFIG_PSI_DEFAULT_
 	 * DISABLED): psi=1 turns it on, as on the hosts mm runs in. */
 	return vm_asprintf("console=ttyS0 quiet panic=-1 psi=1 "
-	    "mm.vm_id=%s%s%s%s%s%s%s%s%s", o->id,
+	    "mm.vm_id=%s%s%s%s%s%s%s%s%s%s", o->id,
 	    o->workload ? " mm.workload=" : "",
 	    o->workload ? o->workload : "", o->interval ? " mm.interval=" : "",
 	    o->interval ? o->interval : "", o->resend ? " mm.resend=" : "",
 	    o->resend ? o->resend : "", o->cold ? " mm.cold=" : "",
-	    o->cold ? o->cold : "");
+	    o->cold ? o->cold : "", o->zram ? " mm.swap=zram" : "");
 }
 
 static void
@@ -233,6 +234,13 @@ build_argv(const struct vm_opts *o, const char *accel, const char *console,
 	add_arg(argv, &n, vm_asprintf("-device"));
 	add_arg(argv, &n, vm_asprintf("virtserialport,chardev=agent,"
 	    "name=org.mm.agent.0"));
+	/* The agent's control port: reclaim requests (hv_reclaim()). */
+	add_arg(argv, &n, vm_asprintf("-chardev"));
+	add_arg(argv, &n, vm_asprintf("socket,id=control,path=%s/%s.control,"
+	    "server=on,wait=off", o->dir, o->id));
+	add_arg(argv, &n, vm_asprintf("-device"));
+	add_arg(argv, &n, vm_asprintf("virtserialport,chardev=control,"
+	    "name=org.mm.control.0"));
 	add_arg(argv, &n, vm_asprintf("-pidfile"));
 	add_arg(argv, &n, vm_asprintf("%s/%s.pid", o->dir, o->id));
 }
@@ -455,6 +463,19 @@ vm_wait_console(const struct vm *vm, const char *needle, unsigned timeout_ms,
 	return false;
 }
 
+uint64_t
+vm_resident_kib(const struct vm *vm)
+{
+	uint64_t kib = 0;
+
+	if (hs_read_resident_kib("/proc", vm->pid, &kib) < 0) {
+		fprintf(stderr, "vm %s: no /proc/%d/statm\n", vm->id,
+		    (int)vm->pid);
+		abort();
+	}
+	return kib;
+}
+
 void
 vm_host_open(struct vm_host *h, hv_event_cb event_cb, void *arg)
 {
@@ -493,7 +514,7 @@ void
 vm_stop(struct vm *vm)
 {
 	static const char *const ext[] = { "qmp", "actuator", "agent",
-	    "pid" };
+	    "control", "pid" };
 	int i;
 
 	if (vm == NULL)

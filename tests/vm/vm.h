@@ -34,6 +34,7 @@ struct vm_opts {
 	/* mm.cold: the agent's [cold] interval with MGLRU turned on
 	 * ("5s"); NULL: no estimate. */
 	const char *cold;
+	bool zram;		/* mm.swap=zram: a 1 GiB zram swap */
 	bool no_deflate_on_oom;	/* balloon without deflate-on-oom */
 	bool no_free_page_reporting;	/* ... without free page reporting */
 	unsigned boot_timeout_s; /* until "mm-init: ready"; 0: 120 */
@@ -100,6 +101,10 @@ struct vm_host {
 };
 void vm_host_open(struct vm_host *h, hv_event_cb event_cb, void *arg);
 void vm_host_close(struct vm_host *h);
+
+/* QEMU's resident memory (as the collector reads it for
+ * host_resident_kib), KiB; aborts when it cannot be read. */
+uint64_t vm_resident_kib(const struct vm *vm);
 
 /* Print the console log to stderr (after a failure). */
 void vm_dump_console(const struct vm *vm);

@@ -16,6 +16,9 @@ struct hv_ops {
 	/* Write side (NULL where not supported yet). */
 	int (*set_target)(struct hv *hv, struct hv_vm *vm, uint64_t target_kib,
 	    hv_done_cb cb, void *arg);
+	/* The path of the VM's agent control socket (NULL where none). */
+	void (*control_path)(struct hv *hv, struct hv_vm *vm, char *buf,
+	    size_t size);
 	/* Read the balloon now (NULL where not supported). */
 	int (*refresh)(struct hv *hv, struct hv_vm *vm, hv_done_cb cb,
 	    void *arg);

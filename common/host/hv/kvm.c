@@ -822,10 +822,18 @@ kvm_close(struct hv *hv)
 		uv_close((uv_handle_t *)&k->watch, kvm_handle_closed_cb);
 }
 
+static void
+kvm_control_path(struct hv *hv, struct hv_vm *vm, char *buf, size_t size)
+{
+	(void)hv;
+	path_of((const struct kvm_vm *)vm, "control", buf, size);
+}
+
 const struct hv_ops hv_kvm_ops = {
 	.name = "kvm",
 	.start = kvm_start,
 	.set_target = kvm_set_target,
+	.control_path = kvm_control_path,
 	.refresh = kvm_refresh,
 	.close = kvm_close,
 };

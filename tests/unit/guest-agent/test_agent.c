@@ -451,6 +451,111 @@ test_agent_cold_from_lru_gen(void **state)
 	    -EINVAL);
 }
 
+/* A frame of the control port: 4-byte big-endian length, then the
+ * packed ReclaimRequest. */
+static void
+send_request(int fd, uint64_t seq, uint64_t kib, double budget)
+{
+	Mm__V1__ReclaimRequest rq = MM__V1__RECLAIM_REQUEST__INIT;
+	uint8_t *frame;
+	size_t len;
+
+	rq.has_seq = rq.has_kib = rq.has_psi_budget_pct = true;
+	rq.seq = seq;
+	rq.kib = kib;
+	rq.psi_budget_pct = budget;
+	assert_int_equal(msg_pack_frame(MSG_RECLAIM_REQUEST, &rq.base,
+	    &frame, &len), 0);
+	assert_int_equal(write(fd, frame, len), (ssize_t)len);
+	free(frame);
+}
+
+static void
+run_until_idle(uv_loop_t *loop, const struct agent_reclaim *rc)
+{
+	for (int i = 0; i < 100 && (rc->running || rc->busy); i++)
+		tu_run_for(loop, 50);
+}
+
+/*
+ * Reclaim on the host's request, through a FIFO standing in for the
+ * control port and a plain file for memory.reclaim: a request is capped at
+ * [reclaim] max and done in steps; the same request again changes
+ * nothing; a frame that is not a valid ReclaimRequest is refused and the
+ * next good one still taken; 0 KiB stops. The steps written are what the
+ * file ends with.
+ */
+static void
+test_agent_reclaim_requests(void **state)
+{
+	char *dir = tu_tmpdir(), port[512], file[512];
+	struct agent_conf rconf = {
+		.proc_root = dir,
+		.reclaim_max_kib = 96 * 1024,
+		.reclaim_step_kib = 32 * 1024,
+		.reclaim_cgroup = dir,
+		.control_port = port,
+	};
+	static const uint8_t junk[] = { 0, 0, 0, 3, 0xff, 0xff, 0xff };
+	struct agent_reclaim rc;
+	struct agent_sample s;
+	uv_loop_t loop;
+	char *text;
+	int fd;
+
+	(void)state;
+	snprintf(port, sizeof(port), "%s/control", dir);
+	snprintf(file, sizeof(file), "%s/memory.reclaim", dir);
+	assert_int_equal(mkfifo(port, 0600), 0);
+	free(tu_write_file(dir, "memory.reclaim", ""));
+	assert_int_equal(uv_loop_init(&loop), 0);
+	assert_int_equal(reclaim_start(&rc, &loop, &rconf), 0);
+	fd = open(port, O_WRONLY | O_NONBLOCK);
+	assert_true(fd >= 0);
+
+	send_request(fd, 7, 1024 * 1024, 10);
+	tu_run_for(&loop, 300);
+	run_until_idle(&loop, &rc);
+	reclaim_status(&rc, &s);
+	assert_true(s.has_reclaim);
+	assert_int_equal(s.reclaim_seq, 7);
+	/* Capped at max: three steps of 32 MiB. */
+	assert_int_equal(s.reclaim_kib, 96 * 1024);
+	assert_int_equal(s.reclaim_state,
+	    MM__V1__RECLAIM_STATE__RECLAIM_STATE_DONE);
+	text = tu_read_file(file, NULL);
+	assert_string_equal(text, "33554432");	/* the last step's write */
+	free(text);
+
+	/* The same request again: nothing new. */
+	send_request(fd, 7, 1024 * 1024, 10);
+	tu_run_for(&loop, 300);
+	reclaim_status(&rc, &s);
+	assert_int_equal(s.reclaim_kib, 96 * 1024);
+
+	/* Garbage, then a good one: refused, then taken. */
+	assert_int_equal(write(fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
+	send_request(fd, 8, 40 * 1024, 10);
+	tu_run_for(&loop, 300);
+	run_until_idle(&loop, &rc);
+	reclaim_status(&rc, &s);
+	assert_int_equal(rc.refused, 1);
+	assert_int_equal(s.reclaim_seq, 8);
+	assert_int_equal(s.reclaim_kib, 40 * 1024);
+
+	/* 0 KiB: stops (nothing running: just recorded). */
+	send_request(fd, 9, 0, 10);
+	tu_run_for(&loop, 300);
+	assert_int_equal(rc.seq, 9);
+	assert_false(rc.running);
+
+	close(fd);
+	reclaim_stop(&rc);
+	assert_int_equal(tu_loop_finish(&loop), 0);
+	tu_rmtree(dir);
+	free(dir);
+}
+
 int
 main(void)
 {
@@ -464,6 +569,7 @@ main(void)
 		cmocka_unit_test(test_agent_virtio_slow_host),
 		cmocka_unit_test(test_agent_virtio_host_absent_and_back),
 		cmocka_unit_test(test_agent_cold_from_lru_gen),
+		cmocka_unit_test(test_agent_reclaim_requests),
 	};
 
 	log_init("test_agent", 0, false);

@@ -142,6 +142,11 @@ new_guest(const char *id, uint64_t total)
 		SET(g->cold[i], anon_kib, 1048576 >> i);
 		SET(g->cold[i], file_kib, 65536 >> i);
 	}
+	g->reclaim = NEW(Mm__V1__ReclaimStatus, MM__V1__RECLAIM_STATUS__INIT);
+	SET(g->reclaim, seq, 3);
+	SET(g->reclaim, reclaimed_kib, 65536);
+	SET(g->reclaim, state, MM__V1__RECLAIM_STATE__RECLAIM_STATE_DONE);
+	SET(g->reclaim, stall_pct, 1.5);
 	SET(g, balloon_target_kib, total);
 	SET(g, balloon_actual_kib, total - 1024);
 	SET(g, deflate_on_oom, 1);
@@ -808,7 +813,10 @@ test_msg_type_names_map_both_ways(void **state)
 		assert_int_equal(msg_type_from_name(msg_type_name(t), &back),
 		    0);
 		assert_int_equal(back, t);
-		assert_true(msg_max_size(t) >= 64 * 1024);
+		/* The agent's one request from the host is small on
+		 * purpose: it reads it with a buffer of its own. */
+		assert_true(msg_max_size(t) >= (t == MSG_RECLAIM_REQUEST ?
+		    64 : 64 * 1024));
 	}
 	back = MSG_POLICY;
 	assert_int_equal(msg_type_from_name("mm.v1.Nope", &back), -ENOENT);
