@@ -571,6 +571,48 @@ exec_numa(struct job *j, const Mm__V1__MigrateNuma *c)
 	}
 }
 
+/*
+ * Proactive reclaim: the VM's agent gets a ReclaimRequest on its control
+ * port (hv_reclaim()) and reclaims up to kib into the guest's swap on its
+ * own, stopping above the stall budget; its progress comes back in its
+ * reports. No vm_id in the result: the scheduler reconciles balloon
+ * targets by VM, and this is not one.
+ */
+static void
+exec_reclaim(struct job *j, const Mm__V1__ReclaimCold *c)
+{
+	struct actuator *a = j->a;
+	struct hv_vm *vm = hv_find(a->hv, c->vm_id);
+	uint64_t kib = c->kib;
+	int r;
+
+	if (vm == NULL) {
+		set_result(j, MM__V1__RESULT_STATUS__RESULT_STATUS_SKIPPED,
+		    "reclaim: vm \"%s\" is not on this host", c->vm_id);
+		return;
+	}
+	/* Never more than the guest has. */
+	if (vm->balloon_known && kib > vm->balloon_actual_kib)
+		kib = vm->balloon_actual_kib;
+	r = hv_reclaim(a->hv, c->vm_id, j->b->seq, kib, c->psi_budget_pct);
+	if (r == -ENOTSUP || r == -ENOTCONN) {
+		set_result(j, MM__V1__RESULT_STATUS__RESULT_STATUS_SKIPPED,
+		    "reclaim: vm \"%s\" has no agent control channel (%s)",
+		    c->vm_id, strerror(-r));
+		return;
+	}
+	if (r < 0) {
+		set_result(j, MM__V1__RESULT_STATUS__RESULT_STATUS_FAILED,
+		    "reclaim: vm \"%s\": %s", c->vm_id, strerror(-r));
+		return;
+	}
+	set_result(j, kib < c->kib ?
+	    MM__V1__RESULT_STATUS__RESULT_STATUS_CLAMPED :
+	    MM__V1__RESULT_STATUS__RESULT_STATUS_OK, kib < c->kib ?
+	    "reclaim: vm \"%s\" asked for its %llu MiB at most" : NULL,
+	    c->vm_id, (unsigned long long)kib / 1024);
+}
+
 static void
 job_step(struct job *j)
 {
@@ -589,6 +631,9 @@ job_step(struct job *j)
 			break;
 		case MM__V1__COMMAND__KIND_NUMA:
 			exec_numa(j, c->numa);
+			break;
+		case MM__V1__COMMAND__KIND_RECLAIM:
+			exec_reclaim(j, c->reclaim);
 			break;
 		default:
 			set_result(j,

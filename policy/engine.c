@@ -93,6 +93,11 @@ pe_policy_defaults(struct pe_policy *p)
 	p->surge_halflife_ms = 3600000;
 	p->history_hours = 24;
 	p->pool_hours = 48;
+	p->reclaim_idle_ms = 300000;
+	p->reclaim_psi_budget_pct = 5;
+	p->reclaim_interval_ms = 600000;
+	p->reclaim_min_kib = 64 * 1024;
+	p->reclaim_max_kib = 1024 * 1024;
 	p->history_margin_pct = 10;
 	p->history_min_hours = 6;
 	p->inactive_ms = 5000;
@@ -596,6 +601,39 @@ track_coop(const struct pe_policy *p, const struct pe_guest *g,
 	return v->coop;
 }
 
+/*
+ * Proactive reclaim, for a VM whose limits opt in: its agent's cold
+ * anonymous memory (idle for reclaim_idle_ms, the shortest such bucket:
+ * the most memory) is asked for while the guest is calm and stalls less
+ * than the budget, at most reclaim_max_kib, once every reclaim_interval_ms.
+ * The agent reclaims into the guest's swap and stops above the budget; the
+ * balloon then takes what the guest no longer uses, as always.
+ */
+static void
+reclaim_decide(const struct pe_policy *p, const struct pe_guest *g,
+    struct pe_vm *v, struct pe_decision *d, uint64_t now_ms)
+{
+	uint64_t cold = 0;
+
+	if (!v->limits->reclaim || g->stale || g->untrusted ||
+	    d->reason == PE_UNMANAGED || d->pressure > 0 || !g->has_psi ||
+	    g->psi_some_avg10 >= p->reclaim_psi_budget_pct)
+		return;
+	if (v->reclaim_ms != 0 && now_ms - v->reclaim_ms <
+	    p->reclaim_interval_ms)
+		return;
+	for (size_t k = 0; k < g->n_cold && k < 4; k++)
+		if (g->cold[k].idle_ms >= p->reclaim_idle_ms) {
+			cold = g->cold[k].anon_kib;
+			break;
+		}
+	if (cold == 0 || cold < p->reclaim_min_kib || p->reclaim_max_kib == 0)
+		return;
+	d->reclaim_kib = cold < p->reclaim_max_kib ? cold : p->reclaim_max_kib;
+	d->reclaim_budget_pct = p->reclaim_psi_budget_pct;
+	v->reclaim_ms = now_ms;
+}
+
 int
 pe_decide(struct pe_state *st, const struct pe_host *host,
     const struct pe_policy *p, struct pe_decision *out, size_t cap)
@@ -745,6 +783,7 @@ pe_decide(struct pe_state *st, const struct pe_host *host,
 		if (d->changed)
 			v->sent_ms = c.now_ms;
 		v->target_kib = d->target_kib;
+		reclaim_decide(p, g, v, d, c.now_ms);
 	}
 	vm_forget_unseen(st);
 	return (int)n;

@@ -47,6 +47,8 @@ struct pe_limits {
 	uint64_t headroom_kib;	/* spare above used memory ... */
 	double headroom_pct;	/* ... or this percent of it, the larger */
 	bool unmanaged;		/* leave its balloon alone */
+	bool reclaim;		/* opt-in: ask its agent to reclaim its cold
+				 * memory into its swap (off by default) */
 };
 
 struct pe_rule {
@@ -103,6 +105,16 @@ struct pe_policy {
 	 * pool_hours hours (each hour's peak plus history_margin_pct), and
 	 * never less than the share spare_pct leaves (0: that share). */
 	uint32_t pool_hours;
+	/* proactive reclaim, for the VMs whose limits opt in: the anonymous
+	 * memory the agent saw idle for reclaim_idle_ms, at least
+	 * reclaim_min_kib and at most reclaim_max_kib, is asked for while the
+	 * guest's stall (PSI some avg10) is below reclaim_psi_budget_pct,
+	 * once every reclaim_interval_ms at most. */
+	uint64_t reclaim_idle_ms;
+	double reclaim_psi_budget_pct;
+	uint64_t reclaim_interval_ms;
+	uint64_t reclaim_min_kib;
+	uint64_t reclaim_max_kib;
 
 	/* guests that do not balloon (squeezed's thresholds) */
 	uint64_t inactive_ms;		/* no progress this long: inactive */
@@ -161,6 +173,13 @@ struct pe_guest {
 	 * guest's own numbers cannot raise. */
 	bool has_host_used;
 	uint64_t host_used_kib;
+	/* Cold memory by the agent (GuestStats.cold): anonymous memory idle
+	 * for at least idle_ms, shortest first. */
+	size_t n_cold;
+	struct {
+		uint64_t idle_ms;
+		uint64_t anon_kib;
+	} cold[4];
 };
 
 struct pe_host {
@@ -219,6 +238,10 @@ struct pe_decision {
 	double history_margin_pct;	/* ... plus this */
 	uint64_t step_kib;	/* what the algorithm's rule asked before
 				 * capacity and budget cut it */
+	/* Proactive reclaim: ask its agent to reclaim this much into its
+	 * swap (0: nothing), with this stall budget. */
+	uint64_t reclaim_kib;
+	double reclaim_budget_pct;
 };
 
 /* A line for people: what was decided and the numbers behind it. Always

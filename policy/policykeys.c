@@ -60,6 +60,9 @@ static const struct pk_key keys[] = {
 	    "kept above used memory, percent of it, or headroom if larger"),
 	LIMITS("unmanaged", unmanaged, PK_BOOL, 0, 1, 0,
 	    "leave the VM's balloon alone"),
+	LIMITS("reclaim", reclaim, PK_BOOL, 0, 1, 0,
+	    "ask the VM's agent to reclaim its cold memory into its swap "
+	    "(proactive reclaim; the reclaim_* params)"),
 
 	KSM("enable", enable, ksm.enable, PK_BOOL, 0, 1, 1,
 	    "let mm drive KSM"),
@@ -128,6 +131,20 @@ static const struct pk_key keys[] = {
 	    1000, 10, "kept above the peak of history_hours, percent of it"),
 	PARAM("history_min_hours", balloon.history_min_hours, PK_NUMBER, 1,
 	    PE_HIST_HOURS, 6, "hours of history before it counts"),
+	PARAM("reclaim_idle_ms", balloon.reclaim_idle_ms, PK_MS, 1000, DAY_MS,
+	    300000, "proactive reclaim: memory idle this long is cold"),
+	PARAM("reclaim_psi_budget_pct", balloon.reclaim_psi_budget_pct,
+	    PK_PCT, 0, 100, 5, "proactive reclaim: asked only while the "
+	    "guest stalls less, and stopped by the agent above it"),
+	PARAM("reclaim_interval_ms", balloon.reclaim_interval_ms, PK_MS,
+	    10000, DAY_MS, 600000,
+	    "proactive reclaim: asked again no sooner"),
+	PARAM("reclaim_min_kib", balloon.reclaim_min_kib, PK_KIB, 0,
+	    PM_VM_KIB_MAX, 64 * 1024,
+	    "proactive reclaim: less cold memory is left alone"),
+	PARAM("reclaim_max_kib", balloon.reclaim_max_kib, PK_KIB, 0,
+	    PM_VM_KIB_MAX, 1024 * 1024,
+	    "proactive reclaim: the most asked at once"),
 	PARAM("pool_hours", balloon.pool_hours, PK_NUMBER, 0, PE_HIST_HOURS,
 	    48, "the host keeps free at least the most its VMs went above "
 	    "their day's peaks together within an hour of this many last "

@@ -369,6 +369,13 @@ pm_guest_memory(struct pe_guest *g, const Mm__V1__GuestStats *gs)
 	g->has_host_used = gs->has_host_resident_kib;
 	g->host_used_kib = gs->has_host_resident_kib ?
 	    gs->host_resident_kib : 0;
+	g->n_cold = 0;
+	for (size_t k = 0; k < gs->n_cold && k < 4; k++) {
+		g->cold[k].idle_ms = gs->cold[k]->idle_ms;
+		g->cold[k].anon_kib = gs->cold[k]->has_anon_kib ?
+		    gs->cold[k]->anon_kib : 0;
+		g->n_cold = k + 1;
+	}
 	if (g->has_meminfo)
 		g->reserved_kib = gm_reserved_kib(g->max_kib, g->total_kib,
 		    doo, has_pages, pages);

@@ -457,11 +457,13 @@ struct batch {
 	Mm__V1__Command *cmds;		/* cap + MOVES_MAX + 1 */
 	Mm__V1__Command **ptrs;		/* likewise */
 	Mm__V1__SetBalloonTarget *balloons;	/* cap */
+	Mm__V1__ReclaimCold *reclaims;		/* cap */
 	size_t cap;
 	size_t n;
 	size_t nr;
 	size_t nb;
 	size_t nm;
+	size_t nc;		/* reclaims */
 	Mm__V1__SetKsm ksm;
 	Mm__V1__KsmSettings ksm_settings;
 	Mm__V1__MigrateNuma moves[MOVES_MAX];
@@ -478,7 +480,8 @@ batch_begin(struct scheduler *s, size_t guests)
 	struct batch *b = s->batch;
 	Mm__V1__Command *cmds, **ptrs;
 	Mm__V1__SetBalloonTarget *balloons;
-	size_t n = guests + MOVES_MAX + 1;
+	Mm__V1__ReclaimCold *reclaims;
+	size_t n = 2 * guests + MOVES_MAX + 1;
 
 	if (b == NULL) {
 		b = calloc(1, sizeof(*b));
@@ -500,9 +503,14 @@ batch_begin(struct scheduler *s, size_t guests)
 		if (balloons == NULL)
 			return NULL;
 		b->balloons = balloons;
+		reclaims = realloc(b->reclaims, (guests + 1) *
+		    sizeof(*reclaims));
+		if (reclaims == NULL)
+			return NULL;
+		b->reclaims = reclaims;
 		b->cap = guests;
 	}
-	b->n = b->nr = b->nb = b->nm = 0;
+	b->n = b->nr = b->nb = b->nm = b->nc = 0;
 	return b;
 }
 
@@ -514,6 +522,7 @@ batch_free(struct batch *b)
 	free(b->cmds);
 	free(b->ptrs);
 	free(b->balloons);
+	free(b->reclaims);
 	free(b);
 }
 
@@ -539,6 +548,24 @@ batch_balloon(struct batch *b, const struct pe_decision *d, char *reason)
 	t->target_kib = d->target_kib;
 	c->kind_case = MM__V1__COMMAND__KIND_BALLOON;
 	c->balloon = t;
+	c->reason = reason;
+}
+
+static void
+batch_reclaim(struct batch *b, const struct pe_decision *d)
+{
+	static char reason[] = "reclaim: cold memory of a calm guest, into "
+	    "its swap";
+	Mm__V1__Command *c = batch_add(b);
+	Mm__V1__ReclaimCold *r = &b->reclaims[b->nc++];
+
+	mm__v1__reclaim_cold__init(r);
+	r->vm_id = (char *)d->vm_id;
+	r->has_kib = r->has_psi_budget_pct = true;
+	r->kib = d->reclaim_kib;
+	r->psi_budget_pct = d->reclaim_budget_pct;
+	c->kind_case = MM__V1__COMMAND__KIND_RECLAIM;
+	c->reclaim = r;
 	c->reason = reason;
 }
 
@@ -1079,6 +1106,11 @@ decide_host(struct scheduler *s, struct host *h, const Mm__V1__HostReport *r)
 		if (s->decisions[i].changed && !shrinks(&s->decisions[i],
 		    &s->guests[i]))
 			batch_balloon(b, &s->decisions[i], s->why[i]);
+	/* Cold memory into the guests' swap, after the targets: the
+	 * balloons take what it frees at the next decisions. */
+	for (int i = 0; i < n; i++)
+		if (s->decisions[i].reclaim_kib > 0)
+			batch_reclaim(b, &s->decisions[i]);
 	/* Nothing to change for a while: an empty batch says the scheduler
 	 * is there, or the actuator would take the quiet for its absence
 	 * (failsafe_after) and grow guests on its own. */

@@ -368,6 +368,8 @@ fleet_policy(struct fleet *f, uint64_t version, uint64_t host_reserve_kib,
 	pol.n_params = n;
 	pol.params = pp;
 	pol.ksm = f->ksm;
+	pol.n_rules = f->n_rules;
+	pol.rules = f->rules;
 	if (msg_publish(f->bus, MSG_POLICY, (const ProtobufCMessage *)&pol,
 	    TOPO_EX_POLICY, "", true, NULL, NULL) < 0)
 		die("cannot publish the policy");

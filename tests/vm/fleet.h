@@ -42,6 +42,9 @@ struct fleet {
 	msg_handler_cb on_event;	/* its Events, or NULL */
 	/* Goes with every policy published when set (else: no KSM). */
 	Mm__V1__KsmPolicy *ksm;
+	/* ... and these VM rules, when set. */
+	Mm__V1__VmRule **rules;
+	size_t n_rules;
 	struct libvirtd *lv;	/* fleet_use_libvirt()'s, borrowed */
 	struct fleet_record *rec;	/* fleet_record()'s, borrowed */
 	struct vm *vms[FLEET_MAXVM];	/* booted by fleet_boot*() */

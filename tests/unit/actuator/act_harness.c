@@ -198,18 +198,40 @@ th_teardown(void **state)
 	return 0;
 }
 
+/* Deliver a batch of the commands cp to the actuator's queue. */
+static enum bus_disposition
+send_batch(struct harness *h, const char *host_id, const char *sched,
+    uint64_t seq, uint64_t issued_ms, uint64_t expires_ms,
+    Mm__V1__Command **cp, size_t n)
+{
+	Mm__V1__CommandBatch b = MM__V1__COMMAND_BATCH__INIT;
+	enum bus_disposition disp;
+	struct bus_msg bm;
+	uint8_t *buf;
+
+	b.host_id = (char *)(host_id != NULL ? host_id : "h1");
+	b.scheduler_id = (char *)(sched != NULL ? sched : "sched-t");
+	b.has_seq = b.has_issued_ms = b.has_expires_ms = 1;
+	b.seq = seq;
+	b.issued_ms = issued_ms;
+	b.expires_ms = expires_ms;
+	b.n_commands = n;
+	b.commands = cp;
+	assert_int_equal(msg_to_bus(MSG_COMMAND_BATCH, &b.base,
+	    TOPO_EX_COMMANDS, b.host_id, false, &bm, &buf), 0);
+	assert_int_equal(bus_fake_deliver(h->a.queue, &bm, &disp), 0);
+	free(buf);
+	return disp;
+}
+
 enum bus_disposition
 th_batch(struct harness *h, const char *host_id, const char *sched,
     uint64_t seq, uint64_t issued_ms, uint64_t expires_ms,
     const struct th_cmd *cmds, size_t n)
 {
-	Mm__V1__CommandBatch b = MM__V1__COMMAND_BATCH__INIT;
 	Mm__V1__Command c[8], *cp[8];
 	Mm__V1__SetBalloonTarget sb[8];
 	Mm__V1__SetKsm sk[8];
-	enum bus_disposition disp;
-	struct bus_msg bm;
-	uint8_t *buf;
 
 	assert_true(n <= 8);
 	for (size_t i = 0; i < n; i++) {
@@ -229,20 +251,19 @@ th_batch(struct harness *h, const char *host_id, const char *sched,
 		}
 		cp[i] = &c[i];
 	}
-	b.host_id = (char *)(host_id != NULL ? host_id : "h1");
-	b.scheduler_id = (char *)(sched != NULL ? sched : "sched-t");
-	b.has_seq = b.has_issued_ms = b.has_expires_ms = 1;
-	b.seq = seq;
-	b.issued_ms = issued_ms;
-	b.expires_ms = expires_ms;
-	b.n_commands = n;
-	b.commands = cp;
-	assert_int_equal(msg_to_bus(MSG_COMMAND_BATCH, &b.base,
-	    TOPO_EX_COMMANDS, b.host_id, false, &bm, &buf), 0);
-	assert_int_equal(bus_fake_deliver(h->a.queue, &bm, &disp), 0);
-	free(buf);
-	return disp;
+	return send_batch(h, host_id, sched, seq, issued_ms, expires_ms, cp,
+	    n);
 }
+
+enum bus_disposition
+th_batch_commands(struct harness *h, uint64_t seq, Mm__V1__Command **cp,
+    size_t n)
+{
+	uint64_t now = tu_wall_ms();
+
+	return send_batch(h, NULL, NULL, seq, now, now + 10000, cp, n);
+}
+
 
 enum bus_disposition
 th_batch_now(struct harness *h, uint64_t seq, const struct th_cmd *cmds,

@@ -85,6 +85,9 @@ enum bus_disposition th_batch(struct harness *h, const char *host_id,
 /* th_batch() from "sched-t" to "h1" issued now, expiring in 10 s. */
 enum bus_disposition th_batch_now(struct harness *h, uint64_t seq,
     const struct th_cmd *cmds, size_t n);
+/* A batch of the commands cp (any kind), as th_batch_now(). */
+enum bus_disposition th_batch_commands(struct harness *h, uint64_t seq,
+    Mm__V1__Command **cp, size_t n);
 
 /*
  * The first RESULT event published for batch seq (sync results: seq 0)

@@ -17,6 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -254,6 +257,77 @@ test_actuator_exec_rate_limited(void **state)
 	assert_true(th_wait_actual(&H, "web", 640 * MIB, 5000));
 }
 
+/*
+ * Proactive reclaim: a ReclaimCold for "web" becomes a ReclaimRequest on
+ * web's agent control socket (a listening socket of the test's here),
+ * with the batch's seq and the stall budget, at most what the VM has;
+ * answered OK without a vm_id (not a balloon target to reconcile). "idle"
+ * has no control socket: SKIPPED, and why.
+ */
+static void
+test_actuator_exec_reclaim(void **state)
+{
+	static const char *const ids[2] = { "web", "idle" };
+	Mm__V1__Command c[2], *cp[2];
+	Mm__V1__ReclaimCold rc[2];
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	Mm__V1__ReclaimRequest *rq;
+	ProtobufCMessage *m;
+	uint8_t frame[300];
+	Mm__V1__Event *ev;
+	int lfd, fd;
+	ssize_t n;
+
+	for (int i = 0; i < 2; i++) {
+		mm__v1__command__init(&c[i]);
+		mm__v1__reclaim_cold__init(&rc[i]);
+		rc[i].vm_id = (char *)ids[i];
+		rc[i].has_kib = rc[i].has_psi_budget_pct = 1;
+		rc[i].kib = (i == 0 ? 256 : 64) * MIB;
+		rc[i].psi_budget_pct = 5.0;
+		c[i].kind_case = MM__V1__COMMAND__KIND_RECLAIM;
+		c[i].reclaim = &rc[i];
+		cp[i] = &c[i];
+	}
+	th_start(&H, vms, conf_exec);
+	assert_true(strlen(H.vmdir) + sizeof("/web.control") <=
+	    sizeof(sa.sun_path));
+	memcpy(sa.sun_path, H.vmdir, strlen(H.vmdir));
+	memcpy(sa.sun_path + strlen(H.vmdir), "/web.control",
+	    sizeof("/web.control"));
+	lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 1), 0);
+
+	assert_int_equal(th_batch_commands(&H, 3, cp, 2), BUS_ACK);
+	ev = th_result(&H, 3, 0, 5000, NULL);
+	assert_non_null(ev);
+	assert_int_equal(ev->result->n_results, 2);
+	assert_null(ev->result->results[0]->vm_id);
+	assert_int_equal(ev->result->results[0]->status,
+	    MM__V1__RESULT_STATUS__RESULT_STATUS_OK);
+	assert_int_equal(ev->result->results[1]->status,
+	    MM__V1__RESULT_STATUS__RESULT_STATUS_SKIPPED);
+	assert_non_null(strstr(ev->result->results[1]->error,
+	    "no agent control channel"));
+	msg_free(&ev->base);
+
+	fd = accept(lfd, NULL, NULL);
+	assert_true(fd >= 0);
+	n = read(fd, frame, sizeof(frame));
+	assert_true(n > 4);
+	assert_int_equal(msg_unpack(MSG_RECLAIM_REQUEST, frame + 4,
+	    (size_t)n - 4, &m, NULL, 0), 0);
+	rq = (Mm__V1__ReclaimRequest *)m;
+	assert_int_equal(rq->seq, 3);
+	assert_int_equal(rq->kib, 256 * MIB);
+	assert_true(rq->psi_budget_pct == 5.0);
+	msg_free(m);
+	close(fd);
+	close(lfd);
+}
+
 int
 main(void)
 {
@@ -263,6 +337,8 @@ main(void)
 		cmocka_unit_test_teardown(test_actuator_exec_clamped,
 		    th_teardown),
 		cmocka_unit_test_teardown(test_actuator_exec_refuses,
+		    th_teardown),
+		cmocka_unit_test_teardown(test_actuator_exec_reclaim,
 		    th_teardown),
 		cmocka_unit_test_teardown(test_actuator_exec_rate_limited,
 		    th_teardown),

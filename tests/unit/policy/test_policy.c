@@ -804,6 +804,61 @@ test_policy_spare_goes_where_it_surges(void **state)
 }
 
 /*
+ * Proactive reclaim: a calm VM that opted in (limits.reclaim) and whose
+ * agent saw 700 MiB of anonymous memory idle for 10 minutes is asked for
+ * it, capped at reclaim_max_kib; once, not again within the interval; not
+ * a VM that did not opt in, nor one that stalls at or above the budget,
+ * nor one whose cold memory was idle for less than reclaim_idle_ms.
+ */
+static void
+test_policy_reclaim_asks_for_cold_memory(void **state)
+{
+	struct pe_policy p;
+	struct pe_state *st = pe_state_new();
+	struct pe_guest g[4];
+	struct pe_host h;
+	struct pe_decision *d;
+	static const char *const ids[] = { "in", "out", "stalls", "fresh" };
+
+	(void)state;
+	pe_policy_defaults(&p);
+	p.defaults.reclaim = false;
+	p.n_rules = 1;
+	snprintf(p.rules[0].pattern, sizeof(p.rules[0].pattern), "*");
+	p.rules[0].limits = p.defaults;
+	p.rules[0].limits.reclaim = true;
+	p.reclaim_max_kib = 512 * MiB;
+	for (int i = 0; i < 4; i++) {
+		g[i] = guest(ids[i], 1 * GiB, 2 * GiB, 4 * GiB);
+		g[i].n_cold = 2;
+		g[i].cold[0].idle_ms = 600000;
+		g[i].cold[0].anon_kib = 700 * MiB;
+		g[i].cold[1].idle_ms = 1200000;
+		g[i].cold[1].anon_kib = 600 * MiB;
+	}
+	/* Only "out" does not match the opt-in rule. */
+	snprintf(p.rules[0].pattern, sizeof(p.rules[0].pattern), "[isf]*");
+	g[2].psi_some_avg10 = 5;	/* at the budget (5 %) */
+	g[3].cold[0].idle_ms = g[3].cold[1].idle_ms = 60000;
+	h = host(g, 4, 16 * GiB, 8 * GiB, T0);
+	d = decide(st, &h, &p);
+	assert_int_equal(d[0].reclaim_kib, 512 * MiB);	/* capped */
+	assert_true(d[0].reclaim_budget_pct == 5);
+	assert_int_equal(d[1].reclaim_kib, 0);
+	assert_int_equal(d[2].reclaim_kib, 0);
+	assert_int_equal(d[3].reclaim_kib, 0);
+	/* A minute later: not again within reclaim_interval_ms. */
+	h.time_ms = T0 + 60000;
+	d = decide(st, &h, &p);
+	assert_int_equal(d[0].reclaim_kib, 0);
+	/* After it, again. */
+	h.time_ms = T0 + 60000 + p.reclaim_interval_ms;
+	d = decide(st, &h, &p);
+	assert_int_equal(d[0].reclaim_kib, 512 * MiB);
+	pe_state_free(st);
+}
+
+/*
  * Pool-level risk: four VMs with two days of history, each of which
  * climbed from 1 to 4 GiB for one hour yesterday (beyond the last 24
  * hours, so beyond the day's peak each one's buffer covers). When they
@@ -1211,6 +1266,7 @@ main(void)
 		cmocka_unit_test(test_policy_spare_goes_where_it_surges),
 		cmocka_unit_test(test_policy_history_keeps_a_days_peak),
 		cmocka_unit_test(test_policy_pool_keeps_what_climbs_together),
+		cmocka_unit_test(test_policy_reclaim_asks_for_cold_memory),
 		cmocka_unit_test(test_policy_validation),
 		cmocka_unit_test(test_policy_invariants_random),
 		cmocka_unit_test(test_policy_more_pressure_never_lowers),

@@ -120,7 +120,7 @@ test_policyfile_errors_name_the_line(void **state)
 		  "68719476736 (64 TiB)" },
 		{ "[defaults]\nweight = 2\nfoo = 1\n",
 		  "p.policy:3: unknown key \"foo\" (known: min, max, weight, "
-		  "headroom, headroom_pct, unmanaged)" },
+		  "headroom, headroom_pct, unmanaged, reclaim)" },
 		{ "[vm x]\nheadroom = 40T\n",
 		  "p.policy:1: rule \"x\": headroom_kib 42949672960 above "
 		  "34359738368 (32 TiB)" },

@@ -247,6 +247,7 @@ new_command_batch(void)
 	Mm__V1__SetBalloonTarget *bt;
 	Mm__V1__SetKsm *sk;
 	Mm__V1__MigrateNuma *mn;
+	Mm__V1__ReclaimCold *rc;
 	size_t i;
 
 	b->host_id = str("host-a");
@@ -256,8 +257,8 @@ new_command_batch(void)
 	SET(b, expires_ms, 1764000007000ull);
 	SET(b, policy_version, 3);
 	SET(b, report_seq, 900);
-	ARRAY(b, commands, 3);
-	for (i = 0; i < 3; i++) {
+	ARRAY(b, commands, 4);
+	for (i = 0; i < 4; i++) {
 		b->commands[i] = NEW(Mm__V1__Command, MM__V1__COMMAND__INIT);
 		b->commands[i]->reason = str("psi some avg10 12.50% above "
 		    "target 5%");
@@ -280,6 +281,12 @@ new_command_batch(void)
 	SET(mn, max_pages, 65536);
 	b->commands[2]->kind_case = MM__V1__COMMAND__KIND_NUMA;
 	b->commands[2]->numa = mn;
+	rc = NEW(Mm__V1__ReclaimCold, MM__V1__RECLAIM_COLD__INIT);
+	rc->vm_id = str("vm-3");
+	SET(rc, kib, 524288);
+	SET(rc, psi_budget_pct, 5.0);
+	b->commands[3]->kind_case = MM__V1__COMMAND__KIND_RECLAIM;
+	b->commands[3]->reclaim = rc;
 	return b;
 }
 
@@ -322,6 +329,7 @@ new_limits(uint64_t min, uint64_t max)
 	SET(l, headroom_kib, 262144);
 	SET(l, headroom_pct, 10.0);
 	SET(l, unmanaged, 1);
+	SET(l, reclaim, 1);
 	return l;
 }
 
@@ -703,7 +711,8 @@ test_msg_roundtrip_command_batch(void **state)
 	Mm__V1__CommandBatch *b = (Mm__V1__CommandBatch *)roundtrip(
 	    MSG_COMMAND_BATCH, &new_command_batch()->base);
 
-	assert_int_equal(b->n_commands, 3);
+	assert_int_equal(b->n_commands, 4);
+	assert_int_equal(b->commands[3]->reclaim->kib, 524288);
 	assert_int_equal(b->commands[0]->kind_case,
 	    MM__V1__COMMAND__KIND_BALLOON);
 	assert_int_equal(b->commands[0]->balloon->target_kib, 3145728);
