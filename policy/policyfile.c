@@ -383,6 +383,18 @@ pf_load(const char *path, uint64_t default_version, struct pm_msg *out,
 	return 0;
 }
 
+/* d in the fewest digits that read back as d ("%g" keeps six: a
+ * hold_ms of 3000025 came back as 3000020). */
+static void
+exact_number(char *buf, size_t size, double d)
+{
+	for (int prec = 6; prec <= 17; prec++) {
+		snprintf(buf, size, "%.*g", prec, d);
+		if (strtod(buf, NULL) == d)
+			return;
+	}
+}
+
 /* k's value v as a file writes it. */
 static void
 format_value(const struct pk_key *k, struct pk_value v, char *buf,
@@ -407,7 +419,7 @@ format_value(const struct pk_key *k, struct pk_value v, char *buf,
 		if (pk_whole(k))
 			snprintf(buf, size, "%llu", (unsigned long long)v.u);
 		else
-			snprintf(buf, size, "%g", v.d);
+			exact_number(buf, size, v.d);
 		break;
 	}
 }
@@ -461,8 +473,11 @@ pf_write(FILE *f, const Mm__V1__Policy *m)
 	}
 	if (m->n_params > 0) {
 		fprintf(f, "\n[params]\n");
-		for (size_t i = 0; i < m->n_params; i++)
-			fprintf(f, "%s = %g\n", m->params[i]->name,
-			    m->params[i]->value);
+		for (size_t i = 0; i < m->n_params; i++) {
+			char num[32];
+
+			exact_number(num, sizeof(num), m->params[i]->value);
+			fprintf(f, "%s = %s\n", m->params[i]->name, num);
+		}
 	}
 }

@@ -193,6 +193,14 @@ mode = enforce
 min = 8G
 max = 4G
 EOF
+# Written back with "%g" this came back as 3000020 (found by fuzzing).
+seed fuzz_policyfile param-digits <<EOF
+[params]
+hold_ms = 3000025
+reclaim_psi_budget_pct = 7.123456789
+[vm db-*]
+reclaim = yes
+EOF
 
 # ---- fuzz_conf: one byte (0 scheduler, 1 actuator, 2 raw), the INI ----
 { byte 0; cat "$here/../../deploy/scheduler.conf"; } | seed fuzz_conf scheduler
