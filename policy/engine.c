@@ -304,19 +304,27 @@ pe_history_vms(const struct pe_state *st)
 	return st->n;
 }
 
+bool
+pe_history_valid(const struct pe_vm_history *h)
+{
+	if (h->vm_id[0] == '\0' || memchr(h->vm_id, '\0',
+	    sizeof(h->vm_id)) == NULL || h->hours == 0 ||
+	    h->hours > PE_HIST_HOURS || h->hour < h->hours)
+		return false;
+	for (uint32_t k = 0; k < PE_HIST_HOURS; k++)
+		if (h->mib[k] > PE_HIST_MIB_MAX ||
+		    (k >= h->hours && h->mib[k] != 0))
+			return false;
+	return true;
+}
+
 int
 pe_history_put(struct pe_state *st, const struct pe_vm_history *h)
 {
 	struct pe_vm *v = NULL;
 
-	if (h->vm_id[0] == '\0' || memchr(h->vm_id, '\0',
-	    sizeof(h->vm_id)) == NULL || h->hours == 0 ||
-	    h->hours > PE_HIST_HOURS || h->hour < h->hours)
+	if (!pe_history_valid(h))
 		return -EINVAL;
-	for (uint32_t k = 0; k < PE_HIST_HOURS; k++)
-		if (h->mib[k] > PE_HIST_MIB_MAX ||
-		    (k >= h->hours && h->mib[k] != 0))
-			return -EINVAL;
 	for (size_t i = 0; i < st->n && v == NULL; i++)
 		if (strcmp(st->vms[i].id, h->vm_id) == 0)
 			v = &st->vms[i];

@@ -284,6 +284,10 @@ bool pe_history_get(const struct pe_state *st, size_t i,
 /* How many VMs st keeps (with history or not). */
 size_t pe_history_vms(const struct pe_state *st);
 
+/* Whether h is one pe_history_get() could give (pe_history_put()'s
+ * check, for histories from outside: a file, another scheduler). */
+bool pe_history_valid(const struct pe_vm_history *h);
+
 /* Give the VM h->vm_id the history h, for its next decision (a VM the
  * next report does not mention is forgotten, as always). Returns 0,
  * -EINVAL when h is not one pe_history_get() gives (empty id, hours 0 or

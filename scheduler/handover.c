@@ -162,23 +162,19 @@ handover_all(struct scheduler *s)
 
 /* ---- receiving ---- */
 
-/* The message's VM v as a pe_vm_history; false when it cannot be one. */
+/* The message's VM v as a pe_vm_history; false when it cannot be one
+ * (the engine's own check, pe_history_valid()). */
 static bool
 vm_from_msg(const Mm__V1__VmHistory *v, struct pe_vm_history *out)
 {
 	memset(out, 0, sizeof(*out));
-	if (strlen(v->vm_id) > PE_ID_MAX || v->n_mib == 0 ||
-	    v->n_mib > PE_HIST_HOURS || v->newest_hour < v->n_mib)
+	if (strlen(v->vm_id) > PE_ID_MAX || v->n_mib > PE_HIST_HOURS)
 		return false;
 	snprintf(out->vm_id, sizeof(out->vm_id), "%s", v->vm_id);
 	out->hour = v->newest_hour;
 	out->hours = (uint32_t)v->n_mib;
-	for (size_t k = 0; k < v->n_mib; k++) {
-		if (v->mib[k] > PE_HIST_MIB_MAX)
-			return false;
-		out->mib[k] = v->mib[k];
-	}
-	return true;
+	memcpy(out->mib, v->mib, v->n_mib * sizeof(out->mib[0]));
+	return pe_history_valid(out);
 }
 
 /* Merge v into host h's VM of that id (or give it v). */
@@ -217,10 +213,8 @@ on_history(const ProtobufCMessage *m, const struct bus_delivery *d,
 	for (size_t i = 0; i < hh->n_vms; i++) {
 		int r;
 
-		/* A week old or from the future (a clock that is wrong):
-		 * worth nothing, as in the history file. */
 		if (!vm_from_msg(hh->vms[i], &v) ||
-		    v.hour + PE_HIST_HOURS <= now_hour || v.hour > now_hour) {
+		    !history_recent(&v, now_hour)) {
 			s->n.handover_refused++;
 			continue;
 		}

@@ -122,6 +122,14 @@ get_record(FILE *f, char host[65], struct pe_vm_history *v,
 	return 1;
 }
 
+bool
+history_recent(const struct pe_vm_history *v, uint64_t now_hour)
+{
+	/* A week old or from the future (a clock that is wrong): worth
+	 * nothing. */
+	return v->hour + PE_HIST_HOURS > now_hour && v->hour <= now_hour;
+}
+
 static struct hist_host *
 pending_find(struct scheduler *s, const char *host)
 {
@@ -242,9 +250,7 @@ history_read(struct scheduler *s, FILE *f, const char *path,
 		return -EINVAL;
 	}
 	while ((r = get_record(f, host, &v, &why)) > 0) {
-		/* A week old or from the future (a clock that was wrong):
-		 * worth nothing. */
-		if (v.hour + PE_HIST_HOURS <= now_hour || v.hour > now_hour) {
+		if (!history_recent(&v, now_hour)) {
 			old++;
 			continue;
 		}

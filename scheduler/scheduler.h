@@ -238,6 +238,9 @@ void history_load(struct scheduler *s);
 int history_read(struct scheduler *s, FILE *f, const char *path,
     uint64_t now_hour);
 void history_claim(struct scheduler *s, struct host *h);
+/* Whether v's newest hour is within the week before now_hour (not from a
+ * clock that was ahead): the file's and the hand-over's rule. */
+bool history_recent(const struct pe_vm_history *v, uint64_t now_hour);
 /* Keep v for host's first report here, merged into what is kept of that
  * VM; a host new to the pending list is dropped at expires_ms (monotonic)
  * by history_expire(). Returns 0, -ENOSPC or -ENOMEM. */

@@ -228,19 +228,18 @@ build_argv(const struct vm_opts *o, const char *accel, const char *console,
 	    o->dir, o->id));
 	add_arg(argv, &n, vm_asprintf("-device"));
 	add_arg(argv, &n, vm_asprintf("virtio-serial-pci"));
-	add_arg(argv, &n, vm_asprintf("-chardev"));
-	add_arg(argv, &n, vm_asprintf("socket,id=agent,path=%s/%s.agent,"
-	    "server=on,wait=off", o->dir, o->id));
-	add_arg(argv, &n, vm_asprintf("-device"));
-	add_arg(argv, &n, vm_asprintf("virtserialport,chardev=agent,"
-	    "name=org.mm.agent.0"));
-	/* The agent's control port: reclaim requests (hv_reclaim()). */
-	add_arg(argv, &n, vm_asprintf("-chardev"));
-	add_arg(argv, &n, vm_asprintf("socket,id=control,path=%s/%s.control,"
-	    "server=on,wait=off", o->dir, o->id));
-	add_arg(argv, &n, vm_asprintf("-device"));
-	add_arg(argv, &n, vm_asprintf("virtserialport,chardev=control,"
-	    "name=org.mm.control.0"));
+	/* The agent's port, and its control port: reclaim requests
+	 * (hv_reclaim()). */
+	for (int i = 0; i < 2; i++) {
+		static const char *const ext[2] = { "agent", "control" };
+
+		add_arg(argv, &n, vm_asprintf("-chardev"));
+		add_arg(argv, &n, vm_asprintf("socket,id=%s,path=%s/%s.%s,"
+		    "server=on,wait=off", ext[i], o->dir, o->id, ext[i]));
+		add_arg(argv, &n, vm_asprintf("-device"));
+		add_arg(argv, &n, vm_asprintf("virtserialport,chardev=%s,"
+		    "name=org.mm.%s.0", ext[i], ext[i]));
+	}
 	add_arg(argv, &n, vm_asprintf("-pidfile"));
 	add_arg(argv, &n, vm_asprintf("%s/%s.pid", o->dir, o->id));
 }
