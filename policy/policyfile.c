@@ -449,8 +449,12 @@ pf_write(FILE *f, const Mm__V1__Policy *m)
 
 	fprintf(f, "[policy]\nversion = %llu\n",
 	    (unsigned long long)m->version);
+	/* Quoted where it begins with what would not read back: ';' or '#'
+	 * (a comment; found by fuzz_policyfile), a quote, a space. */
 	if (m->name != NULL)
-		fprintf(f, "name = %s\n", m->name);
+		fprintf(f, strchr(";#\" \t", m->name[0]) != NULL &&
+		    m->name[0] != '\0' ? "name = \"%s\"\n" : "name = %s\n",
+		    m->name);
 	fprintf(f, "mode = %s\n", mode != NULL ? mode : "?");
 	if (m->algorithm != NULL)
 		fprintf(f, "algorithm = %s\n", m->algorithm);
