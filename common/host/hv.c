@@ -205,6 +205,8 @@ hv_reclaim(struct hv *hv, const char *vm_id, uint64_t seq, uint64_t kib,
 	if (vm == NULL)
 		return -ENOENT;
 	hv->ops->control_path(hv, vm, sa.sun_path, sizeof(sa.sun_path));
+	if (sa.sun_path[0] == '\0')
+		return -ENOTCONN;	/* the VM has no control channel */
 	rq.has_seq = rq.has_kib = rq.has_psi_budget_pct = true;
 	rq.seq = seq;
 	rq.kib = kib;

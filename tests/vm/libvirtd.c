@@ -554,6 +554,10 @@ libvirtd_domain_xml(const struct vm_opts *o, unsigned cur_mib)
 	    "      <source mode='bind' path='%s/%s.agent'/>\n"
 	    "      <target type='virtio' name='org.mm.agent.0'/>\n"
 	    "    </channel>\n"
+	    "    <channel type='unix'>\n"
+	    "      <source mode='bind' path='%s/%s.control'/>\n"
+	    "      <target type='virtio' name='org.mm.control.0'/>\n"
+	    "    </channel>\n"
 	    "    <memballoon model='virtio' autodeflate='%s' "
 	    "freePageReporting='on'>\n"
 	    "      <stats period='1'/>\n"
@@ -562,7 +566,7 @@ libvirtd_domain_xml(const struct vm_opts *o, unsigned cur_mib)
 	    "</domain>\n",
 	    strcmp(vm_accel(), "kvm") == 0 ? "kvm" : "qemu", o->id, max,
 	    cur_mib ? cur_mib : max, k, i, c, o->dir, o->id, o->dir, o->id,
-	    o->no_deflate_on_oom ? "off" : "on");
+	    o->dir, o->id, o->no_deflate_on_oom ? "off" : "on");
 out:
 	free(k);
 	free(i);

@@ -67,8 +67,8 @@ int libvirtd_virsh(struct libvirtd *d, char **ret_out, const char *fmt, ...)
 /*
  * The domain XML for o: o->id is the name, o->mem_mib the maximum
  * (<memory>), cur_mib <currentMemory> (0: the maximum), the serial
- * console to <o->dir>/<id>.console and the agent's channel bound to
- * <o->dir>/<id>.agent. NULL (errno EINVAL) when a path or the command
+ * console to <o->dir>/<id>.console, the agent's channel bound to
+ * <o->dir>/<id>.agent and its control channel to <o->dir>/<id>.control. NULL (errno EINVAL) when a path or the command
  * line holds a character XML would need escaped. Malloc'd.
  */
 char *libvirtd_domain_xml(const struct vm_opts *o, unsigned cur_mib);

@@ -8,6 +8,11 @@
  *     live XML, and the guest agent's frames arrive on it.
  * (b) A libvirtd restart leaves the guest running, the same QEMU, and
  *     libvirt drives its balloon again (virsh setmem after the restart).
+ * (d) Proactive reclaim through libvirt: a guest with a zram swap keeps 96
+ *     MiB of 512 hot; hv_reclaim() on the libvirt driver (as mm-actuator
+ *     calls it) reaches the agent on the domain's org.mm.control.0
+ *     channel, found in the live XML, and the agent reclaims at least
+ *     half of the cold part.
  * (c) The fleet test on libvirt: three guests defined through libvirt (one
  *     ramping, two idle) under the real mm-collector, mm-scheduler and
  *     mm-actuator with driver = libvirt: the ramp gets memory the idle
@@ -327,6 +332,96 @@ test_vm_libvirt_restart(void **state)
 	    (int)before);
 }
 
+/* (d) */
+#define COLD		"lvcold"
+#define COLD_MIB	416	/* 512 taken, 96 kept hot */
+
+static struct {
+	bool has;
+	uint64_t seq, kib;
+	int state;
+	double stall;
+} rc;
+
+static void
+reclaim_cb(struct hv *hv, enum hv_event ev, struct hv_vm *vm, void *arg)
+{
+	(void)hv;
+	(void)arg;
+	if (ev != HV_EV_GUEST || vm->guest == NULL ||
+	    strcmp(vm->id, COLD) != 0 || vm->guest->reclaim == NULL)
+		return;
+	rc.has = true;
+	rc.seq = vm->guest->reclaim->seq;
+	rc.kib = vm->guest->reclaim->reclaimed_kib;
+	rc.state = (int)vm->guest->reclaim->state;
+	rc.stall = vm->guest->reclaim->stall_pct;
+}
+
+static bool
+reclaim_ended(void)
+{
+	return rc.has &&
+	    rc.state != MM__V1__RECLAIM_STATE__RECLAIM_STATE_RUNNING;
+}
+
+static void
+test_vm_libvirt_reclaim(void **state)
+{
+	struct vm_opts o = {
+		.id = COLD, .dir = S.vmdir, .mem_mib = 768,
+		.workload = "mm_test_cold:512M:96M",
+		.interval = "500ms", .resend = "1s", .zram = true,
+	};
+	struct hv_config c = {
+		.type = HV_TYPE_LIBVIRT, .uri = S.lv->uri,
+		.event_cb = reclaim_cb,
+	};
+	uv_loop_t loop;
+	struct vm *vm;
+	struct hv *hv;
+	double t0;
+	int r = -1;
+
+	(void)state;
+	/* (a) and (b)'s guest makes room. */
+	libvirtd_destroy(S.lv, S.one);
+	S.one = NULL;
+	vm = libvirtd_boot(S.lv, &o, 0);
+	assert_non_null(vm);
+	if (!vm_wait_console(vm, "cold: touched", 60000, NULL, 0)) {
+		vm_dump_console(vm);
+		fail_msg("the cold workload did not start");
+	}
+	assert_int_equal(uv_loop_init(&loop), 0);
+	hv = hv_new(&loop, &c);
+	assert_non_null(hv);
+	assert_int_equal(hv_start(hv), 0);
+	/* The domain is listed, its control port comes up with the agent. */
+	t0 = vm_now_s();
+	while (vm_now_s() - t0 < 20 &&
+	    (r = hv_reclaim(hv, COLD, 1, 1024 * MIB, 10.0)) < 0)
+		tu_run_for(&loop, 500);
+	assert_int_equal(r, 0);
+	t0 = vm_now_s();
+	(void)tu_run_until_fn(&loop, reclaim_ended, 120000);
+	printf("libvirt reclaim: state %d after %.0f s, %llu MiB reclaimed "
+	    "of %u cold, last step's stall %.1f %%\n", rc.state,
+	    vm_now_s() - t0, (unsigned long long)rc.kib / MIB, COLD_MIB,
+	    rc.stall);
+	if (!rc.has)
+		vm_dump_console(vm);
+	assert_true(rc.has);
+	assert_int_equal(rc.seq, 1);
+	assert_true(rc.state == MM__V1__RECLAIM_STATE__RECLAIM_STATE_DONE ||
+	    rc.state == MM__V1__RECLAIM_STATE__RECLAIM_STATE_EXHAUSTED ||
+	    rc.state == MM__V1__RECLAIM_STATE__RECLAIM_STATE_PRESSURE);
+	assert_true(rc.kib >= COLD_MIB * MIB / 2);
+	hv_close(hv, NULL, NULL);
+	assert_int_equal(tu_loop_finish(&loop), 0);
+	libvirtd_destroy(S.lv, vm);
+}
+
 /* (c): the fleet. */
 
 static bool
@@ -538,6 +633,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_vm_libvirt_guest),
 		cmocka_unit_test(test_vm_libvirt_restart),
+		cmocka_unit_test(test_vm_libvirt_reclaim),
 		cmocka_unit_test_setup_teardown(test_vm_libvirt_fleet,
 		    fleet_setup, fleet_teardown),
 	};

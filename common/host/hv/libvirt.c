@@ -8,7 +8,8 @@
  * silent; targets with virDomainSetMemoryFlags(LIVE), never the persistent
  * definition. The guest agent is read (unless no_agent) on the domain's
  * <channel type='unix'> whose virtio target is named org.mm.agent.0, at the
- * path of its <source> in the live XML.
+ * path of its <source> in the live XML; reclaim requests go to the one named
+ * org.mm.control.0 the same way (hv_reclaim(), written by the caller).
  *
  * Threads: libvirt's default event loop runs in a thread of ours; its
  * callbacks queue what they saw under a mutex and wake the libuv loop with
@@ -45,6 +46,7 @@
 #include "log.h"
 
 #define AGENT_PORT	"org.mm.agent.0"
+#define CONTROL_PORT	"org.mm.control.0"
 #define KEEPALIVE_S	5
 #define KEEPALIVE_COUNT	3
 #define BACKOFF_MAX_MS	30000
@@ -71,6 +73,7 @@ struct lv_vm {
 	bool stats_inflight;
 	int64_t stats_last_update;
 	char agent_path[PATH_MAX_SUN];
+	char control_path[PATH_MAX_SUN];	/* "" without the channel */
 	struct hv_agent agent;
 };
 
@@ -119,6 +122,7 @@ struct lv_info {
 	bool has_balloon, doo, fpr;
 	unsigned numa;
 	char agent_path[PATH_MAX_SUN];
+	char control_path[PATH_MAX_SUN];
 	pid_t pid;
 };
 
@@ -297,8 +301,10 @@ parse_xml(const char *xml, struct lv_info *i)
 	    (e = xml_elem(e, cpu_end, "numa")) != NULL)
 		for (e++; (e = xml_elem(e, cpu_end, "cell")) != NULL; e++)
 			i->numa++;
-	i->agent_path[0] = '\0';
+	i->agent_path[0] = i->control_path[0] = '\0';
 	for (e = xml; (e = xml_elem(e, end, "channel")) != NULL; e = blk) {
+		char *path;
+
 		blk = strstr(e, "</channel>");
 		if (blk == NULL)
 			break;
@@ -306,14 +312,17 @@ parse_xml(const char *xml, struct lv_info *i)
 			continue;
 		t = xml_elem(e, blk, "target");
 		s = xml_elem(e, blk, "source");
-		if (t == NULL || s == NULL ||
-		    !xml_attr_is(t, "type", "virtio") ||
-		    !xml_attr_is(t, "name", AGENT_PORT))
+		if (t == NULL || s == NULL || !xml_attr_is(t, "type", "virtio"))
 			continue;
-		if (!xml_attr(s, "path", i->agent_path,
+		if (xml_attr_is(t, "name", AGENT_PORT))
+			path = i->agent_path;
+		else if (xml_attr_is(t, "name", CONTROL_PORT))
+			path = i->control_path;
+		else
+			continue;
+		if (path[0] == '\0' && !xml_attr(s, "path", path,
 		    sizeof(i->agent_path)))
-			i->agent_path[0] = '\0';
-		break;
+			path[0] = '\0';
 	}
 }
 
@@ -1007,6 +1016,8 @@ vm_apply(struct lv_vm *v, const struct lv_info *i)
 		snprintf(v->agent_path, sizeof(v->agent_path), "%s",
 		    i->agent_path);
 	}
+	snprintf(v->control_path, sizeof(v->control_path), "%s",
+	    i->control_path);
 	if (!v->announced) {
 		p->balloon_known = i->has_cur;
 		p->balloon_actual_kib = i->cur_kib;
@@ -1504,10 +1515,20 @@ lv_close(struct hv *hv)
 	uv_close((uv_handle_t *)&lv->deadline, handle_closed_cb);
 }
 
+/* The control channel's path in the live XML ("" without one: hv_reclaim()
+ * then answers -ENOTCONN). */
+static void
+lv_control_path(struct hv *hv, struct hv_vm *vm, char *buf, size_t size)
+{
+	(void)hv;
+	snprintf(buf, size, "%s", ((const struct lv_vm *)vm)->control_path);
+}
+
 const struct hv_ops hv_libvirt_ops = {
 	.name = "libvirt",
 	.start = lv_start,
 	.set_target = lv_set_target,
+	.control_path = lv_control_path,
 	.refresh = lv_refresh,
 	.close = lv_close,
 };

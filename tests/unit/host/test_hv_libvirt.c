@@ -7,8 +7,9 @@
  * balloon that deflates on OOM, free page reporting and two NUMA cells).
  * The driver must find the domains with their limits, set the balloon live
  * without touching the persistent definition, see domains stop and start
- * by events, build guest samples from the balloon's statistics and read
- * the agent on the channel its XML names.
+ * by events, build guest samples from the balloon's statistics, read the
+ * agent on the channel its XML names and write reclaim requests to the
+ * control channel it names (none named: refused).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -18,6 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <libvirt/libvirt.h>
@@ -180,6 +184,8 @@ test_default(void **state)
 	assert_false(vm->free_page_reporting);
 	assert_int_equal(vm->numa_cells, 0);
 	assert_int_equal(vm->pid, 0);	/* not a QEMU */
+	/* No control channel in its XML: no reclaim request goes out. */
+	assert_int_equal(hv_reclaim(T.hv, "test", 1, 65536, 10), -ENOTCONN);
 	/* The balloon's stats period, set live (poll_ms rounded up). */
 	live = virDomainGetXMLDesc(d, 0);
 	assert_non_null(live);
@@ -256,6 +262,10 @@ static const char node_xml[] =
 	"        <source mode='bind' path='%s/web.agent'/>\n"
 	"        <target type='virtio' name='org.mm.agent.0'/>\n"
 	"      </channel>\n"
+	"      <channel type='unix'>\n"
+	"        <source mode='bind' path='%s/web.control'/>\n"
+	"        <target type='virtio' name='org.mm.control.0'/>\n"
+	"      </channel>\n"
 	"      <memballoon model='virtio' autodeflate='on' "
 	"freePageReporting='on'/>\n"
 	"    </devices>\n"
@@ -287,15 +297,55 @@ send_frame(const Mm__V1__GuestStats *g)
 	free(body);
 }
 
+/* A listening socket at path, as QEMU's chardev for the control port. */
+static int
+listen_at(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_true(strlen(path) < sizeof(sa.sun_path));
+	strcpy(sa.sun_path, path);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 4), 0);
+	return fd;
+}
+
+/* The one frame a client of lfd wrote: a ReclaimRequest. */
+static Mm__V1__ReclaimRequest *
+accept_request(int lfd)
+{
+	uint8_t buf[256];
+	size_t got = 0, len;
+	ssize_t n;
+	ProtobufCMessage *m = NULL;
+	int fd = accept(lfd, NULL, NULL);
+
+	assert_true(fd >= 0);
+	while ((n = read(fd, buf + got, sizeof(buf) - got)) > 0)
+		got += (size_t)n;
+	close(fd);
+	assert_true(got >= 4);
+	len = (size_t)buf[0] << 24 | (size_t)buf[1] << 16 |
+	    (size_t)buf[2] << 8 | buf[3];
+	assert_int_equal(got, 4 + len);
+	assert_int_equal(msg_unpack(MSG_RECLAIM_REQUEST, buf + 4, len, &m,
+	    NULL, 0), 0);
+	return (Mm__V1__ReclaimRequest *)m;
+}
+
 static void
 test_channel(void **state)
 {
 	char *dir = tu_tmpdir(), *file, *text, uri[4200], path[4200];
+	Mm__V1__ReclaimRequest *rq;
 	Mm__V1__GuestStats g;
 	Mm__V1__Meminfo mi;
 	struct hv_vm *vm;
+	int lfd;
 
-	assert_true(asprintf(&text, node_xml, dir, dir) > 0);
+	assert_true(asprintf(&text, node_xml, dir, dir, dir) > 0);
 	file = tu_write_file(dir, "node.xml", text);
 	snprintf(uri, sizeof(uri), "test://%s", file);
 	snprintf(path, sizeof(path), "%s/web.agent", dir);
@@ -327,6 +377,19 @@ test_channel(void **state)
 	assert_true(run_until(c_agent_sample));
 	assert_string_equal(find("web")->guest->vm_id, "web");
 	assert_int_equal(find("web")->guest->meminfo->total_kib, 1000000);
+
+	/* Reclaim requests on the channel named org.mm.control.0: nothing
+	 * listens there yet, then QEMU's chardev does. */
+	assert_int_equal(hv_reclaim(T.hv, "web", 7, 65536, 12.5), -ENOTCONN);
+	snprintf(path, sizeof(path), "%s/web.control", dir);
+	lfd = listen_at(path);
+	assert_int_equal(hv_reclaim(T.hv, "web", 7, 65536, 12.5), 0);
+	rq = accept_request(lfd);
+	assert_int_equal(rq->seq, 7);
+	assert_int_equal(rq->kib, 65536);
+	assert_true(rq->psi_budget_pct == 12.5);
+	msg_free(&rq->base);
+	close(lfd);
 
 	qmp_server_close(agent);
 	stop();
