@@ -22,6 +22,7 @@
 #include "daemon_host.h"
 #include "hv.h"
 #include "log.h"
+#include "tier.h"
 #include "metrics_http.h"
 #include "msg.h"
 #include "topology.h"
@@ -54,6 +55,15 @@ struct actuator_conf {
 	bool ksm;			/* apply SetKsm */
 	bool numa;			/* apply MigrateNuma */
 	char *schedulers;		/* ids whose batches run; NULL: any */
+	/* [tier]: the host tier (hosttier.c) */
+	int tier_mode;			/* enum act_tier_mode */
+	char *tier_slow_nodes;		/* node list; NULL: memory tiers */
+	int64_t tier_window_ms;		/* one scan window */
+	int64_t tier_cold_windows;	/* idle this many windows: cold */
+	int64_t tier_quota_kib;		/* moved per pass, whole host */
+	int64_t tier_hot_reserve_kib;	/* fast-tier RAM kept per VM */
+	int64_t tier_refault_pct;	/* back off above this */
+	int64_t tier_min_ram_kib;	/* smallest mapping taken as RAM */
 	int64_t clock_skew_ms;		/* batches issued further ahead are
 					 * refused */
 	struct bus_conf bus;
@@ -402,6 +412,77 @@ struct avm {
 
 struct job;	/* a batch being executed or waiting (exec.c) */
 
+/* ---- host tier (hosttier.c) ---- */
+
+enum act_tier_mode {
+	ACT_TIER_OFF,
+	ACT_TIER_AUTO,		/* a slower node if there is one, else swap */
+	ACT_TIER_SWAP,
+	ACT_TIER_NODE,
+};
+
+/* What the tier does with one VM's process. */
+struct act_tier_vm {
+	char id[MSG_ID_MAX + 1];
+	pid_t pid;
+	bool seen;		/* in the pass's listing */
+	bool open;		/* scan has its chunks */
+	struct tier_scan scan;
+	unsigned min_idle;	/* windows; raised on refaults */
+	uint64_t last_pages;	/* moved by the last pass */
+	/* The pass's outcome, read on the loop after the work. */
+	int err;
+	bool err_logged;
+	uint64_t moved_kib, refaults;
+	uint64_t moved_total_kib;	/* counter */
+};
+
+/* The scans and moves, replaced by unit tests (tier.h's by default). */
+struct act_tier_ops {
+	int (*probe)(const char *proc_root, const char *sys_root,
+	    uint64_t slow_nodes, struct tier_host *ret);
+	int (*open)(struct tier_scan *s, const char *proc_root, pid_t pid,
+	    uint64_t min_bytes);
+	int (*begin)(struct tier_scan *s, const char *proc_root);
+	int (*end)(struct tier_scan *s, const char *proc_root);
+	int64_t (*pageout)(const struct tier_scan *s, const size_t *idx,
+	    size_t n);
+	int64_t (*demote)(struct tier_scan *s, const size_t *idx, size_t n,
+	    unsigned node);
+};
+
+struct act_tier {
+	const struct act_tier_ops *ops;
+	int mode;		/* resolved: OFF (also skipped), SWAP, NODE */
+	bool skipped;		/* asked for, but the host has no tier */
+	unsigned node;		/* NODE: where cold chunks go */
+	uint64_t slow_mask;	/* from the configuration, 0: the kernel's */
+	char state[64];		/* "off", "skipped", "swap", "node 1" */
+	char why[256];		/* skipped: what is missing */
+	uv_timer_t timer;
+	uv_work_t work;
+	bool busy, timer_on, closing;
+	struct act_tier_vm *vms;
+	size_t n, cap;
+	/* Copied for the work thread at each pass. */
+	const struct actuator_conf *conf;
+	uint64_t swap_free_kib;
+	uint64_t passes, moved_kib, errors;	/* counters */
+};
+
+struct actuator;
+
+/*
+ * Start the tier as a->conf says: off, or probe the host (swap, slower
+ * nodes) and, where it has the tier asked for, a pass every window. Where
+ * it has none: one log line saying so, and the tier stays off (state
+ * "skipped"). Returns 0 or -errno (a bad slow_nodes list).
+ */
+int act_tier_start(struct actuator *a);
+/* Close the timer and free the VMs' scans; a pass running on the pool
+ * finishes first (its end frees them). */
+void act_tier_close(struct actuator *a);
+
 struct actuator {
 	struct actuator_conf conf;	/* the caller's, freed by it */
 	char host_id[TOPO_ID_MAX + 1];
@@ -433,6 +514,7 @@ struct actuator {
 	uint64_t refused[ACT_REFUSAL_COUNT];	/* by reason */
 	struct log_limit lim_refused;
 	struct mx_server *metrics;	/* [metrics] listen, or NULL */
+	struct act_tier tier;
 };
 
 /* run.c */

@@ -9,9 +9,15 @@
 
 static const char *const driver_names[] = { "kvm", "xen", "sim", "libvirt",
 	NULL };
+/* enum act_tier_mode's order. */
+static const char *const tier_modes[] = { "off", "auto", "swap", "node",
+	NULL };
 
 #define K(key, type, min, max, def, field, help)			\
 	{ "actuator", key, type, min, max, def,				\
+	  offsetof(struct actuator_conf, field), NULL, help }
+#define T(key, type, min, max, def, field, help)			\
+	{ "tier", key, type, min, max, def,				\
 	  offsetof(struct actuator_conf, field), NULL, help }
 
 const struct conf_key act_conf_table[] = {
@@ -89,6 +95,33 @@ const struct conf_key act_conf_table[] = {
 	K("clock_skew", CONF_DURATION_MS, 1000, 3600000, "30s",
 	    clock_skew_ms,
 	    "a batch issued further ahead of this host's clock is refused"),
+	{ "tier", "mode", CONF_ENUM, 0, 0, "off",
+	  offsetof(struct actuator_conf, tier_mode), tier_modes,
+	  "the host tier: move the VMs' cold memory out of their QEMU "
+	  "processes' RAM: off, auto (a slower node if the host has one, "
+	  "else swap), swap (process_madvise MADV_PAGEOUT) or node "
+	  "(move_pages to the first slower node); a host without it says so "
+	  "and skips it" },
+	T("slow_nodes", CONF_STRING, 1, 255, NULL, tier_slow_nodes,
+	    "the slower NUMA nodes (\"2-3\"); unset: the kernel's memory "
+	    "tiers (every tier after the first)"),
+	T("window", CONF_DURATION_MS, 1000, 3600000, "30s", tier_window_ms,
+	    "one scan window: a chunk of a VM's RAM not written or faulted "
+	    "in during it is idle for one more window"),
+	T("cold_windows", CONF_INT, 1, 60, "4", tier_cold_windows,
+	    "idle this many windows in a row: cold (etmem's T)"),
+	T("quota", CONF_SIZE_KIB, 2048, 1ll << 32, "1G", tier_quota_kib,
+	    "the most moved in one pass, the whole host (etmem's "
+	    "node_mig_quota); swap: also at most half the free swap"),
+	T("hot_reserve", CONF_SIZE_KIB, 0, 1ll << 32, "1G",
+	    tier_hot_reserve_kib,
+	    "RAM each VM keeps in the fast tier whatever the scans say "
+	    "(etmem's node_hot_reserve)"),
+	T("refault_pct", CONF_INT, 1, 100, "10", tier_refault_pct,
+	    "a VM whose major faults in the window after a move pass this "
+	    "share of the pages moved waits twice as many windows"),
+	T("min_ram", CONF_SIZE_KIB, 2048, 1ll << 32, "64M", tier_min_ram_kib,
+	    "the smallest mapping of a QEMU process taken as guest RAM"),
 	BUS_CONF_KEYS(struct actuator_conf, bus),
 	METRICS_CONF_KEYS(struct actuator_conf, metrics_listen),
 	DAEMON_LOG_KEYS(struct actuator_conf, log_level),

@@ -73,6 +73,29 @@ counters(struct mx *m, const struct actuator *a)
 	    "results and alerts the bus refused", a->publish_errors);
 }
 
+/* The host tier: its state, and what each VM's process has moved. */
+static void
+tier(struct mx *m, const struct act_tier *t)
+{
+	char node[16];
+	const char *state = t->skipped ? "skipped" :
+	    t->mode == ACT_TIER_SWAP ? "swap" :
+	    t->mode == ACT_TIER_NODE ? node : "off";
+
+	snprintf(node, sizeof(node), "node%u", t->node);
+	mx_family(m, "mm_actuator_tier_state", MX_GAUGE, NULL,
+	    "1 for the host tier's state: off, skipped (the host has no "
+	    "swap or slower node), swap or node<N>");
+	mx_add(m, 1, 1, "state", state);
+	mx_family(m, "mm_vm_tier_moved_bytes", MX_COUNTER, "bytes",
+	    "the VM's cold memory the host tier moved out of its RAM");
+	for (size_t i = 0; i < t->n; i++)
+		mx_add(m, (double)t->vms[i].moved_total_kib * KIB, 1, "vm",
+		    t->vms[i].id);
+	mx_single(m, "mm_actuator_tier_errors", MX_COUNTER, NULL,
+	    "host tier scans or moves that failed", t->errors);
+}
+
 void
 act_metrics_cb(struct mx *m, void *arg)
 {
@@ -97,6 +120,7 @@ act_metrics_cb(struct mx *m, void *arg)
 	    "1 while the fail-safe acts (no batch for failsafe_after)",
 	    a->failsafe_on ? 1 : 0);
 	counters(m, a);
+	tier(m, &a->tier);
 	msg_dispatch_metrics(m, &queue, &ds, 1);
 	if (a->bus != NULL) {
 		bus_get_stats(a->bus, &bs);

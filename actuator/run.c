@@ -110,6 +110,9 @@ act_start(struct actuator *a, uv_loop_t *loop)
 	hc.event_cb = on_hv_event;
 	hc.event_arg = a;
 	a->hv = daemon_hv_start(loop, &hc);
+	r = act_tier_start(a);
+	if (r < 0)
+		return r;
 
 	uv_timer_start(&a->tick, tick_cb, ACT_TICK_MS, ACT_TICK_MS);
 	a->last_cmd_ms = uv_now(loop);
@@ -178,6 +181,7 @@ act_close(struct actuator *a)
 	    a->refused[ACT_REFUSE_TTL]);
 	uv_close((uv_handle_t *)&a->tick, NULL);
 	uv_close((uv_handle_t *)&a->op_timer, NULL);
+	act_tier_close(a);
 	mx_server_close(a->metrics);
 	a->metrics = NULL;
 	act_jobs_free(a);
