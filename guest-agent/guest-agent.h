@@ -79,8 +79,8 @@ struct agent_sample {
 	/* The last reclaim request's progress (reclaim.c). */
 	bool has_reclaim;
 	uint64_t reclaim_seq, reclaim_kib;
-	int reclaim_state;		/* Mm__V1__ReclaimState */
-	double reclaim_stall_pct;
+	int reclaim_state;		/* Mm__V1__ReclaimState, not 0 */
+	double reclaim_stall_pct;	/* 0..100 */
 };
 
 /* What went wrong reading each file last time, to warn once per change. */

@@ -158,6 +158,11 @@ reclaim_request(struct agent_reclaim *rc, const Mm__V1__ReclaimRequest *rq)
 	if (rq->kib == 0) {
 		if (rc->running)
 			finish(rc, MM__V1__RECLAIM_STATE__RECLAIM_STATE_STOPPED);
+		/* A stop before any request: reports now carry this seq,
+		 * and a state of UNSPECIFIED would not validate. */
+		else if (rc->state ==
+		    MM__V1__RECLAIM_STATE__RECLAIM_STATE_UNSPECIFIED)
+			rc->state = MM__V1__RECLAIM_STATE__RECLAIM_STATE_STOPPED;
 		rc->seq = rq->seq;
 		return;
 	}
@@ -189,7 +194,10 @@ reclaim_status(const struct agent_reclaim *rc, struct agent_sample *s)
 	s->reclaim_seq = rc->seq;
 	s->reclaim_kib = rc->reclaimed_kib;
 	s->reclaim_state = (int)rc->state;
-	s->reclaim_stall_pct = rc->stall_pct;
+	/* A step's stall can read above 100 % (several tasks); reports
+	 * carry a percent. */
+	s->reclaim_stall_pct = rc->stall_pct > 100 ? 100 :
+	    rc->stall_pct < 0 ? 0 : rc->stall_pct;
 }
 
 /* ---- the control port ---- */
