@@ -509,7 +509,7 @@ test_agent_reclaim_requests(void **state)
 	assert_int_equal(mkfifo(port, 0600), 0);
 	free(tu_write_file(dir, "memory.reclaim", ""));
 	assert_int_equal(uv_loop_init(&loop), 0);
-	assert_int_equal(reclaim_start(&rc, &loop, &rconf), 0);
+	assert_int_equal(reclaim_start(&rc, &loop, &rconf, true), 0);
 	fd = open(port, O_WRONLY | O_NONBLOCK);
 	assert_true(fd >= 0);
 
@@ -581,7 +581,7 @@ test_agent_reclaim_stop_first(void **state)
 
 	(void)state;
 	assert_int_equal(uv_loop_init(&loop), 0);
-	(void)reclaim_start(&rc, &loop, &rconf);
+	(void)reclaim_start(&rc, &loop, &rconf, true);
 	rq.has_seq = rq.has_kib = rq.has_psi_budget_pct = true;
 	rq.seq = 3;
 	reclaim_request(&rc, &rq);
