@@ -73,9 +73,7 @@ chan_virtio_frame(const struct agent_sample *s, uint8_t **ret_buf,
 		rs.seq = s->reclaim_seq;
 		rs.reclaimed_kib = s->reclaim_kib;
 		rs.state = (Mm__V1__ReclaimState)s->reclaim_state;
-		/* A step's stall can read above 100 % (several tasks). */
-		rs.stall_pct = s->reclaim_stall_pct > 100 ? 100 :
-		    s->reclaim_stall_pct < 0 ? 0 : s->reclaim_stall_pct;
+		rs.stall_pct = s->reclaim_stall_pct;	/* 0..100 */
 		g.reclaim = &rs;
 	}
 

@@ -108,6 +108,8 @@ struct agent {
 	uv_timer_t cold_timer;		/* cold_age() every [cold] interval */
 	struct agent_cold_state cold;
 	struct agent_reclaim reclaim;
+	int channel;			/* enum agent_channel in use */
+	struct chan_xenstore_watch *control;	/* xenstore: requests */
 	uv_poll_t psi_poll;
 	int psi_fd;			/* PSI trigger, or -1 */
 	bool urgent_pending;		/* the deferred report is urgent */
@@ -423,6 +425,7 @@ open_channel(struct agent *a)
 			return NULL;
 		}
 	}
+	a->channel = kind;
 	switch (kind) {
 	case AGENT_CHAN_XENSTORE:
 		ch = chan_xenstore_new(c->xenstore_prefix);
@@ -440,6 +443,44 @@ open_channel(struct agent *a)
 		log_info("reporting every %lld ms on %s",
 		    (long long)c->interval_ms, ch->name);
 	return ch;
+}
+
+/*
+ * A reclaim request in the domain's control/mm/reclaim, written by the
+ * host's xen driver. What the key holds when the agent starts is an old
+ * request, perhaps hours old, for an agent that is gone: recorded, not
+ * acted on (over virtio a request sent while no agent runs is lost too).
+ */
+static void
+control_cb(const char *value, size_t len, bool initial, void *arg)
+{
+	struct agent *a = arg;
+
+	if (value == NULL)
+		return;		/* removed: nothing asked */
+	if (initial) {
+		log_debug("xenstore: %s holds \"%.*s\" from before, not "
+		    "acted on", AGENT_XS_CONTROL_KEY, (int)(len > 80 ? 80 : len),
+		    value);
+		return;
+	}
+	(void)reclaim_request_text(&a->reclaim, "xenstore", value, len);
+}
+
+/* Where the host's requests come in: the control port, or on Xen the
+ * watched key. */
+static void
+control_start(struct agent *a)
+{
+	bool xs = a->channel == AGENT_CHAN_XENSTORE;
+
+	if (reclaim_start(&a->reclaim, a->loop, &a->conf, !xs) < 0 || !xs)
+		return;
+	a->control = chan_xenstore_watch_new(a->loop, AGENT_XS_CONTROL_KEY,
+	    control_cb, a);
+	if (a->control == NULL)
+		log_warn("reclaim on the host's request: cannot watch "
+		    "xenstore \"%s\"", AGENT_XS_CONTROL_KEY);
 }
 
 static void
@@ -589,7 +630,7 @@ main(int argc, char **argv)
 	if (cold_start(&a.cold, &a.conf) == 0)
 		uv_timer_start(&a.cold_timer, cold_cb, 0,
 		    (uint64_t)a.conf.cold_ms);
-	(void)reclaim_start(&a.reclaim, &loop, &a.conf);
+	control_start(&a);
 	daemon_notify_ready("reporting");
 	uv_run(&loop, UV_RUN_DEFAULT);
 
@@ -599,6 +640,7 @@ main(int argc, char **argv)
 	uv_close((uv_handle_t *)&a.check, NULL);
 	uv_close((uv_handle_t *)&a.trim, NULL);
 	uv_close((uv_handle_t *)&a.cold_timer, NULL);
+	chan_xenstore_watch_free(a.control);
 	reclaim_stop(&a.reclaim);
 	if (a.psi_fd >= 0)
 		uv_close((uv_handle_t *)&a.psi_poll, NULL);

@@ -19,6 +19,9 @@
 
 #define AGENT_CONF_PATH		"/etc/mm/guest-agent.conf"
 #define AGENT_VIRTIO_PORT	"/dev/virtio-ports/org.mm.agent.0"
+/* On Xen the host's reclaim requests are in this key of the domain's home
+ * (the host's XEN_RECLAIM_KEY, docs/protocol.md). */
+#define AGENT_XS_CONTROL_KEY	"control/mm/reclaim"
 
 enum agent_channel {
 	AGENT_CHAN_AUTO,
@@ -79,8 +82,8 @@ struct agent_sample {
 	/* The last reclaim request's progress (reclaim.c). */
 	bool has_reclaim;
 	uint64_t reclaim_seq, reclaim_kib;
-	int reclaim_state;		/* Mm__V1__ReclaimState */
-	double reclaim_stall_pct;
+	int reclaim_state;		/* Mm__V1__ReclaimState, not 0 */
+	double reclaim_stall_pct;	/* 0..100 */
 };
 
 /* What went wrong reading each file last time, to warn once per change. */
@@ -177,14 +180,28 @@ struct agent_reclaim {
 	int64_t stall0;		/* PSI some total before the step, us */
 	uint64_t t0_ms;
 };
-/* Open the control port ([reclaim] max above 0 and the port there);
- * 0 or a negative errno, said once. reclaim_stop() in any case. */
+/* Take requests ([reclaim] max above 0): with port, open the control
+ * port (it must be there); without, they come from the xenstore channel
+ * through reclaim_request_text(). 0 or a negative errno, said once.
+ * reclaim_stop() in any case. */
 int reclaim_start(struct agent_reclaim *rc, uv_loop_t *loop,
-    const struct agent_conf *conf);
+    const struct agent_conf *conf, bool port);
 void reclaim_stop(struct agent_reclaim *rc);
 /* Act on a validated request (the control port's, or a test's). */
 void reclaim_request(struct agent_reclaim *rc,
     const Mm__V1__ReclaimRequest *rq);
+/*
+ * A request as xenstore carries it (docs/protocol.md): text (borrowed,
+ * len bytes and a NUL) is "<seq> <kib> <psi_budget_pct>", two strict
+ * decimals and one with an optional fraction, single spaces, nothing
+ * else (no NUL inside), at most RECLAIM_TEXT_MAX bytes. It goes through the control port's checks
+ * (msg_validate()) and on to reclaim_request(); anything else is counted
+ * in rc->refused and logged (rate-limited), naming from ("xenstore").
+ * Returns 0 or -EINVAL.
+ */
+#define RECLAIM_TEXT_MAX	80
+int reclaim_request_text(struct agent_reclaim *rc, const char *from,
+    const char *text, size_t len);
 /* Its progress into s. */
 void reclaim_status(const struct agent_reclaim *rc, struct agent_sample *s);
 
@@ -284,9 +301,29 @@ int chan_virtio_frame(const struct agent_sample *s, uint8_t **ret_buf,
 /*
  * chan_xenstore.c: the sample's values under prefix (borrowed, relative to
  * the domain's home, e.g. "data/mm") through libxenstore, one transaction
- * per report. Returns NULL with errno set when xenstore cannot be opened.
+ * per report: agent_sample_foreach()'s as <group>/<name>, the cold
+ * buckets as cold/<i>/<name> and the reclaim status as reclaim/<name>
+ * (GuestStats' field names). Returns NULL with errno set when xenstore cannot be opened.
  */
 struct agent_chan *chan_xenstore_new(const char *prefix);
+
+/*
+ * chan_xenstore.c: watch key (borrowed, relative to the domain's home,
+ * e.g. "control/mm/reclaim") on a xenstore connection of its own, polled
+ * on loop (borrowed). cb(value, len, initial, arg) is called on the loop
+ * when the key's value differs from the last one seen (value borrowed for
+ * the call, NUL-terminated; NULL when the key is absent), initial for the
+ * first read after the watch started. A broken connection is opened again
+ * a second later, and the value read then compared with the last one
+ * seen. Returns NULL with errno set when xenstore cannot be opened or
+ * watched. Free with chan_xenstore_watch_free() (NULL: a no-op), which
+ * closes its handles (the loop must run once more to free them).
+ */
+struct chan_xenstore_watch;
+struct chan_xenstore_watch *chan_xenstore_watch_new(uv_loop_t *loop,
+    const char *key, void (*cb)(const char *value, size_t len, bool initial,
+    void *arg), void *arg);
+void chan_xenstore_watch_free(struct chan_xenstore_watch *w);
 
 /* True when running under Xen: /proc/xen exists or
  * /sys/hypervisor/type says xen. */

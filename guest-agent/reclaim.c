@@ -158,6 +158,11 @@ reclaim_request(struct agent_reclaim *rc, const Mm__V1__ReclaimRequest *rq)
 	if (rq->kib == 0) {
 		if (rc->running)
 			finish(rc, MM__V1__RECLAIM_STATE__RECLAIM_STATE_STOPPED);
+		/* A stop before any request: reports now carry this seq,
+		 * and a state of UNSPECIFIED would not validate. */
+		else if (rc->state ==
+		    MM__V1__RECLAIM_STATE__RECLAIM_STATE_UNSPECIFIED)
+			rc->state = MM__V1__RECLAIM_STATE__RECLAIM_STATE_STOPPED;
 		rc->seq = rq->seq;
 		return;
 	}
@@ -189,7 +194,76 @@ reclaim_status(const struct agent_reclaim *rc, struct agent_sample *s)
 	s->reclaim_seq = rc->seq;
 	s->reclaim_kib = rc->reclaimed_kib;
 	s->reclaim_state = (int)rc->state;
-	s->reclaim_stall_pct = rc->stall_pct;
+	/* A step's stall can read above 100 % (several tasks); reports
+	 * carry a percent. */
+	s->reclaim_stall_pct = rc->stall_pct > 100 ? 100 :
+	    rc->stall_pct < 0 ? 0 : rc->stall_pct;
+}
+
+/* The one door of a request, whichever way it came (from names it): rq
+ * NULL is a refusal, counted and logged with why; else it is acted on. */
+static void
+take(struct agent_reclaim *rc, const char *from,
+    const Mm__V1__ReclaimRequest *rq, const char *why)
+{
+	if (rq == NULL) {
+		rc->refused++;
+		log_warnx_limited(&lim_bad, "%s: request refused: %s", from,
+		    why);
+		return;
+	}
+	reclaim_request(rc, rq);
+}
+
+/* Strict decimal up to the byte end stops at: digits only, one dot at
+ * most where frac allows it. Returns the byte after it, or NULL. */
+static const char *
+decimal(const char *s, char end, bool frac, uint64_t *ret_u, double *ret_d)
+{
+	const char *p = s;
+	unsigned dots = 0;
+	char *q;
+
+	for (; (*p >= '0' && *p <= '9') || (frac && *p == '.'); p++)
+		dots += *p == '.';
+	if (p == s || *p != end || *s == '.' || p[-1] == '.' || dots > 1)
+		return NULL;
+	errno = 0;
+	if (frac)
+		*ret_d = strtod(s, &q);
+	else
+		*ret_u = strtoull(s, &q, 10);
+	if (errno != 0 || q != p)
+		return NULL;
+	return end == '\0' ? p : p + 1;
+}
+
+int
+reclaim_request_text(struct agent_reclaim *rc, const char *from,
+    const char *text, size_t len)
+{
+	Mm__V1__ReclaimRequest rq = MM__V1__RECLAIM_REQUEST__INIT;
+	char why[160];
+	const char *p = text;
+
+	if (len > RECLAIM_TEXT_MAX || strlen(text) != len ||
+	    (p = decimal(p, ' ', false, &rq.seq, NULL)) == NULL ||
+	    (p = decimal(p, ' ', false, &rq.kib, NULL)) == NULL ||
+	    decimal(p, '\0', true, NULL, &rq.psi_budget_pct) == NULL) {
+		/* Whoever could write the key chose these bytes: quoted
+		 * and cut short in the log. */
+		snprintf(why, sizeof(why), "\"%.60s\" is not \"<seq> <kib> "
+		    "<psi_budget_pct>\"", text);
+		take(rc, from, NULL, why);
+		return -EINVAL;
+	}
+	rq.has_seq = rq.has_kib = rq.has_psi_budget_pct = true;
+	if (msg_validate(MSG_RECLAIM_REQUEST, &rq.base, why, sizeof(why)) < 0) {
+		take(rc, from, NULL, why);
+		return -EINVAL;
+	}
+	take(rc, from, &rq, NULL);
+	return 0;
 }
 
 /* ---- the control port ---- */
@@ -256,15 +330,11 @@ frames(struct agent_reclaim *rc)
 		if (rc->len < 4 + n)
 			return;
 		if (msg_unpack(MSG_RECLAIM_REQUEST, rc->buf + 4, n, &m, why,
-		    sizeof(why)) < 0) {
-			rc->refused++;
-			log_warnx_limited(&lim_bad, "control port: request "
-			    "refused: %s", why);
-		} else {
-			reclaim_request(rc,
-			    (const Mm__V1__ReclaimRequest *)m);
-			msg_free(m);
-		}
+		    sizeof(why)) < 0)
+			m = NULL;
+		take(rc, "control port", (const Mm__V1__ReclaimRequest *)m,
+		    why);
+		msg_free(m);
 		memmove(rc->buf, rc->buf + 4 + n, rc->len - 4 - n);
 		rc->len -= 4 + n;
 	}
@@ -325,7 +395,7 @@ control_open(struct agent_reclaim *rc)
 
 int
 reclaim_start(struct agent_reclaim *rc, uv_loop_t *loop,
-    const struct agent_conf *conf)
+    const struct agent_conf *conf, bool port)
 {
 	memset(rc, 0, sizeof(*rc));
 	rc->fd = -1;
@@ -345,6 +415,8 @@ reclaim_start(struct agent_reclaim *rc, uv_loop_t *loop,
 		    "is 0)");
 		return -ENOTSUP;
 	}
+	if (!port)
+		return 0;	/* requests come from xenstore */
 	if (access(rc->port, F_OK) < 0) {
 		log_info("reclaim on the host's request: no control port "
 		    "\"%s\"", rc->port);

@@ -199,21 +199,30 @@ hv_reclaim(struct hv *hv, const char *vm_id, uint64_t seq, uint64_t kib,
 	ssize_t n;
 	int fd, r;
 
-	if (hv->ops->control_path == NULL)
+	if (hv->ops->control_path == NULL && hv->ops->reclaim == NULL)
 		return -ENOTSUP;
 	vm = hv_vm_find(hv, vm_id);
 	if (vm == NULL)
 		return -ENOENT;
-	hv->ops->control_path(hv, vm, sa.sun_path, sizeof(sa.sun_path));
-	if (sa.sun_path[0] == '\0')
-		return -ENOTCONN;	/* the VM has no control channel */
 	rq.has_seq = rq.has_kib = rq.has_psi_budget_pct = true;
 	rq.seq = seq;
 	rq.kib = kib;
 	rq.psi_budget_pct = psi_budget_pct;
+	if (hv->ops->reclaim != NULL) {
+		/* The same check as msg_pack_frame()'s below: the driver
+		 * gets only a request the agent would take. */
+		if (msg_validate(MSG_RECLAIM_REQUEST, &rq.base, NULL, 0) < 0)
+			return -EINVAL;
+		return hv->ops->reclaim(hv, vm, &rq);
+	}
+	hv->ops->control_path(hv, vm, sa.sun_path, sizeof(sa.sun_path));
 	r = msg_pack_frame(MSG_RECLAIM_REQUEST, &rq.base, &frame, &len);
 	if (r < 0)
 		return r;
+	if (sa.sun_path[0] == '\0') {
+		free(frame);
+		return -ENOTCONN;	/* the VM has no control channel */
+	}
 	/* A local socket and a frame of a few bytes: neither the connect
 	 * nor the write waits (and would fail rather than block). */
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -3,10 +3,11 @@
  * The xen driver's parser of the guest agent's data/mm/ values
  * (hv_xen_guest_from_keys() in common/host/hv/xen.c, what fetch_guest()
  * reads in its transaction). The input is key, NUL, value, NUL, ... for
- * keys below data/mm/ ("agent_seq", "meminfo/total_kib"...); a value is
- * any bytes but NUL, as xenstore holds them. Every field of the sample
- * comes from a key given; without a bad key every known key given is in
- * the sample; a sample that validates packs.
+ * keys below data/mm/ ("agent_seq", "meminfo/total_kib", "cold/0/idle_ms",
+ * "reclaim/seq"...); a value is any bytes but NUL, as xenstore holds them.
+ * Every field of the sample comes from a key given; without a bad key
+ * every known key given is in the sample, the cold buckets are at most
+ * four and numbered from 0 without a gap; a sample that validates packs.
  */
 #include <string.h>
 
@@ -58,6 +59,53 @@ check_group(const struct keys *k, const struct hs_fields *fs, const void *m,
 	}
 }
 
+static const char *const cold_names[] = { "idle_ms", "anon_kib", "file_kib" };
+static const char *const reclaim_names[] = {
+	"seq", "reclaimed_kib", "state", "stall_pct",
+};
+
+static bool
+has_u64(const Mm__V1__ColdBucket *b, size_t k)
+{
+	return k == 0 ? b->has_idle_ms : k == 1 ? b->has_anon_kib :
+	    b->has_file_kib;
+}
+
+/* cold/<i>/ and reclaim/ as the parser took them from k. */
+static void
+check_cold_reclaim(const struct keys *k, const Mm__V1__GuestStats *g,
+    bool all)
+{
+	const Mm__V1__ReclaimStatus *rs = g->reclaim;
+	bool has[4];
+	char key[64];
+	size_t i, f;
+
+	FZ_CHECK(g->n_cold <= 4);
+	for (i = 0; i < 5; i++) {
+		for (f = 0; f < 3; f++) {
+			snprintf(key, sizeof(key), "cold/%zu/%s", i,
+			    cold_names[f]);
+			if (i < g->n_cold && has_u64(g->cold[i], f))
+				FZ_CHECK(find(k, key) != NULL);
+			else if (all)
+				FZ_CHECK(find(k, key) == NULL);
+		}
+	}
+	has[0] = rs != NULL && rs->has_seq;
+	has[1] = rs != NULL && rs->has_reclaimed_kib;
+	has[2] = rs != NULL && rs->has_state;
+	has[3] = rs != NULL && rs->has_stall_pct;
+	FZ_CHECK(rs == NULL || has[0] || has[1] || has[2] || has[3]);
+	for (f = 0; f < 4; f++) {
+		snprintf(key, sizeof(key), "reclaim/%s", reclaim_names[f]);
+		if (has[f])
+			FZ_CHECK(find(k, key) != NULL);
+		else if (all)
+			FZ_CHECK(find(k, key) == NULL);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
@@ -92,6 +140,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_group(&k, &hs_meminfo_fields, g->meminfo, bad_key == NULL);
 	check_group(&k, &hs_vmstat_fields, g->vmstat, bad_key == NULL);
 	check_group(&k, &hs_psi_fields, g->psi, bad_key == NULL);
+	check_cold_reclaim(&k, g, bad_key == NULL);
 	g->vm_id = strdup("fuzz");
 	FZ_CHECK(g->vm_id != NULL);
 	if (bad_key == NULL &&

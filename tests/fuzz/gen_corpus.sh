@@ -174,6 +174,13 @@ xs sample agent_seq 7 time_ms 1700000000000 meminfo/total_kib 4194304 \
 xs bad-number agent_seq 7 meminfo/total_kib 4194304kB
 xs minus agent_seq 8 psi/some_avg10_pct -1 vmstat/oom_kills 18446744073709551616
 xs no-agent meminfo/total_kib 4194304
+xs cold-reclaim agent_seq 9 meminfo/total_kib 4194304 \
+	cold/0/idle_ms 60000 cold/0/anon_kib 1024 cold/0/file_kib 2048 \
+	cold/1/idle_ms 120000 cold/1/anon_kib 0 cold/1/file_kib 512 \
+	reclaim/seq 3 reclaim/reclaimed_kib 65536 reclaim/state 2 \
+	reclaim/stall_pct 1.25
+xs cold-gap agent_seq 9 cold/0/idle_ms 1 cold/2/idle_ms 2 cold/4/idle_ms 3 \
+	reclaim/state 9
 
 # ---- fuzz_policyfile: mm-policy(5) ----
 seed fuzz_policyfile example <"$here/../../deploy/policy.example"

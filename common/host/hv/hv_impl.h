@@ -16,9 +16,15 @@ struct hv_ops {
 	/* Write side (NULL where not supported yet). */
 	int (*set_target)(struct hv *hv, struct hv_vm *vm, uint64_t target_kib,
 	    hv_done_cb cb, void *arg);
-	/* The path of the VM's agent control socket (NULL where none). */
+	/* The path of the VM's agent control socket (NULL where none):
+	 * hv_reclaim() writes the request's frame there. */
 	void (*control_path)(struct hv *hv, struct hv_vm *vm, char *buf,
 	    size_t size);
+	/* Deliver a reclaim request (validated, borrowed) to the VM's agent
+	 * itself, for a driver with no control socket (xen: a xenstore
+	 * key); NULL: through control_path. 0 or -errno as hv_reclaim(). */
+	int (*reclaim)(struct hv *hv, struct hv_vm *vm,
+	    const Mm__V1__ReclaimRequest *rq);
 	/* Read the balloon now (NULL where not supported). */
 	int (*refresh)(struct hv *hv, struct hv_vm *vm, hv_done_cb cb,
 	    void *arg);
@@ -95,12 +101,14 @@ Mm__V1__GuestStats *hv_guest_from_balloon(const struct hv_balloon_stats *s);
 /*
  * The xen driver's parser (hv/xen.c) of what the guest agent writes under
  * its domain's data/mm/: get(arg, key) returns the malloc'd value of key
- * ("agent_seq", "time_ms", "<group>/<name>" of hoststats' tables), or NULL
- * when absent. Returns the sample (source AGENT, no vm_id; the caller
+ * ("agent_seq", "time_ms", "<group>/<name>" of hoststats' tables,
+ * "cold/<i>/<name>" of ColdBucket, "reclaim/<name>" of ReclaimStatus), or
+ * NULL when absent. Returns the sample (source AGENT, no vm_id; the caller
  * validates it), or NULL without agent_seq (no agent yet) or on ENOMEM.
- * A value that is not a number sets *ret_bad_key (static) and, below a
- * group, *ret_bad_group; the sample is still returned, for the caller to
- * refuse. Any thread; built with or without libxenstore.
+ * A value that is not a number, a cold bucket after a missing one or
+ * beyond the fourth sets *ret_bad_key (static) and, below a group,
+ * *ret_bad_group; the sample is still returned, for the caller to refuse.
+ * Any thread; built with or without libxenstore.
  */
 Mm__V1__GuestStats *hv_xen_guest_from_keys(char *(*get)(void *arg,
     const char *key), void *arg, const char **ret_bad_key,

@@ -5,7 +5,8 @@
  * the domain list; per domain a watch on data/mm/agent_seq (written last by
  * the guest agent) reads the agent's keys, and one on memory/ reads the
  * target and static-max. The write side sets memory/target (never above
- * memory/static-max) and reads it back. This is the only file that
+ * memory/static-max) and reads it back, and hands reclaim requests to the
+ * agent under the domain's control/mm/. This is the only file that
  * includes xenstore.h.
  * libxenstore's calls are synchronous round trips to the local xenstored;
  * they are short, and the watches arrive through a pipe polled on the loop.
@@ -14,6 +15,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +106,147 @@ guest_trim(Mm__V1__GuestStats *g, const bool *any)
 	}
 }
 
+/* The cold buckets, cold/<i>/{idle_ms,anon_kib,file_kib}, i from 0 with no
+ * gap: as many as msg_validate() allows (GuestStats.cold), and a key of
+ * one more bucket is refused rather than ignored, so that a guest cannot
+ * hide a layout the host does not read. */
+#define XEN_COLD_MAX	4
+
+static const char *const cold_groups[XEN_COLD_MAX + 1] = {
+	"cold/0", "cold/1", "cold/2", "cold/3", "cold/4",
+};
+
+static const struct {
+	const char *name;
+	size_t off, has_off;
+} cold_fields[] = {
+	{ "idle_ms", offsetof(Mm__V1__ColdBucket, idle_ms),
+	  offsetof(Mm__V1__ColdBucket, has_idle_ms) },
+	{ "anon_kib", offsetof(Mm__V1__ColdBucket, anon_kib),
+	  offsetof(Mm__V1__ColdBucket, has_anon_kib) },
+	{ "file_kib", offsetof(Mm__V1__ColdBucket, file_kib),
+	  offsetof(Mm__V1__ColdBucket, has_file_kib) },
+};
+
+/* Read a u64 key; false when absent. A bad value sets the bad key. */
+static bool
+get_u64(char *(*get)(void *arg, const char *key), void *arg,
+    const char *group, const char *name, uint64_t *ret,
+    const char **ret_bad_key, const char **ret_bad_group)
+{
+	char key[128], *s;
+
+	snprintf(key, sizeof(key), "%s/%s", group, name);
+	s = get(arg, key);
+	if (s == NULL)
+		return false;
+	if (!parse_u64(s, ret)) {
+		*ret_bad_key = name;
+		*ret_bad_group = group;
+	}
+	free(s);
+	return true;
+}
+
+/* cold/<i>/ into g->cold; false on ENOMEM. */
+static bool
+guest_cold(Mm__V1__GuestStats *g, char *(*get)(void *arg,
+    const char *key), void *arg, const char **ret_bad_key,
+    const char **ret_bad_group)
+{
+	Mm__V1__ColdBucket *b = NULL;
+	bool gap = false, any;
+	uint64_t u;
+	size_t i, k;
+
+	for (i = 0; i <= XEN_COLD_MAX; i++) {
+		if (b == NULL) {
+			b = calloc(1, sizeof(*b));
+			if (b == NULL)
+				return false;
+			mm__v1__cold_bucket__init(b);
+		}
+		any = false;
+		for (k = 0; k < sizeof(cold_fields) / sizeof(cold_fields[0]);
+		    k++) {
+			if (!get_u64(get, arg, cold_groups[i],
+			    cold_fields[k].name, &u, ret_bad_key,
+			    ret_bad_group))
+				continue;
+			*(uint64_t *)((char *)b + cold_fields[k].off) = u;
+			*(protobuf_c_boolean *)((char *)b +
+			    cold_fields[k].has_off) = 1;
+			any = true;
+		}
+		if (!any) {
+			gap = true;
+			continue;
+		}
+		if (gap || i == XEN_COLD_MAX) {
+			/* After a missing bucket, or one too many. */
+			*ret_bad_key = "idle_ms";
+			*ret_bad_group = cold_groups[i];
+			continue;
+		}
+		if (g->cold == NULL) {
+			g->cold = calloc(XEN_COLD_MAX, sizeof(*g->cold));
+			if (g->cold == NULL) {
+				free(b);
+				return false;
+			}
+		}
+		g->cold[g->n_cold++] = b;
+		b = NULL;
+	}
+	free(b);
+	return true;
+}
+
+/* reclaim/{seq,reclaimed_kib,state,stall_pct} into g->reclaim (absent
+ * without any of them); false on ENOMEM. */
+static bool
+guest_reclaim(Mm__V1__GuestStats *g, char *(*get)(void *arg,
+    const char *key), void *arg, const char **ret_bad_key,
+    const char **ret_bad_group)
+{
+	Mm__V1__ReclaimStatus *rs = calloc(1, sizeof(*rs));
+	uint64_t u = 0;
+	char *s;
+
+	if (rs == NULL)
+		return false;
+	mm__v1__reclaim_status__init(rs);
+	rs->has_seq = get_u64(get, arg, "reclaim", "seq", &rs->seq,
+	    ret_bad_key, ret_bad_group);
+	rs->has_reclaimed_kib = get_u64(get, arg, "reclaim", "reclaimed_kib",
+	    &rs->reclaimed_kib, ret_bad_key, ret_bad_group);
+	if (get_u64(get, arg, "reclaim", "state", &u, ret_bad_key,
+	    ret_bad_group)) {
+		/* msg_validate() refuses a value ReclaimState lacks. */
+		if (u > INT32_MAX) {
+			*ret_bad_key = "state";
+			*ret_bad_group = "reclaim";
+		}
+		rs->has_state = 1;
+		rs->state = (Mm__V1__ReclaimState)(u > INT32_MAX ? 0 : u);
+	}
+	s = get(arg, "reclaim/stall_pct");
+	if (s != NULL) {
+		if (!parse_pct(s, &rs->stall_pct)) {
+			*ret_bad_key = "stall_pct";
+			*ret_bad_group = "reclaim";
+		}
+		rs->has_stall_pct = 1;
+		free(s);
+	}
+	if (rs->has_seq || rs->has_reclaimed_kib || rs->has_state ||
+	    rs->has_stall_pct)
+		g->reclaim = rs;
+	else
+		free(rs);
+	return true;
+}
+
 Mm__V1__GuestStats *
 hv_xen_guest_from_keys(char *(*get)(void *arg, const char *key), void *arg,
     const char **ret_bad_key, const char **ret_bad_group)
@@ -165,6 +308,11 @@ hv_xen_guest_from_keys(char *(*get)(void *arg, const char *key), void *arg,
 		}
 	}
 	guest_trim(g, any);
+	if (!guest_cold(g, get, arg, ret_bad_key, ret_bad_group) ||
+	    !guest_reclaim(g, get, arg, ret_bad_key, ret_bad_group)) {
+		msg_free(&g->base);
+		return NULL;
+	}
 	g->has_source = 1;
 	g->source = MM__V1__STATS_SOURCE__STATS_SOURCE_AGENT;
 	return g;
@@ -189,6 +337,9 @@ xen_close(struct hv *hv)
 #include <xenstore.h>
 
 #define DOM_ROOT	"/local/domain"
+/* Below a domain's home: where hv_reclaim() puts a request for its agent
+ * (docs/protocol.md, "xenstore"). */
+#define XEN_RECLAIM_KEY	"control/mm/reclaim"
 
 /* Least time between two reads of one domain's keys: the collector takes
  * at most guest_rate (default 5) samples a second anyway. */
@@ -678,6 +829,20 @@ defer_done(struct xen *x, int status, hv_done_cb cb, void *arg)
 	return 0;
 }
 
+/* Write a key from the loop: 0, -EACCES or -EPERM (xenstored's
+ * permissions), or -EIO. */
+static int
+xwrite(struct xen *x, const char *path, const char *val)
+{
+	int r;
+
+	if (xs_write(x->xs, XBT_NULL, path, val, (unsigned)strlen(val)))
+		return 0;
+	r = errno ? -errno : -EIO;
+	log_debug("xen: write %s: %s", path, strerror(-r));
+	return r == -EACCES || r == -EPERM ? r : -EIO;
+}
+
 static int
 xen_set_target(struct hv *hv, struct hv_vm *vm, uint64_t target_kib,
     hv_done_cb cb, void *arg)
@@ -705,14 +870,35 @@ xen_set_target(struct hv *hv, struct hv_vm *vm, uint64_t target_kib,
 	if (target_kib > max || target_kib == 0)
 		return -ERANGE;
 	snprintf(path, sizeof(path), DOM_ROOT "/%u/memory/target", d->domid);
-	n = snprintf(val, sizeof(val), "%" PRIu64, target_kib);
-	if (!xs_write(x->xs, XBT_NULL, path, val, (unsigned)n)) {
-		n = errno ? -errno : -EIO;
-		log_debug("xen: write %s: %s", path, strerror(-n));
-		return n == -EACCES || n == -EPERM ? n : -EIO;
-	}
+	snprintf(val, sizeof(val), "%" PRIu64, target_kib);
+	n = xwrite(x, path, val);
+	if (n < 0)
+		return n;
 	read_memory(x, d);
 	return defer_done(x, 0, cb, arg);
+}
+
+/*
+ * The guest agent watches its domain's control/mm/reclaim: the request as
+ * one line it parses strictly, written whole by one xs_write() so that
+ * the guest never reads half of it. The node is created by dom0 and so
+ * gets the permissions of control/ (libxl: dom0's, readable by the
+ * domain); the guest reads it and cannot write it.
+ */
+static int
+xen_reclaim(struct hv *hv, struct hv_vm *vm, const Mm__V1__ReclaimRequest *rq)
+{
+	struct xen *x = hv->priv;
+	struct xen_dom *d = (struct xen_dom *)vm;
+	char path[128], val[80];
+
+	if (x == NULL)
+		return -ENOTCONN;
+	snprintf(path, sizeof(path), DOM_ROOT "/%u/" XEN_RECLAIM_KEY,
+	    d->domid);
+	snprintf(val, sizeof(val), "%" PRIu64 " %" PRIu64 " %.2f", rq->seq,
+	    rq->kib, rq->psi_budget_pct);
+	return xwrite(x, path, val);
 }
 
 static int
@@ -826,6 +1012,7 @@ const struct hv_ops hv_xen_ops = {
 	.start = xen_start,
 #ifdef MM_HAVE_XENSTORE
 	.set_target = xen_set_target,
+	.reclaim = xen_reclaim,
 	.refresh = xen_refresh,
 #endif
 	.close = xen_close,

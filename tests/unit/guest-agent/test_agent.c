@@ -509,7 +509,7 @@ test_agent_reclaim_requests(void **state)
 	assert_int_equal(mkfifo(port, 0600), 0);
 	free(tu_write_file(dir, "memory.reclaim", ""));
 	assert_int_equal(uv_loop_init(&loop), 0);
-	assert_int_equal(reclaim_start(&rc, &loop, &rconf), 0);
+	assert_int_equal(reclaim_start(&rc, &loop, &rconf, true), 0);
 	fd = open(port, O_WRONLY | O_NONBLOCK);
 	assert_true(fd >= 0);
 
@@ -556,6 +556,51 @@ test_agent_reclaim_requests(void **state)
 	free(dir);
 }
 
+/*
+ * A stop (0 KiB) before any request: later reports carry its seq with the
+ * state STOPPED, and still pack (an UNSPECIFIED state would not validate,
+ * and every report would be dropped).
+ */
+static void
+test_agent_reclaim_stop_first(void **state)
+{
+	char *dir = tu_tmpdir();
+	struct agent_conf rconf = {
+		.proc_root = dir,
+		.reclaim_max_kib = 1024,
+		.reclaim_step_kib = 1024,
+		.reclaim_cgroup = dir,
+		.control_port = dir,
+	};
+	Mm__V1__ReclaimRequest rq = MM__V1__RECLAIM_REQUEST__INIT;
+	struct agent_reclaim rc;
+	struct agent_sample s;
+	uv_loop_t loop;
+	uint8_t *frame;
+	size_t len;
+
+	(void)state;
+	assert_int_equal(uv_loop_init(&loop), 0);
+	(void)reclaim_start(&rc, &loop, &rconf, true);
+	rq.has_seq = rq.has_kib = rq.has_psi_budget_pct = true;
+	rq.seq = 3;
+	reclaim_request(&rc, &rq);
+	memset(&s, 0, sizeof(s));
+	strcpy(s.vm_id, "guest-1");
+	reclaim_status(&rc, &s);
+	assert_true(s.has_reclaim);
+	assert_int_equal(s.reclaim_seq, 3);
+	assert_int_equal(s.reclaim_state,
+	    MM__V1__RECLAIM_STATE__RECLAIM_STATE_STOPPED);
+	assert_int_equal(chan_virtio_frame(&s, &frame, &len), 0);
+	free(frame);
+
+	reclaim_stop(&rc);
+	assert_int_equal(tu_loop_finish(&loop), 0);
+	tu_rmtree(dir);
+	free(dir);
+}
+
 int
 main(void)
 {
@@ -570,6 +615,7 @@ main(void)
 		cmocka_unit_test(test_agent_virtio_host_absent_and_back),
 		cmocka_unit_test(test_agent_cold_from_lru_gen),
 		cmocka_unit_test(test_agent_reclaim_requests),
+		cmocka_unit_test(test_agent_reclaim_stop_first),
 	};
 
 	log_init("test_agent", 0, false);

@@ -4,7 +4,9 @@
  * double (tests/fakes/xenstored.h, $XENSTORED_PATH): domains appear and go
  * with @introduceDomain / @releaseDomain, the agent's data/mm keys are read
  * when agent_seq changes, memory/target and static-max follow their watch,
- * and keys that are not numbers or not valid drop the whole sample. A guest
+ * and keys that are not numbers or not valid drop the whole sample (cold
+ * buckets and reclaim progress too); a reclaim request goes to the
+ * domain's control/mm/reclaim. A guest
  * flooding agent_seq does not stall the loop: reads are coalesced and run
  * off it.
  */
@@ -150,6 +152,18 @@ hv_up(void)
 	assert_true(run_until(c_total));
 }
 
+/* Close the driver and the xenstored of xsd_up(), remove dir (freed). */
+static void
+hv_down(char *dir)
+{
+	hv_close(T.hv, NULL, NULL);
+	assert_int_equal(tu_loop_finish(&T.loop), 0);
+	xsd_fake_stop(T.xsd);
+	unsetenv("XENSTORED_PATH");
+	tu_rmtree(dir);
+	free(dir);
+}
+
 static void
 test_hv_xen_driver(void **state)
 {
@@ -246,12 +260,144 @@ test_hv_xen_driver(void **state)
 	assert_int_equal(T.removed, 1);
 	assert_int_equal(hv_vm_count(T.hv), 1);
 
-	hv_close(T.hv, NULL, NULL);
-	assert_int_equal(tu_loop_finish(&T.loop), 0);
-	xsd_fake_stop(T.xsd);
-	unsetenv("XENSTORED_PATH");
-	tu_rmtree(dir);
-	free(dir);
+	hv_down(dir);
+}
+
+static uint64_t want_seq;
+static bool
+c_seq(void)
+{
+	struct hv_vm *vm = find("web");
+
+	return vm != NULL && vm->guest != NULL &&
+	    vm->guest->agent_seq == want_seq;
+}
+
+/* One more report of web's agent, its keys set (value NULL: removed)
+ * before agent_seq; waits until it is read or refused. */
+static void
+report(unsigned seq, const char *const *kv)
+{
+	char v[32];
+
+	for (; kv[0] != NULL; kv += 2) {
+		if (kv[1] != NULL)
+			xsd_fake_write(T.xsd, kv[0], kv[1]);
+		else
+			xsd_fake_rm(T.xsd, kv[0]);
+	}
+	snprintf(v, sizeof(v), "%u", seq);
+	xsd_fake_write(T.xsd, DOM3 "/data/mm/agent_seq", v);
+}
+
+#define C(i, k)	DOM3 "/data/mm/cold/" #i "/" #k
+#define R(k)	DOM3 "/data/mm/reclaim/" #k
+
+/*
+ * Cold buckets and reclaim progress under data/mm/cold/<i>/ and reclaim/
+ * surface in the guest sample; a value that is not a number, a bucket
+ * after a gap or a fifth one refuse the sample (undecodable), as do
+ * values msg_validate() refuses (invalid): an unknown state, a stall
+ * above 100 %, a status without seq. The last good sample stays. Then
+ * hv_reclaim() puts the request in the domain's control/mm/reclaim.
+ */
+static void
+test_hv_xen_cold_reclaim(void **state)
+{
+	static const char *const good[] = {
+		C(0, idle_ms), "60000", C(0, anon_kib), "1024",
+		C(0, file_kib), "2048", C(1, idle_ms), "120000",
+		C(1, anon_kib), "512", C(1, file_kib), "0",
+		R(seq), "7", R(reclaimed_kib), "65536", R(state), "2",
+		R(stall_pct), "1.25", NULL,
+	};
+	static const char *const not_number[] = { C(1, anon_kib), "5x",
+		NULL };
+	static const char *const gap[] = { C(1, anon_kib), "512",
+		C(3, idle_ms), "1", C(3, anon_kib), "1", C(3, file_kib), "1",
+		NULL };
+	static const char *const fifth[] = { C(2, idle_ms), "1",
+		C(4, idle_ms), "1", NULL };
+	static const char *const bad_state[] = { C(2, idle_ms), NULL,
+		C(3, idle_ms), NULL, C(3, anon_kib), NULL, C(3, file_kib),
+		NULL, C(4, idle_ms), NULL, R(state), "9", NULL };
+	static const char *const stall[] = { R(state), "3",
+		R(stall_pct), "150.00", NULL };
+	static const char *const no_seq[] = { R(stall_pct), "2.00",
+		R(seq), NULL, NULL };
+	static const char *const none[] = { C(0, idle_ms), NULL,
+		C(0, anon_kib), NULL, C(0, file_kib), NULL, C(1, idle_ms),
+		NULL, C(1, anon_kib), NULL, C(1, file_kib), NULL,
+		R(reclaimed_kib), NULL, R(state), NULL, R(stall_pct), NULL,
+		NULL };
+	static const char *const *const bad[] = {
+		not_number, gap, fifth, bad_state, stall, no_seq,
+	};
+	const Mm__V1__GuestStats *g;
+	struct hv_stats st;
+	char *dir, *v;
+	size_t i;
+
+	(void)state;
+	dir = xsd_up();
+	xsd_fake_write(T.xsd, DOM3 "/data/mm/agent_seq", "1");
+	hv_up();
+
+	report(2, good);
+	want_seq = 2;
+	assert_true(run_until(c_seq));
+	g = find("web")->guest;
+	assert_int_equal(g->n_cold, 2);
+	assert_int_equal(g->cold[0]->idle_ms, 60000);
+	assert_int_equal(g->cold[0]->anon_kib, 1024);
+	assert_int_equal(g->cold[0]->file_kib, 2048);
+	assert_int_equal(g->cold[1]->idle_ms, 120000);
+	assert_true(g->cold[1]->has_file_kib);
+	assert_int_equal(g->cold[1]->file_kib, 0);
+	assert_non_null(g->reclaim);
+	assert_int_equal(g->reclaim->seq, 7);
+	assert_int_equal(g->reclaim->reclaimed_kib, 65536);
+	assert_int_equal(g->reclaim->state,
+	    MM__V1__RECLAIM_STATE__RECLAIM_STATE_DONE);
+	assert_true(g->reclaim->stall_pct == 1.25);
+
+	/* Each one after the other: the first three undecodable, the
+	 * others invalid. */
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		report(3 + (unsigned)i, bad[i]);
+		want_bad = 1 + (unsigned)i;
+		assert_true(run_until(c_bad));
+	}
+	hv_get_stats(T.hv, &st);
+	assert_int_equal(st.frames_undecodable, 3);
+	assert_int_equal(st.frames_invalid, 3);
+	assert_int_equal(T.rejected, 6);
+	assert_int_equal(find("web")->guest->agent_seq, 2);
+	assert_int_equal(find("web")->guest->n_cold, 2);
+
+	/* Keys removed: no buckets, no status. */
+	report(9, none);
+	want_seq = 9;
+	assert_true(run_until(c_seq));
+	g = find("web")->guest;
+	assert_int_equal(g->n_cold, 0);
+	assert_null(g->reclaim);
+	assert_int_equal(g->meminfo->total_kib, 1000000);
+
+	/* The request, for the agent to read: one line, in one write. */
+	assert_int_equal(hv_reclaim(T.hv, "web", 12, 262144, 7.5), 0);
+	v = xsd_fake_read(T.xsd, DOM3 "/control/mm/reclaim");
+	assert_non_null(v);
+	assert_string_equal(v, "12 262144 7.50");
+	free(v);
+	assert_int_equal(hv_reclaim(T.hv, "web", 0, 1024, 10), -EINVAL);
+	assert_int_equal(hv_reclaim(T.hv, "web", 13, 1024, 101), -EINVAL);
+	assert_int_equal(hv_reclaim(T.hv, "nope", 13, 1024, 10), -ENOENT);
+	v = xsd_fake_read(T.xsd, DOM3 "/control/mm/reclaim");
+	assert_string_equal(v, "12 262144 7.50");
+	free(v);
+
+	hv_down(dir);
 }
 
 /* Without a xenstored the driver says so instead of hanging. */
@@ -371,12 +517,7 @@ test_hv_xen_flood(void **state)
 	assert_true(st.watch_coalesced > F.writes / 2);
 
 	uv_close((uv_handle_t *)&lag, NULL);
-	hv_close(T.hv, NULL, NULL);
-	assert_int_equal(tu_loop_finish(&T.loop), 0);
-	xsd_fake_stop(T.xsd);
-	unsetenv("XENSTORED_PATH");
-	tu_rmtree(dir);
-	free(dir);
+	hv_down(dir);
 }
 
 int
@@ -384,6 +525,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hv_xen_driver),
+		cmocka_unit_test(test_hv_xen_cold_reclaim),
 		cmocka_unit_test(test_hv_xen_no_xenstored),
 		cmocka_unit_test(test_hv_xen_flood),
 	};
