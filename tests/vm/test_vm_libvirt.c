@@ -341,21 +341,36 @@ static struct {
 	uint64_t seq, kib;
 	int state;
 	double stall;
+	uint64_t used_kib;	/* total - available, the last sample */
 } rc;
 
 static void
 reclaim_cb(struct hv *hv, enum hv_event ev, struct hv_vm *vm, void *arg)
 {
+	const Mm__V1__Meminfo *mi;
+
 	(void)hv;
 	(void)arg;
 	if (ev != HV_EV_GUEST || vm->guest == NULL ||
-	    strcmp(vm->id, COLD) != 0 || vm->guest->reclaim == NULL)
+	    strcmp(vm->id, COLD) != 0)
+		return;
+	mi = vm->guest->meminfo;
+	if (mi != NULL && mi->has_total_kib && mi->has_available_kib &&
+	    mi->total_kib >= mi->available_kib)
+		rc.used_kib = mi->total_kib - mi->available_kib;
+	if (vm->guest->reclaim == NULL)
 		return;
 	rc.has = true;
 	rc.seq = vm->guest->reclaim->seq;
 	rc.kib = vm->guest->reclaim->reclaimed_kib;
 	rc.state = (int)vm->guest->reclaim->state;
 	rc.stall = vm->guest->reclaim->stall_pct;
+}
+
+static bool
+have_used(void)
+{
+	return rc.used_kib > 0;
 }
 
 static bool
@@ -377,6 +392,7 @@ test_vm_libvirt_reclaim(void **state)
 		.type = HV_TYPE_LIBVIRT, .uri = S.lv->uri,
 		.event_cb = reclaim_cb,
 	};
+	uint64_t used0, used1;
 	uv_loop_t loop;
 	struct vm *vm;
 	struct hv *hv;
@@ -397,7 +413,11 @@ test_vm_libvirt_reclaim(void **state)
 	hv = hv_new(&loop, &c);
 	assert_non_null(hv);
 	assert_int_equal(hv_start(hv), 0);
-	/* The domain is listed, its control port comes up with the agent. */
+	/* The domain is listed, its agent reports, its control port comes
+	 * up with the agent. */
+	(void)tu_run_until_fn(&loop, have_used, 20000);
+	tu_run_for(&loop, 2000);
+	used0 = rc.used_kib;
 	t0 = vm_now_s();
 	while (vm_now_s() - t0 < 20 &&
 	    (r = hv_reclaim(hv, COLD, 1, 1024 * MIB, 10.0)) < 0)
@@ -405,10 +425,13 @@ test_vm_libvirt_reclaim(void **state)
 	assert_int_equal(r, 0);
 	t0 = vm_now_s();
 	(void)tu_run_until_fn(&loop, reclaim_ended, 120000);
+	tu_run_for(&loop, 3000);	/* the reports catch up */
+	used1 = rc.used_kib;
 	printf("libvirt reclaim: state %d after %.0f s, %llu MiB reclaimed "
-	    "of %u cold, last step's stall %.1f %%\n", rc.state,
-	    vm_now_s() - t0, (unsigned long long)rc.kib / MIB, COLD_MIB,
-	    rc.stall);
+	    "(%u cold), last step's stall %.1f %%; guest used %llu -> %llu "
+	    "MiB\n", rc.state, vm_now_s() - t0,
+	    (unsigned long long)rc.kib / MIB, COLD_MIB, rc.stall,
+	    (unsigned long long)used0 / MIB, (unsigned long long)used1 / MIB);
 	if (!rc.has)
 		vm_dump_console(vm);
 	assert_true(rc.has);
@@ -417,6 +440,8 @@ test_vm_libvirt_reclaim(void **state)
 	    rc.state == MM__V1__RECLAIM_STATE__RECLAIM_STATE_EXHAUSTED ||
 	    rc.state == MM__V1__RECLAIM_STATE__RECLAIM_STATE_PRESSURE);
 	assert_true(rc.kib >= COLD_MIB * MIB / 2);
+	/* More than half the cold part left the guest's memory. */
+	assert_true(used0 > used1 + COLD_MIB * MIB / 2);
 	hv_close(hv, NULL, NULL);
 	assert_int_equal(tu_loop_finish(&loop), 0);
 	libvirtd_destroy(S.lv, vm);
