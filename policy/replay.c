@@ -337,7 +337,8 @@ rp_run(const struct rp_trace *t, const struct pe_policy *p,
 			if (v->seen_step == step + 1)
 				continue;	/* twice in a step: the first
 						 * counts (rp_trace_add()) */
-			if (v->seen_step == 0) {	/* boots at its maximum */
+			/* It boots at its maximum. */
+			if (v->seen_step == 0) {
 				v->size_kib = s->max_kib;
 				v->first_s = now;
 			}

@@ -112,10 +112,10 @@ int rp_run(const struct rp_trace *t, const struct pe_policy *p,
     uint64_t capacity_kib, struct rp_result *ret);
 
 /* The cold model's constants (see rp_run()). */
-#define RP_COLD_WINDOW_S	3600	/* cold: in use through this long */
-#define RP_RECLAIM_KIB_S	(64 * 1024)	/* an agent reclaims this fast */
-#define RP_ZRAM_RATIO		3	/* reclaimed memory compresses 3:1 */
-#define RP_REFAULT_US		10	/* stall per page back from zram */
+#define RP_COLD_WINDOW_S	3600	/* cold: in use this long */
+#define RP_RECLAIM_KIB_S	65536	/* an agent reclaims this fast */
+#define RP_ZRAM_RATIO		3	/* zram compresses 3:1 */
+#define RP_REFAULT_US		10	/* stall a page back from zram */
 
 /* The smallest capacity (to 1 MiB) with shortfall_pct <= max_shortfall_pct,
  * and its result. */
