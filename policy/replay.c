@@ -176,6 +176,10 @@ fail:
  * untouched memory becomes resident with this time constant. */
 #define CACHE_FILL_S	1800.0
 
+/* The cold model's window, in slots: the smallest use of each. */
+#define COLD_SLOTS	12
+#define COLD_SLOT_S	(RP_COLD_WINDOW_S / COLD_SLOTS)
+
 /* What a simulated VM is at the current step. */
 struct rp_vm {
 	uint64_t size_kib;	/* the target in force: its memory now */
@@ -187,7 +191,103 @@ struct rp_vm {
 	uint64_t oom;		/* counter */
 	uint64_t swap_out;	/* counter, pages */
 	uint64_t last_s;
+	/* The cold model (t->cold_share), where used_kib above is what the
+	 * guest holds in memory: its use less what went to zram, plus zram. */
+	uint64_t use_kib;	/* the trace's use */
+	uint64_t first_s;
+	uint64_t win_min_kib[COLD_SLOTS];	/* smallest use per slot */
+	uint64_t win_max_kib[COLD_SLOTS];	/* largest */
+	uint64_t win_slot[COLD_SLOTS];	/* which slot + 1; 0: empty */
+	uint64_t cold_kib;	/* cold now */
+	uint64_t reclaimed_kib;	/* in zram, uncompressed */
+	uint64_t pending_kib;	/* asked, not yet reclaimed */
+	uint64_t refault_pages;	/* counter: major faults, swap-ins */
+	double stall_s;		/* refault stall within this step ... */
+	uint64_t dt_s;		/* ... of this many seconds */
 };
+
+/*
+ * The cold model for one VM at a step dt_s after its last: its cold set,
+ * what comes back from zram, what goes there, and what it then holds in
+ * memory (v->used_kib). Assumptions in replay.h (rp_run()).
+ */
+static void
+cold_step(const struct rp_trace *t, struct rp_vm *v, uint64_t now,
+    uint64_t dt_s, struct rp_result *ret)
+{
+	uint64_t slot = now / COLD_SLOT_S, use = v->used_kib, low = use;
+	uint64_t peak = 0, back = 0, room, done;
+	size_t at = slot % COLD_SLOTS;
+
+	/* The window before this sample: its smallest and largest use. */
+	for (size_t k = 0; k < COLD_SLOTS; k++)
+		if (v->win_slot[k] + COLD_SLOTS > slot + 1 &&
+		    v->win_max_kib[k] > peak)
+			peak = v->win_max_kib[k];
+	if (v->win_slot[at] != slot + 1) {
+		v->win_slot[at] = slot + 1;
+		v->win_min_kib[at] = v->win_max_kib[at] = use;
+	}
+	if (v->win_min_kib[at] > use)
+		v->win_min_kib[at] = use;
+	if (v->win_max_kib[at] < use)
+		v->win_max_kib[at] = use;
+	for (size_t k = 0; k < COLD_SLOTS; k++)
+		if (v->win_slot[k] + COLD_SLOTS > slot + 1 &&
+		    v->win_min_kib[k] < low)
+			low = v->win_min_kib[k];
+	v->cold_kib = now - v->first_s >= RP_COLD_WINDOW_S ?
+	    (uint64_t)((double)low * fmin(t->cold_share, 1)) : 0;
+	/* Use back within the window's range is memory touched within it,
+	 * not cold; a rise above its peak is new work, which brings back
+	 * what it holds reclaimed in proportion. A cold set smaller than
+	 * what it holds reclaimed brings the rest back. */
+	if (dt_s > 0 && use > peak && v->reclaimed_kib > 0)
+		back = peak == 0 ? v->reclaimed_kib : (uint64_t)fmin(
+		    (double)v->reclaimed_kib, (double)v->reclaimed_kib *
+		    (double)(use - peak) / (double)peak);
+	if (v->reclaimed_kib - back > v->cold_kib)
+		back = v->reclaimed_kib - v->cold_kib;
+	v->reclaimed_kib -= back;
+	v->refault_pages += back / 4;
+	v->stall_s = (double)(back / 4) * RP_REFAULT_US / 1e6;
+	v->dt_s = dt_s;
+	ret->refault_kib += back;
+	/* The agent stops when the guest stalls; else it goes on with what
+	 * it was asked, as fast as it can, while anything is cold. */
+	if (back > 0)
+		v->pending_kib = 0;
+	room = v->cold_kib - v->reclaimed_kib;
+	done = v->pending_kib;
+	if (done > RP_RECLAIM_KIB_S * dt_s)
+		done = RP_RECLAIM_KIB_S * dt_s;
+	if (done > room)
+		done = room;
+	v->reclaimed_kib += done;
+	v->pending_kib = done < room ? v->pending_kib - done : 0;
+	v->use_kib = use;
+	v->used_kib = use - v->reclaimed_kib + v->reclaimed_kib /
+	    RP_ZRAM_RATIO;
+}
+
+/* What the agent would report of the cold model: one bucket, idle for the
+ * model's window, and the refaults as major faults and swap-ins (zram's
+ * are swap-ins too); the stall as the share of the step it took, since a
+ * trace does not say when within a sample use rose. */
+static void
+cold_report(const struct rp_vm *v, struct pe_guest *x)
+{
+	double psi = v->dt_s > 0 ? 100.0 * v->stall_s / (double)v->dt_s : 0;
+
+	if (psi > x->psi_some_avg10)
+		x->psi_some_avg10 = psi > 100 ? 100 : psi;
+	x->major_faults = x->swap_in_pages = v->refault_pages;
+	if (v->cold_kib > v->reclaimed_kib) {
+		x->n_cold = 1;
+		x->cold[0].idle_ms = RP_COLD_WINDOW_S * 1000ull;
+		x->cold[0].anon_kib = v->cold_kib - v->reclaimed_kib;
+	}
+}
 
 static uint64_t
 provisioned(const struct rp_trace *t)
@@ -214,7 +314,7 @@ rp_run(const struct rp_trace *t, const struct pe_policy *p,
 	struct pe_decision *d = calloc(t->nvms ? t->nvms : 1, sizeof(*d));
 	uint32_t *idx = calloc(t->nvms ? t->nvms : 1, sizeof(*idx));
 	struct pe_state *st = pe_state_new();
-	double short_sum = 0;
+	double short_sum = 0, vm_s = 0, stall_s = 0, reclaimed_sum = 0;
 	uint64_t short_steps = 0, step = 0;
 	size_t i = 0;
 	int r = 0;
@@ -237,8 +337,11 @@ rp_run(const struct rp_trace *t, const struct pe_policy *p,
 			if (v->seen_step == step + 1)
 				continue;	/* twice in a step: the first
 						 * counts (rp_trace_add()) */
-			if (v->seen_step == 0)	/* boots at its maximum */
+			/* It boots at its maximum. */
+			if (v->seen_step == 0) {
 				v->size_kib = s->max_kib;
+				v->first_s = now;
+			}
 			v->seen_step = step + 1;
 			v->used_kib = s->used_kib;
 			v->max_kib = s->max_kib;
@@ -256,6 +359,15 @@ rp_run(const struct rp_trace *t, const struct pe_policy *p,
 			    1 - exp(-(double)(now - v->last_s) / CACHE_FILL_S) :
 			    0;
 
+			if (t->cold_share > 0) {
+				uint64_t dt = v->seen_step > 1 &&
+				    now > v->last_s ? now - v->last_s : 0;
+
+				cold_step(t, v, now, dt, ret);
+				vm_s += (double)dt;
+				stall_s += v->stall_s;
+				reclaimed_sum += (double)v->reclaimed_kib;
+			}
 			v->last_s = now;
 			if (t->free_page_reporting) {
 				uint64_t room = v->size_kib > v->used_kib ?
@@ -321,6 +433,8 @@ rp_run(const struct rp_trace *t, const struct pe_policy *p,
 			if (over > 0.5)
 				v->oom++;
 			x->oom_kills = v->oom;
+			if (t->cold_share > 0)
+				cold_report(v, x);
 		}
 		h.host_id = "sim";
 		h.time_ms = now * 1000;
@@ -340,6 +454,9 @@ rp_run(const struct rp_trace *t, const struct pe_policy *p,
 			if (d[k].changed)
 				ret->commands++;
 			v->size_kib = d[k].target_kib;
+			/* A new request replaces what is left of the last. */
+			if (t->cold_share > 0 && d[k].reclaim_kib > 0)
+				v->pending_kib = d[k].reclaim_kib;
 			if (v->resident_kib > v->size_kib)
 				v->resident_kib = v->size_kib;
 			/* A balloon takes free pages first, then cache. */
@@ -358,6 +475,11 @@ rp_run(const struct rp_trace *t, const struct pe_policy *p,
 	    (double)short_steps / (double)ret->vm_steps : 0;
 	ret->mean_shortfall_kib = short_steps > 0 ?
 	    short_sum / (double)short_steps : 0;
+	if (t->cold_share > 0) {
+		ret->reclaimed_kib = step > 1 ? reclaimed_sum /
+		    (double)(step - 1) : 0;
+		ret->stall_pct = vm_s > 0 ? 100.0 * stall_s / vm_s : 0;
+	}
 out:
 	free(vms);
 	free(g);
@@ -377,6 +499,12 @@ static void
 no_pool(struct pe_policy *p)
 {
 	p->pool_hours = 0;
+}
+
+bool
+rp_policy_can_reclaim(const struct pe_policy *p)
+{
+	return p->algo == PE_ALGO_PRESSURE;
 }
 
 static const struct {

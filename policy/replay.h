@@ -36,6 +36,14 @@ struct rp_trace {
 	 * within the step; its page cache still fills what it does not
 	 * use. */
 	bool free_page_reporting;
+	/* The cold-memory model (0: off). A trace carries use only, so it
+	 * is an assumption, not a measurement: of the memory a VM kept in
+	 * use through the last hour (its smallest use within it), this
+	 * share (0..1) is anonymous memory idle long enough to be cold.
+	 * rp_run() reports it to the engine as the guest's cold bucket;
+	 * VMs whose policy limits opt in (reclaim = yes) have what the
+	 * engine asks for reclaimed into their zram. */
+	double cold_share;
 };
 
 /*
@@ -62,6 +70,11 @@ struct rp_result {
 	double mean_shortfall_kib;	/* over those VM-steps */
 	uint64_t commands;	/* targets changed */
 	uint64_t vm_steps;
+	/* With t->cold_share only (0 otherwise): */
+	double reclaimed_kib;	/* held in the guests' zram, uncompressed,
+				 * all VMs together, mean over the steps */
+	uint64_t refault_kib;	/* came back from zram, in all */
+	double stall_pct;	/* refault stall, percent of VM time */
 };
 
 /*
@@ -78,10 +91,31 @@ struct rp_result {
  * into it. A guest short of
  * memory swaps the difference out (pswpout) and shows pressure (PSI) in
  * proportion.
+ *
+ * With t->cold_share, a VM seen for an hour reports cold_share of its
+ * smallest use of the last hour, less what it has reclaimed, as one cold
+ * bucket (idle an hour). What the engine asks it to reclaim (reclaim_kib)
+ * goes into its zram at RP_RECLAIM_KIB_S at most, within what is cold,
+ * and costs the guest a third of it (RP_ZRAM_RATIO 3:1): its memory in
+ * use, and so its resident memory, is use less two thirds of what it
+ * holds reclaimed. Reclaimed memory comes back (refaults, each page
+ * RP_REFAULT_US of stall, shown as PSI over the step, major faults and
+ * swap-ins) when use rises above its peak of the last hour, in proportion
+ * (10 % above it brings back 10 % of what it holds reclaimed: use within
+ * the hour's range is memory touched within it, not cold), and when the
+ * cold set shrinks below what it holds reclaimed; what comes back takes
+ * room again and goes short when it does not fit. A refault stops the
+ * guest's reclaim in progress (it passed its budget).
  * Returns 0 or -ENOMEM.
  */
 int rp_run(const struct rp_trace *t, const struct pe_policy *p,
     uint64_t capacity_kib, struct rp_result *ret);
+
+/* The cold model's constants (see rp_run()). */
+#define RP_COLD_WINDOW_S	3600	/* cold: in use this long */
+#define RP_RECLAIM_KIB_S	65536	/* an agent reclaims this fast */
+#define RP_ZRAM_RATIO		3	/* zram compresses 3:1 */
+#define RP_REFAULT_US		10	/* stall a page back from zram */
 
 /* The smallest capacity (to 1 MiB) with shortfall_pct <= max_shortfall_pct,
  * and its result. */
@@ -98,5 +132,10 @@ int rp_find_capacity(const struct rp_trace *t, const struct pe_policy *p,
  */
 const char *rp_variant_name(size_t i);
 int rp_variant_policy(const char *name, struct pe_policy *p);
+
+/* Whether the variant p can ask for proactive reclaim: mm's pressure
+ * policies can; the baselines (static, xenmm, MOM) have no such thing,
+ * so a comparison runs them without. */
+bool rp_policy_can_reclaim(const struct pe_policy *p);
 
 #endif
