@@ -6,7 +6,9 @@
  * balloon reports; the host's view of each VM (QEMU's resident memory,
  * read as the collector reads it for host_resident_kib) falls by most of
  * the 512 MiB within 10 s on the reporting guest, without a balloon
- * command, and stays on the other.
+ * command, and stays on the other. The host's MemAvailable, which the
+ * collector reports and the scheduler hands out (its growth budget), rises
+ * with it: the scheduler sees the memory as the host's.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -20,6 +22,7 @@
 
 #include <cmocka.h>
 
+#include "hoststats.h"
 #include "hv.h"
 #include "log.h"
 #include "testutil.h"
@@ -47,11 +50,22 @@ event_cb(struct hv *hv, enum hv_event ev, struct hv_vm *vm, void *arg)
 			fpr[i] = vm->free_page_reporting;
 }
 
+/* The host's MemAvailable as the collector reads it for its report. */
+static uint64_t
+host_available_kib(void)
+{
+	Mm__V1__Meminfo mi;
+
+	assert_int_equal(hs_read_meminfo("/proc", &mi), 0);
+	assert_true(mi.has_available_kib);
+	return mi.available_kib;
+}
+
 static void
 test_vm_reporting_gives_freed_memory_back(void **state)
 {
 	struct vm *vm[2];
-	uint64_t held[2], low[2];
+	uint64_t held[2], low[2], avail0, avail1 = 0;
 	double t_freed, took = -1;
 
 	(void)state;
@@ -81,7 +95,10 @@ test_vm_reporting_gives_freed_memory_back(void **state)
 	for (int i = 0; i < 2; i++)
 		assert_true(vm_wait_console(vm[i], "free: freed", 30000, NULL,
 		    0));
-	/* From the later of the two frees: both are gone by now. */
+	/* From the later of the two frees: both are gone by now. The
+	 * host's MemAvailable with the memory still in QEMU: the reporting
+	 * guest's pages go back 2 s after they are freed at the earliest. */
+	avail0 = host_available_kib();
 	t_freed = vm_now_s();
 	low[0] = held[0];
 	low[1] = held[1];
@@ -96,17 +113,30 @@ test_vm_reporting_gives_freed_memory_back(void **state)
 		if (took < 0 && held[0] - low[0] >= FREED_MIB * MIB * 3 / 4)
 			took = vm_now_s() - t_freed;
 	}
+	for (int k = 0; k < 4; k++) {
+		uint64_t a = host_available_kib();
+
+		avail1 = a > avail1 ? a : avail1;
+		tu_run_for(&host.loop, 250);
+	}
 	fprintf(stderr, "reporting: QEMU resident with reporting %llu -> "
 	    "%llu MiB (%.1f s to give back 3/4 of %d MiB), without %llu -> "
 	    "%llu MiB\n", (unsigned long long)held[0] / MIB,
 	    (unsigned long long)low[0] / MIB, took, FREED_MIB,
 	    (unsigned long long)held[1] / MIB,
 	    (unsigned long long)low[1] / MIB);
+	fprintf(stderr, "reporting: host MemAvailable %llu -> %llu MiB "
+	    "(%+lld)\n", (unsigned long long)avail0 / MIB,
+	    (unsigned long long)avail1 / MIB,
+	    ((long long)avail1 - (long long)avail0) / (long long)MIB);
 	/* The driver knows which balloon reports. */
 	assert_int_equal(fpr[0], 1);
 	assert_int_equal(fpr[1], 0);
 	/* Most of it back within 10 s, without a balloon command. */
 	assert_true(held[0] - low[0] >= FREED_MIB * MIB * 3 / 4);
+	/* The host has it: half of it at least shows in MemAvailable (the
+	 * host's other tenants move it too). */
+	assert_true(avail1 >= avail0 + (held[0] - low[0]) / 2);
 	/* Without reporting, QEMU keeps what the guest freed. */
 	assert_true(held[1] - low[1] < 64 * MIB);
 	for (int i = 0; i < 2; i++)
