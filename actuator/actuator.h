@@ -64,6 +64,7 @@ struct actuator_conf {
 	int64_t tier_hot_reserve_kib;	/* fast-tier RAM kept per VM */
 	int64_t tier_refault_pct;	/* back off above this */
 	int64_t tier_min_ram_kib;	/* smallest mapping taken as RAM */
+	int64_t tier_sysmem_threshold;	/* move only below this % avail */
 	int64_t clock_skew_ms;		/* batches issued further ahead are
 					 * refused */
 	struct bus_conf bus;
@@ -467,6 +468,7 @@ struct act_tier {
 	/* Copied for the work thread at each pass. */
 	const struct actuator_conf *conf;
 	uint64_t swap_free_kib;
+	bool held_back;		/* the last pass: the host had plenty */
 	uint64_t passes, moved_kib, errors;	/* counters */
 };
 

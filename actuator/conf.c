@@ -120,6 +120,9 @@ const struct conf_key act_conf_table[] = {
 	T("refault_pct", CONF_INT, 1, 100, "10", tier_refault_pct,
 	    "a VM whose major faults in the window after a move pass this "
 	    "share of the pages moved waits twice as many windows"),
+	T("sysmem_threshold", CONF_INT, 1, 100, "100", tier_sysmem_threshold,
+	    "move memory only while the host's MemAvailable is below this "
+	    "percent of MemTotal (etmem's sysmem_threshold); 100: always"),
 	T("min_ram", CONF_SIZE_KIB, 2048, 1ll << 32, "64M", tier_min_ram_kib,
 	    "the smallest mapping of a QEMU process taken as guest RAM"),
 	BUS_CONF_KEYS(struct actuator_conf, bus),

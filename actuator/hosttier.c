@@ -114,16 +114,22 @@ pass_work(uv_work_t *w)
 	size_t *idx = NULL, idx_cap = 0;
 	struct tier_host h;
 
+	if (t->ops->probe(c->proc_root, c->sys_root, t->slow_mask, &h) < 0)
+		memset(&h, 0, sizeof(h));
 	/* Swap: at most half of what is still free, so that a pass never
 	 * fills it (the guests may need it). */
 	if (t->mode == ACT_TIER_SWAP) {
-		if (t->ops->probe(c->proc_root, c->sys_root, t->slow_mask,
-		    &h) < 0)
-			h.swap_free_kib = 0;
 		t->swap_free_kib = h.swap_free_kib;
 		if (quota > h.swap_free_kib / 2)
 			quota = h.swap_free_kib / 2;
 	}
+	/* Plenty of fast memory left: scan, move nothing (etmem's
+	 * sysmem_threshold). Unknown: move nothing either. */
+	t->held_back = c->tier_sysmem_threshold < 100 &&
+	    (h.mem_total_kib == 0 || h.mem_available_kib * 100 >=
+	    h.mem_total_kib * (uint64_t)c->tier_sysmem_threshold);
+	if (t->held_back)
+		quota = 0;
 	for (size_t i = 0; i < t->n; i++)
 		pass_vm(t, &t->vms[i], &quota, &idx, &idx_cap);
 	free(idx);

@@ -160,6 +160,8 @@ tier_probe(const char *proc_root, const char *sys_root, uint64_t slow_nodes,
 		return r;
 	ret->swap = meminfo_kib(text, "SwapTotal:") > 0;
 	ret->swap_free_kib = meminfo_kib(text, "SwapFree:");
+	ret->mem_total_kib = meminfo_kib(text, "MemTotal:");
+	ret->mem_available_kib = meminfo_kib(text, "MemAvailable:");
 	snprintf(path, sizeof(path), "%s/devices/system/node/has_memory",
 	    sys_root);
 	if (read_text(path, text, sizeof(text)) == 0 &&

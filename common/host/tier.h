@@ -33,6 +33,7 @@
 struct tier_host {
 	bool swap;			/* SwapTotal > 0 */
 	uint64_t swap_free_kib;
+	uint64_t mem_total_kib, mem_available_kib;
 	uint64_t slow_mask;		/* slower nodes with memory */
 	uint64_t fast_mask;		/* the others with memory */
 	char why[160];			/* neither: what is missing */

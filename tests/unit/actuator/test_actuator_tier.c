@@ -11,6 +11,8 @@
  *   never keeps less than its hot reserve, the hot chunks never move; a VM
  *   whose moves come back as major faults waits longer; the moves show in
  *   mm_vm_tier_moved_bytes;
+ * - with sysmem_threshold, nothing moves while the host has more free
+ *   than that, and moves begin once it has less;
  * - a bad slow_nodes list is refused at start.
  */
 #define _GNU_SOURCE
@@ -43,6 +45,7 @@ static struct {
 	uint64_t max_pass_kib;
 	bool hot_moved;
 	bool swap;			/* the fake host has swap */
+	uint64_t avail_pct;		/* its MemAvailable, % of 16 GiB */
 } F;
 
 static int
@@ -55,6 +58,8 @@ fake_probe(const char *proc_root, const char *sys_root, uint64_t slow,
 	memset(ret, 0, sizeof(*ret));
 	ret->swap = F.swap;
 	ret->swap_free_kib = 8ull << 20;
+	ret->mem_total_kib = 16ull << 20;
+	ret->mem_available_kib = ret->mem_total_kib * F.avail_pct / 100;
 	ret->fast_mask = 1;
 	if (F.passes < 63)
 		F.passes++;
@@ -223,6 +228,7 @@ test_tier_swap(void **state)
 	(void)state;
 	memset(&F, 0, sizeof(F));
 	F.swap = true;
+	F.avail_pct = 30;
 	th_start(&H, vms, conf_fakes);
 	assert_false(H.a.tier.skipped);
 	assert_int_equal(H.a.tier.mode, ACT_TIER_SWAP);
@@ -265,6 +271,34 @@ test_tier_swap(void **state)
 }
 
 static void
+conf_threshold(struct actuator_conf *c)
+{
+	conf_fakes(c);
+	c->tier_sysmem_threshold = 50;
+}
+
+static void
+test_tier_sysmem_threshold(void **state)
+{
+	(void)state;
+	memset(&F, 0, sizeof(F));
+	F.swap = true;
+	F.avail_pct = 80;
+	th_start(&H, vms, conf_threshold);
+	tu_run_for(&H.loop, 4500);
+	assert_true(H.a.tier.passes >= 3);
+	assert_true(H.a.tier.held_back);
+	assert_int_equal(H.a.tier.moved_kib, 0);
+	/* The host runs short: the chunks idle for long enough go. */
+	F.avail_pct = 30;
+	tu_run_for(&H.loop, 1500);
+	assert_false(H.a.tier.held_back);
+	assert_true(H.a.tier.moved_kib > 0);
+	assert_true(F.max_pass_kib <= 64 * MIB);
+	th_finish(&H);
+}
+
+static void
 test_tier_bad_nodes(void **state)
 {
 	struct actuator a;
@@ -284,6 +318,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tier_skipped),
 		cmocka_unit_test(test_tier_swap),
+		cmocka_unit_test(test_tier_sysmem_threshold),
 		cmocka_unit_test(test_tier_bad_nodes),
 	};
 
