@@ -92,7 +92,7 @@ main(int argc, char **argv)
 	release = act_release_arg(&argc, argv);
 	daemon_host_conf(argc, argv, "mm-actuator", DEFAULT_CONF,
 	    act_conf_table, act_conf_nkeys, &a.conf, &a.conf.host_id,
-	    &a.conf.bus, "actuator", &opts);
+	    &a.conf.bus, "actuator", act_conf_check, &opts);
 	daemon_set_log_level(&opts, a.conf.log_level);
 	if (release) {
 		r = act_release_oneshot(&a.conf);

@@ -72,6 +72,10 @@ struct actuator_conf {
 	int log_level;			/* [log] level */
 };
 
+/* What the table cannot check (conf.c): [tier] slow_nodes is a node
+ * list. Returns 0, or -1 after printing why, naming path, to stderr. */
+int act_conf_check(const void *conf, const char *path);
+
 /* ---- limits (safety.c) ---- */
 
 struct act_limits {

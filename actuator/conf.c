@@ -4,6 +4,7 @@
  * /etc/mm/actuator.conf (documented in mm.conf.5 and deploy/actuator.conf).
  */
 #include <stddef.h>
+#include <stdio.h>
 
 #include "actuator.h"
 
@@ -132,3 +133,19 @@ const struct conf_key act_conf_table[] = {
 
 const size_t act_conf_nkeys =
     sizeof(act_conf_table) / sizeof(act_conf_table[0]);
+
+int
+act_conf_check(const void *conf, const char *path)
+{
+	const struct actuator_conf *c = conf;
+	uint64_t mask;
+
+	if (c->tier_slow_nodes != NULL &&
+	    tier_parse_nodes(c->tier_slow_nodes, &mask) < 0) {
+		fprintf(stderr, "%s: [tier] slow_nodes \"%s\" is no node "
+		    "list (0-63, like \"2-3\" or \"1,3\")\n", path,
+		    c->tier_slow_nodes);
+		return -1;
+	}
+	return 0;
+}

@@ -189,7 +189,7 @@ main(int argc, char **argv)
 	int r;
 
 	daemon_host_conf(argc, argv, "mm-collector", DEFAULT_CONF, conf_table,
-	    NKEYS, &c.conf, &c.conf.host_id, &c.conf.bus, "collector",
+	    NKEYS, &c.conf, &c.conf.host_id, &c.conf.bus, "collector", NULL,
 	    &c.opts);
 	daemon_set_log_level(&c.opts, c.conf.log_level);
 	configure(&c);

@@ -41,6 +41,7 @@ void
 daemon_host_conf(int argc, char **argv, const char *prog,
     const char *default_conf, const struct conf_key *table, size_t n,
     void *conf, char **host_id, struct bus_conf *bus, const char *section,
+    int (*check)(const void *conf, const char *path),
     struct daemon_opts *ret_opts)
 {
 	struct daemon_opts load;
@@ -55,6 +56,8 @@ daemon_host_conf(int argc, char **argv, const char *prog,
 	}
 	daemon_host_id(host_id, ret_opts->conf_path, section);
 	bus_conf_daemon_check(bus, ret_opts);
+	if (check != NULL && check(conf, ret_opts->conf_path) < 0)
+		exit(1);
 	daemon_check_done(ret_opts, table, n, conf);
 }
 

@@ -22,13 +22,16 @@ void daemon_host_id(char **id, const char *conf_path, const char *section);
  * The start of a per-host daemon: daemon_parse_args(), then the
  * configuration into conf (a load error exits 1 with -n, else is fatal),
  * daemon_host_id() on *host_id (a field of conf) with section,
- * bus_conf_daemon_check() on *bus (conf's [bus] section), and
+ * bus_conf_daemon_check() on *bus (conf's [bus] section), the program's
+ * own check (may be NULL: it returns 0, or -1 after printing why to stderr
+ * with the file's path; then the program exits 1, with -n or not), and
  * daemon_check_done(): with -n, exits once the host id and the [bus]
  * section have been checked too.
  */
 void daemon_host_conf(int argc, char **argv, const char *prog,
     const char *default_conf, const struct conf_key *table, size_t n,
     void *conf, char **host_id, struct bus_conf *bus, const char *section,
+    int (*check)(const void *conf, const char *path),
     struct daemon_opts *ret_opts);
 
 struct hv;

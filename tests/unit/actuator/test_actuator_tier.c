@@ -13,7 +13,7 @@
  *   mm_vm_tier_moved_bytes;
  * - with sysmem_threshold, nothing moves while the host has more free
  *   than that, and moves begin once it has less;
- * - a bad slow_nodes list is refused at start.
+ * - a bad slow_nodes list is refused at start and by mm-actuator -n.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -308,8 +308,13 @@ test_tier_bad_nodes(void **state)
 	a.conf.tier_mode = ACT_TIER_NODE;
 	a.conf.tier_slow_nodes = (char *)"1-x";
 	assert_int_equal(act_tier_start(&a), -EINVAL);
+	/* mm-actuator -n says so, before any start. */
+	assert_int_equal(act_conf_check(&a.conf, "actuator.conf"), -1);
 	a.conf.tier_slow_nodes = (char *)"64";
 	assert_int_equal(act_tier_start(&a), -EINVAL);
+	assert_int_equal(act_conf_check(&a.conf, "actuator.conf"), -1);
+	a.conf.tier_slow_nodes = (char *)"2-3,5";
+	assert_int_equal(act_conf_check(&a.conf, "actuator.conf"), 0);
 }
 
 int
