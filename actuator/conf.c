@@ -98,11 +98,9 @@ const struct conf_key act_conf_table[] = {
 	    "a batch issued further ahead of this host's clock is refused"),
 	{ "tier", "mode", CONF_ENUM, 0, 0, "off",
 	  offsetof(struct actuator_conf, tier_mode), tier_modes,
-	  "the host tier: move the VMs' cold memory out of their QEMU "
-	  "processes' RAM: off, auto (a slower node if the host has one, "
-	  "else swap), swap (process_madvise MADV_PAGEOUT) or node "
-	  "(move_pages to the first slower node); a host without it says so "
-	  "and skips it" },
+	  "the host tier, the VMs' cold RAM moved out: off, auto (a slower "
+	  "node if any, else swap), swap (MADV_PAGEOUT) or node (move_pages); "
+	  "a host without it says so and skips it" },
 	T("slow_nodes", CONF_STRING, 1, 255, NULL, tier_slow_nodes,
 	    "the slower NUMA nodes (\"2-3\"); unset: the kernel's memory "
 	    "tiers (every tier after the first)"),
