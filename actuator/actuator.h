@@ -65,6 +65,8 @@ struct actuator_conf {
 	int64_t tier_refault_pct;	/* back off above this */
 	int64_t tier_min_ram_kib;	/* smallest mapping taken as RAM */
 	int64_t tier_sysmem_threshold;	/* move only below this % avail */
+	char *tier_vms;			/* globs of the VMs it scans */
+	char *tier_exclude;		/* globs of those it leaves alone */
 	int64_t clock_skew_ms;		/* batches issued further ahead are
 					 * refused */
 	struct bus_conf bus;

@@ -122,6 +122,12 @@ const struct conf_key act_conf_table[] = {
 	T("sysmem_threshold", CONF_INT, 1, 100, "100", tier_sysmem_threshold,
 	    "move memory only while the host's MemAvailable is below this "
 	    "percent of MemTotal (etmem's sysmem_threshold); 100: always"),
+	T("vms", CONF_STRING, 1, 4096, "*", tier_vms,
+	    "the VMs the tier scans: shell globs of their ids, separated by "
+	    "spaces or commas"),
+	T("exclude", CONF_STRING, 1, 4096, NULL, tier_exclude,
+	    "VMs the tier leaves alone (a database's cache, say): globs as "
+	    "for vms"),
 	T("min_ram", CONF_SIZE_KIB, 2048, 1ll << 32, "64M", tier_min_ram_kib,
 	    "the smallest mapping of a QEMU process taken as guest RAM"),
 	BUS_CONF_KEYS(struct actuator_conf, bus),

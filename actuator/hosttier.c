@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fnmatch.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,6 +183,28 @@ vm_find(struct act_tier *t, const char *id)
 	return NULL;
 }
 
+/* True when id matches one of globs, separated by spaces or commas. */
+static bool
+glob_any(const char *globs, const char *id)
+{
+	char pat[256];
+	size_t len;
+
+	if (globs == NULL)
+		return false;
+	for (const char *p = globs; *p != '\0'; p += len) {
+		p += strspn(p, " ,\t");
+		len = strcspn(p, " ,\t");
+		if (len == 0 || len >= sizeof(pat))
+			continue;
+		memcpy(pat, p, len);
+		pat[len] = '\0';
+		if (fnmatch(pat, id, 0) == 0)
+			return true;
+	}
+	return false;
+}
+
 static void
 list_cb(struct hv_vm *vm, void *arg)
 {
@@ -190,6 +213,9 @@ list_cb(struct hv_vm *vm, void *arg)
 
 	if (vm->pid <= 0)
 		return;		/* no process holds its RAM (xen, sim) */
+	if (!glob_any(t->conf->tier_vms, vm->id) ||
+	    glob_any(t->conf->tier_exclude, vm->id))
+		return;		/* left alone, as configured */
 	v = vm_find(t, vm->id);
 	if (v != NULL && v->pid != vm->pid) {
 		vm_close(v);	/* restarted: another process */
@@ -222,6 +248,7 @@ timer_cb(uv_timer_t *timer)
 
 	if (t->busy || a->hv == NULL)
 		return;
+	t->conf = &a->conf;
 	for (size_t i = 0; i < t->n; i++)
 		t->vms[i].seen = false;
 	hv_foreach(a->hv, list_cb, t);
@@ -235,7 +262,6 @@ timer_cb(uv_timer_t *timer)
 	t->n = k;
 	if (t->n == 0)
 		return;
-	t->conf = &a->conf;
 	t->work.data = t;
 	if (uv_queue_work(a->loop, &t->work, pass_work, pass_done) == 0)
 		t->busy = true;

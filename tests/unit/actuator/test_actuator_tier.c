@@ -13,6 +13,7 @@
  *   mm_vm_tier_moved_bytes;
  * - with sysmem_threshold, nothing moves while the host has more free
  *   than that, and moves begin once it has less;
+ * - a VM the configuration excludes is left alone;
  * - a bad slow_nodes list is refused at start and by mm-actuator -n.
  */
 #define _GNU_SOURCE
@@ -299,6 +300,30 @@ test_tier_sysmem_threshold(void **state)
 }
 
 static void
+conf_exclude(struct actuator_conf *c)
+{
+	conf_fakes(c);
+	free(c->tier_exclude);
+	c->tier_exclude = strdup("db-*, faul*");
+}
+
+static void
+test_tier_exclude(void **state)
+{
+	(void)state;
+	memset(&F, 0, sizeof(F));
+	F.swap = true;
+	F.avail_pct = 30;
+	th_start(&H, vms, conf_exclude);
+	tu_run_for(&H.loop, 4500);
+	assert_true(H.a.tier.passes >= 3);
+	assert_int_equal(H.a.tier.n, 1);
+	assert_string_equal(H.a.tier.vms[0].id, "calm");
+	assert_true(H.a.tier.vms[0].moved_total_kib > 0);
+	th_finish(&H);
+}
+
+static void
 test_tier_bad_nodes(void **state)
 {
 	struct actuator a;
@@ -324,6 +349,7 @@ main(void)
 		cmocka_unit_test(test_tier_skipped),
 		cmocka_unit_test(test_tier_swap),
 		cmocka_unit_test(test_tier_sysmem_threshold),
+		cmocka_unit_test(test_tier_exclude),
 		cmocka_unit_test(test_tier_bad_nodes),
 	};
 
