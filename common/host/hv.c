@@ -188,41 +188,22 @@ hv_set_target(struct hv *hv, const char *vm_id, uint64_t target_kib,
 }
 
 int
-hv_reclaim(struct hv *hv, const char *vm_id, uint64_t seq, uint64_t kib,
-    double psi_budget_pct)
+hv_control_write(const char *path, const Mm__V1__ReclaimRequest *rq)
 {
-	Mm__V1__ReclaimRequest rq = MM__V1__RECLAIM_REQUEST__INIT;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct hv_vm *vm;
 	uint8_t *frame;
 	size_t len;
 	ssize_t n;
 	int fd, r;
 
-	if (hv->ops->control_path == NULL && hv->ops->reclaim == NULL)
-		return -ENOTSUP;
-	vm = hv_vm_find(hv, vm_id);
-	if (vm == NULL)
-		return -ENOENT;
-	rq.has_seq = rq.has_kib = rq.has_psi_budget_pct = true;
-	rq.seq = seq;
-	rq.kib = kib;
-	rq.psi_budget_pct = psi_budget_pct;
-	if (hv->ops->reclaim != NULL) {
-		/* The same check as msg_pack_frame()'s below: the driver
-		 * gets only a request the agent would take. */
-		if (msg_validate(MSG_RECLAIM_REQUEST, &rq.base, NULL, 0) < 0)
-			return -EINVAL;
-		return hv->ops->reclaim(hv, vm, &rq);
-	}
-	hv->ops->control_path(hv, vm, sa.sun_path, sizeof(sa.sun_path));
-	r = msg_pack_frame(MSG_RECLAIM_REQUEST, &rq.base, &frame, &len);
+	if (path[0] == '\0')
+		return -ENOTCONN;	/* the VM has no control channel */
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	r = msg_pack_frame(MSG_RECLAIM_REQUEST, &rq->base, &frame, &len);
 	if (r < 0)
 		return r;
-	if (sa.sun_path[0] == '\0') {
-		free(frame);
-		return -ENOTCONN;	/* the VM has no control channel */
-	}
 	/* A local socket and a frame of a few bytes: neither the connect
 	 * nor the write waits (and would fail rather than block). */
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -240,6 +221,28 @@ hv_reclaim(struct hv *hv, const char *vm_id, uint64_t seq, uint64_t kib,
 	close(fd);
 	free(frame);
 	return r;
+}
+
+int
+hv_reclaim(struct hv *hv, const char *vm_id, uint64_t seq, uint64_t kib,
+    double psi_budget_pct)
+{
+	Mm__V1__ReclaimRequest rq = MM__V1__RECLAIM_REQUEST__INIT;
+	struct hv_vm *vm;
+
+	if (hv->ops->reclaim == NULL)
+		return -ENOTSUP;
+	vm = hv_vm_find(hv, vm_id);
+	if (vm == NULL)
+		return -ENOENT;
+	rq.has_seq = rq.has_kib = rq.has_psi_budget_pct = true;
+	rq.seq = seq;
+	rq.kib = kib;
+	rq.psi_budget_pct = psi_budget_pct;
+	/* The driver gets only a request the agent would take. */
+	if (msg_validate(MSG_RECLAIM_REQUEST, &rq.base, NULL, 0) < 0)
+		return -EINVAL;
+	return hv->ops->reclaim(hv, vm, &rq);
 }
 
 int

@@ -188,16 +188,17 @@ int hv_set_target(struct hv *hv, const char *vm_id, uint64_t target_kib,
  * Ask vm_id's guest agent to reclaim up to kib of the guest's memory into
  * its swap, stopping when the stall during a step rises above
  * psi_budget_pct (ReclaimRequest, docs/protocol.md): written to the VM's
- * agent control socket (kvm: <vm_dir>/<id>.control, a virtio-serial port
- * org.mm.control.0 in the guest; libvirt: the path of the domain's unix
- * channel of that name in its live XML), or on xen to the domain's xenstore key
- * control/mm/reclaim ("<seq> <kib> <psi_budget_pct>"), which the agent
- * watches. seq is nonzero and new for a new request; kib 0 stops the
- * running one. Its progress comes back in the agent's samples
+ * agent control socket (kvm, sim: <vm_dir>/<id>.control, a virtio-serial
+ * port org.mm.control.0 in the guest; libvirt: the path of the domain's
+ * unix channel of that name in its live XML), or on xen to the domain's
+ * xenstore key control/mm/reclaim ("<seq> <kib> <psi_budget_pct>"), which
+ * the agent watches. seq is nonzero and new for a new request; kib 0
+ * stops the running one. Its progress comes back in the agent's samples
  * (GuestStats.reclaim). Returns 0, -EINVAL (a request msg_validate()
- * refuses), -ENOENT, -ENOTSUP (sim),
- * -ENOTCONN (no control socket or channel; xen: no xenstore connection), -EACCES
- * (xen: xenstored refused the write), -EAGAIN, -ENOMEM, -EIO.
+ * refuses), -ENOENT, -ENOTSUP (xen built without libxenstore), -ENOTCONN
+ * (no control socket or channel; xen: no xenstore connection),
+ * -ENAMETOOLONG (a socket path too long), -EACCES (xen: xenstored refused
+ * the write), -EAGAIN, -ENOMEM, -EIO.
  */
 int hv_reclaim(struct hv *hv, const char *vm_id, uint64_t seq, uint64_t kib,
     double psi_budget_pct);

@@ -16,13 +16,10 @@ struct hv_ops {
 	/* Write side (NULL where not supported yet). */
 	int (*set_target)(struct hv *hv, struct hv_vm *vm, uint64_t target_kib,
 	    hv_done_cb cb, void *arg);
-	/* The path of the VM's agent control socket (NULL where none):
-	 * hv_reclaim() writes the request's frame there. */
-	void (*control_path)(struct hv *hv, struct hv_vm *vm, char *buf,
-	    size_t size);
-	/* Deliver a reclaim request (validated, borrowed) to the VM's agent
-	 * itself, for a driver with no control socket (xen: a xenstore
-	 * key); NULL: through control_path. 0 or -errno as hv_reclaim(). */
+	/* Deliver a reclaim request (validated, borrowed) to the VM's agent:
+	 * kvm and libvirt write it to the VM's control socket
+	 * (hv_control_write()), xen to a xenstore key. NULL: none. 0 or
+	 * -errno as hv_reclaim(). */
 	int (*reclaim)(struct hv *hv, struct hv_vm *vm,
 	    const Mm__V1__ReclaimRequest *rq);
 	/* Read the balloon now (NULL where not supported). */
@@ -146,5 +143,13 @@ void hv_agent_reset(struct hv_agent *a, bool ours);
 void hv_agent_close(struct hv_agent *a);
 /* Free the buffer (after closed()). */
 void hv_agent_free(struct hv_agent *a);
+
+/*
+ * The other way, host to agent: write rq as one frame to the VM's agent
+ * control socket at path (QEMU's chardev of the port org.mm.control.0),
+ * without waiting. Returns 0, -ENOTCONN (path "": no such channel, or
+ * nothing listens there), -ENAMETOOLONG, -EAGAIN, -ENOMEM, -EIO.
+ */
+int hv_control_write(const char *path, const Mm__V1__ReclaimRequest *rq);
 
 #endif

@@ -822,18 +822,21 @@ kvm_close(struct hv *hv)
 		uv_close((uv_handle_t *)&k->watch, kvm_handle_closed_cb);
 }
 
-static void
-kvm_control_path(struct hv *hv, struct hv_vm *vm, char *buf, size_t size)
+static int
+kvm_reclaim(struct hv *hv, struct hv_vm *vm, const Mm__V1__ReclaimRequest *rq)
 {
+	char path[4096];
+
 	(void)hv;
-	path_of((const struct kvm_vm *)vm, "control", buf, size);
+	path_of((const struct kvm_vm *)vm, "control", path, sizeof(path));
+	return hv_control_write(path, rq);
 }
 
 const struct hv_ops hv_kvm_ops = {
 	.name = "kvm",
 	.start = kvm_start,
 	.set_target = kvm_set_target,
-	.control_path = kvm_control_path,
+	.reclaim = kvm_reclaim,
 	.refresh = kvm_refresh,
 	.close = kvm_close,
 };

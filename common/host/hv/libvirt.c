@@ -9,7 +9,8 @@
  * definition. The guest agent is read (unless no_agent) on the domain's
  * <channel type='unix'> whose virtio target is named org.mm.agent.0, at the
  * path of its <source> in the live XML; reclaim requests go to the one named
- * org.mm.control.0 the same way (hv_reclaim(), written by the caller).
+ * org.mm.control.0 the same way (hv_reclaim(), written by the caller's
+ * thread, not libvirt's).
  *
  * Threads: libvirt's default event loop runs in a thread of ours; its
  * callbacks queue what they saw under a mutex and wake the libuv loop with
@@ -1515,20 +1516,20 @@ lv_close(struct hv *hv)
 	uv_close((uv_handle_t *)&lv->deadline, handle_closed_cb);
 }
 
-/* The control channel's path in the live XML ("" without one: hv_reclaim()
- * then answers -ENOTCONN). */
-static void
-lv_control_path(struct hv *hv, struct hv_vm *vm, char *buf, size_t size)
+/* To the control channel's path in the live XML ("" without one:
+ * -ENOTCONN). */
+static int
+lv_reclaim(struct hv *hv, struct hv_vm *vm, const Mm__V1__ReclaimRequest *rq)
 {
 	(void)hv;
-	snprintf(buf, size, "%s", ((const struct lv_vm *)vm)->control_path);
+	return hv_control_write(((const struct lv_vm *)vm)->control_path, rq);
 }
 
 const struct hv_ops hv_libvirt_ops = {
 	.name = "libvirt",
 	.start = lv_start,
 	.set_target = lv_set_target,
-	.control_path = lv_control_path,
+	.reclaim = lv_reclaim,
 	.refresh = lv_refresh,
 	.close = lv_close,
 };
