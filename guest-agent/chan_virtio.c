@@ -39,7 +39,7 @@ chan_virtio_frame(const struct agent_sample *s, uint8_t **ret_buf,
     size_t *ret_len)
 {
 	Mm__V1__GuestStats g = MM__V1__GUEST_STATS__INIT;
-	Mm__V1__ColdBucket cb[AGENT_COLD_MAX], *cbp[AGENT_COLD_MAX];
+	Mm__V1__ColdBucket cb[MSG_COLD_MAX], *cbp[MSG_COLD_MAX];
 	Mm__V1__ReclaimStatus rs = MM__V1__RECLAIM_STATUS__INIT;
 
 	g.vm_id = (char *)s->vm_id;
@@ -57,7 +57,7 @@ chan_virtio_frame(const struct agent_sample *s, uint8_t **ret_buf,
 		g.vmstat = (Mm__V1__Vmstat *)&s->vm;
 	if (hs_count(&hs_psi_fields, &s->psi) > 0)
 		g.psi = (Mm__V1__Psi *)&s->psi;
-	for (size_t i = 0; i < s->cold.n && i < AGENT_COLD_MAX; i++) {
+	for (size_t i = 0; i < s->cold.n && i < MSG_COLD_MAX; i++) {
 		mm__v1__cold_bucket__init(&cb[i]);
 		cb[i].has_idle_ms = cb[i].has_anon_kib = cb[i].has_file_kib = 1;
 		cb[i].idle_ms = s->cold.b[i].idle_ms;

@@ -88,7 +88,7 @@ add_cold_reclaim(struct kv_list *l, const struct agent_sample *s)
 	char key[32];
 	int r = 0;
 
-	for (size_t i = 0; i < s->cold.n && i < AGENT_COLD_MAX && r == 0;
+	for (size_t i = 0; i < s->cold.n && i < MSG_COLD_MAX && r == 0;
 	    i++) {
 		snprintf(key, sizeof(key), "cold/%zu/idle_ms", i);
 		r = add_u64(l, key, s->cold.b[i].idle_ms);

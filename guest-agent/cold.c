@@ -119,9 +119,9 @@ cold_parse(const char *text, struct cold_lruvec *v, size_t max)
 			if (cur == NULL)
 				return -EINVAL;
 			/* More than four: keep the youngest four. */
-			if (cur->n == AGENT_COLD_MAX) {
+			if (cur->n == MSG_COLD_MAX) {
 				memmove(&cur->g[0], &cur->g[1],
-				    sizeof(cur->g[0]) * (AGENT_COLD_MAX - 1));
+				    sizeof(cur->g[0]) * (MSG_COLD_MAX - 1));
 				cur->n--;
 			}
 			if (cur->n > 0 && a <= cur->g[cur->n - 1].seq)
@@ -149,7 +149,7 @@ cold_buckets(const struct cold_lruvec *v, size_t n, unsigned page_kib,
     struct agent_cold *ret)
 {
 	memset(ret, 0, sizeof(*ret));
-	for (size_t k = 0; k + 1 < AGENT_COLD_MAX; k++) {
+	for (size_t k = 0; k + 1 < MSG_COLD_MAX; k++) {
 		uint64_t idle = UINT64_MAX, anon = 0, file = 0;
 		bool any = false;
 

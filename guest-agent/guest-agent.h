@@ -63,12 +63,11 @@ extern const char *const agent_channel_names[];
  * them. A file that cannot be read or holds nothing valid leaves its
  * struct initialised with no field set. */
 /* Cold memory (cold.c): memory not touched for at least idle_ms. */
-#define AGENT_COLD_MAX	4
 struct agent_cold {
 	size_t n;
 	struct {
 		uint64_t idle_ms, anon_kib, file_kib;
-	} b[AGENT_COLD_MAX];
+	} b[MSG_COLD_MAX];
 };
 
 struct agent_sample {
@@ -134,13 +133,13 @@ struct agent_cold_state {
 };
 
 /* Generations of one memcg on one node, as lru_gen lists them (oldest
- * first, at most the youngest AGENT_COLD_MAX). */
+ * first, at most the youngest MSG_COLD_MAX). */
 struct cold_lruvec {
 	unsigned long memcg, node;
 	size_t n;
 	struct {
 		unsigned long long seq, age_ms, anon, file;
-	} g[AGENT_COLD_MAX];
+	} g[MSG_COLD_MAX];
 };
 
 /* Whether the estimate can run ([cold] interval, MGLRU on or turned on

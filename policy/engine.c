@@ -630,7 +630,7 @@ reclaim_decide(const struct pe_policy *p, const struct pe_guest *g,
 	if (v->reclaim_ms != 0 && now_ms - v->reclaim_ms <
 	    p->reclaim_interval_ms)
 		return;
-	for (size_t k = 0; k < g->n_cold && k < 4; k++)
+	for (size_t k = 0; k < g->n_cold && k < PE_COLD_MAX; k++)
 		if (g->cold[k].idle_ms >= p->reclaim_idle_ms) {
 			cold = g->cold[k].anon_kib;
 			break;

@@ -18,6 +18,10 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Cold-memory buckets of a guest at most (GuestStats.cold's MSG_COLD_MAX:
+ * the engine does not include the wire's header). */
+#define PE_COLD_MAX	4
+
 #define PE_ID_MAX	64	/* as msg.h's ids */
 /* A target the balloon has not reached is sent again this often. */
 #define PE_REPEAT_MS	15000
@@ -179,7 +183,7 @@ struct pe_guest {
 	struct {
 		uint64_t idle_ms;
 		uint64_t anon_kib;
-	} cold[4];
+	} cold[PE_COLD_MAX];
 };
 
 struct pe_host {

@@ -16,6 +16,8 @@
 #include "policykeys.h"
 #include "policymsg.h"
 
+_Static_assert(PE_COLD_MAX == MSG_COLD_MAX, "the engine's cold buckets");
+
 const char *
 pm_param_name(size_t i)
 {
@@ -370,7 +372,7 @@ pm_guest_memory(struct pe_guest *g, const Mm__V1__GuestStats *gs)
 	g->host_used_kib = gs->has_host_resident_kib ?
 	    gs->host_resident_kib : 0;
 	g->n_cold = 0;
-	for (size_t k = 0; k < gs->n_cold && k < 4; k++) {
+	for (size_t k = 0; k < gs->n_cold && k < PE_COLD_MAX; k++) {
 		g->cold[k].idle_ms = gs->cold[k]->idle_ms;
 		g->cold[k].anon_kib = gs->cold[k]->has_anon_kib ?
 		    gs->cold[k]->anon_kib : 0;

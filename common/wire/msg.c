@@ -85,7 +85,7 @@ static const struct field_rule field_rules[] = {
 	{ "Param.name", RULE_ID, 0, 0 },
 	{ "Metric.name", RULE_ID, 0, 0 },
 	{ "Event.vms", RULE_NONE, 0, MSG_EVENT_VMS_MAX },
-	{ "GuestStats.cold", RULE_NONE, 0, 4 },
+	{ "GuestStats.cold", RULE_NONE, 0, MSG_COLD_MAX },
 	/* A week of hourly peaks, each at most 32 TiB (policy.h's
 	 * PE_HIST_HOURS and PE_HIST_MIB_MAX). */
 	{ "VmHistory.mib", RULE_UINT, 32u << 20, 168 },

@@ -37,6 +37,7 @@
 #define MSG_PAGES_MAX		(1ull << 40)	/* 4 PiB in 4 KiB pages */
 #define MSG_MS_MAX		(1ull << 45)	/* epoch ms: year 3084 */
 #define MSG_NODES_MAX		64		/* NUMA nodes 0..63 */
+#define MSG_COLD_MAX		4		/* GuestStats.cold buckets */
 #define MSG_REPEATED_MAX	4096		/* guests, commands, results */
 #define MSG_EVENT_VMS_MAX	1024		/* VmDecisions in one Event */
 

@@ -106,47 +106,71 @@ guest_trim(Mm__V1__GuestStats *g, const bool *any)
 	}
 }
 
+/*
+ * Fields f[0..n) of the message at m (a struct of that table) from the keys
+ * <group>/<name>: a value that is not a number marks its key bad (the
+ * caller refuses the sample). Returns how many keys were there, good or
+ * bad; *ret_good (may be NULL) is set when one was good.
+ */
+static size_t
+read_fields(char *(*get)(void *arg, const char *key), void *arg,
+    const char *group, const struct hs_field *f, size_t n, void *m,
+    bool *ret_good, const char **ret_bad_key, const char **ret_bad_group)
+{
+	char key[128], *s;
+	size_t there = 0;
+	uint64_t u = 0;
+	double d = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "%s/%s", group, f[i].name);
+		s = get(arg, key);
+		if (s == NULL)
+			continue;
+		there++;
+		if (f[i].pct ? parse_pct(s, &d) : parse_u64(s, &u)) {
+			if (f[i].pct)
+				*(double *)((char *)m + f[i].off) = d;
+			else
+				*(uint64_t *)((char *)m + f[i].off) = u;
+			*(protobuf_c_boolean *)((char *)m + f[i].has_off) = 1;
+			if (ret_good != NULL)
+				*ret_good = true;
+		} else {
+			*ret_bad_key = f[i].name;
+			*ret_bad_group = group;
+		}
+		free(s);
+	}
+	return there;
+}
+
+#define FIELD(type, name, pct)						\
+	{ #name, NULL, NULL, offsetof(type, name),			\
+	  offsetof(type, has_##name), 0, pct, false }
+
 /* The cold buckets, cold/<i>/{idle_ms,anon_kib,file_kib}, i from 0 with no
  * gap: as many as msg_validate() allows (GuestStats.cold), and a key of
  * one more bucket is refused rather than ignored, so that a guest cannot
  * hide a layout the host does not read. */
-#define XEN_COLD_MAX	4
-
-static const char *const cold_groups[XEN_COLD_MAX + 1] = {
+static const char *const cold_groups[MSG_COLD_MAX + 1] = {
 	"cold/0", "cold/1", "cold/2", "cold/3", "cold/4",
 };
 
-static const struct {
-	const char *name;
-	size_t off, has_off;
-} cold_fields[] = {
-	{ "idle_ms", offsetof(Mm__V1__ColdBucket, idle_ms),
-	  offsetof(Mm__V1__ColdBucket, has_idle_ms) },
-	{ "anon_kib", offsetof(Mm__V1__ColdBucket, anon_kib),
-	  offsetof(Mm__V1__ColdBucket, has_anon_kib) },
-	{ "file_kib", offsetof(Mm__V1__ColdBucket, file_kib),
-	  offsetof(Mm__V1__ColdBucket, has_file_kib) },
+static const struct hs_field cold_fields[] = {
+	FIELD(Mm__V1__ColdBucket, idle_ms, false),
+	FIELD(Mm__V1__ColdBucket, anon_kib, false),
+	FIELD(Mm__V1__ColdBucket, file_kib, false),
 };
 
-/* Read a u64 key; false when absent. A bad value sets the bad key. */
-static bool
-get_u64(char *(*get)(void *arg, const char *key), void *arg,
-    const char *group, const char *name, uint64_t *ret,
-    const char **ret_bad_key, const char **ret_bad_group)
-{
-	char key[128], *s;
+/* reclaim/<name> but state, an enum. */
+static const struct hs_field reclaim_fields[] = {
+	FIELD(Mm__V1__ReclaimStatus, seq, false),
+	FIELD(Mm__V1__ReclaimStatus, reclaimed_kib, false),
+	FIELD(Mm__V1__ReclaimStatus, stall_pct, true),
+};
 
-	snprintf(key, sizeof(key), "%s/%s", group, name);
-	s = get(arg, key);
-	if (s == NULL)
-		return false;
-	if (!parse_u64(s, ret)) {
-		*ret_bad_key = name;
-		*ret_bad_group = group;
-	}
-	free(s);
-	return true;
-}
+#define NFIELDS(f)	(sizeof(f) / sizeof((f)[0]))
 
 /* cold/<i>/ into g->cold; false on ENOMEM. */
 static bool
@@ -155,41 +179,30 @@ guest_cold(Mm__V1__GuestStats *g, char *(*get)(void *arg,
     const char **ret_bad_group)
 {
 	Mm__V1__ColdBucket *b = NULL;
-	bool gap = false, any;
-	uint64_t u;
-	size_t i, k;
+	bool gap = false;
+	size_t i;
 
-	for (i = 0; i <= XEN_COLD_MAX; i++) {
+	for (i = 0; i <= MSG_COLD_MAX; i++) {
 		if (b == NULL) {
 			b = calloc(1, sizeof(*b));
 			if (b == NULL)
 				return false;
 			mm__v1__cold_bucket__init(b);
 		}
-		any = false;
-		for (k = 0; k < sizeof(cold_fields) / sizeof(cold_fields[0]);
-		    k++) {
-			if (!get_u64(get, arg, cold_groups[i],
-			    cold_fields[k].name, &u, ret_bad_key,
-			    ret_bad_group))
-				continue;
-			*(uint64_t *)((char *)b + cold_fields[k].off) = u;
-			*(protobuf_c_boolean *)((char *)b +
-			    cold_fields[k].has_off) = 1;
-			any = true;
-		}
-		if (!any) {
+		if (read_fields(get, arg, cold_groups[i], cold_fields,
+		    NFIELDS(cold_fields), b, NULL, ret_bad_key,
+		    ret_bad_group) == 0) {
 			gap = true;
 			continue;
 		}
-		if (gap || i == XEN_COLD_MAX) {
+		if (gap || i == MSG_COLD_MAX) {
 			/* After a missing bucket, or one too many. */
 			*ret_bad_key = "idle_ms";
 			*ret_bad_group = cold_groups[i];
 			continue;
 		}
 		if (g->cold == NULL) {
-			g->cold = calloc(XEN_COLD_MAX, sizeof(*g->cold));
+			g->cold = calloc(MSG_COLD_MAX, sizeof(*g->cold));
 			if (g->cold == NULL) {
 				free(b);
 				return false;
@@ -210,37 +223,29 @@ guest_reclaim(Mm__V1__GuestStats *g, char *(*get)(void *arg,
     const char **ret_bad_group)
 {
 	Mm__V1__ReclaimStatus *rs = calloc(1, sizeof(*rs));
-	uint64_t u = 0;
+	size_t there;
 	char *s;
 
 	if (rs == NULL)
 		return false;
 	mm__v1__reclaim_status__init(rs);
-	rs->has_seq = get_u64(get, arg, "reclaim", "seq", &rs->seq,
-	    ret_bad_key, ret_bad_group);
-	rs->has_reclaimed_kib = get_u64(get, arg, "reclaim", "reclaimed_kib",
-	    &rs->reclaimed_kib, ret_bad_key, ret_bad_group);
-	if (get_u64(get, arg, "reclaim", "state", &u, ret_bad_key,
-	    ret_bad_group)) {
+	there = read_fields(get, arg, "reclaim", reclaim_fields,
+	    NFIELDS(reclaim_fields), rs, NULL, ret_bad_key, ret_bad_group);
+	s = get(arg, "reclaim/state");
+	if (s != NULL) {
+		uint64_t u = 0;
+
 		/* msg_validate() refuses a value ReclaimState lacks. */
-		if (u > INT32_MAX) {
+		if (!parse_u64(s, &u) || u > INT32_MAX) {
 			*ret_bad_key = "state";
 			*ret_bad_group = "reclaim";
 		}
 		rs->has_state = 1;
 		rs->state = (Mm__V1__ReclaimState)(u > INT32_MAX ? 0 : u);
-	}
-	s = get(arg, "reclaim/stall_pct");
-	if (s != NULL) {
-		if (!parse_pct(s, &rs->stall_pct)) {
-			*ret_bad_key = "stall_pct";
-			*ret_bad_group = "reclaim";
-		}
-		rs->has_stall_pct = 1;
+		there++;
 		free(s);
 	}
-	if (rs->has_seq || rs->has_reclaimed_kib || rs->has_state ||
-	    rs->has_stall_pct)
+	if (there > 0)
 		g->reclaim = rs;
 	else
 		free(rs);
@@ -253,10 +258,8 @@ hv_xen_guest_from_keys(char *(*get)(void *arg, const char *key), void *arg,
 {
 	Mm__V1__GuestStats *g;
 	bool any[3] = { false };
-	char key[128], *s;
-	uint64_t u = 0;
-	double f = 0;
-	size_t i, k;
+	char *s;
+	size_t k;
 
 	*ret_bad_key = NULL;
 	*ret_bad_group = NULL;
@@ -279,33 +282,13 @@ hv_xen_guest_from_keys(char *(*get)(void *arg, const char *key), void *arg,
 		g->has_time_ms = 1;
 		free(s);
 	}
-	for (k = 0; k < sizeof(xgroups) / sizeof(xgroups[0]); k++) {
+	for (k = 0; k < NFIELDS(xgroups); k++) {
 		const struct hs_fields *fs = xgroups[k];
 		void *m = k == 0 ? (void *)g->meminfo :
 		    k == 1 ? (void *)g->vmstat : (void *)g->psi;
 
-		for (i = 0; i < fs->n; i++) {
-			const struct hs_field *hf = &fs->f[i];
-
-			snprintf(key, sizeof(key), "%s/%s", fs->group,
-			    hf->name);
-			s = get(arg, key);
-			if (s == NULL)
-				continue;
-			if (hf->pct ? parse_pct(s, &f) : parse_u64(s, &u)) {
-				if (hf->pct)
-					*(double *)((char *)m + hf->off) = f;
-				else
-					*(uint64_t *)((char *)m + hf->off) = u;
-				*(protobuf_c_boolean *)((char *)m +
-				    hf->has_off) = 1;
-				any[k] = true;
-			} else {
-				*ret_bad_key = hf->name;
-				*ret_bad_group = fs->group;
-			}
-			free(s);
-		}
+		(void)read_fields(get, arg, fs->group, fs->f, fs->n, m,
+		    &any[k], ret_bad_key, ret_bad_group);
 	}
 	guest_trim(g, any);
 	if (!guest_cold(g, get, arg, ret_bad_key, ret_bad_group) ||
