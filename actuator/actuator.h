@@ -448,6 +448,7 @@ struct act_tier_vm {
 struct act_tier_ops {
 	int (*probe)(const char *proc_root, const char *sys_root,
 	    uint64_t slow_nodes, struct tier_host *ret);
+	int (*memory)(const char *proc_root, struct tier_host *ret);
 	int (*open)(struct tier_scan *s, const char *proc_root, pid_t pid,
 	    uint64_t min_bytes);
 	int (*begin)(struct tier_scan *s, const char *proc_root);
@@ -471,9 +472,7 @@ struct act_tier {
 	bool busy, timer_on, closing;
 	struct act_tier_vm *vms;
 	size_t n, cap;
-	/* Copied for the work thread at each pass. */
-	const struct actuator_conf *conf;
-	uint64_t swap_free_kib;
+	const struct actuator_conf *conf;	/* the actuator's */
 	bool held_back;		/* the last pass: the host had plenty */
 	uint64_t passes, moved_kib, errors;	/* counters */
 };

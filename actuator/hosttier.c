@@ -21,6 +21,7 @@
 
 static const struct act_tier_ops default_ops = {
 	.probe = tier_probe,
+	.memory = tier_read_memory,
 	.open = tier_scan_open,
 	.begin = tier_scan_begin,
 	.end = tier_scan_end,
@@ -115,15 +116,13 @@ pass_work(uv_work_t *w)
 	size_t *idx = NULL, idx_cap = 0;
 	struct tier_host h;
 
-	if (t->ops->probe(c->proc_root, c->sys_root, t->slow_mask, &h) < 0)
+	memset(&h, 0, sizeof(h));
+	if (t->ops->memory(c->proc_root, &h) < 0)
 		memset(&h, 0, sizeof(h));
 	/* Swap: at most half of what is still free, so that a pass never
 	 * fills it (the guests may need it). */
-	if (t->mode == ACT_TIER_SWAP) {
-		t->swap_free_kib = h.swap_free_kib;
-		if (quota > h.swap_free_kib / 2)
-			quota = h.swap_free_kib / 2;
-	}
+	if (t->mode == ACT_TIER_SWAP && quota > h.swap_free_kib / 2)
+		quota = h.swap_free_kib / 2;
 	/* Plenty of fast memory left: scan, move nothing (etmem's
 	 * sysmem_threshold). Unknown: move nothing either. */
 	t->held_back = c->tier_sysmem_threshold < 100 &&
@@ -248,7 +247,6 @@ timer_cb(uv_timer_t *timer)
 
 	if (t->busy || a->hv == NULL)
 		return;
-	t->conf = &a->conf;
 	for (size_t i = 0; i < t->n; i++)
 		t->vms[i].seen = false;
 	hv_foreach(a->hv, list_cb, t);
@@ -288,6 +286,7 @@ act_tier_start(struct actuator *a)
 
 	if (t->ops == NULL)
 		t->ops = &default_ops;
+	t->conf = c;
 	t->mode = ACT_TIER_OFF;
 	snprintf(t->state, sizeof(t->state), "off");
 	if (c->tier_mode == ACT_TIER_OFF)

@@ -13,8 +13,8 @@ struct pe_vm {
 	bool seen;
 	const struct pe_limits *limits;	/* this call's */
 	uint64_t target_kib;	/* last decided */
-	uint64_t sent_ms;
-	uint64_t reclaim_ms;	/* when reclaim was last asked */	/* when it last changed (or was repeated) */
+	uint64_t sent_ms;	/* when it last changed (or was repeated) */
+	uint64_t reclaim_ms;	/* when reclaim was last asked */
 	double used_ewma;	/* KiB */
 	double peak;		/* recent peak of used, decaying; KiB */
 	uint64_t peak_ms;	/* when peak was last updated */

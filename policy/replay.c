@@ -193,7 +193,6 @@ struct rp_vm {
 	uint64_t last_s;
 	/* The cold model (t->cold_share), where used_kib above is what the
 	 * guest holds in memory: its use less what went to zram, plus zram. */
-	uint64_t use_kib;	/* the trace's use */
 	uint64_t first_s;
 	uint64_t win_min_kib[COLD_SLOTS];	/* smallest use per slot */
 	uint64_t win_max_kib[COLD_SLOTS];	/* largest */
@@ -265,7 +264,6 @@ cold_step(const struct rp_trace *t, struct rp_vm *v, uint64_t now,
 		done = room;
 	v->reclaimed_kib += done;
 	v->pending_kib = done < room ? v->pending_kib - done : 0;
-	v->use_kib = use;
 	v->used_kib = use - v->reclaimed_kib + v->reclaimed_kib /
 	    RP_ZRAM_RATIO;
 }

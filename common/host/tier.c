@@ -146,14 +146,11 @@ probe_tiers(const char *sys_root, uint64_t has_memory, struct tier_host *h)
 }
 
 int
-tier_probe(const char *proc_root, const char *sys_root, uint64_t slow_nodes,
-    struct tier_host *ret)
+tier_read_memory(const char *proc_root, struct tier_host *ret)
 {
 	char path[4200], text[8192];
-	uint64_t has_memory = 1;	/* no NUMA sysfs: node 0 */
 	int r;
 
-	memset(ret, 0, sizeof(*ret));
 	snprintf(path, sizeof(path), "%s/meminfo", proc_root);
 	r = read_text(path, text, sizeof(text));
 	if (r < 0)
@@ -162,6 +159,21 @@ tier_probe(const char *proc_root, const char *sys_root, uint64_t slow_nodes,
 	ret->swap_free_kib = meminfo_kib(text, "SwapFree:");
 	ret->mem_total_kib = meminfo_kib(text, "MemTotal:");
 	ret->mem_available_kib = meminfo_kib(text, "MemAvailable:");
+	return 0;
+}
+
+int
+tier_probe(const char *proc_root, const char *sys_root, uint64_t slow_nodes,
+    struct tier_host *ret)
+{
+	char path[4200], text[512];
+	uint64_t has_memory = 1;	/* no NUMA sysfs: node 0 */
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	r = tier_read_memory(proc_root, ret);
+	if (r < 0)
+		return r;
 	snprintf(path, sizeof(path), "%s/devices/system/node/has_memory",
 	    sys_root);
 	if (read_text(path, text, sizeof(text)) == 0 &&

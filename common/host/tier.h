@@ -50,6 +50,11 @@ struct tier_host {
 int tier_probe(const char *proc_root, const char *sys_root,
     uint64_t slow_nodes, struct tier_host *ret);
 
+/* Only what changes from one pass to the next: ret's swap and memory
+ * fields from proc_root/meminfo (the nodes are left as they are). Returns
+ * 0 or -errno. */
+int tier_read_memory(const char *proc_root, struct tier_host *ret);
+
 /* A node list as sysfs prints it ("0-1,3") as a mask of nodes below
  * TIER_NODES_MAX. Returns 0 or -EINVAL. */
 int tier_parse_nodes(const char *s, uint64_t *ret);

@@ -41,7 +41,7 @@ static struct harness H;
 
 /* What the fakes saw. */
 static struct {
-	unsigned passes;		/* probes: one per swap pass */
+	unsigned passes;		/* memory reads: one a pass */
 	uint64_t pass_kib[64];		/* paged out in each pass */
 	uint64_t max_pass_kib;
 	bool hot_moved;
@@ -49,22 +49,30 @@ static struct {
 	uint64_t avail_pct;		/* its MemAvailable, % of 16 GiB */
 } F;
 
+/* Once a pass (the swap's and memory's room). */
 static int
-fake_probe(const char *proc_root, const char *sys_root, uint64_t slow,
-    struct tier_host *ret)
+fake_memory(const char *proc_root, struct tier_host *ret)
 {
 	(void)proc_root;
-	(void)sys_root;
-	(void)slow;
-	memset(ret, 0, sizeof(*ret));
 	ret->swap = F.swap;
 	ret->swap_free_kib = 8ull << 20;
 	ret->mem_total_kib = 16ull << 20;
 	ret->mem_available_kib = ret->mem_total_kib * F.avail_pct / 100;
-	ret->fast_mask = 1;
 	if (F.passes < 63)
 		F.passes++;
 	return 0;
+}
+
+/* Once, at start. */
+static int
+fake_probe(const char *proc_root, const char *sys_root, uint64_t slow,
+    struct tier_host *ret)
+{
+	(void)sys_root;
+	(void)slow;
+	memset(ret, 0, sizeof(*ret));
+	ret->fast_mask = 1;
+	return fake_memory(proc_root, ret);
 }
 
 static int
@@ -161,7 +169,8 @@ fake_demote(struct tier_scan *s, const size_t *idx, size_t n, unsigned node)
 }
 
 static const struct act_tier_ops fakes = {
-	.probe = fake_probe, .open = fake_open, .begin = fake_begin,
+	.probe = fake_probe, .memory = fake_memory, .open = fake_open,
+	.begin = fake_begin,
 	.end = fake_end, .pageout = fake_pageout, .demote = fake_demote,
 };
 
