@@ -341,23 +341,18 @@ static struct {
 	uint64_t seq, kib;
 	int state;
 	double stall;
-	uint64_t used_kib;	/* total - available, the last sample */
+	uint64_t used_kib;	/* the last sample's, as the scheduler counts */
 } rc;
 
 static void
 reclaim_cb(struct hv *hv, enum hv_event ev, struct hv_vm *vm, void *arg)
 {
-	const Mm__V1__Meminfo *mi;
-
 	(void)hv;
 	(void)arg;
 	if (ev != HV_EV_GUEST || vm->guest == NULL ||
 	    strcmp(vm->id, COLD) != 0)
 		return;
-	mi = vm->guest->meminfo;
-	if (mi != NULL && mi->has_total_kib && mi->has_available_kib &&
-	    mi->total_kib >= mi->available_kib)
-		rc.used_kib = mi->total_kib - mi->available_kib;
+	(void)fleet_used_kib(vm->guest, &rc.used_kib);
 	if (vm->guest->reclaim == NULL)
 		return;
 	rc.has = true;

@@ -22,6 +22,7 @@
 
 #include <cmocka.h>
 
+#include "fleet.h"
 #include "hv.h"
 #include "log.h"
 #include "testutil.h"
@@ -32,7 +33,7 @@
 #define BUDGET_PCT	10.0
 
 struct seen {
-	uint64_t used_kib;	/* total - available, the last sample */
+	uint64_t used_kib;	/* the last sample's, as the scheduler counts */
 	double psi10;		/* PSI some avg10 */
 	bool has_reclaim;
 	uint64_t reclaim_seq, reclaim_kib;
@@ -58,10 +59,7 @@ event_cb(struct hv *hv, enum hv_event ev, struct hv_vm *vm, void *arg)
 
 		if (strcmp(vm->id, ids[i]) != 0)
 			continue;
-		if (g->meminfo != NULL && g->meminfo->has_total_kib &&
-		    g->meminfo->has_available_kib)
-			s->used_kib = g->meminfo->total_kib -
-			    g->meminfo->available_kib;
+		(void)fleet_used_kib(g, &s->used_kib);
 		if (g->psi != NULL && g->psi->has_some_avg10_pct)
 			s->psi10 = g->psi->some_avg10_pct;
 		if (g->reclaim != NULL) {
