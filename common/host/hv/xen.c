@@ -223,14 +223,14 @@ guest_reclaim(Mm__V1__GuestStats *g, char *(*get)(void *arg,
     const char **ret_bad_group)
 {
 	Mm__V1__ReclaimStatus *rs = calloc(1, sizeof(*rs));
-	size_t there;
+	bool any = false;
 	char *s;
 
 	if (rs == NULL)
 		return false;
 	mm__v1__reclaim_status__init(rs);
-	there = read_fields(get, arg, "reclaim", reclaim_fields,
-	    NFIELDS(reclaim_fields), rs, NULL, ret_bad_key, ret_bad_group);
+	(void)read_fields(get, arg, "reclaim", reclaim_fields,
+	    NFIELDS(reclaim_fields), rs, &any, ret_bad_key, ret_bad_group);
 	s = get(arg, "reclaim/state");
 	if (s != NULL) {
 		uint64_t u = 0;
@@ -242,10 +242,11 @@ guest_reclaim(Mm__V1__GuestStats *g, char *(*get)(void *arg,
 		}
 		rs->has_state = 1;
 		rs->state = (Mm__V1__ReclaimState)(u > INT32_MAX ? 0 : u);
-		there++;
+		any = true;
 		free(s);
 	}
-	if (there > 0)
+	/* Only with a field set (a sample with a bad one is refused). */
+	if (any)
 		g->reclaim = rs;
 	else
 		free(rs);
